@@ -1,0 +1,181 @@
+"""The adapter contract and helpers every adapter shares."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Protocol
+
+import redis.exceptions
+
+from jobbridge.errors import SourceUnavailable
+from jobbridge.model import (
+    ActionResult,
+    AuditEntry,
+    Counters,
+    JobDetail,
+    Snapshot,
+    SnapshotQuery,
+    System,
+)
+
+#: Largest error text kept on a record; the rest is cut with a marker.
+MAX_ERROR_CHARS = 16_384
+#: Largest job name or queue name shown.
+MAX_NAME_CHARS = 200
+#: How many audit entries jobbridge keeps per Redis.
+AUDIT_LIMIT = 10_000
+#: How many lifecycle entries jobbridge keeps per source, and for how long per job.
+LIFECYCLE_LIMIT = 10_000
+LIFECYCLE_TTL_S = 30 * 86_400
+
+
+class JobAdapter(Protocol):
+    """What the service needs from each system. Async throughout."""
+
+    system: ClassVar[System]
+    #: the configured source name
+    source: str
+
+    async def snapshot(self, query: SnapshotQuery) -> Snapshot:
+        """Read the counters and one page of each list."""
+        ...
+
+    async def counters(self) -> Counters:
+        """Read the headline counters only."""
+        ...
+
+    async def job(self, job_id: str) -> JobDetail | None:
+        """Find one job wherever it is, or its lifecycle entry; None when unknown."""
+        ...
+
+    async def retry(self, job_id: str, actor: str) -> ActionResult:
+        """Re-enqueue a terminally failed job under a new id."""
+        ...
+
+    async def discard(self, job_id: str, actor: str) -> ActionResult:
+        """Remove a terminally failed job from the failed list."""
+        ...
+
+    async def cancel(self, job_id: str, actor: str) -> ActionResult:
+        """Remove a job no worker has taken yet."""
+        ...
+
+    async def audit(self, limit: int) -> list[AuditEntry]:
+        """The newest audit entries this source's Redis holds (all sources in it)."""
+        ...
+
+    async def refresh_queues(self) -> None:
+        """One bounded step of queue discovery; called in the background, never per request."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise SourceUnavailable unless Redis answers."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+UNAVAILABLE_ERRORS = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    OSError,
+)
+
+
+@asynccontextmanager
+async def redis_errors(source: str) -> AsyncIterator[None]:
+    """Turn "Redis is not there" into SourceUnavailable; let real bugs through."""
+    try:
+        yield
+    except UNAVAILABLE_ERRORS as exc:
+        raise SourceUnavailable(source, str(exc) or type(exc).__name__) from exc
+
+
+def text(value: bytes | str | None) -> str | None:
+    """Redis bytes to str, replacing invalid UTF-8 rather than failing."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value
+
+
+def cap(value: str | None, limit: int) -> str | None:
+    """Cut attacker-sized text to a limit, marking the cut."""
+    if value is None or len(value) <= limit:
+        return value
+    return value[:limit] + f"… [{len(value) - limit} more characters]"
+
+
+def ms_to_datetime(value: object) -> datetime | None:
+    """Unix milliseconds to an aware UTC datetime; None for null, non-integers or nonsense."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    if value < 0 or value > 253_402_300_799_000:  # year 9999
+        return None
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def datetime_to_ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def now_ms() -> int:
+    return datetime_to_ms(datetime.now(tz=UTC))
+
+
+def identity_value(payload: object, keys: tuple[str, ...]) -> str | None:
+    """Autumn's identity rule: the first top-level key with a usable value.
+
+    A non-empty string is used as is; numbers and booleans become JSON text; empty strings,
+    null, objects and arrays are skipped in favour of the next key.
+    """
+    if not isinstance(payload, Mapping):
+        return None
+    for key in keys:
+        value = payload.get(key)
+        if isinstance(value, str):
+            if value:
+                return cap(value, MAX_NAME_CHARS)
+        elif isinstance(value, bool | int | float):
+            return json.dumps(value)
+    return None
+
+
+PRINCIPAL_KEYS = ("principal_id", "principal", "user_id")
+CORRELATION_KEYS = ("correlation_id", "request_id")
+
+
+def principal_of(payload: object) -> str | None:
+    return identity_value(payload, PRINCIPAL_KEYS)
+
+
+def correlation_of(payload: object) -> str | None:
+    return identity_value(payload, CORRELATION_KEYS)
+
+
+def audit_key(jobbridge_prefix: str) -> str:
+    """The bounded list of audit entries in one Redis (entries name their source)."""
+    return f"{jobbridge_prefix}audit"
+
+
+def parse_audit(raw: bytes | str) -> AuditEntry | None:
+    """Decode one audit entry written by a Lua script; None if it is not one."""
+    try:
+        data: Any = json.loads(raw)
+        return AuditEntry(
+            at=datetime.fromtimestamp(int(data["at_ms"]) / 1000, tz=UTC),
+            actor=str(data["actor"]),
+            source=str(data["source"]),
+            job_id=str(data["job_id"]),
+            action=str(data["action"]),
+            outcome=str(data["outcome"]),
+            new_id=str(data["new_id"]) if data.get("new_id") else None,
+            message=str(data.get("message") or ""),
+        )
+    except (ValueError, TypeError, KeyError, OverflowError):
+        return None

@@ -1,0 +1,51 @@
+"""The Lua scripts of every action, read once from package files.
+
+Each ``lua/<system>_<action>.lua`` holds one operation with a ``-- KEYS[n]:``, ``-- ARGV[n]:``
+and ``-- Returns:`` header. Adapters bind them to their client once, in their constructor;
+redis-py's ``Script`` then runs EVALSHA and reloads the script itself after a NOSCRIPT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+
+def _read_all() -> dict[str, str]:
+    folder = resources.files("jobbridge.adapters") / "lua"
+    return {
+        entry.name.removesuffix(".lua"): entry.read_text(encoding="utf-8")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".lua")
+    }
+
+
+#: name ("autumn_retry") -> Lua source
+SOURCES: dict[str, str] = _read_all()
+
+
+@dataclass(frozen=True, slots=True)
+class BoundScripts:
+    """The scripts of one system, registered on one client."""
+
+    scripts: dict[str, AsyncScript]
+
+    def __getitem__(self, action: str) -> AsyncScript:
+        return self.scripts[action]
+
+
+def bind(redis: Redis, system: str) -> BoundScripts:
+    """Register every ``<system>_*.lua`` on a client, keyed by the action name."""
+    prefix = f"{system}_"
+    return BoundScripts(
+        {
+            name.removeprefix(prefix): redis.register_script(source)
+            for name, source in SOURCES.items()
+            if name.startswith(prefix)
+        }
+    )

