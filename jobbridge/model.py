@@ -24,7 +24,7 @@ COMPLETED_WINDOW = timedelta(hours=24)
 FAILED_WINDOW = timedelta(days=7)
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     """Where a job is in its life, in Autumn's words."""
 
     #: waiting for a worker
@@ -55,7 +55,7 @@ class JobStatus(str, enum.Enum):
 LIFECYCLE_STATUSES = frozenset({JobStatus.CANCELED, JobStatus.RETRIED, JobStatus.DISCARDED})
 
 
-class ListName(str, enum.Enum):
+class ListName(enum.StrEnum):
     """The five lists of a source's dashboard, in display order."""
 
     ENQUEUED = "enqueued"
@@ -65,7 +65,7 @@ class ListName(str, enum.Enum):
     FAILED = "failed"
 
 
-class Action(str, enum.Enum):
+class Action(enum.StrEnum):
     """Operator actions on a single job."""
 
     CANCEL = "cancel"
@@ -73,7 +73,7 @@ class Action(str, enum.Enum):
     DISCARD = "discard"
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     """What an action did. Mirrors the integer codes the Lua scripts return."""
 
     #: the action happened

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
 
-def _read_all() -> dict[str, str]:
+def _read_files() -> dict[str, str]:
     folder = resources.files("jobbridge.adapters") / "lua"
     return {
         entry.name.removesuffix(".lua"): entry.read_text(encoding="utf-8")
@@ -25,8 +25,16 @@ def _read_all() -> dict[str, str]:
     }
 
 
-#: name ("autumn_retry") -> Lua source
-SOURCES: dict[str, str] = _read_all()
+#: file stem ("autumn_retry", "_prelude") -> file text, as shipped
+FILES: dict[str, str] = _read_files()
+
+#: action script name ("autumn_retry") -> the Lua that runs: the shared prelude, then the file.
+#: Files whose name starts with "_" are preludes, not scripts.
+SOURCES: dict[str, str] = {
+    name: FILES["_prelude"] + "\n" + text
+    for name, text in FILES.items()
+    if not name.startswith("_")
+}
 
 
 @dataclass(frozen=True, slots=True)

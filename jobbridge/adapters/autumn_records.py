@@ -1,0 +1,267 @@
+"""Decoding Autumn's JSON job records (spec/autumn-redis.md §2) into the shared model.
+
+Pure functions, no Redis. A record that Autumn's serde would reject still becomes a row,
+flagged with what is wrong, so one bad record never breaks a page.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jobbridge.adapters.base import (
+    MAX_ERROR_CHARS,
+    MAX_NAME_CHARS,
+    cap,
+    correlation_of,
+    ms_to_datetime,
+    principal_of,
+    text,
+)
+from jobbridge.model import Action, JobRecord, JobStatus
+from jobbridge.payloads import PREVIEW_CHARS, json_preview
+
+DEFAULT_QUEUE = "default"
+#: u32 / u64 fields serde requires as JSON integers
+REQUIRED_INT_FIELDS = ("attempt", "max_attempts", "initial_backoff_ms")
+OPTIONAL_INT_FIELDS = ("enqueued_at_ms", "started_at_ms", "finished_at_ms", "claimed_at_ms")
+OPTIONAL_STR_FIELDS = ("claimed_by", "last_error", "traceparent", "tracestate")
+#: fields Rust skips when unset: present means a string (never null)
+SKIPPED_STR_FIELDS = ("unique_key", "unique_window", "concurrency_key")
+U32_MAX = 2**32 - 1
+U64_MAX = 2**64 - 1
+
+#: raw_status words: where in Autumn's layout the job was found
+RAW_QUEUE = "queue"
+RAW_DELAYED = "delayed"
+RAW_PROCESSING = "processing"
+RAW_BLOCKED = "blocked"
+RAW_COMPLETED = "completed"
+RAW_DEAD = "dead"
+
+
+def _reject_constant(name: str) -> Any:
+    # Python's json accepts NaN / Infinity; serde does not, so neither do we.
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def loads_strict(raw: bytes | str) -> Any:
+    """json.loads that rejects NaN and Infinity as serde_json does."""
+    return json.loads(raw, parse_constant=_reject_constant)
+
+
+def dumps_compact(value: Any) -> str:
+    """JSON as Autumn writes it: no whitespace, key order kept, UTF-8 text."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A record as far as it could be read."""
+
+    #: the JSON object, or None when the text is not a JSON object
+    data: dict[str, Any] | None
+    #: what serde would reject, in words ("attempt is not an integer")
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.data is not None and not self.problems
+
+
+def _is_uint(value: object, limit: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit
+
+
+def _field_problems(data: dict[str, Any]) -> list[str]:
+    problems = [
+        f"{name} is missing or not a string"
+        for name in ("id", "name")
+        if not isinstance(data.get(name), str)
+    ]
+    if "queue" in data and not isinstance(data["queue"], str):
+        problems.append("queue is not a string")
+    if "payload" not in data:
+        problems.append("payload is missing")
+    for name in REQUIRED_INT_FIELDS:
+        limit = U64_MAX if name.endswith("_ms") else U32_MAX
+        if not _is_uint(data.get(name), limit):
+            problems.append(f"{name} is missing or not an unsigned integer")
+    for name in OPTIONAL_INT_FIELDS:
+        value = data.get(name)
+        if value is not None and not _is_uint(value, U64_MAX):
+            problems.append(f"{name} is not an unsigned integer")
+    for name in OPTIONAL_STR_FIELDS:
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            problems.append(f"{name} is not a string")
+    for name in SKIPPED_STR_FIELDS:
+        if name in data and not isinstance(data[name], str):
+            problems.append(f"{name} is present but not a string")
+    if "concurrency_limit" in data and not _is_uint(data["concurrency_limit"], U32_MAX):
+        problems.append("concurrency_limit is not an unsigned integer")
+    return problems
+
+
+def decode(raw: bytes | str | None) -> Decoded:
+    """Decode one stored record and list what Autumn's serde would reject."""
+    if raw is None:
+        return Decoded(None, ("record missing",))
+    try:
+        data = loads_strict(raw)
+    except (ValueError, UnicodeDecodeError):
+        return Decoded(None, ("record is not valid JSON",))
+    if not isinstance(data, dict):
+        return Decoded(None, ("record is not a JSON object",))
+    return Decoded(data, tuple(_field_problems(data)))
+
+
+def is_malformed_dead_entry(data: dict[str, Any] | None) -> bool:
+    """The ``{"id","error","raw_payload"}`` entries Autumn pushes to dead for bad records."""
+    return data is not None and "error" in data and "name" not in data
+
+
+def queue_of(data: dict[str, Any] | None) -> str:
+    """The record's normalised queue name ("default" when missing or unreadable)."""
+    if data is None:
+        return DEFAULT_QUEUE
+    value = data.get("queue")
+    if not isinstance(value, str) or not value.strip():
+        return DEFAULT_QUEUE
+    return value.strip()
+
+
+def unique_lock_suffix(data: dict[str, Any] | None) -> tuple[str, str] | None:
+    """(name, unique_key) of a unique job whose lock Autumn keeps (window is not ``ttl``)."""
+    if data is None:
+        return None
+    name, key, window = data.get("name"), data.get("unique_key"), data.get("unique_window")
+    if not isinstance(name, str) or not isinstance(key, str):
+        return None
+    if window == "ttl":
+        return None
+    return name, key
+
+
+def _str_or_none(value: object, limit: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = json.dumps(value, ensure_ascii=False)[:limit]
+    return cap(value, limit)
+
+
+def _int_or_none(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def _actions(status: JobStatus, decoded: Decoded, malformed: bool) -> tuple[Action, ...]:
+    if status in (JobStatus.ENQUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING, JobStatus.BLOCKED):
+        # Cancel needs only the record to exist; Autumn falls back to the default queue.
+        record_exists = decoded.problems[:1] != ("record missing",)
+        return (Action.CANCEL,) if record_exists else ()
+    if status is JobStatus.FAILED:
+        if decoded.ok and not malformed:
+            return (Action.RETRY, Action.DISCARD)
+        return (Action.DISCARD,)
+    return ()
+
+
+def _extra(data: dict[str, Any]) -> dict[str, str]:
+    extra: dict[str, str] = {}
+    for name in ("unique_key", "unique_window", "concurrency_key", "initial_backoff_ms"):
+        value = data.get(name)
+        if value is not None:
+            extra[name] = cap(str(value), MAX_NAME_CHARS) or ""
+    if data.get("concurrency_limit") is not None:
+        extra["concurrency_limit"] = str(data["concurrency_limit"])
+    return extra
+
+
+def to_job(
+    raw: bytes | str | None,
+    *,
+    source: str,
+    job_id: str,
+    status: JobStatus,
+    raw_status: str,
+    scheduled_for_ms: int | None = None,
+) -> JobRecord:
+    """Map one stored record (or its absence) to a row.
+
+    ``status`` is where the job was found; a delayed job becomes ``retrying`` when it is a
+    retry backoff (attempt > 1 and an error recorded).
+    """
+    decoded = decode(raw)
+    data = decoded.data or {}
+    malformed = is_malformed_dead_entry(decoded.data)
+    problems = list(decoded.problems)
+    if malformed:
+        problems = ["malformed entry: Autumn could not decode this job's record"]
+
+    attempt = _int_or_none(data.get("attempt"))
+    last_error = _str_or_none(data.get("error" if malformed else "last_error"), MAX_ERROR_CHARS)
+    if status is JobStatus.SCHEDULED and attempt is not None and attempt > 1 and last_error:
+        status = JobStatus.RETRYING
+    claimed_by = data.get("claimed_by")
+    if status is JobStatus.ENQUEUED and isinstance(claimed_by, str):
+        # Claimed between our list read and our record read: it is running now.
+        status = JobStatus.RUNNING
+    payload = data.get("raw_payload") if malformed else data.get("payload")
+    if malformed and isinstance(payload, str):
+        preview = cap(payload, PREVIEW_CHARS) or ""
+    else:
+        preview = json_preview(payload)
+    name = data.get("name")
+    record_id = data.get("id")
+    return JobRecord(
+        source=source,
+        system="autumn",
+        id=record_id if isinstance(record_id, str) and record_id else job_id,
+        name=(cap(name, MAX_NAME_CHARS) or "") if isinstance(name, str) else "",
+        queue=cap(queue_of(decoded.data), MAX_NAME_CHARS) or DEFAULT_QUEUE,
+        status=status,
+        raw_status=raw_status,
+        enqueued_at=ms_to_datetime(data.get("enqueued_at_ms")),
+        scheduled_for=ms_to_datetime(scheduled_for_ms),
+        started_at=ms_to_datetime(data.get("started_at_ms")),
+        finished_at=ms_to_datetime(data.get("finished_at_ms")),
+        attempt=attempt,
+        max_attempts=_int_or_none(data.get("max_attempts")),
+        last_error=last_error,
+        principal_id=principal_of(payload),
+        correlation_id=correlation_of(payload),
+        worker=cap(claimed_by, MAX_NAME_CHARS) if isinstance(claimed_by, str) else None,
+        payload_preview=preview,
+        actions=_actions(status, decoded, malformed),
+        problem="; ".join(problems) if problems else None,
+        extra=_extra(data),
+    )
+
+
+def sort_time_ms(job: JobRecord) -> int | None:
+    moment: datetime | None = job.sort_time
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def retried_record(data: dict[str, Any], new_id: str, now_ms: int) -> str:
+    """The record Autumn's admin retry writes: new id, attempt 1, enqueued now, run fields gone.
+
+    Encoded here rather than by cjson in Lua, so integers stay integers, `[]` stays `[]` and
+    `/` stays `/` (spec §7.5).
+    """
+    record = dict(data)
+    record["id"] = new_id
+    record["attempt"] = 1
+    record["enqueued_at_ms"] = now_ms
+    for name in ("started_at_ms", "finished_at_ms", "claimed_by", "claimed_at_ms", "last_error"):
+        record.pop(name, None)
+    return dumps_compact(record)
+
+
+def text_or_empty(raw: bytes | str | None) -> str:
+    return text(raw) or ""

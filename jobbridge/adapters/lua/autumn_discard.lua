@@ -1,0 +1,57 @@
+-- Discard a terminally failed Autumn job: Autumn's own admin discard (exact-string LREM of
+-- the dead-record copy on P:dead), plus a `discarded` lifecycle entry and an audit entry.
+-- Also removes malformed dead entries ({"id","error","raw_payload"}), which have no
+-- dead-record key: Python finds the exact entry text and this script removes that text only.
+--
+-- KEYS[1]: P:dead-record:<id>
+-- KEYS[2]: P:dead
+-- KEYS[3]: jobbridge lifecycle key of this job
+-- KEYS[4]: jobbridge lifecycle list of this source
+-- KEYS[5]: jobbridge audit list
+-- ARGV[1]: job id
+-- ARGV[2]: exact text of a malformed dead entry with this id, or "" to use the dead-record
+-- ARGV[3]: now, Unix ms
+-- ARGV[4]: actor
+-- ARGV[5]: source name
+-- ARGV[6]: lifecycle entry TTL, seconds
+-- ARGV[7]: lifecycle list limit
+-- ARGV[8]: audit list limit
+-- Returns: {code, detail}
+--   { 1, ""}           discarded
+--   { 0, ""}           no such failed job
+--   {-1, "<entry>"}    already canceled / retried / discarded (detail = lifecycle entry JSON)
+--   {-1, "not in dead"} the dead-record exists but P:dead holds no identical entry
+local id = ARGV[1]
+local now, actor, source = ARGV[3], ARGV[4], ARGV[5]
+
+local function refuse(code, detail, outcome, message)
+  jb_audit(KEYS[5], ARGV[8], now, actor, source, id, 'discard', outcome, '', message)
+  return {code, detail}
+end
+
+local entry = redis.call('GET', KEYS[1])
+local malformed = false
+if not entry and ARGV[2] ~= '' then
+  entry = ARGV[2]
+  malformed = true
+end
+if not entry then
+  local previous = redis.call('GET', KEYS[3])
+  if previous then
+    return refuse(-1, previous, 'wrong_state', 'already handled by an operator')
+  end
+  return refuse(0, '', 'not_found', 'no such failed job')
+end
+
+if redis.call('LREM', KEYS[2], 0, entry) == 0 then
+  if malformed then
+    return refuse(0, '', 'not_found', 'no such failed job')
+  end
+  return refuse(-1, 'not in dead', 'wrong_state', 'not in the failed list')
+end
+if not malformed then
+  redis.call('DEL', KEYS[1])
+end
+jb_lifecycle(KEYS[3], KEYS[4], ARGV[6], ARGV[7], id, 'discarded', now, actor, '', entry)
+jb_audit(KEYS[5], ARGV[8], now, actor, source, id, 'discard', 'done', '', 'discarded')
+return {1, ''}

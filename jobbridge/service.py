@@ -1,0 +1,304 @@
+"""The only caller of adapters: coalesced reads, the overview, actions and their audit.
+
+The web app and the CLI talk to a ``JobService``; they never touch Redis. Identical reads that
+arrive within ``cache_ttl_s`` share one Redis round trip, so many viewers polling the same
+dashboard cost what one does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from jobbridge.adapters.base import JobAdapter
+from jobbridge.errors import SourceUnavailable, UnknownSource
+from jobbridge.model import (
+    Action,
+    ActionResult,
+    AuditEntry,
+    Counters,
+    JobDetail,
+    JobRecord,
+    ListName,
+    Outcome,
+    Snapshot,
+    SnapshotQuery,
+    System,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: What each system's adapter supports, for the API's ``capabilities``.
+CAPABILITIES: Mapping[System, tuple[str, ...]] = {
+    "autumn": ("snapshot", "job", "cancel", "retry", "discard", "audit", "lifecycle"),
+    "rq": ("snapshot", "job", "cancel", "retry", "discard", "audit"),
+    "celery": ("snapshot", "job", "cancel", "retry", "discard", "audit"),
+}
+#: Failures per source that the overview merges into "most recent failures".
+OVERVIEW_FAILURES = 10
+#: Seconds between background queue-discovery steps.
+DISCOVERY_INTERVAL_S = 0.5
+
+
+class Coalescer:
+    """Share one in-flight or recent result among identical callers.
+
+    A result is reused for ``ttl_s`` seconds after it arrives; an exception is handed to every
+    caller that was waiting for it and is not kept.
+    """
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[Hashable, tuple[float, asyncio.Future[Any]]] = {}
+        #: how many calls reached Redis (for tests and /metrics)
+        self.misses = 0
+
+    async def get(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None:
+            expires, future = entry
+            if not future.done() or now < expires:
+                result: T = await asyncio.shield(future)
+                return result
+        self.misses += 1
+        future = asyncio.get_running_loop().create_future()
+        self._entries[key] = (float("inf"), future)
+        try:
+            value = await load()
+        except BaseException as exc:
+            self._entries.pop(key, None)
+            future.set_exception(exc)
+            # Waiters get it; mark it retrieved so asyncio does not warn when there are none.
+            future.exception()
+            raise
+        future.set_result(value)
+        self._entries[key] = (time.monotonic() + self.ttl_s, future)
+        if len(self._entries) > 10_000:
+            self._prune()
+        return value
+
+    def invalidate(self, prefix: Hashable | None = None) -> None:
+        """Forget finished results (of keys starting with ``prefix`` when given)."""
+        for key, (_, future) in list(self._entries.items()):
+            if not future.done():
+                continue
+            if prefix is None or (isinstance(key, tuple) and key[:1] == (prefix,)):
+                del self._entries[key]
+
+    def _prune(self) -> None:
+        now = time.monotonic()
+        for key, (expires, future) in list(self._entries.items()):
+            if future.done() and expires <= now:
+                del self._entries[key]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceInfo:
+    name: str
+    system: System
+    capabilities: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceStatus:
+    """One row of the overview: counters, or why they could not be read."""
+
+    name: str
+    system: System
+    counters: Counters | None
+    error: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Overview:
+    taken_at: datetime
+    sources: tuple[SourceStatus, ...]
+    #: the newest terminal failures across all sources, newest first
+    recent_failures: tuple[JobRecord, ...]
+
+
+class JobService:
+    """Everything the web app and CLI may do, over the configured adapters."""
+
+    def __init__(
+        self,
+        adapters: Mapping[str, JobAdapter],
+        *,
+        cache_ttl_s: float = 1.0,
+        read_only: bool = False,
+    ) -> None:
+        """Wrap adapters, keyed by source name, in their configured order."""
+        self.adapters = dict(adapters)
+        self.read_only = read_only
+        self.cache = Coalescer(cache_ttl_s)
+        self._discovery: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start background queue discovery (bounded SCAN steps, never per request)."""
+        if self._discovery is None:
+            self._discovery = asyncio.create_task(self._discover_forever())
+
+    async def _discover_forever(self) -> None:
+        while True:
+            for adapter in self.adapters.values():
+                try:
+                    await adapter.refresh_queues()
+                except SourceUnavailable:
+                    pass
+                except Exception:  # keep discovering the other sources
+                    log.exception("queue discovery failed for source %s", adapter.source)
+            await asyncio.sleep(DISCOVERY_INTERVAL_S)
+
+    async def close(self) -> None:
+        if self._discovery is not None:
+            self._discovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._discovery
+            self._discovery = None
+        for adapter in self.adapters.values():
+            await adapter.close()
+
+    # ------------------------------------------------------------ reads
+
+    def adapter(self, source: str) -> JobAdapter:
+        try:
+            return self.adapters[source]
+        except KeyError:
+            raise UnknownSource(source) from None
+
+    def sources(self) -> list[SourceInfo]:
+        return [
+            SourceInfo(name=name, system=a.system, capabilities=CAPABILITIES[a.system])
+            for name, a in self.adapters.items()
+        ]
+
+    async def snapshot(self, source: str, query: SnapshotQuery | None = None) -> Snapshot:
+        """One source's dashboard: counters and one page of each list."""
+        adapter = self.adapter(source)
+        query = query or SnapshotQuery.build()
+        key = (source, "snapshot", tuple(sorted(query.pages.items())), query.per_page)
+        return await self.cache.get(key, lambda: adapter.snapshot(query))
+
+    async def counters(self, source: str) -> Counters:
+        adapter = self.adapter(source)
+        return await self.cache.get((source, "counters"), adapter.counters)
+
+    async def overview(self) -> Overview:
+        """Counters of every source side by side, plus the newest failures across them."""
+        names = list(self.adapters)
+        first_pages = SnapshotQuery.build(per_page=OVERVIEW_FAILURES)
+        results = await asyncio.gather(
+            *(self.snapshot(name, first_pages) for name in names), return_exceptions=True
+        )
+        rows: list[SourceStatus] = []
+        failures: list[JobRecord] = []
+        for name, result in zip(names, results, strict=True):
+            system = self.adapters[name].system
+            if isinstance(result, SourceUnavailable):
+                rows.append(SourceStatus(name=name, system=system, counters=None,
+                                         error=result.detail))
+            elif isinstance(result, BaseException):
+                log.error("overview of source %s failed", name, exc_info=result)
+                rows.append(SourceStatus(name=name, system=system, counters=None,
+                                         error="internal error reading this source"))
+            else:
+                rows.append(SourceStatus(name=name, system=system, counters=result.counters))
+                failures.extend(result.lists[ListName.FAILED].items)
+        epoch = datetime.fromtimestamp(0, tz=UTC)
+        failures.sort(key=lambda j: j.sort_time or epoch, reverse=True)
+        return Overview(
+            taken_at=datetime.now(tz=UTC),
+            sources=tuple(rows),
+            recent_failures=tuple(failures[:OVERVIEW_FAILURES]),
+        )
+
+    async def job(self, source: str, job_id: str) -> JobDetail | None:
+        return await self.adapter(source).job(job_id)
+
+    async def audit(self, source: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """Newest audit entries, of one source or of all, merged newest first."""
+        limit = max(1, min(limit, 1000))
+        adapters = [self.adapter(source)] if source else list(self.adapters.values())
+        entries: list[AuditEntry] = []
+        seen_stores: set[int] = set()
+        for adapter in adapters:
+            # Sources in one Redis share one audit list; read it once.
+            store = id(getattr(adapter, "client", adapter))
+            if store in seen_stores:
+                continue
+            seen_stores.add(store)
+            try:
+                entries.extend(await adapter.audit(limit if not source else 10 * limit))
+            except SourceUnavailable:
+                if source:
+                    raise
+        if source:
+            entries = [e for e in entries if e.source == source]
+        entries.sort(key=lambda e: e.at, reverse=True)
+        return entries[:limit]
+
+    async def ready(self) -> dict[str, str | None]:
+        """Each source's readiness: None when its Redis answers, else the reason."""
+
+        async def one(adapter: JobAdapter) -> str | None:
+            try:
+                await asyncio.wait_for(adapter.ping(), timeout=2.0)
+            except SourceUnavailable as exc:
+                return exc.detail
+            except TimeoutError:
+                return "timed out"
+            return None
+
+        names = list(self.adapters)
+        states = await asyncio.gather(*(one(self.adapters[n]) for n in names))
+        return dict(zip(names, states, strict=True))
+
+    # ------------------------------------------------------------ actions
+
+    async def act(self, source: str, job_id: str, action: Action, actor: str) -> ActionResult:
+        """Run one action and report exactly what happened."""
+        adapter = self.adapter(source)
+        if self.read_only:
+            return ActionResult(
+                action=action,
+                outcome=Outcome.FORBIDDEN,
+                job_id=job_id,
+                message="jobbridge is in read-only mode; no action was taken.",
+            )
+        run = {
+            Action.CANCEL: adapter.cancel,
+            Action.RETRY: adapter.retry,
+            Action.DISCARD: adapter.discard,
+        }[action]
+        try:
+            result = await run(job_id, actor)
+        except SourceUnavailable as exc:
+            return ActionResult(
+                action=action,
+                outcome=Outcome.UNAVAILABLE,
+                job_id=job_id,
+                message=f"Redis of source {source!r} is unavailable ({exc.detail}); "
+                "whether the action applied is unknown: check the audit log.",
+            )
+        finally:
+            self.cache.invalidate(source)
+        log.info(
+            "action %s on %s/%s by %s: %s", action.value, source, job_id, actor,
+            result.outcome.value,
+        )
+        return result
