@@ -210,12 +210,19 @@ class JobService:
         for name, result in zip(names, results, strict=True):
             system = self.adapters[name].system
             if isinstance(result, SourceUnavailable):
-                rows.append(SourceStatus(name=name, system=system, counters=None,
-                                         error=result.detail))
+                rows.append(
+                    SourceStatus(name=name, system=system, counters=None, error=result.detail)
+                )
             elif isinstance(result, BaseException):
                 log.error("overview of source %s failed", name, exc_info=result)
-                rows.append(SourceStatus(name=name, system=system, counters=None,
-                                         error="internal error reading this source"))
+                rows.append(
+                    SourceStatus(
+                        name=name,
+                        system=system,
+                        counters=None,
+                        error="internal error reading this source",
+                    )
+                )
             else:
                 rows.append(SourceStatus(name=name, system=system, counters=result.counters))
                 failures.extend(result.lists[ListName.FAILED].items)
@@ -298,7 +305,11 @@ class JobService:
         finally:
             self.cache.invalidate(source)
         log.info(
-            "action %s on %s/%s by %s: %s", action.value, source, job_id, actor,
+            "action %s on %s/%s by %s: %s",
+            action.value,
+            source,
+            job_id,
+            actor,
             result.outcome.value,
         )
         return result

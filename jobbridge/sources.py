@@ -7,7 +7,7 @@ handful of EXISTS checks plus one bounded SCAN, run once at start-up, never per 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import redis.asyncio
@@ -15,7 +15,7 @@ import redis.asyncio
 from jobbridge.adapters.autumn import DEFAULT_KEY_PREFIX as AUTUMN_DEFAULT_PREFIX
 from jobbridge.adapters.autumn import AutumnAdapter
 from jobbridge.adapters.base import UNAVAILABLE_ERRORS, JobAdapter, text
-from jobbridge.config import SourceConfig
+from jobbridge.config import Settings, SourceConfig
 from jobbridge.errors import ConfigError, SourceUnavailable
 from jobbridge.model import System
 
@@ -141,11 +141,63 @@ def detected_sources(url: str, detected: Sequence[Detected]) -> list[SourceConfi
     for item in detected:
         if not item.supported:
             continue
-        name = item.system if item.key_prefix == AUTUMN_DEFAULT_PREFIX else (
-            f"{item.system}-{item.key_prefix.replace(':', '-')}"
+        name = (
+            item.system
+            if item.key_prefix == AUTUMN_DEFAULT_PREFIX
+            else (f"{item.system}-{item.key_prefix.replace(':', '-')}")
         )
         configs.append(
-            SourceConfig(name=name[:64], system=item.system, redis_url=url,
-                         key_prefix=item.key_prefix)
+            SourceConfig(
+                name=name[:64], system=item.system, redis_url=url, key_prefix=item.key_prefix
+            )
         )
     return configs
+
+
+async def resolve_sources(settings: Settings) -> tuple[Settings, list[str]]:
+    """Settings whose sources are configured: detection fills them in for ``--redis URL``.
+
+    A Redis that is down or holds nothing recognisable is not fatal: jobbridge then watches
+    Autumn's default prefix there, and the pages say when Redis is unreachable.
+
+    Returns:
+        The settings to serve, and notes for the operator about what detection decided.
+    """
+    url = settings.detect_url
+    if settings.sources or not url:
+        return settings, []
+    notes: list[str] = []
+    try:
+        found = await detect(url)
+    except SourceUnavailable as exc:
+        found = []
+        notes.append(
+            f"{_redact(url)} is unreachable ({exc.detail}); watching Autumn's default "
+            f"prefix {AUTUMN_DEFAULT_PREFIX!r} until it answers"
+        )
+    for item in found:
+        if not item.supported:
+            notes.append(
+                f"found {item.system} keys ({item.evidence}), which jobbridge does not read yet"
+            )
+    configs = detected_sources(url, found)
+    if not configs:
+        if found or not notes:
+            notes.append(
+                f"no Autumn keys found; watching the default prefix {AUTUMN_DEFAULT_PREFIX!r}"
+            )
+        configs = [SourceConfig(name="autumn", system="autumn", redis_url=url)]
+    for config in configs:
+        notes.append(
+            f"source {config.name}: {config.system} at prefix {config.effective_key_prefix!r}"
+        )
+    return replace(settings, sources=tuple(configs)), notes
+
+
+def _redact(url: str) -> str:
+    """A URL without its password, for messages."""
+    head, sep, tail = url.partition("@")
+    if not sep or "://" not in head:
+        return url
+    scheme, _, _ = head.partition("://")
+    return f"{scheme}://***@{tail}"

@@ -1,0 +1,421 @@
+"""The ``jobbridge`` command: serve, demo, snapshot, show, retry / cancel / discard, audit, doctor.
+
+Every command reads the same settings (``--config`` file < ``JOBBRIDGE_*`` environment <
+flags). ``--redis URL`` without a config file detects the systems in that Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from jobbridge import __version__
+from jobbridge.config import Settings, load_settings
+from jobbridge.errors import ConfigError, JobbridgeError, SourceUnavailable, UnknownSource
+from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
+from jobbridge.render import render_detail, render_snapshot
+from jobbridge.serialize import action_json, audit_json, detail_json, snapshot_json
+from jobbridge.service import JobService
+from jobbridge.sources import build_adapters, detect, resolve_sources
+
+T = TypeVar("T")
+
+#: Process exit codes, so scripts can tell outcomes apart.
+EXIT_OK = 0
+EXIT_REFUSED = 1  # the action was refused (not found, wrong state, conflict, corrupt)
+EXIT_USAGE = 2  # bad configuration or arguments (click uses 2 too)
+EXIT_UNAVAILABLE = 3  # Redis could not be reached
+
+_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML config file (env: JOBBRIDGE_CONFIG).",
+)
+_redis_option = click.option(
+    "--redis",
+    "redis_url",
+    default=None,
+    metavar="URL",
+    help="Redis to inspect when no config file names sources; the systems in it are "
+    "detected (env: JOBBRIDGE_REDIS_URL).",
+)
+
+
+def _settings(config_path: Path | None, redis_url: str | None, **flags: Any) -> Settings:
+    try:
+        return load_settings(config_path, overrides={"redis_url": redis_url, **flags})
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _run(coro: Awaitable[T]) -> T:
+    async def wrapped() -> T:
+        return await coro
+
+    return asyncio.run(wrapped())
+
+
+async def _with_service(settings: Settings, use: Callable[[JobService], Awaitable[T]]) -> T:
+    settings, notes = await resolve_sources(settings)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    service = JobService(build_adapters(settings.sources), read_only=settings.server.read_only)
+    try:
+        for adapter in service.adapters.values():
+            discover = getattr(adapter, "discover_queues", None)
+            if discover is not None:
+                try:
+                    await discover()
+                except SourceUnavailable:
+                    pass
+        return await use(service)
+    finally:
+        await service.close()
+
+
+def _fail(exc: JobbridgeError) -> click.ClickException:
+    error = click.ClickException(str(exc))
+    error.exit_code = EXIT_UNAVAILABLE if isinstance(exc, SourceUnavailable) else EXIT_USAGE
+    return error
+
+
+@click.group()
+@click.version_option(__version__, prog_name="jobbridge")
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """An operator's window onto Autumn, RQ and Celery job queues in Redis."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@_config_option
+@_redis_option
+@click.option("--source", "source_name", default=None, help="Only this source (default: all).")
+@click.option("--per-page", type=int, default=None, help="Rows per list, 1..100 (default 25).")
+@click.option(
+    "--page",
+    "pages",
+    multiple=True,
+    metavar="LIST=N",
+    help="Page of one list, e.g. --page failed=2 (lists: enqueued, scheduled, running, "
+    "completed, failed). Repeatable.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def snapshot(
+    config_path: Path | None,
+    redis_url: str | None,
+    source_name: str | None,
+    per_page: int | None,
+    pages: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Print the counters and one page of each list of every source."""
+    query = SnapshotQuery.build(_parse_pages(pages), per_page)
+    settings = _settings(config_path, redis_url)
+
+    async def use(service: JobService) -> None:
+        names = [source_name] if source_name else list(service.adapters)
+        shots = [await service.snapshot(name, query) for name in names]
+        if as_json:
+            click.echo(json.dumps({"snapshots": [snapshot_json(s) for s in shots]}, indent=2))
+        else:
+            click.echo("\n\n".join(render_snapshot(s) for s in shots))
+
+    try:
+        _run(_with_service(settings, use))
+    except (UnknownSource, SourceUnavailable, ConfigError) as exc:
+        raise _fail(exc) from exc
+
+
+def _parse_pages(values: tuple[str, ...]) -> dict[ListName, int | None]:
+    pages: dict[ListName, int | None] = {}
+    for value in values:
+        name, _, number = value.partition("=")
+        try:
+            pages[ListName(name.strip())] = int(number)
+        except ValueError:
+            raise click.BadParameter(
+                f"{value!r}: expected LIST=N with LIST one of "
+                f"{', '.join(n.value for n in ListName)}",
+                param_hint="--page",
+            ) from None
+    return pages
+
+
+@main.command()
+@_config_option
+@_redis_option
+@click.option(
+    "--source", "source_name", default=None, help="Source of the job (default: the only source)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.argument("job_id")
+def show(
+    config_path: Path | None,
+    redis_url: str | None,
+    source_name: str | None,
+    as_json: bool,
+    job_id: str,
+) -> None:
+    """Show one job: every field, its payload and its lifecycle."""
+    settings = _settings(config_path, redis_url)
+
+    async def use(service: JobService) -> None:
+        name = _one_source(service, source_name)
+        detail = await service.job(name, job_id)
+        if detail is None:
+            raise click.ClickException(f"job {job_id!r} not found in source {name!r}")
+        if as_json:
+            click.echo(json.dumps(detail_json(detail), indent=2))
+        else:
+            click.echo(render_detail(detail))
+
+    try:
+        _run(_with_service(settings, use))
+    except (UnknownSource, SourceUnavailable, ConfigError) as exc:
+        raise _fail(exc) from exc
+
+
+def _one_source(service: JobService, name: str | None) -> str:
+    if name:
+        service.adapter(name)
+        return name
+    if len(service.adapters) != 1:
+        raise click.UsageError(
+            f"--source is required with several sources ({', '.join(service.adapters)})"
+        )
+    return next(iter(service.adapters))
+
+
+def _action_command(action: Action) -> click.Command:
+    @_config_option
+    @_redis_option
+    @click.option(
+        "--source",
+        "source_name",
+        default=None,
+        help="Source of the job (default: the only source).",
+    )
+    @click.option(
+        "--actor", default=None, help="Name recorded in the audit log (default: cli:<user>)."
+    )
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @click.argument("job_ids", nargs=-1, required=True)
+    def command(
+        config_path: Path | None,
+        redis_url: str | None,
+        source_name: str | None,
+        actor: str | None,
+        as_json: bool,
+        job_ids: tuple[str, ...],
+    ) -> None:
+        settings = _settings(config_path, redis_url)
+        who = actor or f"cli:{getpass.getuser()}"
+
+        async def use(service: JobService) -> int:
+            name = _one_source(service, source_name)
+            worst = EXIT_OK
+            for job_id in job_ids:
+                result = await service.act(name, job_id, action, who)
+                if as_json:
+                    click.echo(json.dumps(action_json(result)))
+                else:
+                    click.echo(f"{result.outcome.value}: {result.message}")
+                if result.outcome is Outcome.UNAVAILABLE:
+                    worst = EXIT_UNAVAILABLE
+                elif result.outcome is not Outcome.DONE and worst == EXIT_OK:
+                    worst = EXIT_REFUSED
+            return worst
+
+        try:
+            code = _run(_with_service(settings, use))
+        except (UnknownSource, SourceUnavailable, ConfigError) as exc:
+            raise _fail(exc) from exc
+        sys.exit(code)
+
+    command.__doc__ = {
+        Action.RETRY: "Retry terminally failed jobs: each is enqueued again under a new id.",
+        Action.CANCEL: "Cancel jobs no worker has taken yet (enqueued or scheduled).",
+        Action.DISCARD: "Discard terminally failed jobs from the failed list.",
+    }[action]
+    return click.command(action.value)(command)
+
+
+for _action in Action:
+    main.add_command(_action_command(_action))
+
+
+@main.command()
+@_config_option
+@_redis_option
+@click.option("--source", "source_name", default=None, help="Only this source.")
+@click.option("--limit", default=50, show_default=True, help="Entries to show (max 1000).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def audit(
+    config_path: Path | None,
+    redis_url: str | None,
+    source_name: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Print the audit log of operator actions, newest first."""
+    settings = _settings(config_path, redis_url)
+
+    async def use(service: JobService) -> None:
+        entries = await service.audit(source_name, limit)
+        if as_json:
+            click.echo(json.dumps({"entries": [audit_json(e) for e in entries]}, indent=2))
+            return
+        if not entries:
+            click.echo("no audit entries")
+        for e in entries:
+            new = f" -> {e.new_id}" if e.new_id else ""
+            click.echo(
+                f"{e.at:%Y-%m-%d %H:%M:%S}Z  {e.source}  {e.actor}  {e.action} {e.job_id}{new}: "
+                f"{e.outcome}"
+            )
+
+    try:
+        _run(_with_service(settings, use))
+    except (UnknownSource, SourceUnavailable, ConfigError) as exc:
+        raise _fail(exc) from exc
+
+
+@main.command()
+@_config_option
+@_redis_option
+def doctor(config_path: Path | None, redis_url: str | None) -> None:
+    """Check each source's Redis and say which job systems it holds."""
+    settings = _settings(config_path, redis_url)
+    urls = {s.redis_url for s in settings.sources}
+    if settings.detect_url:
+        urls.add(settings.detect_url)
+    if not urls:
+        raise click.ClickException("nothing to check: pass --redis URL or --config FILE")
+
+    async def check() -> bool:
+        healthy = True
+        for url in sorted(urls):
+            try:
+                found = await detect(url)
+            except SourceUnavailable as exc:
+                click.echo(f"✗ {url}: unreachable ({exc.detail})")
+                healthy = False
+                continue
+            click.echo(f"✓ {url}: reachable")
+            if not found:
+                click.echo("    no Autumn, RQ or Celery keys found")
+            for item in found:
+                support = "supported" if item.supported else "not supported yet"
+                click.echo(
+                    f"    {item.system} (prefix {item.key_prefix!r}, {item.evidence}): {support}"
+                )
+        for source in settings.sources:
+            click.echo(
+                f"source {source.name}: {source.system} at prefix {source.effective_key_prefix!r}"
+            )
+        return healthy
+
+    if not _run(check()):
+        sys.exit(EXIT_UNAVAILABLE)
+
+
+@main.command()
+@_config_option
+@_redis_option
+@click.option(
+    "--host", default=None, help="Address to listen on (default 127.0.0.1; env: JOBBRIDGE_HOST)."
+)
+@click.option("--port", default=None, type=int, help="Port (default 8080; env: JOBBRIDGE_PORT).")
+@click.option(
+    "--prefix",
+    default=None,
+    help="URL prefix of the dashboard (default /admin; env: JOBBRIDGE_PREFIX).",
+)
+@click.option(
+    "--read-only/--read-write",
+    "read_only",
+    default=None,
+    help="Disable every action (env: JOBBRIDGE_READ_ONLY).",
+)
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    default=None,
+    help="Allow a non-loopback address without authentication. Anyone who can reach "
+    "the port can then cancel, retry and discard jobs.",
+)
+def serve(
+    config_path: Path | None,
+    redis_url: str | None,
+    host: str | None,
+    port: int | None,
+    prefix: str | None,
+    read_only: bool | None,
+    insecure_no_auth: bool | None,
+) -> None:
+    """Serve the dashboard and the JSON API."""
+    settings = _settings(
+        config_path,
+        redis_url,
+        host=host,
+        port=port,
+        prefix=prefix,
+        read_only=read_only,
+        insecure_no_auth=insecure_no_auth or None,
+    )
+    run_server(settings)
+
+
+def run_server(settings: Settings) -> None:
+    """Resolve sources, check the bind is safe, and serve until interrupted."""
+    from aiohttp import web
+
+    from jobbridge.web.app import create_app
+    from jobbridge.web.security import check_bind_allowed
+
+    try:
+        check_bind_allowed(settings)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    settings, notes = asyncio.run(resolve_sources(settings))
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    if not settings.sources:
+        raise click.ClickException(
+            "no sources: pass --redis URL or a --config file with [[sources]]"
+        )
+    server = settings.server
+    click.echo(
+        f"jobbridge {__version__}: http://{server.host}:{server.port}{server.prefix}/jobs "
+        f"({', '.join(s.name for s in settings.sources)})"
+    )
+    web.run_app(
+        create_app(settings), host=server.host, port=server.port, print=None, access_log=None
+    )
+
+
+@main.command()
+@click.option("--port", default=8080, show_default=True, help="Dashboard port.")
+@click.option(
+    "--redis-port",
+    default=None,
+    type=int,
+    help="Port of the demo's own redis-server (default: a free one; never 6379).",
+)
+def demo(port: int, redis_port: int | None) -> None:
+    """Start a private Redis, fill it with Autumn jobs, keep a worker busy, serve the dashboard."""
+    from jobbridge.demo import run_demo
+
+    run_demo(dashboard_port=port, redis_port=redis_port)

@@ -1,0 +1,157 @@
+"""Plain-text tables for the terminal.
+
+Job data is attacker-controlled: control characters (terminal escape sequences among them)
+are replaced before anything is printed, so a job name cannot repaint an operator's terminal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+
+from jobbridge.model import JobDetail, JobRecord, ListName, Snapshot
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+TITLES = {
+    ListName.ENQUEUED: "Enqueued",
+    ListName.SCHEDULED: "Scheduled",
+    ListName.RUNNING: "Running",
+    ListName.COMPLETED: "Completed (last 24h)",
+    ListName.FAILED: "Failed (last 7d)",
+}
+
+
+def clean(value: object, limit: int | None = None) -> str:
+    """Printable one-line text: control characters become "?", long text is cut with "…"."""
+    out = _CONTROL.sub("?", "" if value is None else str(value))
+    if limit is not None and len(out) > limit:
+        out = out[: max(0, limit - 1)] + "…"
+    return out
+
+
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def _job_row(job: JobRecord) -> list[str]:
+    attempts = (
+        f"{job.attempt if job.attempt is not None else '?'}/"
+        f"{job.max_attempts if job.max_attempts is not None else '?'}"
+    )
+    moment = job.scheduled_for if job.scheduled_for else job.started_at
+    note = f"[{job.problem}] " if job.problem else ""
+    return [
+        clean(job.id, 36),
+        clean(job.name or "?", 28),
+        clean(job.queue, 14),
+        job.status.value,
+        attempts,
+        when(job.enqueued_at),
+        when(moment),
+        when(job.finished_at),
+        clean(note + (job.last_error or ""), 50),
+    ]
+
+
+JOB_HEADERS = (
+    "ID",
+    "NAME",
+    "QUEUE",
+    "STATUS",
+    "TRIES",
+    "ENQUEUED",
+    "STARTED/DUE",
+    "FINISHED",
+    "ERROR",
+)
+
+
+def render_snapshot(snapshot: Snapshot) -> str:
+    c = snapshot.counters
+    out = [
+        f"== {clean(snapshot.source)} ({snapshot.system}) at {when(snapshot.taken_at)}Z",
+        f"enqueued {c.enqueued}  scheduled {c.scheduled}  running {c.running}  "
+        f"completed 24h {c.completed_24h}  failed 7d {c.failed_7d}  blocked {c.blocked}  "
+        f"oldest enqueued {age(c.oldest_enqueued_age_s)}",
+    ]
+    if c.queues:
+        out.append(
+            "queues: "
+            + ", ".join(
+                f"{clean(q.name, 40)}={q.enqueued} (oldest {age(q.oldest_enqueued_age_s)})"
+                for q in c.queues
+            )
+        )
+    for name, page in snapshot.lists.items():
+        out.append("")
+        out.append(f"-- {TITLES[name]}: {page.total} total, page {page.page}/{page.pages}")
+        if page.items:
+            out.append(table(JOB_HEADERS, [_job_row(j) for j in page.items]))
+        else:
+            out.append("(none)")
+    return "\n".join(out)
+
+
+def render_detail(detail: JobDetail) -> str:
+    job = detail.job
+    fields = [
+        ("source", job.source),
+        ("system", job.system),
+        ("id", job.id),
+        ("name", job.name),
+        ("queue", job.queue),
+        ("status", f"{job.status.value} ({job.raw_status})"),
+        ("enqueued at", when(job.enqueued_at)),
+        ("scheduled for", when(job.scheduled_for)),
+        ("started at", when(job.started_at)),
+        ("finished at", when(job.finished_at)),
+        ("attempt", f"{job.attempt}/{job.max_attempts}"),
+        ("worker", job.worker or "-"),
+        ("principal", job.principal_id or "-"),
+        ("correlation", job.correlation_id or "-"),
+        ("actions", ", ".join(a.value for a in job.actions) or "-"),
+    ]
+    if job.problem:
+        fields.append(("problem", job.problem))
+    if job.new_id:
+        fields.append(("retried as", job.new_id))
+    lines = [f"{k:>14}: {clean(v, 300)}" for k, v in fields]
+    if job.last_error:
+        lines += ["", "last error:", clean_block(job.last_error)]
+    lines += ["", f"payload ({detail.payload_kind}):", clean_block(detail.payload) or "(empty)"]
+    for entry in detail.lifecycle:
+        new = f" as {entry.new_id}" if entry.new_id else ""
+        lines.append(
+            f"lifecycle: {entry.status.value}{new} by {clean(entry.actor, 80)} at {when(entry.at)}Z"
+        )
+    return "\n".join(lines)
+
+
+def clean_block(value: str) -> str:
+    """Multi-line text with control characters other than newlines and tabs replaced."""
+    return "\n".join(clean(line.replace("\t", "    ")) for line in value.splitlines())

@@ -1,0 +1,49 @@
+"""Every Lua script has its header and is registered by its adapter."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import redis.asyncio
+
+from jobbridge.adapters import scripts
+from jobbridge.adapters.autumn import AutumnAdapter
+
+ACTION_SCRIPTS = sorted(name for name in scripts.FILES if not name.startswith("_"))
+
+
+def test_every_action_has_a_script() -> None:
+    assert ACTION_SCRIPTS == ["autumn_cancel", "autumn_discard", "autumn_retry"]
+
+
+@pytest.mark.parametrize("name", ACTION_SCRIPTS)
+def test_script_header_declares_keys_argv_and_returns(name: str) -> None:
+    text = scripts.FILES[name]
+    header = text.split("\n\n", 1)[0] if "\nlocal " not in text[:50] else ""
+    used_keys = {int(n) for n in re.findall(r"KEYS\[(\d+)\]", text.split("-- Returns:")[1])}
+    used_argv = {int(n) for n in re.findall(r"ARGV\[(\d+)\]", text.split("-- Returns:")[1])}
+    declared_keys = {int(n) for n in re.findall(r"^-- KEYS\[(\d+)\]:", text, re.M)}
+    declared_argv = {int(n) for n in re.findall(r"^-- ARGV\[(\d+)\]:", text, re.M)}
+    assert "-- Returns:" in text
+    assert used_keys <= declared_keys, f"{name}: KEYS used but not declared"
+    assert used_argv <= declared_argv, f"{name}: ARGV used but not declared"
+    assert declared_keys == set(range(1, len(declared_keys) + 1))
+    assert declared_argv == set(range(1, len(declared_argv) + 1))
+    assert header is not None
+
+
+@pytest.mark.parametrize("name", ACTION_SCRIPTS)
+def test_scripts_build_no_key_names(name: str) -> None:
+    # Every key goes through KEYS; a key built in Lua is invisible to Cluster and to review.
+    body = scripts.FILES[name].split("-- Returns:")[1]
+    assert not re.search(r"redis\.call\('[A-Z]+', *'", body)
+    assert ".. ':" not in body
+
+
+def test_adapter_registers_every_autumn_script() -> None:
+    client = redis.asyncio.Redis()  # not connected: registering sends nothing
+    adapter = AutumnAdapter(client, source="s")
+    for action in ("cancel", "retry", "discard"):
+        assert adapter._scripts[action].script == scripts.SOURCES[f"autumn_{action}"]
+    assert scripts.SOURCES["autumn_retry"].startswith(scripts.FILES["_prelude"])
