@@ -10,7 +10,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from tests.redis_server import RedisServer, start_redis_server
+from jobbridge.devredis import RedisServer, start_redis_server
 
 # Tests must never read settings from the environment of the machine they run on.
 for _name in list(os.environ):

