@@ -83,10 +83,18 @@ async def _with_service(settings: Settings, use: Callable[[JobService], Awaitabl
         await service.close()
 
 
+class _UnavailableError(click.ClickException):
+    exit_code = EXIT_UNAVAILABLE
+
+
+class _UsageError(click.ClickException):
+    exit_code = EXIT_USAGE
+
+
 def _fail(exc: JobbridgeError) -> click.ClickException:
-    error = click.ClickException(str(exc))
-    error.exit_code = EXIT_UNAVAILABLE if isinstance(exc, SourceUnavailable) else EXIT_USAGE
-    return error
+    if isinstance(exc, SourceUnavailable):
+        return _UnavailableError(str(exc))
+    return _UsageError(str(exc))
 
 
 @click.group()

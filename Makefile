@@ -1,0 +1,38 @@
+# jobbridge: `make demo` runs the dashboard on live demo data; `make test` runs every test.
+# Both bootstrap .venv themselves on a fresh machine.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint format mypy browser clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,speedups]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/jobbridge demo
+
+browser:
+	bash scripts/install-chromium
+
+test: $(STAMP) browser
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check jobbridge tests examples benchmarks
+	$(BIN)/ruff format --check jobbridge tests examples benchmarks
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix jobbridge tests examples benchmarks
+	$(BIN)/ruff format jobbridge tests examples benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,0 +1,137 @@
+"""Actions racing Autumn's workers and each other: nothing lost, nothing run twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio
+
+from jobbridge.adapters.autumn import AutumnAdapter
+from jobbridge.model import Outcome
+from tests.integration.autumn_fixtures import Autumn, failing_job, ran
+
+pytestmark = pytest.mark.redis
+
+ROOT = Path(__file__).resolve().parents[2]
+RAN = "test:ran"
+JOBS = 2000
+WORKERS = 4
+
+
+def start_workers(redis_url: str, count: int) -> list[subprocess.Popen[bytes]]:
+    command = [sys.executable, "-m", "examples.autumn_emulator", "worker", "--redis", redis_url,
+               "--until-idle", "--ran-key", RAN, "--max-seconds", "90"]
+    return [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE) for _ in range(count)]
+
+
+async def test_cancels_racing_four_workers_lose_nothing_and_run_nothing_twice(
+    redis_url: str,
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    app = Autumn(client)
+    rng = random.Random(int(os.environ.get("JOBBRIDGE_RACE_SEED", "20261128")))
+    ids: list[str] = []
+    for n in range(JOBS):
+        # A tenth are due shortly, so cancels also race the delayed promotion.
+        delay = rng.randint(100, 1500) if n % 10 == 0 else 0
+        job_id = app.enqueue("sleep", {"ms": rng.choice((0, 1, 2)), "n": n}, delay_ms=delay)
+        assert job_id is not None
+        ids.append(job_id)
+    targets = rng.sample(ids, 700)
+
+    adapters = [AutumnAdapter(redis.asyncio.Redis.from_url(redis_url), source="orders")
+                for _ in range(4)]
+    workers = start_workers(redis_url, WORKERS)
+    started = time.monotonic()
+    outcomes: dict[str, Outcome] = {}
+
+    async def fire(batch: list[str], adapter: AutumnAdapter) -> None:
+        for job_id in batch:
+            outcomes[job_id] = (await adapter.cancel(job_id, "racer")).outcome
+            await asyncio.sleep(rng.random() / 500)
+
+    try:
+        await asyncio.gather(*(fire(targets[i::4], adapters[i]) for i in range(4)))
+        cancel_seconds = time.monotonic() - started
+        for worker in workers:
+            assert worker.wait(timeout=120) == 0, worker.stderr.read().decode()
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+            worker.stderr.close()
+        for adapter in adapters:
+            await adapter.close()
+    drained_seconds = time.monotonic() - started
+
+    runs = ran(client, RAN)
+    canceled = {job_id for job_id, outcome in outcomes.items() if outcome is Outcome.DONE}
+    assert len(runs) == len(set(runs)), "a job ran twice"
+    assert not canceled & set(runs), "a canceled job ran"
+    assert set(runs) | canceled == set(ids), "a job was lost"
+    assert set(outcomes.values()) <= {Outcome.DONE, Outcome.WRONG_STATE, Outcome.NOT_FOUND}
+    # Cancels that lost the race were refused because the job was running or already done.
+    assert all(job_id in set(runs) for job_id, o in outcomes.items() if o is not Outcome.DONE)
+    assert client.zcard(app.processing_key) == 0 and client.zcard(app.delayed_key) == 0
+    assert client.llen(app.queue_key("default")) == 0
+    assert client.keys(app.record_prefix + "*") == []
+    assert 0 < len(canceled) < len(targets), "the race did not interleave; tune the test"
+    print(
+        f"\nrace: {JOBS} jobs, {WORKERS} workers, {len(targets)} cancels in "
+        f"{cancel_seconds:.2f}s: {len(canceled)} canceled, "
+        f"{sum(o is Outcome.WRONG_STATE for o in outcomes.values())} already running, "
+        f"{sum(o is Outcome.NOT_FOUND for o in outcomes.values())} already done; "
+        f"{len(runs)} ran once each; drained in {drained_seconds:.2f}s"
+    )
+    client.close()
+
+
+async def test_two_simultaneous_retries_create_exactly_one_job(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    app = Autumn(client)
+    failed = [failing_job(app, payload={"n": n}) for n in range(50)]
+    first = AutumnAdapter(redis.asyncio.Redis.from_url(redis_url), source="orders")
+    second = AutumnAdapter(redis.asyncio.Redis.from_url(redis_url), source="orders")
+    try:
+        for job_id in failed:
+            a, b = await asyncio.gather(first.retry(job_id, "a"), second.retry(job_id, "b"))
+            assert sorted([a.outcome, b.outcome]) == sorted([Outcome.DONE, Outcome.WRONG_STATE])
+            winner = a if a.outcome is Outcome.DONE else b
+            loser = b if winner is a else a
+            assert winner.new_id and winner.new_id in loser.message
+    finally:
+        await first.close()
+        await second.close()
+    assert client.llen(app.queue_key("default")) == 50
+    assert len(client.keys(app.record_prefix + "*")) == 50
+    assert client.llen(app.dead_key) == 0
+    client.close()
+
+
+async def test_retry_racing_discard_has_one_winner(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    app = Autumn(client)
+    failed = [failing_job(app, payload={"n": n}) for n in range(30)]
+    one = AutumnAdapter(redis.asyncio.Redis.from_url(redis_url), source="orders")
+    two = AutumnAdapter(redis.asyncio.Redis.from_url(redis_url), source="orders")
+    retried = 0
+    try:
+        for job_id in failed:
+            r, d = await asyncio.gather(one.retry(job_id, "a"), two.discard(job_id, "b"))
+            assert [r.outcome, d.outcome].count(Outcome.DONE) == 1
+            retried += r.outcome is Outcome.DONE
+    finally:
+        await one.close()
+        await two.close()
+    assert client.llen(app.queue_key("default")) == retried
+    assert client.llen(app.dead_key) == 0
+    client.close()
