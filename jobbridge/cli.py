@@ -51,11 +51,19 @@ _redis_option = click.option(
 )
 
 
+class _UnavailableError(click.ClickException):
+    exit_code = EXIT_UNAVAILABLE
+
+
+class _UsageError(click.ClickException):
+    exit_code = EXIT_USAGE
+
+
 def _settings(config_path: Path | None, redis_url: str | None, **flags: Any) -> Settings:
     try:
         return load_settings(config_path, overrides={"redis_url": redis_url, **flags})
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise _UsageError(str(exc)) from exc
 
 
 def _run(coro: Awaitable[T]) -> T:
@@ -81,14 +89,6 @@ async def _with_service(settings: Settings, use: Callable[[JobService], Awaitabl
         return await use(service)
     finally:
         await service.close()
-
-
-class _UnavailableError(click.ClickException):
-    exit_code = EXIT_UNAVAILABLE
-
-
-class _UsageError(click.ClickException):
-    exit_code = EXIT_USAGE
 
 
 def _fail(exc: JobbridgeError) -> click.ClickException:

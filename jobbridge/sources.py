@@ -126,7 +126,8 @@ async def _detect(client: Redis) -> list[Detected]:
         if cursor == 0 or scanned >= DETECT_SCAN_LIMIT:
             break
     for prefix, evidence in autumn_prefixes.items():
-        if await client.type(f"{prefix}:delayed") == b"zset":
+        # Prefixes found by name alone must hold a real zset; the default one was checked.
+        if prefix == AUTUMN_DEFAULT_PREFIX or await client.type(f"{prefix}:delayed") == b"zset":
             found.append(Detected("autumn", prefix, evidence))
     if rq_found:
         found.append(Detected("rq", "rq", "key rq:queues"))

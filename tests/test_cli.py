@@ -1,0 +1,119 @@
+"""The CLI against a real Redis with emulator data."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from jobbridge.cli import main
+from tests.integration.autumn_fixtures import Autumn, Worker, failing_job
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def app(redis_url: str):
+    client = redis.Redis.from_url(redis_url)
+    yield Autumn(client)
+    client.close()
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout + result.stderr
+
+
+def test_snapshot_table_detects_autumn(app, redis_url) -> None:
+    app.enqueue("send_email", {"principal_id": "u-1"}, queue="mail")
+    failing_job(app, payload={"message": "bad \x1b[31mred"})
+    code, out = run("snapshot", "--redis", redis_url)
+    assert code == 0, out
+    assert "== autumn (autumn)" in out
+    assert "enqueued 1" in out and "failed 7d 1" in out
+    assert "send_email" in out and "mail" in out
+    assert "\x1b" not in out and "bad ?[31mred" in out
+
+
+def test_snapshot_json_and_paging(app, redis_url) -> None:
+    for n in range(5):
+        app.enqueue("noop", {"n": n})
+    result = CliRunner().invoke(
+        main,
+        ["snapshot", "--redis", redis_url, "--json", "--per-page", "2", "--page", "enqueued=3"],
+    )
+    assert result.exit_code == 0
+    shot = json.loads(result.stdout)["snapshots"][0]
+    assert shot["lists"]["enqueued"]["total"] == 5
+    assert shot["lists"]["enqueued"]["page"] == 3
+    assert len(shot["lists"]["enqueued"]["items"]) == 1
+
+
+def test_bad_page_argument_is_a_usage_error(redis_url) -> None:
+    code, out = run("snapshot", "--redis", redis_url, "--page", "nope=1")
+    assert code == 2 and "expected LIST=N" in out
+
+
+def test_actions_report_outcomes_and_exit_codes(app, redis_url) -> None:
+    dead = failing_job(app)
+    code, out = run("retry", "--redis", redis_url, "--actor", "tester", dead)
+    assert code == 0 and re.search(r"^done: Retried job", out, re.M)
+    code, out = run("retry", "--redis", redis_url, dead)
+    assert code == 1 and re.search(r"^wrong_state: .* by tester", out, re.M)
+    waiting = app.enqueue("noop", {})
+    result = CliRunner().invoke(
+        main, ["cancel", "--redis", redis_url, "--json", waiting, "missing"]
+    )
+    assert result.exit_code == 1
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["outcome"] == "canceled" and second["error"] == "not_found"
+    code, out = run("audit", "--redis", redis_url)
+    assert code == 0 and "tester" in out and "cancel missing: not_found" in out
+
+
+def test_show_prints_detail(app, redis_url) -> None:
+    job = app.enqueue("noop", {"principal_id": "u-9", "x": 1})
+    code, out = run("show", "--redis", redis_url, job)
+    assert code == 0 and "u-9" in out and '"x": 1' in out
+    code, out = run("show", "--redis", redis_url, "nope")
+    assert code == 1 and "not found" in out
+
+
+def test_unreachable_redis_exits_3(redis_server) -> None:
+    from jobbridge.devredis import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    code, out = run("snapshot", "--redis", url)
+    assert code == 3 and "unavailable" in out
+    code, out = run("doctor", "--redis", url)
+    assert code == 3 and "unreachable" in out
+
+
+def test_doctor_reports_systems(app, redis_url) -> None:
+    Autumn(app.client, "billing:jobs").enqueue("noop", {}, delay_ms=60_000)
+    app.enqueue("noop", {})
+    app.client.sadd("rq:queues", "rq:queue:default")
+    code, out = run("doctor", "--redis", redis_url)
+    assert code == 0, out
+    assert "autumn (prefix 'autumn:jobs'" in out
+    assert "autumn (prefix 'billing:jobs'" in out
+    assert "rq (prefix 'rq'" in out and "not supported yet" in out
+
+
+def test_bad_config_is_one_clear_line(tmp_path) -> None:
+    path = tmp_path / "jb.toml"
+    path.write_text('[[sources]]\nname = "a"\nsystem = "sidekiq"\nredis_url = "redis://x"\n')
+    code, out = run("snapshot", "--config", str(path))
+    assert code == 2
+    assert "sources[0].system" in out and "sidekiq" in out
+    assert len(out.strip().splitlines()) == 1
+
+
+def test_worker_keeps_working_after_cli_actions(app, redis_url) -> None:
+    keep, drop = app.enqueue("noop", {}), app.enqueue("noop", {})
+    assert run("cancel", "--redis", redis_url, drop)[0] == 0
+    Worker(app, ran_key="ran").run(until_idle=True)
+    assert [v.decode() for v in app.client.lrange("ran", 0, -1)] == [keep]
