@@ -242,13 +242,12 @@ class JobService:
         limit = max(1, min(limit, 1000))
         adapters = [self.adapter(source)] if source else list(self.adapters.values())
         entries: list[AuditEntry] = []
-        seen_stores: set[int] = set()
+        seen_stores: set[str] = set()
         for adapter in adapters:
             # Sources in one Redis share one audit list; read it once.
-            store = id(getattr(adapter, "client", adapter))
-            if store in seen_stores:
+            if adapter.audit_store in seen_stores:
                 continue
-            seen_stores.add(store)
+            seen_stores.add(adapter.audit_store)
             try:
                 entries.extend(await adapter.audit(limit if not source else 10 * limit))
             except SourceUnavailable:

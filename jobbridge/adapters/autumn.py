@@ -23,7 +23,9 @@ from jobbridge.adapters.base import (
     LIFECYCLE_LIMIT,
     LIFECYCLE_TTL_S,
     MAX_NAME_CHARS,
+    RECORD_COPY_CAP,
     audit_key,
+    client_location,
     ms_to_datetime,
     now_ms,
     parse_audit,
@@ -158,18 +160,30 @@ def _parse_lifecycle(raw: bytes | str | None, source: str) -> LifecycleEntry | N
         stored = data.get("record") or None
     except (ValueError, TypeError, KeyError):
         return None
-    record = None
+    new_id = str(data.get("new_id") or "") or None
     if isinstance(stored, str):
         record = records.to_job(
             stored, source=source, job_id=job_id, status=status, raw_status=status.value
         )
-        record = _with(record, new_id=str(data.get("new_id") or "") or None, actions=())
+        record = _with(record, new_id=new_id, actions=())
+    else:
+        record = JobRecord(
+            source=source,
+            system="autumn",
+            id=job_id,
+            name="",
+            queue="",
+            status=status,
+            raw_status=status.value,
+            new_id=new_id,
+            problem=f"no copy of the record was kept (larger than {RECORD_COPY_CAP} bytes)",
+        )
     return LifecycleEntry(
         job_id=job_id,
         status=status,
         at=at,
         actor=str(data.get("actor") or ""),
-        new_id=str(data.get("new_id") or "") or None,
+        new_id=new_id,
         record=record,
     )
 
@@ -625,6 +639,10 @@ class AutumnAdapter:
         async with redis_errors(self.source):
             raws = await self.client.lrange(self.keys.audit, 0, max(0, limit - 1))
         return [e for e in (parse_audit(r) for r in raws) if e is not None]
+
+    @property
+    def audit_store(self) -> str:
+        return f"{client_location(self.client)}|{self.keys.audit}"
 
     async def lifecycle(self, limit: int) -> list[LifecycleEntry]:
         """The newest operator lifecycle entries of this source."""

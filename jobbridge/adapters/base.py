@@ -29,7 +29,9 @@ MAX_NAME_CHARS = 200
 AUDIT_LIMIT = 10_000
 #: How many lifecycle entries jobbridge keeps per source, and for how long per job.
 LIFECYCLE_LIMIT = 10_000
-LIFECYCLE_TTL_S = 30 * 86_400
+LIFECYCLE_TTL_S = 7 * 86_400
+#: Largest job record a lifecycle entry keeps a copy of (JB_RECORD_COPY_CAP in lua/_prelude.lua).
+RECORD_COPY_CAP = 16_384
 
 
 class JobAdapter(Protocol):
@@ -65,6 +67,11 @@ class JobAdapter(Protocol):
 
     async def audit(self, limit: int) -> list[AuditEntry]:
         """The newest audit entries this source's Redis holds (all sources in it)."""
+        ...
+
+    @property
+    def audit_store(self) -> str:
+        """Where the audit list lives (server, database, key): sources sharing one share it."""
         ...
 
     async def refresh_queues(self) -> None:
@@ -179,3 +186,10 @@ def parse_audit(raw: bytes | str) -> AuditEntry | None:
         )
     except (ValueError, TypeError, KeyError, OverflowError):
         return None
+
+
+def client_location(client: Any) -> str:
+    """host:port/db (or socket path/db) of a client, to tell Redis databases apart."""
+    kwargs = client.connection_pool.connection_kwargs
+    where = kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+    return f"{where}/{kwargs.get('db', 0)}"

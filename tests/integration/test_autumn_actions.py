@@ -84,12 +84,13 @@ async def test_cancel_retrying_job(app, adapter) -> None:
 async def test_cancel_blocked_job(app, adapter) -> None:
     slow = Autumn(app.client, visibility_timeout_ms=3_600_000)
     for n in range(2):
-        app.enqueue("noop", {"acct": "a", "n": n}, concurrency_limit=1,
-                    concurrency_scope_field="acct")
+        app.enqueue(
+            "noop", {"acct": "a", "n": n}, concurrency_limit=1, concurrency_scope_field="acct"
+        )
     worker = Worker(slow)
     worker.claim()
     worker.claim()  # the sibling is parked in blocked
-    (parked, _), = app.blocked_entries()
+    ((parked, _),) = app.blocked_entries()
     assert (await adapter.job(parked)).job.status is JobStatus.BLOCKED
     assert (await adapter.cancel(parked, "ops")).outcome is Outcome.DONE
     assert app.blocked_entries() == []
@@ -183,8 +184,13 @@ async def test_retry_enqueues_a_new_job_that_runs_and_completes(app, adapter) ->
 async def test_retry_does_not_reencode_the_payload(app, adapter) -> None:
     # A record as serde writes it, holding what cjson would mangle ("/", [], big numbers).
     encoded = history_record(
-        app, finished_ms=app.now_ms(), id="exact", name="noop", attempt=5,
-        payload={"path": "a/b", "empty": [], "big": 123456789012345678}, last_error="x",
+        app,
+        finished_ms=app.now_ms(),
+        id="exact",
+        name="noop",
+        attempt=5,
+        payload={"path": "a/b", "empty": [], "big": 123456789012345678},
+        last_error="x",
     )
     push_dead(app, encoded)
     result = await adapter.retry("exact", "ops")
@@ -263,8 +269,9 @@ async def test_retry_when_dead_list_lost_the_entry_is_wrong_state(app, adapter) 
 
 
 async def test_retry_keeps_queue_and_limits(app, adapter) -> None:
-    old = failing_job(app, queue="low", payload={"acct": "z"}, concurrency_limit=2,
-                      concurrency_scope_field="acct")
+    old = failing_job(
+        app, queue="low", payload={"acct": "z"}, concurrency_limit=2, concurrency_scope_field="acct"
+    )
     result = await adapter.retry(old, "ops")
     record = app.record(result.new_id)
     assert record["queue"] == "low" and record["concurrency_limit"] == 2
@@ -308,6 +315,22 @@ async def test_discard_with_dead_record_but_no_list_entry_is_wrong_state(app, ad
     result = await adapter.discard(old, "ops")
     assert result.outcome is Outcome.WRONG_STATE
     assert app.dead_record_raw(old) is not None
+
+
+async def test_lifecycle_keeps_no_copy_of_huge_records(app, adapter) -> None:
+    job = app.enqueue("noop", {"blob": "x" * 50_000})
+    assert (await adapter.cancel(job, "ops")).outcome is Outcome.DONE
+    detail = await adapter.job(job)
+    assert detail.job.status is JobStatus.CANCELED
+    assert detail.job.problem is not None and "no copy" in detail.job.problem
+    assert app.client.strlen(f"jobbridge:autumn:autumn:jobs:lifecycle:{job}") < 1000
+    assert app.client.ttl(f"jobbridge:autumn:autumn:jobs:lifecycle:{job}") > 6 * 86_400
+    recent = await adapter.lifecycle(10)
+    assert [(e.job_id, e.status) for e in recent] == [(job, JobStatus.CANCELED)]
+    assert (
+        max(len(v) for v in app.client.lrange("jobbridge:autumn:autumn:jobs:lifecycle", 0, -1))
+        < 1000
+    )
 
 
 # ------------------------------------------------------------------ audit

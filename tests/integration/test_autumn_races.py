@@ -27,10 +27,23 @@ WORKERS = 4
 
 
 def start_workers(redis_url: str, count: int) -> list[subprocess.Popen[bytes]]:
-    command = [sys.executable, "-m", "examples.autumn_emulator", "worker", "--redis", redis_url,
-               "--until-idle", "--ran-key", RAN, "--max-seconds", "90"]
-    return [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE) for _ in range(count)]
+    command = [
+        sys.executable,
+        "-m",
+        "examples.autumn_emulator",
+        "worker",
+        "--redis",
+        redis_url,
+        "--until-idle",
+        "--ran-key",
+        RAN,
+        "--max-seconds",
+        "90",
+    ]
+    return [
+        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(count)
+    ]
 
 
 async def test_cancels_racing_four_workers_lose_nothing_and_run_nothing_twice(
@@ -48,8 +61,9 @@ async def test_cancels_racing_four_workers_lose_nothing_and_run_nothing_twice(
         ids.append(job_id)
     targets = rng.sample(ids, 700)
 
-    adapters = [AutumnAdapter(redis.asyncio.Redis.from_url(redis_url), source="orders")
-                for _ in range(4)]
+    adapters = [
+        AutumnAdapter(redis.asyncio.Redis.from_url(redis_url), source="orders") for _ in range(4)
+    ]
     workers = start_workers(redis_url, WORKERS)
     started = time.monotonic()
     outcomes: dict[str, Outcome] = {}

@@ -11,14 +11,22 @@ local function jb_audit(audit_key, limit, at_ms, actor, source, job_id, action, 
   redis.call('LTRIM', audit_key, 0, tonumber(limit) - 1)
 end
 
--- Record what an operator did to a job: one key per job (expiring) for look-ups, and a
--- bounded newest-first list for browsing. `record` is the stored text, kept byte for byte.
+-- Copies of job records larger than this are not kept (jobbridge.adapters.base.RECORD_COPY_CAP):
+-- lifecycle keys must stay small whatever size the payloads are.
+local JB_RECORD_COPY_CAP = 16384
+
+-- Record what an operator did to a job: one expiring key per job, holding a copy of the job's
+-- record (byte for byte, when small enough) for the detail page; and a bounded newest-first
+-- list of the same entries without the copy, for browsing.
 local function jb_lifecycle(entry_key, list_key, ttl_s, limit, job_id, status, at_ms, actor, new_id, record)
-  local entry = cjson.encode({
+  local entry = {
     job_id = job_id, status = status, at_ms = tonumber(at_ms), actor = actor,
-    new_id = new_id or '', record = record or ''
-  })
-  redis.call('SET', entry_key, entry, 'EX', tonumber(ttl_s))
-  redis.call('LPUSH', list_key, entry)
+    new_id = new_id or '', record = ''
+  }
+  redis.call('LPUSH', list_key, cjson.encode(entry))
   redis.call('LTRIM', list_key, 0, tonumber(limit) - 1)
+  if record and #record <= JB_RECORD_COPY_CAP then
+    entry.record = record
+  end
+  redis.call('SET', entry_key, cjson.encode(entry), 'EX', tonumber(ttl_s))
 end
