@@ -10,6 +10,7 @@ import pytest
 import redis
 import redis.asyncio
 
+from examples.autumn_emulator import Autumn
 from jobbridge.devredis import RedisServer, start_redis_server
 
 # Tests must never read settings from the environment of the machine they run on.
@@ -54,3 +55,11 @@ async def redis_client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+def app(redis_url: str) -> Iterator[Autumn]:
+    """Autumn's producer side (the emulator) on this test's clean database."""
+    client = redis.Redis.from_url(redis_url)
+    yield Autumn(client)
+    client.close()

@@ -6,20 +6,12 @@ import json
 import re
 
 import pytest
-import redis
 from click.testing import CliRunner
 
 from jobbridge.cli import main
 from tests.integration.autumn_fixtures import Autumn, Worker, failing_job
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def app(redis_url: str):
-    client = redis.Redis.from_url(redis_url)
-    yield Autumn(client)
-    client.close()
 
 
 def run(*args: str) -> tuple[int, str]:

@@ -26,13 +26,6 @@ RAN = "test:ran"
 
 
 @pytest.fixture
-def app(redis_url: str):
-    client = redis.Redis.from_url(redis_url)
-    yield Autumn(client)
-    client.close()
-
-
-@pytest.fixture
 def adapter(redis_client: redis.asyncio.Redis) -> AutumnAdapter:
     return AutumnAdapter(redis_client, source="orders", queues=["default", "low"])
 
