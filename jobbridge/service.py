@@ -8,7 +8,6 @@ dashboard cost what one does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
@@ -165,11 +164,12 @@ class JobService:
             await asyncio.sleep(DISCOVERY_INTERVAL_S)
 
     async def close(self) -> None:
-        if self._discovery is not None:
-            self._discovery.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._discovery
-            self._discovery = None
+        task, self._discovery = self._discovery, None
+        # Python 3.11's asyncio.wait_for (inside redis-py) can swallow a cancel that races with
+        # a reply (CPython gh-86296), leaving the task looping: cancel until it has ended.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
         for adapter in self.adapters.values():
             await adapter.close()
 

@@ -1,0 +1,178 @@
+"""JSON API handlers, plus the root machine endpoints (health, readiness, metrics, actuator)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from jobbridge.errors import SourceUnavailable
+from jobbridge.model import Action, Counters, ListName, Outcome, SnapshotQuery
+from jobbridge.serialize import (
+    action_json,
+    audit_json,
+    counters_json,
+    detail_json,
+    rfc3339,
+    snapshot_json,
+)
+from jobbridge.service import JobService, SourceInfo
+from jobbridge.web import keys
+from jobbridge.web.actuator import actuator_jobs
+from jobbridge.web.metrics import CONTENT_TYPE
+from jobbridge.web.openapi import build_openapi
+from jobbridge.web.responses import HttpError, int_query, json_response, route_param
+
+#: HTTP status of each action outcome
+OUTCOME_STATUS: dict[Outcome, int] = {
+    Outcome.DONE: 200,
+    Outcome.NOT_FOUND: 404,
+    Outcome.WRONG_STATE: 409,
+    Outcome.CONFLICT: 409,
+    Outcome.CORRUPT: 422,
+    Outcome.UNAVAILABLE: 503,
+    Outcome.FORBIDDEN: 403,
+}
+#: audit entries returned when ``limit`` is absent, and at most
+AUDIT_DEFAULT_LIMIT = 100
+AUDIT_MAX_LIMIT = 1000
+
+
+def snapshot_query(request: web.Request) -> SnapshotQuery:
+    """``<list>_page`` and ``per_page`` from the query string, clamped (never an error)."""
+    pages = {name: int_query(request, f"{name.value}_page") for name in ListName}
+    return SnapshotQuery.build(pages, int_query(request, "per_page"))
+
+
+def audit_limit(request: web.Request) -> int:
+    limit = int_query(request, "limit")
+    if limit is None:
+        return AUDIT_DEFAULT_LIMIT
+    return max(1, min(AUDIT_MAX_LIMIT, limit))
+
+
+def audit_source(request: web.Request) -> str | None:
+    """The ``source`` filter; unknown names are a 404 (empty means all sources)."""
+    source = request.query.get("source", "").strip()
+    if not source:
+        return None
+    if len(source) > 200 or source not in request.app[keys.SERVICE].adapters:
+        raise HttpError(404, "not_found", f"Unknown source {source[:200]!r}.")
+    return source
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(build_openapi(request.app[keys.SETTINGS].server.prefix))
+
+
+async def sources(request: web.Request) -> web.Response:
+    service = request.app[keys.SERVICE]
+    return json_response(
+        {
+            "sources": [
+                {"name": s.name, "system": s.system, "capabilities": list(s.capabilities)}
+                for s in service.sources()
+            ]
+        }
+    )
+
+
+async def snapshot(request: web.Request) -> web.Response:
+    source = route_param(request, "source")
+    result = await request.app[keys.SERVICE].snapshot(source, snapshot_query(request))
+    return json_response(snapshot_json(result))
+
+
+async def job(request: web.Request) -> web.Response:
+    source = route_param(request, "source")
+    job_id = route_param(request, "id")
+    detail = await request.app[keys.SERVICE].job(source, job_id)
+    if detail is None:
+        raise HttpError(404, "not_found", f"Job {job_id!r} not found in source {source!r}.")
+    return json_response(detail_json(detail))
+
+
+async def act(request: web.Request) -> web.Response:
+    source = route_param(request, "source")
+    job_id = route_param(request, "id")
+    action = Action(request.match_info["action"])
+    principal = request[keys.PRINCIPAL]
+    service = request.app[keys.SERVICE]
+    service.adapter(source)  # unknown source: 404 before the role check reveals anything
+    if not principal.can_operate:
+        raise HttpError(403, "forbidden", f"The {principal.role} role cannot {action.value} jobs.")
+    result = await service.act(source, job_id, action, principal.actor)
+    return json_response(action_json(result), status=OUTCOME_STATUS[result.outcome])
+
+
+CounterRow = tuple[SourceInfo, Counters | None, str | None]
+
+
+async def source_counters(service: JobService, infos: list[SourceInfo]) -> list[CounterRow]:
+    """Every source's counters, read concurrently; (info, counters or None, error or None)."""
+
+    async def one(info: SourceInfo) -> CounterRow:
+        try:
+            return info, await service.counters(info.name), None
+        except SourceUnavailable as exc:
+            return info, None, f"Redis unavailable ({exc.detail})"
+
+    return list(await asyncio.gather(*(one(i) for i in infos)))
+
+
+async def counters(request: web.Request) -> web.Response:
+    service = request.app[keys.SERVICE]
+    rows = await source_counters(service, service.sources())
+    return json_response(
+        {
+            "taken_at": rfc3339(datetime.now(tz=UTC)),
+            "sources": [
+                {
+                    "name": info.name,
+                    "system": info.system,
+                    "up": error is None,
+                    "error": error,
+                    "counters": counters_json(c) if c is not None else None,
+                }
+                for info, c, error in rows
+            ],
+        }
+    )
+
+
+async def audit(request: web.Request) -> web.Response:
+    source = audit_source(request)
+    entries = await request.app[keys.SERVICE].audit(source, audit_limit(request))
+    return json_response({"entries": [audit_json(e) for e in entries]})
+
+
+# -------------------------------------------------------------------- root endpoints
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    states = await request.app[keys.SERVICE].ready()
+    ready = all(error is None for error in states.values())
+    body = {
+        "ready": ready,
+        "sources": {
+            name: {"ready": error is None, "error": None if error is None else "unavailable"}
+            for name, error in states.items()
+        },
+    }
+    return json_response(body, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = await request.app[keys.METRICS].render(request.app[keys.SERVICE])
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE
+    return response
+
+
+async def actuator(request: web.Request) -> web.Response:
+    return json_response(await actuator_jobs(request.app[keys.SERVICE]))

@@ -1,0 +1,90 @@
+"""``create_app(settings)``: the aiohttp application of the dashboard, API and probes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from jobbridge.config import Settings
+from jobbridge.service import JobService
+from jobbridge.sources import build_adapters
+from jobbridge.web import keys
+from jobbridge.web.formatting import FILTERS
+from jobbridge.web.metrics import Metrics
+from jobbridge.web.middlewares import (
+    auth_middleware,
+    csrf_middleware,
+    error_middleware,
+    metrics_middleware,
+    on_response_prepare,
+    origin_middleware,
+    session_middleware,
+)
+from jobbridge.web.routes import setup_routes
+from jobbridge.web.security import Security
+
+#: largest request body accepted (forms here are a few hundred bytes)
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(settings: Settings, service: JobService | None = None) -> web.Application:
+    """Build the app.
+
+    Args:
+        settings: the validated settings.
+        service: a service to use (tests); when None, one is built from ``settings.sources``
+            at start-up and closed at clean-up.
+
+    Returns:
+        The application, with the dashboard under ``settings.server.prefix`` and
+        ``/healthz``, ``/readyz``, ``/metrics`` and ``/actuator/jobs`` at the root.
+    """
+    app = web.Application(
+        middlewares=[
+            metrics_middleware,
+            session_middleware,
+            error_middleware,
+            origin_middleware,
+            auth_middleware,
+            csrf_middleware,
+        ],
+        client_max_size=MAX_BODY_BYTES,
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.SECURITY] = Security(settings)
+    app[keys.METRICS] = Metrics()
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("jobbridge.web"),
+        autoescape=jinja2.select_autoescape(["html"], default_for_string=True, default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(FILTERS)
+    setup_routes(app, settings.server.prefix)
+    app.on_response_prepare.append(on_response_prepare)
+    if service is not None:
+        app[keys.SERVICE] = service
+    else:
+        app.cleanup_ctx.append(_service_context)
+    return app
+
+
+async def _service_context(app: web.Application) -> AsyncIterator[None]:
+    """Own a service for the app's lifetime: adapters and Redis clients opened and closed here."""
+    settings = app[keys.SETTINGS]
+    service = JobService(
+        build_adapters(settings.sources),
+        cache_ttl_s=settings.server.cache_ttl_s,
+        read_only=settings.server.read_only,
+    )
+    await service.start()
+    app[keys.SERVICE] = service
+    try:
+        yield
+    finally:
+        await service.close()

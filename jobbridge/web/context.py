@@ -1,0 +1,85 @@
+"""What every template may use, as one lazy ``ui`` object (each view passes ``Ui(request)``).
+
+Lazy on purpose: the flash message is popped from the session (and the session cookie
+rewritten) only when a page actually renders it, and a CSRF session is created only for pages
+that show a form.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+
+from jobbridge.web import keys
+from jobbridge.web.security import FlashKind, Principal
+
+
+class Ui:
+    """Per-request template helpers: who is looking, CSRF token, flash, URLs."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        settings = request.app[keys.SETTINGS]
+        self.prefix = settings.server.prefix
+        self.read_only = settings.server.read_only
+        self.auth_enabled = settings.auth.enabled
+        self.poll = f"{settings.server.poll_interval_s:g}s"
+
+    @property
+    def principal(self) -> Principal | None:
+        return self.request.get(keys.PRINCIPAL)
+
+    @property
+    def can_act(self) -> bool:
+        """Whether to render action buttons (the server enforces the same on every POST)."""
+        principal = self.principal
+        return principal is not None and principal.can_operate and not self.read_only
+
+    @cached_property
+    def csrf_token(self) -> str:
+        state = self.request.get(keys.SESSION)
+        if state is None:
+            return ""
+        security = self.request.app[keys.SECURITY]
+        return security.csrf_token(security.ensure_session(state))
+
+    @cached_property
+    def flash(self) -> tuple[FlashKind, str] | None:
+        state = self.request.get(keys.SESSION)
+        if state is None:
+            return None
+        return self.request.app[keys.SECURITY].pop_flash(state)
+
+    @property
+    def here(self) -> str:
+        return self.request.path_qs
+
+    def url(self, name: str, query: dict[str, Any] | None = None, **parts: str) -> str:
+        url = str(self.request.app.router[name].url_for(**parts))
+        if query:
+            url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
+        return url
+
+    def static(self, filename: str) -> str:
+        resource = self.request.app.router["static"]
+        assert isinstance(resource, web.StaticResource)
+        return str(resource.url_for(filename=filename, append_version=True))
+
+    def source_url(self, source: str, **query: Any) -> str:
+        url = f"{self.prefix}/jobs/{quote(source, safe='')}"
+        if query:
+            url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
+        return url
+
+    def job_url(self, source: str, job_id: str) -> str:
+        return f"{self.prefix}/jobs/{quote(source, safe='')}/{quote(job_id, safe='')}"
+
+    def action_url(self, source: str, job_id: str, action: str) -> str:
+        return f"{self.job_url(source, job_id)}/{quote(action, safe='')}"
+
+    def counters_url(self, source: str, reload: bool = False) -> str:
+        url = f"{self.prefix}/jobs/{quote(source, safe='')}/counters"
+        return url + "?reload=1" if reload else url

@@ -1,0 +1,133 @@
+"""Prometheus metrics: per-source and per-queue gauges read at scrape time, plus HTTP metrics.
+
+Each app has its own :class:`~prometheus_client.CollectorRegistry` (never the global one), so
+several apps in one process (tests, two listeners) do not collide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from jobbridge.errors import SourceUnavailable
+from jobbridge.model import Counters
+from jobbridge.service import JobService, SourceInfo
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: seconds a scrape waits for one source before reporting it down
+SCRAPE_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One source's counters as of the current scrape (None when its Redis did not answer)."""
+
+    source: SourceInfo
+    counters: Counters | None
+
+
+class SourceCollector(Collector):
+    """Turns the readings of the current scrape into gauge families."""
+
+    def __init__(self) -> None:
+        self.readings: Sequence[Reading] = ()
+
+    def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily(
+            "jobbridge_source_up",
+            "1 when the source's Redis answered this scrape.",
+            labels=["source", "system"],
+        )
+        per_source = {
+            "enqueued": "Jobs waiting in the source's queues.",
+            "scheduled": "Jobs due later (scheduled and retry backoffs).",
+            "running": "Jobs a worker has taken.",
+            "completed_24h": "Jobs completed in the last 24 hours.",
+            "failed_7d": "Jobs terminally failed in the last 7 days.",
+            "blocked": "Jobs parked by a full concurrency group.",
+        }
+        families = {
+            name: GaugeMetricFamily(f"jobbridge_jobs_{name}", text, labels=["source"])
+            for name, text in per_source.items()
+        }
+        oldest = GaugeMetricFamily(
+            "jobbridge_oldest_enqueued_age_seconds",
+            "Age of the oldest waiting job across the source's queues (queue latency).",
+            labels=["source"],
+        )
+        queue_enqueued = GaugeMetricFamily(
+            "jobbridge_queue_jobs_enqueued",
+            "Jobs waiting in one queue.",
+            labels=["source", "queue"],
+        )
+        queue_oldest = GaugeMetricFamily(
+            "jobbridge_queue_oldest_enqueued_age_seconds",
+            "Age of the oldest waiting job of one queue.",
+            labels=["source", "queue"],
+        )
+        for reading in self.readings:
+            name = reading.source.name
+            counters = reading.counters
+            up.add_metric([name, reading.source.system], 0 if counters is None else 1)
+            if counters is None:
+                continue
+            for field, family in families.items():
+                family.add_metric([name], float(getattr(counters, field)))
+            if counters.oldest_enqueued_age_s is not None:
+                oldest.add_metric([name], counters.oldest_enqueued_age_s)
+            for queue in counters.queues:
+                queue_enqueued.add_metric([name, queue.name], float(queue.enqueued))
+                if queue.oldest_enqueued_age_s is not None:
+                    queue_oldest.add_metric([name, queue.name], queue.oldest_enqueued_age_s)
+        yield up
+        yield from families.values()
+        yield oldest
+        yield queue_enqueued
+        yield queue_oldest
+
+
+class Metrics:
+    """The app's registry: HTTP request metrics and the source gauges."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.requests = Counter(
+            "jobbridge_http_requests",
+            "HTTP requests served, by route name, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "jobbridge_http_request_duration_seconds",
+            "Time to serve HTTP requests, by route name, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.sources = SourceCollector()
+        self.registry.register(self.sources)
+        self._lock = asyncio.Lock()
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method, str(status)).observe(seconds)
+
+    async def render(self, service: JobService) -> bytes:
+        """Read every source's counters now, then expose the whole registry as text."""
+
+        async def read(info: SourceInfo) -> Reading:
+            try:
+                counters = await asyncio.wait_for(
+                    service.counters(info.name), timeout=SCRAPE_TIMEOUT_S
+                )
+            except (SourceUnavailable, TimeoutError):
+                counters = None
+            return Reading(info, counters)
+
+        async with self._lock:
+            self.sources.readings = await asyncio.gather(*(read(s) for s in service.sources()))
+            return generate_latest(self.registry)

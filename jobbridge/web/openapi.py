@@ -1,0 +1,427 @@
+"""The OpenAPI 3.1 document of the JSON API, served at ``{prefix}/api/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jobbridge
+from jobbridge.model import ListName
+from jobbridge.web import actuator
+
+_TIME = {
+    "type": ["string", "null"],
+    "format": "date-time",
+    "description": "RFC 3339, UTC, whole seconds, Z suffix",
+}
+_INT_OR_NULL = {"type": ["integer", "null"]}
+_STR_OR_NULL = {"type": ["string", "null"]}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": _ref("Error")}},
+    }
+
+
+def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_AUTH_ERRORS = {
+    "401": _error("Not authenticated (no or invalid credentials)."),
+    "403": _error("Authenticated but not allowed."),
+}
+_SOURCE = {
+    "name": "source",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "maxLength": 200},
+}
+_JOB_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "maxLength": 200},
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "message"],
+        "properties": {
+            "error": {
+                "type": "string",
+                "description": "not_found, wrong_state, conflict, corrupt, unavailable, "
+                "forbidden, unauthorized, csrf, cross_origin, internal",
+            },
+            "message": {"type": "string"},
+            "id": {"type": "string", "description": "refused actions: the job id"},
+        },
+    },
+    "Job": {
+        "type": "object",
+        "properties": {
+            "source": {"type": "string"},
+            "system": {"type": "string", "enum": ["autumn", "rq", "celery"]},
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "queue": {"type": "string"},
+            "status": {"type": "string"},
+            "raw_status": {"type": "string"},
+            "enqueued_at": _TIME,
+            "scheduled_for": _TIME,
+            "started_at": _TIME,
+            "finished_at": _TIME,
+            "attempt": _INT_OR_NULL,
+            "max_attempts": _INT_OR_NULL,
+            "last_error": _STR_OR_NULL,
+            "principal_id": _STR_OR_NULL,
+            "correlation_id": _STR_OR_NULL,
+            "worker": _STR_OR_NULL,
+            "payload_preview": {"type": "string"},
+            "actions": {"type": "array", "items": {"enum": ["cancel", "retry", "discard"]}},
+            "problem": {
+                **_STR_OR_NULL,
+                "description": "why the stored record could not be fully read",
+            },
+            "new_id": {**_STR_OR_NULL, "description": "lifecycle rows: the job a retry made"},
+            "extra": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "system-specific fields (unique key, concurrency group, ...)",
+            },
+        },
+    },
+    "JobDetail": {
+        "allOf": [
+            _ref("Job"),
+            {
+                "type": "object",
+                "properties": {
+                    "payload": {"type": "string", "description": "safely decoded, size-capped"},
+                    "payload_kind": {"type": "string"},
+                    "lifecycle": {"type": "array", "items": _ref("LifecycleEntry")},
+                },
+            },
+        ]
+    },
+    "LifecycleEntry": {
+        "type": "object",
+        "properties": {
+            "job_id": {"type": "string"},
+            "status": {"enum": ["canceled", "retried", "discarded"]},
+            "at": _TIME,
+            "actor": {"type": "string"},
+            "new_id": _STR_OR_NULL,
+        },
+    },
+    "Counters": {
+        "type": "object",
+        "properties": {
+            "enqueued": {"type": "integer"},
+            "scheduled": {"type": "integer"},
+            "running": {"type": "integer"},
+            "completed_24h": {"type": "integer"},
+            "failed_7d": {"type": "integer"},
+            "oldest_enqueued_age_s": {"type": ["number", "null"]},
+            "blocked": {"type": "integer"},
+            "queues": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "enqueued": {"type": "integer"},
+                        "oldest_enqueued_age_s": {"type": ["number", "null"]},
+                    },
+                },
+            },
+        },
+    },
+    "Page": {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": _ref("Job")},
+            "total": {"type": "integer"},
+            "page": {"type": "integer"},
+            "per_page": {"type": "integer"},
+            "flagged": {
+                "type": "integer",
+                "description": "rows on this page whose record could not be fully read",
+            },
+        },
+    },
+    "Snapshot": {
+        "type": "object",
+        "properties": {
+            "source": {"type": "string"},
+            "system": {"type": "string"},
+            "taken_at": _TIME,
+            "counters": _ref("Counters"),
+            "lists": {
+                "type": "object",
+                "properties": {name.value: _ref("Page") for name in ListName},
+            },
+            "schedules": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "schedule": {"type": "string"},
+                        "next_run_at": _TIME,
+                        "last_status": _STR_OR_NULL,
+                    },
+                },
+            },
+            "history_limit": _INT_OR_NULL,
+        },
+    },
+    "ActionDone": {
+        "type": "object",
+        "required": ["outcome", "id"],
+        "properties": {
+            "outcome": {"enum": ["retried", "discarded", "canceled"]},
+            "id": {"type": "string"},
+            "new_id": {"type": "string", "description": "the job a retry created"},
+            "message": {"type": "string"},
+        },
+    },
+    "AuditEntry": {
+        "type": "object",
+        "properties": {
+            "at": _TIME,
+            "actor": {"type": "string"},
+            "source": {"type": "string"},
+            "job_id": {"type": "string"},
+            "action": {"type": "string"},
+            "outcome": {"type": "string"},
+            "new_id": _STR_OR_NULL,
+            "message": {"type": "string"},
+        },
+    },
+}
+
+
+def _page_params() -> list[dict[str, Any]]:
+    params = [
+        {
+            "name": f"{name.value}_page",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "default": 1},
+            "description": f"page of the {name.value} list; invalid values mean 1",
+        }
+        for name in ListName
+    ]
+    params.append(
+        {
+            "name": "per_page",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 25},
+            "description": "rows per page, clamped to 1..100",
+        }
+    )
+    return params
+
+
+def _paths(prefix: str) -> dict[str, Any]:
+    api = f"{prefix}/api"
+    action_responses = {
+        "200": _ok(_ref("ActionDone"), "The action happened."),
+        "401": _AUTH_ERRORS["401"],
+        "403": _error("Viewer role, read-only mode, or a failed CSRF / origin check."),
+        "404": _error("No such source or job."),
+        "409": _error("Wrong state (e.g. already running) or conflict (unique job pending)."),
+        "422": _error("The stored record is corrupt."),
+        "503": _error("The source's Redis is unavailable."),
+    }
+    return {
+        f"{api}/openapi.json": {
+            "get": {"summary": "This document.", "responses": {"200": {"description": "OK"}}}
+        },
+        f"{api}/sources": {
+            "get": {
+                "summary": "Configured sources.",
+                "responses": {
+                    "200": _ok(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "sources": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "name": {"type": "string"},
+                                            "system": {"type": "string"},
+                                            "capabilities": {
+                                                "type": "array",
+                                                "items": {"type": "string"},
+                                            },
+                                        },
+                                    },
+                                }
+                            },
+                        }
+                    ),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        f"{api}/sources/{{source}}/snapshot": {
+            "get": {
+                "summary": "Counters and one page of each of the five lists, newest first.",
+                "parameters": [_SOURCE, *_page_params()],
+                "responses": {
+                    "200": _ok(_ref("Snapshot")),
+                    **_AUTH_ERRORS,
+                    "404": _error("No such source."),
+                    "503": _error("The source's Redis is unavailable."),
+                },
+            }
+        },
+        f"{api}/sources/{{source}}/jobs/{{id}}": {
+            "get": {
+                "summary": "One job with its safely decoded payload and lifecycle entries.",
+                "parameters": [_SOURCE, _JOB_ID],
+                "responses": {
+                    "200": _ok(_ref("JobDetail")),
+                    **_AUTH_ERRORS,
+                    "404": _error("No such source or job."),
+                    "503": _error("The source's Redis is unavailable."),
+                },
+            }
+        },
+        **{
+            f"{api}/sources/{{source}}/jobs/{{id}}/{action}": {
+                "post": {
+                    "summary": summary,
+                    "description": "Operator role required. Browser sessions must send the "
+                    "X-CSRF-Token header; every request must pass the Origin / "
+                    "Sec-Fetch-Site check.",
+                    "parameters": [_SOURCE, _JOB_ID],
+                    "responses": action_responses,
+                }
+            }
+            for action, summary in (
+                ("retry", "Re-enqueue a failed job under a new id."),
+                ("discard", "Remove a failed job from the failed list."),
+                ("cancel", "Remove a job no worker has taken yet."),
+            )
+        },
+        f"{api}/counters": {
+            "get": {
+                "summary": "Every source's counters (or why they could not be read).",
+                "responses": {
+                    "200": _ok(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "taken_at": _TIME,
+                                "sources": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "name": {"type": "string"},
+                                            "system": {"type": "string"},
+                                            "up": {"type": "boolean"},
+                                            "error": _STR_OR_NULL,
+                                            "counters": {
+                                                "oneOf": [_ref("Counters"), {"type": "null"}]
+                                            },
+                                        },
+                                    },
+                                },
+                            },
+                        }
+                    ),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        f"{api}/audit": {
+            "get": {
+                "summary": "Operator actions, newest first.",
+                "parameters": [
+                    {"name": "source", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                ],
+                "responses": {
+                    "200": _ok(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "entries": {"type": "array", "items": _ref("AuditEntry")}
+                            },
+                        }
+                    ),
+                    **_AUTH_ERRORS,
+                    "404": _error("No such source."),
+                    "503": _error("The source's Redis is unavailable."),
+                },
+            }
+        },
+        "/actuator/jobs": {
+            "get": {
+                "summary": "Per-job-name counters across sources, as Autumn's actuator.",
+                "description": (actuator.__doc__ or "").strip(),
+                "responses": {"200": {"description": "OK"}, **_AUTH_ERRORS},
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness: the process answers. No authentication.",
+                "responses": {"200": {"description": "OK"}},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: every source's Redis answers a PING. No authentication.",
+                "responses": {
+                    "200": {"description": "All sources ready."},
+                    "503": {"description": "At least one source is unavailable."},
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus text: per-source and per-queue gauges, HTTP metrics.",
+                "description": "Gauges are read from every source at scrape time. When "
+                "authentication is configured, scrape with a bearer token (any role).",
+                "responses": {"200": {"description": "OK"}, **_AUTH_ERRORS},
+            }
+        },
+    }
+
+
+def build_openapi(prefix: str) -> dict[str, Any]:
+    """The document, with every path under the configured prefix."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "jobbridge",
+            "version": jobbridge.__version__,
+            "description": "Autumn, RQ and Celery job queues in Redis, in one model. "
+            "Timestamps are RFC 3339 in UTC with a Z suffix. Errors are "
+            '{"error": <code>, "message": <text>}.',
+        },
+        "paths": _paths(prefix),
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "jobbridge_session"},
+            },
+        },
+        "security": [{"bearer": []}, {"session": []}],
+    }

@@ -1,0 +1,69 @@
+"""Small response helpers shared by views, the API and the middlewares."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+#: longest source name or job id accepted from a URL
+MAX_PARAM_CHARS = 200
+#: longest integer query value parsed (anything longer means "use the default")
+MAX_INT_CHARS = 20
+
+
+class HttpError(Exception):
+    """Stop a handler with an error page (HTML) or ``{"error", "message"}`` (API)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        source: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        #: for 503s: the source whose Redis is down (its page polls until it is back)
+        self.source = source
+        self.headers = dict(headers or {})
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return web.Response(text=body, status=status, content_type="application/json")
+
+
+def error_json(status: int, code: str, message: str) -> web.Response:
+    return json_response({"error": code, "message": message}, status=status)
+
+
+def redirect(location: str, status: int = 303) -> web.Response:
+    """A redirect built as a plain response (returning HTTPException objects is deprecated)."""
+    return web.Response(status=status, headers={"Location": location})
+
+
+def route_param(request: web.Request, name: str) -> str:
+    """A path parameter (source or job id), refused as unknown when absurdly long."""
+    value = request.match_info.get(name, "")
+    if not value or len(value) > MAX_PARAM_CHARS:
+        what = "source" if name == "source" else "job"
+        raise HttpError(404, "not_found", f"No such {what}.")
+    return value
+
+
+def int_query(request: web.Request, name: str) -> int | None:
+    """An integer query parameter, or None when missing or not an integer (then clamped)."""
+    raw = request.query.get(name)
+    if raw is None or len(raw) > MAX_INT_CHARS:
+        return None
+    try:
+        return int(raw.strip())
+    except ValueError:
+        return None

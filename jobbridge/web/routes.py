@@ -1,0 +1,51 @@
+"""The route table: every route named, dashboard routes under the configured prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from jobbridge.web import api, views
+
+STATIC_DIR = Path(__file__).parent / "static"
+#: the action segment of action URLs
+ACTIONS = "{action:retry|discard|cancel}"
+
+
+def setup_routes(app: web.Application, prefix: str) -> None:
+    """Register every route. ``prefix`` is "" or "/seg[/seg...]" (never a trailing slash)."""
+    p = prefix
+    router = app.router
+    # HTML. Literal sub-paths ("counters") come before the {id} routes they would match.
+    router.add_get(f"{p}/jobs", views.overview, name="overview")
+    router.add_get(f"{p}/jobs/counters", views.overview_counters, name="overview_counters")
+    router.add_get(f"{p}/jobs/{{source}}", views.source_page, name="source")
+    router.add_get(
+        f"{p}/jobs/{{source}}/counters", views.source_counters_fragment, name="source_counters"
+    )
+    router.add_get(f"{p}/jobs/{{source}}/{{id}}", views.job_page, name="job")
+    router.add_post(f"{p}/jobs/{{source}}/{{id}}/{ACTIONS}", views.act, name="action")
+    router.add_get(f"{p}/audit", views.audit_page, name="audit")
+    router.add_get(f"{p}/login", views.login_form, name="login")
+    router.add_post(f"{p}/login", views.login, name="login_post")
+    router.add_post(f"{p}/logout", views.logout, name="logout")
+    router.add_static(f"{p}/static", STATIC_DIR, name="static")
+    # JSON API.
+    router.add_get(f"{p}/api/openapi.json", api.openapi, name="api_openapi")
+    router.add_get(f"{p}/api/sources", api.sources, name="api_sources")
+    router.add_get(f"{p}/api/sources/{{source}}/snapshot", api.snapshot, name="api_snapshot")
+    router.add_get(f"{p}/api/sources/{{source}}/jobs/{{id}}", api.job, name="api_job")
+    router.add_post(f"{p}/api/sources/{{source}}/jobs/{{id}}/{ACTIONS}", api.act, name="api_action")
+    router.add_get(f"{p}/api/counters", api.counters, name="api_counters")
+    router.add_get(f"{p}/api/audit", api.audit, name="api_audit")
+    # Root machine endpoints.
+    router.add_get("/healthz", api.healthz, name="healthz")
+    router.add_get("/readyz", api.readyz, name="readyz")
+    router.add_get("/metrics", api.metrics, name="metrics")
+    router.add_get("/actuator/jobs", api.actuator, name="actuator_jobs")
+    # Convenience redirects to the overview.
+    router.add_get(f"{p}/", views.index, name="index_slash")
+    if p:
+        router.add_get(p, views.index, name="index")
+        router.add_get("/", views.index, name="root")

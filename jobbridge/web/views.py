@@ -1,0 +1,242 @@
+"""HTML views: overview, per-source dashboard, counters fragments, job detail, audit, login."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from jobbridge.errors import SourceUnavailable
+from jobbridge.model import DEFAULT_PER_PAGE, DONE_WORDS, Action, ListName, Outcome, Page
+from jobbridge.service import SourceStatus
+from jobbridge.web import keys
+from jobbridge.web.api import audit_limit, audit_source, snapshot_query, source_counters
+from jobbridge.web.context import Ui
+from jobbridge.web.responses import HttpError, redirect, route_param
+from jobbridge.web.security import MAX_CREDENTIAL_CHARS, safe_next
+
+LIST_TITLES: dict[ListName, str] = {
+    ListName.ENQUEUED: "Enqueued",
+    ListName.SCHEDULED: "Scheduled",
+    ListName.RUNNING: "Running",
+    ListName.COMPLETED: "Completed (last 24h)",
+    ListName.FAILED: "Failed (last 7d)",
+}
+#: audit entries scanned for a job's detail page
+JOB_AUDIT_SCAN = 1000
+#: pause after a failed login, to slow down guessing
+LOGIN_FAILURE_DELAY_S = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class PagerLink:
+    label: str
+    url: str | None
+    rel: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ListView:
+    """One card of the per-source page."""
+
+    name: ListName
+    title: str
+    page: Page
+    pager: tuple[PagerLink, ...]
+
+
+def _pager(ui: Ui, source: str, name: ListName, page: Page) -> tuple[PagerLink, ...]:
+    """Autumn's pager: only when there is more than one page; links keep ``per_page``."""
+    pages = page.pages
+    if pages <= 1:
+        return ()
+    per_page = page.per_page if page.per_page != DEFAULT_PER_PAGE else None
+
+    def link(number: int) -> str:
+        return ui.source_url(source, **{f"{name.value}_page": number, "per_page": per_page})
+
+    current = min(page.page, pages)
+    return (
+        PagerLink("« First", link(1) if current > 1 else None, "first"),
+        PagerLink("\u2039 Prev", link(current - 1) if current > 1 else None, "prev"),
+        PagerLink(f"Page {page.page} of {pages}", None, "current"),
+        PagerLink("Next \u203a", link(page.page + 1) if page.page < pages else None, "next"),
+        PagerLink("Last »", link(pages) if page.page < pages else None, "last"),
+    )
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    return redirect(str(request.app.router["overview"].url_for()), status=302)
+
+
+@aiohttp_jinja2.template("overview.html")
+async def overview(request: web.Request) -> dict[str, Any]:
+    result = await request.app[keys.SERVICE].overview()
+    return {"ui": Ui(request), "overview": result, "rows": result.sources, "initial": True}
+
+
+@aiohttp_jinja2.template("_overview_counters.html")
+async def overview_counters(request: web.Request) -> dict[str, Any]:
+    service = request.app[keys.SERVICE]
+    rows = [
+        SourceStatus(name=info.name, system=info.system, counters=counters, error=error)
+        for info, counters, error in await source_counters(service, service.sources())
+    ]
+    return {"ui": Ui(request), "rows": rows, "initial": False}
+
+
+@aiohttp_jinja2.template("source.html")
+async def source_page(request: web.Request) -> dict[str, Any]:
+    source = route_param(request, "source")
+    snapshot = await request.app[keys.SERVICE].snapshot(source, snapshot_query(request))
+    ui = Ui(request)
+    lists = [
+        ListView(name, LIST_TITLES[name], page, _pager(ui, source, name, page))
+        for name, page in ((n, snapshot.lists[n]) for n in ListName if n in snapshot.lists)
+    ]
+    return {
+        "ui": ui,
+        "source": source,
+        "snapshot": snapshot,
+        "counters": snapshot.counters,
+        "error": None,
+        "lists": lists,
+        "initial": True,
+    }
+
+
+async def source_counters_fragment(request: web.Request) -> web.StreamResponse:
+    """The polled counters. Redis down is a normal state here: "unavailable", keep polling.
+
+    The unavailable fragment polls with ``reload=1``; the first answer after Redis returns
+    then carries ``HX-Refresh`` so htmx reloads the whole page, lists included.
+    """
+    source = route_param(request, "source")
+    service = request.app[keys.SERVICE]
+    service.adapter(source)
+    try:
+        counters, error = await service.counters(source), None
+    except SourceUnavailable as exc:
+        counters, error = None, exc.detail
+    context = {
+        "ui": Ui(request),
+        "source": source,
+        "counters": counters,
+        "error": error,
+        "initial": False,
+    }
+    response = aiohttp_jinja2.render_template("_source_counters.html", request, context)
+    if counters is not None and request.query.get("reload") == "1":
+        response.headers["HX-Refresh"] = "true"
+    return response
+
+
+@aiohttp_jinja2.template("job.html")
+async def job_page(request: web.Request) -> dict[str, Any]:
+    source = route_param(request, "source")
+    job_id = route_param(request, "id")
+    service = request.app[keys.SERVICE]
+    detail = await service.job(source, job_id)
+    if detail is None:
+        raise HttpError(404, "not_found", f"Job {job_id!r} not found in source {source!r}.")
+    entries = await service.audit(source, JOB_AUDIT_SCAN)
+    related = [e for e in entries if job_id in (e.job_id, e.new_id)]
+    return {
+        "ui": Ui(request),
+        "source": source,
+        "detail": detail,
+        "job": detail.job,
+        "audit": related,
+    }
+
+
+async def act(request: web.Request) -> web.StreamResponse:
+    """POST an action, then redirect (303) back with a flash message naming the outcome."""
+    source = route_param(request, "source")
+    job_id = route_param(request, "id")
+    action = Action(request.match_info["action"])
+    service = request.app[keys.SERVICE]
+    service.adapter(source)
+    principal = request[keys.PRINCIPAL]
+    if not principal.can_operate:
+        raise HttpError(
+            403,
+            "forbidden",
+            f"Your role ({principal.role}) may look at jobs but not {action.value} them.",
+        )
+    result = await service.act(source, job_id, action, principal.actor)
+    if result.outcome is Outcome.FORBIDDEN:
+        raise HttpError(403, "forbidden", result.message)
+    if result.outcome is Outcome.UNAVAILABLE:
+        raise HttpError(503, "unavailable", result.message, source=source)
+    message = result.message or f"{DONE_WORDS[action].capitalize()} job {job_id}."
+    security = request.app[keys.SECURITY]
+    security.flash(request[keys.SESSION], "ok" if result.ok else "error", message)
+    form = await request.post()
+    target = form.get("next")
+    prefix = request.app[keys.SETTINGS].server.prefix
+    back = safe_next(target if isinstance(target, str) else None, prefix)
+    return redirect(back or Ui(request).source_url(source))
+
+
+@aiohttp_jinja2.template("audit.html")
+async def audit_page(request: web.Request) -> dict[str, Any]:
+    source = audit_source(request)
+    limit = audit_limit(request)
+    service = request.app[keys.SERVICE]
+    entries = await service.audit(source, limit)
+    return {
+        "ui": Ui(request),
+        "entries": entries,
+        "source": source,
+        "limit": limit,
+        "sources": service.sources(),
+    }
+
+
+def _login_context(request: web.Request, next_url: str | None, error: str | None) -> dict[str, Any]:
+    auth = request.app[keys.SETTINGS].auth
+    return {
+        "ui": Ui(request),
+        "next": next_url,
+        "error": error,
+        "tokens": bool(auth.tokens),
+        "proxy": auth.proxy is not None,
+    }
+
+
+@aiohttp_jinja2.template("login.html")
+async def login_form(request: web.Request) -> dict[str, Any]:
+    prefix = request.app[keys.SETTINGS].server.prefix
+    return _login_context(request, safe_next(request.query.get("next"), prefix), None)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """Exchange an API token for a signed session cookie (a fresh session id: no fixation)."""
+    settings = request.app[keys.SETTINGS]
+    form = await request.post()
+    raw_next = form.get("next")
+    next_url = safe_next(raw_next if isinstance(raw_next, str) else None, settings.server.prefix)
+    target = next_url or str(request.app.router["overview"].url_for())
+    if not settings.auth.tokens:
+        return redirect(target)
+    raw_token = form.get("token")
+    token = raw_token.strip() if isinstance(raw_token, str) else ""
+    found = None
+    if token and len(token) <= MAX_CREDENTIAL_CHARS:
+        found = settings.auth.token_for(token)
+    if found is None:
+        await asyncio.sleep(LOGIN_FAILURE_DELAY_S)
+        context = _login_context(request, next_url, "That token is not valid.")
+        return aiohttp_jinja2.render_template("login.html", request, context, status=401)
+    security = request.app[keys.SECURITY]
+    request[keys.SESSION].set(security.new_session(found))
+    return redirect(target)
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    request[keys.SESSION].delete()
+    return redirect(str(request.app.router["login"].url_for()))
