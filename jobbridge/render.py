@@ -1,18 +1,17 @@
 """Plain-text tables for the terminal.
 
-Job data is attacker-controlled: control characters (terminal escape sequences among them)
-are replaced before anything is printed, so a job name cannot repaint an operator's terminal.
+Job data is attacker-controlled: every value goes through ``jobbridge.text.clean``, which marks
+control characters (terminal escape sequences among them), so a job name cannot repaint an
+operator's terminal.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import datetime
 
 from jobbridge.model import JobDetail, JobRecord, ListName, Snapshot
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+from jobbridge.text import age, clean, clean_block
 
 TITLES = {
     ListName.ENQUEUED: "Enqueued",
@@ -23,28 +22,8 @@ TITLES = {
 }
 
 
-def clean(value: object, limit: int | None = None) -> str:
-    """Printable one-line text: control characters become "?", long text is cut with "…"."""
-    out = _CONTROL.sub("?", "" if value is None else str(value))
-    if limit is not None and len(out) > limit:
-        out = out[: max(0, limit - 1)] + "…"
-    return out
-
-
 def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
-
-
-def age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172_800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -143,15 +122,14 @@ def render_detail(detail: JobDetail) -> str:
     lines = [f"{k:>14}: {clean(v, 300)}" for k, v in fields]
     if job.last_error:
         lines += ["", "last error:", clean_block(job.last_error)]
-    lines += ["", f"payload ({detail.payload_kind}):", clean_block(detail.payload) or "(empty)"]
+    lines += [
+        "",
+        f"payload ({detail.payload_kind}):",
+        clean_block(detail.payload.replace("\t", "    ")) or "(empty)",
+    ]
     for entry in detail.lifecycle:
         new = f" as {entry.new_id}" if entry.new_id else ""
         lines.append(
             f"lifecycle: {entry.status.value}{new} by {clean(entry.actor, 80)} at {when(entry.at)}Z"
         )
     return "\n".join(lines)
-
-
-def clean_block(value: str) -> str:
-    """Multi-line text with control characters other than newlines and tabs replaced."""
-    return "\n".join(clean(line.replace("\t", "    ")) for line in value.splitlines())

@@ -27,7 +27,7 @@ def test_snapshot_table_detects_autumn(app, redis_url) -> None:
     assert "== autumn (autumn)" in out
     assert "enqueued 1" in out and "failed 7d 1" in out
     assert "send_email" in out and "mail" in out
-    assert "\x1b" not in out and "bad ?[31mred" in out
+    assert "\x1b" not in out and "bad \ufffd[31mred" in out
 
 
 def test_snapshot_json_and_paging(app, redis_url) -> None:

@@ -7,68 +7,22 @@ which could disguise a job name or error, become visible replacement marks.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+
+from jobbridge.text import age, clean, clean_block, show_time
 
 #: Autumn's table cut: 79 characters and an ellipsis
 ERROR_CUT = 80
 #: characters of a full error shown inside a table row's <details>
 TABLE_ERROR_CHARS = 4000
 
-_INVISIBLE = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
-)
-_WHITESPACE = re.compile("[\t\n\r]+")
-
-
-def show_time(value: datetime | None) -> str:
-    """Whole seconds in UTC, as Autumn's page shows times."""
-    if value is None:
-        return "—"
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
 
 def iso_seconds(value: datetime | None) -> str:
     if value is None:
         return ""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def age(seconds: float | None) -> str:
-    """A short duration: "12s", "5m 3s", "2h 5m", "3d 4h"; "—" when unknown."""
-    if seconds is None:
-        return "—"
-    total = max(0, int(seconds))
-    if total < 60:
-        return f"{total}s"
-    if total < 3600:
-        return f"{total // 60}m {total % 60}s"
-    if total < 86400:
-        return f"{total // 3600}h {total % 3600 // 60}m"
-    return f"{total // 86400}d {total % 86400 // 3600}h"
-
-
-def clean(value: object, limit: int | None = None) -> str:
-    """One line of untrusted text: line breaks become spaces, other invisible and control
-    characters are shown as "\ufffd"."""
-    if value is None:
-        return ""
-    text = _INVISIBLE.sub("\ufffd", _WHITESPACE.sub(" ", str(value)))
-    if limit is not None and len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text
-
-
-def clean_block(value: object, limit: int | None = None) -> str:
-    """Multi-line untrusted text for a <pre>: newlines and tabs kept, other controls marked."""
-    if value is None:
-        return ""
-    text = _INVISIBLE.sub("\ufffd", str(value))
-    if limit is not None and len(text) > limit:
-        text = text[:limit] + f"\n… [{len(text) - limit} more characters]"
-    return text
 
 
 def cut(value: object, limit: int = ERROR_CUT) -> str:

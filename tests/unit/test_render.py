@@ -1,24 +1,35 @@
-"""Terminal output never carries control characters from job data."""
+"""Terminal and web text never carry control characters from job data."""
 
 from __future__ import annotations
 
-from jobbridge.render import clean, clean_block, table
+from jobbridge.render import table
+from jobbridge.text import age, clean, clean_block
 
 
-def test_clean_replaces_terminal_escapes() -> None:
-    hostile = "evil\x1b[2J\x1b]0;title\x07name\u202e"
-    out = clean(hostile)
+def test_clean_marks_terminal_escapes_and_bidi_overrides() -> None:
+    out = clean("evil\x1b[2J\x1b]0;title\x07name\u202e\u2028x")
     assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
-    assert out.startswith("evil?[2J")
+    assert "\u2028" not in out
+    assert out.startswith("evil\ufffd[2J")
 
 
-def test_clean_cuts_long_text() -> None:
+def test_clean_is_one_line_and_cuts_long_text() -> None:
+    assert clean("a\nb\tc") == "a b c"
     assert clean("abcdef", 4) == "abc…"
     assert clean(None) == ""
 
 
 def test_clean_block_keeps_lines() -> None:
-    assert clean_block("a\n\x1bb\tc") == "a\n?b    c"
+    assert clean_block("a\n\x1bb\tc") == "a\n\ufffdb\tc"
+    assert clean_block("x" * 10, 4) == "xxxx\n… [6 more characters]"
+
+
+def test_age() -> None:
+    assert age(None) == "—"
+    assert age(5.7) == "5s"
+    assert age(125) == "2m 5s"
+    assert age(7_300) == "2h 1m"
+    assert age(200_000) == "2d 7h"
 
 
 def test_table_aligns_columns() -> None:
