@@ -51,7 +51,8 @@ def clean_block(value: object, limit: int | None = None) -> str:
     """Multi-line untrusted text for a <pre>: newlines and tabs kept, other controls marked."""
     if value is None:
         return ""
-    text = _INVISIBLE.sub("\ufffd", str(value))
+    # A lone carriage return would let text overwrite its own line on a terminal.
+    text = _INVISIBLE.sub("\ufffd", str(value).replace("\r\n", "\n").replace("\r", "\ufffd"))
     if limit is not None and len(text) > limit:
         text = text[:limit] + f"\n… [{len(text) - limit} more characters]"
     return text

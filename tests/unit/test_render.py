@@ -21,6 +21,7 @@ def test_clean_is_one_line_and_cuts_long_text() -> None:
 
 def test_clean_block_keeps_lines() -> None:
     assert clean_block("a\n\x1bb\tc") == "a\n\ufffdb\tc"
+    assert clean_block("one\r\ntwo\rspoof") == "one\ntwo\ufffdspoof"
     assert clean_block("x" * 10, 4) == "xxxx\n… [6 more characters]"
 
 
