@@ -109,3 +109,44 @@ def test_worker_keeps_working_after_cli_actions(app, redis_url) -> None:
     assert run("cancel", "--redis", redis_url, drop)[0] == 0
     Worker(app, ran_key="ran").run(until_idle=True)
     assert [v.decode() for v in app.client.lrange("ran", 0, -1)] == [keep]
+
+
+def test_serve_refuses_a_public_address_without_auth(redis_url) -> None:
+    code, out = run("serve", "--redis", redis_url, "--host", "0.0.0.0")
+    assert code != 0
+    assert "refusing to listen on 0.0.0.0 without authentication" in out
+
+
+def test_serve_runs_the_dashboard(app, redis_url) -> None:
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from jobbridge.devredis import free_port
+
+    app.enqueue("send_email", {})
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jobbridge", "serve", "--redis", redis_url, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz") as reply:
+                    assert reply.status == 200
+                    break
+            except OSError:
+                assert server.poll() is None, server.stdout.read().decode()
+                assert time.monotonic() < deadline, "jobbridge serve did not start"
+                time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/jobs/autumn") as reply:
+            page = reply.read().decode()
+        assert "send_email" in page
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        server.stdout.close()
