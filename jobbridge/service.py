@@ -43,6 +43,8 @@ CAPABILITIES: Mapping[System, tuple[str, ...]] = {
 }
 #: Failures per source that the overview merges into "most recent failures".
 OVERVIEW_FAILURES = 10
+#: Newest entries of each audit list that a filtered audit read looks at.
+AUDIT_SCAN = 2000
 #: Seconds between background queue-discovery steps.
 DISCOVERY_INTERVAL_S = 0.5
 
@@ -237,9 +239,21 @@ class JobService:
     async def job(self, source: str, job_id: str) -> JobDetail | None:
         return await self.adapter(source).job(job_id)
 
-    async def audit(self, source: str | None = None, limit: int = 100) -> list[AuditEntry]:
-        """Newest audit entries, of one source or of all, merged newest first."""
+    async def audit(
+        self, source: str | None = None, limit: int = 100, *, job_id: str | None = None
+    ) -> list[AuditEntry]:
+        """Newest audit entries, of one source or of all, merged newest first.
+
+        Args:
+            source: only this source's entries.
+            limit: entries returned, 1..1000.
+            job_id: only entries about this job (as the job acted on or the job a retry made).
+
+        Filters look at the newest ``AUDIT_SCAN`` entries of each audit list, so a request
+        costs the same however long the list is.
+        """
         limit = max(1, min(limit, 1000))
+        filtering = source is not None or job_id is not None
         adapters = [self.adapter(source)] if source else list(self.adapters.values())
         entries: list[AuditEntry] = []
         seen_stores: set[str] = set()
@@ -249,12 +263,14 @@ class JobService:
                 continue
             seen_stores.add(adapter.audit_store)
             try:
-                entries.extend(await adapter.audit(limit if not source else 10 * limit))
+                entries.extend(await adapter.audit(AUDIT_SCAN if filtering else limit))
             except SourceUnavailable:
                 if source:
                     raise
         if source:
             entries = [e for e in entries if e.source == source]
+        if job_id is not None:
+            entries = [e for e in entries if job_id in (e.job_id, e.new_id)]
         entries.sort(key=lambda e: e.at, reverse=True)
         return entries[:limit]
 

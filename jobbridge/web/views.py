@@ -25,8 +25,8 @@ LIST_TITLES: dict[ListName, str] = {
     ListName.COMPLETED: "Completed (last 24h)",
     ListName.FAILED: "Failed (last 7d)",
 }
-#: audit entries scanned for a job's detail page
-JOB_AUDIT_SCAN = 1000
+#: audit entries shown on a job's detail page
+JOB_AUDIT_ROWS = 50
 #: pause after a failed login, to slow down guessing
 LOGIN_FAILURE_DELAY_S = 0.25
 
@@ -142,8 +142,7 @@ async def job_page(request: web.Request) -> dict[str, Any]:
     detail = await service.job(source, job_id)
     if detail is None:
         raise HttpError(404, "not_found", f"Job {job_id!r} not found in source {source!r}.")
-    entries = await service.audit(source, JOB_AUDIT_SCAN)
-    related = [e for e in entries if job_id in (e.job_id, e.new_id)]
+    related = await service.audit(source, JOB_AUDIT_ROWS, job_id=job_id)
     return {
         "ui": Ui(request),
         "source": source,

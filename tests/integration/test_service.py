@@ -124,3 +124,15 @@ async def test_background_discovery_finds_new_queues(app, redis_url) -> None:
     finally:
         await svc.close()
     assert "reports" in adapter.queues
+
+
+async def test_audit_filters_by_job_including_the_job_a_retry_made(app, service) -> None:
+    from tests.integration.autumn_fixtures import failing_job as fail
+
+    old = fail(app)
+    result = await service.act("orders", old, Action.RETRY, "ops")
+    await service.act("orders", "other", Action.CANCEL, "ops")
+    about_old = await service.audit("orders", job_id=old)
+    about_new = await service.audit(job_id=result.new_id)
+    assert [(e.action, e.job_id) for e in about_old] == [("retry", old)]
+    assert about_new == about_old
