@@ -127,9 +127,7 @@ async def test_background_discovery_finds_new_queues(app, redis_url) -> None:
 
 
 async def test_audit_filters_by_job_including_the_job_a_retry_made(app, service) -> None:
-    from tests.integration.autumn_fixtures import failing_job as fail
-
-    old = fail(app)
+    old = failing_job(app)
     result = await service.act("orders", old, Action.RETRY, "ops")
     await service.act("orders", "other", Action.CANCEL, "ops")
     about_old = await service.audit("orders", job_id=old)
