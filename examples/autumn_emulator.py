@@ -852,19 +852,17 @@ class Worker:
 
     # -- maintenance ---------------------------------------------------------------------------
     def promote_delayed(self) -> int:
-        a = self.autumn
-        return int(
-            self._promote_delayed(
-                keys=[a.delayed_key],
-                args=[a.now_ms(), PROMOTION_BATCH, a.record_prefix, a.queue_key(DEFAULT_QUEUE)],
-            )
-        )
+        return self._promote(self._promote_delayed, self.autumn.delayed_key)
 
     def promote_blocked(self) -> int:
+        return self._promote(self._promote_blocked, self.autumn.blocked_key)
+
+    def _promote(self, script: Any, zset_key: str) -> int:
+        """Move due ids of a zset to their queues (one atomic script); how many moved."""
         a = self.autumn
         return int(
-            self._promote_blocked(
-                keys=[a.blocked_key],
+            script(
+                keys=[zset_key],
                 args=[a.now_ms(), PROMOTION_BATCH, a.record_prefix, a.queue_key(DEFAULT_QUEUE)],
             )
         )
