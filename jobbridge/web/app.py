@@ -63,6 +63,8 @@ def create_app(settings: Settings, service: JobService | None = None) -> web.App
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Templates ship inside the package; no need to stat them on every render.
+        auto_reload=False,
     )
     env.filters.update(FILTERS)
     setup_routes(app, settings.server.prefix)
