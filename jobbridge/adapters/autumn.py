@@ -9,6 +9,7 @@ Actions are one Lua script each (``lua/autumn_*.lua``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections import OrderedDict
@@ -459,7 +460,8 @@ class AutumnAdapter:
     def _decode_history(
         self, raw: bytes, which: ListName, status: JobStatus, raw_status: str
     ) -> JobRecord:
-        key = (which.value, raw)
+        # Keyed by a digest, not the bytes: entries may be megabytes each.
+        key = (which.value, hashlib.blake2b(raw, digest_size=16).digest())
         cached = self._decoded.get(key)
         if cached is not None:
             self._decoded.move_to_end(key)
