@@ -15,7 +15,7 @@ import redis
 import redis.asyncio
 
 from jobbridge.adapters.autumn import AutumnAdapter
-from jobbridge.model import Outcome
+from jobbridge.model import ActionResult, Outcome
 from tests.integration.autumn_fixtures import Autumn, failing_job, ran
 
 pytestmark = pytest.mark.redis
@@ -56,7 +56,7 @@ async def test_cancels_racing_four_workers_lose_nothing_and_run_nothing_twice(
     for n in range(JOBS):
         # A tenth are due shortly, so cancels also race the delayed promotion.
         delay = rng.randint(100, 1500) if n % 10 == 0 else 0
-        job_id = app.enqueue("sleep", {"ms": rng.choice((0, 1, 2)), "n": n}, delay_ms=delay)
+        job_id = app.enqueue("sleep", {"ms": rng.choice((1, 4, 8)), "n": n}, delay_ms=delay)
         assert job_id is not None
         ids.append(job_id)
     targets = rng.sample(ids, 700)
@@ -66,15 +66,30 @@ async def test_cancels_racing_four_workers_lose_nothing_and_run_nothing_twice(
     ]
     workers = start_workers(redis_url, WORKERS)
     started = time.monotonic()
-    outcomes: dict[str, Outcome] = {}
+    #: every cancel's outcome, per job (a job may be canceled by a racer and a sniper)
+    outcomes: dict[str, list[ActionResult]] = {}
 
     async def fire(batch: list[str], adapter: AutumnAdapter) -> None:
         for job_id in batch:
-            outcomes[job_id] = (await adapter.cancel(job_id, "racer")).outcome
+            result = await adapter.cancel(job_id, "racer")
+            outcomes.setdefault(job_id, []).append(result)
             await asyncio.sleep(rng.random() / 500)
 
+    async def snipe(adapter: AutumnAdapter) -> None:
+        """Cancel the jobs at the queue's tail: the very ones workers are claiming now."""
+        queue = app.queue_key("default")
+        while len(outcomes) < len(targets) + 300 and client.llen(queue):
+            for raw in client.lrange(queue, -2, -1):
+                job_id = raw.decode()
+                if job_id not in outcomes:
+                    result = await adapter.cancel(job_id, "sniper")
+                    outcomes.setdefault(job_id, []).append(result)
+            await asyncio.sleep(0.001)
+
     try:
-        await asyncio.gather(*(fire(targets[i::4], adapters[i]) for i in range(4)))
+        await asyncio.gather(
+            *(fire(targets[i::3], adapters[i]) for i in range(3)), snipe(adapters[3])
+        )
         cancel_seconds = time.monotonic() - started
         for worker in workers:
             assert worker.wait(timeout=120) == 0, worker.stderr.read().decode()
@@ -88,22 +103,25 @@ async def test_cancels_racing_four_workers_lose_nothing_and_run_nothing_twice(
     drained_seconds = time.monotonic() - started
 
     runs = ran(client, RAN)
-    canceled = {job_id for job_id, outcome in outcomes.items() if outcome is Outcome.DONE}
+    canceled = {j for j, seen in outcomes.items() if any(r.ok for r in seen)}
+    every = [r.outcome for seen in outcomes.values() for r in seen]
+    running = sum("already running" in r.message for seen in outcomes.values() for r in seen)
+    assert all(sum(r.ok for r in seen) <= 1 for seen in outcomes.values()), "canceled twice"
     assert len(runs) == len(set(runs)), "a job ran twice"
     assert not canceled & set(runs), "a canceled job ran"
     assert set(runs) | canceled == set(ids), "a job was lost"
-    assert set(outcomes.values()) <= {Outcome.DONE, Outcome.WRONG_STATE, Outcome.NOT_FOUND}
-    # Cancels that lost the race were refused because the job was running or already done.
-    assert all(job_id in set(runs) for job_id, o in outcomes.items() if o is not Outcome.DONE)
+    assert set(every) <= {Outcome.DONE, Outcome.WRONG_STATE, Outcome.NOT_FOUND}
+    # Cancels refused outright were refused because the job was running or already done.
+    assert all(job_id in set(runs) for job_id in outcomes if job_id not in canceled)
     assert client.zcard(app.processing_key) == 0 and client.zcard(app.delayed_key) == 0
     assert client.llen(app.queue_key("default")) == 0
     assert client.keys(app.record_prefix + "*") == []
-    assert 0 < len(canceled) < len(targets), "the race did not interleave; tune the test"
+    assert 0 < len(canceled) < len(outcomes), "the race did not interleave; tune the test"
     print(
-        f"\nrace: {JOBS} jobs, {WORKERS} workers, {len(targets)} cancels in "
-        f"{cancel_seconds:.2f}s: {len(canceled)} canceled, "
-        f"{sum(o is Outcome.WRONG_STATE for o in outcomes.values())} already running, "
-        f"{sum(o is Outcome.NOT_FOUND for o in outcomes.values())} already done; "
+        f"\nrace: {JOBS} jobs, {WORKERS} workers, {len(every)} cancels of {len(outcomes)} jobs "
+        f"in {cancel_seconds:.2f}s: {len(canceled)} canceled, {running} refused as already "
+        f"running, {every.count(Outcome.WRONG_STATE) - running} as already canceled, "
+        f"{every.count(Outcome.NOT_FOUND)} found already done; "
         f"{len(runs)} ran once each; drained in {drained_seconds:.2f}s"
     )
     client.close()
