@@ -222,26 +222,48 @@ class Schedule:
     last_status: str | None = None
 
 
+#: The completed and failed lists, which the systems bound themselves (Autumn: 1,000 entries).
+HISTORY_LISTS = frozenset({ListName.COMPLETED, ListName.FAILED})
+#: Largest page of a history list an internal reader may ask for.
+MAX_HISTORY_PER_PAGE = 1000
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SnapshotQuery:
     """Which page of each list to read."""
 
     pages: Mapping[ListName, int] = field(default_factory=dict)
     per_page: int = DEFAULT_PER_PAGE
+    #: page size of the completed and failed lists when it differs from ``per_page``: lets
+    #: internal readers (the actuator) take a whole bounded history in one read
+    history_per_page: int | None = None
 
     @classmethod
     def build(
-        cls, pages: Mapping[ListName, int | None] | None = None, per_page: int | None = None
+        cls,
+        pages: Mapping[ListName, int | None] | None = None,
+        per_page: int | None = None,
+        *,
+        history_per_page: int | None = None,
     ) -> SnapshotQuery:
-        """Clamp the inputs: pages >= 1, per_page in 1..100."""
+        """Clamp the inputs: pages >= 1, per_page in 1..100, history_per_page in 1..1000."""
         clamped = {name: clamp_page((pages or {}).get(name)) for name in ListName}
-        return cls(pages=clamped, per_page=clamp_per_page(per_page))
+        history = None
+        if history_per_page is not None:
+            history = max(1, min(MAX_HISTORY_PER_PAGE, history_per_page))
+        return cls(pages=clamped, per_page=clamp_per_page(per_page), history_per_page=history)
 
     def page(self, name: ListName) -> int:
         return clamp_page(self.pages.get(name))
 
+    def size(self, name: ListName) -> int:
+        """Rows per page of this list."""
+        if self.history_per_page is not None and name in HISTORY_LISTS:
+            return self.history_per_page
+        return self.per_page
+
     def offset(self, name: ListName) -> int:
-        return (self.page(name) - 1) * self.per_page
+        return (self.page(name) - 1) * self.size(name)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -193,7 +193,13 @@ class JobService:
         """One source's dashboard: counters and one page of each list."""
         adapter = self.adapter(source)
         query = query or SnapshotQuery.build()
-        key = (source, "snapshot", tuple(sorted(query.pages.items())), query.per_page)
+        key = (
+            source,
+            "snapshot",
+            tuple(sorted(query.pages.items())),
+            query.per_page,
+            query.history_per_page,
+        )
         return await self.cache.get(key, lambda: adapter.snapshot(query))
 
     async def counters(self, source: str) -> Counters:

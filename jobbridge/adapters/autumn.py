@@ -531,7 +531,7 @@ class AutumnAdapter:
         self, entries: list[_HistoryEntry], query: SnapshotQuery, which: ListName
     ) -> Page:
         start = query.offset(which)
-        items = tuple(e.job for e in entries[start : start + query.per_page])
+        items = tuple(e.job for e in entries[start : start + query.size(which)])
         return self._page(items, len(entries), query, which)
 
     @staticmethod
@@ -542,7 +542,7 @@ class AutumnAdapter:
             items=items,
             total=total,
             page=query.page(which),
-            per_page=query.per_page,
+            per_page=query.size(which),
             skipped=sum(1 for j in items if j.problem is not None),
         )
 

@@ -1,21 +1,24 @@
 """``/actuator/jobs``: Autumn's per-job-name counters, across sources, from bounded reads.
 
 Autumn's own actuator keeps per-process counters in memory; a sidecar has none, so these are
-computed from what one snapshot per source returns: the first page (100 rows) of each of the
-five lists plus the counters. Nothing else is read.
+computed from what one snapshot per source returns: the first 100 rows of the enqueued,
+scheduled and running lists, and the whole completed (24 h) and failed (7 d) histories, which
+the system bounds itself (Autumn: 1,000 entries each). Nothing else is read.
 
 Per job name and source:
 
 * ``queued``: rows on the first pages of the enqueued and scheduled lists (scheduled includes
   retry backoffs);
 * ``in_flight``: rows on the first page of the running list;
-* ``success``: rows on the first page of the completed list (last 24 h);
+* ``success``: rows of the completed list (last 24 h);
 * ``failure``: rows whose latest attempt failed: retrying rows plus failed rows;
-* ``dead_letter``: rows on the first page of the failed list (last 7 days);
+* ``dead_letter``: rows of the failed list (last 7 days);
 * ``last_error``: the error of the newest such row (cut to 1,000 characters).
 
-When a list holds more entries than were read, the counts are a sample: the source, and every
-job name seen in it, is marked ``"approximate": true`` with ``"sample_size"`` = rows read.
+So the counts are exact for the histories and for a running set of up to 100 jobs. When a
+list holds more entries than were read (a long queue), the counts are a sample: the source, and
+every job name seen in it, is marked ``"approximate": true`` with ``"sample_size"`` = rows
+read.
 """
 
 from __future__ import annotations
@@ -26,7 +29,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobbridge.errors import SourceUnavailable
-from jobbridge.model import JobRecord, JobStatus, ListName, Snapshot, SnapshotQuery
+from jobbridge.model import (
+    MAX_HISTORY_PER_PAGE,
+    JobRecord,
+    JobStatus,
+    ListName,
+    Snapshot,
+    SnapshotQuery,
+)
 from jobbridge.serialize import rfc3339
 from jobbridge.service import JobService
 
@@ -83,7 +93,7 @@ class _Tally:
 
 async def actuator_jobs(service: JobService) -> dict[str, Any]:
     """The ``/actuator/jobs`` document (shape described in the module docstring)."""
-    query = SnapshotQuery.build(per_page=SAMPLE_PER_LIST)
+    query = SnapshotQuery.build(per_page=SAMPLE_PER_LIST, history_per_page=MAX_HISTORY_PER_PAGE)
     infos = service.sources()
     results = await asyncio.gather(
         *(service.snapshot(info.name, query) for info in infos), return_exceptions=True

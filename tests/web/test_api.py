@@ -445,3 +445,13 @@ async def test_actuator_jobs_marks_samples_approximate(client, autumn: Autumn) -
     assert body["jobs"]["bulk"]["sample_size"] == 100
     assert body["sources"]["orders"]["truncated_lists"] == ["enqueued"]
     assert body["sources"]["orders"]["totals"]["enqueued"] == 120
+
+
+async def test_actuator_counts_whole_histories_exactly(client, autumn: Autumn) -> None:
+    for n in range(150):
+        autumn.enqueue("report", {"n": n})
+    Worker(autumn, handlers={"report": lambda record: None}).run(until_idle=True)
+    body = await (await client.get("/actuator/jobs")).json()
+    assert body["jobs"]["report"]["success"] == 150
+    assert body["approximate"] is False
+    assert "approximate" not in body["jobs"]["report"]
