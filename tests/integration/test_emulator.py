@@ -31,6 +31,24 @@ REPO = Path(__file__).resolve().parents[2]
 P = DEFAULT_PREFIX
 T0 = 1_700_000_000_000
 
+#: RedisJobRecord's field order (spec §2), written out here rather than taken from the emulator
+#: so that the tests check the emulator against the spec.
+SERDE_FIELD_ORDER = [
+    "id",
+    "name",
+    "queue",
+    "payload",
+    "attempt",
+    "max_attempts",
+    "initial_backoff_ms",
+    "enqueued_at_ms",
+    "started_at_ms",
+    "finished_at_ms",
+    "claimed_by",
+    "claimed_at_ms",
+    "last_error",
+]
+
 
 class Clock:
     def __init__(self, start: int = T0) -> None:
@@ -314,21 +332,7 @@ def test_success_goes_to_completed_and_trims(app: Autumn, client: redis.Redis) -
     head = app.completed_raw()[0]
     entry = strict_ints(head)
     assert entry["id"] == job_id
-    assert list(entry) == [
-        "id",
-        "name",
-        "queue",
-        "payload",
-        "attempt",
-        "max_attempts",
-        "initial_backoff_ms",
-        "enqueued_at_ms",
-        "started_at_ms",
-        "finished_at_ms",
-        "claimed_by",
-        "claimed_at_ms",
-        "last_error",
-    ]
+    assert list(entry) == SERDE_FIELD_ORDER
     assert entry["finished_at_ms"] == entry["started_at_ms"] == T0
     assert entry["claimed_by"] is None and entry["last_error"] is None
     assert json.loads(app.completed_raw()[-1])["id"] == "old-1"
@@ -538,21 +542,7 @@ def test_delayed_promotion_is_atomic_and_rewrites(
     assert app.queue_ids() == ["orphan"]
     raw = app.record_raw(job_id)
     rec = strict_ints(raw)
-    assert list(rec)[:13] == [
-        "id",
-        "name",
-        "queue",
-        "payload",
-        "attempt",
-        "max_attempts",
-        "initial_backoff_ms",
-        "enqueued_at_ms",
-        "started_at_ms",
-        "finished_at_ms",
-        "claimed_by",
-        "claimed_at_ms",
-        "last_error",
-    ]
+    assert list(rec)[:13] == SERDE_FIELD_ORDER
     assert list(rec)[13:] == ["unique_key", "unique_window"]
     assert rec["enqueued_at_ms"] == clock.now
     assert [rec[f] for f in ("started_at_ms", "finished_at_ms", "claimed_by", "claimed_at_ms")] == [
