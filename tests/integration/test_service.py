@@ -39,6 +39,7 @@ async def service(redis_url: str):
 
 async def test_overview_survives_a_source_that_is_down(app, service) -> None:
     failing_job(app, payload={"message": "first"})
+    await asyncio.sleep(0.01)  # Autumn stamps ms: equal finish times would have no order
     failing_job(Autumn(app.client, "billing:jobs"), payload={"message": "second"})
     overview = await service.overview()
     rows = {r.name: r for r in overview.sources}
