@@ -59,6 +59,7 @@ _TITLES = {
     409: "Conflict",
     413: "Request too large",
     422: "Unprocessable",
+    429: "Too many attempts",
     500: "Internal error",
     503: "Unavailable",
 }
@@ -141,7 +142,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except HttpError as exc:
         return error_response(request, exc.status, exc.code, exc.message, exc.source, exc.headers)
     except AuthError as exc:
-        return error_response(request, exc.status, exc.code, exc.message)
+        return error_response(request, exc.status, exc.code, exc.message, headers=exc.headers)
     except UnknownSource:
         source = request.match_info.get("source", "")[:200]
         return error_response(request, 404, "not_found", f"Unknown source {source!r}.")

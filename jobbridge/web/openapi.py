@@ -35,6 +35,7 @@ def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 _AUTH_ERRORS = {
     "401": _error("Not authenticated (no or invalid credentials)."),
     "403": _error("Authenticated but not allowed."),
+    "429": _error("Too many failed sign-ins from this address within a minute; see Retry-After."),
 }
 _SOURCE = {
     "name": "source",
@@ -57,7 +58,7 @@ SCHEMAS: dict[str, Any] = {
             "error": {
                 "type": "string",
                 "description": "not_found, wrong_state, conflict, corrupt, unavailable, "
-                "forbidden, unauthorized, csrf, cross_origin, internal",
+                "forbidden, unauthorized, too_many_attempts, csrf, cross_origin, internal",
             },
             "message": {"type": "string"},
             "id": {"type": "string", "description": "refused actions: the job id"},

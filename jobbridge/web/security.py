@@ -30,6 +30,7 @@ from aiohttp import web
 
 from jobbridge.config import AuthConfig, Role, Settings, TokenConfig, is_loopback
 from jobbridge.errors import ConfigError
+from jobbridge.web.throttle import SignInThrottle
 
 COOKIE_NAME = "jobbridge_session"
 CSRF_FIELD = "_csrf"
@@ -46,13 +47,29 @@ FlashKind = Literal["ok", "error"]
 
 
 class AuthError(Exception):
-    """A request that must be refused: 401 (who are you?) or 403 (you may not)."""
+    """A request that must be refused: 401 (who are you?), 403 (you may not) or 429 (wait)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, retry_after_s: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
+
+
+def too_many_attempts(wait_s: int) -> AuthError:
+    return AuthError(
+        429,
+        "too_many_attempts",
+        f"Too many failed sign-ins from this address; try again in {wait_s} s.",
+        retry_after_s=wait_s,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +141,7 @@ class Security:
         self._csrf_key = _derive(secret, b"jobbridge csrf token v1")
         self._fingerprint_key = _derive(secret, b"jobbridge token fingerprint v1")
         self.max_age_s = settings.auth.session_max_age_s
+        self.throttle = SignInThrottle()
 
     # ------------------------------------------------------------ sessions
 
@@ -248,13 +266,19 @@ class Security:
 
         Raises:
             AuthError: a bearer token that matches no configured token (401), or a proxy user
-                in none of the allowed groups (403).
+                in none of the allowed groups (403); a bearer token from an address with too
+                many recent failures (429, whether the token is right or not).
         """
         remote = request.remote or ""
         bearer = bearer_token(request) if self.auth.tokens else None
         if bearer is not None:
+            client = self.client_address(request)
+            wait_s = self.throttle.wait_s(client)
+            if wait_s:
+                raise too_many_attempts(wait_s)
             token = self.auth.token_for(bearer)
             if token is None:
+                self.throttle.failed(client)
                 raise AuthError(401, "unauthorized", "The bearer token is not valid.")
             return Principal(name=token.name, role=token.role, method="token", remote=remote)
         proxy = self.proxy_principal(request)
@@ -293,6 +317,17 @@ class Security:
     def forwarded_host_trusted(self, request: web.Request) -> bool:
         proxy = self.auth.proxy
         return proxy is not None and proxy.is_trusted(request.remote or "")
+
+    def client_address(self, request: web.Request) -> str:
+        """The address a sign-in attempt came from: the peer, or behind a trusted proxy the
+        address that proxy saw (the last ``X-Forwarded-For`` hop, the only one it vouches for),
+        so that one guesser cannot lock out everyone behind the proxy."""
+        peer = request.remote or ""
+        if not self.forwarded_host_trusted(request):
+            return peer
+        hops = request.headers.get("X-Forwarded-For", "")[:MAX_CREDENTIAL_CHARS].split(",")
+        last = hops[-1].strip()
+        return last[:64] if last else peer
 
     def is_https(self, request: web.Request) -> bool:
         """Whether the browser talks HTTPS (directly, or to a trusted TLS-terminating proxy);

@@ -16,7 +16,7 @@ from jobbridge.web import keys
 from jobbridge.web.api import audit_limit, audit_source, snapshot_query, source_counters
 from jobbridge.web.context import Ui
 from jobbridge.web.responses import HttpError, redirect, route_param
-from jobbridge.web.security import MAX_CREDENTIAL_CHARS, safe_next
+from jobbridge.web.security import MAX_CREDENTIAL_CHARS, safe_next, too_many_attempts
 
 LIST_TITLES: dict[ListName, str] = {
     ListName.ENQUEUED: "Enqueued",
@@ -222,16 +222,25 @@ async def login(request: web.Request) -> web.StreamResponse:
     target = next_url or str(request.app.router["overview"].url_for())
     if not settings.auth.tokens:
         return redirect(target)
+    security = request.app[keys.SECURITY]
+    client = security.client_address(request)
+    wait_s = security.throttle.wait_s(client)
+    if wait_s:
+        refused = too_many_attempts(wait_s)
+        context = _login_context(request, next_url, refused.message)
+        response = aiohttp_jinja2.render_template("login.html", request, context, status=429)
+        response.headers.update(refused.headers)
+        return response
     raw_token = form.get("token")
     token = raw_token.strip() if isinstance(raw_token, str) else ""
     found = None
     if token and len(token) <= MAX_CREDENTIAL_CHARS:
         found = settings.auth.token_for(token)
     if found is None:
+        security.throttle.failed(client)
         await asyncio.sleep(LOGIN_FAILURE_DELAY_S)
         context = _login_context(request, next_url, "That token is not valid.")
         return aiohttp_jinja2.render_template("login.html", request, context, status=401)
-    security = request.app[keys.SECURITY]
     request[keys.SESSION].set(security.new_session(found))
     return redirect(target)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -11,6 +12,7 @@ from examples.autumn_emulator import Autumn
 from jobbridge.config import AuthConfig, ServerConfig, Settings
 from jobbridge.errors import ConfigError
 from jobbridge.web.security import COOKIE_NAME, Security, Session, check_bind_allowed, safe_next
+from jobbridge.web.throttle import MAX_FAILURES
 from tests.web import seed
 from tests.web.conftest import (
     OPERATOR_TOKEN,
@@ -166,6 +168,54 @@ async def test_wrong_bearer_token_beats_a_valid_session(authed) -> None:
     assert (await authed.get("/admin/api/sources")).status == 200
     response = await authed.get("/admin/api/sources", headers=bearer("wrong"))
     assert response.status == 401
+
+
+async def test_repeated_failures_from_one_address_are_throttled(authed) -> None:
+    await _login(authed, OPERATOR_TOKEN)
+    for n in range(MAX_FAILURES):
+        response = await authed.get("/admin/api/sources", headers=bearer(f"guess-{n}"))
+        assert response.status == 401
+    # Now even the right token is refused, so guessing cannot go on: bearer and form alike.
+    refused = await authed.get("/admin/api/sources", headers=bearer(OPERATOR_TOKEN))
+    assert refused.status == 429
+    body = await refused.json()
+    assert body["error"] == "too_many_attempts"
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert f"try again in {refused.headers['Retry-After']} s" in body["message"]
+    form = await _login(authed, OPERATOR_TOKEN)
+    assert form.status == 429
+    assert "Too many failed sign-ins" in await form.text()
+    # The session signed in before the guessing still works.
+    assert (await authed.get("/admin/api/sources")).status == 200
+
+
+async def test_failed_logins_count_towards_the_throttle(make_client) -> None:
+    client = await make_client(auth=auth_config())
+    for _ in range(MAX_FAILURES):
+        assert (await _login(client, "not-a-token")).status == 401
+    assert (await client.get("/admin/api/sources", headers=bearer(OPERATOR_TOKEN))).status == 429
+
+
+async def test_throttle_counts_the_address_a_trusted_proxy_saw(make_client) -> None:
+    proxy = proxy_config(("127.0.0.0/8",))
+    client = await make_client(auth=replace(auth_config(), proxy=proxy))
+    guesser = {"X-Forwarded-For": "198.51.100.7, 203.0.113.9"}
+    for n in range(MAX_FAILURES):
+        await client.get("/admin/api/sources", headers={**bearer(f"guess-{n}"), **guesser})
+    right = {**bearer(OPERATOR_TOKEN), **guesser}
+    assert (await client.get("/admin/api/sources", headers=right)).status == 429
+    # Only the last hop counts: the guesser cannot dodge by varying the hops before it.
+    dodge = {**bearer(OPERATOR_TOKEN), "X-Forwarded-For": "10.9.9.9, 203.0.113.9"}
+    assert (await client.get("/admin/api/sources", headers=dodge)).status == 429
+    colleague = {**bearer(OPERATOR_TOKEN), "X-Forwarded-For": "203.0.113.10"}
+    assert (await client.get("/admin/api/sources", headers=colleague)).status == 200
+
+
+async def test_untrusted_peers_cannot_pick_their_throttle_address(authed) -> None:
+    for n in range(MAX_FAILURES):
+        spoofed = {**bearer(f"guess-{n}"), "X-Forwarded-For": f"192.0.2.{n}"}
+        assert (await authed.get("/admin/api/sources", headers=spoofed)).status == 401
+    assert (await authed.get("/admin/api/sources", headers=bearer(OPERATOR_TOKEN))).status == 429
 
 
 async def test_other_authorization_schemes_are_ignored(authed) -> None:
