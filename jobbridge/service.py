@@ -235,7 +235,9 @@ class JobService:
                 rows.append(SourceStatus(name=name, system=system, counters=result.counters))
                 failures.extend(result.lists[ListName.FAILED].items)
         epoch = datetime.fromtimestamp(0, tz=UTC)
-        failures.sort(key=lambda j: j.sort_time or epoch, reverse=True)
+        # Equal times (Autumn stamps whole ms) fall back to source and id, so the merged list
+        # does not reorder between polls.
+        failures.sort(key=lambda j: (j.sort_time or epoch, j.source, j.id), reverse=True)
         return Overview(
             taken_at=datetime.now(tz=UTC),
             sources=tuple(rows),
