@@ -27,6 +27,7 @@ from jobbridge.adapters.base import (
     RECORD_COPY_CAP,
     audit_key,
     client_location,
+    glob_escape,
     ms_to_datetime,
     now_ms,
     parse_audit,
@@ -119,7 +120,9 @@ class AutumnKeys:
 
     @property
     def queue_pattern(self) -> str:
-        return f"{self.prefix}:queue*"
+        """The SCAN pattern of queue keys; the prefix is escaped, since Autumn lets it hold
+        ``*?[]\\`` like any other character."""
+        return glob_escape(self.prefix) + ":queue*"
 
     def queue_name_of_key(self, key: str) -> str | None:
         if key == f"{self.prefix}:queue":

@@ -118,6 +118,11 @@ def cap(value: str | None, limit: int) -> str | None:
     return value[:limit] + f"… [{len(value) - limit} more characters]"
 
 
+def glob_escape(literal: str) -> str:
+    """``literal`` as a Redis glob pattern that matches only itself."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in literal)
+
+
 def ms_to_datetime(value: object) -> datetime | None:
     """Unix milliseconds to an aware UTC datetime; None for null, non-integers or nonsense."""
     if isinstance(value, bool) or not isinstance(value, int):

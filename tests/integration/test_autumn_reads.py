@@ -185,6 +185,18 @@ async def test_queues_are_discovered_with_a_bounded_scan(app, redis_client) -> N
     assert counters.enqueued == 3
 
 
+async def test_discovery_takes_glob_characters_in_the_prefix_literally(
+    redis_url, redis_client
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    Autumn(client, "app[1]:jobs").enqueue("noop", {}, queue="mail")
+    Autumn(client, "app1:jobs").enqueue("noop", {}, queue="other")  # what [1] would match
+    adapter = AutumnAdapter(redis_client, source="s", key_prefix="app[1]:jobs")
+    await adapter.discover_queues()
+    assert adapter.queues == ("default", "mail")
+    assert (await adapter.counters()).enqueued == 1
+
+
 async def test_configured_queues_keep_their_order(app, redis_client) -> None:
     adapter = AutumnAdapter(redis_client, source="s", queues=["low", "critical"])
     app.enqueue("noop", {}, queue="extra")
