@@ -255,15 +255,43 @@ def serde_record_error(obj: object) -> str | None:
     return None
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"expected value ({name} is not JSON)")
+
+
+def _pairs(repeated: list[str]) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """An object hook noting the struct fields named twice in the outermost object (the hook
+    sees it last), which serde refuses; unknown fields it ignores, repeated or not."""
+
+    def hook(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        repeated.clear()
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen and key in _SERDE_FIELDS:
+                repeated.append(key)
+            seen.add(key)
+        return dict(items)
+
+    return hook
+
+
 def decode_record(raw: bytes | str | None) -> tuple[dict[str, Any] | None, str | None]:
     """(record, None) when serde would accept ``raw``; (None, error) otherwise."""
     if raw is None:
         return None, "record missing"
-    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     try:
-        obj = json.loads(text)
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        return None, f"invalid unicode code point at byte {exc.start}"
+    repeated: list[str] = []
+    try:
+        obj = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_pairs(repeated))
     except json.JSONDecodeError as exc:
         return None, f"{exc.msg[:1].lower()}{exc.msg[1:]} at line {exc.lineno} column {exc.colno}"
+    except ValueError as exc:
+        return None, str(exc)
+    if repeated and isinstance(obj, dict):
+        return None, f"duplicate field `{repeated[0]}`"
     error = serde_record_error(obj)
     if error:
         return None, error

@@ -32,6 +32,14 @@ OPTIONAL_STR_FIELDS = ("claimed_by", "last_error", "traceparent", "tracestate")
 SKIPPED_STR_FIELDS = ("unique_key", "unique_window", "concurrency_key")
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
+#: every field of Autumn's record struct: serde rejects a record naming one of them twice
+RECORD_FIELDS = frozenset(
+    ("id", "name", "queue", "payload", "concurrency_limit")
+    + REQUIRED_INT_FIELDS
+    + OPTIONAL_INT_FIELDS
+    + OPTIONAL_STR_FIELDS
+    + SKIPPED_STR_FIELDS
+)
 
 #: raw_status words: where in Autumn's layout the job was found
 RAW_QUEUE = "queue"
@@ -50,6 +58,29 @@ def _reject_constant(name: str) -> Any:
 def loads_strict(raw: bytes | str) -> Any:
     """json.loads that rejects NaN and Infinity as serde_json does."""
     return json.loads(raw, parse_constant=_reject_constant)
+
+
+def _load_record(raw: bytes | str) -> tuple[Any, list[str]]:
+    """Decoded JSON, and the record fields its outermost object names more than once.
+
+    Python keeps the last of duplicate keys where serde refuses the record, so they are
+    counted while parsing: the hook runs innermost object first, the outermost last.
+    """
+    repeats: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        repeats.clear()
+        for key, _ in items:
+            if key in seen and key in RECORD_FIELDS and key not in repeats:
+                repeats.append(key)
+            seen.add(key)
+        return dict(items)
+
+    # Strict UTF-8: json.loads would let encoded surrogates through, serde does not.
+    source = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    data = json.loads(source, parse_constant=_reject_constant, object_pairs_hook=pairs)
+    return data, repeats if isinstance(data, dict) else []
 
 
 def dumps_compact(value: Any) -> str:
@@ -110,12 +141,13 @@ def decode(raw: bytes | str | None) -> Decoded:
     if raw is None:
         return Decoded(None, ("record missing",))
     try:
-        data = loads_strict(raw)
+        data, repeats = _load_record(raw)
     except (ValueError, UnicodeDecodeError):
         return Decoded(None, ("record is not valid JSON",))
     if not isinstance(data, dict):
         return Decoded(None, ("record is not a JSON object",))
-    return Decoded(data, tuple(_field_problems(data)))
+    problems = [f"{name} appears more than once" for name in repeats]
+    return Decoded(data, tuple(problems + _field_problems(data)))
 
 
 def is_malformed_dead_entry(data: dict[str, Any] | None) -> bool:

@@ -19,6 +19,7 @@ from examples.autumn_emulator import (
     Autumn,
     Worker,
     canonical_json,
+    decode_record,
     fnv1a64_hex,
     queue_key,
     seed,
@@ -624,6 +625,29 @@ def test_malformed_record_at_claim(app: Autumn, client: redis.Redis) -> None:
     assert app.record(bad_type)["claimed_by"] == "4242:w1"  # type: ignore[arg-type,index]
     assert client.exists(app.dead_record_key("bad-json"), app.dead_record_key(bad_type)) == 0
     assert [m for m, _ in app.processing_entries()] == [good]
+
+
+def test_decode_record_refuses_what_serde_refuses() -> None:
+    good = json.dumps(
+        {
+            "id": "j",
+            "name": "noop",
+            "payload": {},
+            "attempt": 1,
+            "max_attempts": 1,
+            "initial_backoff_ms": 0,
+        }
+    )
+    assert decode_record(good) == (json.loads(good), None)
+    nan = good.replace('"payload": {}', '"payload": NaN')
+    twice = good[:-1] + ', "attempt": 2, "other": 1, "other": 2}'
+    assert decode_record(nan)[0] is None
+    assert decode_record(twice) == (None, "duplicate field `attempt`")
+    assert (
+        decode_record(good.replace("noop", "no\udcffop").encode("utf-8", "surrogatepass"))[0]
+        is None
+    )
+    assert decode_record(good.encode().replace(b"noop", b"no\xffop"))[0] is None
 
 
 # -- the worker loop and the command line -----------------------------------------------------

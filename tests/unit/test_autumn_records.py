@@ -176,6 +176,23 @@ def test_nan_is_rejected_like_serde() -> None:
     assert records.decode('{"id":"j","attempt":NaN}').problems == ("record is not valid JSON",)
 
 
+def test_repeated_record_fields_are_rejected_like_serde() -> None:
+    good = json.loads(record())
+    body = json.dumps(good)[:-1] + ',"attempt":2,"extra":{"id":1,"id":2},"extra":2}'
+    decoded = records.decode(body)
+    # Only the record's own fields count, in the record itself: serde ignores unknown ones.
+    assert decoded.problems == ("attempt appears more than once",)
+    assert records.decode(json.dumps(good)).ok
+
+
+def test_invalid_utf8_is_rejected_like_serde() -> None:
+    good = record().encode()
+    assert records.decode(good).ok
+    for bad in (b"\xff", b"\xed\xa0\x80"):  # not UTF-8; an encoded lone surrogate
+        broken = good.replace(b'"send_email"', b'"send' + bad + b'_email"')
+        assert records.decode(broken).problems == ("record is not valid JSON",)
+
+
 def test_malformed_dead_entry_is_a_flagged_failed_row() -> None:
     raw = json.dumps({"id": "bad-1", "error": "invalid job payload: x", "raw_payload": "{oops"})
     job = to_job(raw, JobStatus.FAILED)
