@@ -58,6 +58,10 @@ URL_SCHEMES = ("redis://", "rediss://", "unix://")
 MIN_SESSION_SECRET_LEN = 16
 
 _SOURCE_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: source names whose dashboard URL would be another page's
+RESERVED_SOURCE_NAMES = frozenset({"counters", ".", ".."})
+#: a DNS name, an IPv4 address, a bracketed IPv6 address, or "*"
+_HOST_NAME_RE = re.compile(r"\*|[a-z0-9_-]+(\.[a-z0-9_-]+)*|\[[0-9a-f:.]+\]")
 _HEX64_RE = re.compile(r"[0-9a-fA-F]{64}")
 _INT_RE = re.compile(r"[+-]?[0-9]+")
 _HEADER_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -124,6 +128,8 @@ class AuthConfig:
     #: signs session cookies; when None the server generates a random one per process
     session_secret: str | None = None
     session_max_age_s: int = 8 * 3600
+    #: failed sign-ins (bearer or form) one address may make per minute; 0 = no limit
+    max_failed_sign_ins: int = 10
 
     @property
     def enabled(self) -> bool:
@@ -156,6 +162,9 @@ class ServerConfig:
     insecure_no_auth: bool = False
     poll_interval_s: float = 2.0
     cache_ttl_s: float = 1.0
+    #: host names browsers may reach the dashboard by (the Host header), lower case; empty
+    #: means loopback names only while no authentication is configured, any name otherwise
+    allowed_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,8 +180,6 @@ class SourceConfig:
     key_prefix: str | None = None
     #: queues to show, in order; None means discover them
     queues: tuple[str, ...] | None = None
-    #: autumn: how long a taken job stays reserved before it is redelivered
-    visibility_timeout_ms: int = 30000
     #: celery: where task results live, when not in the broker
     result_backend_url: str | None = None
     #: prefix of jobbridge's own keys (audit, lifecycle) in this Redis
@@ -322,7 +329,6 @@ def _with_url(source: SourceConfig, url: str) -> SourceConfig:
         redis_url=url,
         key_prefix=source.key_prefix,
         queues=source.queues,
-        visibility_timeout_ms=source.visibility_timeout_ms,
         result_backend_url=source.result_backend_url,
         jobbridge_prefix=source.jobbridge_prefix,
     )
@@ -357,6 +363,7 @@ def _parse_server(table: Mapping[str, object], env: _Layer, cli: _Layer) -> Serv
         insecure_no_auth=_pick(layers, "insecure_no_auth", _parse_bool, d.insecure_no_auth),
         poll_interval_s=_pick(layers, "poll_interval_s", _positive_number, d.poll_interval_s),
         cache_ttl_s=_pick(layers, "cache_ttl_s", _non_negative_number, d.cache_ttl_s),
+        allowed_hosts=_pick(layers, "allowed_hosts", _parse_host_names, d.allowed_hosts),
     )
 
 
@@ -365,7 +372,6 @@ _SOURCE_KEYS = (*(f.name for f in fields(SourceConfig)), "broker_url")
 _SYSTEM_ONLY_KEYS: Mapping[str, System] = {
     "broker_url": "celery",
     "result_backend_url": "celery",
-    "visibility_timeout_ms": "autumn",
 }
 
 
@@ -407,9 +413,6 @@ def _parse_source(table: Mapping[str, object], path: str) -> SourceConfig:
         redis_url=redis_url,
         key_prefix=key_prefix,
         queues=_optional(table, "queues", path, _parse_queues),
-        visibility_timeout_ms=_pick(
-            [_file_layer(table, path)], "visibility_timeout_ms", _positive_int, 30000
-        ),
         result_backend_url=_optional(table, "result_backend_url", path, _parse_url),
         jobbridge_prefix=_pick(
             [_file_layer(table, path)], "jobbridge_prefix", _non_empty_str, "jobbridge:"
@@ -424,7 +427,11 @@ def _parse_source(table: Mapping[str, object], path: str) -> SourceConfig:
 
 
 def _parse_auth(table: Mapping[str, object], env: Mapping[str, str]) -> AuthConfig:
-    _check_keys(table, ("tokens", "proxy", "session_secret", "session_max_age_s"), "auth")
+    _check_keys(
+        table,
+        ("tokens", "proxy", "session_secret", "session_max_age_s", "max_failed_sign_ins"),
+        "auth",
+    )
     layers = [_file_layer(table, "auth"), _env_layer(env, {ENV_SESSION_SECRET: "session_secret"})]
     proxy = None
     if "proxy" in table:
@@ -434,6 +441,7 @@ def _parse_auth(table: Mapping[str, object], env: Mapping[str, str]) -> AuthConf
         proxy=proxy,
         session_secret=_pick(layers, "session_secret", _parse_session_secret, None),
         session_max_age_s=_pick(layers, "session_max_age_s", _positive_int, 8 * 3600),
+        max_failed_sign_ins=_pick(layers, "max_failed_sign_ins", _non_negative_int, 10),
     )
 
 
@@ -550,6 +558,10 @@ def _positive_int(value: object, origin: str) -> int:
     return _parse_int(value, origin, 1, None, "a positive integer")
 
 
+def _non_negative_int(value: object, origin: str) -> int:
+    return _parse_int(value, origin, 0, None, "an integer >= 0")
+
+
 def _parse_number(value: object, origin: str, *, allow_zero: bool) -> float:
     what = "a number >= 0" if allow_zero else "a number > 0"
     number: float | None = None
@@ -650,7 +662,21 @@ def _parse_source_name(value: object, origin: str) -> str:
             f"{origin}: must be 1-64 characters of letters, digits, '_', '.', '-'"
             f" (got {_got(value)})"
         )
+    if name in RESERVED_SOURCE_NAMES:
+        # /jobs/counters is the overview's fragment; browsers rewrite "." and ".." in URLs.
+        raise ConfigError(f"{origin}: {name!r} is reserved (its page URL means something else)")
     return name
+
+
+def _parse_host_names(value: object, origin: str) -> tuple[str, ...]:
+    names = tuple(n.strip().lower().rstrip(".") for n in _parse_str_list(value, origin))
+    for index, name in enumerate(names):
+        if not _HOST_NAME_RE.fullmatch(name):
+            raise ConfigError(
+                f"{origin}[{index}]: must be a host name or address without port or scheme,"
+                f' e.g. jobs.example.com, or "*" for any (got {_got(name)})'
+            )
+    return names
 
 
 def _parse_system(value: object, origin: str) -> System:

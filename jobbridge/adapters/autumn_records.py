@@ -34,11 +34,13 @@ U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
 #: every field of Autumn's record struct: serde rejects a record naming one of them twice
 RECORD_FIELDS = frozenset(
-    ("id", "name", "queue", "payload", "concurrency_limit")
-    + REQUIRED_INT_FIELDS
-    + OPTIONAL_INT_FIELDS
-    + OPTIONAL_STR_FIELDS
-    + SKIPPED_STR_FIELDS
+    (
+        *("id", "name", "queue", "payload", "concurrency_limit"),
+        *REQUIRED_INT_FIELDS,
+        *OPTIONAL_INT_FIELDS,
+        *OPTIONAL_STR_FIELDS,
+        *SKIPPED_STR_FIELDS,
+    )
 )
 
 #: raw_status words: where in Autumn's layout the job was found

@@ -25,6 +25,7 @@ from jobbridge.web.security import (
     AuthError,
     Session,
     SessionState,
+    host_problem,
     origin_problem,
 )
 
@@ -167,6 +168,22 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(
             request, 500, "internal", "Something went wrong on our side; it has been logged."
         )
+
+
+@web.middleware
+async def host_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse Host names a DNS-rebinding page could use (see :func:`host_problem`)."""
+    if request.path not in PUBLIC_ROOT:
+        settings = request.app[keys.SETTINGS]
+        problem = host_problem(request.host, settings.server, settings.auth)
+        if problem is not None:
+            message = problem[:1].upper() + problem[1:] + "."
+            if is_api(request):
+                return error_json(400, "host_not_allowed", message)
+            # Plain text, not the error page: that page would hand out a session and its
+            # CSRF token to whoever the name belongs to.
+            return web.Response(status=400, text=message + "\n", content_type="text/plain")
+    return await handler(request)
 
 
 @web.middleware

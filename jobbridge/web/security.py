@@ -19,6 +19,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 import time
@@ -28,7 +29,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from jobbridge.config import AuthConfig, Role, Settings, TokenConfig, is_loopback
+from jobbridge.config import AuthConfig, Role, ServerConfig, Settings, TokenConfig, is_loopback
 from jobbridge.errors import ConfigError
 from jobbridge.web.throttle import SignInThrottle
 
@@ -141,7 +142,7 @@ class Security:
         self._csrf_key = _derive(secret, b"jobbridge csrf token v1")
         self._fingerprint_key = _derive(secret, b"jobbridge token fingerprint v1")
         self.max_age_s = settings.auth.session_max_age_s
-        self.throttle = SignInThrottle()
+        self.throttle = SignInThrottle(max_failures=settings.auth.max_failed_sign_ins)
 
     # ------------------------------------------------------------ sessions
 
@@ -424,6 +425,42 @@ def check_bind_allowed(settings: Settings) -> None:
         f"refusing to listen on {host} without authentication; "
         "configure [[auth.tokens]] or pass --insecure-no-auth"
     )
+
+
+def host_problem(host: str, server: ServerConfig, auth: AuthConfig) -> str | None:
+    """Why a request's ``Host`` is refused, or None.
+
+    The defence against DNS rebinding: a hostile page whose name is made to resolve to this
+    server is same-origin with it in the browser, and without authentication it could read
+    and act. Such a page's requests carry the hostile name, so without authentication only
+    names that cannot be rebound are accepted: IP addresses and ``localhost``. With
+    authentication a rebound page has no credentials, and any name is accepted unless
+    ``allowed_hosts`` says otherwise.
+    """
+    try:
+        name = (urlsplit("//" + host).hostname or "").rstrip(".")
+    except ValueError:
+        name = ""
+    if not name:
+        return "the request names no valid host"
+    allowed = server.allowed_hosts
+    if allowed:
+        if "*" in allowed or name in {a.strip("[]") for a in allowed}:
+            return None
+    elif auth.enabled or name == "localhost" or name.endswith(".localhost") or _is_ip(name):
+        return None
+    return (
+        f"the host name {name[:100]!r} is not allowed here; add it to [server] allowed_hosts"
+        " (without authentication only IP addresses and localhost are accepted)"
+    )
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _derive(secret: bytes, label: bytes) -> bytes:

@@ -12,7 +12,8 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-#: failed sign-ins from one address within the window before it must wait
+#: failed sign-ins from one address within the window before it must wait (the default of
+#: ``[auth] max_failed_sign_ins``)
 MAX_FAILURES = 10
 #: the sliding window, in seconds
 WINDOW_S = 60.0
@@ -22,7 +23,7 @@ MAX_CLIENTS = 10_000
 
 
 class SignInThrottle:
-    """A sliding window of failed sign-ins per client address."""
+    """A sliding window of failed sign-ins per client address; ``max_failures=0`` turns it off."""
 
     def __init__(
         self,
@@ -40,12 +41,14 @@ class SignInThrottle:
     def wait_s(self, client: str) -> int:
         """Whole seconds ``client`` must wait before its next attempt counts; 0 when it may try."""
         failures = self._recent(client)
-        if failures is None or len(failures) < self.max_failures:
+        if not self.max_failures or failures is None or len(failures) < self.max_failures:
             return 0
         return max(1, math.ceil(failures[0] + self.window_s - self._clock()))
 
     def failed(self, client: str) -> None:
         """Count one failed attempt by ``client``."""
+        if not self.max_failures:
+            return
         failures = self._recent(client)
         if failures is None:
             failures = self._failures[client] = deque(maxlen=self.max_failures)

@@ -105,7 +105,6 @@ def test_source_defaults_per_system(write):
     assert celery.effective_key_prefix == ""
     assert celery.redis_url == "redis://h/2"
     assert autumn.queues is None
-    assert autumn.visibility_timeout_ms == 30000
     assert autumn.jobbridge_prefix == "jobbridge:"
     assert celery.result_backend_url is None
 
@@ -121,6 +120,7 @@ def test_full_example_file(write):
             read_only = true
             poll_interval_s = 5
             cache_ttl_s = 0
+            allowed_hosts = ["Jobs.Example.com.", "10.0.0.5", "[::1]", "*"]
 
             [[sources]]
             name = "orders"
@@ -128,7 +128,6 @@ def test_full_example_file(write):
             redis_url = "redis://127.0.0.1:6379/0"
             key_prefix = "shop:jobs"
             queues = ["critical", "default", "low"]
-            visibility_timeout_ms = 60000
 
             [[sources]]
             name = "tasks"
@@ -148,6 +147,7 @@ def test_full_example_file(write):
             [auth]
             session_secret = "{SECRET}"
             session_max_age_s = 600
+            max_failed_sign_ins = 0
             """
         )
     )
@@ -158,6 +158,7 @@ def test_full_example_file(write):
         read_only=True,
         poll_interval_s=5.0,
         cache_ttl_s=0.0,
+        allowed_hosts=("jobs.example.com", "10.0.0.5", "[::1]", "*"),
     )
     orders, tasks = settings.sources
     assert orders == SourceConfig(
@@ -166,7 +167,6 @@ def test_full_example_file(write):
         redis_url="redis://127.0.0.1:6379/0",
         key_prefix="shop:jobs",
         queues=("critical", "default", "low"),
-        visibility_timeout_ms=60000,
     )
     assert tasks.result_backend_url == "rediss://cache:6380/3"
     assert tasks.jobbridge_prefix == "jb:"
@@ -175,6 +175,7 @@ def test_full_example_file(write):
     )
     assert settings.auth.session_secret == SECRET
     assert settings.auth.session_max_age_s == 600
+    assert settings.auth.max_failed_sign_ins == 0
     assert settings.source("tasks") is tasks
 
 
@@ -469,6 +470,14 @@ def test_unknown_keys(write, text, expected):
         ("[auth]\nsession_max_age_s = 0", "auth.session_max_age_s: must be a positive integer"),
         ("[auth]\nsession_secret = 'short'", "auth.session_secret: must be at least 16 characters"),
         ("[auth]\ntokens = 'x'", "auth.tokens: must be an array of tables"),
+        ("[auth]\nmax_failed_sign_ins = -1", "auth.max_failed_sign_ins: must be an integer >= 0"),
+        ("[server]\nallowed_hosts = 'a'", "server.allowed_hosts: must be an array of strings"),
+        (
+            "[server]\nallowed_hosts = ['ok', 'http://x']",
+            "server.allowed_hosts[1]: must be a host name or address without port or scheme",
+        ),
+        ("[server]\nallowed_hosts = ['x:80']", "server.allowed_hosts[0]: must be a host name"),
+        ("[server]\nallowed_hosts = ['']", "server.allowed_hosts[0]: must not be empty"),
     ],
 )
 def test_server_and_shape_errors(write, text, expected):
@@ -493,6 +502,8 @@ def source(**fields: object) -> str:
         ({"name": None}, "sources[1].name: required key is missing"),
         ({"name": "has space"}, "sources[1].name: must be 1-64 characters"),
         ({"name": "x" * 65}, "sources[1].name: must be 1-64 characters"),
+        ({"name": "counters"}, "sources[1].name: 'counters' is reserved"),
+        ({"name": ".."}, "sources[1].name: '..' is reserved"),
         ({"name": "first"}, "sources[1].name: duplicate source name 'first' (also sources[0])"),
         ({"redis_url": None}, "sources[1].redis_url: required key is missing"),
         (
@@ -506,10 +517,6 @@ def source(**fields: object) -> str:
         ({"queues": "a"}, "sources[1].queues: must be an array of strings"),
         ({"key_prefix": "autumn:jobs:"}, "sources[1].key_prefix: must be non-empty"),
         ({"key_prefix": ""}, "sources[1].key_prefix: must be non-empty"),
-        (
-            {"visibility_timeout_ms": 0},
-            "sources[1].visibility_timeout_ms: must be a positive integer",
-        ),
         ({"jobbridge_prefix": ""}, "sources[1].jobbridge_prefix: must not be empty"),
         (
             {"jobbridge_prefix": "autumn:jobs:jb:"},
@@ -519,10 +526,6 @@ def source(**fields: object) -> str:
         (
             {"result_backend_url": "redis://h/1"},
             "sources[1].result_backend_url: only applies to celery",
-        ),
-        (
-            {"system": "rq", "visibility_timeout_ms": 5},
-            "sources[1].visibility_timeout_ms: only applies to autumn sources",
         ),
         (
             {"system": "celery", "broker_url": "redis://h/1"},

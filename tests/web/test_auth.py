@@ -196,6 +196,13 @@ async def test_failed_logins_count_towards_the_throttle(make_client) -> None:
     assert (await client.get("/admin/api/sources", headers=bearer(OPERATOR_TOKEN))).status == 429
 
 
+async def test_the_throttle_can_be_turned_off(make_client) -> None:
+    client = await make_client(auth=auth_config(max_failed_sign_ins=0))
+    for n in range(MAX_FAILURES * 2):
+        assert (await client.get("/admin/api/sources", headers=bearer(f"g-{n}"))).status == 401
+    assert (await client.get("/admin/api/sources", headers=bearer(OPERATOR_TOKEN))).status == 200
+
+
 async def test_throttle_counts_the_address_a_trusted_proxy_saw(make_client) -> None:
     proxy = proxy_config(("127.0.0.0/8",))
     client = await make_client(auth=replace(auth_config(), proxy=proxy))
