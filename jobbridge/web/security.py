@@ -40,6 +40,8 @@ CSRF_HEADER = "X-CSRF-Token"
 MAX_CREDENTIAL_CHARS = 4096
 MAX_IDENTITY_CHARS = 256
 MAX_FLASH_CHARS = 600
+#: signed-out sessions remembered at once (see Security.revoke)
+MAX_REVOKED_SESSIONS = 100_000
 #: methods that change nothing and so need no CSRF or origin check
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -143,6 +145,8 @@ class Security:
         self._fingerprint_key = _derive(secret, b"jobbridge token fingerprint v1")
         self.max_age_s = settings.auth.session_max_age_s
         self.throttle = SignInThrottle(max_failures=settings.auth.max_failed_sign_ins)
+        #: session ids signed out before their cookie expires: sid -> expiry (Unix seconds)
+        self._revoked: dict[str, int] = {}
 
     # ------------------------------------------------------------ sessions
 
@@ -188,7 +192,23 @@ class Security:
             return None
         if fp is not None and not isinstance(fp, str):
             return None
+        if sid in self._revoked:
+            return None
         return Session(sid=sid, exp=exp, token_fp=fp, flash=_parse_flash(flash))
+
+    def revoke(self, session: Session) -> None:
+        """End ``session`` on the server too: a copy of its cookie no longer signs anyone in.
+
+        Kept in memory until the cookie would have expired anyway, so it lasts until a
+        restart (a restart without a configured ``session_secret`` ends every session).
+        """
+        now = int(time.time())
+        self._revoked[session.sid] = session.exp
+        if len(self._revoked) > MAX_REVOKED_SESSIONS:
+            self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > now}
+            # Still too many: forget the oldest sign-outs, which expire soonest.
+            while len(self._revoked) > MAX_REVOKED_SESSIONS:
+                del self._revoked[next(iter(self._revoked))]
 
     def _mac(self, data: str) -> bytes:
         return hmac.new(self._session_key, data.encode(), hashlib.sha256).digest()

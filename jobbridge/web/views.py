@@ -246,5 +246,8 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    request[keys.SESSION].delete()
+    state = request[keys.SESSION]
+    if state.session is not None:
+        request.app[keys.SECURITY].revoke(state.session)
+    state.delete()
     return redirect(str(request.app.router["login"].url_for()))

@@ -11,7 +11,14 @@ import pytest
 from examples.autumn_emulator import Autumn
 from jobbridge.config import AuthConfig, ServerConfig, Settings
 from jobbridge.errors import ConfigError
-from jobbridge.web.security import COOKIE_NAME, Security, Session, check_bind_allowed, safe_next
+from jobbridge.web.security import (
+    COOKIE_NAME,
+    MAX_REVOKED_SESSIONS,
+    Security,
+    Session,
+    check_bind_allowed,
+    safe_next,
+)
 from jobbridge.web.throttle import MAX_FAILURES
 from tests.web import seed
 from tests.web.conftest import (
@@ -321,6 +328,30 @@ async def test_logout_clears_the_cookie(authed) -> None:
     cookie = _cookie_header(response).lower()
     assert "max-age=0" in cookie and "path=/admin" in cookie
     assert (await authed.get("/admin/jobs", allow_redirects=False)).status == 303
+
+
+async def test_a_copy_of_the_cookie_is_dead_after_logout(authed) -> None:
+    await _login(authed, OPERATOR_TOKEN)
+    stolen = authed.session.cookie_jar.filter_cookies(authed.make_url("/admin/jobs"))[
+        COOKIE_NAME
+    ].value
+    token = await csrf_token(authed)
+    await authed.post("/admin/logout", data={"_csrf": token}, allow_redirects=False)
+    replay = await authed.get("/admin/api/sources", headers={"Cookie": f"{COOKIE_NAME}={stolen}"})
+    assert replay.status == 401
+
+
+def test_revoked_sessions_are_bounded() -> None:
+    security = Security(make_settings("redis://127.0.0.1:1/0", auth=auth_config()))
+    first = security.new_session(TOKENS[0])
+    security.revoke(first)
+    for _ in range(MAX_REVOKED_SESSIONS):
+        security.revoke(security.new_session(TOKENS[0]))
+    assert len(security._revoked) == MAX_REVOKED_SESSIONS
+    assert security.decode(security.encode(first)) is not None  # the oldest was forgotten
+    last = security.new_session(TOKENS[0])
+    security.revoke(last)
+    assert security.decode(security.encode(last)) is None
 
 
 async def test_logout_needs_csrf(authed) -> None:
