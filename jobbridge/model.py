@@ -159,9 +159,12 @@ class JobRecord:
     new_id: str | None = None
     #: system-specific extras worth showing (unique key, concurrency group, ...)
     extra: Mapping[str, str] = field(default_factory=dict)
+    #: running jobs: when the claim's deadline passed (None while within it). Its worker is
+    #: likely gone; the job waits for the system's own recovery, which needs a live worker.
+    overdue_since: datetime | None = None
 
     def __post_init__(self) -> None:
-        for name in ("enqueued_at", "scheduled_for", "started_at", "finished_at"):
+        for name in ("enqueued_at", "scheduled_for", "started_at", "finished_at", "overdue_since"):
             check_aware(getattr(self, name), name)
 
     @property
@@ -210,6 +213,9 @@ class Counters:
     queues: tuple[QueueCounters, ...] = ()
     #: jobs parked by a full concurrency group (Autumn) - not part of any list
     blocked: int = 0
+    #: running jobs past their claim's deadline (see JobRecord.overdue_since): stuck until a
+    #: worker recovers them
+    running_overdue: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -44,6 +44,8 @@ def _job_row(job: JobRecord) -> list[str]:
     )
     moment = job.scheduled_for if job.scheduled_for else job.started_at
     note = f"[{job.problem}] " if job.problem else ""
+    if job.overdue_since:
+        note = f"[overdue since {when(job.overdue_since)}Z] " + note
     return [
         clean(job.id, 36),
         clean(job.name or "?", 28),
@@ -74,7 +76,9 @@ def render_snapshot(snapshot: Snapshot) -> str:
     c = snapshot.counters
     out = [
         f"== {clean(snapshot.source)} ({snapshot.system}) at {when(snapshot.taken_at)}Z",
-        f"enqueued {c.enqueued}  scheduled {c.scheduled}  running {c.running}  "
+        f"enqueued {c.enqueued}  scheduled {c.scheduled}  running {c.running}"
+        + (f" ({c.running_overdue} overdue)" if c.running_overdue else "")
+        + "  "
         f"completed 24h {c.completed_24h}  failed 7d {c.failed_7d}  blocked {c.blocked}  "
         f"oldest enqueued {age(c.oldest_enqueued_age_s)}",
     ]
@@ -117,6 +121,8 @@ def render_detail(detail: JobDetail) -> str:
     ]
     if job.problem:
         fields.append(("problem", job.problem))
+    if job.overdue_since:
+        fields.append(("overdue since", when(job.overdue_since) + "Z (its worker is likely gone)"))
     if job.new_id:
         fields.append(("retried as", job.new_id))
     lines = [f"{k:>14}: {clean(v, 300)}" for k, v in fields]

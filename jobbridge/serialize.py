@@ -51,6 +51,7 @@ def job_json(job: JobRecord) -> dict[str, Any]:
         "problem": job.problem,
         "new_id": job.new_id,
         "extra": dict(job.extra),
+        "overdue_since": rfc3339(job.overdue_since),
     }
 
 
@@ -63,6 +64,7 @@ def counters_json(counters: Counters) -> dict[str, Any]:
         "failed_7d": counters.failed_7d,
         "oldest_enqueued_age_s": counters.oldest_enqueued_age_s,
         "blocked": counters.blocked,
+        "running_overdue": counters.running_overdue,
         "queues": [
             {
                 "name": q.name,

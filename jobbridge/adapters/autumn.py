@@ -330,6 +330,7 @@ class AutumnAdapter:
         """Round trip 1: every count, the oldest id per queue, and the zset pages."""
         queues = self.queues
         keys = self.keys
+        now = now_ms()
         pipe = self.client.pipeline(transaction=False)
         for name in queues:
             pipe.llen(keys.queue(name))
@@ -337,6 +338,8 @@ class AutumnAdapter:
         pipe.zcard(keys.delayed)
         pipe.zcard(keys.processing)
         pipe.zcard(keys.blocked)
+        # processing scores are claim time + visibility timeout: the claim's deadline
+        pipe.zcount(keys.processing, "-inf", now)
         pipe.lrange(keys.completed, 0, HISTORY_LIMIT - 1)
         pipe.lrange(keys.dead, 0, HISTORY_LIMIT - 1)
         if query is not None:
@@ -346,7 +349,6 @@ class AutumnAdapter:
             start = query.offset(ListName.RUNNING)
             pipe.zrevrange(keys.processing, start, start + per - 1, withscores=True)
         replies = await pipe.execute()
-        now = now_ms()
         lengths: dict[str, int] = {}
         oldest_ids: dict[str, str] = {}
         for index, name in enumerate(queues):
@@ -363,12 +365,13 @@ class AutumnAdapter:
             delayed=int(rest[0]),
             processing=int(rest[1]),
             blocked=int(rest[2]),
-            completed_entries=self._history(rest[3], ListName.COMPLETED, now),
-            dead_entries=self._history(rest[4], ListName.FAILED, now),
+            overdue=int(rest[3]),
+            completed_entries=self._history(rest[4], ListName.COMPLETED, now),
+            dead_entries=self._history(rest[5], ListName.FAILED, now),
         )
         if query is not None:
-            base.delayed_page = [(text(m) or "", int(s)) for m, s in rest[5]]
-            base.processing_page = [(text(m) or "", int(s)) for m, s in rest[6]]
+            base.delayed_page = [(text(m) or "", int(s)) for m, s in rest[6]]
+            base.processing_page = [(text(m) or "", int(s)) for m, s in rest[7]]
         return base
 
     async def _records(self, ids: Sequence[str]) -> dict[str, bytes | None]:
@@ -432,6 +435,7 @@ class AutumnAdapter:
             oldest_enqueued_age_s=max(ages) if ages else None,
             queues=tuple(per_queue),
             blocked=base.blocked,
+            running_overdue=base.overdue,
         )
 
     def _history(self, raws: list[bytes], which: ListName, now: int) -> list[_HistoryEntry]:
@@ -516,14 +520,18 @@ class AutumnAdapter:
         self, base: _Base, query: SnapshotQuery, bodies: dict[str, bytes | None]
     ) -> Page:
         items = [
-            records.to_job(
-                bodies.get(job_id),
-                source=self.source,
-                job_id=job_id,
-                status=JobStatus.RUNNING,
-                raw_status=records.RAW_PROCESSING,
+            _with_deadline(
+                records.to_job(
+                    bodies.get(job_id),
+                    source=self.source,
+                    job_id=job_id,
+                    status=JobStatus.RUNNING,
+                    raw_status=records.RAW_PROCESSING,
+                ),
+                deadline_ms,
+                base.now_ms,
             )
-            for job_id, _ in base.processing_page
+            for job_id, deadline_ms in base.processing_page
         ]
         # Autumn re-sorts the page by started_at, newest first.
         epoch = datetime.fromtimestamp(0, tz=UTC)
@@ -597,7 +605,8 @@ class AutumnAdapter:
         blocked: float | None,
     ) -> JobRecord:
         if processing is not None:
-            return self._row(body, job_id, JobStatus.RUNNING, records.RAW_PROCESSING)
+            running = self._row(body, job_id, JobStatus.RUNNING, records.RAW_PROCESSING)
+            return _with_deadline(running, int(processing), now_ms())
         if delayed is not None:
             return self._row(body, job_id, JobStatus.SCHEDULED, records.RAW_DELAYED, delayed)
         if blocked is not None:
@@ -793,10 +802,19 @@ class _Base:
     delayed: int
     processing: int
     blocked: int
+    #: processing members whose deadline has passed
+    overdue: int
     completed_entries: list[_HistoryEntry]
     dead_entries: list[_HistoryEntry]
     delayed_page: list[tuple[str, int]] = field(default_factory=list)
     processing_page: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _with_deadline(job: JobRecord, deadline_ms: int, now: int) -> JobRecord:
+    """Mark a running job whose claim deadline (its processing score) has passed."""
+    if deadline_ms > now:
+        return job
+    return replace(job, overdue_since=ms_to_datetime(deadline_ms))
 
 
 def _enqueued_ms(body: bytes | None) -> int | None:

@@ -96,6 +96,11 @@ SCHEMAS: dict[str, Any] = {
                 "additionalProperties": {"type": "string"},
                 "description": "system-specific fields (unique key, concurrency group, ...)",
             },
+            "overdue_since": {
+                **_TIME,
+                "description": "running jobs: when the claim's deadline passed; its worker is "
+                "likely gone and the job waits for the system's recovery",
+            },
         },
     },
     "JobDetail": {
@@ -131,6 +136,10 @@ SCHEMAS: dict[str, Any] = {
             "failed_7d": {"type": "integer"},
             "oldest_enqueued_age_s": {"type": ["number", "null"]},
             "blocked": {"type": "integer"},
+            "running_overdue": {
+                "type": "integer",
+                "description": "running jobs past their claim's deadline",
+            },
             "queues": {
                 "type": "array",
                 "items": {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 import redis
@@ -104,6 +105,25 @@ async def test_running_page_shows_worker_newest_start_first(app, adapter) -> Non
     assert all(j.actions == () for j in running.items)
     starts = [j.started_at for j in running.items]
     assert starts == sorted(starts, reverse=True)
+
+
+async def test_running_jobs_past_their_claim_deadline_are_overdue(app, adapter) -> None:
+    stuck, fine = app.enqueue("noop", {}), app.enqueue("noop", {})
+    # Claimed a minute ago with a 30 s visibility timeout: its worker never settled it.
+    past = Autumn(app.client, clock=lambda: app.now_ms() - 60_000)
+    claimed = Worker(past, ["default"], worker_id="gone").claim()
+    assert claimed is not None and claimed["id"] == stuck
+    assert Worker(app, ["default"], worker_id="alive").claim() is not None
+    shot = await adapter.snapshot(q())
+    assert shot.counters.running == 2 and shot.counters.running_overdue == 1
+    rows = {j.id: j for j in shot.lists[ListName.RUNNING].items}
+    deadline = dict(app.processing_entries())[stuck]
+    assert rows[stuck].overdue_since == datetime.fromtimestamp(deadline / 1000, tz=UTC)
+    assert deadline < app.now_ms() - 29_000
+    assert rows[fine].overdue_since is None
+    detail = await adapter.job(stuck)
+    assert detail is not None and detail.job.overdue_since == rows[stuck].overdue_since
+    assert (await adapter.counters()).running_overdue == 1
 
 
 async def test_completed_keeps_only_the_last_24_hours_newest_first(app, adapter) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from jobbridge.render import table
+from datetime import UTC, datetime
+
+from jobbridge.model import Counters, JobRecord, JobStatus, ListName, Page, Snapshot
+from jobbridge.render import render_snapshot, table
 from jobbridge.text import age, clean, clean_block
 
 
@@ -36,3 +39,31 @@ def test_age() -> None:
 def test_table_aligns_columns() -> None:
     out = table(["A", "BB"], [["xxx", "y"], ["z", "wwww"]])
     assert out.splitlines() == ["A    BB", "xxx  y", "z    wwww"]
+
+
+def test_overdue_running_jobs_are_marked_in_the_terminal() -> None:
+    taken = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    job = JobRecord(
+        source="orders",
+        system="autumn",
+        id="j1",
+        name="noop",
+        queue="default",
+        status=JobStatus.RUNNING,
+        raw_status="processing",
+        overdue_since=taken,
+    )
+    page = Page(items=(job,), total=1, page=1, per_page=25)
+    counters = Counters(
+        enqueued=0, scheduled=0, running=1, completed_24h=0, failed_7d=0, running_overdue=1
+    )
+    shot = Snapshot(
+        source="orders",
+        system="autumn",
+        taken_at=taken,
+        counters=counters,
+        lists={ListName.RUNNING: page},
+    )
+    out = render_snapshot(shot)
+    assert "running 1 (1 overdue)" in out
+    assert "[overdue since 2026-11-28 12:00:00Z]" in out

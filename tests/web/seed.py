@@ -53,6 +53,15 @@ def running(autumn: Autumn, name: str = "noop") -> str:
     return job_id
 
 
+def stuck(autumn: Autumn, name: str = "noop") -> str:
+    """A job claimed a minute ago, with a 30 s visibility timeout, by a worker now gone."""
+    job_id = enqueue(autumn, name)
+    past = Autumn(autumn.client, autumn.prefix, clock=lambda: autumn.now_ms() - 60_000)
+    record = Worker(past, ["default"], worker_id="gone").claim()
+    assert record is not None and record["id"] == job_id
+    return job_id
+
+
 @dataclass(frozen=True)
 class Mix:
     failed: str

@@ -33,6 +33,7 @@ JOB_KEYS = {
     "problem",
     "new_id",
     "extra",
+    "overdue_since",
 }
 
 

@@ -199,6 +199,23 @@ async def test_source_counters_fragment(client, autumn) -> None:
     assert "HX-Refresh" not in response.headers
 
 
+async def test_overdue_running_jobs_are_marked(client, autumn) -> None:
+    stuck = seed.stuck(autumn)
+    seed.running(autumn)
+    html = await (await client.get("/admin/jobs/orders")).text()
+    assert html.count('class="badge badge-overdue"') == 1
+    assert 'data-counter="running_overdue"' in html and "1 overdue" in html
+    overview = await (await client.get("/admin/jobs")).text()
+    assert "(1 overdue)" in overview
+    detail = await (await client.get(f"/admin/jobs/orders/{stuck}")).text()
+    assert "Overdue since" in detail
+    body = await (await client.get("/admin/api/counters")).json()
+    assert body["sources"][0]["counters"]["running_overdue"] == 1
+    snapshot = await (await client.get("/admin/api/sources/orders/snapshot")).json()
+    overdue = {j["id"]: j["overdue_since"] for j in snapshot["lists"]["running"]["items"]}
+    assert overdue[stuck] is not None and list(overdue.values()).count(None) == 1
+
+
 async def test_counters_change_without_reload(client, autumn) -> None:
     first = await (await client.get("/admin/jobs/orders/counters")).text()
     assert 'data-counter="enqueued">0<' in first
