@@ -517,54 +517,25 @@ end
 """
 
 #: KEYS: delayed
-#: ARGV: now ms, batch, record prefix, default queue key (P:queue)
-#: Moves due ids to their queue and rewrites each record in the same script (serde field
-#: order; enqueued_at_ms = now; started, finished and claim fields null). Returns the count.
+#: ARGV: record prefix, default queue key (P:queue), then per due id three values: the id,
+#:       the record as read before the script ("" when missing), and its serde rewrite ("" when
+#:       serde rejects it: Autumn then leaves the record alone)
+#: Moves the ids to their queues; a record still as read gets its rewrite (enqueued_at_ms =
+#: now; started, finished and claim fields null) in the same script. Autumn's own rewrite is a
+#: later MGET/SET a claim can interleave with (spec §10); here it cannot. Returns the count.
 PROMOTE_DELAYED_LUA = (
     _PROMOTE_COMMON_LUA
     + """
-local FIELDS = {'id', 'name', 'queue', 'payload', 'attempt', 'max_attempts',
-  'initial_backoff_ms', 'enqueued_at_ms', 'started_at_ms', 'finished_at_ms', 'claimed_by',
-  'claimed_at_ms', 'last_error'}
-local SKIP_IF_NONE = {'unique_key', 'unique_window', 'concurrency_key', 'concurrency_limit'}
-local TELEMETRY = {'traceparent', 'tracestate'}
-local function encode_ordered(rec)
-  local parts = {}
-  for _, f in ipairs(FIELDS) do
-    local v = rec[f]
-    if v == nil then v = cjson.null end
-    if f == 'queue' and v == cjson.null then v = 'default' end
-    parts[#parts + 1] = cjson.encode(f) .. ':' .. cjson.encode(v)
-  end
-  for _, f in ipairs(SKIP_IF_NONE) do
-    local v = rec[f]
-    if v ~= nil and v ~= cjson.null then
-      parts[#parts + 1] = cjson.encode(f) .. ':' .. cjson.encode(v)
-    end
-  end
-  for _, f in ipairs(TELEMETRY) do
-    if rec[f] ~= nil then
-      parts[#parts + 1] = cjson.encode(f) .. ':' .. cjson.encode(rec[f])
-    end
-  end
-  return '{' .. table.concat(parts, ',') .. '}'
-end
-local now = tonumber(ARGV[1])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local moved = 0
-for _, id in ipairs(ids) do
+for i = 3, #ARGV, 3 do
+  local id, seen, rewrite = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if redis.call('ZREM', KEYS[1], id) == 1 then
-    local rkey = ARGV[3] .. id
-    local rec = decode(redis.call('GET', rkey))
-    if rec then
-      rec.enqueued_at_ms = now
-      rec.started_at_ms = cjson.null
-      rec.finished_at_ms = cjson.null
-      rec.claimed_by = cjson.null
-      rec.claimed_at_ms = cjson.null
-      redis.call('SET', rkey, encode_ordered(rec))
+    local rkey = ARGV[1] .. id
+    local current = redis.call('GET', rkey)
+    if current and current == seen and rewrite ~= '' then
+      redis.call('SET', rkey, rewrite)
     end
-    redis.call('LPUSH', queue_for(ARGV[4], rec), id)
+    redis.call('LPUSH', queue_for(ARGV[2], decode(current)), id)
     moved = moved + 1
   end
 end
@@ -880,7 +851,32 @@ class Worker:
 
     # -- maintenance ---------------------------------------------------------------------------
     def promote_delayed(self) -> int:
-        return self._promote(self._promote_delayed, self.autumn.delayed_key)
+        """Move due retries and delayed jobs to their queues, rewriting each record as serde
+        does: two reads, then one atomic script that re-checks what they saw."""
+        a = self.autumn
+        now = a.now_ms()
+        due = [
+            _s(m) for m in self.client.zrangebyscore(a.delayed_key, "-inf", now, 0, PROMOTION_BATCH)
+        ]
+        if not due:
+            return 0
+        raws = self.client.mget([a.record_key(job_id) for job_id in due])
+        args: list[str | bytes] = [a.record_prefix, a.queue_key(DEFAULT_QUEUE)]
+        for job_id, raw in zip(due, raws, strict=True):
+            seen = b"" if raw is None else raw  # bytes as stored: compared byte for byte
+            record, _ = decode_record(raw)
+            rewrite = ""
+            if record is not None:
+                record.update(
+                    enqueued_at_ms=now,
+                    started_at_ms=None,
+                    finished_at_ms=None,
+                    claimed_by=None,
+                    claimed_at_ms=None,
+                )
+                rewrite = a.encode(record)
+            args += [job_id, seen, rewrite]
+        return int(self._promote_delayed(keys=[a.delayed_key], args=args))
 
     def promote_blocked(self) -> int:
         return self._promote(self._promote_blocked, self.autumn.blocked_key)

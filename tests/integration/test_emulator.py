@@ -534,8 +534,10 @@ def test_delayed_promotion_is_atomic_and_rewrites(
     monkeypatch.setattr(client, "execute_command", spy)
     assert w.promote_delayed() == 2
     monkeypatch.undo()
-    # One script call: no MGET/SET round trips a claim could interleave with.
-    assert sent and set(sent) <= {"EVALSHA", "EVAL", "SCRIPT LOAD"}
+    # Two reads, then every write in one script that re-checks them: no SET a claim could
+    # interleave with, unlike Autumn's own MGET/SET after its script.
+    assert sent[:2] == ["ZRANGEBYSCORE", "MGET"]
+    assert set(sent[2:]) <= {"EVALSHA", "EVAL", "SCRIPT LOAD"}
     assert sent.count("EVALSHA") + sent.count("EVAL") in (1, 2)
 
     assert app.delayed_entries() == [(later, T0 + 10_000)]
@@ -553,6 +555,19 @@ def test_delayed_promotion_is_atomic_and_rewrites(
     # The next claim keeps last_error.
     claimed = worker(app, ["low"]).claim()
     assert claimed is not None and claimed["last_error"] == "first"
+
+
+def test_delayed_promotion_writes_serde_bytes(app: Autumn, clock: Clock) -> None:
+    payload = {"tags": [], "url": "a/b", "big": 12345678901234567, "f": 1e20, "s": "é"}
+    job_id = app.enqueue("noop", payload, delay_ms=10)
+    assert job_id is not None
+    clock.advance(10)
+    assert worker(app).promote_delayed() == 1
+    raw = app.record_raw(job_id)
+    assert raw is not None
+    # What serde writes, byte for byte (a Value's keys sorted): no cjson "{}" for [], "\\/"
+    # or 1.2345678901235e+16.
+    assert '"payload":{"big":12345678901234567,"f":1e20,"s":"é","tags":[],"url":"a/b"},' in raw
 
 
 def test_blocked_parking_and_promotion(app: Autumn, client: redis.Redis, clock: Clock) -> None:
