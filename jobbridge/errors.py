@@ -12,7 +12,8 @@ class ConfigError(JobbridgeError):
 
 
 class SourceUnavailable(JobbridgeError):
-    """A source's Redis could not be reached (connection refused, timeout, loading)."""
+    """A source's Redis failed us: not reachable (refused, timeout, loading), refusing the
+    command (ACLs, read-only, OOM), not a Redis at all, or one of our scripts failing."""
 
     def __init__(self, source: str, detail: str) -> None:
         super().__init__(f"source {source!r}: Redis unavailable ({detail})")

@@ -146,6 +146,8 @@ class JobService:
         self.read_only = read_only
         self.cache = Coalescer(cache_ttl_s)
         self._discovery: asyncio.Task[None] | None = None
+        #: sources whose last discovery step failed (each outage is logged once)
+        self._discovery_failing: set[str] = set()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -157,13 +159,39 @@ class JobService:
     async def _discover_forever(self) -> None:
         while True:
             for adapter in self.adapters.values():
-                try:
-                    await adapter.refresh_queues()
-                except SourceUnavailable:
-                    pass
-                except Exception:  # keep discovering the other sources
-                    log.exception("queue discovery failed for source %s", adapter.source)
+                await self._discover_step(adapter)
             await asyncio.sleep(DISCOVERY_INTERVAL_S)
+
+    async def _discover_step(self, adapter: JobAdapter) -> None:
+        """One discovery step of one source, logging when it goes bad and when it recovers.
+
+        Steps repeat every ``DISCOVERY_INTERVAL_S``; a source that stays down is logged once,
+        not on every retry.
+        """
+        source = adapter.source
+        try:
+            await adapter.refresh_queues()
+        except SourceUnavailable as exc:
+            if source not in self._discovery_failing:
+                log.warning(
+                    "queue discovery of source %s failed: Redis unavailable (%s); "
+                    "retrying quietly until it recovers",
+                    source,
+                    exc.detail,
+                )
+            self._discovery_failing.add(source)
+        except Exception:  # keep discovering the other sources
+            if source not in self._discovery_failing:
+                log.exception(
+                    "queue discovery of source %s failed; retrying quietly until it recovers",
+                    source,
+                )
+            self._discovery_failing.add(source)
+        else:
+            if source in self._discovery_failing:
+                self._discovery_failing.discard(source)
+                # Same level as the failure, so whoever saw one sees the other.
+                log.warning("queue discovery of source %s recovered", source)
 
     async def close(self) -> None:
         task, self._discovery = self._discovery, None
@@ -292,6 +320,9 @@ class JobService:
                 return exc.detail
             except TimeoutError:
                 return "timed out"
+            except Exception:  # one source's bug must not fail the others' readiness
+                log.exception("readiness check of source %s failed", adapter.source)
+                return "internal error"
             return None
 
         names = list(self.adapters)

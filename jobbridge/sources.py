@@ -14,7 +14,7 @@ import redis.asyncio
 
 from jobbridge.adapters.autumn import DEFAULT_KEY_PREFIX as AUTUMN_DEFAULT_PREFIX
 from jobbridge.adapters.autumn import AutumnAdapter
-from jobbridge.adapters.base import UNAVAILABLE_ERRORS, JobAdapter, text
+from jobbridge.adapters.base import JobAdapter, redis_errors, text
 from jobbridge.config import Settings, SourceConfig
 from jobbridge.errors import ConfigError, SourceUnavailable
 from jobbridge.model import System
@@ -91,9 +91,8 @@ async def detect(url: str) -> list[Detected]:
     """
     client = connect(url)
     try:
-        return await _detect(client)
-    except UNAVAILABLE_ERRORS as exc:
-        raise SourceUnavailable("detect", str(exc) or type(exc).__name__) from exc
+        async with redis_errors("detect"):
+            return await _detect(client)
     finally:
         await client.aclose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -85,21 +86,76 @@ class JobAdapter(Protocol):
     async def close(self) -> None: ...
 
 
-UNAVAILABLE_ERRORS = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.BusyLoadingError,
-    OSError,
+#: Failures that make a source unavailable: any error of the Redis conversation (not there,
+#: refused by ACLs, read-only, out of memory, not a Redis at all, a failing script) or socket.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (redis.exceptions.RedisError, OSError)
+#: Longest error detail kept from Redis (a garbage reply can be long).
+MAX_DETAIL_CHARS = 300
+
+
+#: How redis-py annotates the error of one command of a pipeline (5.x: the text, 6+: a tuple).
+_PIPELINE_ERROR = re.compile(
+    r"Command # \d+ \((?P<command>.*?)\) of pipeline caused error: (?P<error>.*)", re.DOTALL
 )
+
+
+def _redis_message(exc: BaseException) -> str:
+    """The error text, with a pipeline's annotation made readable: "<error> (in <command>)"."""
+    message = str(exc) or type(exc).__name__
+    match = _PIPELINE_ERROR.fullmatch(message)
+    if match is None:
+        return message
+    error = match["error"]
+    if error[:2] in ("('", '("') and error[-3:] in ("',)", '",)'):
+        error = error[2:-3]
+    return f"{error} (in {match['command']})"
+
+
+def unavailable_detail(exc: BaseException) -> str:
+    """A short reason for an unavailable source that names the kind of Redis failure."""
+    message = _redis_message(exc)
+    e = redis.exceptions
+    if isinstance(exc, e.AuthenticationError):
+        detail = f"authentication failed: {message}"
+    elif isinstance(exc, e.ConnectionError | e.TimeoutError | OSError):
+        # Refused, timed out, loading: the words the pages have always shown.
+        return cap(message, MAX_DETAIL_CHARS) or message
+    elif isinstance(exc, e.NoPermissionError):
+        detail = f"permission denied: NOPERM {message}"
+    elif isinstance(exc, e.ReadOnlyError):
+        detail = f"Redis is read-only: {message}"
+    elif isinstance(exc, e.OutOfMemoryError):
+        detail = f"Redis is out of memory: OOM {message}"
+    elif isinstance(exc, e.NoScriptError):
+        detail = f"script not loaded: NOSCRIPT {message}"
+    elif isinstance(exc, e.InvalidResponse):
+        detail = f"not a Redis server (invalid response: {message})"
+    elif isinstance(exc, e.ResponseError) and "script" in message:
+        # An error raised inside one of jobbridge's Lua scripts (or by a command it ran).
+        detail = f"Lua script failed: {message}"
+    elif isinstance(exc, e.ResponseError):
+        detail = f"Redis refused a command: {message}"
+    else:
+        detail = f"{type(exc).__name__}: {message}"
+    return cap(" ".join(detail.split()), MAX_DETAIL_CHARS) or detail
 
 
 @asynccontextmanager
 async def redis_errors(source: str) -> AsyncIterator[None]:
-    """Turn "Redis is not there" into SourceUnavailable; let real bugs through."""
+    """Turn any failure talking to Redis into SourceUnavailable naming the source.
+
+    That covers a Redis that is not there, but also one that refuses us (ACLs, read-only
+    replica, MISCONF, OOM, wrong password), a port where no Redis listens, and errors raised by
+    jobbridge's own scripts: each makes this one source unavailable, with Redis's reason, while
+    the other sources go on. ``DataError`` is raised by redis-py before anything is sent (a
+    bad argument from jobbridge itself): a bug, so it propagates.
+    """
     try:
         yield
+    except redis.exceptions.DataError:
+        raise
     except UNAVAILABLE_ERRORS as exc:
-        raise SourceUnavailable(source, str(exc) or type(exc).__name__) from exc
+        raise SourceUnavailable(source, unavailable_detail(exc)) from exc
 
 
 def text(value: bytes | str | None) -> str | None:

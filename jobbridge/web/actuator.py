@@ -24,6 +24,7 @@ read.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,8 @@ from jobbridge.model import (
 )
 from jobbridge.serialize import rfc3339
 from jobbridge.service import JobService
+
+log = logging.getLogger(__name__)
 
 #: rows read per list and source
 SAMPLE_PER_LIST = 100
@@ -105,8 +108,10 @@ async def actuator_jobs(service: JobService) -> dict[str, Any]:
         if isinstance(result, SourceUnavailable):
             sources[info.name] = {"system": info.system, "up": False, "error": "unavailable"}
             continue
-        if isinstance(result, BaseException):
-            raise result
+        if isinstance(result, BaseException):  # one source's bug must not hide the others
+            log.error("actuator read of source %s failed", info.name, exc_info=result)
+            sources[info.name] = {"system": info.system, "up": False, "error": "internal"}
+            continue
         summary = _read_source(result, per_name)
         sources[info.name] = {"system": info.system, "up": True, **summary}
         if summary["approximate"]:

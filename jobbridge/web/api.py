@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -23,6 +24,8 @@ from jobbridge.web.actuator import actuator_jobs
 from jobbridge.web.metrics import CONTENT_TYPE
 from jobbridge.web.openapi import build_openapi
 from jobbridge.web.responses import HttpError, int_query, json_response, route_param
+
+log = logging.getLogger(__name__)
 
 #: HTTP status of each action outcome
 OUTCOME_STATUS: dict[Outcome, int] = {
@@ -117,6 +120,9 @@ async def source_counters(service: JobService, infos: list[SourceInfo]) -> list[
             return info, await service.counters(info.name), None
         except SourceUnavailable as exc:
             return info, None, f"Redis unavailable ({exc.detail})"
+        except Exception:  # one source's bug must not hide the others' counters
+            log.exception("counters of source %s failed", info.name)
+            return info, None, "internal error reading this source"
 
     return list(await asyncio.gather(*(one(i) for i in infos)))
 

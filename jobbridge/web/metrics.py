@@ -7,6 +7,7 @@ several apps in one process (tests, two listeners) do not collide.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ from prometheus_client.registry import Collector
 from jobbridge.errors import SourceUnavailable
 from jobbridge.model import Counters
 from jobbridge.service import JobService, SourceInfo
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: seconds a scrape waits for one source before reporting it down
@@ -50,6 +53,7 @@ class SourceCollector(Collector):
             "completed_24h": "Jobs completed in the last 24 hours.",
             "failed_7d": "Jobs terminally failed in the last 7 days.",
             "blocked": "Jobs parked by a full concurrency group.",
+            "running_overdue": "Running jobs past their claim's deadline (worker likely gone).",
         }
         families = {
             name: GaugeMetricFamily(f"jobbridge_jobs_{name}", text, labels=["source"])
@@ -125,6 +129,9 @@ class Metrics:
                     service.counters(info.name), timeout=SCRAPE_TIMEOUT_S
                 )
             except (SourceUnavailable, TimeoutError):
+                counters = None
+            except Exception:  # one source's bug must not fail the whole scrape
+                log.exception("metrics read of source %s failed", info.name)
                 counters = None
             return Reading(info, counters)
 

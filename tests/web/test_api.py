@@ -380,7 +380,7 @@ async def test_metrics(client, autumn: Autumn) -> None:
     assert 'jobbridge_source_up{source="orders",system="autumn"} 1.0' in text
     assert 'jobbridge_jobs_enqueued{source="orders"}' in text
     assert 'jobbridge_jobs_failed_7d{source="orders"} 1.0' in text
-    for name in ("scheduled", "running", "completed_24h", "blocked"):
+    for name in ("scheduled", "running", "completed_24h", "blocked", "running_overdue"):
         assert f'jobbridge_jobs_{name}{{source="orders"}}' in text
     assert 'jobbridge_oldest_enqueued_age_seconds{source="orders"}' in text
     assert 'jobbridge_queue_jobs_enqueued{queue="default",source="orders"} 1.0' in text
