@@ -489,13 +489,7 @@ class AutumnAdapter:
         bodies: dict[str, bytes | None],
     ) -> Page:
         items = tuple(
-            records.to_job(
-                bodies.get(job_id),
-                source=self.source,
-                job_id=job_id,
-                status=JobStatus.ENQUEUED,
-                raw_status=records.RAW_QUEUE,
-            )
+            self._row(bodies.get(job_id), job_id, JobStatus.ENQUEUED, records.RAW_QUEUE)
             for _, job_id in ids
         )
         return self._page(items, sum(base.lengths.values()), query, ListName.ENQUEUED)
@@ -504,14 +498,7 @@ class AutumnAdapter:
         self, base: _Base, query: SnapshotQuery, bodies: dict[str, bytes | None]
     ) -> Page:
         items = tuple(
-            records.to_job(
-                bodies.get(job_id),
-                source=self.source,
-                job_id=job_id,
-                status=JobStatus.SCHEDULED,
-                raw_status=records.RAW_DELAYED,
-                scheduled_for_ms=due,
-            )
+            self._row(bodies.get(job_id), job_id, JobStatus.SCHEDULED, records.RAW_DELAYED, due)
             for job_id, due in base.delayed_page
         )
         return self._page(items, base.delayed, query, ListName.SCHEDULED)
@@ -521,13 +508,7 @@ class AutumnAdapter:
     ) -> Page:
         items = [
             _with_deadline(
-                records.to_job(
-                    bodies.get(job_id),
-                    source=self.source,
-                    job_id=job_id,
-                    status=JobStatus.RUNNING,
-                    raw_status=records.RAW_PROCESSING,
-                ),
+                self._row(bodies.get(job_id), job_id, JobStatus.RUNNING, records.RAW_PROCESSING),
                 deadline_ms,
                 base.now_ms,
             )
@@ -585,7 +566,12 @@ class AutumnAdapter:
         return self._detail(job, stored, lifecycle)
 
     def _row(
-        self, body: bytes, job_id: str, status: JobStatus, raw_status: str, due: float | None = None
+        self,
+        body: bytes | None,
+        job_id: str,
+        status: JobStatus,
+        raw_status: str,
+        due: float | None = None,
     ) -> JobRecord:
         return records.to_job(
             body,
