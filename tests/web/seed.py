@@ -53,11 +53,11 @@ def running(autumn: Autumn, name: str = "noop") -> str:
     return job_id
 
 
-def stuck(autumn: Autumn, name: str = "noop") -> str:
+def stuck(autumn: Autumn, name: str = "noop", *, queue: str = "default") -> str:
     """A job claimed a minute ago, with a 30 s visibility timeout, by a worker now gone."""
-    job_id = enqueue(autumn, name)
     past = Autumn(autumn.client, autumn.prefix, clock=lambda: autumn.now_ms() - 60_000)
-    record = Worker(past, ["default"], worker_id="gone").claim()
+    job_id = enqueue(past, name, queue=queue)
+    record = Worker(past, [queue], worker_id="gone").claim()
     assert record is not None and record["id"] == job_id
     return job_id
 

@@ -78,12 +78,15 @@ async def test_dashboard_loads_and_counters_update_without_reload(
     client: Any, page: Page, autumn: Autumn
 ) -> None:
     seed.mix(autumn)
+    seed.stuck(autumn, queue="reports")  # its own queue: no other job is claimed first
     counter_requests: list[str] = []
     page.on("request", lambda r: counter_requests.append(r.url) if "/counters" in r.url else None)
     await page.goto(f"{_base(client)}/admin/jobs/orders")
     await expect(page.locator("h1")).to_contain_text("orders")
     enqueued = page.locator('#jobs-counters [data-counter="enqueued"]')
     await expect(enqueued).to_have_text("1")
+    await expect(page.locator('[data-list="running"] .badge-overdue')).to_be_visible()
+    await expect(page.locator('[data-counter="running_overdue"]')).to_have_text("1 overdue")
     await page.evaluate("window.__marker = 'same page'")
     seed.enqueue(autumn)
     seed.enqueue(autumn)
