@@ -23,7 +23,7 @@ from jobbridge.web import keys
 from jobbridge.web.actuator import actuator_jobs
 from jobbridge.web.metrics import CONTENT_TYPE
 from jobbridge.web.openapi import build_openapi
-from jobbridge.web.responses import HttpError, int_query, json_response, route_param
+from jobbridge.web.responses import HttpError, int_query, job_param, json_response, route_param
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ async def snapshot(request: web.Request) -> web.Response:
 
 async def job(request: web.Request) -> web.Response:
     source = route_param(request, "source")
-    job_id = route_param(request, "id")
+    job_id = job_param(request)
     detail = await request.app[keys.SERVICE].job(source, job_id)
     if detail is None:
         raise HttpError(404, "not_found", f"Job {job_id!r} not found in source {source!r}.")
@@ -98,7 +98,7 @@ async def job(request: web.Request) -> web.Response:
 
 async def act(request: web.Request) -> web.Response:
     source = route_param(request, "source")
-    job_id = route_param(request, "id")
+    job_id = job_param(request)
     action = Action(request.match_info["action"])
     principal = request[keys.PRINCIPAL]
     service = request.app[keys.SERVICE]

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from jobbridge.web import keys
+from jobbridge.web.responses import JOB_BY_QUERY, PATH_UNSAFE_IDS
 from jobbridge.web.security import FlashKind, Principal
 
 
@@ -75,10 +76,16 @@ class Ui:
         return url
 
     def job_url(self, source: str, job_id: str) -> str:
-        return f"{self.prefix}/jobs/{quote(source, safe='')}/{quote(job_id, safe='')}"
+        return self._job_path(source, job_id, "")
 
     def action_url(self, source: str, job_id: str, action: str) -> str:
-        return f"{self.job_url(source, job_id)}/{quote(action, safe='')}"
+        return self._job_path(source, job_id, "/" + quote(action, safe=""))
+
+    def _job_path(self, source: str, job_id: str, tail: str) -> str:
+        base = f"{self.prefix}/jobs/{quote(source, safe='')}/"
+        if job_id in PATH_UNSAFE_IDS:
+            return f"{base}{JOB_BY_QUERY}{tail}?{urlencode({'id': job_id})}"
+        return f"{base}{quote(job_id, safe='')}{tail}"
 
     def counters_url(self, source: str, reload: bool = False) -> str:
         url = f"{self.prefix}/jobs/{quote(source, safe='')}/counters"

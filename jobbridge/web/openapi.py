@@ -48,6 +48,8 @@ _JOB_ID = {
     "in": "path",
     "required": True,
     "schema": {"type": "string", "maxLength": 200},
+    "description": 'the job id, percent-encoded; ids a URL path cannot carry (".", "..") '
+    "go as the segment `job` plus the query `?id=`",
 }
 
 SCHEMAS: dict[str, Any] = {

@@ -58,6 +58,23 @@ def route_param(request: web.Request, name: str) -> str:
     return value
 
 
+#: the path segment that takes the job id from ``?id=`` instead
+JOB_BY_QUERY = "job"
+#: job ids that cannot stand as a path segment: another route's name, or what browsers and
+#: HTTP clients fold away ("." and ".."); their URLs carry the id as ``job?id=...``
+PATH_UNSAFE_IDS = frozenset({JOB_BY_QUERY, "counters", ".", ".."})
+
+
+def job_param(request: web.Request) -> str:
+    """The job id of a job URL: the path segment, or ``?id=`` after the segment ``job``."""
+    job_id = route_param(request, "id")
+    if job_id == JOB_BY_QUERY and "id" in request.query:
+        job_id = request.query["id"]
+        if not job_id or len(job_id) > MAX_PARAM_CHARS:
+            raise HttpError(404, "not_found", "No such job.")
+    return job_id
+
+
 def int_query(request: web.Request, name: str) -> int | None:
     """An integer query parameter, or None when missing or not an integer (then clamped)."""
     raw = request.query.get(name)

@@ -15,7 +15,7 @@ from jobbridge.service import SourceStatus
 from jobbridge.web import keys
 from jobbridge.web.api import audit_limit, audit_source, snapshot_query, source_counters
 from jobbridge.web.context import Ui
-from jobbridge.web.responses import HttpError, redirect, route_param
+from jobbridge.web.responses import HttpError, job_param, redirect, route_param
 from jobbridge.web.security import MAX_CREDENTIAL_CHARS, safe_next, too_many_attempts
 
 LIST_TITLES: dict[ListName, str] = {
@@ -137,7 +137,7 @@ async def source_counters_fragment(request: web.Request) -> web.StreamResponse:
 @aiohttp_jinja2.template("job.html")
 async def job_page(request: web.Request) -> dict[str, Any]:
     source = route_param(request, "source")
-    job_id = route_param(request, "id")
+    job_id = job_param(request)
     service = request.app[keys.SERVICE]
     detail = await service.job(source, job_id)
     if detail is None:
@@ -155,7 +155,7 @@ async def job_page(request: web.Request) -> dict[str, Any]:
 async def act(request: web.Request) -> web.StreamResponse:
     """POST an action, then redirect (303) back with a flash message naming the outcome."""
     source = route_param(request, "source")
-    job_id = route_param(request, "id")
+    job_id = job_param(request)
     action = Action(request.match_info["action"])
     service = request.app[keys.SERVICE]
     service.adapter(source)

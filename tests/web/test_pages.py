@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+from html import escape
+from urllib.parse import urlencode
+
+import pytest
 
 from examples.autumn_emulator import Autumn
 from tests.web import seed
@@ -214,6 +218,31 @@ async def test_overdue_running_jobs_are_marked(client, autumn) -> None:
     snapshot = await (await client.get("/admin/api/sources/orders/snapshot")).json()
     overdue = {j["id"]: j["overdue_since"] for j in snapshot["lists"]["running"]["items"]}
     assert overdue[stuck] is not None and list(overdue.values()).count(None) == 1
+
+
+@pytest.mark.parametrize("job_id", ["counters", "job", ".", "..", "a/b"])
+async def test_ids_that_cannot_be_a_path_segment_still_work(client, autumn, job_id) -> None:
+    autumn.enqueue("noop", {}, job_id=job_id)
+    html = await (await client.get("/admin/jobs/orders")).text()
+    url = (
+        "/admin/jobs/orders/a%2Fb"
+        if job_id == "a/b"
+        else f"/admin/jobs/orders/job?{urlencode({'id': job_id})}"
+    )
+    assert f'href="{escape(url)}"' in html
+    detail = await client.get(url)
+    assert detail.status == 200
+    assert f"<code>{escape(job_id)}</code>" in await detail.text()
+    action = url.replace("?", "/cancel?") if "?" in url else url + "/cancel"
+    assert f'action="{escape(action)}"' in html
+    response = await client.post(
+        action, data={"_csrf": await csrf_token(client)}, allow_redirects=False
+    )
+    assert response.status == 303
+    assert autumn.queue_ids() == []
+    api = await client.get(f"/admin/api/sources/orders/jobs/job?{urlencode({'id': job_id})}")
+    body = await api.json()
+    assert (body["id"], body["status"]) == (job_id, "canceled")
 
 
 async def test_counters_change_without_reload(client, autumn) -> None:
