@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 import click
 
 from jobbridge import __version__
-from jobbridge.config import Settings, load_settings
+from jobbridge.acl import acl_setuser, redis_server_of
+from jobbridge.config import Role, Settings, SourceConfig, load_settings
 from jobbridge.errors import ConfigError, JobbridgeError, SourceUnavailable, UnknownSource
 from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
 from jobbridge.render import render_detail, render_snapshot
@@ -298,6 +299,40 @@ def audit(
         _run(_with_service(settings, use))
     except (UnknownSource, SourceUnavailable, ConfigError) as exc:
         raise _fail(exc) from exc
+
+
+@main.command()
+@_config_option
+@_redis_option
+@click.option(
+    "--role",
+    type=click.Choice(["viewer", "operator"]),
+    default=None,
+    help="What the user may do (default: viewer when read_only is set, else operator).",
+)
+@click.option("--user", default="jobbridge", show_default=True, help="ACL user name.")
+def acl(config_path: Path | None, redis_url: str | None, role: str | None, user: str) -> None:
+    """Print the Redis ACL SETUSER line of a least-privilege jobbridge user, per Redis."""
+    settings = _settings(config_path, redis_url)
+    if not settings.sources and not settings.detect_url:
+        raise _UsageError("no sources: pass --redis URL or --config FILE")
+    if not user or not all(c.isalnum() or c in "_.-" for c in user):
+        raise _UsageError("--user: letters, digits, '_', '.', '-' only")
+    settings, notes = _run(resolve_sources(settings))
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    chosen: Role = "viewer" if role == "viewer" else "operator"
+    if role is None and settings.server.read_only:
+        chosen = "viewer"
+    # ACL users belong to a server, not to a database: one line per server, or a second
+    # SETUSER's resetkeys would drop the first one's keys.
+    by_server: dict[str, list[SourceConfig]] = {}
+    for source in settings.sources:
+        by_server.setdefault(redis_server_of(source.redis_url), []).append(source)
+    for server, sources in by_server.items():
+        names = ", ".join(s.name for s in sources)
+        click.echo(f"# {server}: {chosen} of {names}; set the password, then run in redis-cli:")
+        click.echo(acl_setuser(user, sources, chosen))
 
 
 @main.command()

@@ -644,13 +644,12 @@ def _parse_prefix(value: object, origin: str) -> str:
 def _parse_url(value: object, origin: str) -> str:
     url = _parse_str(value, origin).strip()
     if not url.startswith(URL_SCHEMES):
-        raise ConfigError(
-            f"{origin}: must start with redis://, rediss:// or unix:// (got {_got(_redact(url))})"
-        )
+        shown = _got(redact_url(url))
+        raise ConfigError(f"{origin}: must start with redis://, rediss:// or unix:// (got {shown})")
     return url
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """Hide credentials before a URL goes into an error message."""
     return re.sub(r"^([^/@]*//)?[^/@]*@", lambda m: (m.group(1) or "") + "***@", url)
 

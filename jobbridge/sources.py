@@ -15,7 +15,7 @@ import redis.asyncio
 from jobbridge.adapters.autumn import DEFAULT_KEY_PREFIX as AUTUMN_DEFAULT_PREFIX
 from jobbridge.adapters.autumn import AutumnAdapter
 from jobbridge.adapters.base import JobAdapter, redis_errors, text
-from jobbridge.config import Settings, SourceConfig
+from jobbridge.config import Settings, SourceConfig, redact_url
 from jobbridge.errors import ConfigError, SourceUnavailable
 from jobbridge.model import System
 
@@ -172,7 +172,7 @@ async def resolve_sources(settings: Settings) -> tuple[Settings, list[str]]:
     except SourceUnavailable as exc:
         found = []
         notes.append(
-            f"{_redact(url)} is unreachable ({exc.detail}); watching Autumn's default "
+            f"{redact_url(url)} is unreachable ({exc.detail}); watching Autumn's default "
             f"prefix {AUTUMN_DEFAULT_PREFIX!r} until it answers"
         )
     for item in found:
@@ -192,12 +192,3 @@ async def resolve_sources(settings: Settings) -> tuple[Settings, list[str]]:
             f"source {config.name}: {config.system} at prefix {config.effective_key_prefix!r}"
         )
     return replace(settings, sources=tuple(configs)), notes
-
-
-def _redact(url: str) -> str:
-    """A URL without its password, for messages."""
-    head, sep, tail = url.partition("@")
-    if not sep or "://" not in head:
-        return url
-    scheme, _, _ = head.partition("://")
-    return f"{scheme}://***@{tail}"

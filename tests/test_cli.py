@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+import redis
 from click.testing import CliRunner
 
 from jobbridge.cli import main
@@ -150,3 +151,43 @@ def test_serve_runs_the_dashboard(app, redis_url) -> None:
         server.terminate()
         server.wait(timeout=10)
         server.stdout.close()
+
+
+def test_acl_prints_a_user_that_redis_accepts_and_enforces(app, redis_url, redis_server) -> None:
+    app.enqueue("noop", {})
+    code, out = run("acl", "--redis", redis_url, "--role", "viewer", "--user", "jb-cli-viewer")
+    assert code == 0, out
+    comment, line = [x for x in out.splitlines() if not x.startswith("note:")]
+    assert comment == f"# redis://127.0.0.1:{redis_server.port}: viewer of autumn; set the " + (
+        "password, then run in redis-cli:"
+    )
+    assert line.startswith("ACL SETUSER jb-cli-viewer on >CHANGE-ME resetkeys ~autumn:jobs:*")
+    admin = redis.Redis(port=redis_server.port)
+    admin.execute_command(*line.replace(">CHANGE-ME", ">s3cret").split())
+    try:
+        viewer = redis.Redis.from_url(
+            f"redis://jb-cli-viewer:s3cret@127.0.0.1:{redis_server.port}/{redis_url.rsplit('/')[-1]}"
+        )
+        assert viewer.llen(app.queue_key("default")) == 1
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            viewer.delete(app.queue_key("default"))
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            viewer.get("some-other-app:key")
+        viewer.close()
+    finally:
+        admin.execute_command("ACL", "DELUSER", "jb-cli-viewer")
+        admin.close()
+
+
+def test_acl_role_follows_read_only_and_rejects_odd_user_names(tmp_path, redis_url) -> None:
+    config = tmp_path / "jobbridge.toml"
+    config.write_text(
+        "[server]\nread_only = true\n"
+        f'[[sources]]\nname = "orders"\nsystem = "autumn"\nredis_url = "{redis_url}"\n'
+    )
+    code, out = run("acl", "--config", str(config))
+    assert code == 0 and "viewer of orders" in out and "+evalsha" not in out
+    code, out = run("acl", "--config", str(config), "--role", "operator")
+    assert code == 0 and "operator of orders" in out and "+evalsha" in out
+    code, out = run("acl", "--config", str(config), "--user", "a b")
+    assert code == 2 and "--user" in out

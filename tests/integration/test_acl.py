@@ -1,0 +1,102 @@
+"""The ACL users `jobbridge acl` prints, created on a real Redis: a viewer reads everything the
+dashboard shows and can change nothing, even through a script; an operator can act."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobbridge.acl import acl_rules
+from jobbridge.adapters.autumn import AutumnAdapter
+from jobbridge.config import SourceConfig
+from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
+from jobbridge.service import JobService
+from jobbridge.sources import connect
+from tests.integration.autumn_fixtures import Autumn, Worker, failing_job
+from tests.integration.test_redis_errors import acl_user, db_of
+
+pytestmark = pytest.mark.redis
+
+
+def source(redis_url: str, key_prefix: str = "autumn:jobs") -> SourceConfig:
+    return SourceConfig(name="orders", system="autumn", redis_url=redis_url, key_prefix=key_prefix)
+
+
+async def test_a_viewer_reads_every_list_and_cannot_act(
+    app: Autumn, redis_client, redis_server, redis_url
+) -> None:
+    dead = failing_job(app)
+    app.enqueue("noop", {}, queue="reports")
+    assert Worker(app, ["reports"]).claim() is not None  # running
+    app.enqueue("noop", {}, queue="reports")  # discovered: a non-empty queue list
+    app.enqueue("noop", {}, delay_ms=60_000)
+    rules = acl_rules([source(redis_url)], "viewer")
+    async with acl_user(redis_client, redis_server, db_of(redis_url), *rules) as url:
+        adapter = AutumnAdapter(connect(url), source="orders")
+        svc = JobService({"orders": adapter})
+        try:
+            await adapter.discover_queues()
+            assert "reports" in adapter.queues
+            shot = await svc.snapshot("orders", SnapshotQuery.build())
+            totals = {name: page.total for name, page in shot.lists.items()}
+            assert totals == {
+                ListName.ENQUEUED: 1,
+                ListName.SCHEDULED: 1,
+                ListName.RUNNING: 1,
+                ListName.COMPLETED: 0,
+                ListName.FAILED: 1,
+            }
+            assert (await svc.job("orders", dead)) is not None
+            assert (await svc.job("orders", "no-such-job")) is None
+            assert await svc.audit("orders") == []
+            assert await svc.ready() == {"orders": None}
+            result = await svc.act("orders", dead, Action.RETRY, "ops")
+        finally:
+            await svc.close()
+    assert result.outcome is Outcome.UNAVAILABLE
+    assert "permission denied" in result.message
+    assert app.dead_record_raw(dead) is not None
+
+
+async def test_an_operator_acts_and_writes_only_where_it_should(
+    app: Autumn, redis_client, redis_server, redis_url
+) -> None:
+    dead, discarded = failing_job(app), failing_job(app)
+    queued = app.enqueue("noop", {})
+    rules = acl_rules([source(redis_url)], "operator")
+    async with acl_user(redis_client, redis_server, db_of(redis_url), *rules) as url:
+        adapter = AutumnAdapter(connect(url), source="orders")
+        svc = JobService({"orders": adapter})
+        try:
+            outcomes = [
+                (await svc.act("orders", dead, Action.RETRY, "ops")).outcome,
+                (await svc.act("orders", discarded, Action.DISCARD, "ops")).outcome,
+                (await svc.act("orders", queued, Action.CANCEL, "ops")).outcome,
+            ]
+            audit = await svc.audit("orders")
+            # Outside its keys the same user is refused, even inside a script.
+            client = connect(url)
+            try:
+                with pytest.raises(Exception, match="no permissions"):
+                    await client.eval("return redis.call('SET', KEYS[1], 'x')", 1, "elsewhere")
+            finally:
+                await client.aclose()
+        finally:
+            await svc.close()
+    assert outcomes == [Outcome.DONE] * 3
+    assert [e.action for e in audit] == ["cancel", "discard", "retry"]
+    assert app.queue_ids() != [] and queued not in app.queue_ids()
+
+
+async def test_glob_characters_in_prefixes_are_escaped(
+    redis_client, redis_server, redis_url
+) -> None:
+    rules = acl_rules([source(redis_url, key_prefix="app[1]:jobs")], "viewer")
+    assert "~app\\[1\\]:jobs:*" in rules
+    async with acl_user(redis_client, redis_server, db_of(redis_url), *rules) as url:
+        client = connect(url)
+        try:
+            assert await client.get("app[1]:jobs:queue") is None
+            with pytest.raises(Exception, match="no permissions"):
+                await client.get("app1:jobs:queue")
+        finally:
+            await client.aclose()

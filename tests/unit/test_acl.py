@@ -1,0 +1,36 @@
+"""The ACL rules keep up with the scripts: every command a script runs is granted."""
+
+from __future__ import annotations
+
+import re
+
+from jobbridge.acl import READ_COMMANDS, SCRIPT_WRITES, acl_rules, redis_server_of
+from jobbridge.adapters.scripts import FILES
+from jobbridge.config import SourceConfig
+
+
+def test_every_command_a_script_runs_is_granted_to_operators() -> None:
+    used = {
+        command.lower()
+        for text in FILES.values()
+        for command in re.findall(r"redis\.call\('([A-Za-z]+)'", text)
+    }
+    assert used, "no redis.call found: the pattern no longer matches the scripts"
+    assert used <= set(READ_COMMANDS) | set(SCRIPT_WRITES)
+    rules = acl_rules(
+        [SourceConfig(name="s", system="autumn", redis_url="redis://h/0")], "operator"
+    )
+    assert {f"+{c}" for c in used} <= set(rules)
+
+
+def test_viewers_get_no_script_or_write_command() -> None:
+    rules = acl_rules([SourceConfig(name="s", system="autumn", redis_url="redis://h/0")], "viewer")
+    granted = {r[1:] for r in rules if r.startswith("+")}
+    assert granted == set(READ_COMMANDS)
+    assert not granted & {"eval", "evalsha", "set", "del", "lpush", "lrem"}
+
+
+def test_one_server_whatever_the_database_or_credentials() -> None:
+    assert redis_server_of("redis://u:p@h:6379/2") == "redis://h:6379"
+    assert redis_server_of("rediss://h:6380/0") == "rediss://h:6380"
+    assert redis_server_of("unix://u:p@/run/redis.sock?db=3") == "unix:///run/redis.sock"
