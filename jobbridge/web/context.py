@@ -81,6 +81,10 @@ class Ui:
     def action_url(self, source: str, job_id: str, action: str) -> str:
         return self._job_path(source, job_id, "/" + quote(action, safe=""))
 
+    def job_lookup_url(self, source: str) -> str:
+        """Where a GET form with an ``id`` field opens that job's page."""
+        return f"{self.prefix}/jobs/{quote(source, safe='')}/{JOB_BY_QUERY}"
+
     def _job_path(self, source: str, job_id: str, tail: str) -> str:
         base = f"{self.prefix}/jobs/{quote(source, safe='')}/"
         if job_id in PATH_UNSAFE_IDS:

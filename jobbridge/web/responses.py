@@ -69,7 +69,8 @@ def job_param(request: web.Request) -> str:
     """The job id of a job URL: the path segment, or ``?id=`` after the segment ``job``."""
     job_id = route_param(request, "id")
     if job_id == JOB_BY_QUERY and "id" in request.query:
-        job_id = request.query["id"]
+        # Pasted from a log line, often with spaces; the ids this form must carry have none.
+        job_id = request.query["id"].strip()
         if not job_id or len(job_id) > MAX_PARAM_CHARS:
             raise HttpError(404, "not_found", "No such job.")
     return job_id

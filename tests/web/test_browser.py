@@ -157,3 +157,12 @@ async def test_form_post_without_csrf_token_is_refused(
         "Failed to load resource: the server responded with a status of 403 (Forbidden)"
     ]
     problems.clear()
+
+
+async def test_find_a_job_by_pasting_its_id(client: Any, page: Page, autumn: Autumn) -> None:
+    job = seed.fail(autumn, "the one we are looking for")
+    await page.goto(f"{_base(client)}/admin/jobs/orders")
+    await page.locator("#find-job-id").fill(f"  {job} ")
+    await page.locator("#find-job-id").press("Enter")
+    await expect(page.locator("h1")).to_contain_text("always_fail")
+    await expect(page.locator("pre.error-full")).to_contain_text("the one we are looking for")

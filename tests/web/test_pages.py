@@ -245,6 +245,18 @@ async def test_ids_that_cannot_be_a_path_segment_still_work(client, autumn, job_
     assert (body["id"], body["status"]) == (job_id, "canceled")
 
 
+async def test_find_a_job_by_id(client, autumn) -> None:
+    job = seed.enqueue(autumn)
+    html = await (await client.get("/admin/jobs/orders")).text()
+    assert '<form class="find-job" method="get" action="/admin/jobs/orders/job"' in html
+    found = await client.get("/admin/jobs/orders/job", params={"id": job})
+    assert found.status == 200 and f"<code>{job}</code>" in await found.text()
+    missing = await client.get("/admin/jobs/orders/job", params={"id": "<nope>"})
+    assert missing.status == 404
+    assert "&lt;nope&gt;" in await missing.text()
+    assert (await client.get("/admin/jobs/orders/job", params={"id": ""})).status == 404
+
+
 async def test_counters_change_without_reload(client, autumn) -> None:
     first = await (await client.get("/admin/jobs/orders/counters")).text()
     assert 'data-counter="enqueued">0<' in first
