@@ -10,8 +10,11 @@ import re
 from datetime import UTC, datetime
 
 _INVISIBLE = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2060-\u2069\ufeff]"
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2060-\u2069\ufeff"
+    "\ud800-\udfff]"
 )
+#: lone surrogates: a JSON "\\ud800" escape decodes to one, and no UTF-8 output can carry it
+_SURROGATES = re.compile("[\ud800-\udfff]")
 _WHITESPACE = re.compile("[\t\n\r]+")
 
 
@@ -34,6 +37,13 @@ def age(seconds: float | None) -> str:
     if total < 86400:
         return f"{total // 3600}h {total % 3600 // 60}m"
     return f"{total // 86400}d {total % 86400 // 3600}h"
+
+
+def no_surrogates(value: object) -> object:
+    """``value``, with any lone surrogate of a string replaced by "\ufffd" (else unchanged)."""
+    if isinstance(value, str) and _SURROGATES.search(value):
+        return _SURROGATES.sub("\ufffd", value)
+    return value
 
 
 def clean(value: object, limit: int | None = None) -> str:

@@ -82,6 +82,9 @@ def _load_record(raw: bytes | str) -> tuple[Any, list[str]]:
     # Strict UTF-8: json.loads would let encoded surrogates through, serde does not.
     source = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     data = json.loads(source, parse_constant=_reject_constant, object_pairs_hook=pairs)
+    if "\\u" in source:
+        # An escaped lone surrogate ("\\ud800") is invalid for serde, and unprintable.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
     return data, repeats if isinstance(data, dict) else []
 
 

@@ -11,6 +11,7 @@ from aiohttp import web
 from jobbridge.config import Settings
 from jobbridge.service import JobService
 from jobbridge.sources import build_adapters
+from jobbridge.text import no_surrogates
 from jobbridge.web import keys
 from jobbridge.web.formatting import FILTERS
 from jobbridge.web.metrics import Metrics
@@ -67,6 +68,9 @@ def create_app(settings: Settings, service: JobService | None = None) -> web.App
         lstrip_blocks=True,
         # Templates ship inside the package; no need to stat them on every render.
         auto_reload=False,
+        # Whatever a template prints, a lone surrogate from job data must not make the page
+        # unencodable (a 500 for the whole source).
+        finalize=no_surrogates,
     )
     env.filters.update(FILTERS)
     setup_routes(app, settings.server.prefix)

@@ -193,6 +193,15 @@ def test_invalid_utf8_is_rejected_like_serde() -> None:
         assert records.decode(broken).problems == ("record is not valid JSON",)
 
 
+def test_escaped_lone_surrogates_are_rejected_like_serde() -> None:
+    lone = record(name="\ud800")  # json.dumps writes it as the escape "\\ud800"
+    assert "\\ud800" in lone
+    assert records.decode(lone).problems == ("record is not valid JSON",)
+    # A proper pair is one character, and fine.
+    pair = record().replace('"send_email"', '"mail \\ud83d\\ude00"')
+    assert records.decode(pair).ok and records.decode(pair).data["name"] == "mail \U0001f600"
+
+
 def test_malformed_dead_entry_is_a_flagged_failed_row() -> None:
     raw = json.dumps({"id": "bad-1", "error": "invalid job payload: x", "raw_payload": "{oops"})
     job = to_job(raw, JobStatus.FAILED)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from jobbridge.model import Counters, JobRecord, JobStatus, ListName, Page, Snapshot
 from jobbridge.render import render_snapshot, table
-from jobbridge.text import age, clean, clean_block
+from jobbridge.text import age, clean, clean_block, no_surrogates
+from jobbridge.web.responses import json_response
 
 
 def test_clean_marks_terminal_escapes_and_bidi_overrides() -> None:
@@ -67,3 +69,15 @@ def test_overdue_running_jobs_are_marked_in_the_terminal() -> None:
     out = render_snapshot(shot)
     assert "running 1 (1 overdue)" in out
     assert "[overdue since 2026-11-28 12:00:00Z]" in out
+
+
+def test_lone_surrogates_never_reach_output() -> None:
+    assert clean("a\ud800b") == "a\ufffdb"
+    assert clean_block("x\udfff") == "x\ufffd"
+    assert no_surrogates("ok \U0001f600") == "ok \U0001f600"
+    assert no_surrogates("bad \ud800") == "bad \ufffd"
+    assert no_surrogates(7) == 7
+    body = json_response({"name": "bad \ud800"}).body
+    assert isinstance(body, bytes)
+    assert json.loads(body) == {"name": "bad \ud800"}  # escaped, so the bytes are UTF-8
+    body.decode("utf-8")

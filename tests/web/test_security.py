@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import aiohttp_jinja2
 import pytest
 
 from examples.autumn_emulator import Autumn, Worker
@@ -166,3 +169,32 @@ async def test_errors_never_leak_stack_traces(exploding) -> None:
         "message": "Something went wrong on our side; it has been logged.",
     }
     assert (await exploding.get("/healthz")).status == 200
+
+
+async def test_a_lone_surrogate_in_job_data_breaks_no_page(client, autumn: Autumn) -> None:
+    """JSON may spell an unpaired surrogate ("\\ud800"); no UTF-8 output can carry it."""
+    queued = autumn.enqueue("noop", {"note": "x"})
+    raw = autumn.record_raw(queued)
+    assert raw is not None
+    autumn.client.set(autumn.record_key(queued), raw.replace('"x"', '"\\ud800"'))
+    dead = json.dumps({"id": "d1", "error": "bad \udfff", "raw_payload": "\ud800"})
+    autumn.client.lpush(autumn.dead_key, dead)
+    for path in (
+        "/admin/jobs",
+        "/admin/jobs/orders",
+        f"/admin/jobs/orders/{queued}",
+        "/admin/api/sources/orders/snapshot",
+        f"/admin/api/sources/orders/jobs/{queued}",
+        "/actuator/jobs",
+    ):
+        response = await client.get(path)
+        assert response.status == 200, path
+        (await response.read()).decode("utf-8")  # valid UTF-8 throughout
+    html = await (await client.get("/admin/jobs/orders")).text()
+    assert "record is not valid JSON" in html
+
+
+async def test_templates_print_no_lone_surrogate(client) -> None:
+    env = aiohttp_jinja2.get_env(client.app)
+    out = env.from_string('{{ x }}<a title="{{ x }}">').render(x="a\ud800b")
+    assert out == 'a\ufffdb<a title="a\ufffdb">'
