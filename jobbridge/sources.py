@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import redis.asyncio
+import redis.exceptions
 
 from jobbridge.adapters.autumn import DEFAULT_KEY_PREFIX as AUTUMN_DEFAULT_PREFIX
 from jobbridge.adapters.autumn import AutumnAdapter
@@ -105,7 +106,9 @@ async def _detect(client: Redis) -> list[Detected]:
         pipe.exists(f"{AUTUMN_DEFAULT_PREFIX}:{marker}")
     pipe.exists("rq:queues")
     pipe.exists("_kombu.binding.celery")
-    replies = await pipe.execute()
+    # A least-privilege user (jobbridge acl) may not read every probed key: NOPERM there
+    # means "not ours to look at", not "Redis is unusable".
+    replies = [_unless_refused(r) for r in await pipe.execute(raise_on_error=False)]
     hits = [m for m, r in zip(AUTUMN_MARKERS, replies, strict=False) if r]
     if hits:
         autumn_prefixes[AUTUMN_DEFAULT_PREFIX] = f"keys {AUTUMN_DEFAULT_PREFIX}:{hits[0]}"
@@ -125,14 +128,31 @@ async def _detect(client: Redis) -> list[Detected]:
         if cursor == 0 or scanned >= DETECT_SCAN_LIMIT:
             break
     for prefix, evidence in autumn_prefixes.items():
-        # Prefixes found by name alone must hold a real zset; the default one was checked.
-        if prefix == AUTUMN_DEFAULT_PREFIX or await client.type(f"{prefix}:delayed") == b"zset":
+        # Prefixes found by name alone must hold a real zset (and be readable by us).
+        by_marker = prefix == AUTUMN_DEFAULT_PREFIX and bool(hits)
+        if by_marker or await _type_or_none(client, f"{prefix}:delayed") == b"zset":
             found.append(Detected("autumn", prefix, evidence))
     if rq_found:
         found.append(Detected("rq", "rq", "key rq:queues"))
     if celery_found:
         found.append(Detected("celery", "", "key _kombu.binding.celery"))
     return found
+
+
+def _unless_refused(reply: object) -> object:
+    """A probe's reply; None where ACLs refused it; any other error is raised."""
+    if isinstance(reply, redis.exceptions.NoPermissionError):
+        return None
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
+
+
+async def _type_or_none(client: Redis, key: str) -> bytes | str | None:
+    try:
+        return await client.type(key)
+    except redis.exceptions.NoPermissionError:
+        return None
 
 
 def detected_sources(url: str, detected: Sequence[Detected]) -> list[SourceConfig]:

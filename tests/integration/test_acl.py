@@ -7,10 +7,10 @@ import pytest
 
 from jobbridge.acl import acl_rules
 from jobbridge.adapters.autumn import AutumnAdapter
-from jobbridge.config import SourceConfig
+from jobbridge.config import Settings, SourceConfig
 from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
 from jobbridge.service import JobService
-from jobbridge.sources import connect
+from jobbridge.sources import connect, detect, resolve_sources
 from tests.integration.autumn_fixtures import Autumn, Worker, failing_job
 from tests.integration.test_redis_errors import acl_user, db_of
 
@@ -100,3 +100,19 @@ async def test_glob_characters_in_prefixes_are_escaped(
                 await client.get("app1:jobs:queue")
         finally:
             await client.aclose()
+
+
+async def test_detection_as_a_least_privilege_user_finds_its_own_prefix(
+    app: Autumn, redis_client, redis_server, redis_url
+) -> None:
+    app.enqueue("noop", {}, delay_ms=60_000)  # autumn:jobs, another app's: not readable
+    app.client.sadd("rq:queues", "rq:queue:default")
+    mine = Autumn(app.client, "app:jobs")
+    mine.enqueue("noop", {}, delay_ms=60_000)
+    rules = acl_rules([source(redis_url, key_prefix="app:jobs")], "viewer")
+    async with acl_user(redis_client, redis_server, db_of(redis_url), *rules) as url:
+        found = await detect(url)
+        settings, notes = await resolve_sources(Settings(detect_url=url))
+    assert [(d.system, d.key_prefix) for d in found] == [("autumn", "app:jobs")]
+    assert [s.effective_key_prefix for s in settings.sources] == ["app:jobs"]
+    assert not any("unreachable" in note for note in notes), notes
