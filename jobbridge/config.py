@@ -163,7 +163,7 @@ class ServerConfig:
     poll_interval_s: float = 2.0
     cache_ttl_s: float = 1.0
     #: host names browsers may reach the dashboard by (the Host header), lower case; empty
-    #: means loopback names only while no authentication is configured, any name otherwise
+    #: means IP addresses and localhost only, unless API tokens are configured (any name)
     allowed_hosts: tuple[str, ...] = ()
 
 

@@ -451,28 +451,40 @@ def host_problem(host: str, server: ServerConfig, auth: AuthConfig) -> str | Non
     """Why a request's ``Host`` is refused, or None.
 
     The defence against DNS rebinding: a hostile page whose name is made to resolve to this
-    server is same-origin with it in the browser, and without authentication it could read
-    and act. Such a page's requests carry the hostile name, so without authentication only
-    names that cannot be rebound are accepted: IP addresses and ``localhost``. With
-    authentication a rebound page has no credentials, and any name is accepted unless
-    ``allowed_hosts`` says otherwise.
+    server is same-origin with it in the browser; it can read what it fetches and send any
+    header it likes. Its requests carry the hostile name, so unless a bearer token or session
+    must be shown (``[[auth.tokens]]``), only names that cannot be rebound are accepted: IP
+    addresses and ``localhost``. Proxy authentication does not count: the rebound page can set
+    the proxy's user headers itself, and its requests may come from a trusted address. With
+    ``allowed_hosts``, exactly those names are accepted.
     """
-    try:
-        name = (urlsplit("//" + host).hostname or "").rstrip(".")
-    except ValueError:
-        name = ""
+    name = _host_name(host)
     if not name:
         return "the request names no valid host"
     allowed = server.allowed_hosts
     if allowed:
         if "*" in allowed or name in {a.strip("[]") for a in allowed}:
             return None
-    elif auth.enabled or name == "localhost" or name.endswith(".localhost") or _is_ip(name):
+    elif auth.tokens or name == "localhost" or name.endswith(".localhost") or _is_ip(name):
         return None
     return (
         f"the host name {name[:100]!r} is not allowed here; add it to [server] allowed_hosts"
-        " (without authentication only IP addresses and localhost are accepted)"
+        " (unless API tokens are configured, only IP addresses and localhost are accepted)"
     )
+
+
+def _host_name(host: str) -> str:
+    """The lower-case name of a Host header value ("name", "name:port", "[v6]:port"); "" when
+    it is not one."""
+    if not host or any(c in host for c in ",@/\\ \t") or len(host) > 300:
+        return ""
+    try:
+        parts = urlsplit("//" + host)
+        name = (parts.hostname or "").rstrip(".")
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return ""
+    return name
 
 
 def _is_ip(name: str) -> bool:
