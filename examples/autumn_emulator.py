@@ -517,19 +517,21 @@ end
 """
 
 #: KEYS: delayed
-#: ARGV: record prefix, default queue key (P:queue), then per due id three values: the id,
-#:       the record as read before the script ("" when missing), and its serde rewrite ("" when
-#:       serde rejects it: Autumn then leaves the record alone)
+#: ARGV: record prefix, default queue key (P:queue), now ms, then per due id three values:
+#:       the id, the record as read before the script ("" when missing), and its serde rewrite
+#:       ("" when serde rejects it: Autumn then leaves the record alone)
 #: Moves the ids to their queues; a record still as read gets its rewrite (enqueued_at_ms =
 #: now; started, finished and claim fields null) in the same script. Autumn's own rewrite is a
 #: later MGET/SET a claim can interleave with (spec §10); here it cannot. Returns the count.
 PROMOTE_DELAYED_LUA = (
     _PROMOTE_COMMON_LUA
     + """
-local moved = 0
-for i = 3, #ARGV, 3 do
+local moved, now = 0, tonumber(ARGV[3])
+for i = 4, #ARGV, 3 do
   local id, seen, rewrite = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if redis.call('ZREM', KEYS[1], id) == 1 then
+  -- Still due? It may have been re-delayed since it was read.
+  local due = tonumber(redis.call('ZSCORE', KEYS[1], id))
+  if due and due <= now and redis.call('ZREM', KEYS[1], id) == 1 then
     local rkey = ARGV[1] .. id
     local current = redis.call('GET', rkey)
     if current and current == seen and rewrite ~= '' then
@@ -861,7 +863,7 @@ class Worker:
         if not due:
             return 0
         raws = self.client.mget([a.record_key(job_id) for job_id in due])
-        args: list[str | bytes] = [a.record_prefix, a.queue_key(DEFAULT_QUEUE)]
+        args: list[str | bytes] = [a.record_prefix, a.queue_key(DEFAULT_QUEUE), str(now)]
         for job_id, raw in zip(due, raws, strict=True):
             seen = b"" if raw is None else raw  # bytes as stored: compared byte for byte
             record, _ = decode_record(raw)

@@ -1,9 +1,10 @@
 """Redis ACL users that give jobbridge exactly what it needs: least privilege in Redis itself.
 
 A viewer user can run only the reads a dashboard makes, on the source's keys and jobbridge's
-own; an operator user can also run jobbridge's action scripts, and, inside them, only the
-commands those scripts use. Redis checks the commands a script runs against the user too, so a
-viewer cannot act even through EVAL, whatever jobbridge's own ``read_only`` setting says.
+own. An operator user can also run jobbridge's action scripts, and is granted the commands
+those scripts run (Redis checks a script's commands against the user running it, so they must
+be granted as commands too; keys stay limited to the same patterns). A viewer cannot act even
+through a script, whatever jobbridge's own ``read_only`` setting says.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ READ_COMMANDS = (
     "zrevrange",
     "zscore",
 )
-#: how redis-py runs a registered script (EVALSHA, loading it on NOSCRIPT)
-SCRIPT_COMMANDS = ("evalsha", "eval", "script|load", "script|exists")
+#: how redis-py runs a registered script (EVALSHA, then SCRIPT LOAD on NOSCRIPT)
+SCRIPT_COMMANDS = ("evalsha", "script|load")
 #: what jobbridge's action scripts run (jobbridge/adapters/lua/*.lua)
 SCRIPT_WRITES = ("set", "del", "lpush", "lrem", "ltrim", "lpos", "zrem")
 
@@ -55,23 +56,30 @@ def acl_rules(sources: Sequence[SourceConfig], role: Role) -> list[str]:
     commands = list(READ_COMMANDS)
     if role == "operator":
         commands += [*SCRIPT_COMMANDS, *SCRIPT_WRITES]
-    return [
-        "resetkeys",
-        *key_patterns(sources),
-        "resetchannels",
-        "-@all",
-        *(f"+{command}" for command in commands),
-    ]
+    return [*key_patterns(sources), "-@all", *(f"+{command}" for command in commands)]
 
 
 def acl_setuser(user: str, sources: Sequence[SourceConfig], role: Role) -> str:
-    """An ``ACL SETUSER`` line to paste into redis-cli; the password is for you to set."""
-    return " ".join(["ACL SETUSER", user, "on", ">CHANGE-ME", *acl_rules(sources, role)])
+    """An ``ACL SETUSER`` line to paste into redis-cli; the password is for you to set.
+
+    It starts with ``reset``, so whatever the user could do before (other passwords, keys,
+    selectors) is gone: running it again gives the same user.
+    """
+    rules = acl_rules(sources, role)
+    return " ".join(["ACL SETUSER", user, "reset", "on", ">CHANGE-ME", *rules])
 
 
 def redis_server_of(url: str) -> str:
-    """The server a Redis URL names, without credentials or database: where ACL users live."""
+    """The server a Redis URL names, without credentials or database: where ACL users live.
+
+    The default port is made explicit and ``localhost`` spelled 127.0.0.1, so those spellings
+    of one server group together; other aliases (a second name, another address) cannot be
+    told apart here.
+    """
     parts = urlsplit(url)
     if parts.scheme == "unix":
         return redact_url(f"unix://{parts.path}")
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    host = (parts.hostname or "localhost").lower()
+    host = "127.0.0.1" if host == "localhost" else host
+    shown = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{shown}:{parts.port or 6379}"

@@ -161,7 +161,7 @@ def test_acl_prints_a_user_that_redis_accepts_and_enforces(app, redis_url, redis
     assert comment == f"# redis://127.0.0.1:{redis_server.port}: viewer of autumn; set the " + (
         "password, then run in redis-cli:"
     )
-    assert line.startswith("ACL SETUSER jb-cli-viewer on >CHANGE-ME resetkeys ~autumn:jobs:*")
+    assert line.startswith("ACL SETUSER jb-cli-viewer reset on >CHANGE-ME ~autumn:jobs:*")
     admin = redis.Redis(port=redis_server.port)
     admin.execute_command(*line.replace(">CHANGE-ME", ">s3cret").split())
     try:

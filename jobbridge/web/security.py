@@ -206,7 +206,7 @@ class Security:
         self._revoked[session.sid] = session.exp
         if len(self._revoked) > MAX_REVOKED_SESSIONS:
             self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > now}
-            # Still too many: forget the oldest sign-outs, which expire soonest.
+            # Still too many: forget the oldest sign-outs first.
             while len(self._revoked) > MAX_REVOKED_SESSIONS:
                 del self._revoked[next(iter(self._revoked))]
 
@@ -340,15 +340,23 @@ class Security:
         return proxy is not None and proxy.is_trusted(request.remote or "")
 
     def client_address(self, request: web.Request) -> str:
-        """The address a sign-in attempt came from: the peer, or behind a trusted proxy the
+        """Who a sign-in attempt counts against: the peer, or behind a trusted proxy the
         address that proxy saw (the last ``X-Forwarded-For`` hop, the only one it vouches for),
-        so that one guesser cannot lock out everyone behind the proxy."""
-        peer = request.remote or ""
-        if not self.forwarded_host_trusted(request):
-            return peer
-        hops = request.headers.get("X-Forwarded-For", "")[:MAX_CREDENTIAL_CHARS].split(",")
-        last = hops[-1].strip()
-        return last[:64] if last else peer
+        so that one guesser cannot lock out everyone behind the proxy. IPv6 addresses count
+        by their /64, which one host can otherwise cycle through at will."""
+        address = request.remote or ""
+        if self.forwarded_host_trusted(request):
+            hops = request.headers.get("X-Forwarded-For", "")[:MAX_CREDENTIAL_CHARS].split(",")
+            address = hops[-1].strip()[:64] or address
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return address
+        if isinstance(ip, ipaddress.IPv6Address):
+            if ip.ipv4_mapped is not None:
+                return str(ip.ipv4_mapped)
+            return str(ipaddress.IPv6Network((ip, 64), strict=False))
+        return str(ip)
 
     def is_https(self, request: web.Request) -> bool:
         """Whether the browser talks HTTPS (directly, or to a trusted TLS-terminating proxy);

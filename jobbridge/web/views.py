@@ -241,7 +241,11 @@ async def login(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(LOGIN_FAILURE_DELAY_S)
         context = _login_context(request, next_url, "That token is not valid.")
         return aiohttp_jinja2.render_template("login.html", request, context, status=401)
-    request[keys.SESSION].set(security.new_session(found))
+    state = request[keys.SESSION]
+    if state.session is not None:
+        # The session this one replaces (a CSRF-only one, or another sign-in) ends here too.
+        security.revoke(state.session)
+    state.set(security.new_session(found))
     return redirect(target)
 
 

@@ -4,6 +4,7 @@ dashboard shows and can change nothing, even through a script; an operator can a
 from __future__ import annotations
 
 import pytest
+import redis.exceptions
 
 from jobbridge.acl import acl_rules
 from jobbridge.adapters.autumn import AutumnAdapter
@@ -76,8 +77,10 @@ async def test_an_operator_acts_and_writes_only_where_it_should(
             # Outside its keys the same user is refused, even inside a script.
             client = connect(url)
             try:
-                with pytest.raises(Exception, match="no permissions"):
-                    await client.eval("return redis.call('SET', KEYS[1], 'x')", 1, "elsewhere")
+                script = client.register_script("return redis.call('SET', KEYS[1], 'x')")
+                with pytest.raises(redis.exceptions.NoPermissionError, match="keys"):
+                    await script(keys=["elsewhere"])
+                assert app.client.exists("elsewhere") == 0
             finally:
                 await client.aclose()
         finally:

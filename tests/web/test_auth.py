@@ -225,6 +225,18 @@ async def test_throttle_counts_the_address_a_trusted_proxy_saw(make_client) -> N
     assert (await client.get("/admin/api/sources", headers=colleague)).status == 200
 
 
+async def test_ipv6_guessers_count_by_their_64(make_client) -> None:
+    proxy = proxy_config(("127.0.0.0/8",))
+    client = await make_client(auth=replace(auth_config(), proxy=proxy))
+    for n in range(MAX_FAILURES):
+        hop = {"X-Forwarded-For": f"2001:db8:1:2::{n + 1:x}"}  # a fresh address every time
+        await client.get("/admin/api/sources", headers={**bearer(f"guess-{n}"), **hop})
+    same_64 = {"X-Forwarded-For": "2001:db8:1:2:ffff::1", **bearer(OPERATOR_TOKEN)}
+    assert (await client.get("/admin/api/sources", headers=same_64)).status == 429
+    other_64 = {"X-Forwarded-For": "2001:db8:1:3::1", **bearer(OPERATOR_TOKEN)}
+    assert (await client.get("/admin/api/sources", headers=other_64)).status == 200
+
+
 async def test_untrusted_peers_cannot_pick_their_throttle_address(authed) -> None:
     for n in range(MAX_FAILURES):
         spoofed = {**bearer(f"guess-{n}"), "X-Forwarded-For": f"192.0.2.{n}"}
@@ -287,6 +299,26 @@ async def test_login_rotates_the_session_id(authed) -> None:
     old, new = security.decode(before.value), security.decode(after.value)
     assert old is not None and new is not None
     assert old.sid != new.sid and new.token_fp is not None
+
+
+async def test_signing_in_again_ends_the_previous_session(authed) -> None:
+    def cookie() -> str:
+        return authed.session.cookie_jar.filter_cookies(authed.make_url("/admin/"))[
+            COOKIE_NAME
+        ].value
+
+    await _login(authed, VIEWER_TOKEN)
+    earlier = cookie()
+    await _login(authed, OPERATOR_TOKEN)
+    current = cookie()
+    authed.session.cookie_jar.clear()
+
+    async def status(value: str) -> int:
+        headers = {"Cookie": f"{COOKIE_NAME}={value}"}
+        return (await authed.get("/admin/api/sources", headers=headers)).status
+
+    assert await status(earlier) == 401
+    assert await status(current) == 200
 
 
 @pytest.mark.parametrize(
