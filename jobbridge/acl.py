@@ -41,7 +41,14 @@ SCRIPT_WRITES = ("set", "del", "lpush", "lrem", "ltrim", "lpos", "zrem")
 
 
 def key_patterns(sources: Sequence[SourceConfig]) -> list[str]:
-    """ACL key patterns (``~pattern``) for these sources' keys and jobbridge's own."""
+    """ACL key patterns for these sources' keys and jobbridge's own.
+
+    Args:
+        sources: the sources one Redis server holds.
+
+    Returns:
+        ``~pattern`` rules, prefixes glob-escaped, each once.
+    """
     patterns: list[str] = []
     for source in sources:
         prefix = source.effective_key_prefix
@@ -52,7 +59,15 @@ def key_patterns(sources: Sequence[SourceConfig]) -> list[str]:
 
 
 def acl_rules(sources: Sequence[SourceConfig], role: Role) -> list[str]:
-    """The rules of an ACL SETUSER for a jobbridge user of ``role`` over these sources."""
+    """The rules of an ACL SETUSER for a jobbridge user over these sources.
+
+    Args:
+        sources: the sources one Redis server holds.
+        role: viewer (the dashboard's reads) or operator (also the action scripts).
+
+    Returns:
+        Key patterns, then ``-@all``, then each granted command.
+    """
     commands = list(READ_COMMANDS)
     if role == "operator":
         commands += [*SCRIPT_COMMANDS, *SCRIPT_WRITES]
