@@ -57,11 +57,6 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
-def loads_strict(raw: bytes | str) -> Any:
-    """json.loads that rejects NaN and Infinity as serde_json does."""
-    return json.loads(raw, parse_constant=_reject_constant)
-
-
 def _load_record(raw: bytes | str) -> tuple[Any, list[str]]:
     """Decoded JSON, and the record fields its outermost object names more than once.
 

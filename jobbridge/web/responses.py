@@ -36,13 +36,12 @@ class HttpError(Exception):
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     try:
-        body.encode("utf-8")
+        body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     except UnicodeEncodeError:
         # A lone surrogate from job data: \u-escaped JSON carries it; UTF-8 cannot.
-        body = json.dumps(data, separators=(",", ":"))
-    return web.Response(text=body, status=status, content_type="application/json")
+        body = json.dumps(data, separators=(",", ":")).encode("ascii")
+    return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
 
 
 def error_json(status: int, code: str, message: str) -> web.Response:
