@@ -25,6 +25,8 @@ READ_COMMANDS = (
     "exists",
     "get",
     "mget",
+    "strlen",
+    "getrange",
     "llen",
     "lindex",
     "lrange",

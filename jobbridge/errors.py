@@ -15,10 +15,13 @@ class SourceUnavailable(JobbridgeError):
     """A source's Redis failed us: not reachable (refused, timeout, loading), refusing the
     command (ACLs, read-only, OOM), not a Redis at all, or one of our scripts failing."""
 
-    def __init__(self, source: str, detail: str) -> None:
+    def __init__(self, source: str, detail: str, *, reconnectable: bool = False) -> None:
         super().__init__(f"source {source!r}: Redis unavailable ({detail})")
         self.source = source
         self.detail = detail
+        #: the connection dropped (a Redis restart, an idle timeout): a read may be tried
+        #: again on a fresh connection; an action may not, its outcome is unknown
+        self.reconnectable = reconnectable
 
 
 class UnknownSource(JobbridgeError):

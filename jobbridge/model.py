@@ -216,6 +216,9 @@ class Counters:
     #: running jobs past their claim's deadline (see JobRecord.overdue_since): stuck until a
     #: worker recovers them
     running_overdue: int = 0
+    #: what could not be read, in words (a key of the wrong type, queues left out): the
+    #: counts above leave those parts out
+    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,6 +13,8 @@ import pickletools
 import zlib
 from typing import Any
 
+from jobbridge import safejson
+
 #: characters of a payload shown in a table row
 PREVIEW_CHARS = 160
 #: characters of a payload shown on a detail page
@@ -27,19 +29,41 @@ def _cut(text: str, limit: int) -> tuple[str, bool]:
     return text[:limit] + "…", True
 
 
+def _encode_bounded(value: Any, limit: int, indent: int | None) -> tuple[str, bool]:
+    """JSON text of a decoded value, cut at ``limit`` characters, and whether it was cut.
+
+    The encoder yields the text piece by piece and stops once past the limit, so a preview of
+    a payload of many megabytes costs what the preview shows, not what the payload holds.
+    """
+    encoder = json.JSONEncoder(
+        ensure_ascii=False,
+        indent=indent,
+        separators=(",", ":") if indent is None else (",", ": "),
+        allow_nan=True,
+        check_circular=False,
+    )
+    pieces: list[str] = []
+    size = 0
+    for piece in encoder.iterencode(value):
+        pieces.append(piece)
+        size += len(piece)
+        if size > limit:
+            break
+    return _cut("".join(pieces), limit)
+
+
 def json_preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
     """One compact line of a decoded JSON value, cut at ``limit`` characters."""
     if value is None:
         return ""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
-    return _cut(text, limit)[0]
+    return _encode_bounded(value, limit, None)[0]
 
 
 def json_detail(value: Any, limit: int = DETAIL_CHARS) -> tuple[str, str]:
     """Indented JSON of a decoded value and its kind ("json", "json (truncated)", "empty")."""
     if value is None:
         return "", "empty"
-    text, cut = _cut(json.dumps(value, ensure_ascii=False, indent=2), limit)
+    text, cut = _encode_bounded(value, limit, 2)
     return text, "json (truncated)" if cut else "json"
 
 
@@ -74,8 +98,8 @@ def _describe(data: bytes, limit: int, depth: int) -> tuple[str, str]:
     if not data:
         return "empty", ""
     try:
-        decoded = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+        decoded = safejson.loads(data)
+    except safejson.JSONError:
         pass
     else:
         text, kind = json_detail(decoded, limit)

@@ -65,6 +65,7 @@ def counters_json(counters: Counters) -> dict[str, Any]:
         "oldest_enqueued_age_s": counters.oldest_enqueued_age_s,
         "blocked": counters.blocked,
         "running_overdue": counters.running_overdue,
+        "problems": list(counters.problems),
         "queues": [
             {
                 "name": q.name,

@@ -1,38 +1,64 @@
-"""The Autumn adapter: Autumn's Redis job keys (spec/autumn-redis.md), read and acted on.
+"""The Autumn adapter: Autumn's Redis job keys, read and acted on.
 
-Reads follow Autumn's own admin backend (spec §4) within fixed bounds: counters in one
-pipeline, one range read per list page and one MGET for its records. The completed and dead
-lists are bounded by Autumn itself (1,000 entries), so their 24 h / 7 d windows are computed
-over the whole list, as Autumn does, with decoded entries cached by their exact bytes.
+Reads follow Autumn's own admin backend within fixed bounds: counters and the history probes
+in one pipeline, one range read per list page, and one pipelined, size-capped read of the
+page's records. The completed and dead lists (bounded by Autumn to 1,000 entries) are followed
+incrementally (jobbridge.adapters.history): a poll reads what changed, not what is kept.
 Actions are one Lua script each (``lua/autumn_*.lua``).
+
+Identity: a job is where Redis holds it — a queue member, a sorted-set member, the key of its
+record — never what its record says. A history entry (which only its bytes identify) is shown
+under the id it records only when an action on that id acts on exactly that entry; otherwise
+it is shown, and acted on, by the digest of its bytes (``entry:<hex>``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import asyncio
+import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+import redis.exceptions
+
+from jobbridge import offload, safejson
 from jobbridge.adapters import autumn_records as records
+from jobbridge.adapters.autumn_keys import (
+    DEFAULT_KEY_PREFIX,
+    DEFAULT_QUEUE,
+    AutumnKeys,
+    entry_digest,
+    entry_id,
+)
 from jobbridge.adapters.base import (
     AUDIT_LIMIT,
     LIFECYCLE_LIMIT,
     LIFECYCLE_TTL_S,
     MAX_NAME_CHARS,
     RECORD_COPY_CAP,
-    audit_key,
+    cap,
     client_location,
-    glob_escape,
+    key_text,
     ms_to_datetime,
     now_ms,
     parse_audit,
+    read_again_after_drop,
     redis_errors,
+    score_ms,
     text,
+    whole_ms,
+)
+from jobbridge.adapters.history import (
+    Entry,
+    ListChanged,
+    ListHistory,
+    Pacer,
+    RowCache,
+    Window,
+    window_of,
 )
 from jobbridge.adapters.scripts import bind
 from jobbridge.model import (
@@ -54,127 +80,107 @@ from jobbridge.model import (
     SnapshotQuery,
     System,
 )
-from jobbridge.payloads import DETAIL_CHARS, json_detail
+from jobbridge.payloads import DETAIL_CHARS
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-DEFAULT_KEY_PREFIX = "autumn:jobs"
+__all__ = ["DEFAULT_KEY_PREFIX", "AutumnAdapter", "AutumnKeys"]
+
 #: Autumn's DEFAULT_JOB_ADMIN_HISTORY_LIMIT: completed and dead are trimmed to this
 HISTORY_LIMIT = 1000
 #: Queues shown at most per source, so "O(number of queues)" stays a small number even
-#: when hostile records name thousands of queues.
+#: when thousands of queue keys exist.
 MAX_QUEUES = 100
 #: Keys one discovery step asks SCAN to look at.
 DISCOVERY_SCAN_COUNT = 1000
-#: Decoded history entries kept, per adapter.
-HISTORY_CACHE_SIZE = 4 * HISTORY_LIMIT
+#: Queue names read from records that wait for a check of their key, at most, and how many
+#: one discovery step checks.
+MAX_CANDIDATES = 1000
+CANDIDATES_PER_STEP = 100
+#: A discovered queue whose key was not seen for a whole discovery pass and this long is
+#: forgotten (an empty queue's key does not exist, so it may come back).
+QUEUE_FORGET_S = 600.0
 #: Tries of an action whose re-check found the record changed under it.
 ACTION_TRIES = 3
+#: Tries of a read by position when the history list moves under it.
+READ_TRIES = 3
+#: Bytes of a record read for a row in the first round trip; bigger records take a second.
+ROW_BYTES = 64 * 1024
+#: Bytes of big records and history entries one page reads in full at most; rows past it say
+#: so (and what the history summary knows), and their own page reads them.
+PAGE_BYTES = 16 * 1024 * 1024
+#: Largest value read for a job page or an action; bigger ones are not read whole.
+MAX_VALUE_BYTES = 64 * 1024 * 1024
+#: Largest lifecycle entry read (jobbridge writes at most RECORD_COPY_CAP plus a little).
+MAX_LIFECYCLE_BYTES = 64 * 1024
+#: Decoded history rows kept across reads, for all Autumn sources of the process together.
+ROW_CACHE_BYTES = 32 * 1024 * 1024
+
+_ROWS: RowCache[JobRecord] = RowCache(ROW_CACHE_BYTES)
+
+_TYPE_WORDS = {"list": "a list", "zset": "a sorted set", "string": "a string"}
 
 
 @dataclass(frozen=True, slots=True)
-class AutumnKeys:
-    """Key names under one Autumn prefix, plus jobbridge's own keys for that source."""
+class Unread:
+    """A value that was not read: why, in words for the row."""
 
-    prefix: str
-    jobbridge_prefix: str
-
-    def queue(self, name: str) -> str:
-        name = name.strip()
-        if not name or name == records.DEFAULT_QUEUE:
-            return f"{self.prefix}:queue"
-        return f"{self.prefix}:queue:{name}"
-
-    def record(self, job_id: str) -> str:
-        return f"{self.prefix}:record:{job_id}"
-
-    def dead_record(self, job_id: str) -> str:
-        return f"{self.prefix}:dead-record:{job_id}"
-
-    def unique(self, lock: tuple[str, str] | None) -> str:
-        # Autumn passes this placeholder for jobs without a lock; it is never written.
-        if lock is None:
-            return f"{self.prefix}:unique:-"
-        return f"{self.prefix}:unique:{lock[0]}:{lock[1]}"
-
-    @property
-    def processing(self) -> str:
-        return f"{self.prefix}:processing"
-
-    @property
-    def delayed(self) -> str:
-        return f"{self.prefix}:delayed"
-
-    @property
-    def blocked(self) -> str:
-        return f"{self.prefix}:blocked"
-
-    @property
-    def completed(self) -> str:
-        return f"{self.prefix}:completed"
-
-    @property
-    def dead(self) -> str:
-        return f"{self.prefix}:dead"
-
-    @property
-    def queue_pattern(self) -> str:
-        """The SCAN pattern of queue keys; the prefix is escaped, since Autumn lets it hold
-        ``*?[]\\`` like any other character."""
-        return glob_escape(self.prefix) + ":queue*"
-
-    def queue_name_of_key(self, key: str) -> str | None:
-        if key == f"{self.prefix}:queue":
-            return records.DEFAULT_QUEUE
-        head = f"{self.prefix}:queue:"
-        if key.startswith(head) and len(key) > len(head):
-            return key[len(head) :]
-        return None
-
-    # jobbridge's own keys, never inside Autumn's namespace.
-    def lifecycle(self, job_id: str) -> str:
-        return f"{self.jobbridge_prefix}autumn:{self.prefix}:lifecycle:{job_id}"
-
-    @property
-    def lifecycle_list(self) -> str:
-        return f"{self.jobbridge_prefix}autumn:{self.prefix}:lifecycle"
-
-    @property
-    def audit(self) -> str:
-        return audit_key(self.jobbridge_prefix)
+    reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class _HistoryEntry:
-    job: JobRecord
-    #: sort time in ms; for entries with no time of their own, the time of the newer
-    #: neighbour (Autumn pushes newest first), so they stay where they were pushed
-    time_ms: int
+Value = bytes | None | Unread
 
 
-def _parse_lifecycle(raw: bytes | str | None, source: str) -> LifecycleEntry | None:
+def _megabytes(size: int) -> str:
+    return f"{size / 1_048_576:.1f} MB"
+
+
+def _is_wrongtype(reply: object) -> bool:
+    return isinstance(reply, redis.exceptions.ResponseError) and str(reply).startswith("WRONGTYPE")
+
+
+def _ok(reply: object) -> Any:
+    """A pipeline reply, with any error but WRONGTYPE raised (the source is then down)."""
+    if isinstance(reply, Exception) and not _is_wrongtype(reply):
+        raise reply
+    return reply
+
+
+def _parse_lifecycle(
+    raw: bytes | str | None, source: str, job_id: str | None = None
+) -> LifecycleEntry | None:
+    """A lifecycle entry jobbridge wrote; None when it is not one (anyone can write it).
+
+    ``job_id``, when given, is the id the entry was found under: that is its identity.
+    """
     if raw is None:
         return None
     try:
-        data: Any = json.loads(raw)
+        data: Any = safejson.loads(raw)
         status = JobStatus(data["status"])
-        at = ms_to_datetime(int(data["at_ms"])) or datetime.fromtimestamp(0, tz=UTC)
-        job_id = str(data["job_id"])
+        at = ms_to_datetime(whole_ms(data["at_ms"])) or datetime.fromtimestamp(0, tz=UTC)
+        found_id = job_id if job_id is not None else str(data["job_id"])
         stored = data.get("record") or None
-    except (ValueError, TypeError, KeyError):
+        new_id = cap(str(data.get("new_id") or ""), MAX_NAME_CHARS) or None
+        actor = cap(str(data.get("actor") or ""), MAX_NAME_CHARS) or ""
+    except (ValueError, TypeError, KeyError, AttributeError):
         return None
-    new_id = str(data.get("new_id") or "") or None
     if isinstance(stored, str):
         record = records.to_job(
-            stored, source=source, job_id=job_id, status=status, raw_status=status.value
+            stored,
+            source=source,
+            job_id=found_id,
+            status=status,
+            raw_status=status.value,
+            check_id=False,
         )
-        record = _with(record, new_id=new_id, actions=())
+        record = replace(record, new_id=new_id, actions=())
     else:
         record = JobRecord(
             source=source,
             system="autumn",
-            id=job_id,
+            id=found_id,
             name="",
             queue="",
             status=status,
@@ -183,17 +189,29 @@ def _parse_lifecycle(raw: bytes | str | None, source: str) -> LifecycleEntry | N
             problem=f"no copy of the record was kept (larger than {RECORD_COPY_CAP} bytes)",
         )
     return LifecycleEntry(
-        job_id=job_id,
-        status=status,
-        at=at,
-        actor=str(data.get("actor") or ""),
-        new_id=new_id,
-        record=record,
+        job_id=found_id, status=status, at=at, actor=actor, new_id=new_id, record=record
     )
 
 
-def _with(job: JobRecord, **changes: Any) -> JobRecord:
-    return replace(job, **changes)
+@dataclass(slots=True)
+class _View:
+    """What one version of a history list gives a read: its window order and indexes."""
+
+    version: int
+    window: Window
+    #: positions of the entries recording each usable id, newest first
+    by_recorded: dict[str, list[int]]
+    #: first position of each digest
+    by_digest: dict[bytes, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A history entry located for a lookup or an action."""
+
+    which: ListName
+    position: int
+    entry: Entry[records.HistorySummary]
 
 
 class AutumnAdapter:
@@ -222,14 +240,27 @@ class AutumnAdapter:
         self.client = client
         self.source = source
         self.keys = AutumnKeys(key_prefix, jobbridge_prefix)
-        self.configured_queues = tuple(q.strip() or records.DEFAULT_QUEUE for q in queues or ())
-        self._discovered: dict[str, None] = {}
+        self.configured_queues = tuple(q.strip() or DEFAULT_QUEUE for q in queues or ())
+        #: discovered queue -> when its key was last seen holding a list (monotonic seconds)
+        self._discovered: dict[str, float] = {}
         if not self.configured_queues:
-            self._discovered[records.DEFAULT_QUEUE] = None
+            self._discovered[DEFAULT_QUEUE] = float("inf")
+        #: queue names read from records, checked by the next discovery step
+        self._candidates: dict[str, None] = {}
         self._scan_cursor = 0
+        self._pass_started = time.monotonic()
         #: completed discovery passes over the keyspace
         self.discovery_passes = 0
-        self._decoded: OrderedDict[tuple[str, bytes], JobRecord] = OrderedDict()
+        #: oldest waiting id of each queue and its enqueued time, so counters re-read a
+        #: record only when the oldest job changes
+        self._oldest: dict[str, tuple[str, int | None]] = {}
+        self.histories: dict[ListName, ListHistory[records.HistorySummary]] = {
+            ListName.COMPLETED: ListHistory(self.keys.completed, HISTORY_LIMIT, _summary),
+            ListName.FAILED: ListHistory(self.keys.dead, HISTORY_LIMIT, _summary),
+        }
+        self._views: dict[ListName, _View] = {}
+        #: one reader of the histories at a time: their state moves only under it
+        self._lock = asyncio.Lock()
         self._scripts = bind(client, "autumn")
 
     # ---------------------------------------------------------------- queues
@@ -237,39 +268,57 @@ class AutumnAdapter:
     @property
     def queues(self) -> tuple[str, ...]:
         """Configured queues in their order, then discovered ones ("default" first)."""
+        return self._all_queues()[:MAX_QUEUES]
+
+    def _all_queues(self) -> tuple[str, ...]:
         extra = sorted(
             (q for q in self._discovered if q not in self.configured_queues),
-            key=lambda q: (q != records.DEFAULT_QUEUE, q),
+            key=lambda q: (q != DEFAULT_QUEUE, q),
         )
-        return (*self.configured_queues, *extra)[:MAX_QUEUES]
+        return (*self.configured_queues, *extra)
 
-    def _learn_queues(self, names: Iterable[str]) -> None:
+    def _note_candidates(self, names: Iterable[str]) -> None:
+        """Queue names read from records: learned only once discovery finds their list."""
         for name in names:
-            if len(self._discovered) >= MAX_QUEUES:
+            if len(self._candidates) >= MAX_CANDIDATES:
                 return
-            if name and len(name) <= MAX_NAME_CHARS:
-                self._discovered.setdefault(name, None)
+            if name and len(name) <= MAX_NAME_CHARS and name not in self._discovered:
+                self._candidates.setdefault(name, None)
 
     async def refresh_queues(self) -> None:
-        """One step of a resumable ``SCAN MATCH <prefix>:queue*``; never run per request."""
+        """One step of a resumable ``SCAN MATCH <prefix>:queue*``, plus a check of queue
+        names read from records; never run per request."""
         async with redis_errors(self.source):
             cursor, found = await self.client.scan(
                 self._scan_cursor, match=self.keys.queue_pattern, count=DISCOVERY_SCAN_COUNT
             )
-            names = [self.keys.queue_name_of_key(text(key) or "") for key in found]
-            candidates = [n for n in names if n is not None]
-            if candidates:
-                # Only lists are queues; a stray string under the pattern must not break LLEN.
+            names = [self.keys.queue_name_of_key(key_text(key)) for key in found]
+            checks = dict.fromkeys(n for n in names if n is not None and len(n) <= MAX_NAME_CHARS)
+            for name in list(self._candidates)[:CANDIDATES_PER_STEP]:
+                del self._candidates[name]
+                checks.setdefault(name, None)
+            if checks:
+                # Only lists are queues; anything else under the pattern would make LLEN fail.
                 pipe = self.client.pipeline(transaction=False)
-                for name in candidates:
+                for name in checks:
                     pipe.type(self.keys.queue(name))
                 kinds = await pipe.execute()
-                self._learn_queues(
-                    n for n, k in zip(candidates, kinds, strict=True) if k == b"list"
-                )
+                now = time.monotonic()
+                for name, kind in zip(checks, kinds, strict=True):
+                    if kind == b"list":
+                        self._discovered[name] = now
         self._scan_cursor = int(cursor)
         if self._scan_cursor == 0:
-            self.discovery_passes += 1
+            self._end_pass()
+
+    def _end_pass(self) -> None:
+        """Forget discovered queues whose key this whole pass did not see, after a while."""
+        now = time.monotonic()
+        for name, seen in list(self._discovered.items()):
+            if seen < self._pass_started and now - seen > QUEUE_FORGET_S:
+                del self._discovered[name]
+        self._pass_started = now
+        self.discovery_passes += 1
 
     async def discover_queues(self, max_steps: int = 10_000) -> None:
         """Run discovery steps until one full pass completes (or ``max_steps``)."""
@@ -282,52 +331,60 @@ class AutumnAdapter:
     # ---------------------------------------------------------------- reads
 
     async def ping(self) -> None:
-        async with redis_errors(self.source):
-            await self.client.ping()
+        await read_again_after_drop(self.source, self.client, self.client.ping)
 
     async def counters(self) -> Counters:
-        async with redis_errors(self.source):
+        return await read_again_after_drop(self.source, self.client, self._counters_once)
+
+    async def _counters_once(self) -> Counters:
+        async with self._lock:
             base = await self._read_base(None)
-            oldest = await self._oldest_records(base)
+        oldest = await self._oldest_enqueued(base)
         return self._counters(base, oldest)
 
     async def snapshot(self, query: SnapshotQuery) -> Snapshot:
-        async with redis_errors(self.source):
+        return await read_again_after_drop(
+            self.source, self.client, lambda: self._snapshot_once(query)
+        )
+
+    async def _snapshot_once(self, query: SnapshotQuery) -> Snapshot:
+        async with self._lock:
             base = await self._read_base(query)
-            enqueued_ids = await self._enqueued_ids(base, query)
-            ids = [
-                *base.oldest_ids.values(),
-                *(m for m, _ in base.delayed_page),
-                *(m for m, _ in base.processing_page),
-                *(i for _, i in enqueued_ids),
-            ]
-            bodies = await self._records(ids)
-        oldest = {q: bodies.get(i) for q, i in base.oldest_ids.items()}
-        counters = self._counters(base, oldest)
+            histories = {
+                which: await self._history_page(which, query, base)
+                for which in (ListName.COMPLETED, ListName.FAILED)
+            }
+        enqueued_ids = await self._enqueued_ids(base, query)
+        page_ids = [
+            *(m for m, _ in base.delayed_page),
+            *(m for m, _ in base.processing_page),
+            *(i for _, i in enqueued_ids),
+        ]
+        oldest = await self._oldest_enqueued(base)
+        bodies = await self._read_values([self.keys.record(i) for i in page_ids], ROW_BYTES)
+        by_id = dict(zip(page_ids, bodies, strict=True))
         lists = {
-            ListName.ENQUEUED: self._enqueued_page(base, query, enqueued_ids, bodies),
-            ListName.SCHEDULED: self._scheduled_page(base, query, bodies),
-            ListName.RUNNING: self._running_page(base, query, bodies),
-            ListName.COMPLETED: self._history_page(
-                base.completed_entries, query, ListName.COMPLETED
-            ),
-            ListName.FAILED: self._history_page(base.dead_entries, query, ListName.FAILED),
+            ListName.ENQUEUED: await self._enqueued_page(base, query, enqueued_ids, by_id),
+            ListName.SCHEDULED: await self._scheduled_page(base, query, by_id),
+            ListName.RUNNING: await self._running_page(base, query, by_id),
+            **histories,
         }
-        self._learn_queues(
+        self._note_candidates(
             j.queue for page in lists.values() for j in page.items if j.problem is None
         )
         return Snapshot(
             source=self.source,
             system="autumn",
             taken_at=datetime.fromtimestamp(base.now_ms / 1000, tz=UTC),
-            counters=counters,
+            counters=self._counters(base, oldest),
             lists=lists,
             schedules=(),
             history_limit=HISTORY_LIMIT,
         )
 
     async def _read_base(self, query: SnapshotQuery | None) -> _Base:
-        """Round trip 1: every count, the oldest id per queue, and the zset pages."""
+        """One pipeline: every count, the oldest id per queue, the zset pages, the history
+        probes; then the histories brought up to date. Runs under the lock."""
         queues = self.queues
         keys = self.keys
         now = now_ms()
@@ -340,55 +397,193 @@ class AutumnAdapter:
         pipe.zcard(keys.blocked)
         # processing scores are claim time + visibility timeout: the claim's deadline
         pipe.zcount(keys.processing, "-inf", now)
-        pipe.lrange(keys.completed, 0, HISTORY_LIMIT - 1)
-        pipe.lrange(keys.dead, 0, HISTORY_LIMIT - 1)
+        for history in self.histories.values():
+            ListHistory.probe(pipe, history.key)
         if query is not None:
             per = query.per_page
             start = query.offset(ListName.SCHEDULED)
             pipe.zrange(keys.delayed, start, start + per - 1, withscores=True)
             start = query.offset(ListName.RUNNING)
             pipe.zrevrange(keys.processing, start, start + per - 1, withscores=True)
-        replies = await pipe.execute()
-        lengths: dict[str, int] = {}
-        oldest_ids: dict[str, str] = {}
+        replies = [_ok(r) for r in await pipe.execute(raise_on_error=False)]
+        base = _Base(now_ms=now, queues=queues, hidden_queues=len(self._all_queues()) - len(queues))
+        broken: dict[str, str] = {}
+
+        def take(reply: object, key: str, kind: str, default: Any) -> Any:
+            if _is_wrongtype(reply):
+                broken[key] = kind
+                return default
+            return reply
+
         for index, name in enumerate(queues):
-            lengths[name] = int(replies[2 * index])
-            tail = replies[2 * index + 1]
+            key = keys.queue(name)
+            base.lengths[name] = int(take(replies[2 * index], key, "list", 0))
+            tail = take(replies[2 * index + 1], key, "list", None)
             if tail is not None:
-                oldest_ids[name] = text(tail) or ""
+                base.oldest_ids[name] = key_text(tail)
         rest = replies[2 * len(queues) :]
-        base = _Base(
-            now_ms=now,
-            queues=queues,
-            lengths=lengths,
-            oldest_ids=oldest_ids,
-            delayed=int(rest[0]),
-            processing=int(rest[1]),
-            blocked=int(rest[2]),
-            overdue=int(rest[3]),
-            completed_entries=self._history(rest[4], ListName.COMPLETED, now),
-            dead_entries=self._history(rest[5], ListName.FAILED, now),
-        )
+        base.delayed = int(take(rest[0], keys.delayed, "zset", 0))
+        base.processing = int(take(rest[1], keys.processing, "zset", 0))
+        base.blocked = int(take(rest[2], keys.blocked, "zset", 0))
+        base.overdue = int(take(rest[3], keys.processing, "zset", 0))
+        probes = rest[4:10]
         if query is not None:
-            base.delayed_page = [(text(m) or "", int(s)) for m, s in rest[6]]
-            base.processing_page = [(text(m) or "", int(s)) for m, s in rest[7]]
+            base.delayed_page = _scored(take(rest[10], keys.delayed, "zset", []))
+            base.processing_page = _scored(take(rest[11], keys.processing, "zset", []))
+        for index, history in enumerate(self.histories.values()):
+            length, head, tail = (
+                take(r, history.key, "list", None) for r in probes[3 * index : 3 * index + 3]
+            )
+            if history.key in broken:
+                history.forget()
+            else:
+                await self._update_history(history, int(length), head, tail, broken)
+        if broken:
+            base.problems = await self._key_problems(broken)
+        base.windows = {which: self._view(which).window for which in self.histories}
         return base
 
-    async def _records(self, ids: Sequence[str]) -> dict[str, bytes | None]:
-        """One MGET of the records of these ids."""
-        if not ids:
-            return {}
-        bodies = cast(
-            "list[bytes | None]", await self.client.mget([self.keys.record(i) for i in ids])
-        )
-        return dict(zip(ids, bodies, strict=True))
+    async def _update_history(
+        self,
+        history: ListHistory[records.HistorySummary],
+        length: int,
+        head: bytes | None,
+        tail: bytes | None,
+        broken: dict[str, str],
+    ) -> None:
+        try:
+            await history.update(self.client, length, head, tail)
+        except redis.exceptions.ResponseError as exc:
+            if not _is_wrongtype(exc):
+                raise
+            # The key changed type between the probe and the read.
+            broken[history.key] = "list"
+            history.forget()
 
-    async def _oldest_records(self, base: _Base) -> dict[str, bytes | None]:
-        bodies = await self._records(list(base.oldest_ids.values()))
-        return {q: bodies.get(i) for q, i in base.oldest_ids.items()}
+    async def _key_problems(self, broken: dict[str, str]) -> tuple[str, ...]:
+        """Name each key that is not the type Autumn gives it, and forget such queues."""
+        pipe = self.client.pipeline(transaction=False)
+        for key in broken:
+            pipe.type(key)
+        kinds = await pipe.execute()
+        problems = []
+        for (key, expected), kind in zip(broken.items(), kinds, strict=True):
+            actual = key_text(kind)
+            problems.append(
+                f"key {key} is {_TYPE_WORDS.get(actual, actual)}, not "
+                f"{_TYPE_WORDS[expected]}: what it holds cannot be read"
+            )
+            name = self.keys.queue_name_of_key(key)
+            if name is not None and self._discovered.get(name) != float("inf"):
+                self._discovered.pop(name, None)
+        return tuple(problems)
+
+    def _view(self, which: ListName) -> _View:
+        """The window order and indexes of a history's current version (computed once)."""
+        history = self.histories[which]
+        view = self._views.get(which)
+        if view is not None and view.version == history.version:
+            return view
+        entries = history.entries
+        by_recorded: dict[str, list[int]] = {}
+        by_digest: dict[bytes, int] = {}
+        for position, entry in enumerate(entries):
+            recorded = entry.summary.recorded_id
+            if recorded is not None:
+                by_recorded.setdefault(recorded, []).append(position)
+            by_digest.setdefault(entry.digest, position)
+        view = _View(
+            version=history.version,
+            window=window_of(
+                [e.summary.time_ms for e in entries], [e.summary.flagged for e in entries]
+            ),
+            by_recorded=by_recorded,
+            by_digest=by_digest,
+        )
+        self._views[which] = view
+        return view
+
+    async def _read_values(
+        self, keys: Sequence[str], first: int, budget: int = PAGE_BYTES
+    ) -> list[Value]:
+        """String values: one ``GETRANGE`` of the first ``first`` bytes each; values longer
+        than that are read whole while ``budget`` lasts, else ``Unread``. A key of another
+        type is ``Unread`` too; a missing (or empty) key is None."""
+        if not keys:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.getrange(key, 0, first - 1)
+        out: list[Value] = []
+        for reply in await pipe.execute(raise_on_error=False):
+            value = _ok(reply)
+            if _is_wrongtype(value):
+                out.append(Unread("its record key holds another type than a string"))
+            else:
+                out.append(value or None)
+        longer = [
+            i for i, value in enumerate(out) if isinstance(value, bytes) and len(value) >= first
+        ]
+        if longer:
+            await self._read_longer(keys, out, longer, budget)
+        return out
+
+    async def _read_longer(
+        self, keys: Sequence[str], out: list[Value], longer: list[int], budget: int
+    ) -> None:
+        """Read in full the values whose first bytes filled the first read, within budget."""
+        pipe = self.client.pipeline(transaction=False)
+        for index in longer:
+            pipe.strlen(keys[index])
+        sizes = [_ok(r) for r in await pipe.execute(raise_on_error=False)]
+        fetch = []
+        for index, size in zip(longer, sizes, strict=True):
+            head = out[index]
+            if _is_wrongtype(size):
+                out[index] = Unread("it changed while it was read")
+            elif isinstance(head, bytes) and int(size) <= len(head):
+                continue  # exactly ``first`` bytes long: already whole
+            elif int(size) <= min(budget, MAX_VALUE_BYTES):
+                budget -= int(size)
+                fetch.append(index)
+            else:
+                out[index] = Unread(
+                    f"its record ({_megabytes(int(size))}) is too large to read here; "
+                    "open the job to see it"
+                    if int(size) <= MAX_VALUE_BYTES
+                    else f"its record ({_megabytes(int(size))}) is larger than jobbridge "
+                    f"reads ({_megabytes(MAX_VALUE_BYTES)})"
+                )
+        if fetch:
+            pipe = self.client.pipeline(transaction=False)
+            for index in fetch:
+                pipe.get(keys[index])
+            for index, value in zip(fetch, await pipe.execute(raise_on_error=False), strict=True):
+                value = _ok(value)
+                changed = _is_wrongtype(value) or value is None
+                out[index] = Unread("it changed while it was read") if changed else value
+
+    async def _oldest_enqueued(self, base: _Base) -> dict[str, int | None]:
+        """Enqueued time of each queue's oldest job, re-reading only records that changed."""
+        fresh = {
+            q: i for q, i in base.oldest_ids.items() if self._oldest.get(q, ("", None))[0] != i
+        }
+        if fresh:
+            values = await self._read_values(
+                [self.keys.record(i) for i in fresh.values()], ROW_BYTES
+            )
+            pacer = Pacer()
+            for (queue, job_id), value in zip(fresh.items(), values, strict=True):
+                enqueued = records.enqueued_ms(value) if isinstance(value, bytes) else None
+                self._oldest[queue] = (job_id, enqueued)
+                await pacer.tick()
+        for queue in list(self._oldest):
+            if queue not in base.oldest_ids:
+                del self._oldest[queue]
+        return {q: self._oldest[q][1] for q in base.oldest_ids}
 
     async def _enqueued_ids(self, base: _Base, query: SnapshotQuery) -> list[tuple[str, str]]:
-        """Round trip 2: the page of the queue lists concatenated in priority order."""
+        """The page of the queue lists concatenated in priority order."""
         offset, need = query.offset(ListName.ENQUEUED), query.per_page
         ranges: list[tuple[str, int, int]] = []
         for name in base.queues:
@@ -407,163 +602,67 @@ class AutumnAdapter:
         pipe = self.client.pipeline(transaction=False)
         for name, start, stop in ranges:
             pipe.lrange(self.keys.queue(name), start, stop)
-        replies = await pipe.execute()
-        return [
-            (name, text(member) or "")
-            for (name, _, _), members in zip(ranges, replies, strict=True)
-            for member in members
-        ]
+        replies = await pipe.execute(raise_on_error=False)
+        out = []
+        for (name, _, _), members in zip(ranges, replies, strict=True):
+            members = _ok(members)
+            if not _is_wrongtype(members):
+                out += [(name, key_text(member)) for member in members]
+        return out
 
-    def _counters(self, base: _Base, oldest: dict[str, bytes | None]) -> Counters:
+    def _counters(self, base: _Base, oldest: dict[str, int | None]) -> Counters:
         per_queue = []
         ages: list[float] = []
         for name in base.queues:
             age = None
-            enqueued = ms_to_datetime(_enqueued_ms(oldest.get(name)))
+            enqueued = ms_to_datetime(oldest.get(name))
             if enqueued is not None:
                 age = max(0.0, base.now_ms / 1000 - enqueued.timestamp())
                 ages.append(age)
             per_queue.append(
                 QueueCounters(name=name, enqueued=base.lengths[name], oldest_enqueued_age_s=age)
             )
+        problems = base.problems
+        if base.hidden_queues:
+            problems += (
+                f"{base.hidden_queues} more queues exist than the {MAX_QUEUES} shown; "
+                "list the ones to watch in the source's queues setting",
+            )
         return Counters(
             enqueued=sum(base.lengths.values()),
             scheduled=base.delayed,
             running=base.processing,
-            completed_24h=len(base.completed_entries),
-            failed_7d=len(base.dead_entries),
+            completed_24h=base.in_window(ListName.COMPLETED),
+            failed_7d=base.in_window(ListName.FAILED),
             oldest_enqueued_age_s=max(ages) if ages else None,
             queues=tuple(per_queue),
             blocked=base.blocked,
             running_overdue=base.overdue,
+            problems=problems,
         )
 
-    def _history(self, raws: list[bytes], which: ListName, now: int) -> list[_HistoryEntry]:
-        """Decode a completed / dead list, keep its window, newest first (Autumn's rules)."""
-        if which is ListName.COMPLETED:
-            status, raw_status, window = (
-                JobStatus.COMPLETED,
-                records.RAW_COMPLETED,
-                COMPLETED_WINDOW,
-            )
-        else:
-            status, raw_status, window = JobStatus.FAILED, records.RAW_DEAD, FAILED_WINDOW
-        cutoff = now - int(window.total_seconds() * 1000)
-        entries: list[_HistoryEntry] = []
-        newer = now
-        for raw in raws:
-            job = self._decode_history(raw, which, status, raw_status)
-            own = records.sort_time_ms(job)
-            if own is None:
-                # Autumn sorts these as time 0; a malformed dead entry has no time at all, so
-                # place it by its newer neighbour instead of hiding it from the operator.
-                own = newer if job.problem else 0
-            newer = own
-            if own >= cutoff:
-                entries.append(_HistoryEntry(job, own))
-        entries.sort(key=lambda e: e.time_ms, reverse=True)
-        return entries
+    # ---------------------------------------------------------------- rows
 
-    def _decode_history(
-        self, raw: bytes, which: ListName, status: JobStatus, raw_status: str
-    ) -> JobRecord:
-        # Keyed by a digest, not the bytes: entries may be megabytes each.
-        key = (which.value, hashlib.blake2b(raw, digest_size=16).digest())
-        cached = self._decoded.get(key)
-        if cached is not None:
-            self._decoded.move_to_end(key)
-            return cached
-        job = records.to_job(
-            raw, source=self.source, job_id="", status=status, raw_status=raw_status
-        )
-        self._decoded[key] = job
-        if len(self._decoded) > HISTORY_CACHE_SIZE:
-            self._decoded.popitem(last=False)
-        return job
-
-    def _enqueued_page(
+    async def _rows(
         self,
-        base: _Base,
-        query: SnapshotQuery,
-        ids: list[tuple[str, str]],
-        bodies: dict[str, bytes | None],
-    ) -> Page:
-        items = tuple(
-            self._row(bodies.get(job_id), job_id, JobStatus.ENQUEUED, records.RAW_QUEUE)
-            for _, job_id in ids
-        )
-        return self._page(items, sum(base.lengths.values()), query, ListName.ENQUEUED)
-
-    def _scheduled_page(
-        self, base: _Base, query: SnapshotQuery, bodies: dict[str, bytes | None]
-    ) -> Page:
-        items = tuple(
-            self._row(bodies.get(job_id), job_id, JobStatus.SCHEDULED, records.RAW_DELAYED, due)
-            for job_id, due in base.delayed_page
-        )
-        return self._page(items, base.delayed, query, ListName.SCHEDULED)
-
-    def _running_page(
-        self, base: _Base, query: SnapshotQuery, bodies: dict[str, bytes | None]
-    ) -> Page:
-        items = [
-            _with_deadline(
-                self._row(bodies.get(job_id), job_id, JobStatus.RUNNING, records.RAW_PROCESSING),
-                deadline_ms,
-                base.now_ms,
-            )
-            for job_id, deadline_ms in base.processing_page
-        ]
-        # Autumn re-sorts the page by started_at, newest first.
-        epoch = datetime.fromtimestamp(0, tz=UTC)
-        items.sort(key=lambda j: j.started_at or epoch, reverse=True)
-        return self._page(tuple(items), base.processing, query, ListName.RUNNING)
-
-    def _history_page(
-        self, entries: list[_HistoryEntry], query: SnapshotQuery, which: ListName
-    ) -> Page:
-        start = query.offset(which)
-        items = tuple(e.job for e in entries[start : start + query.size(which)])
-        return self._page(items, len(entries), query, which)
-
-    @staticmethod
-    def _page(
-        items: tuple[JobRecord, ...], total: int, query: SnapshotQuery, which: ListName
-    ) -> Page:
-        return Page(
-            items=items,
-            total=total,
-            page=query.page(which),
-            per_page=query.size(which),
-            skipped=sum(1 for j in items if j.problem is not None),
-        )
-
-    async def job(self, job_id: str) -> JobDetail | None:
-        keys = self.keys
-        async with redis_errors(self.source):
-            pipe = self.client.pipeline(transaction=False)
-            pipe.get(keys.record(job_id))
-            pipe.get(keys.dead_record(job_id))
-            pipe.zscore(keys.processing, job_id)
-            pipe.zscore(keys.delayed, job_id)
-            pipe.zscore(keys.blocked, job_id)
-            pipe.get(keys.lifecycle(job_id))
-            body, dead, processing, delayed, blocked, lifecycle_raw = await pipe.execute()
-            lifecycle = _parse_lifecycle(lifecycle_raw, self.source)
-            stored: bytes | None = dead or body
-            if dead is not None:
-                job = self._row(dead, job_id, JobStatus.FAILED, records.RAW_DEAD)
-            elif body is not None:
-                job = self._live_row(body, job_id, processing, delayed, blocked)
-            elif lifecycle is not None and lifecycle.record is not None:
-                job = lifecycle.record
-                stored = None
+        items: Sequence[tuple[str, Value, JobStatus, str, int | None]],
+    ) -> list[JobRecord]:
+        """Rows of live records: (id, value read, status, raw status, due time in ms)."""
+        rows = []
+        pacer = Pacer()
+        for job_id, value, status, raw_status, score in items:
+            if isinstance(value, Unread):
+                rows.append(self._unread_row(job_id, status, raw_status, value.reason))
+            elif value is None:
+                rows.append(self._row(None, job_id, status, raw_status, score))
             else:
-                found = await self._find_in_history(job_id)
-                if found is None:
-                    return None
-                job, stored = found
-        return self._detail(job, stored, lifecycle)
+                rows.append(
+                    await offload.decode(
+                        records.live_row, value, self.source, job_id, status, raw_status, score
+                    )
+                )
+            await pacer.tick()
+        return rows
 
     def _row(
         self,
@@ -571,59 +670,376 @@ class AutumnAdapter:
         job_id: str,
         status: JobStatus,
         raw_status: str,
-        due: float | None = None,
+        due: int | None = None,
     ) -> JobRecord:
-        return records.to_job(
-            body,
+        return records.live_row(body, self.source, job_id, status, raw_status, due)
+
+    def _unread_row(
+        self, job_id: str, status: JobStatus, raw_status: str, reason: str
+    ) -> JobRecord:
+        actions = (Action.CANCEL,) if status in _WAITING else ()
+        return JobRecord(
             source=self.source,
-            job_id=job_id,
+            system="autumn",
+            id=job_id,
+            name="",
+            queue="",
             status=status,
             raw_status=raw_status,
-            scheduled_for_ms=None if due is None else int(due),
+            actions=actions,
+            problem=f"not read: {reason}",
         )
 
-    def _live_row(
+    async def _enqueued_page(
         self,
-        body: bytes,
-        job_id: str,
-        processing: float | None,
-        delayed: float | None,
-        blocked: float | None,
-    ) -> JobRecord:
-        if processing is not None:
-            running = self._row(body, job_id, JobStatus.RUNNING, records.RAW_PROCESSING)
-            return _with_deadline(running, int(processing), now_ms())
-        if delayed is not None:
-            return self._row(body, job_id, JobStatus.SCHEDULED, records.RAW_DELAYED, delayed)
-        if blocked is not None:
-            return self._row(body, job_id, JobStatus.BLOCKED, records.RAW_BLOCKED, blocked)
-        # Not in any zset: a queue list holds it (finding where would cost O(queue depth)).
-        return self._row(body, job_id, JobStatus.ENQUEUED, records.RAW_QUEUE)
+        base: _Base,
+        query: SnapshotQuery,
+        ids: list[tuple[str, str]],
+        bodies: dict[str, Value],
+    ) -> Page:
+        rows = await self._rows(
+            [(i, bodies.get(i), JobStatus.ENQUEUED, records.RAW_QUEUE, None) for _, i in ids]
+        )
+        items = tuple(_where_found(row, queue) for row, (queue, _) in zip(rows, ids, strict=True))
+        return _page(items, sum(base.lengths.values()), query, ListName.ENQUEUED)
 
-    async def _find_in_history(self, job_id: str) -> tuple[JobRecord, bytes] | None:
-        """Look for the id in the completed and dead lists (bounded by Autumn to 1,000)."""
+    async def _scheduled_page(
+        self, base: _Base, query: SnapshotQuery, bodies: dict[str, Value]
+    ) -> Page:
+        rows = await self._rows(
+            [
+                (job_id, bodies.get(job_id), JobStatus.SCHEDULED, records.RAW_DELAYED, due)
+                for job_id, due in base.delayed_page
+            ]
+        )
+        rows = [
+            _with_score_problem(row, due, "delayed")
+            for row, (_, due) in zip(rows, base.delayed_page, strict=True)
+        ]
+        return _page(tuple(rows), base.delayed, query, ListName.SCHEDULED)
+
+    async def _running_page(
+        self, base: _Base, query: SnapshotQuery, bodies: dict[str, Value]
+    ) -> Page:
+        rows = await self._rows(
+            [
+                (job_id, bodies.get(job_id), JobStatus.RUNNING, records.RAW_PROCESSING, None)
+                for job_id, _ in base.processing_page
+            ]
+        )
+        items = [
+            _with_deadline(row, deadline, base.now_ms)
+            for row, (_, deadline) in zip(rows, base.processing_page, strict=True)
+        ]
+        # Autumn re-sorts the page by started_at, newest first.
+        epoch = datetime.fromtimestamp(0, tz=UTC)
+        items.sort(key=lambda j: j.started_at or epoch, reverse=True)
+        return _page(tuple(items), base.processing, query, ListName.RUNNING)
+
+    # ---------------------------------------------------------------- histories
+
+    async def _history_page(self, which: ListName, query: SnapshotQuery, base: _Base) -> Page:
+        """One page of a history window; runs under the lock."""
+        total = base.in_window(which)
+        start = query.offset(which)
+        stop = min(start + query.size(which), total)
+        for _ in range(READ_TRIES):
+            view = self._view(which)
+            positions = list(view.window.order[start:stop])
+            try:
+                items = await self._history_rows(which, positions)
+            except ListChanged:
+                await self._resync()
+                total = self._in_window(which, base.now_ms)
+                stop = min(start + query.size(which), total)
+                continue
+            return _page(tuple(items), total, query, which)
+        # The list kept moving under a busy worker: show what the summaries know.
+        items = [
+            self._summary_row(which, p, "the list kept changing while it was read")
+            for p in positions
+        ]
+        return _page(tuple(items), total, query, which)
+
+    def _in_window(self, which: ListName, now: int) -> int:
+        window = COMPLETED_WINDOW if which is ListName.COMPLETED else FAILED_WINDOW
+        cutoff = now - int(window.total_seconds() * 1000)
+        return self._view(which).window.count_since(cutoff)
+
+    async def _resync(self) -> None:
+        """Probe both histories again and bring them up to date (under the lock)."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.lrange(self.keys.completed, 0, HISTORY_LIMIT - 1)
-        pipe.lrange(self.keys.dead, 0, HISTORY_LIMIT - 1)
-        completed, dead = await pipe.execute()
-        for raws, which, status, raw_status in (
-            (completed, ListName.COMPLETED, JobStatus.COMPLETED, records.RAW_COMPLETED),
-            (dead, ListName.FAILED, JobStatus.FAILED, records.RAW_DEAD),
-        ):
-            for raw in raws:
-                job = self._decode_history(raw, which, status, raw_status)
-                if job.id == job_id:
-                    return job, raw
+        for history in self.histories.values():
+            ListHistory.probe(pipe, history.key)
+        replies = [_ok(r) for r in await pipe.execute(raise_on_error=False)]
+        broken: dict[str, str] = {}
+        for index, history in enumerate(self.histories.values()):
+            length, head, tail = replies[3 * index : 3 * index + 3]
+            if any(_is_wrongtype(r) for r in (length, head, tail)):
+                history.forget()
+            else:
+                await self._update_history(history, int(length), head, tail, broken)
+
+    async def _history_rows(self, which: ListName, positions: Sequence[int]) -> list[JobRecord]:
+        """Rows of the entries at these positions, under the identity each one earns.
+
+        A failed entry needs a fresh look at the dead-record of the id it records: only when
+        that key holds exactly the entry's bytes does an action on that id act on this entry.
+        Entries decoded before come from the row cache; others are read by position, while
+        the page's byte budget lasts.
+        """
+        history = self.histories[which]
+        entries = history.entries
+        dead = which is ListName.FAILED
+        budget = PAGE_BYTES
+        to_read: list[int] = []
+        checks: list[int] = []
+        too_big: set[int] = set()
+        for position in positions:
+            entry = entries[position]
+            cached = _ROWS.get(self._row_key(which, entry)) is not None
+            check = dead and entry.summary.recorded_id is not None
+            cost = (0 if cached else entry.size) + (entry.size if check else 0)
+            if cost > budget and cost > ROW_BYTES:
+                too_big.add(position)
+                continue
+            budget -= cost
+            if not cached:
+                to_read.append(position)
+            if check:
+                checks.append(position)
+
+        def queue_checks(pipe: Any) -> None:
+            for position in checks:
+                recorded = entries[position].summary.recorded_id
+                assert recorded is not None
+                pipe.get(self.keys.dead_record(recorded))
+
+        raws, replies = await history.read_at(self.client, to_read, queue_checks)
+        fetched = dict(zip(to_read, raws, strict=True))
+        dead_records = {
+            position: None if _is_wrongtype(reply) else reply
+            for position, reply in zip(checks, map(_ok, replies), strict=True)
+        }
+        rows = []
+        pacer = Pacer()
+        for position in positions:
+            entry = entries[position]
+            if position in too_big:
+                reason = (
+                    f"the entry ({_megabytes(entry.size)}) is too large to read with this "
+                    "page; open it to see it"
+                )
+                rows.append(self._summary_row(which, position, reason))
+                continue
+            row = await self._decoded_row(which, entry, fetched.get(position))
+            identity, problem = await self._identity(
+                which, entry, dead_records.get(position), checked=position in dead_records
+            )
+            rows.append(_as_identity(row, identity, problem, dead))
+            await pacer.tick()
+        return rows
+
+    def _row_key(self, which: ListName, entry: Entry[records.HistorySummary]) -> tuple[Any, ...]:
+        return (self.source, self.keys.prefix, which.value, entry.digest)
+
+    async def _decoded_row(
+        self, which: ListName, entry: Entry[records.HistorySummary], raw: bytes | None
+    ) -> JobRecord:
+        key = self._row_key(which, entry)
+        row = _ROWS.get(key)
+        if row is None:
+            assert raw is not None
+            status, raw_status = _HISTORY_STATUS[which]
+            row = await offload.decode(
+                records.history_row, raw, self.source, "", status, raw_status
+            )
+            _ROWS.put(key, row, _row_size(row))
+        return row
+
+    async def _identity(
+        self,
+        which: ListName,
+        entry: Entry[records.HistorySummary],
+        dead_record: object,
+        *,
+        checked: bool,
+    ) -> tuple[str, str | None]:
+        """The id an entry is shown and acted on by, and why that is not the id it records.
+
+        Args:
+            which: the list the entry is in.
+            entry: the entry.
+            dead_record: the bytes of ``dead-record:<recorded id>`` (None when missing).
+            checked: whether ``dead_record`` was read (failed entries only).
+        """
+        recorded = entry.summary.recorded_id
+        if recorded is None:
+            return entry_id(entry.digest), (
+                "the entry names no usable job id; it is known by the digest of its bytes"
+            )
+        if which is ListName.COMPLETED:
+            return recorded, None
+        if checked and isinstance(dead_record, bytes):
+            if await offload.digest(dead_record) == entry.digest:
+                return recorded, None
+            return entry_id(entry.digest), (
+                f"the entry names job {recorded}, whose failed record is another entry; "
+                "it is known by the digest of its bytes"
+            )
+        if len(self._view(which).by_recorded.get(recorded, ())) > 1:
+            return entry_id(entry.digest), (
+                f"several failed entries name job {recorded}; each is known by the digest "
+                "of its bytes"
+            )
+        if entry.summary.malformed:
+            return recorded, None
+        return recorded, "it has no failed record of its own, which Autumn's retry needs"
+
+    def _summary_row(self, which: ListName, position: int, reason: str) -> JobRecord:
+        entry = self.histories[which].entries[position]
+        status, raw_status = _HISTORY_STATUS[which]
+        return JobRecord(
+            source=self.source,
+            system="autumn",
+            id=entry_id(entry.digest),
+            name="",
+            queue="",
+            status=status,
+            raw_status=raw_status,
+            finished_at=ms_to_datetime(entry.summary.time_ms),
+            problem=f"not read: {reason}",
+            extra=({"recorded_id": entry.summary.recorded_id} if entry.summary.recorded_id else {}),
+        )
+
+    def _locate(self, job_id: str, which: ListName | None = None) -> _Found | None:
+        """A history entry by its entry id, or by the id it records (the newest such).
+
+        Reads nothing: call it under the lock, after a resync.
+        """
+        digest = entry_digest(job_id)
+        for name in (which,) if which is not None else tuple(self.histories):
+            view = self._view(name)
+            if digest is not None:
+                position = view.by_digest.get(digest)
+            else:
+                position = next(iter(view.by_recorded.get(job_id, ())), None)
+            if position is not None:
+                return _Found(name, position, self.histories[name].entries[position])
         return None
 
-    def _detail(
+    async def _entry_bytes(self, found: _Found) -> bytes | None:
+        """The exact bytes of a located entry (None when it moved and could not be found)."""
+        history = self.histories[found.which]
+        for _ in range(READ_TRIES):
+            position = self._view(found.which).by_digest.get(found.entry.digest)
+            if position is None:
+                return None
+            try:
+                raws, _ = await history.read_at(self.client, [position])
+            except ListChanged:
+                await self._resync()
+                continue
+            return raws[0]
+        return None
+
+    # ---------------------------------------------------------------- job detail
+
+    async def job(self, job_id: str) -> JobDetail | None:
+        return await read_again_after_drop(self.source, self.client, lambda: self._job_once(job_id))
+
+    async def _job_once(self, job_id: str) -> JobDetail | None:
+        if entry_digest(job_id) is None:
+            found = await self._live_job(job_id)
+            if found is not None:
+                return found
+        return await self._history_job(job_id)
+
+    async def _live_job(self, job_id: str) -> JobDetail | None:
+        """A job by the keys its id names: its dead-record, its record, its lifecycle entry."""
+        keys = self.keys
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zscore(keys.processing, job_id)
+        pipe.zscore(keys.delayed, job_id)
+        pipe.zscore(keys.blocked, job_id)
+        pipe.getrange(keys.lifecycle(job_id), 0, MAX_LIFECYCLE_BYTES - 1)
+        replies = [_ok(r) for r in await pipe.execute(raise_on_error=False)]
+        processing, delayed, blocked, lifecycle_raw = (
+            None if _is_wrongtype(r) else r for r in replies
+        )
+        dead, body = await self._read_values(
+            [keys.dead_record(job_id), keys.record(job_id)], ROW_BYTES, budget=MAX_VALUE_BYTES
+        )
+        lifecycle = _parse_lifecycle(lifecycle_raw or None, self.source, job_id)
+        if dead is not None:
+            failed = (JobStatus.FAILED, records.RAW_DEAD, None)
+            return await self._live_detail(job_id, dead, failed, lifecycle)
+        if body is not None:
+            place = _live_place(processing, delayed, blocked)
+            return await self._live_detail(job_id, body, place, lifecycle)
+        if lifecycle is not None and lifecycle.record is not None:
+            return await self._detail(lifecycle.record, None, lifecycle)
+        return None
+
+    async def _live_detail(
+        self,
+        job_id: str,
+        value: bytes | Unread,
+        place: tuple[JobStatus, str, float | None],
+        lifecycle: LifecycleEntry | None,
+    ) -> JobDetail:
+        status, raw_status, score = place
+        if isinstance(value, Unread):
+            job = self._unread_row(job_id, status, raw_status, value.reason)
+            return JobDetail(
+                job=job,
+                payload="",
+                payload_kind="not read",
+                lifecycle=(lifecycle,) if lifecycle is not None else (),
+            )
+        at = None if score is None else score_ms(score)
+        due = None if status is JobStatus.RUNNING else at
+        job = await offload.decode(
+            records.live_row, value, self.source, job_id, status, raw_status, due
+        )
+        if status is JobStatus.RUNNING:
+            job = _with_deadline(job, at, now_ms())
+        elif score is not None:
+            job = _with_score_problem(job, at, raw_status)
+        return await self._detail(job, value, lifecycle)
+
+    async def _history_job(self, job_id: str) -> JobDetail | None:
+        """A completed or failed entry by its entry id or the id it records."""
+        async with self._lock:
+            await self._resync()
+            found = self._locate(job_id)
+            if found is None:
+                return None
+            raw = await self._entry_bytes(found)
+            if raw is None:
+                return None
+            recorded = found.entry.summary.recorded_id
+            dead_record: Value = None
+            checked = found.which is ListName.FAILED
+            if checked and recorded is not None and entry_digest(job_id) is not None:
+                # Found by its bytes: does the id it records act on it?
+                (dead_record,) = await self._read_values(
+                    [self.keys.dead_record(recorded)], ROW_BYTES, budget=MAX_VALUE_BYTES
+                )
+            identity, problem = await self._identity(
+                found.which, found.entry, dead_record, checked=checked
+            )
+        status, raw_status = _HISTORY_STATUS[found.which]
+        row = await offload.decode(records.history_row, raw, self.source, "", status, raw_status)
+        job = _as_identity(row, identity, problem, found.which is ListName.FAILED)
+        return await self._detail(job, raw, None)
+
+    async def _detail(
         self, job: JobRecord, stored: bytes | None, lifecycle: LifecycleEntry | None
     ) -> JobDetail:
-        decoded = records.decode(stored) if stored is not None else None
         payload_text, kind = "", "empty"
-        if decoded is not None and decoded.data is not None:
-            key = "raw_payload" if records.is_malformed_dead_entry(decoded.data) else "payload"
-            payload_text, kind = json_detail(decoded.data.get(key))
+        if stored is not None:
+            payload_text, kind = await offload.decode(records.detail_payload, stored)
         elif lifecycle is not None and lifecycle.record is not None:
             payload_text, kind = lifecycle.record.payload_preview, "json (preview)"
         raw = text(stored[:DETAIL_CHARS]) if stored is not None else ""
@@ -635,9 +1051,14 @@ class AutumnAdapter:
             raw=raw or "",
         )
 
+    # ---------------------------------------------------------------- audit and lifecycle
+
     async def audit(self, limit: int) -> list[AuditEntry]:
-        async with redis_errors(self.source):
+        async def read() -> list[bytes]:
             raws = await self.client.lrange(self.keys.audit, 0, max(0, limit - 1))
+            return cast("list[bytes]", raws)
+
+        raws = await read_again_after_drop(self.source, self.client, read)
         return [e for e in (parse_audit(r) for r in raws) if e is not None]
 
     @property
@@ -646,8 +1067,13 @@ class AutumnAdapter:
 
     async def lifecycle(self, limit: int) -> list[LifecycleEntry]:
         """The newest operator lifecycle entries of this source."""
-        async with redis_errors(self.source):
-            raws = await self.client.lrange(self.keys.lifecycle_list, 0, max(0, limit - 1))
+
+        async def read() -> list[bytes]:
+            key = self.keys.lifecycle_list
+            raws = await self.client.lrange(key, 0, max(0, limit - 1))
+            return cast("list[bytes]", raws)
+
+        raws = await read_again_after_drop(self.source, self.client, read)
         return [e for e in (_parse_lifecycle(r, self.source) for r in raws) if e is not None]
 
     # ---------------------------------------------------------------- actions
@@ -655,33 +1081,52 @@ class AutumnAdapter:
     def _common_argv(self, now: int, actor: str) -> list[str | int]:
         return [now, actor, self.source, LIFECYCLE_TTL_S, LIFECYCLE_LIMIT, AUDIT_LIMIT]
 
+    async def _failed_entry(self, job_id: str) -> tuple[_Found | None, int, bytes | None]:
+        """For an id with no dead-record: the failed entry it names, how many name it, and
+        that entry's exact bytes."""
+        async with self._lock:
+            await self._resync()
+            digest = entry_digest(job_id)
+            view = self._view(ListName.FAILED)
+            if digest is not None:
+                count = 1 if digest in view.by_digest else 0
+            else:
+                count = len(view.by_recorded.get(job_id, ()))
+            if count != 1:
+                return None, count, None
+            found = self._locate(job_id, ListName.FAILED)
+            if found is None:
+                return None, 0, None
+            return found, 1, await self._entry_bytes(found)
+
     async def retry(self, job_id: str, actor: str) -> ActionResult:
         keys = self.keys
         async with redis_errors(self.source):
             for _ in range(ACTION_TRIES):
-                stored = cast("bytes | None", await self.client.get(keys.dead_record(job_id)))
-                mode, expected, data = "retry", b"", None
-                if stored is None:
-                    malformed = await self._malformed_dead_entry(job_id)
-                    if malformed is not None:
-                        mode, expected = "malformed", malformed
-                else:
-                    expected = stored
-                    decoded = records.decode(stored)
-                    data = decoded.data if decoded.ok else None
-                    if data is None:
-                        mode = "corrupt"
+                stored = await self._action_value(keys.dead_record(job_id))
+                if isinstance(stored, Unread):
+                    return _too_large(Action.RETRY, job_id, stored)
+                mode, expected = "retry", b""
+                plan = records.RetryPlan("corrupt", "", DEFAULT_QUEUE, None)
                 new_id = str(uuid.uuid4())
                 now = now_ms()
-                new_record = records.retried_record(data, new_id, now) if data else ""
-                lock = records.unique_lock_suffix(data)
+                if stored is None:
+                    _, count, raw = await self._failed_entry(job_id)
+                    if count > 1:
+                        return _ambiguous(Action.RETRY, job_id, count)
+                    if raw is not None:
+                        mode, expected = "malformed", raw
+                else:
+                    expected = stored
+                    plan = await offload.decode(records.retry_plan, stored, new_id, now)
+                    mode = plan.mode
                 reply = await self._scripts["retry"](
                     keys=[
                         keys.dead_record(job_id),
                         keys.dead,
                         keys.record(new_id),
-                        keys.queue(records.queue_of(data)),
-                        keys.unique(lock),
+                        keys.queue(plan.queue),
+                        keys.unique(plan.lock),
                         keys.lifecycle(job_id),
                         keys.lifecycle_list,
                         keys.audit,
@@ -691,8 +1136,8 @@ class AutumnAdapter:
                         expected,
                         mode,
                         new_id,
-                        new_record,
-                        "1" if lock else "0",
+                        plan.record,
+                        "1" if plan.lock else "0",
                         *self._common_argv(now, actor),
                     ],
                 )
@@ -706,32 +1151,34 @@ class AutumnAdapter:
             message=f"Job {job_id}'s failed record kept changing; nothing was retried.",
         )
 
-    async def _malformed_dead_entry(self, job_id: str) -> bytes | None:
-        """The exact text of a malformed dead entry for this id (no dead-record key exists)."""
-        raws = cast("list[bytes]", await self.client.lrange(self.keys.dead, 0, HISTORY_LIMIT - 1))
-        for raw in raws:
-            decoded = records.decode(raw)
-            if records.is_malformed_dead_entry(decoded.data):
-                assert decoded.data is not None
-                if decoded.data.get("id") == job_id:
-                    return raw
-        return None
+    async def _action_value(self, key: str) -> bytes | Unread | None:
+        (value,) = await self._read_values([key], ROW_BYTES, budget=MAX_VALUE_BYTES)
+        return value
 
     async def discard(self, job_id: str, actor: str) -> ActionResult:
         keys = self.keys
         async with redis_errors(self.source):
-            malformed = b""
-            if not await self.client.exists(keys.dead_record(job_id)):
-                malformed = await self._malformed_dead_entry(job_id) or b""
+            entry = b""
+            recorded = job_id
+            stored = await self._action_value(keys.dead_record(job_id))
+            if isinstance(stored, Unread):
+                return _too_large(Action.DISCARD, job_id, stored)
+            if stored is None:
+                found, count, raw = await self._failed_entry(job_id)
+                if count > 1:
+                    return _ambiguous(Action.DISCARD, job_id, count)
+                if found is not None and raw is not None:
+                    entry = raw
+                    recorded = found.entry.summary.recorded_id or job_id
             reply = await self._scripts["discard"](
                 keys=[
-                    keys.dead_record(job_id),
+                    keys.dead_record(recorded),
                     keys.dead,
                     keys.lifecycle(job_id),
                     keys.lifecycle_list,
                     keys.audit,
                 ],
-                args=[job_id, malformed, *self._common_argv(now_ms(), actor)],
+                args=[job_id, entry, *self._common_argv(now_ms(), actor)],
             )
         code, detail = int(reply[0]), text(reply[1]) or ""
         if code == 1:
@@ -750,12 +1197,14 @@ class AutumnAdapter:
         async with redis_errors(self.source):
             # As Autumn: a non-atomic read to learn the queue and lock; the script's removals
             # are the re-check (a claimed job is in no waiting list any more).
-            decoded = records.decode(await self.client.get(keys.record(job_id)))
-            lock = records.unique_lock_suffix(decoded.data)
+            stored = await self._action_value(keys.record(job_id))
+            queue, lock = DEFAULT_QUEUE, None
+            if isinstance(stored, bytes):
+                queue, lock = await offload.decode(records.cancel_plan, stored)
             reply = await self._scripts["cancel"](
                 keys=[
                     keys.record(job_id),
-                    keys.queue(records.queue_of(decoded.data)),
+                    keys.queue(queue),
                     keys.blocked,
                     keys.delayed,
                     keys.processing,
@@ -777,38 +1226,121 @@ class AutumnAdapter:
         await self.client.aclose()
 
 
+# -------------------------------------------------------------------- helpers
+
+_WAITING = frozenset(
+    {JobStatus.ENQUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING, JobStatus.BLOCKED}
+)
+_HISTORY_STATUS = {
+    ListName.COMPLETED: (JobStatus.COMPLETED, records.RAW_COMPLETED),
+    ListName.FAILED: (JobStatus.FAILED, records.RAW_DEAD),
+}
+
+
+async def _summary(raw: bytes) -> records.HistorySummary:
+    return await offload.decode(records.summarize, raw)
+
+
+def _scored(members: Iterable[tuple[bytes, float]]) -> list[tuple[str, int | None]]:
+    return [(key_text(member), score_ms(score)) for member, score in members]
+
+
+def _live_place(
+    processing: float | None, delayed: float | None, blocked: float | None
+) -> tuple[JobStatus, str, float | None]:
+    """Where a live record's id sits: status, raw status and its score there."""
+    if processing is not None:
+        return JobStatus.RUNNING, records.RAW_PROCESSING, processing
+    if delayed is not None:
+        return JobStatus.SCHEDULED, records.RAW_DELAYED, delayed
+    if blocked is not None:
+        return JobStatus.BLOCKED, records.RAW_BLOCKED, blocked
+    # Not in any zset: a queue list holds it (finding where would cost O(queue depth)).
+    return JobStatus.ENQUEUED, records.RAW_QUEUE, None
+
+
+def _row_size(row: JobRecord) -> int:
+    """A rough count of the bytes a cached row holds."""
+    return 600 + len(row.last_error or "") + len(row.payload_preview) + len(row.problem or "")
+
+
+def _as_identity(row: JobRecord, identity: str, problem: str | None, dead: bool) -> JobRecord:
+    """A decoded history row under the id the adapter decided, with its actions."""
+    actions = row.actions
+    if dead and problem is not None:
+        # Not its own failed record: Autumn's retry cannot take it; discard can.
+        actions = (Action.DISCARD,)
+    problems = [p for p in (row.problem, problem) if p]
+    return replace(
+        row, id=identity, actions=actions, problem="; ".join(problems) if problems else None
+    )
+
+
+def _where_found(row: JobRecord, queue: str) -> JobRecord:
+    """An enqueued row keeps the queue whose list holds it; a record naming another is flagged."""
+    if row.queue == queue or (row.problem is not None and not row.queue):
+        return row
+    if not row.queue:
+        return replace(row, queue=queue)
+    problem = f"it waits in queue {queue} but its record names queue {row.queue}"
+    return replace(
+        row,
+        queue=queue,
+        problem=f"{row.problem}; {problem}" if row.problem else problem,
+    )
+
+
+def _with_deadline(job: JobRecord, deadline: int | None, now: int) -> JobRecord:
+    """Mark a running job whose claim deadline (its processing score) has passed."""
+    if deadline is None or ms_to_datetime(deadline) is None:
+        return _with_score_problem(job, None, "processing")
+    if deadline > now:
+        return job
+    return replace(job, overdue_since=ms_to_datetime(deadline))
+
+
+def _with_score_problem(job: JobRecord, score: int | None, where: str) -> JobRecord:
+    """Flag a row whose sorted-set score is not a time (±inf, NaN, beyond year 9999)."""
+    if score is not None and ms_to_datetime(score) is not None:
+        return job
+    problem = f"its score in {where} is not a time"
+    return replace(job, problem=f"{job.problem}; {problem}" if job.problem else problem)
+
+
+def _page(items: tuple[JobRecord, ...], total: int, query: SnapshotQuery, which: ListName) -> Page:
+    return Page(
+        items=items,
+        total=total,
+        page=query.page(which),
+        per_page=query.size(which),
+        skipped=sum(1 for j in items if j.problem is not None),
+    )
+
+
 @dataclass(slots=True)
 class _Base:
-    """What round trip 1 read."""
+    """What the first read of a snapshot or counters found."""
 
     now_ms: int
     queues: tuple[str, ...]
-    lengths: dict[str, int]
-    oldest_ids: dict[str, str]
-    delayed: int
-    processing: int
-    blocked: int
+    hidden_queues: int = 0
+    lengths: dict[str, int] = field(default_factory=dict)
+    oldest_ids: dict[str, str] = field(default_factory=dict)
+    delayed: int = 0
+    processing: int = 0
+    blocked: int = 0
     #: processing members whose deadline has passed
-    overdue: int
-    completed_entries: list[_HistoryEntry]
-    dead_entries: list[_HistoryEntry]
-    delayed_page: list[tuple[str, int]] = field(default_factory=list)
-    processing_page: list[tuple[str, int]] = field(default_factory=list)
+    overdue: int = 0
+    delayed_page: list[tuple[str, int | None]] = field(default_factory=list)
+    processing_page: list[tuple[str, int | None]] = field(default_factory=list)
+    windows: dict[ListName, Window] = field(default_factory=dict)
+    #: keys that could not be read, in words
+    problems: tuple[str, ...] = ()
 
-
-def _with_deadline(job: JobRecord, deadline_ms: int, now: int) -> JobRecord:
-    """Mark a running job whose claim deadline (its processing score) has passed."""
-    if deadline_ms > now:
-        return job
-    return replace(job, overdue_since=ms_to_datetime(deadline_ms))
-
-
-def _enqueued_ms(body: bytes | None) -> int | None:
-    decoded = records.decode(body)
-    if decoded.data is None:
-        return None
-    value = decoded.data.get("enqueued_at_ms")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    def in_window(self, which: ListName) -> int:
+        window = COMPLETED_WINDOW if which is ListName.COMPLETED else FAILED_WINDOW
+        cutoff = self.now_ms - int(window.total_seconds() * 1000)
+        return self.windows[which].count_since(cutoff)
 
 
 def _result(
@@ -816,6 +1348,22 @@ def _result(
 ) -> ActionResult:
     return ActionResult(
         action=action, outcome=outcome, job_id=job_id, new_id=new_id, message=message
+    )
+
+
+def _too_large(action: Action, job_id: str, value: Unread) -> ActionResult:
+    return _result(
+        action, Outcome.CORRUPT, job_id, f"Job {job_id}'s record was not read: {value.reason}."
+    )
+
+
+def _ambiguous(action: Action, job_id: str, count: int) -> ActionResult:
+    return _result(
+        action,
+        Outcome.CONFLICT,
+        job_id,
+        f"{count} failed entries name job {job_id}; {action.value} each by its entry id "
+        "(shown on its row) instead. Nothing was changed.",
     )
 
 
@@ -850,7 +1398,8 @@ def _retry_result(job_id: str, code: int, detail: str) -> ActionResult:
             Action.RETRY,
             Outcome.CORRUPT,
             job_id,
-            f"Job {job_id}'s stored record is invalid; it cannot be retried (discard it instead).",
+            f"Job {job_id}'s stored record is invalid or is not its own failed record; it "
+            "cannot be retried (discard it instead).",
         )
     if code == -3:
         holder = f" ({detail})" if detail else ""

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from jobbridge import safejson
+from jobbridge.adapters.autumn_keys import DEFAULT_QUEUE
 from jobbridge.adapters.base import (
     MAX_ERROR_CHARS,
     MAX_NAME_CHARS,
@@ -18,12 +20,10 @@ from jobbridge.adapters.base import (
     correlation_of,
     ms_to_datetime,
     principal_of,
-    text,
 )
 from jobbridge.model import Action, JobRecord, JobStatus
-from jobbridge.payloads import PREVIEW_CHARS, json_preview
+from jobbridge.payloads import PREVIEW_CHARS, json_detail, json_preview
 
-DEFAULT_QUEUE = "default"
 #: u32 / u64 fields serde requires as JSON integers
 REQUIRED_INT_FIELDS = ("attempt", "max_attempts", "initial_backoff_ms")
 OPTIONAL_INT_FIELDS = ("enqueued_at_ms", "started_at_ms", "finished_at_ms", "claimed_at_ms")
@@ -52,12 +52,7 @@ RAW_COMPLETED = "completed"
 RAW_DEAD = "dead"
 
 
-def _reject_constant(name: str) -> Any:
-    # Python's json accepts NaN / Infinity; serde does not, so neither do we.
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
-def _load_record(raw: bytes | str) -> tuple[Any, list[str]]:
+def _load_record(raw: bytes | str) -> tuple[safejson.Loaded, list[str]]:
     """Decoded JSON, and the record fields its outermost object names more than once.
 
     Python keeps the last of duplicate keys where serde refuses the record, so they are
@@ -74,13 +69,8 @@ def _load_record(raw: bytes | str) -> tuple[Any, list[str]]:
             seen.add(key)
         return dict(items)
 
-    # Strict UTF-8: json.loads would let encoded surrogates through, serde does not.
-    source = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-    data = json.loads(source, parse_constant=_reject_constant, object_pairs_hook=pairs)
-    if "\\u" in source:
-        # An escaped lone surrogate ("\\ud800") is invalid for serde, and unprintable.
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    return data, repeats if isinstance(data, dict) else []
+    loaded = safejson.loads_checked(raw, pairs_hook=pairs)
+    return loaded, repeats if isinstance(loaded.value, dict) else []
 
 
 def dumps_compact(value: Any) -> str:
@@ -141,12 +131,14 @@ def decode(raw: bytes | str | None) -> Decoded:
     if raw is None:
         return Decoded(None, ("record missing",))
     try:
-        data, repeats = _load_record(raw)
-    except (ValueError, UnicodeDecodeError):
-        return Decoded(None, ("record is not valid JSON",))
+        loaded, repeats = _load_record(raw)
+    except safejson.JSONError as exc:
+        return Decoded(None, (f"record is not valid JSON: {exc}",))
+    data = loaded.value
     if not isinstance(data, dict):
         return Decoded(None, ("record is not a JSON object",))
     problems = [f"{name} appears more than once" for name in repeats]
+    problems += loaded.problems
     return Decoded(data, tuple(problems + _field_problems(data)))
 
 
@@ -222,8 +214,14 @@ def to_job(
     status: JobStatus,
     raw_status: str,
     scheduled_for_ms: int | None = None,
+    check_id: bool = True,
 ) -> JobRecord:
     """Map one stored record (or its absence) to a row.
+
+    ``job_id`` is the job's identity: where Redis holds it (the queue member, the key). The
+    record's own ``id`` is what anyone who could write to Redis chose; when it names another
+    job the row is flagged and keeps ``job_id`` (with ``check_id``; history entries, whose
+    identity the adapter has already decided, pass False).
 
     ``status`` is where the job was found; a delayed job becomes ``retrying`` when it is a
     retry backoff (attempt > 1 and an error recorded).
@@ -249,11 +247,16 @@ def to_job(
     else:
         preview = json_preview(payload)
     name = data.get("name")
-    record_id = data.get("id")
+    extra = _extra(data)
+    recorded = data.get("id")
+    if check_id and "id" in data and recorded != job_id:
+        shown = recorded if isinstance(recorded, str) else dumps_compact(recorded)
+        problems.append(f"the record names another job id ({cap(shown, MAX_NAME_CHARS)})")
+        extra["recorded_id"] = cap(shown, MAX_NAME_CHARS) or ""
     return JobRecord(
         source=source,
         system="autumn",
-        id=record_id if isinstance(record_id, str) and record_id else job_id,
+        id=job_id,
         name=(cap(name, MAX_NAME_CHARS) or "") if isinstance(name, str) else "",
         queue=cap(queue_of(decoded.data), MAX_NAME_CHARS) or DEFAULT_QUEUE,
         status=status,
@@ -271,7 +274,7 @@ def to_job(
         payload_preview=preview,
         actions=_actions(status, decoded, malformed),
         problem="; ".join(problems) if problems else None,
-        extra=_extra(data),
+        extra=extra,
     )
 
 
@@ -295,5 +298,117 @@ def retried_record(data: dict[str, Any], new_id: str, now_ms: int) -> str:
     return dumps_compact(record)
 
 
-def text_or_empty(raw: bytes | str | None) -> str:
-    return text(raw) or ""
+# ------------------------------------------------------------------------------------------
+# Entry points that take the stored bytes and return something small: each may run in the
+# decoding process (jobbridge.offload) when the value is big, so arguments and results are
+# plain picklable values.
+
+
+def usable_id(value: object) -> str | None:
+    """A recorded id that can name a job: a non-empty string of at most 200 characters."""
+    if isinstance(value, str) and value and len(value) <= MAX_NAME_CHARS:
+        return value
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class HistorySummary:
+    """What counting, ordering and finding a completed / dead entry needs."""
+
+    #: finished ?? started ?? enqueued, in ms; None when the entry has none
+    time_ms: int | None
+    #: the entry could not be read as a record (malformed, corrupt)
+    flagged: bool
+    #: the id the entry records, when usable
+    recorded_id: str | None
+    #: Autumn's ``{"id","error","raw_payload"}`` entry for a record it could not decode
+    malformed: bool
+
+
+def summarize(raw: bytes) -> HistorySummary:
+    """The summary of one history entry."""
+    decoded = decode(raw)
+    data = decoded.data or {}
+    malformed = is_malformed_dead_entry(decoded.data)
+    time_ms = None
+    for name in ("finished_at_ms", "started_at_ms", "enqueued_at_ms"):
+        if ms_to_datetime(data.get(name)) is not None:
+            time_ms = int(data[name])
+            break
+    return HistorySummary(
+        time_ms=time_ms,
+        flagged=malformed or not decoded.ok,
+        recorded_id=usable_id(data.get("id")),
+        malformed=malformed,
+    )
+
+
+def live_row(
+    raw: bytes | None,
+    source: str,
+    job_id: str,
+    status: JobStatus,
+    raw_status: str,
+    due_ms: int | None,
+) -> JobRecord:
+    """A record found under ``job_id`` (a queue or sorted-set member, a key) as a row."""
+    return to_job(
+        raw,
+        source=source,
+        job_id=job_id,
+        status=status,
+        raw_status=raw_status,
+        scheduled_for_ms=due_ms,
+    )
+
+
+def history_row(
+    raw: bytes, source: str, job_id: str, status: JobStatus, raw_status: str
+) -> JobRecord:
+    """A completed / dead entry as a row under the identity the adapter chose."""
+    return to_job(
+        raw, source=source, job_id=job_id, status=status, raw_status=raw_status, check_id=False
+    )
+
+
+def detail_payload(raw: bytes) -> tuple[str, str]:
+    """The detail page's payload text and its kind, from a stored record or dead entry."""
+    decoded = decode(raw)
+    if decoded.data is None:
+        return "", "empty"
+    key = "raw_payload" if is_malformed_dead_entry(decoded.data) else "payload"
+    return json_detail(decoded.data.get(key))
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPlan:
+    """What a retry writes, derived from the dead-record Python read."""
+
+    #: "retry", or "corrupt" when serde would refuse the record
+    mode: str
+    #: the new record ("" when corrupt)
+    record: str
+    queue: str
+    lock: tuple[str, str] | None
+
+
+def retry_plan(raw: bytes, new_id: str, now_ms: int) -> RetryPlan:
+    decoded = decode(raw)
+    if not decoded.ok or decoded.data is None or is_malformed_dead_entry(decoded.data):
+        return RetryPlan("corrupt", "", DEFAULT_QUEUE, None)
+    data = decoded.data
+    return RetryPlan(
+        "retry", retried_record(data, new_id, now_ms), queue_of(data), unique_lock_suffix(data)
+    )
+
+
+def cancel_plan(raw: bytes | None) -> tuple[str, tuple[str, str] | None]:
+    """(queue, unique lock) of a record to cancel; the default queue when unreadable."""
+    data = decode(raw).data
+    return queue_of(data), unique_lock_suffix(data)
+
+
+def enqueued_ms(raw: bytes | None) -> int | None:
+    data = decode(raw).data
+    value = None if data is None else data.get("enqueued_at_ms")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import redis.exceptions
 
+from jobbridge import safejson
 from jobbridge.errors import SourceUnavailable
 from jobbridge.model import (
     ActionResult,
@@ -21,6 +23,8 @@ from jobbridge.model import (
     SnapshotQuery,
     System,
 )
+
+T = TypeVar("T")
 
 #: Largest error text kept on a record; the rest is cut with a marker.
 MAX_ERROR_CHARS = 16_384
@@ -155,7 +159,40 @@ async def redis_errors(source: str) -> AsyncIterator[None]:
     except redis.exceptions.DataError:
         raise
     except UNAVAILABLE_ERRORS as exc:
-        raise SourceUnavailable(source, unavailable_detail(exc)) from exc
+        raise SourceUnavailable(
+            source, unavailable_detail(exc), reconnectable=dropped_connection(exc)
+        ) from exc
+
+
+def dropped_connection(exc: BaseException) -> bool:
+    """Whether a failure is a connection that went away, as after a Redis restart.
+
+    Not a timeout (the server may still be working on the command), not a refused login, not
+    a server that is loading its data: those would fail the same way again at once.
+    """
+    e = redis.exceptions
+    if isinstance(exc, e.AuthenticationError | e.BusyLoadingError | e.TimeoutError):
+        return False
+    return isinstance(exc, e.ConnectionError | ConnectionResetError | BrokenPipeError)
+
+
+async def read_again_after_drop(source: str, client: Any, read: Callable[[], Awaitable[T]]) -> T:
+    """Run an idempotent read; if its connection had dropped, run it once more.
+
+    A Redis that restarted leaves the pool full of closed connections, and each would fail
+    one request. After the first failure the idle ones are closed, so the second try opens a
+    fresh connection. Only reads come here: an action whose connection dropped may or may not
+    have run, and running it again could act twice.
+    """
+    try:
+        async with redis_errors(source):
+            return await read()
+    except SourceUnavailable as exc:
+        if not exc.reconnectable:
+            raise
+    await client.connection_pool.disconnect(inuse_connections=False)
+    async with redis_errors(source):
+        return await read()
 
 
 def text(value: bytes | str | None) -> str | None:
@@ -165,6 +202,25 @@ def text(value: bytes | str | None) -> str | None:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     return value
+
+
+def key_text(value: bytes | str) -> str:
+    """A job id or key name read from Redis, as text that encodes back to the same bytes.
+
+    Bytes that are not UTF-8 become lone surrogates (``surrogateescape``); clients are made
+    with ``encoding_errors="surrogateescape"`` (jobbridge.sources.connect), so such an id
+    finds its job again. Pages and the terminal show those characters as U+FFFD.
+    """
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="surrogateescape")
+    return value
+
+
+def score_ms(score: float) -> int | None:
+    """A sorted-set score as Unix ms; None for +/-inf, NaN and years past 9999."""
+    if not math.isfinite(score) or abs(score) > 253_402_300_799_000:
+        return None
+    return int(score)
 
 
 def cap(value: str | None, limit: int) -> str | None:
@@ -186,6 +242,13 @@ def ms_to_datetime(value: object) -> datetime | None:
     if value < 0 or value > 253_402_300_799_000:  # year 9999
         return None
     return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def whole_ms(value: object) -> object:
+    """A JSON number of ms as an int (cjson may write a float); anything else unchanged."""
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    return value
 
 
 def datetime_to_ms(value: datetime) -> int:
@@ -234,9 +297,12 @@ def audit_key(jobbridge_prefix: str) -> str:
 def parse_audit(raw: bytes | str) -> AuditEntry | None:
     """Decode one audit entry written by a Lua script; None if it is not one."""
     try:
-        data: Any = json.loads(raw)
+        data: Any = safejson.loads(raw)
+        at = ms_to_datetime(whole_ms(data["at_ms"]))
+        if at is None:
+            return None
         return AuditEntry(
-            at=datetime.fromtimestamp(int(data["at_ms"]) / 1000, tz=UTC),
+            at=at,
             actor=str(data["actor"]),
             source=str(data["source"]),
             job_id=str(data["job_id"]),
@@ -245,7 +311,7 @@ def parse_audit(raw: bytes | str) -> AuditEntry | None:
             new_id=str(data["new_id"]) if data.get("new_id") else None,
             message=str(data.get("message") or ""),
         )
-    except (ValueError, TypeError, KeyError, OverflowError):
+    except (ValueError, TypeError, KeyError, OverflowError, AttributeError):
         return None
 
 

@@ -147,7 +147,7 @@ def test_missing_record_is_flagged_and_not_cancelable() -> None:
 
 def test_invalid_json_is_flagged_but_cancelable() -> None:
     job = to_job("{not json")
-    assert job.problem == "record is not valid JSON"
+    assert job.problem is not None and job.problem.startswith("record is not valid JSON: ")
     assert job.actions == (Action.CANCEL,)
 
 
@@ -173,7 +173,8 @@ def test_wrong_field_types_are_flagged(changes: dict[str, object], problem: str)
 
 
 def test_nan_is_rejected_like_serde() -> None:
-    assert records.decode('{"id":"j","attempt":NaN}').problems == ("record is not valid JSON",)
+    problems = records.decode('{"id":"j","attempt":NaN}').problems
+    assert problems == ("record is not valid JSON: non-standard JSON constant NaN",)
 
 
 def test_repeated_record_fields_are_rejected_like_serde() -> None:
@@ -190,13 +191,15 @@ def test_invalid_utf8_is_rejected_like_serde() -> None:
     assert records.decode(good).ok
     for bad in (b"\xff", b"\xed\xa0\x80"):  # not UTF-8; an encoded lone surrogate
         broken = good.replace(b'"send_email"', b'"send' + bad + b'_email"')
-        assert records.decode(broken).problems == ("record is not valid JSON",)
+        assert records.decode(broken).problems == ("record is not valid JSON: not valid UTF-8",)
 
 
 def test_escaped_lone_surrogates_are_rejected_like_serde() -> None:
     lone = record(name="\ud800")  # json.dumps writes it as the escape "\\ud800"
     assert "\\ud800" in lone
-    assert records.decode(lone).problems == ("record is not valid JSON",)
+    assert records.decode(lone).problems == (
+        "record is not valid JSON: holds an escaped lone surrogate",
+    )
     # A proper pair is one character, and fine.
     pair = record().replace('"send_email"', '"mail \\ud83d\\ude00"')
     assert records.decode(pair).ok and records.decode(pair).data["name"] == "mail \U0001f600"
@@ -204,7 +207,7 @@ def test_escaped_lone_surrogates_are_rejected_like_serde() -> None:
 
 def test_malformed_dead_entry_is_a_flagged_failed_row() -> None:
     raw = json.dumps({"id": "bad-1", "error": "invalid job payload: x", "raw_payload": "{oops"})
-    job = to_job(raw, JobStatus.FAILED)
+    job = records.history_row(raw.encode(), "orders", "bad-1", JobStatus.FAILED, "dead")
     assert job.id == "bad-1"
     assert job.status is JobStatus.FAILED
     assert job.last_error == "invalid job payload: x"
