@@ -2,6 +2,11 @@
 
 Every command reads the same settings (``--config`` file < ``JOBBRIDGE_*`` environment <
 flags). ``--redis URL`` without a config file detects the systems in that Redis.
+
+Job data, audit entries, key names and Redis's error texts are anyone's who can write to Redis:
+each value goes through :func:`jobbridge.text.clean` before it is put in a line, and every line
+that is not JSON leaves through :func:`_echo`, which marks any control character left but the
+newlines and tabs the CLI writes itself. JSON is printed with ``ensure_ascii``, which escapes them.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
 from jobbridge.render import render_detail, render_snapshot
 from jobbridge.serialize import action_json, audit_json, detail_json, snapshot_json
 from jobbridge.service import JobService
-from jobbridge.sources import build_adapters, detect, resolve_sources
+from jobbridge.sources import DETECT_SOURCE_LIMIT, build_adapters, detect, resolve_sources
+from jobbridge.text import clean, clean_terminal, quoted
 
 T = TypeVar("T")
 
@@ -52,6 +58,43 @@ _redis_option = click.option(
 )
 
 
+def _echo(text: str, *, err: bool = False) -> None:
+    """Print text that is not JSON: the one way out for it (see the module docstring)."""
+    click.echo(clean_terminal(text), err=err)
+
+
+def _echo_json(data: object, indent: int | None = None) -> None:
+    """Print JSON; ``ensure_ascii`` escapes every control character a value may hold."""
+    click.echo(json.dumps(data, indent=indent, ensure_ascii=True))
+
+
+def _echo_notes(notes: list[str]) -> None:
+    for note in notes:
+        _echo(f"note: {clean(note)}", err=True)
+
+
+class _Group(click.Group):
+    """The command group: error messages are cleaned like any other line the CLI prints."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            # click declares ``message`` Final for type checkers; show() reads it at print time.
+            object.__setattr__(exc, "message", clean(exc.message))
+            raise
+
+
+class _LogFormatter(logging.Formatter):
+    """Log lines cleaned too: a message is one line; a traceback keeps its newlines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return clean(super().formatMessage(record))
+
+    def format(self, record: logging.LogRecord) -> str:
+        return clean_terminal(super().format(record))
+
+
 class _UnavailableError(click.ClickException):
     exit_code = EXIT_UNAVAILABLE
 
@@ -64,7 +107,7 @@ def _settings(config_path: Path | None, redis_url: str | None, **flags: Any) -> 
     try:
         return load_settings(config_path, overrides={"redis_url": redis_url, **flags})
     except ConfigError as exc:
-        raise _UsageError(str(exc)) from exc
+        raise _UsageError(clean(exc)) from exc
 
 
 def _run(coro: Awaitable[T]) -> T:
@@ -76,8 +119,7 @@ def _run(coro: Awaitable[T]) -> T:
 
 async def _with_service(settings: Settings, use: Callable[[JobService], Awaitable[T]]) -> T:
     settings, notes = await resolve_sources(settings)
-    for note in notes:
-        click.echo(f"note: {note}", err=True)
+    _echo_notes(notes)
     service = JobService(build_adapters(settings.sources), read_only=settings.server.read_only)
     try:
         for adapter in service.adapters.values():
@@ -94,17 +136,19 @@ async def _with_service(settings: Settings, use: Callable[[JobService], Awaitabl
 
 def _fail(exc: JobbridgeError) -> click.ClickException:
     if isinstance(exc, SourceUnavailable):
-        return _UnavailableError(str(exc))
-    return _UsageError(str(exc))
+        return _UnavailableError(clean(exc))
+    return _UsageError(clean(exc))
 
 
-@click.group()
+@click.group(cls=_Group)
 @click.version_option(__version__, prog_name="jobbridge")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def main(verbose: int) -> None:
     """An operator's window onto Autumn, RQ and Celery job queues in Redis."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 @main.command()
@@ -137,9 +181,9 @@ def snapshot(
         names = [source_name] if source_name else list(service.adapters)
         shots = [await service.snapshot(name, query) for name in names]
         if as_json:
-            click.echo(json.dumps({"snapshots": [snapshot_json(s) for s in shots]}, indent=2))
+            _echo_json({"snapshots": [snapshot_json(s) for s in shots]}, indent=2)
         else:
-            click.echo("\n\n".join(render_snapshot(s) for s in shots))
+            _echo("\n\n".join(render_snapshot(s) for s in shots))
 
     try:
         _run(_with_service(settings, use))
@@ -184,11 +228,13 @@ def show(
         name = _one_source(service, source_name)
         detail = await service.job(name, job_id)
         if detail is None:
-            raise click.ClickException(f"job {job_id!r} not found in source {name!r}")
+            raise click.ClickException(
+                f"job {quoted(job_id, 200)} not found in source {quoted(name)}"
+            )
         if as_json:
-            click.echo(json.dumps(detail_json(detail), indent=2))
+            _echo_json(detail_json(detail), indent=2)
         else:
-            click.echo(render_detail(detail))
+            _echo(render_detail(detail))
 
     try:
         _run(_with_service(settings, use))
@@ -238,9 +284,9 @@ def _action_command(action: Action) -> click.Command:
             for job_id in job_ids:
                 result = await service.act(name, job_id, action, who)
                 if as_json:
-                    click.echo(json.dumps(action_json(result)))
+                    _echo_json(action_json(result))
                 else:
-                    click.echo(f"{result.outcome.value}: {result.message}")
+                    _echo(f"{result.outcome.value}: {clean(result.message)}")
                 if result.outcome is Outcome.UNAVAILABLE:
                     worst = EXIT_UNAVAILABLE
                 elif result.outcome is not Outcome.DONE and worst == EXIT_OK:
@@ -284,15 +330,15 @@ def audit(
     async def use(service: JobService) -> None:
         entries = await service.audit(source_name, limit)
         if as_json:
-            click.echo(json.dumps({"entries": [audit_json(e) for e in entries]}, indent=2))
+            _echo_json({"entries": [audit_json(e) for e in entries]}, indent=2)
             return
         if not entries:
-            click.echo("no audit entries")
+            _echo("no audit entries")
         for e in entries:
-            new = f" -> {e.new_id}" if e.new_id else ""
-            click.echo(
-                f"{e.at:%Y-%m-%d %H:%M:%S}Z  {e.source}  {e.actor}  {e.action} {e.job_id}{new}: "
-                f"{e.outcome}"
+            new = f" -> {clean(e.new_id)}" if e.new_id else ""
+            _echo(
+                f"{e.at:%Y-%m-%d %H:%M:%S}Z  {clean(e.source)}  {clean(e.actor)}  "
+                f"{clean(e.action)} {clean(e.job_id)}{new}: {clean(e.outcome)}"
             )
 
     try:
@@ -319,8 +365,7 @@ def acl(config_path: Path | None, redis_url: str | None, role: str | None, user:
     if not user or not all(c.isalnum() or c in "_.-" for c in user):
         raise _UsageError("--user: letters, digits, '_', '.', '-' only")
     settings, notes = _run(resolve_sources(settings))
-    for note in notes:
-        click.echo(f"note: {note}", err=True)
+    _echo_notes(notes)
     chosen: Role = "viewer" if role == "viewer" else "operator"
     if role is None and settings.server.read_only:
         chosen = "viewer"
@@ -331,8 +376,11 @@ def acl(config_path: Path | None, redis_url: str | None, role: str | None, user:
         by_server.setdefault(redis_server_of(source.redis_url), []).append(source)
     for server, sources in by_server.items():
         names = ", ".join(s.name for s in sources)
-        click.echo(f"# {server}: {chosen} of {names}; set the password, then run in redis-cli:")
-        click.echo(acl_setuser(user, sources, chosen))
+        _echo(
+            f"# {clean(server)}: {chosen} of {clean(names)}; set the password, then run in "
+            "redis-cli:"
+        )
+        _echo(acl_setuser(user, sources, chosen))
 
 
 @main.command()
@@ -353,20 +401,28 @@ def doctor(config_path: Path | None, redis_url: str | None) -> None:
             try:
                 found = await detect(url)
             except SourceUnavailable as exc:
-                click.echo(f"✗ {url}: unreachable ({exc.detail})")
+                _echo(f"✗ {clean(url)}: unreachable ({clean(exc.detail)})")
                 healthy = False
                 continue
-            click.echo(f"✓ {url}: reachable")
+            _echo(f"✓ {clean(url)}: reachable")
             if not found:
-                click.echo("    no Autumn, RQ or Celery keys found")
+                _echo("    no Autumn, RQ or Celery keys found")
             for item in found:
                 support = "supported" if item.supported else "not supported yet"
-                click.echo(
-                    f"    {item.system} (prefix {item.key_prefix!r}, {item.evidence}): {support}"
+                _echo(
+                    f"    {item.system} (prefix {quoted(item.key_prefix, 120)}, "
+                    f"{clean(item.evidence, 200)}): {support}"
+                )
+            autumn = sum(item.system == "autumn" for item in found)
+            if autumn > DETECT_SOURCE_LIMIT and not settings.sources:
+                _echo(
+                    f"    {autumn} Autumn prefixes: --redis watches the first "
+                    f"{DETECT_SOURCE_LIMIT}; name the others in a config file"
                 )
         for source in settings.sources:
-            click.echo(
-                f"source {source.name}: {source.system} at prefix {source.effective_key_prefix!r}"
+            _echo(
+                f"source {clean(source.name)}: {source.system} at prefix "
+                f"{quoted(source.effective_key_prefix, 120)}"
             )
         return healthy
 
@@ -431,18 +487,17 @@ def run_server(settings: Settings) -> None:
     try:
         check_bind_allowed(settings)
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(clean(exc)) from exc
     settings, notes = asyncio.run(resolve_sources(settings))
-    for note in notes:
-        click.echo(f"note: {note}", err=True)
+    _echo_notes(notes)
     if not settings.sources:
         raise click.ClickException(
             "no sources: pass --redis URL or a --config file with [[sources]]"
         )
     server = settings.server
-    click.echo(
+    _echo(
         f"jobbridge {__version__}: http://{server.host}:{server.port}{server.prefix}/jobs "
-        f"({', '.join(s.name for s in settings.sources)})"
+        f"({clean(', '.join(s.name for s in settings.sources))})"
     )
     web.run_app(
         create_app(settings), host=server.host, port=server.port, print=None, access_log=None

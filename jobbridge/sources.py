@@ -6,6 +6,9 @@ handful of EXISTS checks plus one bounded SCAN, run once at start-up, never per 
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -16,9 +19,17 @@ import redis.exceptions
 from jobbridge.adapters.autumn import DEFAULT_KEY_PREFIX as AUTUMN_DEFAULT_PREFIX
 from jobbridge.adapters.autumn import AutumnAdapter
 from jobbridge.adapters.base import JobAdapter, redis_errors, text
-from jobbridge.config import Settings, SourceConfig, redact_url
+from jobbridge.config import (
+    DEFAULT_KEY_PREFIXES,
+    RESERVED_SOURCE_NAMES,
+    Settings,
+    SourceConfig,
+    _parse_key_prefix,
+    redact_url,
+)
 from jobbridge.errors import ConfigError, SourceUnavailable
 from jobbridge.model import System
+from jobbridge.text import clean, quoted
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -27,6 +38,20 @@ if TYPE_CHECKING:
 SUPPORTED: tuple[System, ...] = ("autumn",)
 #: Keys looked at by detection's SCAN at the most.
 DETECT_SCAN_LIMIT = 20_000
+#: Sources of one system detection makes at the most (prefixes in sorted order); name any
+#: others in a config file. Anyone who can write a key can make a prefix look like Autumn's.
+DETECT_SOURCE_LIMIT = 20
+#: TYPE checks per round trip when detection confirms prefixes found by name.
+_TYPE_BATCH = 1000
+#: Characters a source name may not hold (config.py allows ``[A-Za-z0-9_.-]{1,64}``).
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+#: Prefixes whose name copies them but for ':' -> '-' (how detection has always named them).
+_NAME_SAFE_OR_COLON = re.compile(r"[A-Za-z0-9_.:-]+")
+_DASHES = re.compile(r"-{2,}")
+_NAME_MAX = 64
+#: Hex digits of the prefix's SHA-256 that end a name which had to be cut or changed.
+_NAME_DIGEST = 8
+_TITLES: dict[System, str] = {"autumn": "Autumn", "rq": "RQ", "celery": "Celery"}
 #: Autumn zsets every runtime creates under its prefix.
 AUTUMN_MARKERS = ("processing", "delayed", "completed", "dead", "queue")
 
@@ -87,6 +112,9 @@ class Detected:
 async def detect(url: str) -> list[Detected]:
     """Which systems keep keys in this Redis.
 
+    Returns:
+        What was found; Autumn's prefixes with the default one first, then in sorted order.
+
     Raises:
         SourceUnavailable: the Redis could not be reached.
     """
@@ -127,11 +155,14 @@ async def _detect(client: Redis) -> list[Detected]:
                 autumn_prefixes[prefix] = f"key {key}"
         if cursor == 0 or scanned >= DETECT_SCAN_LIMIT:
             break
-    for prefix, evidence in autumn_prefixes.items():
-        # Prefixes found by name alone must hold a real zset (and be readable by us).
-        by_marker = prefix == AUTUMN_DEFAULT_PREFIX and bool(hits)
-        if by_marker or await _type_or_none(client, f"{prefix}:delayed") == b"zset":
-            found.append(Detected("autumn", prefix, evidence))
+    # Sorted, so that the same keys give the same sources (and names, and URLs) every time.
+    prefixes = sorted(autumn_prefixes, key=lambda p: (p != AUTUMN_DEFAULT_PREFIX, p))
+    # Prefixes found by name alone must hold a real zset (and be readable by us).
+    unproven = [p for p in prefixes if not (p == AUTUMN_DEFAULT_PREFIX and hits)]
+    zsets = await _zsets(client, [f"{p}:delayed" for p in unproven])
+    for prefix in prefixes:
+        if zsets.get(f"{prefix}:delayed", True):
+            found.append(Detected("autumn", prefix, autumn_prefixes[prefix]))
     if rq_found:
         found.append(Detected("rq", "rq", "key rq:queues"))
     if celery_found:
@@ -148,30 +179,110 @@ def _unless_refused(reply: object) -> object:
     return reply
 
 
-async def _type_or_none(client: Redis, key: str) -> bytes | str | None:
-    try:
-        return await client.type(key)
-    except redis.exceptions.NoPermissionError:
-        return None
+async def _zsets(client: Redis, keys: Sequence[str]) -> dict[str, bool]:
+    """Whether each key holds a zset (a key we may not read does not), a batch per round trip."""
+    result: dict[str, bool] = {}
+    for start in range(0, len(keys), _TYPE_BATCH):
+        batch = keys[start : start + _TYPE_BATCH]
+        pipe = client.pipeline(transaction=False)
+        for key in batch:
+            pipe.type(key)
+        replies = await pipe.execute(raise_on_error=False)
+        for key, reply in zip(batch, replies, strict=True):
+            result[key] = _unless_refused(reply) in (b"zset", "zset")
+    return result
 
 
-def detected_sources(url: str, detected: Sequence[Detected]) -> list[SourceConfig]:
-    """Source configs for the supported systems detection found (named after the system)."""
-    configs: list[SourceConfig] = []
+def detected_sources(
+    url: str, detected: Sequence[Detected]
+) -> tuple[list[SourceConfig], list[str]]:
+    """Source configs for the supported systems detection found, and notes on what was left out.
+
+    Each system's prefixes are taken in ``detected``'s order up to ``DETECT_SOURCE_LIMIT``;
+    prefixes a config file could not name (spaces, a trailing ':') are left out. Sources are
+    named as :func:`_source_names` says; the key prefix is kept exactly.
+    """
+    by_system: dict[System, list[str]] = {}
     for item in detected:
-        if not item.supported:
-            continue
-        name = (
-            item.system
-            if item.key_prefix == AUTUMN_DEFAULT_PREFIX
-            else (f"{item.system}-{item.key_prefix.replace(':', '-')}")
-        )
-        configs.append(
-            SourceConfig(
-                name=name[:64], system=item.system, redis_url=url, key_prefix=item.key_prefix
+        if item.supported:
+            by_system.setdefault(item.system, []).append(item.key_prefix)
+    configs: list[SourceConfig] = []
+    notes: list[str] = []
+    for system, found in by_system.items():
+        title = _TITLES[system]
+        prefixes: list[str] = []
+        left_out: list[str] = []
+        for prefix in found:
+            (prefixes if _configurable_prefix(prefix, system) else left_out).append(prefix)
+        if left_out:
+            examples = ", ".join(quoted(p, 120) for p in left_out[:3])
+            notes.append(
+                f"left out {len(left_out)} {title} prefixes a config file could not name either "
+                f"(spaces or a trailing ':'): {examples}{', …' if len(left_out) > 3 else ''}"
             )
-        )
-    return configs
+        if len(prefixes) > DETECT_SOURCE_LIMIT:
+            notes.append(
+                f"found {len(prefixes)} {title} prefixes; watching the first "
+                f"{DETECT_SOURCE_LIMIT} in sorted order; name the others in a config file "
+                "([[sources]])"
+            )
+            prefixes = prefixes[:DETECT_SOURCE_LIMIT]
+        names = _source_names(system, prefixes)
+        configs += [
+            SourceConfig(name=names[p], system=system, redis_url=url, key_prefix=p)
+            for p in prefixes
+        ]
+    return configs, notes
+
+
+def _configurable_prefix(prefix: str, system: System) -> bool:
+    """Whether a config file's ``key_prefix`` could hold this prefix (the same check)."""
+    try:
+        _parse_key_prefix(prefix, "key_prefix", system)
+    except ConfigError:
+        return False
+    return True
+
+
+def _source_names(system: System, prefixes: Sequence[str]) -> dict[str, str]:
+    """Unique source names for one system's prefixes (given in sorted order), each valid as a
+    configured name and stable for the same set of prefixes.
+
+    The default prefix is named after the system; another is "<system>-<prefix>" with every
+    character a name may not hold turned into '-', as detection has always named prefixes
+    made of letters, digits, '_', '.', '-' and ':'. A prefix whose name had to be cut to 64
+    characters or lost other characters, or whose name another prefix holds (the one it copies
+    exactly, without ':', keeps it), ends in a digest of its exact prefix instead.
+    """
+    default = DEFAULT_KEY_PREFIXES[system]
+    plain = {
+        p: system if p == default else f"{system}-{_NAME_UNSAFE.sub('-', p)}" for p in prefixes
+    }
+    claims: dict[str, list[str]] = {}
+    for prefix, name in plain.items():
+        faithful = prefix == default or _NAME_SAFE_OR_COLON.fullmatch(prefix) is not None
+        if faithful and len(name) <= _NAME_MAX and name not in RESERVED_SOURCE_NAMES:
+            claims.setdefault(name, []).append(prefix)
+    names: dict[str, str] = {}
+    for name, claimants in claims.items():
+        exact = [p for p in claimants if ":" not in p or p == default]
+        if len(claimants) == 1 or exact:
+            names[(exact or claimants)[0]] = name
+    taken = set(names.values()) | RESERVED_SOURCE_NAMES
+    for prefix in prefixes:
+        if prefix in names:
+            continue
+        digest = hashlib.sha256(prefix.encode("utf-8", "surrogatepass")).hexdigest()
+        stem = _DASHES.sub("-", plain[prefix])
+        # Crafted prefixes can take the digest name too; counting up always finds a free one.
+        for n in itertools.count(1):
+            suffix = f"-{digest[:_NAME_DIGEST]}" + (f"-{n}" if n > 1 else "")
+            name = stem[: _NAME_MAX - len(suffix)].rstrip("-") + suffix
+            if name not in taken:
+                break
+        names[prefix] = name
+        taken.add(name)
+    return names
 
 
 async def resolve_sources(settings: Settings) -> tuple[Settings, list[str]]:
@@ -181,7 +292,8 @@ async def resolve_sources(settings: Settings) -> tuple[Settings, list[str]]:
     Autumn's default prefix there, and the pages say when Redis is unreachable.
 
     Returns:
-        The settings to serve, and notes for the operator about what detection decided.
+        The settings to serve, and notes for the operator about what detection decided (one
+        line each, cleaned of control characters).
     """
     url = settings.detect_url
     if settings.sources or not url:
@@ -192,15 +304,17 @@ async def resolve_sources(settings: Settings) -> tuple[Settings, list[str]]:
     except SourceUnavailable as exc:
         found = []
         notes.append(
-            f"{redact_url(url)} is unreachable ({exc.detail}); watching Autumn's default "
-            f"prefix {AUTUMN_DEFAULT_PREFIX!r} until it answers"
+            f"{clean(redact_url(url))} is unreachable ({clean(exc.detail)}); watching Autumn's "
+            f"default prefix {AUTUMN_DEFAULT_PREFIX!r} until it answers"
         )
     for item in found:
         if not item.supported:
             notes.append(
-                f"found {item.system} keys ({item.evidence}), which jobbridge does not read yet"
+                f"found {item.system} keys ({clean(item.evidence, 200)}), "
+                "which jobbridge does not read yet"
             )
-    configs = detected_sources(url, found)
+    configs, left_out = detected_sources(url, found)
+    notes += left_out
     if not configs:
         if found or not notes:
             notes.append(
@@ -209,6 +323,7 @@ async def resolve_sources(settings: Settings) -> tuple[Settings, list[str]]:
         configs = [SourceConfig(name="autumn", system="autumn", redis_url=url)]
     for config in configs:
         notes.append(
-            f"source {config.name}: {config.system} at prefix {config.effective_key_prefix!r}"
+            f"source {config.name}: {config.system} at prefix "
+            f"{quoted(config.effective_key_prefix, 120)}"
         )
     return replace(settings, sources=tuple(configs)), notes

@@ -66,3 +66,16 @@ def clean_block(value: object, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         text = text[:limit] + f"\n… [{len(text) - limit} more characters]"
     return text
+
+
+def clean_terminal(value: str) -> str:
+    """Text bound for a terminal, as a last line of defence behind :func:`clean`: newlines and
+    tabs kept, every other control character (carriage returns included) and every invisible
+    character shown as "\ufffd"."""
+    return _INVISIBLE.sub("\ufffd", value.replace("\r", "\ufffd"))
+
+
+def quoted(value: object, limit: int | None = None) -> str:
+    """Untrusted text as a one-line Python literal: quoted, with its control and invisible
+    characters as escapes (``'a\\x1bb'``), so the exact value can be read back."""
+    return clean(repr(value), limit)
