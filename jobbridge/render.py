@@ -82,6 +82,8 @@ def render_snapshot(snapshot: Snapshot) -> str:
         f"completed 24h {c.completed_24h}  failed 7d {c.failed_7d}  blocked {c.blocked}  "
         f"oldest enqueued {age(c.oldest_enqueued_age_s)}",
     ]
+    for problem in c.problems:
+        out.append(f"problem: {clean(problem, 400)}")
     if c.queues:
         out.append(
             "queues: "

@@ -53,14 +53,21 @@ class Coalescer:
     """Share one in-flight or recent result among identical callers.
 
     A result is reused for ``ttl_s`` seconds after it arrives; an exception is handed to every
-    caller that was waiting for it and is not kept.
+    caller that was waiting for it and is not kept. At most ``max_entries`` finished results
+    are kept (the oldest go first), and expired ones are dropped a moment after they expire,
+    idle or not: however many distinct queries viewers send, memory stays bounded.
     """
 
-    def __init__(self, ttl_s: float) -> None:
+    def __init__(self, ttl_s: float, max_entries: int = 64) -> None:
         self.ttl_s = ttl_s
+        self.max_entries = max_entries
         self._entries: dict[Hashable, tuple[float, asyncio.Future[Any]]] = {}
+        self._sweep: asyncio.TimerHandle | None = None
         #: how many calls reached Redis (for tests and /metrics)
         self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     async def get(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
         now = time.monotonic()
@@ -70,22 +77,51 @@ class Coalescer:
             if not future.done() or now < expires:
                 result: T = await asyncio.shield(future)
                 return result
+            del self._entries[key]
         self.misses += 1
         future = asyncio.get_running_loop().create_future()
         self._entries[key] = (float("inf"), future)
         try:
             value = await load()
         except BaseException as exc:
-            self._entries.pop(key, None)
+            if self._entries.get(key, (0, None))[1] is future:
+                del self._entries[key]
             future.set_exception(exc)
             # Waiters get it; mark it retrieved so asyncio does not warn when there are none.
             future.exception()
             raise
         future.set_result(value)
-        self._entries[key] = (time.monotonic() + self.ttl_s, future)
-        if len(self._entries) > 10_000:
-            self._prune()
+        if self._entries.get(key, (0, None))[1] is future:
+            if self.ttl_s > 0:
+                # Re-inserted, so the dict's order is the order results arrived in.
+                del self._entries[key]
+                self._entries[key] = (time.monotonic() + self.ttl_s, future)
+                self._trim()
+            else:
+                del self._entries[key]
         return value
+
+    def _trim(self) -> None:
+        """Drop expired results, then the oldest finished ones beyond ``max_entries``."""
+        now = time.monotonic()
+        finished = [k for k, (expires, f) in self._entries.items() if f.done()]
+        for key in finished:
+            if self._entries[key][0] <= now:
+                del self._entries[key]
+        excess = len(self._entries) - self.max_entries
+        for key in finished:
+            if excess <= 0:
+                break
+            if key in self._entries:
+                del self._entries[key]
+                excess -= 1
+        if self._sweep is None and self._entries:
+            loop = asyncio.get_running_loop()
+            self._sweep = loop.call_later(self.ttl_s + 0.05, self._swept)
+
+    def _swept(self) -> None:
+        self._sweep = None
+        self._trim()
 
     def invalidate(self, prefix: Hashable | None = None) -> None:
         """Forget finished results (of keys starting with ``prefix`` when given)."""
@@ -93,12 +129,6 @@ class Coalescer:
             if not future.done():
                 continue
             if prefix is None or (isinstance(key, tuple) and key[:1] == (prefix,)):
-                del self._entries[key]
-
-    def _prune(self) -> None:
-        now = time.monotonic()
-        for key, (expires, future) in list(self._entries.items()):
-            if future.done() and expires <= now:
                 del self._entries[key]
 
 
@@ -273,7 +303,9 @@ class JobService:
         )
 
     async def job(self, source: str, job_id: str) -> JobDetail | None:
-        return await self.adapter(source).job(job_id)
+        """One job wherever it is; viewers of the same job within the TTL share one read."""
+        adapter = self.adapter(source)
+        return await self.cache.get((source, "job", job_id), lambda: adapter.job(job_id))
 
     async def audit(
         self, source: str | None = None, limit: int = 100, *, job_id: str | None = None

@@ -64,6 +64,8 @@ def connect(url: str) -> Redis:
         socket_timeout=5,
         health_check_interval=30,
         retry_on_timeout=False,
+        # Job ids and key names that are not UTF-8 round-trip (jobbridge.adapters.base.key_text).
+        encoding_errors="surrogateescape",
     )
 
 

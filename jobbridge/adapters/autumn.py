@@ -119,7 +119,15 @@ ROW_CACHE_BYTES = 32 * 1024 * 1024
 
 _ROWS: RowCache[JobRecord] = RowCache(ROW_CACHE_BYTES)
 
-_TYPE_WORDS = {"list": "a list", "zset": "a sorted set", "string": "a string"}
+_TYPE_WORDS = {
+    "list": "a list",
+    "zset": "a sorted set",
+    "string": "a string",
+    "hash": "a hash",
+    "set": "a set",
+    "stream": "a stream",
+    "none": "gone",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +165,8 @@ def _parse_lifecycle(
     if raw is None:
         return None
     try:
-        data: Any = safejson.loads(raw)
+        # The script copied the job id's bytes as they were: keep ids that are not UTF-8.
+        data: Any = safejson.loads(key_text(raw))
         status = JobStatus(data["status"])
         at = ms_to_datetime(whole_ms(data["at_ms"])) or datetime.fromtimestamp(0, tz=UTC)
         found_id = job_id if job_id is not None else str(data["job_id"])
@@ -504,7 +513,7 @@ class AutumnAdapter:
         return view
 
     async def _read_values(
-        self, keys: Sequence[str], first: int, budget: int = PAGE_BYTES
+        self, keys: Sequence[str], first: int, budget: int | None = None
     ) -> list[Value]:
         """String values: one ``GETRANGE`` of the first ``first`` bytes each; values longer
         than that are read whole while ``budget`` lasts, else ``Unread``. A key of another
@@ -525,7 +534,7 @@ class AutumnAdapter:
             i for i, value in enumerate(out) if isinstance(value, bytes) and len(value) >= first
         ]
         if longer:
-            await self._read_longer(keys, out, longer, budget)
+            await self._read_longer(keys, out, longer, PAGE_BYTES if budget is None else budget)
         return out
 
     async def _read_longer(

@@ -7,6 +7,7 @@ flagged with what is wrong, so one bad record never breaks a page.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -173,7 +174,8 @@ def _str_or_none(value: object, limit: int) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        value = json.dumps(value, ensure_ascii=False)[:limit]
+        # Bounded: encoding stops once past the limit, whatever the value's size.
+        return json_preview(value, limit)
     return cap(value, limit)
 
 
@@ -200,9 +202,9 @@ def _extra(data: dict[str, Any]) -> dict[str, str]:
     for name in ("unique_key", "unique_window", "concurrency_key", "initial_backoff_ms"):
         value = data.get(name)
         if value is not None:
-            extra[name] = cap(str(value), MAX_NAME_CHARS) or ""
+            extra[name] = _str_or_none(value, MAX_NAME_CHARS) or ""
     if data.get("concurrency_limit") is not None:
-        extra["concurrency_limit"] = str(data["concurrency_limit"])
+        extra["concurrency_limit"] = _str_or_none(data["concurrency_limit"], MAX_NAME_CHARS) or ""
     return extra
 
 
@@ -250,9 +252,9 @@ def to_job(
     extra = _extra(data)
     recorded = data.get("id")
     if check_id and "id" in data and recorded != job_id:
-        shown = recorded if isinstance(recorded, str) else dumps_compact(recorded)
-        problems.append(f"the record names another job id ({cap(shown, MAX_NAME_CHARS)})")
-        extra["recorded_id"] = cap(shown, MAX_NAME_CHARS) or ""
+        shown = _str_or_none(recorded, MAX_NAME_CHARS) or "null"
+        problems.append(f"the record names another job id ({shown})")
+        extra["recorded_id"] = shown
     return JobRecord(
         source=source,
         system="autumn",
@@ -325,10 +327,24 @@ class HistorySummary:
     malformed: bool
 
 
+#: the id at the start of a record as serde writes it, for entries that do not decode
+_LEADING_ID = re.compile(rb'\{"id":"([^"\\]{1,200})"[,}]')
+
+
 def summarize(raw: bytes) -> HistorySummary:
     """The summary of one history entry."""
     decoded = decode(raw)
     data = decoded.data or {}
+    recorded = usable_id(data.get("id"))
+    if decoded.data is None:
+        # Autumn writes "id" first; an entry that does not decode (too deep, a bad number)
+        # may still be the dead-record's twin, which the adapter checks byte for byte.
+        match = _LEADING_ID.match(raw)
+        if match is not None:
+            try:
+                recorded = usable_id(match[1].decode("utf-8"))
+            except UnicodeDecodeError:
+                recorded = None
     malformed = is_malformed_dead_entry(decoded.data)
     time_ms = None
     for name in ("finished_at_ms", "started_at_ms", "enqueued_at_ms"):
@@ -338,7 +354,7 @@ def summarize(raw: bytes) -> HistorySummary:
     return HistorySummary(
         time_ms=time_ms,
         flagged=malformed or not decoded.ok,
-        recorded_id=usable_id(data.get("id")),
+        recorded_id=recorded,
         malformed=malformed,
     )
 

@@ -297,7 +297,8 @@ def audit_key(jobbridge_prefix: str) -> str:
 def parse_audit(raw: bytes | str) -> AuditEntry | None:
     """Decode one audit entry written by a Lua script; None if it is not one."""
     try:
-        data: Any = safejson.loads(raw)
+        # The script copied the job id's bytes as they were: keep ids that are not UTF-8.
+        data: Any = safejson.loads(key_text(raw))
         at = ms_to_datetime(whole_ms(data["at_ms"]))
         if at is None:
             return None

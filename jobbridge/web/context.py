@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from jobbridge.web import keys
-from jobbridge.web.responses import JOB_BY_QUERY, PATH_UNSAFE_IDS
+from jobbridge.web.responses import JOB_BY_QUERY, id_query, path_unsafe
 from jobbridge.web.security import FlashKind, Principal
 
 
@@ -87,8 +87,8 @@ class Ui:
 
     def _job_path(self, source: str, job_id: str, tail: str) -> str:
         base = f"{self.prefix}/jobs/{quote(source, safe='')}/"
-        if job_id in PATH_UNSAFE_IDS:
-            return f"{base}{JOB_BY_QUERY}{tail}?{urlencode({'id': job_id})}"
+        if path_unsafe(job_id):
+            return f"{base}{JOB_BY_QUERY}{tail}?{id_query(job_id)}"
         return f"{base}{quote(job_id, safe='')}{tail}"
 
     def counters_url(self, source: str, reload: bool = False) -> str:

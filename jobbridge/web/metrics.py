@@ -88,7 +88,17 @@ class SourceCollector(Collector):
                 queue_enqueued.add_metric([name, queue.name], float(queue.enqueued))
                 if queue.oldest_enqueued_age_s is not None:
                     queue_oldest.add_metric([name, queue.name], queue.oldest_enqueued_age_s)
+        problems = GaugeMetricFamily(
+            "jobbridge_source_problems",
+            "Parts of the source that could not be read (a key of the wrong type, queues "
+            "left out); its counts leave them out.",
+            labels=["source"],
+        )
+        for reading in self.readings:
+            if reading.counters is not None:
+                problems.add_metric([reading.source.name], len(reading.counters.problems))
         yield up
+        yield problems
         yield from families.values()
         yield oldest
         yield queue_enqueued

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
@@ -70,14 +71,38 @@ PATH_UNSAFE_IDS = frozenset({JOB_BY_QUERY, "counters", ".", ".."})
 
 
 def job_param(request: web.Request) -> str:
-    """The job id of a job URL: the path segment, or ``?id=`` after the segment ``job``."""
+    """The job id of a job URL: the path segment, or ``?id=`` after the segment ``job``.
+
+    The query form is read from the raw query string with ``surrogateescape``, so an id that
+    is not UTF-8 (jobbridge.adapters.base.key_text) arrives as the bytes it was listed with.
+    """
     job_id = route_param(request, "id")
     if job_id == JOB_BY_QUERY and "id" in request.query:
+        pairs = parse_qsl(
+            request.rel_url.raw_query_string, encoding="utf-8", errors="surrogateescape"
+        )
         # Pasted from a log line, often with spaces; the ids this form must carry have none.
-        job_id = request.query["id"].strip()
+        job_id = next((v for k, v in pairs if k == "id"), "").strip()
         if not job_id or len(job_id) > MAX_PARAM_CHARS:
             raise HttpError(404, "not_found", "No such job.")
     return job_id
+
+
+def path_unsafe(job_id: str) -> bool:
+    """Whether a job id must travel as ``job?id=...`` rather than as a path segment: another
+    route's name, what clients fold away, or bytes that are not UTF-8."""
+    if job_id in PATH_UNSAFE_IDS:
+        return True
+    try:
+        job_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def id_query(job_id: str) -> str:
+    """``id=<the id's exact bytes, percent-encoded>``."""
+    return urlencode({"id": job_id.encode("utf-8", errors="surrogateescape")})
 
 
 def int_query(request: web.Request, name: str) -> int | None:

@@ -1,0 +1,148 @@
+"""Hostile data and faults through HTTP (issue 6): no 5xx, the wrong job never acted on, memory
+bounded, and a quick Redis restart costs no request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from jobbridge.adapters.autumn_keys import entry_id
+from jobbridge.config import ServerConfig, Settings, SourceConfig
+from jobbridge.devredis import start_redis_server
+from jobbridge.offload import digest_now
+from jobbridge.web import keys
+from tests.integration.autumn_fixtures import failing_job
+from tests.web.conftest import csrf_token
+
+pytestmark = pytest.mark.redis
+
+DEEP = "[" * 10_000 + "]" * 10_000
+
+
+async def test_the_decoys_cancel_form_posts_the_decoy(client, autumn) -> None:
+    victim = autumn.enqueue("charge_card", {"amount": 100})
+    decoy = json.loads(autumn.record_raw(victim))
+    decoy["name"] = "harmless"
+    autumn.client.set(autumn.record_key("decoy"), json.dumps(decoy))
+    autumn.client.lpush(autumn.queue_key("default"), "decoy")
+
+    html = await (await client.get("/admin/jobs/orders")).text()
+    assert 'action="/admin/jobs/orders/decoy/cancel"' in html
+    token = await csrf_token(client)
+    response = await client.post(
+        "/admin/jobs/orders/decoy/cancel", data={"_csrf": token}, allow_redirects=False
+    )
+    assert response.status == 303
+    assert autumn.queue_ids() == [victim]
+
+
+async def test_deep_json_everywhere_is_never_a_500(client, autumn) -> None:
+    job_id = failing_job(autumn)
+    raw = autumn.dead_record_raw(job_id)
+    deep = raw.replace('"payload":{"message":"boom"}', f'"payload":{DEEP}')
+    autumn.client.delete(autumn.dead_key)
+    autumn.client.lpush(autumn.dead_key, deep)
+    autumn.client.set(autumn.dead_record_key(job_id), deep)
+    autumn.client.lpush("jobbridge:audit", '{"at_ms":' + DEEP + "}")
+    autumn.client.set(f"jobbridge:autumn:autumn:jobs:lifecycle:{job_id}x", DEEP)
+
+    for path in (
+        "/admin/jobs",
+        "/admin/jobs/counters",
+        "/admin/jobs/orders",
+        f"/admin/jobs/orders/{job_id}",
+        f"/admin/jobs/orders/{job_id}x",
+        "/admin/api/sources/orders/snapshot",
+        f"/admin/api/sources/orders/jobs/{job_id}",
+        "/admin/api/counters",
+        "/admin/audit",
+        "/admin/api/audit",
+        "/metrics",
+        "/actuator/jobs",
+    ):
+        response = await client.get(path)
+        assert response.status < 500, (path, response.status)
+    metrics = await (await client.get("/metrics")).text()
+    assert 'jobbridge_source_up{source="orders",system="autumn"} 1.0' in metrics
+    headers = {"X-CSRF-Token": await csrf_token(client)}
+    retry = await client.post(f"/admin/api/sources/orders/jobs/{job_id}/retry", headers=headers)
+    assert retry.status == 422 and (await retry.json())["error"] == "corrupt"
+    discard = f"/admin/api/sources/orders/jobs/{job_id}/discard"
+    assert (await client.post(discard, headers=headers)).status == 200
+
+
+async def test_an_entry_known_by_its_digest_is_discarded_through_its_form(client, autumn) -> None:
+    entry = json.dumps({"error": "invalid job payload", "raw_payload": "{"})
+    autumn.client.lpush(autumn.dead_key, entry)
+    job_id = entry_id(digest_now(entry.encode()))
+    html = await (await client.get("/admin/jobs/orders")).text()
+    assert f'action="/admin/jobs/orders/{job_id.replace(":", "%3A")}/discard"' in html
+    assert (await client.get(f"/admin/jobs/orders/{job_id}")).status == 200
+    token = await csrf_token(client)
+    response = await client.post(
+        f"/admin/jobs/orders/{job_id}/discard", data={"_csrf": token}, allow_redirects=False
+    )
+    assert response.status == 303 and autumn.dead_raw() == []
+
+
+async def test_a_job_id_that_is_not_utf8_opens_and_cancels(client, autumn) -> None:
+    job_id = autumn.enqueue("noop", {})
+    odd = b"odd-\xff"
+    record = json.loads(autumn.record_raw(job_id))
+    record["id"] = "odd-?"
+    autumn.client.set(b"autumn:jobs:record:" + odd, json.dumps(record))
+    autumn.client.lpush(autumn.queue_key("default"), odd)
+
+    html = await (await client.get("/admin/jobs/orders")).text()
+    link = "/admin/jobs/orders/job?id=odd-%FF"
+    assert f'href="{link}"' in html
+    assert (await client.get(link)).status == 200
+    token = await csrf_token(client)
+    response = await client.post(
+        "/admin/jobs/orders/job/cancel?id=odd-%FF", data={"_csrf": token}, allow_redirects=False
+    )
+    assert response.status == 303
+    assert autumn.client.lrange(autumn.queue_key("default"), 0, -1) == [job_id.encode()]
+
+
+async def test_distinct_queries_do_not_grow_the_read_cache(make_client, autumn, redis_url) -> None:
+    for n in range(30):
+        failing_job(autumn, payload={"n": n})
+    client = await make_client(cache_ttl_s=30.0)
+    service = client.server.app[keys.SERVICE]
+    for page in range(1, 301):
+        response = await client.get(f"/admin/jobs/orders?completed_page={page}")
+        assert response.status == 200
+    assert len(service.cache) <= service.cache.max_entries
+
+
+async def test_expired_reads_are_dropped_while_idle(make_client, autumn) -> None:
+    client = await make_client(cache_ttl_s=0.1)
+    service = client.server.app[keys.SERVICE]
+    for page in range(1, 11):
+        assert (await client.get(f"/admin/api/sources/orders/snapshot?failed_page={page}")).ok
+    assert len(service.cache) > 0
+    await asyncio.sleep(0.5)
+    assert len(service.cache) == 0
+
+
+async def test_a_quick_redis_restart_costs_no_request(make_client) -> None:
+    server = start_redis_server()
+    try:
+        settings = Settings(
+            server=ServerConfig(cache_ttl_s=0),
+            sources=(SourceConfig(name="orders", system="autumn", redis_url=server.url(0)),),
+        )
+        client = await make_client(settings)
+        paths = ["/admin/api/counters", "/admin/api/sources/orders/snapshot", "/admin/jobs/orders"]
+        # Fill the pool with idle connections.
+        for response in await asyncio.gather(*(client.get(p) for p in paths * 8)):
+            assert response.status == 200
+        server.stop()
+        server.restart()
+        statuses = [r.status for r in await asyncio.gather(*(client.get(p) for p in paths * 8))]
+        assert statuses == [200] * 24
+    finally:
+        server.stop()
