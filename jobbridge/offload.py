@@ -3,21 +3,32 @@
 Python's JSON decoder holds the GIL for the whole document: a record of a few megabytes takes
 tens to hundreds of milliseconds to decode, and a thread would stall the event loop just as
 long. Values up to :data:`INLINE_BYTES` are decoded in place (a few milliseconds at most);
-bigger ones go to one worker process, started on first use. What comes back is small (a row,
-a capped preview), so moving it between processes costs little.
+bigger ones go to one worker process (``python -m jobbridge.offload``), started on first use
+and kept for the life of the process.
+
+The worker is a plain subprocess talking over its stdin and stdout, not a
+``multiprocessing`` pool: a pool started with "spawn" re-imports the parent's main script,
+which breaks any program that embeds jobbridge without an ``if __name__ == "__main__"``
+guard, and "fork" copies the event loop's threads mid-flight. The exchange is pickled
+(length-prefixed frames) in both directions between jobbridge's own two processes: the
+parent sends a function of this package and the stored bytes, the worker returns a small
+result (a row, a capped preview). Job data is only ever JSON-decoded, never unpickled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
+import importlib
 import logging
-import multiprocessing
+import pickle
+import struct
+import subprocess
+import sys
+import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from functools import partial
-from typing import TypeVar
+from typing import IO, Any, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -30,37 +41,108 @@ INLINE_BYTES = 256 * 1024
 INLINE_HASH_BYTES = 1024 * 1024
 #: bytes of a digest that identifies a stored value
 DIGEST_BYTES = 16
+#: the only functions the worker runs: jobbridge's own, by module
+_ALLOWED_PREFIX = "jobbridge."
+_HEADER = struct.Struct("!Q")
 
-_pool: ProcessPoolExecutor | None = None
+
+class DecodeFailed(RuntimeError):
+    """The worker process died or could not run the call."""
 
 
-def _get_pool() -> ProcessPoolExecutor:
-    global _pool
-    if _pool is None:
-        # spawn, not fork: the parent runs an event loop and threads that a fork would copy
-        # in whatever state they are in.
-        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-    return _pool
+def _write(stream: IO[bytes], value: object) -> None:
+    body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(body)))
+    stream.write(body)
+    stream.flush()
+
+
+def _read(stream: IO[bytes]) -> Any:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        raise EOFError("the decoding process closed its output")
+    (size,) = _HEADER.unpack(header)
+    body = stream.read(size)
+    if len(body) < size:
+        raise EOFError("the decoding process closed its output")
+    return pickle.loads(body)
+
+
+class _Worker:
+    """One worker process; calls go through it one at a time, from any thread."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        #: calls that ran in the worker (for tests and benchmarks)
+        self.calls = 0
+
+    def call(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
+        with self._lock:
+            process = self._ensure()
+            assert process.stdin is not None and process.stdout is not None
+            try:
+                _write(process.stdin, (fn.__module__, fn.__qualname__, args))
+                status, value = _read(process.stdout)
+            except (OSError, EOFError, pickle.PickleError) as exc:
+                # Never sent again: if this input is what killed it, it would kill the next.
+                self._stop()
+                raise DecodeFailed(f"the decoding process died ({exc})") from None
+            self.calls += 1
+        if status != "ok":
+            raise DecodeFailed(str(value))
+        result: T = value
+        return result
+
+    def _ensure(self) -> subprocess.Popen[bytes]:
+        if self._process is None or self._process.poll() is not None:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "jobbridge.offload"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+        return self._process
+
+    def _stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                stream.close()
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop()
+
+
+_worker = _Worker()
+atexit.register(_worker.stop)
 
 
 async def decode(fn: Callable[..., T], raw: bytes, *args: object) -> T:
     """``fn(raw, *args)``, in the worker process when ``raw`` is big.
 
-    ``fn`` must be a module-level function and its arguments and result picklable.
+    ``fn`` must be a module-level function of this package, its arguments and result
+    picklable. If the worker cannot run it, it runs here instead (and the loop waits).
     """
     if len(raw) <= INLINE_BYTES:
         return fn(raw, *args)
-    global _pool
-    pool = _get_pool()
     try:
-        return await asyncio.get_running_loop().run_in_executor(pool, partial(fn, raw, *args))
-    except BrokenProcessPool:
-        # The worker died (killed, out of memory): start a fresh one next time.
-        log.warning("the decoding process died; starting a new one")
-        if _pool is pool:
-            _pool = None
-        pool.shutdown(wait=False)
-        raise
+        return await asyncio.get_running_loop().run_in_executor(
+            None, _worker.call, fn, (raw, *args)
+        )
+    except DecodeFailed as exc:
+        log.warning("decoding %d bytes here instead: %s", len(raw), exc)
+        return fn(raw, *args)
+
+
+def worker_calls() -> int:
+    """How many calls the worker process has run."""
+    return _worker.calls
 
 
 def digest_now(raw: bytes) -> bytes:
@@ -76,8 +158,26 @@ async def digest(raw: bytes) -> bytes:
 
 
 def shutdown() -> None:
-    """Stop the worker process (tests and clean exits; it is restarted on demand)."""
-    global _pool
-    pool, _pool = _pool, None
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+    """Stop the worker process (it starts again on the next big value)."""
+    _worker.stop()
+
+
+def _serve(incoming: IO[bytes], outgoing: IO[bytes]) -> None:
+    """The worker's loop: run each call it is sent until its input closes."""
+    while True:
+        try:
+            module_name, name, args = _read(incoming)
+        except EOFError:
+            return
+        try:
+            if not module_name.startswith(_ALLOWED_PREFIX):
+                raise PermissionError(f"{module_name}.{name} is not jobbridge's")
+            fn = getattr(importlib.import_module(module_name), name)
+            reply: tuple[str, object] = ("ok", fn(*args))
+        except Exception as exc:  # reported to the caller, which decodes in place
+            reply = ("error", f"{type(exc).__name__}: {str(exc)[:300]}")
+        _write(outgoing, reply)
+
+
+if __name__ == "__main__":
+    _serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from _json import scanstring
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +30,6 @@ from typing import Any
 #: the deepest nesting serde_json's default recursion limit (128) lets through: deeper
 #: documents are refused, as Autumn refuses them
 MAX_DEPTH = 127
-
-PairsHook = Callable[[list[tuple[str, Any]]], Any]
 
 
 class JSONError(ValueError):
@@ -43,18 +43,21 @@ class Loaded:
     value: Any
     #: numbers out of a float's range ("1e999"), as serde_json refuses them
     problems: tuple[str, ...] = ()
+    #: keys the outermost object names more than once (with ``top_keys``)
+    repeated: tuple[str, ...] = ()
 
 
 def _reject_constant(name: str) -> Any:
     raise JSONError(f"non-standard JSON constant {name}")
 
 
-def loads_checked(raw: bytes | str, *, pairs_hook: PairsHook | None = None) -> Loaded:
+def loads_checked(raw: bytes | str, *, top_keys: bool = False) -> Loaded:
     """Decode hostile JSON text.
 
     Args:
         raw: the stored bytes (strict UTF-8) or text.
-        pairs_hook: as ``json.loads``'s ``object_pairs_hook``.
+        top_keys: when the document is an object, also list the keys it names more than once
+            (Python keeps the last; serde_json refuses a struct field named twice).
 
     Raises:
         JSONError: not UTF-8, not JSON, a lone surrogate, NaN / Infinity, or too deep.
@@ -67,52 +70,114 @@ def loads_checked(raw: bytes | str, *, pairs_hook: PairsHook | None = None) -> L
             problems.append(f"number {literal[:40]} is out of range")
         return value
 
+    decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=parse_float)
+    repeated: tuple[str, ...] = ()
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        value = json.loads(
-            text,
-            parse_constant=_reject_constant,
-            parse_float=parse_float,
-            object_pairs_hook=pairs_hook,
-        )
+        if top_keys:
+            value, repeated = _decode_object(decoder, text)
+        else:
+            value = decoder.decode(text)
     except RecursionError:
         raise JSONError(f"nested deeper than {MAX_DEPTH} levels") from None
     except UnicodeDecodeError:
         raise JSONError("not valid UTF-8") from None
     except JSONError:
         raise
-    except ValueError as exc:
+    except (ValueError, StopIteration, IndexError) as exc:
         raise JSONError(str(exc)[:120] or "not JSON") from None
-    if "\\u" in text and _has_surrogate(value):
+    if _SURROGATE_ESCAPE.search(text) and _has_surrogate(value):
         raise JSONError("holds an escaped lone surrogate")
-    if _brackets(text) > MAX_DEPTH and depth_exceeds(value, MAX_DEPTH):
+    if too_deep(raw if isinstance(raw, bytes) else text.encode("utf-8", "surrogatepass")):
         raise JSONError(f"nested deeper than {MAX_DEPTH} levels")
-    return Loaded(value, tuple(problems))
+    return Loaded(value, tuple(problems), repeated)
 
 
-def loads(raw: bytes | str, *, pairs_hook: PairsHook | None = None) -> Any:
+def loads(raw: bytes | str) -> Any:
     """``loads_checked(...).value``: for text where out-of-range numbers do not matter."""
-    return loads_checked(raw, pairs_hook=pairs_hook).value
+    return loads_checked(raw).value
 
 
-def _brackets(text: str) -> int:
-    """How many containers the text opens at most (brackets inside strings count too)."""
-    return text.count("[") + text.count("{")
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
-def depth_exceeds(value: Any, limit: int) -> bool:
-    """Whether containers nest deeper than ``limit`` levels (walked without recursion)."""
-    if not isinstance(value, dict | list):
+def _decode_object(decoder: json.JSONDecoder, text: str) -> tuple[Any, tuple[str, ...]]:
+    """Decode a document; for an object, also the keys it names twice.
+
+    The object's own keys are read here, its values by the C scanner, so this costs what
+    ``json.loads`` costs (a hook called for every nested object would cost far more).
+    """
+
+    def skip(at: int) -> int:
+        match = _WHITESPACE.match(text, at)
+        return at if match is None else match.end()
+
+    # the C scanner JSONDecoder builds for itself, with its hooks
+    scan: Callable[[str, int], tuple[Any, int]] = decoder.scan_once  # type: ignore[attr-defined]
+    index = skip(0)
+    if not text.startswith("{", index):
+        return decoder.decode(text), ()
+    pairs: list[tuple[str, Any]] = []
+    index = skip(index + 1)
+    if text.startswith("}", index):
+        index += 1
+    else:
+        while True:
+            if not text.startswith('"', index):
+                raise JSONError(f"expecting a property name at char {index}")
+            key, index = scanstring(text, index + 1)
+            index = skip(index)
+            if not text.startswith(":", index):
+                raise JSONError(f"expecting ':' at char {index}")
+            index = skip(index + 1)
+            value, index = scan(text, index)
+            pairs.append((key, value))
+            index = skip(index)
+            if text.startswith("}", index):
+                index += 1
+                break
+            if not text.startswith(",", index):
+                raise JSONError(f"expecting ',' or '}}' at char {index}")
+            index = skip(index + 1)
+    if skip(index) != len(text):
+        raise JSONError(f"extra data at char {index}")
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for key, _ in pairs:
+        if key in seen and key not in repeated:
+            repeated.append(key)
+        seen.add(key)
+    return dict(pairs), tuple(repeated)
+
+
+#: an escaped surrogate ("\\ud800"); only then can a decoded string hold a lone one
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+#: every byte but brackets and quotes
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_STRINGS = re.compile(rb'"[^"]*"')
+_PAIRS = re.compile(rb"\[\]|\{\}|\[\}|\{\]")
+
+
+def too_deep(text: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether valid JSON text nests containers deeper than ``limit``.
+
+    Works on the text at C speed rather than walking the decoded value: escaped backslashes
+    and quotes go, then everything but brackets and quotes, then strings; each pass of the
+    last step removes the innermost bracket pairs, so brackets left after ``limit`` passes are
+    nested deeper than that.
+    """
+    if text.count(b"[") + text.count(b"{") <= limit:
         return False
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        for child in item.values() if isinstance(item, dict) else item:
-            if isinstance(child, dict | list):
-                if depth >= limit:
-                    return True
-                stack.append((child, depth + 1))
-    return False
+    if b"\\" in text:
+        text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+    skeleton = _STRINGS.sub(b"", text.translate(None, _NOT_STRUCTURE))
+    for _ in range(limit):
+        skeleton, removed = _PAIRS.subn(b"", skeleton)
+        if not skeleton:
+            return False
+        if not removed:
+            break
+    return bool(skeleton)
 
 
 def _has_surrogate(value: Any) -> bool:

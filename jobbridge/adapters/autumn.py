@@ -101,6 +101,9 @@ CANDIDATES_PER_STEP = 100
 #: A discovered queue whose key was not seen for a whole discovery pass and this long is
 #: forgotten (an empty queue's key does not exist, so it may come back).
 QUEUE_FORGET_S = 600.0
+#: A job lookup that finds its entry in histories brought up to date this recently uses them
+#: as they are (opening rows of a page just shown probes nothing); others probe first.
+LOOKUP_SYNC_AGE_S = 0.5
 #: Tries of an action whose re-check found the record changed under it.
 ACTION_TRIES = 3
 #: Tries of a read by position when the history list moves under it.
@@ -268,6 +271,7 @@ class AutumnAdapter:
             ListName.FAILED: ListHistory(self.keys.dead, HISTORY_LIMIT, _summary),
         }
         self._views: dict[ListName, _View] = {}
+        self._synced_at = float("-inf")
         #: one reader of the histories at a time: their state moves only under it
         self._lock = asyncio.Lock()
         self._scripts = bind(client, "autumn")
@@ -447,6 +451,7 @@ class AutumnAdapter:
                 history.forget()
             else:
                 await self._update_history(history, int(length), head, tail, broken)
+        self._synced_at = time.monotonic()
         if broken:
             base.problems = await self._key_problems(broken)
         base.windows = {which: self._view(which).window for which in self.histories}
@@ -775,8 +780,11 @@ class AutumnAdapter:
         cutoff = now - int(window.total_seconds() * 1000)
         return self._view(which).window.count_since(cutoff)
 
-    async def _resync(self) -> None:
-        """Probe both histories again and bring them up to date (under the lock)."""
+    async def _resync(self, max_age_s: float = 0.0) -> None:
+        """Probe both histories again and bring them up to date (under the lock), unless
+        they were brought up to date less than ``max_age_s`` ago."""
+        if time.monotonic() - self._synced_at <= max_age_s:
+            return
         pipe = self.client.pipeline(transaction=False)
         for history in self.histories.values():
             ListHistory.probe(pipe, history.key)
@@ -788,6 +796,7 @@ class AutumnAdapter:
                 history.forget()
             else:
                 await self._update_history(history, int(length), head, tail, broken)
+        self._synced_at = time.monotonic()
 
     async def _history_rows(self, which: ListName, positions: Sequence[int]) -> list[JobRecord]:
         """Rows of the entries at these positions, under the identity each one earns.
@@ -987,7 +996,8 @@ class AutumnAdapter:
             place = _live_place(processing, delayed, blocked)
             return await self._live_detail(job_id, body, place, lifecycle)
         if lifecycle is not None and lifecycle.record is not None:
-            return await self._detail(lifecycle.record, None, lifecycle)
+            preview = lifecycle.record.payload_preview
+            return _detail(lifecycle.record, None, lifecycle, preview, "json (preview)")
         return None
 
     async def _live_detail(
@@ -1008,20 +1018,24 @@ class AutumnAdapter:
             )
         at = None if score is None else score_ms(score)
         due = None if status is JobStatus.RUNNING else at
-        job = await offload.decode(
-            records.live_row, value, self.source, job_id, status, raw_status, due
+        job, payload, kind = await offload.decode(
+            records.detail, value, self.source, job_id, status, raw_status, due
         )
         if status is JobStatus.RUNNING:
             job = _with_deadline(job, at, now_ms())
         elif score is not None:
             job = _with_score_problem(job, at, raw_status)
-        return await self._detail(job, value, lifecycle)
+        return _detail(job, value, lifecycle, payload, kind)
 
     async def _history_job(self, job_id: str) -> JobDetail | None:
         """A completed or failed entry by its entry id or the id it records."""
         async with self._lock:
-            await self._resync()
+            await self._resync(LOOKUP_SYNC_AGE_S)
             found = self._locate(job_id)
+            if found is None:
+                # Not in what a moment ago knew: look at the lists as they are now.
+                await self._resync()
+                found = self._locate(job_id)
             if found is None:
                 return None
             raw = await self._entry_bytes(found)
@@ -1039,26 +1053,11 @@ class AutumnAdapter:
                 found.which, found.entry, dead_record, checked=checked
             )
         status, raw_status = _HISTORY_STATUS[found.which]
-        row = await offload.decode(records.history_row, raw, self.source, "", status, raw_status)
-        job = _as_identity(row, identity, problem, found.which is ListName.FAILED)
-        return await self._detail(job, raw, None)
-
-    async def _detail(
-        self, job: JobRecord, stored: bytes | None, lifecycle: LifecycleEntry | None
-    ) -> JobDetail:
-        payload_text, kind = "", "empty"
-        if stored is not None:
-            payload_text, kind = await offload.decode(records.detail_payload, stored)
-        elif lifecycle is not None and lifecycle.record is not None:
-            payload_text, kind = lifecycle.record.payload_preview, "json (preview)"
-        raw = text(stored[:DETAIL_CHARS]) if stored is not None else ""
-        return JobDetail(
-            job=job,
-            payload=payload_text,
-            payload_kind=kind,
-            lifecycle=(lifecycle,) if lifecycle is not None else (),
-            raw=raw or "",
+        row, payload, kind = await offload.decode(
+            records.detail, raw, self.source, "", status, raw_status, None, False
         )
+        job = _as_identity(row, identity, problem, found.which is ListName.FAILED)
+        return _detail(job, raw, None, payload, kind)
 
     # ---------------------------------------------------------------- audit and lifecycle
 
@@ -1314,6 +1313,22 @@ def _with_score_problem(job: JobRecord, score: int | None, where: str) -> JobRec
         return job
     problem = f"its score in {where} is not a time"
     return replace(job, problem=f"{job.problem}; {problem}" if job.problem else problem)
+
+
+def _detail(
+    job: JobRecord,
+    stored: bytes | None,
+    lifecycle: LifecycleEntry | None,
+    payload: str,
+    kind: str,
+) -> JobDetail:
+    return JobDetail(
+        job=job,
+        payload=payload,
+        payload_kind=kind,
+        lifecycle=(lifecycle,) if lifecycle is not None else (),
+        raw=(text(stored[:DETAIL_CHARS]) or "") if stored is not None else "",
+    )
 
 
 def _page(items: tuple[JobRecord, ...], total: int, query: SnapshotQuery, which: ListName) -> Page:

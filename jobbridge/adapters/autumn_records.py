@@ -54,24 +54,10 @@ RAW_DEAD = "dead"
 
 
 def _load_record(raw: bytes | str) -> tuple[safejson.Loaded, list[str]]:
-    """Decoded JSON, and the record fields its outermost object names more than once.
-
-    Python keeps the last of duplicate keys where serde refuses the record, so they are
-    counted while parsing: the hook runs innermost object first, the outermost last.
-    """
-    repeats: list[str] = []
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: set[str] = set()
-        repeats.clear()
-        for key, _ in items:
-            if key in seen and key in RECORD_FIELDS and key not in repeats:
-                repeats.append(key)
-            seen.add(key)
-        return dict(items)
-
-    loaded = safejson.loads_checked(raw, pairs_hook=pairs)
-    return loaded, repeats if isinstance(loaded.value, dict) else []
+    """Decoded JSON, and the record fields its outermost object names more than once
+    (Python keeps the last of duplicate keys where serde refuses the record)."""
+    loaded = safejson.loads_checked(raw, top_keys=True)
+    return loaded, [key for key in loaded.repeated if key in RECORD_FIELDS]
 
 
 def dumps_compact(value: Any) -> str:
@@ -387,13 +373,31 @@ def history_row(
     )
 
 
-def detail_payload(raw: bytes) -> tuple[str, str]:
-    """The detail page's payload text and its kind, from a stored record or dead entry."""
+def detail(
+    raw: bytes,
+    source: str,
+    job_id: str,
+    status: JobStatus,
+    raw_status: str,
+    due_ms: int | None,
+    check_id: bool = True,
+) -> tuple[JobRecord, str, str]:
+    """A stored record or dead entry for the detail page, decoded once: its row, the payload
+    text (indented, capped) and what that text is."""
+    row = to_job(
+        raw,
+        source=source,
+        job_id=job_id,
+        status=status,
+        raw_status=raw_status,
+        scheduled_for_ms=due_ms,
+        check_id=check_id,
+    )
     decoded = decode(raw)
     if decoded.data is None:
-        return "", "empty"
+        return row, "", "empty"
     key = "raw_payload" if is_malformed_dead_entry(decoded.data) else "payload"
-    return json_detail(decoded.data.get(key))
+    return row, *json_detail(decoded.data.get(key))
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,7 @@ def create_app(settings: Settings, service: JobService | None = None) -> web.App
         finalize=no_surrogates,
     )
     env.filters.update(FILTERS)
+    app.on_startup.append(_compile_templates)
     setup_routes(app, settings.server.prefix)
     app.on_response_prepare.append(on_response_prepare)
     if service is not None:
@@ -80,6 +81,15 @@ def create_app(settings: Settings, service: JobService | None = None) -> web.App
     else:
         app.cleanup_ctx.append(_service_context)
     return app
+
+
+async def _compile_templates(app: web.Application) -> None:
+    """Compile every template before the first request: compiling one takes tens of ms,
+    which the first viewer of each page would otherwise wait for, and so would every other
+    request then in flight."""
+    env = aiohttp_jinja2.get_env(app)
+    for name in env.list_templates(extensions=["html"]):
+        env.get_template(name)
 
 
 async def _service_context(app: web.Application) -> AsyncIterator[None]:
