@@ -129,7 +129,7 @@ async def main() -> None:
             f"snapshot, enqueued page {deep_page:,}", args.repeat, lambda: adapter.snapshot(deep)
         )
         await timed(
-            "job lookup, unknown id (scans histories)",
+            "job lookup, unknown id (probes histories)",
             args.repeat,
             lambda: adapter.job("missing-id"),
         )

@@ -481,7 +481,7 @@ def run_server(settings: Settings) -> None:
     """Resolve sources, check the bind is safe, and serve until interrupted."""
     from aiohttp import web
 
-    from jobbridge.web.app import create_app
+    from jobbridge.web.app import create_app, freeze_after_startup
     from jobbridge.web.security import check_bind_allowed
 
     try:
@@ -499,9 +499,9 @@ def run_server(settings: Settings) -> None:
         f"jobbridge {__version__}: http://{server.host}:{server.port}{server.prefix}/jobs "
         f"({clean(', '.join(s.name for s in settings.sources))})"
     )
-    web.run_app(
-        create_app(settings), host=server.host, port=server.port, print=None, access_log=None
-    )
+    app = create_app(settings)
+    freeze_after_startup(app)
+    web.run_app(app, host=server.host, port=server.port, print=None, access_log=None)
 
 
 @main.command()

@@ -22,6 +22,7 @@ import atexit
 import hashlib
 import importlib
 import logging
+import os
 import pickle
 import struct
 import subprocess
@@ -180,4 +181,7 @@ def _serve(incoming: IO[bytes], outgoing: IO[bytes]) -> None:
 
 
 if __name__ == "__main__":
+    # Below the server in the CPU scheduler: on a small machine a long decode must not take
+    # the core the event loop needs.
+    os.nice(10)
     _serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -55,7 +55,6 @@ from jobbridge.adapters.history import (
     Entry,
     ListChanged,
     ListHistory,
-    Pacer,
     RowCache,
     Window,
     window_of,
@@ -80,6 +79,7 @@ from jobbridge.model import (
     SnapshotQuery,
     System,
 )
+from jobbridge.pacing import Pacer
 from jobbridge.payloads import DETAIL_CHARS
 
 if TYPE_CHECKING:

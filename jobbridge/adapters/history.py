@@ -26,15 +26,14 @@ digests, so a list that moves between the probe and the page read is read again.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from jobbridge import offload
+from jobbridge.pacing import Pacer
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -44,8 +43,6 @@ R = TypeVar("R")
 
 #: head entries read first when looking for where the known head went
 FIRST_WINDOW = 16
-#: how much of the event loop a burst of small decodes may take before yielding, seconds
-YIELD_EVERY_S = 0.005
 #: effective time of an entry that sorts as the newest: it has no time of its own and no
 #: newer neighbour to borrow one from
 NEWEST = 2**62
@@ -62,18 +59,6 @@ class Entry(Generic[S]):
 
 class ListChanged(Exception):
     """The list moved between the probe and a read by position; sync again."""
-
-
-class Pacer:
-    """Yield to the event loop whenever a run of synchronous work has taken a few ms."""
-
-    def __init__(self) -> None:
-        self._since = time.perf_counter()
-
-    async def tick(self) -> None:
-        if time.perf_counter() - self._since > YIELD_EVERY_S:
-            await asyncio.sleep(0)
-            self._since = time.perf_counter()
 
 
 Summarize = Callable[[bytes], Awaitable[S]]

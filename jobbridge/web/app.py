@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 
 import aiohttp_jinja2
@@ -81,6 +82,23 @@ def create_app(settings: Settings, service: JobService | None = None) -> web.App
     else:
         app.cleanup_ctx.append(_service_context)
     return app
+
+
+def freeze_after_startup(app: web.Application) -> None:
+    """For a process that serves one app (``jobbridge serve``, the demo): once it has started,
+    move every object it holds to the garbage collector's permanent generation.
+
+    Modules, compiled templates and scripts never become garbage, yet a full collection
+    walks them all: 50,000 objects, 50 ms or more during which no request is served. Frozen,
+    they are skipped, and a full collection walks only what requests made (a few ms).
+    Not for processes that build many apps (tests): what they drop would never be collected.
+    """
+
+    async def freeze(_: web.Application) -> None:
+        gc.collect()
+        gc.freeze()
+
+    app.on_startup.append(freeze)
 
 
 async def _compile_templates(app: web.Application) -> None:

@@ -15,6 +15,7 @@ from jobbridge.service import SourceStatus
 from jobbridge.web import keys
 from jobbridge.web.api import audit_limit, audit_source, snapshot_query, source_counters
 from jobbridge.web.context import Ui
+from jobbridge.web.rendering import paced_template, render
 from jobbridge.web.responses import HttpError, job_param, redirect, route_param
 from jobbridge.web.security import MAX_CREDENTIAL_CHARS, safe_next, too_many_attempts
 
@@ -72,13 +73,13 @@ async def index(request: web.Request) -> web.StreamResponse:
     return redirect(str(request.app.router["overview"].url_for()), status=302)
 
 
-@aiohttp_jinja2.template("overview.html")
+@paced_template("overview.html")
 async def overview(request: web.Request) -> dict[str, Any]:
     result = await request.app[keys.SERVICE].overview()
     return {"ui": Ui(request), "overview": result, "rows": result.sources, "initial": True}
 
 
-@aiohttp_jinja2.template("_overview_counters.html")
+@paced_template("_overview_counters.html")
 async def overview_counters(request: web.Request) -> dict[str, Any]:
     service = request.app[keys.SERVICE]
     rows = [
@@ -88,7 +89,7 @@ async def overview_counters(request: web.Request) -> dict[str, Any]:
     return {"ui": Ui(request), "rows": rows, "initial": False}
 
 
-@aiohttp_jinja2.template("source.html")
+@paced_template("source.html")
 async def source_page(request: web.Request) -> dict[str, Any]:
     source = route_param(request, "source")
     snapshot = await request.app[keys.SERVICE].snapshot(source, snapshot_query(request))
@@ -128,13 +129,13 @@ async def source_counters_fragment(request: web.Request) -> web.StreamResponse:
         "error": error,
         "initial": False,
     }
-    response = aiohttp_jinja2.render_template("_source_counters.html", request, context)
+    response = await render("_source_counters.html", request, context)
     if counters is not None and request.query.get("reload") == "1":
         response.headers["HX-Refresh"] = "true"
     return response
 
 
-@aiohttp_jinja2.template("job.html")
+@paced_template("job.html")
 async def job_page(request: web.Request) -> dict[str, Any]:
     source = route_param(request, "source")
     job_id = job_param(request)
@@ -181,7 +182,7 @@ async def act(request: web.Request) -> web.StreamResponse:
     return redirect(back or Ui(request).source_url(source))
 
 
-@aiohttp_jinja2.template("audit.html")
+@paced_template("audit.html")
 async def audit_page(request: web.Request) -> dict[str, Any]:
     source = audit_source(request)
     limit = audit_limit(request)
