@@ -406,7 +406,7 @@ def _parse_source(table: Mapping[str, object], path: str) -> SourceConfig:
     redis_url = _parse_url(_required(table, url_key, path), f"{path}.{url_key}")
     key_prefix = None
     if "key_prefix" in table:
-        key_prefix = _parse_key_prefix(table["key_prefix"], f"{path}.key_prefix", system)
+        key_prefix = parse_key_prefix(table["key_prefix"], f"{path}.key_prefix", system)
     source = SourceConfig(
         name=name,
         system=system,
@@ -692,7 +692,12 @@ def _parse_role(value: object, origin: str) -> Role:
     raise ConfigError(f"{origin}: must be viewer or operator (got {_got(value)})")
 
 
-def _parse_key_prefix(value: object, origin: str, system: System) -> str:
+def parse_key_prefix(value: object, origin: str, system: System) -> str:
+    """A source's key prefix, checked as a config file's is (detection checks found ones too).
+
+    Raises:
+        ConfigError: empty, with whitespace or a trailing ':' (Autumn and RQ prefixes).
+    """
     prefix = _parse_str(value, origin)
     if system == "celery":
         return prefix

@@ -24,7 +24,7 @@ from jobbridge.config import (
     RESERVED_SOURCE_NAMES,
     Settings,
     SourceConfig,
-    _parse_key_prefix,
+    parse_key_prefix,
     redact_url,
 )
 from jobbridge.errors import ConfigError, SourceUnavailable
@@ -240,7 +240,7 @@ def detected_sources(
 def _configurable_prefix(prefix: str, system: System) -> bool:
     """Whether a config file's ``key_prefix`` could hold this prefix (the same check)."""
     try:
-        _parse_key_prefix(prefix, "key_prefix", system)
+        parse_key_prefix(prefix, "key_prefix", system)
     except ConfigError:
         return False
     return True

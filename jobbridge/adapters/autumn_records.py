@@ -203,8 +203,10 @@ def to_job(
     raw_status: str,
     scheduled_for_ms: int | None = None,
     check_id: bool = True,
+    decoded: Decoded | None = None,
 ) -> JobRecord:
-    """Map one stored record (or its absence) to a row.
+    """Map one stored record (or its absence) to a row (``decoded``: the record already
+    decoded, so a caller that needs it too decodes it once).
 
     ``job_id`` is the job's identity: where Redis holds it (the queue member, the key). The
     record's own ``id`` is what anyone who could write to Redis chose; when it names another
@@ -214,7 +216,8 @@ def to_job(
     ``status`` is where the job was found; a delayed job becomes ``retrying`` when it is a
     retry backoff (attempt > 1 and an error recorded).
     """
-    decoded = decode(raw)
+    if decoded is None:
+        decoded = decode(raw)
     data = decoded.data or {}
     malformed = is_malformed_dead_entry(decoded.data)
     problems = list(decoded.problems)
@@ -352,6 +355,8 @@ def live_row(
     status: JobStatus,
     raw_status: str,
     due_ms: int | None,
+    check_id: bool = True,
+    decoded: Decoded | None = None,
 ) -> JobRecord:
     """A record found under ``job_id`` (a queue or sorted-set member, a key) as a row."""
     return to_job(
@@ -361,6 +366,8 @@ def live_row(
         status=status,
         raw_status=raw_status,
         scheduled_for_ms=due_ms,
+        check_id=check_id,
+        decoded=decoded,
     )
 
 
@@ -384,16 +391,8 @@ def detail(
 ) -> tuple[JobRecord, str, str]:
     """A stored record or dead entry for the detail page, decoded once: its row, the payload
     text (indented, capped) and what that text is."""
-    row = to_job(
-        raw,
-        source=source,
-        job_id=job_id,
-        status=status,
-        raw_status=raw_status,
-        scheduled_for_ms=due_ms,
-        check_id=check_id,
-    )
     decoded = decode(raw)
+    row = live_row(raw, source, job_id, status, raw_status, due_ms, check_id, decoded)
     if decoded.data is None:
         return row, "", "empty"
     key = "raw_payload" if is_malformed_dead_entry(decoded.data) else "payload"

@@ -56,6 +56,18 @@ def push_dead(app: Autumn, encoded: str) -> str:
     return str(job_id)
 
 
+def queued_decoy(app: Autumn, name: str = "harmless") -> str:
+    """A job waiting in the default queue, and a decoy record queued as "decoy" that claims
+    the job's id inside it; the victim's id."""
+    victim = app.enqueue("charge_card", {"amount": 100})
+    assert victim is not None
+    decoy = json.loads(app.record_raw(victim) or "{}")
+    decoy["name"] = name
+    app.client.set(app.record_key("decoy"), json.dumps(decoy))
+    app.client.lpush(app.queue_key("default"), "decoy")
+    return victim
+
+
 def drain(app: Autumn, queues: list[str] | None = None, **kw: Any) -> int:
     return Worker(app, queues or ["default"], **kw).run(until_idle=True, max_seconds=30)
 
@@ -73,5 +85,6 @@ __all__ = [
     "failing_job",
     "history_record",
     "push_dead",
+    "queued_decoy",
     "ran",
 ]

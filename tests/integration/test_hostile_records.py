@@ -12,7 +12,13 @@ from jobbridge.adapters.autumn_keys import entry_id
 from jobbridge.model import Action, JobStatus, ListName, Outcome, SnapshotQuery
 from jobbridge.offload import digest_now
 from jobbridge.sources import connect
-from tests.integration.autumn_fixtures import Worker, failing_job, history_record, push_dead
+from tests.integration.autumn_fixtures import (
+    Worker,
+    failing_job,
+    history_record,
+    push_dead,
+    queued_decoy,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -39,12 +45,7 @@ def rows(snapshot, which: ListName) -> dict[str, object]:
 
 
 async def test_a_queued_decoy_naming_another_id_cancels_only_itself(app, adapter) -> None:
-    victim = app.enqueue("charge_card", {"amount": 100})
-    decoy = json.loads(app.record_raw(victim))
-    decoy["name"] = "harmless"
-    app.client.set(app.record_key("decoy"), json.dumps(decoy))
-    app.client.lpush(app.queue_key("default"), "decoy")
-
+    victim = queued_decoy(app)
     shown = rows(await adapter.snapshot(q()), ListName.ENQUEUED)
     row = shown["decoy"]
     assert row.name == "harmless"

@@ -13,7 +13,7 @@ from jobbridge.config import ServerConfig, Settings, SourceConfig
 from jobbridge.devredis import start_redis_server
 from jobbridge.offload import digest_now
 from jobbridge.web import keys
-from tests.integration.autumn_fixtures import failing_job
+from tests.integration.autumn_fixtures import failing_job, queued_decoy
 from tests.web.conftest import csrf_token
 
 pytestmark = pytest.mark.redis
@@ -22,11 +22,7 @@ DEEP = "[" * 10_000 + "]" * 10_000
 
 
 async def test_the_decoys_cancel_form_posts_the_decoy(client, autumn) -> None:
-    victim = autumn.enqueue("charge_card", {"amount": 100})
-    decoy = json.loads(autumn.record_raw(victim))
-    decoy["name"] = "harmless"
-    autumn.client.set(autumn.record_key("decoy"), json.dumps(decoy))
-    autumn.client.lpush(autumn.queue_key("default"), "decoy")
+    victim = queued_decoy(autumn)
 
     html = await (await client.get("/admin/jobs/orders")).text()
     assert 'action="/admin/jobs/orders/decoy/cancel"' in html
