@@ -1,10 +1,10 @@
 """A faithful Python emulator of Autumn's Redis job runtime (`jobs.backend = "redis"`).
 
-It follows /work/shared/spec/autumn-redis.md §1-§3 and §7: the same keys, the same record
-schema and field order, and the same transitions, each one atomic Lua script as Autumn's own
-(enqueue, claim, settle, stale recovery, delayed and blocked promotion). jobbridge's tests use it
-both as the producer (``Autumn.enqueue``) and as the worker (``Worker``), so where the spec is
-precise this module is too.
+It follows the Redis backend of Autumn's job runtime (the keys, the record schema and field
+order, and the transitions, each one atomic Lua script as Autumn's own: enqueue, claim, settle,
+stale recovery, delayed and blocked promotion), as read from Autumn's source; the "§" marks
+below name the parts of that reading. jobbridge's tests use it both as the producer
+(``Autumn.enqueue``) and as the worker (``Worker``).
 
 Two deliberate differences from Autumn:
 

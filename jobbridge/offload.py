@@ -9,18 +9,23 @@ and kept for the life of the process.
 The worker is a plain subprocess talking over its stdin and stdout, not a
 ``multiprocessing`` pool: a pool started with "spawn" re-imports the parent's main script,
 which breaks any program that embeds jobbridge without an ``if __name__ == "__main__"``
-guard, and "fork" copies the event loop's threads mid-flight. The exchange is pickled
-(length-prefixed frames) in both directions between jobbridge's own two processes: the
-parent sends a function of this package and the stored bytes, the worker returns a small
-result (a row, a capped preview). Job data is only ever JSON-decoded, never unpickled.
+guard, and "fork" copies the event loop's threads mid-flight. The parent sends the name of
+a function of this package and the stored bytes, the worker returns a small result (a row, a
+capped preview), as length-prefixed pickle frames between jobbridge's own two processes.
+Each side reads frames with an unpickler that builds only plain values, datetimes and
+jobbridge's own dataclasses and enums, so even a frame that was tampered with cannot run
+code. Job data itself is only ever JSON-decoded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import dataclasses
+import enum
 import hashlib
 import importlib
+import io
 import logging
 import os
 import pickle
@@ -58,6 +63,27 @@ def _write(stream: IO[bytes], value: object) -> None:
     stream.flush()
 
 
+#: the standard library classes a frame may hold
+_STDLIB_CLASSES = frozenset(
+    {("datetime", "datetime"), ("datetime", "timezone"), ("datetime", "timedelta")}
+)
+
+
+class _FrameUnpickler(pickle.Unpickler):
+    """Builds plain values, datetimes and jobbridge's own dataclasses and enums only."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _STDLIB_CLASSES:
+            return super().find_class(module, name)
+        if module.startswith(_ALLOWED_PREFIX):
+            found = super().find_class(module, name)
+            if isinstance(found, type) and (
+                dataclasses.is_dataclass(found) or issubclass(found, enum.Enum)
+            ):
+                return found
+        raise pickle.UnpicklingError(f"{module}.{name} may not be in a frame")
+
+
 def _read(stream: IO[bytes]) -> Any:
     header = stream.read(_HEADER.size)
     if len(header) < _HEADER.size:
@@ -66,7 +92,7 @@ def _read(stream: IO[bytes]) -> Any:
     body = stream.read(size)
     if len(body) < size:
         raise EOFError("the decoding process closed its output")
-    return pickle.loads(body)
+    return _FrameUnpickler(io.BytesIO(body)).load()
 
 
 class _Worker:

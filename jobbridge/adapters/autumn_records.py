@@ -1,4 +1,5 @@
-"""Decoding Autumn's JSON job records (spec/autumn-redis.md §2) into the shared model.
+"""Decoding Autumn's JSON job records (its ``RedisJobRecord``, serde-encoded) into the shared
+model.
 
 Pure functions, no Redis. A record that Autumn's serde would reject still becomes a row,
 flagged with what is wrong, so one bad record never breaks a page.
@@ -278,7 +279,7 @@ def retried_record(data: dict[str, Any], new_id: str, now_ms: int) -> str:
     """The record Autumn's admin retry writes: new id, attempt 1, enqueued now, run fields gone.
 
     Encoded here rather than by cjson in Lua, so integers stay integers, `[]` stays `[]` and
-    `/` stays `/` (spec §7.5).
+    `/` stays `/` (cjson re-encoding would change all three).
     """
     record = dict(data)
     record["id"] = new_id

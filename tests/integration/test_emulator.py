@@ -1,4 +1,4 @@
-"""The Autumn emulator against the spec (/work/shared/spec/autumn-redis.md §1-§3, §7)."""
+"""The Autumn emulator against what Autumn's Redis runtime does: keys, records, transitions."""
 
 from __future__ import annotations
 
