@@ -3,18 +3,15 @@
 Reads follow Autumn's own admin backend within fixed bounds: counters and the history probes
 in one pipeline, one range read per list page, and one pipelined, size-capped read of the
 page's records. The completed and dead lists (bounded by Autumn to 1,000 entries) are followed
-incrementally (jobbridge.adapters.history): a poll reads what changed, not what is kept.
-Actions are one Lua script each (``lua/autumn_*.lua``).
+incrementally (jobbridge.adapters.autumn_history): a poll reads what changed, not what is
+kept. Actions are one Lua script each (``lua/autumn_*.lua``).
 
 Identity: a job is where Redis holds it — a queue member, a sorted-set member, the key of its
-record — never what its record says. A history entry (which only its bytes identify) is shown
-under the id it records only when an action on that id acts on exactly that entry; otherwise
-it is shown, and acted on, by the digest of its bytes (``entry:<hex>``).
+record — never what its record says; a record whose inner id names another job is flagged.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -22,16 +19,19 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-import redis.exceptions
-
 from jobbridge import offload, safejson
 from jobbridge.adapters import autumn_records as records
+from jobbridge.adapters.autumn_history import (
+    HISTORY_LIMIT,
+    AutumnHistories,
+    as_identity,
+)
+from jobbridge.adapters.autumn_history import STATUS as HISTORY_STATUS
 from jobbridge.adapters.autumn_keys import (
     DEFAULT_KEY_PREFIX,
     DEFAULT_QUEUE,
     AutumnKeys,
     entry_digest,
-    entry_id,
 )
 from jobbridge.adapters.base import (
     AUDIT_LIMIT,
@@ -51,18 +51,17 @@ from jobbridge.adapters.base import (
     text,
     whole_ms,
 )
-from jobbridge.adapters.history import (
-    Entry,
-    ListChanged,
-    ListHistory,
-    RowCache,
-    Window,
-    window_of,
-)
 from jobbridge.adapters.scripts import bind
+from jobbridge.adapters.values import (
+    MAX_VALUE_BYTES,
+    Unread,
+    Value,
+    is_wrongtype,
+    ok,
+    read_strings,
+    type_problems,
+)
 from jobbridge.model import (
-    COMPLETED_WINDOW,
-    FAILED_WINDOW,
     Action,
     ActionResult,
     AuditEntry,
@@ -87,8 +86,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_KEY_PREFIX", "AutumnAdapter", "AutumnKeys"]
 
-#: Autumn's DEFAULT_JOB_ADMIN_HISTORY_LIMIT: completed and dead are trimmed to this
-HISTORY_LIMIT = 1000
 #: Queues shown at most per source, so "O(number of queues)" stays a small number even
 #: when thousands of queue keys exist.
 MAX_QUEUES = 100
@@ -101,61 +98,14 @@ CANDIDATES_PER_STEP = 100
 #: A discovered queue whose key was not seen for a whole discovery pass and this long is
 #: forgotten (an empty queue's key does not exist, so it may come back).
 QUEUE_FORGET_S = 600.0
-#: A job lookup that finds its entry in histories brought up to date this recently uses them
-#: as they are (opening rows of a page just shown probes nothing); others probe first.
-LOOKUP_SYNC_AGE_S = 0.5
 #: Tries of an action whose re-check found the record changed under it.
 ACTION_TRIES = 3
-#: Tries of a read by position when the history list moves under it.
-READ_TRIES = 3
 #: Bytes of a record read for a row in the first round trip; bigger records take a second.
 ROW_BYTES = 64 * 1024
-#: Bytes of big records and history entries one page reads in full at most; rows past it say
-#: so (and what the history summary knows), and their own page reads them.
+#: Bytes of big records one page reads whole at most; rows past it say so and link to the job.
 PAGE_BYTES = 16 * 1024 * 1024
-#: Largest value read for a job page or an action; bigger ones are not read whole.
-MAX_VALUE_BYTES = 64 * 1024 * 1024
 #: Largest lifecycle entry read (jobbridge writes at most RECORD_COPY_CAP plus a little).
 MAX_LIFECYCLE_BYTES = 64 * 1024
-#: Decoded history rows kept across reads, for all Autumn sources of the process together.
-ROW_CACHE_BYTES = 32 * 1024 * 1024
-
-_ROWS: RowCache[JobRecord] = RowCache(ROW_CACHE_BYTES)
-
-_TYPE_WORDS = {
-    "list": "a list",
-    "zset": "a sorted set",
-    "string": "a string",
-    "hash": "a hash",
-    "set": "a set",
-    "stream": "a stream",
-    "none": "gone",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Unread:
-    """A value that was not read: why, in words for the row."""
-
-    reason: str
-
-
-Value = bytes | None | Unread
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 1_048_576:.1f} MB"
-
-
-def _is_wrongtype(reply: object) -> bool:
-    return isinstance(reply, redis.exceptions.ResponseError) and str(reply).startswith("WRONGTYPE")
-
-
-def _ok(reply: object) -> Any:
-    """A pipeline reply, with any error but WRONGTYPE raised (the source is then down)."""
-    if isinstance(reply, Exception) and not _is_wrongtype(reply):
-        raise reply
-    return reply
 
 
 def _parse_lifecycle(
@@ -205,27 +155,6 @@ def _parse_lifecycle(
     )
 
 
-@dataclass(slots=True)
-class _View:
-    """What one version of a history list gives a read: its window order and indexes."""
-
-    version: int
-    window: Window
-    #: positions of the entries recording each usable id, newest first
-    by_recorded: dict[str, list[int]]
-    #: first position of each digest
-    by_digest: dict[bytes, int]
-
-
-@dataclass(frozen=True, slots=True)
-class _Found:
-    """A history entry located for a lookup or an action."""
-
-    which: ListName
-    position: int
-    entry: Entry[records.HistorySummary]
-
-
 class AutumnAdapter:
     """One Autumn source: a key prefix in one Redis database."""
 
@@ -266,14 +195,8 @@ class AutumnAdapter:
         #: oldest waiting id of each queue and its enqueued time, so counters re-read a
         #: record only when the oldest job changes
         self._oldest: dict[str, tuple[str, int | None]] = {}
-        self.histories: dict[ListName, ListHistory[records.HistorySummary]] = {
-            ListName.COMPLETED: ListHistory(self.keys.completed, HISTORY_LIMIT, _summary),
-            ListName.FAILED: ListHistory(self.keys.dead, HISTORY_LIMIT, _summary),
-        }
-        self._views: dict[ListName, _View] = {}
-        self._synced_at = float("-inf")
-        #: one reader of the histories at a time: their state moves only under it
-        self._lock = asyncio.Lock()
+        #: the completed and dead lists as jobbridge follows them
+        self.histories = AutumnHistories(client, source, self.keys)
         self._scripts = bind(client, "autumn")
 
     # ---------------------------------------------------------------- queues
@@ -350,7 +273,7 @@ class AutumnAdapter:
         return await read_again_after_drop(self.source, self.client, self._counters_once)
 
     async def _counters_once(self) -> Counters:
-        async with self._lock:
+        async with self.histories.lock:
             base = await self._read_base(None)
         oldest = await self._oldest_enqueued(base)
         return self._counters(base, oldest)
@@ -361,10 +284,10 @@ class AutumnAdapter:
         )
 
     async def _snapshot_once(self, query: SnapshotQuery) -> Snapshot:
-        async with self._lock:
+        async with self.histories.lock:
             base = await self._read_base(query)
             histories = {
-                which: await self._history_page(which, query, base)
+                which: await self._history_page(which, query, base.now_ms)
                 for which in (ListName.COMPLETED, ListName.FAILED)
             }
         enqueued_ids = await self._enqueued_ids(base, query)
@@ -410,20 +333,19 @@ class AutumnAdapter:
         pipe.zcard(keys.blocked)
         # processing scores are claim time + visibility timeout: the claim's deadline
         pipe.zcount(keys.processing, "-inf", now)
-        for history in self.histories.values():
-            ListHistory.probe(pipe, history.key)
+        self.histories.probe(pipe)
         if query is not None:
             per = query.per_page
             start = query.offset(ListName.SCHEDULED)
             pipe.zrange(keys.delayed, start, start + per - 1, withscores=True)
             start = query.offset(ListName.RUNNING)
             pipe.zrevrange(keys.processing, start, start + per - 1, withscores=True)
-        replies = [_ok(r) for r in await pipe.execute(raise_on_error=False)]
+        replies = [ok(r) for r in await pipe.execute(raise_on_error=False)]
         base = _Base(now_ms=now, queues=queues, hidden_queues=len(self._all_queues()) - len(queues))
         broken: dict[str, str] = {}
 
         def take(reply: object, key: str, kind: str, default: Any) -> Any:
-            if _is_wrongtype(reply):
+            if is_wrongtype(reply):
                 broken[key] = kind
                 return default
             return reply
@@ -443,139 +365,28 @@ class AutumnAdapter:
         if query is not None:
             base.delayed_page = _scored(take(rest[10], keys.delayed, "zset", []))
             base.processing_page = _scored(take(rest[11], keys.processing, "zset", []))
-        for index, history in enumerate(self.histories.values()):
-            length, head, tail = (
-                take(r, history.key, "list", None) for r in probes[3 * index : 3 * index + 3]
-            )
-            if history.key in broken:
-                history.forget()
-            else:
-                await self._update_history(history, int(length), head, tail, broken)
-        self._synced_at = time.monotonic()
+        await self.histories.update(probes, broken)
         if broken:
             base.problems = await self._key_problems(broken)
-        base.windows = {which: self._view(which).window for which in self.histories}
+        base.completed_24h = self.histories.in_window(ListName.COMPLETED, now)
+        base.failed_7d = self.histories.in_window(ListName.FAILED, now)
         return base
-
-    async def _update_history(
-        self,
-        history: ListHistory[records.HistorySummary],
-        length: int,
-        head: bytes | None,
-        tail: bytes | None,
-        broken: dict[str, str],
-    ) -> None:
-        try:
-            await history.update(self.client, length, head, tail)
-        except redis.exceptions.ResponseError as exc:
-            if not _is_wrongtype(exc):
-                raise
-            # The key changed type between the probe and the read.
-            broken[history.key] = "list"
-            history.forget()
 
     async def _key_problems(self, broken: dict[str, str]) -> tuple[str, ...]:
         """Name each key that is not the type Autumn gives it, and forget such queues."""
-        pipe = self.client.pipeline(transaction=False)
         for key in broken:
-            pipe.type(key)
-        kinds = await pipe.execute()
-        problems = []
-        for (key, expected), kind in zip(broken.items(), kinds, strict=True):
-            actual = key_text(kind)
-            problems.append(
-                f"key {key} is {_TYPE_WORDS.get(actual, actual)}, not "
-                f"{_TYPE_WORDS[expected]}: what it holds cannot be read"
-            )
             name = self.keys.queue_name_of_key(key)
             if name is not None and self._discovered.get(name) != float("inf"):
                 self._discovered.pop(name, None)
-        return tuple(problems)
-
-    def _view(self, which: ListName) -> _View:
-        """The window order and indexes of a history's current version (computed once)."""
-        history = self.histories[which]
-        view = self._views.get(which)
-        if view is not None and view.version == history.version:
-            return view
-        entries = history.entries
-        by_recorded: dict[str, list[int]] = {}
-        by_digest: dict[bytes, int] = {}
-        for position, entry in enumerate(entries):
-            recorded = entry.summary.recorded_id
-            if recorded is not None:
-                by_recorded.setdefault(recorded, []).append(position)
-            by_digest.setdefault(entry.digest, position)
-        view = _View(
-            version=history.version,
-            window=window_of(
-                [e.summary.time_ms for e in entries], [e.summary.flagged for e in entries]
-            ),
-            by_recorded=by_recorded,
-            by_digest=by_digest,
-        )
-        self._views[which] = view
-        return view
+        return tuple(await type_problems(self.client, broken))
 
     async def _read_values(
         self, keys: Sequence[str], first: int, budget: int | None = None
     ) -> list[Value]:
-        """String values: one ``GETRANGE`` of the first ``first`` bytes each; values longer
-        than that are read whole while ``budget`` lasts, else ``Unread``. A key of another
-        type is ``Unread`` too; a missing (or empty) key is None."""
-        if not keys:
-            return []
-        pipe = self.client.pipeline(transaction=False)
-        for key in keys:
-            pipe.getrange(key, 0, first - 1)
-        out: list[Value] = []
-        for reply in await pipe.execute(raise_on_error=False):
-            value = _ok(reply)
-            if _is_wrongtype(value):
-                out.append(Unread("its record key holds another type than a string"))
-            else:
-                out.append(value or None)
-        longer = [
-            i for i, value in enumerate(out) if isinstance(value, bytes) and len(value) >= first
-        ]
-        if longer:
-            await self._read_longer(keys, out, longer, PAGE_BYTES if budget is None else budget)
-        return out
-
-    async def _read_longer(
-        self, keys: Sequence[str], out: list[Value], longer: list[int], budget: int
-    ) -> None:
-        """Read in full the values whose first bytes filled the first read, within budget."""
-        pipe = self.client.pipeline(transaction=False)
-        for index in longer:
-            pipe.strlen(keys[index])
-        sizes = [_ok(r) for r in await pipe.execute(raise_on_error=False)]
-        fetch = []
-        for index, size in zip(longer, sizes, strict=True):
-            head = out[index]
-            if _is_wrongtype(size):
-                out[index] = Unread("it changed while it was read")
-            elif isinstance(head, bytes) and int(size) <= len(head):
-                continue  # exactly ``first`` bytes long: already whole
-            elif int(size) <= min(budget, MAX_VALUE_BYTES):
-                budget -= int(size)
-                fetch.append(index)
-            else:
-                out[index] = Unread(
-                    f"its record ({_megabytes(int(size))}) is too large to read here; "
-                    "open the job to see it"
-                    if int(size) <= MAX_VALUE_BYTES
-                    else f"its record ({_megabytes(int(size))}) is larger than jobbridge "
-                    f"reads ({_megabytes(MAX_VALUE_BYTES)})"
-                )
-        if fetch:
-            pipe = self.client.pipeline(transaction=False)
-            for index in fetch:
-                pipe.get(keys[index])
-            for index, value in zip(fetch, await pipe.execute(raise_on_error=False), strict=True):
-                value = _ok(value)
-                changed = _is_wrongtype(value) or value is None
-                out[index] = Unread("it changed while it was read") if changed else value
+        """``values.read_strings`` with this page's budget unless another is given."""
+        return await read_strings(
+            self.client, keys, first, PAGE_BYTES if budget is None else budget
+        )
 
     async def _oldest_enqueued(self, base: _Base) -> dict[str, int | None]:
         """Enqueued time of each queue's oldest job, re-reading only records that changed."""
@@ -619,8 +430,8 @@ class AutumnAdapter:
         replies = await pipe.execute(raise_on_error=False)
         out = []
         for (name, _, _), members in zip(ranges, replies, strict=True):
-            members = _ok(members)
-            if not _is_wrongtype(members):
+            members = ok(members)
+            if not is_wrongtype(members):
                 out += [(name, key_text(member)) for member in members]
         return out
 
@@ -646,8 +457,8 @@ class AutumnAdapter:
             enqueued=sum(base.lengths.values()),
             scheduled=base.delayed,
             running=base.processing,
-            completed_24h=base.in_window(ListName.COMPLETED),
-            failed_7d=base.in_window(ListName.FAILED),
+            completed_24h=base.completed_24h,
+            failed_7d=base.failed_7d,
             oldest_enqueued_age_s=max(ages) if ages else None,
             queues=tuple(per_queue),
             blocked=base.blocked,
@@ -752,214 +563,12 @@ class AutumnAdapter:
 
     # ---------------------------------------------------------------- histories
 
-    async def _history_page(self, which: ListName, query: SnapshotQuery, base: _Base) -> Page:
-        """One page of a history window; runs under the lock."""
-        total = base.in_window(which)
-        start = query.offset(which)
-        stop = min(start + query.size(which), total)
-        for _ in range(READ_TRIES):
-            view = self._view(which)
-            positions = list(view.window.order[start:stop])
-            try:
-                items = await self._history_rows(which, positions)
-            except ListChanged:
-                await self._resync()
-                total = self._in_window(which, base.now_ms)
-                stop = min(start + query.size(which), total)
-                continue
-            return _page(tuple(items), total, query, which)
-        # The list kept moving under a busy worker: show what the summaries know.
-        items = [
-            self._summary_row(which, p, "the list kept changing while it was read")
-            for p in positions
-        ]
-        return _page(tuple(items), total, query, which)
-
-    def _in_window(self, which: ListName, now: int) -> int:
-        window = COMPLETED_WINDOW if which is ListName.COMPLETED else FAILED_WINDOW
-        cutoff = now - int(window.total_seconds() * 1000)
-        return self._view(which).window.count_since(cutoff)
-
-    async def _resync(self, max_age_s: float = 0.0) -> None:
-        """Probe both histories again and bring them up to date (under the lock), unless
-        they were brought up to date less than ``max_age_s`` ago."""
-        if time.monotonic() - self._synced_at <= max_age_s:
-            return
-        pipe = self.client.pipeline(transaction=False)
-        for history in self.histories.values():
-            ListHistory.probe(pipe, history.key)
-        replies = [_ok(r) for r in await pipe.execute(raise_on_error=False)]
-        broken: dict[str, str] = {}
-        for index, history in enumerate(self.histories.values()):
-            length, head, tail = replies[3 * index : 3 * index + 3]
-            if any(_is_wrongtype(r) for r in (length, head, tail)):
-                history.forget()
-            else:
-                await self._update_history(history, int(length), head, tail, broken)
-        self._synced_at = time.monotonic()
-
-    async def _history_rows(self, which: ListName, positions: Sequence[int]) -> list[JobRecord]:
-        """Rows of the entries at these positions, under the identity each one earns.
-
-        A failed entry needs a fresh look at the dead-record of the id it records: only when
-        that key holds exactly the entry's bytes does an action on that id act on this entry.
-        Entries decoded before come from the row cache; others are read by position, while
-        the page's byte budget lasts.
-        """
-        history = self.histories[which]
-        entries = history.entries
-        dead = which is ListName.FAILED
-        budget = PAGE_BYTES
-        to_read: list[int] = []
-        checks: list[int] = []
-        too_big: set[int] = set()
-        for position in positions:
-            entry = entries[position]
-            cached = _ROWS.get(self._row_key(which, entry)) is not None
-            check = dead and entry.summary.recorded_id is not None
-            cost = (0 if cached else entry.size) + (entry.size if check else 0)
-            if cost > budget and cost > ROW_BYTES:
-                too_big.add(position)
-                continue
-            budget -= cost
-            if not cached:
-                to_read.append(position)
-            if check:
-                checks.append(position)
-
-        def queue_checks(pipe: Any) -> None:
-            for position in checks:
-                recorded = entries[position].summary.recorded_id
-                assert recorded is not None
-                pipe.get(self.keys.dead_record(recorded))
-
-        raws, replies = await history.read_at(self.client, to_read, queue_checks)
-        fetched = dict(zip(to_read, raws, strict=True))
-        dead_records = {
-            position: None if _is_wrongtype(reply) else reply
-            for position, reply in zip(checks, map(_ok, replies), strict=True)
-        }
-        rows = []
-        pacer = Pacer()
-        for position in positions:
-            entry = entries[position]
-            if position in too_big:
-                reason = (
-                    f"the entry ({_megabytes(entry.size)}) is too large to read with this "
-                    "page; open it to see it"
-                )
-                rows.append(self._summary_row(which, position, reason))
-                continue
-            row = await self._decoded_row(which, entry, fetched.get(position))
-            identity, problem = await self._identity(
-                which, entry, dead_records.get(position), checked=position in dead_records
-            )
-            rows.append(_as_identity(row, identity, problem, dead))
-            await pacer.tick()
-        return rows
-
-    def _row_key(self, which: ListName, entry: Entry[records.HistorySummary]) -> tuple[Any, ...]:
-        return (self.source, self.keys.prefix, which.value, entry.digest)
-
-    async def _decoded_row(
-        self, which: ListName, entry: Entry[records.HistorySummary], raw: bytes | None
-    ) -> JobRecord:
-        key = self._row_key(which, entry)
-        row = _ROWS.get(key)
-        if row is None:
-            assert raw is not None
-            status, raw_status = _HISTORY_STATUS[which]
-            row = await offload.decode(
-                records.history_row, raw, self.source, "", status, raw_status
-            )
-            _ROWS.put(key, row, _row_size(row))
-        return row
-
-    async def _identity(
-        self,
-        which: ListName,
-        entry: Entry[records.HistorySummary],
-        dead_record: object,
-        *,
-        checked: bool,
-    ) -> tuple[str, str | None]:
-        """The id an entry is shown and acted on by, and why that is not the id it records.
-
-        Args:
-            which: the list the entry is in.
-            entry: the entry.
-            dead_record: the bytes of ``dead-record:<recorded id>`` (None when missing).
-            checked: whether ``dead_record`` was read (failed entries only).
-        """
-        recorded = entry.summary.recorded_id
-        if recorded is None:
-            return entry_id(entry.digest), (
-                "the entry names no usable job id; it is known by the digest of its bytes"
-            )
-        if which is ListName.COMPLETED:
-            return recorded, None
-        if checked and isinstance(dead_record, bytes):
-            if await offload.digest(dead_record) == entry.digest:
-                return recorded, None
-            return entry_id(entry.digest), (
-                f"the entry names job {recorded}, whose failed record is another entry; "
-                "it is known by the digest of its bytes"
-            )
-        if len(self._view(which).by_recorded.get(recorded, ())) > 1:
-            return entry_id(entry.digest), (
-                f"several failed entries name job {recorded}; each is known by the digest "
-                "of its bytes"
-            )
-        if entry.summary.malformed:
-            return recorded, None
-        return recorded, "it has no failed record of its own, which Autumn's retry needs"
-
-    def _summary_row(self, which: ListName, position: int, reason: str) -> JobRecord:
-        entry = self.histories[which].entries[position]
-        status, raw_status = _HISTORY_STATUS[which]
-        return JobRecord(
-            source=self.source,
-            system="autumn",
-            id=entry_id(entry.digest),
-            name="",
-            queue="",
-            status=status,
-            raw_status=raw_status,
-            finished_at=ms_to_datetime(entry.summary.time_ms),
-            problem=f"not read: {reason}",
-            extra=({"recorded_id": entry.summary.recorded_id} if entry.summary.recorded_id else {}),
+    async def _history_page(self, which: ListName, query: SnapshotQuery, now: int) -> Page:
+        """One page of a history window (under the histories' lock)."""
+        rows, total = await self.histories.page_rows(
+            which, query.offset(which), query.size(which), now
         )
-
-    def _locate(self, job_id: str, which: ListName | None = None) -> _Found | None:
-        """A history entry by its entry id, or by the id it records (the newest such).
-
-        Reads nothing: call it under the lock, after a resync.
-        """
-        digest = entry_digest(job_id)
-        for name in (which,) if which is not None else tuple(self.histories):
-            view = self._view(name)
-            if digest is not None:
-                position = view.by_digest.get(digest)
-            else:
-                position = next(iter(view.by_recorded.get(job_id, ())), None)
-            if position is not None:
-                return _Found(name, position, self.histories[name].entries[position])
-        return None
-
-    async def _entry_bytes(self, found: _Found) -> bytes | None:
-        """The exact bytes of a located entry (None when it moved and could not be found)."""
-        history = self.histories[found.which]
-        for _ in range(READ_TRIES):
-            position = self._view(found.which).by_digest.get(found.entry.digest)
-            if position is None:
-                return None
-            try:
-                raws, _ = await history.read_at(self.client, [position])
-            except ListChanged:
-                await self._resync()
-                continue
-            return raws[0]
-        return None
+        return _page(tuple(rows), total, query, which)
 
     # ---------------------------------------------------------------- job detail
 
@@ -981,9 +590,9 @@ class AutumnAdapter:
         pipe.zscore(keys.delayed, job_id)
         pipe.zscore(keys.blocked, job_id)
         pipe.getrange(keys.lifecycle(job_id), 0, MAX_LIFECYCLE_BYTES - 1)
-        replies = [_ok(r) for r in await pipe.execute(raise_on_error=False)]
+        replies = [ok(r) for r in await pipe.execute(raise_on_error=False)]
         processing, delayed, blocked, lifecycle_raw = (
-            None if _is_wrongtype(r) else r for r in replies
+            None if is_wrongtype(r) else r for r in replies
         )
         dead, body = await self._read_values(
             [keys.dead_record(job_id), keys.record(job_id)], ROW_BYTES, budget=MAX_VALUE_BYTES
@@ -1029,35 +638,16 @@ class AutumnAdapter:
 
     async def _history_job(self, job_id: str) -> JobDetail | None:
         """A completed or failed entry by its entry id or the id it records."""
-        async with self._lock:
-            await self._resync(LOOKUP_SYNC_AGE_S)
-            found = self._locate(job_id)
-            if found is None:
-                # Not in what a moment ago knew: look at the lists as they are now.
-                await self._resync()
-                found = self._locate(job_id)
-            if found is None:
-                return None
-            raw = await self._entry_bytes(found)
-            if raw is None:
-                return None
-            recorded = found.entry.summary.recorded_id
-            dead_record: Value = None
-            checked = found.which is ListName.FAILED
-            if checked and recorded is not None and entry_digest(job_id) is not None:
-                # Found by its bytes: does the id it records act on it?
-                (dead_record,) = await self._read_values(
-                    [self.keys.dead_record(recorded)], ROW_BYTES, budget=MAX_VALUE_BYTES
-                )
-            identity, problem = await self._identity(
-                found.which, found.entry, dead_record, checked=checked
-            )
-        status, raw_status = _HISTORY_STATUS[found.which]
+        found = await self.histories.find(job_id)
+        if found is None:
+            return None
+        entry, identity, problem = found
+        status, raw_status = HISTORY_STATUS[entry.which]
         row, payload, kind = await offload.decode(
-            records.detail, raw, self.source, "", status, raw_status, None, False
+            records.detail, entry.raw, self.source, "", status, raw_status, None, False
         )
-        job = _as_identity(row, identity, problem, found.which is ListName.FAILED)
-        return _detail(job, raw, None, payload, kind)
+        job = as_identity(row, identity, problem, entry.which is ListName.FAILED)
+        return _detail(job, entry.raw, None, payload, kind)
 
     # ---------------------------------------------------------------- audit and lifecycle
 
@@ -1089,24 +679,6 @@ class AutumnAdapter:
     def _common_argv(self, now: int, actor: str) -> list[str | int]:
         return [now, actor, self.source, LIFECYCLE_TTL_S, LIFECYCLE_LIMIT, AUDIT_LIMIT]
 
-    async def _failed_entry(self, job_id: str) -> tuple[_Found | None, int, bytes | None]:
-        """For an id with no dead-record: the failed entry it names, how many name it, and
-        that entry's exact bytes."""
-        async with self._lock:
-            await self._resync()
-            digest = entry_digest(job_id)
-            view = self._view(ListName.FAILED)
-            if digest is not None:
-                count = 1 if digest in view.by_digest else 0
-            else:
-                count = len(view.by_recorded.get(job_id, ()))
-            if count != 1:
-                return None, count, None
-            found = self._locate(job_id, ListName.FAILED)
-            if found is None:
-                return None, 0, None
-            return found, 1, await self._entry_bytes(found)
-
     async def retry(self, job_id: str, actor: str) -> ActionResult:
         keys = self.keys
         async with redis_errors(self.source):
@@ -1119,11 +691,11 @@ class AutumnAdapter:
                 new_id = str(uuid.uuid4())
                 now = now_ms()
                 if stored is None:
-                    _, count, raw = await self._failed_entry(job_id)
+                    count, found = await self.histories.failed_entry(job_id)
                     if count > 1:
                         return _ambiguous(Action.RETRY, job_id, count)
-                    if raw is not None:
-                        mode, expected = "malformed", raw
+                    if found is not None:
+                        mode, expected = "malformed", found.raw
                 else:
                     expected = stored
                     plan = await offload.decode(records.retry_plan, stored, new_id, now)
@@ -1172,11 +744,11 @@ class AutumnAdapter:
             if isinstance(stored, Unread):
                 return _too_large(Action.DISCARD, job_id, stored)
             if stored is None:
-                found, count, raw = await self._failed_entry(job_id)
+                count, found = await self.histories.failed_entry(job_id)
                 if count > 1:
                     return _ambiguous(Action.DISCARD, job_id, count)
-                if found is not None and raw is not None:
-                    entry = raw
+                if found is not None:
+                    entry = found.raw
                     recorded = found.entry.summary.recorded_id or job_id
             reply = await self._scripts["discard"](
                 keys=[
@@ -1239,14 +811,6 @@ class AutumnAdapter:
 _WAITING = frozenset(
     {JobStatus.ENQUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING, JobStatus.BLOCKED}
 )
-_HISTORY_STATUS = {
-    ListName.COMPLETED: (JobStatus.COMPLETED, records.RAW_COMPLETED),
-    ListName.FAILED: (JobStatus.FAILED, records.RAW_DEAD),
-}
-
-
-async def _summary(raw: bytes) -> records.HistorySummary:
-    return await offload.decode(records.summarize, raw)
 
 
 def _scored(members: Iterable[tuple[bytes, float]]) -> list[tuple[str, int | None]]:
@@ -1265,23 +829,6 @@ def _live_place(
         return JobStatus.BLOCKED, records.RAW_BLOCKED, blocked
     # Not in any zset: a queue list holds it (finding where would cost O(queue depth)).
     return JobStatus.ENQUEUED, records.RAW_QUEUE, None
-
-
-def _row_size(row: JobRecord) -> int:
-    """A rough count of the bytes a cached row holds."""
-    return 600 + len(row.last_error or "") + len(row.payload_preview) + len(row.problem or "")
-
-
-def _as_identity(row: JobRecord, identity: str, problem: str | None, dead: bool) -> JobRecord:
-    """A decoded history row under the id the adapter decided, with its actions."""
-    actions = row.actions
-    if dead and problem is not None:
-        # Not its own failed record: Autumn's retry cannot take it; discard can.
-        actions = (Action.DISCARD,)
-    problems = [p for p in (row.problem, problem) if p]
-    return replace(
-        row, id=identity, actions=actions, problem="; ".join(problems) if problems else None
-    )
 
 
 def _where_found(row: JobRecord, queue: str) -> JobRecord:
@@ -1357,14 +904,11 @@ class _Base:
     overdue: int = 0
     delayed_page: list[tuple[str, int | None]] = field(default_factory=list)
     processing_page: list[tuple[str, int | None]] = field(default_factory=list)
-    windows: dict[ListName, Window] = field(default_factory=dict)
+    #: completed in the last 24 h, failed in the last 7 days
+    completed_24h: int = 0
+    failed_7d: int = 0
     #: keys that could not be read, in words
     problems: tuple[str, ...] = ()
-
-    def in_window(self, which: ListName) -> int:
-        window = COMPLETED_WINDOW if which is ListName.COMPLETED else FAILED_WINDOW
-        cutoff = self.now_ms - int(window.total_seconds() * 1000)
-        return self.windows[which].count_since(cutoff)
 
 
 def _result(

@@ -121,6 +121,6 @@ async def test_counts_of_a_followed_source_equal_a_fresh_one(app, redis_url) -> 
                 fresh.completed_24h,
                 fresh.failed_7d,
             ), step
-        assert follower.histories[ListName.COMPLETED].full_reads < 10
+        assert follower.histories.lists[ListName.COMPLETED].full_reads < 10
     finally:
         await follower_client.aclose()

@@ -273,7 +273,7 @@ async def test_lookups_of_unknown_ids_read_no_history(app, adapter, redis_client
     for n in range(200):
         push_dead(app, history_record(app, finished_ms=now - n, last_error="x" * 5000))
     await adapter.counters()
-    history = adapter.histories[ListName.FAILED]
+    history = adapter.histories.lists[ListName.FAILED]
     read = history.transferred
     for n in range(20):
         assert await adapter.job(f"unknown-{n}") is None

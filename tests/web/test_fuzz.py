@@ -16,7 +16,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from jobbridge.adapters import autumn
+from jobbridge.adapters import autumn_history
 from jobbridge.cli import main
 from jobbridge.web import keys
 from tests.integration.autumn_fixtures import Autumn, Worker, failing_job, history_record
@@ -278,6 +278,6 @@ async def test_hostile_data_never_breaks_a_page_a_route_or_the_cli(
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == []
     assert len(service.cache) <= service.cache.max_entries
-    assert autumn._ROWS.size <= autumn.ROW_CACHE_BYTES
+    assert autumn_history._ROWS.size <= autumn_history.ROW_CACHE_BYTES
     # Hostile values are capped in size here; what the run keeps must not grow with it.
     assert rss_bytes() - start < 300 * 1024 * 1024
