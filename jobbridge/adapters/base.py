@@ -302,18 +302,27 @@ def parse_audit(raw: bytes | str) -> AuditEntry | None:
         at = ms_to_datetime(whole_ms(data["at_ms"]))
         if at is None:
             return None
+        new_id = data.get("new_id")
         return AuditEntry(
             at=at,
-            actor=str(data["actor"]),
-            source=str(data["source"]),
-            job_id=str(data["job_id"]),
-            action=str(data["action"]),
-            outcome=str(data["outcome"]),
-            new_id=str(data["new_id"]) if data.get("new_id") else None,
-            message=str(data.get("message") or ""),
+            actor=_field(data["actor"]),
+            source=_field(data["source"]),
+            job_id=_field(data["job_id"]),
+            action=_field(data["action"]),
+            outcome=_field(data["outcome"]),
+            new_id=_field(new_id) if new_id else None,
+            message=cap(str(data.get("message") or ""), MAX_DETAIL_CHARS) or "",
         )
     except (ValueError, TypeError, KeyError, OverflowError, AttributeError):
         return None
+
+
+def _field(value: object) -> str:
+    """One field of an entry jobbridge wrote, as capped text (anyone can write them)."""
+    return (
+        cap(value if isinstance(value, str) else json.dumps(value)[:MAX_NAME_CHARS], MAX_NAME_CHARS)
+        or ""
+    )
 
 
 def client_location(client: Any) -> str:
