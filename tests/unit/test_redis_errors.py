@@ -56,7 +56,7 @@ from jobbridge.web.metrics import Metrics
         ),
         pytest.param(
             e.ResponseError("ERR user_script:3: oops script: 1b49e4, on @user_script:3."),
-            "Lua script failed: ERR user_script:3: oops script: 1b49e4, on @user_script:3.",
+            "Lua script failed: ERR user_script:3: oops (at @user_script:3, script 1b49e4)",
         ),
         pytest.param(
             e.NoPermissionError(
@@ -132,3 +132,21 @@ async def test_a_bug_in_one_source_fails_no_endpoint_that_gathers_across_sources
     assert 'jobbridge_source_up{source="buggy",system="autumn"} 0.0' in text
     # Bugs are logged with their traceback, for whoever has to fix them.
     assert caplog.records and all(r.exc_info for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # Redis 6.2
+        "Error running script (call to f_c0f4e07d13acc8c1c810243d737b96cf873d836e): "
+        "@user_script:12: WRONGTYPE Operation against a key holding the wrong kind of value",
+        # Redis 7.x
+        "WRONGTYPE Operation against a key holding the wrong kind of value script: "
+        "c0f4e07d13acc8c1c810243d737b96cf873d836e, on @user_script:12.",
+    ],
+)
+def test_a_script_error_reads_the_same_on_every_redis_version(message: str) -> None:
+    assert unavailable_detail(e.ResponseError(message)) == (
+        "Lua script failed: WRONGTYPE Operation against a key holding the wrong kind of value "
+        "(at @user_script:12, script c0f4e07d13ac)"
+    )

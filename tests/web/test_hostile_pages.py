@@ -124,8 +124,8 @@ async def test_expired_reads_are_dropped_while_idle(make_client, autumn) -> None
     assert len(service.cache) == 0
 
 
-async def test_a_quick_redis_restart_costs_no_request(make_client) -> None:
-    server = start_redis_server()
+async def test_a_quick_redis_restart_costs_no_request(make_client, redis_server) -> None:
+    server = start_redis_server(binary=redis_server.binary)
     try:
         settings = Settings(
             server=ServerConfig(cache_ttl_s=0),

@@ -119,8 +119,8 @@ async def test_one_source_down_does_not_hide_the_others(
     }
 
 
-async def test_page_recovers_when_redis_returns(make_client) -> None:
-    server = start_redis_server()
+async def test_page_recovers_when_redis_returns(make_client, redis_server) -> None:
+    server = start_redis_server(binary=redis_server.binary)
     try:
         url = server.url(0)
         settings = Settings(
