@@ -246,6 +246,9 @@ class SnapshotQuery:
     #: page size of the completed and failed lists when it differs from ``per_page``: lets
     #: internal readers (the actuator) take a whole bounded history in one read
     history_per_page: int | None = None
+    #: the lists whose page to read (all when None); the others come back empty, with their
+    #: totals (the overview reads only the failed list)
+    only: frozenset[ListName] | None = None
 
     @classmethod
     def build(
@@ -254,13 +257,20 @@ class SnapshotQuery:
         per_page: int | None = None,
         *,
         history_per_page: int | None = None,
+        only: frozenset[ListName] | None = None,
     ) -> SnapshotQuery:
         """Clamp the inputs: pages >= 1, per_page in 1..100, history_per_page in 1..1000."""
         clamped = {name: clamp_page((pages or {}).get(name)) for name in ListName}
         history = None
         if history_per_page is not None:
             history = max(1, min(MAX_HISTORY_PER_PAGE, history_per_page))
-        return cls(pages=clamped, per_page=clamp_per_page(per_page), history_per_page=history)
+        return cls(
+            pages=clamped, per_page=clamp_per_page(per_page), history_per_page=history, only=only
+        )
+
+    def wants(self, name: ListName) -> bool:
+        """Whether this list's page is to be read."""
+        return self.only is None or name in self.only
 
     def page(self, name: ListName) -> int:
         return clamp_page(self.pages.get(name))
@@ -273,6 +283,10 @@ class SnapshotQuery:
 
     def offset(self, name: ListName) -> int:
         return (self.page(name) - 1) * self.size(name)
+
+    def rows(self, name: ListName) -> int:
+        """Rows of this list to read: its page size, or 0 when it is not wanted."""
+        return self.size(name) if self.wants(name) else 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

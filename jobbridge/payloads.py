@@ -52,10 +52,20 @@ def _encode_bounded(value: Any, limit: int, indent: int | None) -> tuple[str, bo
     return _cut("".join(pieces), limit)
 
 
-def json_preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
-    """One compact line of a decoded JSON value, cut at ``limit`` characters."""
+#: values decoded from at most this many bytes are encoded whole (C-fast), then cut
+WHOLE_ENCODE_BYTES = 64 * 1024
+
+
+def json_preview(value: Any, limit: int = PREVIEW_CHARS, *, source_bytes: int | None = None) -> str:
+    """One compact line of a decoded JSON value, cut at ``limit`` characters.
+
+    ``source_bytes``: the size of the text the value was decoded from, when known; a small
+    one is encoded whole by the C encoder, a big or unknown one piece by piece up to the limit.
+    """
     if value is None:
         return ""
+    if source_bytes is not None and source_bytes <= WHOLE_ENCODE_BYTES:
+        return _cut(json.dumps(value, ensure_ascii=False, separators=(",", ":")), limit)[0]
     return _encode_bounded(value, limit, None)[0]
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from _json import scanstring
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +52,42 @@ def _reject_constant(name: str) -> Any:
     raise JSONError(f"non-standard JSON constant {name}")
 
 
+class _Decoding(threading.local):
+    """What the hooks of the decoders below note while one document is decoded."""
+
+    #: numbers out of range, in words
+    problems: list[str]
+    #: the pairs of the object decoded last, when it named a key twice
+    repeated_pairs: list[tuple[str, Any]] | None
+
+
+_decoding = _Decoding()
+
+
+def _parse_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value) and len(_decoding.problems) < 3:
+        _decoding.problems.append(f"number {literal[:40]} is out of range")
+    return value
+
+
+def _pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(items)
+    # Called innermost object first: after decoding, this holds the outermost one's.
+    _decoding.repeated_pairs = items if len(value) != len(items) else None
+    return value
+
+
+#: objects through a hook: cheap while a document has few of them
+_PAIRS_DECODER = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_parse_float, object_pairs_hook=_pairs
+)
+#: objects built in C, for big documents (their own keys read by ``_decode_object``)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_parse_float)
+#: documents up to this many characters go through the hook when keys are to be checked
+_HOOK_CHARS = 64 * 1024
+
+
 def loads_checked(raw: bytes | str, *, top_keys: bool = False) -> Loaded:
     """Decode hostile JSON text.
 
@@ -62,22 +99,19 @@ def loads_checked(raw: bytes | str, *, top_keys: bool = False) -> Loaded:
     Raises:
         JSONError: not UTF-8, not JSON, a lone surrogate, NaN / Infinity, or too deep.
     """
-    problems: list[str] = []
-
-    def parse_float(literal: str) -> float:
-        value = float(literal)
-        if not math.isfinite(value) and len(problems) < 3:
-            problems.append(f"number {literal[:40]} is out of range")
-        return value
-
-    decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=parse_float)
+    _decoding.problems = []
+    _decoding.repeated_pairs = None
     repeated: tuple[str, ...] = ()
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        if top_keys:
-            value, repeated = _decode_object(decoder, text)
+        if top_keys and len(text) <= _HOOK_CHARS:
+            value = _PAIRS_DECODER.decode(text)
+            if isinstance(value, dict) and _decoding.repeated_pairs is not None:
+                repeated = _repeated(_decoding.repeated_pairs)
+        elif top_keys:
+            value, repeated = _decode_object(_DECODER, text)
         else:
-            value = decoder.decode(text)
+            value = _DECODER.decode(text)
     except RecursionError:
         raise JSONError(f"nested deeper than {MAX_DEPTH} levels") from None
     except UnicodeDecodeError:
@@ -90,7 +124,17 @@ def loads_checked(raw: bytes | str, *, top_keys: bool = False) -> Loaded:
         raise JSONError("holds an escaped lone surrogate")
     if too_deep(raw if isinstance(raw, bytes) else text.encode("utf-8", "surrogatepass")):
         raise JSONError(f"nested deeper than {MAX_DEPTH} levels")
-    return Loaded(value, tuple(problems), repeated)
+    return Loaded(value, tuple(_decoding.problems), repeated)
+
+
+def _repeated(pairs: list[tuple[str, Any]]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for key, _ in pairs:
+        if key in seen and key not in repeated:
+            repeated.append(key)
+        seen.add(key)
+    return tuple(repeated)
 
 
 def loads(raw: bytes | str) -> Any:
@@ -99,6 +143,7 @@ def loads(raw: bytes | str) -> Any:
 
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+_SPACE = frozenset(" \t\n\r")
 
 
 def _decode_object(decoder: json.JSONDecoder, text: str) -> tuple[Any, tuple[str, ...]]:
@@ -107,10 +152,15 @@ def _decode_object(decoder: json.JSONDecoder, text: str) -> tuple[Any, tuple[str
     The object's own keys are read here, its values by the C scanner, so this costs what
     ``json.loads`` costs (a hook called for every nested object would cost far more).
     """
+    end = len(text)
+    match_space = _WHITESPACE.match
 
     def skip(at: int) -> int:
-        match = _WHITESPACE.match(text, at)
-        return at if match is None else match.end()
+        # Compact JSON (what serde writes) has no whitespace: skip the regex then.
+        if at >= end or text[at] not in _SPACE:
+            return at
+        found = match_space(text, at)
+        return at if found is None else found.end()
 
     # the C scanner JSONDecoder builds for itself, with its hooks
     scan: Callable[[str, int], tuple[Any, int]] = decoder.scan_once  # type: ignore[attr-defined]
@@ -139,15 +189,9 @@ def _decode_object(decoder: json.JSONDecoder, text: str) -> tuple[Any, tuple[str
             if not text.startswith(",", index):
                 raise JSONError(f"expecting ',' or '}}' at char {index}")
             index = skip(index + 1)
-    if skip(index) != len(text):
+    if skip(index) != end:
         raise JSONError(f"extra data at char {index}")
-    seen: set[str] = set()
-    repeated: list[str] = []
-    for key, _ in pairs:
-        if key in seen and key not in repeated:
-            repeated.append(key)
-        seen.add(key)
-    return dict(pairs), tuple(repeated)
+    return dict(pairs), _repeated(pairs)
 
 
 #: an escaped surrogate ("\\ud800"); only then can a decoded string hold a lone one

@@ -45,6 +45,8 @@ CAPABILITIES: Mapping[System, tuple[str, ...]] = {
 OVERVIEW_FAILURES = 10
 #: Newest entries of each audit list that a filtered audit read looks at.
 AUDIT_SCAN = 2000
+#: Source reads (counters, snapshots) in flight at once across all sources.
+READ_CONCURRENCY = 8
 #: Seconds between background queue-discovery steps.
 DISCOVERY_INTERVAL_S = 0.5
 
@@ -175,6 +177,7 @@ class JobService:
         self.adapters = dict(adapters)
         self.read_only = read_only
         self.cache = Coalescer(cache_ttl_s)
+        self._reads = asyncio.Semaphore(READ_CONCURRENCY)
         self._discovery: asyncio.Task[None] | None = None
         #: sources whose last discovery step failed (each outage is logged once)
         self._discovery_failing: set[str] = set()
@@ -257,17 +260,28 @@ class JobService:
             tuple(sorted(query.pages.items())),
             query.per_page,
             query.history_per_page,
+            query.only,
         )
-        return await self.cache.get(key, lambda: adapter.snapshot(query))
+        return await self.cache.get(key, lambda: self._bounded(adapter.snapshot(query)))
 
     async def counters(self, source: str) -> Counters:
         adapter = self.adapter(source)
-        return await self.cache.get((source, "counters"), adapter.counters)
+        return await self.cache.get((source, "counters"), lambda: self._bounded(adapter.counters()))
+
+    async def _bounded(self, read: Awaitable[T]) -> T:
+        """A source read, at most ``READ_CONCURRENCY`` at a time across sources: a poll of a
+        hundred sources then keeps few of them ready to run at once, so the event loop is
+        never held by all of their work in a row."""
+        async with self._reads:
+            return await read
 
     async def overview(self) -> Overview:
         """Counters of every source side by side, plus the newest failures across them."""
         names = list(self.adapters)
-        first_pages = SnapshotQuery.build(per_page=OVERVIEW_FAILURES)
+        # Counters and the newest failures: no other list's page is read.
+        first_pages = SnapshotQuery.build(
+            per_page=OVERVIEW_FAILURES, only=frozenset({ListName.FAILED})
+        )
         results = await asyncio.gather(
             *(self.snapshot(name, first_pages) for name in names), return_exceptions=True
         )

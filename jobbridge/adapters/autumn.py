@@ -334,12 +334,14 @@ class AutumnAdapter:
         # processing scores are claim time + visibility timeout: the claim's deadline
         pipe.zcount(keys.processing, "-inf", now)
         self.histories.probe(pipe)
-        if query is not None:
-            per = query.per_page
+        scheduled = 0 if query is None else query.rows(ListName.SCHEDULED)
+        running = 0 if query is None else query.rows(ListName.RUNNING)
+        if query is not None and scheduled:
             start = query.offset(ListName.SCHEDULED)
-            pipe.zrange(keys.delayed, start, start + per - 1, withscores=True)
+            pipe.zrange(keys.delayed, start, start + scheduled - 1, withscores=True)
+        if query is not None and running:
             start = query.offset(ListName.RUNNING)
-            pipe.zrevrange(keys.processing, start, start + per - 1, withscores=True)
+            pipe.zrevrange(keys.processing, start, start + running - 1, withscores=True)
         replies = [ok(r) for r in await pipe.execute(raise_on_error=False)]
         base = _Base(now_ms=now, queues=queues, hidden_queues=len(self._all_queues()) - len(queues))
         broken: dict[str, str] = {}
@@ -362,9 +364,11 @@ class AutumnAdapter:
         base.blocked = int(take(rest[2], keys.blocked, "zset", 0))
         base.overdue = int(take(rest[3], keys.processing, "zset", 0))
         probes = rest[4:10]
-        if query is not None:
-            base.delayed_page = _scored(take(rest[10], keys.delayed, "zset", []))
-            base.processing_page = _scored(take(rest[11], keys.processing, "zset", []))
+        pages = iter(rest[10:])
+        if scheduled:
+            base.delayed_page = _scored(take(next(pages), keys.delayed, "zset", []))
+        if running:
+            base.processing_page = _scored(take(next(pages), keys.processing, "zset", []))
         await self.histories.update(probes, broken)
         if broken:
             base.problems = await self._key_problems(broken)
@@ -409,7 +413,7 @@ class AutumnAdapter:
 
     async def _enqueued_ids(self, base: _Base, query: SnapshotQuery) -> list[tuple[str, str]]:
         """The page of the queue lists concatenated in priority order."""
-        offset, need = query.offset(ListName.ENQUEUED), query.per_page
+        offset, need = query.offset(ListName.ENQUEUED), query.rows(ListName.ENQUEUED)
         ranges: list[tuple[str, int, int]] = []
         for name in base.queues:
             length = base.lengths[name]
@@ -566,7 +570,7 @@ class AutumnAdapter:
     async def _history_page(self, which: ListName, query: SnapshotQuery, now: int) -> Page:
         """One page of a history window (under the histories' lock)."""
         rows, total = await self.histories.page_rows(
-            which, query.offset(which), query.size(which), now
+            which, query.offset(which), query.rows(which), now
         )
         return _page(tuple(rows), total, query, which)
 

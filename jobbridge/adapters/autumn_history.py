@@ -179,6 +179,8 @@ class AutumnHistories:
         self, which: ListName, start: int, size: int, now_ms: int
     ) -> tuple[list[JobRecord], int]:
         """The rows of one page of a list's window, and the window's total. Under the lock."""
+        if size <= 0:
+            return [], self.in_window(which, now_ms)
         for _ in range(READ_TRIES):
             total = self.in_window(which, now_ms)
             positions = list(self.view(which).window.order[start : min(start + size, total)])

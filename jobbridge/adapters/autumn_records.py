@@ -160,10 +160,12 @@ def unique_lock_suffix(data: dict[str, Any] | None) -> tuple[str, str] | None:
 def _str_or_none(value: object, limit: int) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str):
-        # Bounded: encoding stops once past the limit, whatever the value's size.
-        return json_preview(value, limit)
-    return cap(value, limit)
+    if isinstance(value, str):
+        return cap(value, limit)
+    if isinstance(value, bool | int | float):
+        return cap(json.dumps(value), limit)
+    # Bounded: encoding stops once past the limit, whatever the value's size.
+    return json_preview(value, limit)
 
 
 def _int_or_none(value: object) -> int | None:
@@ -237,7 +239,7 @@ def to_job(
     if malformed and isinstance(payload, str):
         preview = cap(payload, PREVIEW_CHARS) or ""
     else:
-        preview = json_preview(payload)
+        preview = json_preview(payload, source_bytes=len(raw) if raw is not None else None)
     name = data.get("name")
     extra = _extra(data)
     recorded = data.get("id")

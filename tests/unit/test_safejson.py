@@ -34,16 +34,15 @@ def nested(levels: int) -> str:
         ('{"k\\udfff":1}', "holds an escaped lone surrogate"),
         ("NaN", "non-standard JSON constant NaN"),
         ("[-Infinity]", "non-standard JSON constant -Infinity"),
-        ('{"a":1}x', "extra data at char 7"),
-        ("{oops", "expecting a property name at char 1"),
+        ('{"a":1}x', "extra data"),
+        ("{oops", "expecting property name"),
     ],
 )
 def test_every_failure_is_one_error(text: str | bytes, reason: str) -> None:
     for top_keys in (False, True):
         with pytest.raises(safejson.JSONError) as caught:
             safejson.loads_checked(text, top_keys=top_keys)
-        if top_keys or not reason.startswith(("extra", "expecting")):
-            assert str(caught.value) == reason
+        assert str(caught.value).lower().startswith(reason.lower())
 
 
 def test_the_deepest_document_serde_reads_is_read() -> None:
@@ -58,10 +57,14 @@ def test_numbers_out_of_range_are_kept_and_named() -> None:
 
 
 def test_repeated_top_level_keys_are_listed() -> None:
-    loaded = safejson.loads_checked(' { "a" : 1, "b":{"a":1,"a":2}, "a": 3 } ', top_keys=True)
-    assert loaded.value == {"a": 3, "b": {"a": 2}}
-    assert loaded.repeated == ("a",)
-    assert safejson.loads_checked("[1]", top_keys=True).repeated == ()
+    text = ' { "a" : 1, "b":{"a":1,"a":2}, "a": 3 } '
+    # Small documents go through a hook, big ones through the top-level scanner: both count.
+    for document in (text, text.replace('"b":', f'"pad":"{"x" * 70_000}","b":')):
+        loaded = safejson.loads_checked(document, top_keys=True)
+        assert loaded.value["a"] == 3 and loaded.value["b"] == {"a": 2}
+        assert loaded.repeated == ("a",)
+    assert safejson.loads_checked('{"b":{"a":1,"a":2}}', top_keys=True).repeated == ()
+    assert safejson.loads_checked('[{"a":1,"a":2}]', top_keys=True).repeated == ()
 
 
 def random_json(rng: random.Random, level: int) -> Any:
