@@ -174,7 +174,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = await request.app[keys.METRICS].render(request.app[keys.SERVICE])
+    app = request.app
+    body = await app[keys.METRICS].render(app[keys.SERVICE], app[keys.SECURITY].shared)
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE
     return response

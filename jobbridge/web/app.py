@@ -75,6 +75,7 @@ def create_app(settings: Settings, service: JobService | None = None) -> web.App
     )
     env.filters.update(FILTERS)
     app.on_startup.append(_compile_templates)
+    app.cleanup_ctx.append(_shared_state_context)
     setup_routes(app, settings.server.prefix)
     app.on_response_prepare.append(on_response_prepare)
     if service is not None:
@@ -108,6 +109,16 @@ async def _compile_templates(app: web.Application) -> None:
     env = aiohttp_jinja2.get_env(app)
     for name in env.list_templates(extensions=["html"]):
         env.get_template(name)
+
+
+async def _shared_state_context(app: web.Application) -> AsyncIterator[None]:
+    """Share sign-outs and failed sign-ins with the other replicas for the app's lifetime."""
+    shared = app[keys.SECURITY].shared
+    await shared.start()
+    try:
+        yield
+    finally:
+        await shared.close()
 
 
 async def _service_context(app: web.Application) -> AsyncIterator[None]:

@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from jobbridge.errors import SourceUnavailable
 from jobbridge.model import Counters
 from jobbridge.service import JobService, SourceInfo
+from jobbridge.web.shared_state import SharedState
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,34 @@ class SourceCollector(Collector):
         yield queue_oldest
 
 
+class SharedStateCollector(Collector):
+    """Whether the replicas' shared state is reachable, and how many replicas share it."""
+
+    def __init__(self) -> None:
+        self.shared: SharedState | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        shared = self.shared
+        if shared is None or shared.client is None:
+            return
+        yield GaugeMetricFamily(
+            "jobbridge_shared_state_up",
+            "1 when the Redis the replicas share sign-outs and failed sign-ins in answers.",
+            value=1.0 if shared.up else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "jobbridge_replicas",
+            "Live jobbridge processes sharing that state, this one included.",
+            value=float(shared.replicas),
+        )
+        yield GaugeMetricFamily(
+            "jobbridge_replicas_disagreeing",
+            "Other live processes that sign sessions with another key than this one "
+            "(their sessions are refused here): give them all the same session_secret.",
+            value=float(shared.disagreeing),
+        )
+
+
 class Metrics:
     """The app's registry: HTTP request metrics and the source gauges."""
 
@@ -124,14 +153,17 @@ class Metrics:
         )
         self.sources = SourceCollector()
         self.registry.register(self.sources)
+        self.shared = SharedStateCollector()
+        self.registry.register(self.shared)
         self._lock = asyncio.Lock()
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route, method, str(status)).observe(seconds)
 
-    async def render(self, service: JobService) -> bytes:
+    async def render(self, service: JobService, shared: SharedState | None = None) -> bytes:
         """Read every source's counters now, then expose the whole registry as text."""
+        self.shared.shared = shared
 
         async def read(info: SourceInfo) -> Reading:
             try:

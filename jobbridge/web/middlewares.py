@@ -124,7 +124,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     security = request.app[keys.SECURITY]
     if not security.in_cookie_scope(request.path):
         return await handler(request)
-    state = SessionState(security.decode(request.cookies.get(COOKIE_NAME)))
+    state = SessionState(await security.session_from_cookie(request.cookies.get(COOKIE_NAME)))
     request[keys.SESSION] = state
     response = await handler(request)
     secure = security.is_https(request)
@@ -202,7 +202,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     security = request.app[keys.SECURITY]
     public = is_public(request)
     try:
-        principal = security.authenticate(request, session_of(request))
+        principal = await security.authenticate(request, session_of(request))
     except AuthError:
         if not public:
             raise

@@ -31,6 +31,7 @@ from aiohttp import web
 
 from jobbridge.config import AuthConfig, Role, ServerConfig, Settings, TokenConfig, is_loopback
 from jobbridge.errors import ConfigError
+from jobbridge.web.shared_state import SharedState
 from jobbridge.web.throttle import SignInThrottle
 
 COOKIE_NAME = "jobbridge_session"
@@ -147,6 +148,10 @@ class Security:
         self.throttle = SignInThrottle(max_failures=settings.auth.max_failed_sign_ins)
         #: session ids signed out before their cookie expires: sid -> expiry (Unix seconds)
         self._revoked: dict[str, int] = {}
+        #: what this process shares with the other replicas (sign-outs, failed sign-ins)
+        self.shared = SharedState.for_settings(
+            settings, key_fingerprint=_b64(_derive(secret, b"jobbridge replica check v1"))[:16]
+        )
 
     # ------------------------------------------------------------ sessions
 
@@ -196,11 +201,34 @@ class Security:
             return None
         return Session(sid=sid, exp=exp, token_fp=fp, flash=_parse_flash(flash))
 
-    def revoke(self, session: Session) -> None:
-        """End ``session`` on the server too: a copy of its cookie no longer signs anyone in.
+    async def session_from_cookie(self, value: str | None) -> Session | None:
+        """The session a cookie carries, unless it was signed out here or on another replica."""
+        session = self.decode(value)
+        if session is not None and await self.shared.signed_out(session.sid):
+            return None
+        return session
 
-        Kept in memory until the cookie would have expired anyway, so it lasts until a
-        restart (a restart without a configured ``session_secret`` ends every session).
+    async def sign_out(self, session: Session) -> None:
+        """End ``session`` on this process and on every replica sharing state."""
+        self.revoke(session)
+        await self.shared.sign_out(session.sid, session.exp)
+
+    async def sign_in_wait_s(self, client: str) -> int:
+        """Seconds ``client`` must wait before a sign-in counts, across replicas."""
+        local = self.throttle.wait_s(client)
+        shared = await self.shared.wait_s(client, self.throttle.max_failures)
+        return max(local, shared)
+
+    async def sign_in_failed(self, client: str) -> None:
+        """Count a failed sign-in by ``client`` here and for every replica."""
+        self.throttle.failed(client)
+        await self.shared.failed(client)
+
+    def revoke(self, session: Session) -> None:
+        """End ``session`` on this process: a copy of its cookie no longer signs anyone in.
+
+        Kept in memory until the cookie would have expired anyway (:meth:`sign_out` also
+        tells the other replicas, through Redis).
         """
         now = int(time.time())
         self._revoked[session.sid] = session.exp
@@ -282,7 +310,7 @@ class Security:
                 found = found or token
         return found
 
-    def authenticate(self, request: web.Request, session: Session | None) -> Principal | None:
+    async def authenticate(self, request: web.Request, session: Session | None) -> Principal | None:
         """Who made the request; None when nobody is authenticated.
 
         Raises:
@@ -294,12 +322,12 @@ class Security:
         bearer = bearer_token(request) if self.auth.tokens else None
         if bearer is not None:
             client = self.client_address(request)
-            wait_s = self.throttle.wait_s(client)
+            wait_s = await self.sign_in_wait_s(client)
             if wait_s:
                 raise too_many_attempts(wait_s)
             token = self.auth.token_for(bearer)
             if token is None:
-                self.throttle.failed(client)
+                await self.sign_in_failed(client)
                 raise AuthError(401, "unauthorized", "The bearer token is not valid.")
             return Principal(name=token.name, role=token.role, method="token", remote=remote)
         proxy = self.proxy_principal(request)

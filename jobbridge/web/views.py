@@ -225,7 +225,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         return redirect(target)
     security = request.app[keys.SECURITY]
     client = security.client_address(request)
-    wait_s = security.throttle.wait_s(client)
+    wait_s = await security.sign_in_wait_s(client)
     if wait_s:
         refused = too_many_attempts(wait_s)
         context = _login_context(request, next_url, refused.message)
@@ -238,14 +238,14 @@ async def login(request: web.Request) -> web.StreamResponse:
     if token and len(token) <= MAX_CREDENTIAL_CHARS:
         found = settings.auth.token_for(token)
     if found is None:
-        security.throttle.failed(client)
+        await security.sign_in_failed(client)
         await asyncio.sleep(LOGIN_FAILURE_DELAY_S)
         context = _login_context(request, next_url, "That token is not valid.")
         return aiohttp_jinja2.render_template("login.html", request, context, status=401)
     state = request[keys.SESSION]
     if state.session is not None:
         # The session this one replaces (a CSRF-only one, or another sign-in) ends here too.
-        security.revoke(state.session)
+        await security.sign_out(state.session)
     state.set(security.new_session(found))
     return redirect(target)
 
@@ -253,6 +253,6 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     state = request[keys.SESSION]
     if state.session is not None:
-        request.app[keys.SECURITY].revoke(state.session)
+        await request.app[keys.SECURITY].sign_out(state.session)
     state.delete()
     return redirect(str(request.app.router["login"].url_for()))
