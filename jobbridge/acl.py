@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from jobbridge.adapters.base import glob_escape
-from jobbridge.config import Role, SourceConfig, redact_url
+from jobbridge.config import Role, SourceConfig, is_sentinel_url, parse_sentinel_url, redact_url
 
 #: commands of a dashboard read: counters, pages, job lookups, audit, background discovery,
 #: and SELECT for a db number in the URL (redis-py ignores a refused CLIENT SETINFO)
@@ -86,17 +86,33 @@ def acl_setuser(user: str, sources: Sequence[SourceConfig], role: Role) -> str:
     return " ".join(["ACL SETUSER", user, "reset", "on", ">CHANGE-ME", *rules])
 
 
-def redis_server_of(url: str) -> str:
+def redis_server_of(url: str, sentinel_master: str | None = None) -> str:
     """The server a Redis URL names, without credentials or database: where ACL users live.
 
     The default port is made explicit and ``localhost`` spelled 127.0.0.1, so those spellings
     of one server group together; other aliases (a second name, another address) cannot be
     told apart here.
+
+    For a sentinel:// URL, every server of the master (``sentinel_master``, else the URL's
+    ``?master=``): ACL users are not replicated, so the master and each replica need the
+    user, and a replica that becomes master has it already.
     """
+    if is_sentinel_url(url):
+        parsed = parse_sentinel_url(url)
+        master = sentinel_master or parsed.master
+        sentinels = ", ".join(sorted({_host_port(h, p) for h, p in parsed.sentinels}))
+        return (
+            f"every server of Sentinel master {master!r} (the master and each replica;"
+            f" sentinels {sentinels})"
+        )
     parts = urlsplit(url)
     if parts.scheme == "unix":
         return redact_url(f"unix://{parts.path}")
-    host = (parts.hostname or "localhost").lower()
+    return f"{parts.scheme}://{_host_port(parts.hostname, parts.port or 6379)}"
+
+
+def _host_port(hostname: str | None, port: int) -> str:
+    host = (hostname or "localhost").lower()
     host = "127.0.0.1" if host == "localhost" else host
     shown = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{shown}:{parts.port or 6379}"
+    return f"{shown}:{port}"

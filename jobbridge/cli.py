@@ -373,7 +373,8 @@ def acl(config_path: Path | None, redis_url: str | None, role: str | None, user:
     # SETUSER's resetkeys would drop the first one's keys.
     by_server: dict[str, list[SourceConfig]] = {}
     for source in settings.sources:
-        by_server.setdefault(redis_server_of(source.redis_url), []).append(source)
+        server = redis_server_of(source.redis_url, source.sentinel_master)
+        by_server.setdefault(server, []).append(source)
     for server, sources in by_server.items():
         names = ", ".join(s.name for s in sources)
         _echo(

@@ -16,9 +16,10 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal, TypeVar
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from jobbridge.errors import ConfigError, UnknownSource
 from jobbridge.model import SYSTEMS, System
@@ -55,6 +56,9 @@ OVERRIDE_FLAGS: Mapping[str, str] = {
 }
 
 URL_SCHEMES = ("redis://", "rediss://", "unix://")
+#: kombu's form for Redis behind Sentinel: "sentinel://[:password@]host:port[;sentinel://…][/db]"
+SENTINEL_SCHEME = "sentinel://"
+DEFAULT_SENTINEL_PORT = 26379
 MIN_SESSION_SECRET_LEN = 16
 
 _SOURCE_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -184,6 +188,12 @@ class SourceConfig:
     result_backend_url: str | None = None
     #: prefix of jobbridge's own keys (audit, lifecycle) in this Redis
     jobbridge_prefix: str = "jobbridge:"
+    #: for a sentinel:// ``redis_url``: the name the sentinels know the master by (a
+    #: ``?master=`` in the URL fills it in when the key is absent)
+    sentinel_master: str | None = None
+    #: for a sentinel:// ``redis_url``: the password of the sentinels themselves, when they
+    #: require one (the URL's password is the master's)
+    sentinel_password: str | None = field(default=None, repr=False)
 
     @property
     def effective_key_prefix(self) -> str:
@@ -191,6 +201,20 @@ class SourceConfig:
         if self.key_prefix is not None:
             return self.key_prefix
         return DEFAULT_KEY_PREFIXES[self.system] or ""
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelUrl:
+    """A sentinel:// URL taken apart (:func:`parse_sentinel_url`)."""
+
+    #: (host, port) of each sentinel, in the URL's order
+    sentinels: tuple[tuple[str, int], ...]
+    #: the master's name, when the URL gives ``?master=``
+    master: str | None = None
+    db: int = 0
+    #: the master's (and its replicas') credentials, as in kombu; not the sentinels'
+    username: str | None = None
+    password: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -270,14 +294,19 @@ def load_settings(
     )
     if redis_url is None:
         return Settings(server=server, sources=sources, auth=auth)
+    origin = _redis_url_origin(cli)
     if not sources:
+        if is_sentinel_url(redis_url) and parse_sentinel_url(redis_url, origin).master is None:
+            raise ConfigError(
+                f"{origin}: a sentinel:// URL needs the master's name: ?master=<name>"
+            )
         return Settings(server=server, sources=(), auth=auth, detect_url=redis_url)
     if len(sources) > 1:
         raise ConfigError(
-            f"{_redis_url_origin(cli)}: cannot replace redis_url of {len(sources)} sources;"
+            f"{origin}: cannot replace redis_url of {len(sources)} sources;"
             " set redis_url per source in the config file"
         )
-    return Settings(server=server, sources=(_with_url(sources[0], redis_url),), auth=auth)
+    return Settings(server=server, sources=(_with_url(sources[0], redis_url, origin),), auth=auth)
 
 
 # -- layers -------------------------------------------------------------------------------------
@@ -322,16 +351,21 @@ def _redis_url_origin(cli: _Layer) -> str:
     return ENV_REDIS_URL
 
 
-def _with_url(source: SourceConfig, url: str) -> SourceConfig:
-    return SourceConfig(
-        name=source.name,
-        system=source.system,
-        redis_url=url,
-        key_prefix=source.key_prefix,
-        queues=source.queues,
-        result_backend_url=source.result_backend_url,
-        jobbridge_prefix=source.jobbridge_prefix,
-    )
+def _with_url(source: SourceConfig, url: str, origin: str) -> SourceConfig:
+    """``source`` with the Redis URL of a flag or the environment, every other field kept.
+
+    The source's Sentinel keys apply only while the URL is a sentinel:// one; a ``?master=``
+    in the new URL names the master over the file's ``sentinel_master``.
+    """
+    if not is_sentinel_url(url):
+        return replace(source, redis_url=url, sentinel_master=None, sentinel_password=None)
+    master = parse_sentinel_url(url, origin).master or source.sentinel_master
+    if master is None:
+        raise ConfigError(
+            f"{origin}: a sentinel:// URL needs the master's name: ?master=<name>"
+            f" (or sentinel_master in source {source.name!r})"
+        )
+    return replace(source, redis_url=url, sentinel_master=master)
 
 
 # -- file ---------------------------------------------------------------------------------------
@@ -404,6 +438,7 @@ def _parse_source(table: Mapping[str, object], path: str) -> SourceConfig:
         raise ConfigError(f"{path}.broker_url: give redis_url or broker_url, not both")
     url_key = "broker_url" if "broker_url" in table else "redis_url"
     redis_url = _parse_url(_required(table, url_key, path), f"{path}.{url_key}")
+    sentinel_master, sentinel_password = _parse_sentinel_keys(table, path, url_key, redis_url)
     key_prefix = None
     if "key_prefix" in table:
         key_prefix = parse_key_prefix(table["key_prefix"], f"{path}.key_prefix", system)
@@ -417,6 +452,8 @@ def _parse_source(table: Mapping[str, object], path: str) -> SourceConfig:
         jobbridge_prefix=_pick(
             [_file_layer(table, path)], "jobbridge_prefix", _non_empty_str, "jobbridge:"
         ),
+        sentinel_master=sentinel_master,
+        sentinel_password=sentinel_password,
     )
     own = source.effective_key_prefix
     if own and source.jobbridge_prefix.startswith(own + ":"):
@@ -424,6 +461,35 @@ def _parse_source(table: Mapping[str, object], path: str) -> SourceConfig:
             f"{path}.jobbridge_prefix: must not lie inside the {system} keyspace {own + ':'!r}"
         )
     return source
+
+
+def _parse_sentinel_keys(
+    table: Mapping[str, object], path: str, url_key: str, url: str
+) -> tuple[str | None, str | None]:
+    """``sentinel_master`` (or the URL's ``?master=``) and ``sentinel_password`` of a source.
+
+    Raises:
+        ConfigError: a sentinel:// URL without a master name, two different names, or either
+            key beside a URL that is not sentinel://.
+    """
+    master = _optional(table, "sentinel_master", path, _parse_master_name)
+    password = _optional(table, "sentinel_password", path, _non_empty_str)
+    if not is_sentinel_url(url):
+        for key in ("sentinel_master", "sentinel_password"):
+            if key in table:
+                raise ConfigError(f"{path}.{key}: only applies to a sentinel:// {url_key}")
+        return None, None
+    in_url = parse_sentinel_url(url, f"{path}.{url_key}").master
+    if master is None and in_url is None:
+        raise ConfigError(
+            f"{path}.sentinel_master: required for a sentinel:// {url_key} (the name the"
+            " sentinels monitor the master by; or ?master=<name> in the URL)"
+        )
+    if master is not None and in_url is not None and master != in_url:
+        raise ConfigError(
+            f"{path}.sentinel_master: {master!r} differs from ?master={in_url} in {url_key}"
+        )
+    return master or in_url, password
 
 
 def _parse_auth(table: Mapping[str, object], env: Mapping[str, str]) -> AuthConfig:
@@ -643,15 +709,101 @@ def _parse_prefix(value: object, origin: str) -> str:
 
 def _parse_url(value: object, origin: str) -> str:
     url = _parse_str(value, origin).strip()
-    if not url.startswith(URL_SCHEMES):
+    if is_sentinel_url(url):
+        parse_sentinel_url(url, origin)
+    elif not url.startswith(URL_SCHEMES):
         shown = _got(redact_url(url))
-        raise ConfigError(f"{origin}: must start with redis://, rediss:// or unix:// (got {shown})")
+        raise ConfigError(
+            f"{origin}: must start with redis://, rediss:// or unix://, or be a sentinel:// URL"
+            f" (got {shown})"
+        )
     return url
 
 
+#: the credentials of each address of a sentinel:// URL (a password may hold ';')
+_SENTINEL_CREDENTIALS = re.compile(r"(^|;)([^/@;]*//)?[^/@]*@")
+
+
 def redact_url(url: str) -> str:
-    """Hide credentials before a URL goes into an error message."""
+    """Hide credentials before a URL goes into an error message (every address of a
+    sentinel:// URL)."""
+    if is_sentinel_url(url):
+        return _SENTINEL_CREDENTIALS.sub(lambda m: m[1] + (m[2] or "") + "***@", url)
     return re.sub(r"^([^/@]*//)?[^/@]*@", lambda m: (m.group(1) or "") + "***@", url)
+
+
+def is_sentinel_url(url: str) -> bool:
+    """Whether a Redis URL names sentinels (kombu's sentinel:// form) rather than a server."""
+    return url.startswith(SENTINEL_SCHEME)
+
+
+def parse_sentinel_url(url: str, origin: str = "redis_url") -> SentinelUrl:
+    """Take apart kombu's "sentinel://[user:password@]host[:port][;sentinel://…][/db][?master=]".
+
+    The credentials, ``/db`` and ``?master=`` may be given on any one address (or repeated
+    the same on several); the port defaults to 26379.
+
+    Raises:
+        ConfigError: naming ``origin``: an address that is not sentinel:// or has no host, a
+            bad port or database, an option other than ``master``, or two addresses that
+            disagree.
+    """
+    sentinels: list[tuple[str, int]] = []
+    given: dict[str, str] = {}
+    # Whole, so that a password holding ';' is hidden too.
+    shown = _got(redact_url(url))
+    for part in url.split(";"):
+        try:
+            parts = urlsplit(part.strip())
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"{origin}: not a valid sentinel:// address (got {shown})") from None
+        if parts.scheme != "sentinel" or not parts.hostname or parts.fragment:
+            raise ConfigError(
+                f"{origin}: each ';'-separated address must be sentinel://host[:port] (got {shown})"
+            )
+        sentinels.append((parts.hostname, port or DEFAULT_SENTINEL_PORT))
+        for key, value in _sentinel_url_values(parts, origin):
+            if given.setdefault(key, value) != value:
+                raise ConfigError(f"{origin}: the sentinel addresses give different {key}s")
+    return SentinelUrl(
+        sentinels=tuple(sentinels),
+        master=given.get("master"),
+        db=int(given.get("db", "0")),
+        username=given.get("username"),
+        password=given.get("password"),
+    )
+
+
+def _sentinel_url_values(parts: SplitResult, origin: str) -> list[tuple[str, str]]:
+    """What one address of a sentinel:// URL gives besides its host and port."""
+    values: list[tuple[str, str]] = []
+    if parts.username:
+        values.append(("username", unquote(parts.username)))
+    if parts.password:
+        values.append(("password", unquote(parts.password)))
+    path = parts.path.strip("/")
+    if path:
+        if not path.isdigit():
+            raise ConfigError(f"{origin}: the database must be a number (got {_got(path)})")
+        values.append(("db", str(int(path))))
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key != "master":
+            raise ConfigError(
+                f"{origin}: unknown option {key!r} (a sentinel:// URL takes only ?master=<name>)"
+            )
+        values.append(("master", _parse_master_name(value, f"{origin} (?master=)")))
+    return values
+
+
+def _parse_master_name(value: object, origin: str) -> str:
+    name = _parse_str(value, origin)
+    if not name or not name.isprintable() or any(ch.isspace() for ch in name):
+        raise ConfigError(
+            f"{origin}: must be the master's name as the sentinels know it, without spaces"
+            f" (got {_got(value)})"
+        )
+    return name
 
 
 def _parse_source_name(value: object, origin: str) -> str:

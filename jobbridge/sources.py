@@ -2,6 +2,9 @@
 
 Also detects which systems keep keys in a Redis (``serve --redis URL`` and ``doctor``), with a
 handful of EXISTS checks plus one bounded SCAN, run once at start-up, never per request.
+
+A Redis behind Sentinel (a sentinel:// URL) gets a client whose connections go to the master
+the sentinels name, asked again as connections are handed out (see :class:`_MasterPool`).
 """
 
 from __future__ import annotations
@@ -9,12 +12,16 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio
 import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
+from redis.backoff import NoBackoff
 
 from jobbridge.adapters.autumn import DEFAULT_KEY_PREFIX as AUTUMN_DEFAULT_PREFIX
 from jobbridge.adapters.autumn import AutumnAdapter
@@ -24,7 +31,9 @@ from jobbridge.config import (
     RESERVED_SOURCE_NAMES,
     Settings,
     SourceConfig,
+    is_sentinel_url,
     parse_key_prefix,
+    parse_sentinel_url,
     redact_url,
 )
 from jobbridge.errors import ConfigError, SourceUnavailable
@@ -56,17 +65,147 @@ _TITLES: dict[System, str] = {"autumn": "Autumn", "rq": "RQ", "celery": "Celery"
 AUTUMN_MARKERS = ("processing", "delayed", "completed", "dead", "queue")
 
 
-def connect(url: str) -> Redis:
-    """An asyncio client with timeouts, so a dead Redis fails fast instead of hanging a page."""
-    return redis.asyncio.Redis.from_url(
-        url,
-        socket_connect_timeout=3,
-        socket_timeout=5,
-        health_check_interval=30,
-        retry_on_timeout=False,
-        # Job ids and key names that are not UTF-8 round-trip (jobbridge.adapters.base.key_text).
-        encoding_errors="surrogateescape",
+#: Options of every client: timeouts, so a dead Redis fails fast instead of hanging a page.
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": 3,
+    "socket_timeout": 5,
+    "health_check_interval": 30,
+    "retry_on_timeout": False,
+    # Job ids and key names that are not UTF-8 round-trip (jobbridge.adapters.base.key_text).
+    "encoding_errors": "surrogateescape",
+}
+#: Seconds a master address the sentinels gave is trusted before a pooled connection is
+#: handed out again. After a failover the old master takes writes until Sentinel turns it
+#: into a replica (10 s and more, measured), and redis-py would go on using its connections.
+SENTINEL_RECHECK_S = 1.0
+
+
+def connect(
+    url: str, *, sentinel_master: str | None = None, sentinel_password: str | None = None
+) -> Redis:
+    """An asyncio client with timeouts, so a dead Redis fails fast instead of hanging a page.
+
+    Args:
+        url: redis://, rediss://, unix://, or kombu's sentinel:// (then the client talks to
+            the master the sentinels name, and follows a failover).
+        sentinel_master: the master's name for a sentinel:// URL; else its ``?master=``.
+        sentinel_password: the sentinels' own password, if they require one.
+
+    Raises:
+        ConfigError: a sentinel:// URL that is malformed or names no master.
+    """
+    if not is_sentinel_url(url):
+        return redis.asyncio.Redis.from_url(url, **_CLIENT_OPTIONS)
+    parsed = parse_sentinel_url(url)
+    master = sentinel_master or parsed.master
+    if master is None:
+        raise ConfigError(
+            f"{redact_url(url)}: a sentinel:// URL needs the master's name"
+            " (sentinel_master, or ?master=<name> in the URL)"
+        )
+    sentinel_options = {
+        "socket_connect_timeout": _CLIENT_OPTIONS["socket_connect_timeout"],
+        "socket_timeout": _CLIENT_OPTIONS["socket_timeout"],
+        "password": sentinel_password,
+        # redis-py's Redis() retries 3 times with backoff (seconds) by default; a sentinel that
+        # does not answer is skipped for the next one instead, as from_url clients never retry.
+        "retry": Retry(NoBackoff(), 0),
+    }
+    sentinels = _Sentinel(list(parsed.sentinels), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
+    client = sentinels.master_for(
+        master,
+        connection_pool_class=_MasterPool,
+        db=parsed.db,
+        username=parsed.username,
+        password=parsed.password,
+        **_CLIENT_OPTIONS,
     )
+    return cast("Redis", client)
+
+
+class _Sentinel(Sentinel):
+    """redis-py's Sentinel whose "no master" error says which sentinels said what."""
+
+    async def discover_master(self, service_name: str) -> tuple[str, int]:
+        """The master's address, from the first sentinel that names it up.
+
+        Raises:
+            MasterNotFoundError: no sentinel answered, none knows the name, or those that
+                know it report it down.
+        """
+        unknown: list[str] = []
+        down: list[str] = []
+        failed: list[str] = []
+        for index, sentinel in enumerate(self.sentinels):
+            kwargs = sentinel.connection_pool.connection_kwargs
+            where = f"{kwargs.get('host')}:{kwargs.get('port')}"
+            try:
+                masters = await sentinel.sentinel_masters()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                failed.append(f"{where}: {exc}")
+                continue
+            # A dict by name in RESP2, which jobbridge's clients speak.
+            state = cast("dict[str, dict[str, Any]]", masters).get(service_name)
+            if state is None:
+                unknown.append(where)
+            elif not self.check_master_state(state, service_name):
+                down.append(where)
+            else:
+                # As redis-py does: ask the sentinel that answered first next time.
+                self.sentinels[0], self.sentinels[index] = sentinel, self.sentinels[0]
+                return state["ip"], int(state["port"])
+        raise MasterNotFoundError(_no_master(service_name, unknown, down, failed))
+
+
+def _no_master(name: str, unknown: list[str], down: list[str], failed: list[str]) -> str:
+    """Why no sentinel gave a master: each kind of answer, with the sentinels that gave it."""
+    reasons: list[str] = []
+    if down:
+        reasons.append(f"Sentinel reports master {name!r} down (asked {', '.join(down)})")
+    if unknown:
+        reasons.append(f"Sentinel knows no master named {name!r} (asked {', '.join(unknown)})")
+    if failed:
+        lead = "" if reasons else f"no sentinel answered for master {name!r}: "
+        reasons.append(lead + "; ".join(failed))
+    return "; ".join(reasons)
+
+
+class _MasterPool(SentinelConnectionPool):
+    """The master's connections, checked against the sentinels as they are handed out.
+
+    redis-py asks the sentinels only when it opens a connection, so after a failover it keeps
+    sending commands (actions too) to the old master for as long as that one accepts them. A
+    pooled connection handed out more than :data:`SENTINEL_RECHECK_S` after the last answer
+    asks again first: a changed address closes the idle connections (redis-py's own
+    :meth:`get_master_address`); any connection handed out that is connected elsewhere than
+    the last address given is closed too, and reconnects. Closing the client closes the
+    connections to the sentinels as well.
+    """
+
+    def __init__(self, service_name: str, sentinel_manager: Sentinel, **kwargs: Any) -> None:
+        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]
+        self._asked_at = float("-inf")
+
+    async def get_master_address(self) -> Any:
+        address = await super().get_master_address()  # type: ignore[no-untyped-call]
+        self._asked_at = time.monotonic()
+        return address
+
+    async def ensure_connection(self, connection: Any) -> None:
+        # A connection that is not connected yet asks the sentinels as it connects.
+        if connection.is_connected:
+            if time.monotonic() - self._asked_at >= SENTINEL_RECHECK_S:
+                await self.get_master_address()
+            # One that was in use when the address changed came back connected to the old one.
+            if (connection.host, connection.port) != tuple(self.master_address or ()):
+                await connection.disconnect()
+        await super().ensure_connection(connection)
+
+    async def aclose(self) -> None:
+        try:
+            await super().aclose()
+        finally:
+            await self.sentinel_manager.aclose()
 
 
 def build_adapter(config: SourceConfig, client: Redis) -> JobAdapter:
@@ -86,13 +225,19 @@ def build_adapter(config: SourceConfig, client: Redis) -> JobAdapter:
 
 
 def build_adapters(configs: Sequence[SourceConfig]) -> dict[str, JobAdapter]:
-    """Adapters for all sources; sources on the same Redis URL share one client."""
-    clients: dict[str, Redis] = {}
+    """Adapters for all sources; sources on the same Redis URL (and Sentinel master) share
+    one client."""
+    clients: dict[tuple[str, str | None, str | None], Redis] = {}
     adapters: dict[str, JobAdapter] = {}
     for config in configs:
-        client = clients.get(config.redis_url)
+        key = (config.redis_url, config.sentinel_master, config.sentinel_password)
+        client = clients.get(key)
         if client is None:
-            client = clients[config.redis_url] = connect(config.redis_url)
+            client = clients[key] = connect(
+                config.redis_url,
+                sentinel_master=config.sentinel_master,
+                sentinel_password=config.sentinel_password,
+            )
         adapters[config.name] = build_adapter(config, client)
     return adapters
 
@@ -111,16 +256,26 @@ class Detected:
         return self.system in SUPPORTED
 
 
-async def detect(url: str) -> list[Detected]:
+async def detect(
+    url: str, *, sentinel_master: str | None = None, sentinel_password: str | None = None
+) -> list[Detected]:
     """Which systems keep keys in this Redis.
+
+    Args:
+        url: as for :func:`connect`; a sentinel:// URL names its master with ``?master=``
+            unless ``sentinel_master`` does.
 
     Returns:
         What was found; Autumn's prefixes with the default one first, then in sorted order.
 
     Raises:
-        SourceUnavailable: the Redis could not be reached.
+        SourceUnavailable: the Redis could not be reached (or a sentinel:// URL names no
+            master).
     """
-    client = connect(url)
+    try:
+        client = connect(url, sentinel_master=sentinel_master, sentinel_password=sentinel_password)
+    except ConfigError as exc:
+        raise SourceUnavailable("detect", str(exc)) from exc
     try:
         async with redis_errors("detect"):
             return await _detect(client)

@@ -18,6 +18,8 @@ from jobbridge.config import (
     hash_token,
     is_loopback,
     load_settings,
+    parse_sentinel_url,
+    redact_url,
 )
 from jobbridge.errors import ConfigError, UnknownSource
 
@@ -655,3 +657,140 @@ def test_invalid_file_value_is_reported_even_when_env_overrides_it(write):
 
 def test_cli_port_given_as_string_is_parsed():
     assert load(port="9001").server.port == 9001
+
+
+# -- Redis behind Sentinel ----------------------------------------------------------------------
+
+SENTINELS = "sentinel://:pw@s1:26380;sentinel://s2/3"
+
+
+def test_sentinel_source_names_its_master(write):
+    (orders,) = load(write(source(redis_url=SENTINELS, sentinel_master="mymaster"))).sources
+    assert (orders.redis_url, orders.sentinel_master, orders.sentinel_password) == (
+        SENTINELS,
+        "mymaster",
+        None,
+    )
+    in_url = load(write(source(redis_url=SENTINELS + "?master=mymaster"))).sources[0]
+    assert in_url.sentinel_master == "mymaster"
+
+
+def test_sentinel_url_parts():
+    parsed = parse_sentinel_url("sentinel://u:p%40ss@S1:26380;sentinel://[::1]/3?master=m")
+    assert parsed.sentinels == (("s1", 26380), ("::1", 26379))
+    assert (parsed.master, parsed.db, parsed.username, parsed.password) == ("m", 3, "u", "p@ss")
+    # kombu's habit of repeating the password and database on every address is accepted.
+    repeated = parse_sentinel_url("sentinel://:pw@h1/2;sentinel://:pw@h2/2")
+    assert (repeated.password, repeated.db) == ("pw", 2)
+
+
+def test_sentinel_password_is_kept_out_of_repr(write):
+    text = source(redis_url=SENTINELS, sentinel_master="m", sentinel_password="sentinel-pw")
+    (orders,) = load(write(text)).sources
+    assert orders.sentinel_password == "sentinel-pw"
+    assert "sentinel-pw" not in repr(orders)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {"redis_url": SENTINELS},
+            "sources[1].sentinel_master: required for a sentinel:// redis_url",
+        ),
+        (
+            {"redis_url": SENTINELS + "?master=a", "sentinel_master": "b"},
+            "sources[1].sentinel_master: 'b' differs from ?master=a in redis_url",
+        ),
+        (
+            {"sentinel_master": "mymaster"},
+            "sources[1].sentinel_master: only applies to a sentinel:// redis_url",
+        ),
+        (
+            {"sentinel_password": "pw"},
+            "sources[1].sentinel_password: only applies to a sentinel:// redis_url",
+        ),
+        (
+            {"redis_url": SENTINELS, "sentinel_master": "my master"},
+            "sources[1].sentinel_master: must be the master's name",
+        ),
+        (
+            {"redis_url": "sentinel://s1;redis://s2/0", "sentinel_master": "m"},
+            "sources[1].redis_url: each ';'-separated address must be sentinel://host[:port]",
+        ),
+        (
+            {"redis_url": "sentinel://s1:port", "sentinel_master": "m"},
+            "sources[1].redis_url: not a valid sentinel:// address",
+        ),
+        (
+            {"redis_url": "sentinel://s1/x", "sentinel_master": "m"},
+            "sources[1].redis_url: the database must be a number",
+        ),
+        (
+            {"redis_url": "sentinel://s1/0?socket_timeout=1", "sentinel_master": "m"},
+            "sources[1].redis_url: unknown option 'socket_timeout'",
+        ),
+        (
+            {"redis_url": "sentinel://s1/1;sentinel://s2/2", "sentinel_master": "m"},
+            "sources[1].redis_url: the sentinel addresses give different dbs",
+        ),
+        (
+            {"redis_url": "sentinel://s1/0?master=", "sentinel_master": "m"},
+            "sources[1].redis_url (?master=): must be the master's name",
+        ),
+    ],
+)
+def test_sentinel_source_errors(write, fields, expected):
+    path = write(source(name="first") + source(**fields))
+    assert error(path).startswith(expected)
+
+
+def test_sentinel_url_errors_hide_every_password(write):
+    message = error(write(source(redis_url="sentinel://:a;b@s1;sentinel://:c@s2:x")))
+    assert not any(secret in message for secret in ("a;b", ":c@"))
+    assert "sentinel://***@s1;sentinel://***@s2:x" in message
+
+
+def test_redact_url_hides_each_sentinel_password():
+    assert redact_url("sentinel://:pw@h1;sentinel://u:pw@h2:26380/1?master=m") == (
+        "sentinel://***@h1;sentinel://***@h2:26380/1?master=m"
+    )
+    assert redact_url("sentinel://:p;w@h1;sentinel://h2/0") == "sentinel://***@h1;sentinel://h2/0"
+    assert redact_url("redis://:p;w@h/0") == "redis://***@h/0"  # as before
+
+
+def test_redis_flag_sentinel_url_needs_a_master_to_detect():
+    url = "sentinel://s1:26379/0"
+    assert (
+        error(redis_url=url) == "--redis: a sentinel:// URL needs the master's name: ?master=<name>"
+    )
+    assert error(env={"JOBBRIDGE_REDIS_URL": url}).startswith("JOBBRIDGE_REDIS_URL: ")
+    assert load(redis_url=url + "?master=m").detect_url == url + "?master=m"
+
+
+def test_redis_flag_replaces_the_url_of_a_sentinel_source(write):
+    text = source(
+        redis_url=SENTINELS,
+        sentinel_master="m",
+        sentinel_password="spw",
+        queues=["a", "b"],
+        key_prefix="app:jobs",
+        jobbridge_prefix="jb:",
+    )
+    path = write(text)
+    (kept,) = load(path, redis_url="sentinel://other:1/2").sources
+    assert (kept.redis_url, kept.sentinel_master, kept.sentinel_password) == (
+        "sentinel://other:1/2",
+        "m",
+        "spw",
+    )
+    assert (kept.queues, kept.key_prefix, kept.jobbridge_prefix) == (("a", "b"), "app:jobs", "jb:")
+    (renamed,) = load(path, redis_url="sentinel://other:1/2?master=n").sources
+    assert renamed.sentinel_master == "n"
+    (plain,) = load(path, redis_url="redis://other/0").sources
+    assert (plain.sentinel_master, plain.sentinel_password) == (None, None)
+    assert plain.queues == ("a", "b")
+    # A plain source given a sentinel URL without ?master= has no master to use.
+    assert error(write(source()), redis_url="sentinel://other:1/2").startswith(
+        "--redis: a sentinel:// URL needs the master's name: ?master=<name> (or sentinel_master"
+    )
