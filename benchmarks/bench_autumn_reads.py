@@ -82,6 +82,21 @@ def fill(client: redis.Redis, jobs: int) -> None:
     pipe.execute()
 
 
+def push_history(client: redis.Redis, new: int) -> None:
+    """``new`` entries pushed to each history and trimmed, as finishing workers do."""
+    now = int(time.time() * 1000)
+    pipe = client.pipeline(transaction=False)
+    for _ in range(new):
+        job_id = str(uuid.uuid4())
+        pipe.lpush(f"{PREFIX}:completed", record(job_id, "default", now - 9, finished_at_ms=now))
+        dead = record(job_id, "default", now - 9, finished_at_ms=now, last_error="x" * 200)
+        pipe.lpush(f"{PREFIX}:dead", dead)
+        pipe.set(f"{PREFIX}:dead-record:{job_id}", dead)
+    pipe.ltrim(f"{PREFIX}:completed", 0, 999)
+    pipe.ltrim(f"{PREFIX}:dead", 0, 999)
+    pipe.execute()
+
+
 async def timed(label: str, repeat: int, call) -> None:  # type: ignore[no-untyped-def]
     samples = []
     for _ in range(repeat):
@@ -123,7 +138,24 @@ async def main() -> None:
         deep_page = max(1, args.jobs // 25 - 1)
         deep = SnapshotQuery.build({ListName.ENQUEUED: deep_page, ListName.FAILED: 40}, 25)
 
-        await timed("counters", args.repeat, adapter.counters)
+        start = time.perf_counter()
+        await adapter.counters()
+        print(
+            f"{'counters, first read (every history entry decoded)':<44} "
+            f"{(time.perf_counter() - start) * 1000:7.1f} ms"
+        )
+        await timed("counters, steady state (nothing new)", args.repeat, adapter.counters)
+        for new in (10, 1000):
+            samples = []
+            for _ in range(max(3, args.repeat // 10)):
+                push_history(sync, new)
+                begin = time.perf_counter()
+                await adapter.counters()
+                samples.append((time.perf_counter() - begin) * 1000)
+            print(
+                f"{f'counters after {new:,} new entries per history':<44} "
+                f"median {statistics.median(samples):7.2f} ms"
+            )
         await timed("snapshot, first pages", args.repeat, lambda: adapter.snapshot(first))
         await timed(
             f"snapshot, enqueued page {deep_page:,}", args.repeat, lambda: adapter.snapshot(deep)

@@ -42,6 +42,31 @@ SCRIPT_COMMANDS = ("evalsha", "script|load")
 SCRIPT_WRITES = ("set", "del", "lpush", "lrem", "ltrim", "lpos", "zrem")
 
 
+#: what the replicas' shared state (jobbridge.web.shared_state) runs on its keys
+STATE_COMMANDS = (
+    "ping",
+    "select",
+    "exists",
+    "set",
+    "hset",
+    "hgetall",
+    "hdel",
+    "zadd",
+    "zcount",
+    "zrevrange",
+    "zremrangebyscore",
+    "expire",
+)
+
+
+def state_acl_setuser(user: str, jobbridge_prefix: str) -> str:
+    """The ``ACL SETUSER`` line of the user the replicas share their state as: the state's
+    own keys (``<prefix>state:*``) and its commands, nothing else."""
+    rules = [f"~{glob_escape(jobbridge_prefix)}state:*", "-@all"]
+    rules += [f"+{command}" for command in STATE_COMMANDS]
+    return " ".join(["ACL SETUSER", user, "reset", "on", ">CHANGE-ME", *rules])
+
+
 def key_patterns(sources: Sequence[SourceConfig]) -> list[str]:
     """ACL key patterns for these sources' keys and jobbridge's own.
 

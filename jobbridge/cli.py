@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 import click
 
 from jobbridge import __version__
-from jobbridge.acl import acl_setuser, redis_server_of
-from jobbridge.config import Role, Settings, SourceConfig, load_settings
+from jobbridge.acl import acl_setuser, redis_server_of, state_acl_setuser
+from jobbridge.config import Role, Settings, SourceConfig, load_settings, redact_url
 from jobbridge.errors import ConfigError, JobbridgeError, SourceUnavailable, UnknownSource
 from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
 from jobbridge.render import render_detail, render_snapshot
@@ -352,9 +352,11 @@ def audit(
 @_redis_option
 @click.option(
     "--role",
-    type=click.Choice(["viewer", "operator"]),
+    type=click.Choice(["viewer", "operator", "state"]),
     default=None,
-    help="What the user may do (default: viewer when read_only is set, else operator).",
+    help="What the user may do (default: viewer when read_only is set, else operator); "
+    "state: the user of [server] shared_state_url, where replicas share sign-outs and failed "
+    "sign-ins.",
 )
 @click.option("--user", default="jobbridge", show_default=True, help="ACL user name.")
 def acl(config_path: Path | None, redis_url: str | None, role: str | None, user: str) -> None:
@@ -366,6 +368,16 @@ def acl(config_path: Path | None, redis_url: str | None, role: str | None, user:
         raise _UsageError("--user: letters, digits, '_', '.', '-' only")
     settings, notes = _run(resolve_sources(settings))
     _echo_notes(notes)
+    if role == "state":
+        url = settings.server.shared_state_url
+        if url == "":
+            raise _UsageError('[server] shared_state_url is "": nothing is shared in Redis')
+        first = settings.sources[0]
+        prefix = first.jobbridge_prefix if url is None else "jobbridge:"
+        where = redis_server_of(url or first.redis_url, None if url else first.sentinel_master)
+        _echo(f"# {clean(where)}: shared state of the replicas; set the password, then run:")
+        _echo(state_acl_setuser(user, prefix))
+        return
     chosen: Role = "viewer" if role == "viewer" else "operator"
     if role is None and settings.server.read_only:
         chosen = "viewer"
@@ -390,22 +402,30 @@ def acl(config_path: Path | None, redis_url: str | None, role: str | None, user:
 def doctor(config_path: Path | None, redis_url: str | None) -> None:
     """Check each source's Redis and say which job systems it holds."""
     settings = _settings(config_path, redis_url)
-    urls = {s.redis_url for s in settings.sources}
+    # Each Redis once, with the Sentinel master a source names for it.
+    targets: dict[tuple[str, str | None], str | None] = {
+        (s.redis_url, s.sentinel_master): s.sentinel_password for s in settings.sources
+    }
     if settings.detect_url:
-        urls.add(settings.detect_url)
-    if not urls:
+        targets.setdefault((settings.detect_url, None), None)
+    if not targets:
         raise click.ClickException("nothing to check: pass --redis URL or --config FILE")
 
     async def check() -> bool:
         healthy = True
-        for url in sorted(urls):
+        for (url, master), password in sorted(targets.items(), key=lambda t: t[0][0]):
+            shown = clean(redact_url(url))
             try:
-                found = await detect(url)
+                found = await detect(url, sentinel_master=master, sentinel_password=password)
             except SourceUnavailable as exc:
-                _echo(f"✗ {clean(url)}: unreachable ({clean(exc.detail)})")
+                _echo(f"✗ {shown}: unreachable ({clean(exc.detail)})")
                 healthy = False
                 continue
-            _echo(f"✓ {clean(url)}: reachable")
+            except ConfigError as exc:
+                _echo(f"✗ {shown}: {clean(exc)}")
+                healthy = False
+                continue
+            _echo(f"✓ {shown}: reachable")
             if not found:
                 _echo("    no Autumn, RQ or Celery keys found")
             for item in found:
@@ -500,6 +520,15 @@ def run_server(settings: Settings) -> None:
         f"jobbridge {__version__}: http://{server.host}:{server.port}{server.prefix}/jobs "
         f"({clean(', '.join(s.name for s in settings.sources))})"
     )
+    if settings.auth.tokens and not settings.auth.session_secret:
+        _echo_notes(
+            [
+                "[auth] session_secret is not set: sessions are signed with a key of this "
+                "process only, so they end when it restarts, and replicas behind one load "
+                "balancer refuse each other's sessions; give every replica the same "
+                "session_secret"
+            ]
+        )
     app = create_app(settings)
     freeze_after_startup(app)
     web.run_app(app, host=server.host, port=server.port, print=None, access_log=None)

@@ -169,6 +169,9 @@ class ServerConfig:
     #: host names browsers may reach the dashboard by (the Host header), lower case; empty
     #: means IP addresses and localhost only, unless API tokens are configured (any name)
     allowed_hosts: tuple[str, ...] = ()
+    #: the Redis where replicas share sign-outs and failed sign-ins: None means the first
+    #: source's, "" keeps them in this process only
+    shared_state_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -398,7 +401,18 @@ def _parse_server(table: Mapping[str, object], env: _Layer, cli: _Layer) -> Serv
         poll_interval_s=_pick(layers, "poll_interval_s", _positive_number, d.poll_interval_s),
         cache_ttl_s=_pick(layers, "cache_ttl_s", _non_negative_number, d.cache_ttl_s),
         allowed_hosts=_pick(layers, "allowed_hosts", _parse_host_names, d.allowed_hosts),
+        shared_state_url=_pick(layers, "shared_state_url", _parse_url_or_off, None),
     )
+
+
+def _parse_url_or_off(value: object, origin: str) -> str:
+    """A Redis URL, or "" for none; a sentinel:// URL names its master (``?master=``)."""
+    if isinstance(value, str) and not value.strip():
+        return ""
+    url = _parse_url(value, origin)
+    if is_sentinel_url(url) and parse_sentinel_url(url, origin).master is None:
+        raise ConfigError(f"{origin}: a sentinel:// URL here needs ?master=<name>")
+    return url
 
 
 _SOURCE_KEYS = (*(f.name for f in fields(SourceConfig)), "broker_url")

@@ -345,7 +345,18 @@ def _field(value: object) -> str:
 
 
 def client_location(client: Any) -> str:
-    """host:port/db (or socket path/db) of a client, to tell Redis databases apart."""
-    kwargs = client.connection_pool.connection_kwargs
+    """host:port/db (or socket path/db) of a client, to tell Redis databases apart; for a
+    client of a Sentinel-managed master, the master's name and the sentinels asked."""
+    pool = client.connection_pool
+    kwargs = pool.connection_kwargs
+    service = getattr(pool, "service_name", None)
+    if service is not None:
+        sentinels = getattr(getattr(pool, "sentinel_manager", None), "sentinels", ())
+        asked = ",".join(
+            f"{s.connection_pool.connection_kwargs.get('host')}:"
+            f"{s.connection_pool.connection_kwargs.get('port')}"
+            for s in sentinels
+        )
+        return f"sentinel:{service}@{asked}/{kwargs.get('db', 0)}"
     where = kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
     return f"{where}/{kwargs.get('db', 0)}"
