@@ -96,11 +96,21 @@ def fill(client: redis.Redis, prefix: str, new: int = HISTORY) -> None:
 
 
 class LagMonitor:
-    """The event loop's worst lateness, in ms, since the last ``reset``."""
+    """The event loop's worst lateness, in ms, since the last ``reset``, and the longest
+    garbage collection in that time (a collection stops everything, the loop included)."""
 
     def __init__(self) -> None:
         self.worst = 0.0
+        self.gc_worst = 0.0
+        self._gc_start = 0.0
         self._task: asyncio.Task[None] | None = None
+        gc.callbacks.append(self._gc)
+
+    def _gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        else:
+            self.gc_worst = max(self.gc_worst, (time.perf_counter() - self._gc_start) * 1000)
 
     async def _run(self) -> None:
         while True:
@@ -115,11 +125,16 @@ class LagMonitor:
         worst, self.worst = self.worst, 0.0
         return worst
 
+    def gc_reset(self) -> float:
+        worst, self.gc_worst = self.gc_worst, 0.0
+        return worst
+
     async def settle(self) -> None:
         """Start measuring afresh once this process's own blocking set-up work (filling
         Redis, a garbage collection) has let the monitor run again."""
         await asyncio.sleep(0.05)
         self.reset()
+        self.gc_reset()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -206,6 +221,7 @@ async def run(counts: Sequence[int], servers: int, polls: int) -> None:
             counters_lag = monitor.reset()
             overview = await get_all([base + "/admin/jobs"] * max(5, polls // 4))
             overview_lag = monitor.reset()
+            gc_pause = monitor.gc_reset()
             clients = {
                 name: redis.asyncio.Redis(port=redises[int(name[3:]) % servers].port)
                 for name in list(prefixes)[:count]
@@ -223,7 +239,7 @@ async def run(counts: Sequence[int], servers: int, polls: int) -> None:
                 f"source; first read {first[0]:.0f} ms), raw redis-py {med_raw:6.1f} ms, "
                 f"ratio {med / med_raw:4.1f}; overview page median "
                 f"{statistics.median(overview):6.1f} ms; worst loop lag {counters_lag:.1f} ms "
-                f"(counters), {overview_lag:.1f} ms (overview)"
+                f"(counters), {overview_lag:.1f} ms (overview); longest GC {gc_pause:.1f} ms"
             )
             await runner.cleanup()
             runner = None
@@ -251,6 +267,8 @@ async def changed_and_huge(
     runner = web.AppRunner(create_app(settings), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", settings.server.port).start()
+    gc.collect()
+    gc.freeze()  # as ``jobbridge serve`` does once started
     try:
         base = f"http://127.0.0.1:{settings.server.port}"
         await get_all([base + "/admin/api/counters"])
@@ -260,7 +278,8 @@ async def changed_and_huge(
         took = await get_all([base + "/admin/api/counters"])
         print(
             f"{len(chosen)} sources whose histories all changed (2,000 new entries each): "
-            f"counters {took[0]:.0f} ms, worst loop lag {monitor.reset():.1f} ms"
+            f"counters {took[0]:.0f} ms, worst loop lag {monitor.reset():.1f} ms, longest GC "
+            f"{monitor.gc_reset():.1f} ms"
         )
         big = redis.Redis.from_url(chosen[0].redis_url)
         prefix = prefixes[chosen[0].name]
@@ -274,10 +293,12 @@ async def changed_and_huge(
         took = await get_all([url, url])
         print(
             f"job page of a {len(body) / 1e6:.1f} MB record: {took[0]:.0f} ms first, "
-            f"{took[1]:.0f} ms again; worst loop lag {monitor.reset():.1f} ms"
+            f"{took[1]:.0f} ms again; worst loop lag {monitor.reset():.1f} ms, longest GC "
+            f"{monitor.gc_reset():.1f} ms"
         )
     finally:
         await runner.cleanup()
+        gc.unfreeze()
 
 
 def main() -> None:

@@ -70,7 +70,8 @@ _STDLIB_CLASSES = frozenset(
 
 
 class _FrameUnpickler(pickle.Unpickler):
-    """Builds plain values, datetimes and jobbridge's own dataclasses and enums only."""
+    """Builds plain values, datetimes and jobbridge's own dataclasses, named tuples and
+    enums only."""
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _STDLIB_CLASSES:
@@ -78,7 +79,9 @@ class _FrameUnpickler(pickle.Unpickler):
         if module.startswith(_ALLOWED_PREFIX):
             found = super().find_class(module, name)
             if isinstance(found, type) and (
-                dataclasses.is_dataclass(found) or issubclass(found, enum.Enum)
+                dataclasses.is_dataclass(found)
+                or issubclass(found, enum.Enum)
+                or (issubclass(found, tuple) and hasattr(found, "_fields"))  # a NamedTuple
             ):
                 return found
         raise pickle.UnpicklingError(f"{module}.{name} may not be in a frame")

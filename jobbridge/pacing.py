@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-#: how long a run of synchronous steps may keep the event loop before yielding, seconds
-YIELD_EVERY_S = 0.005
+#: how long a run of synchronous steps may keep the event loop before yielding, seconds:
+#: several sources' reads take turns, so the loop waits for a few of these in a row
+YIELD_EVERY_S = 0.001
 
 
 class Pacer:

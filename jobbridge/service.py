@@ -46,7 +46,7 @@ OVERVIEW_FAILURES = 10
 #: Newest entries of each audit list that a filtered audit read looks at.
 AUDIT_SCAN = 2000
 #: Source reads (counters, snapshots) in flight at once across all sources.
-READ_CONCURRENCY = 8
+READ_CONCURRENCY = 4
 #: Seconds between background queue-discovery steps.
 DISCOVERY_INTERVAL_S = 0.5
 

@@ -71,7 +71,7 @@ class _View:
     version: int
     window: Window
     #: positions of the entries recording each usable id, newest first
-    by_recorded: dict[str, list[int]]
+    by_recorded: dict[str, tuple[int, ...]]
     #: first position of each digest
     by_digest: dict[bytes, int]
 
@@ -101,8 +101,10 @@ class AutumnHistories:
         self.source = source
         self.keys = keys
         self.lists: dict[ListName, ListHistory[Summary]] = {
-            ListName.COMPLETED: ListHistory(keys.completed, HISTORY_LIMIT, _summarize),
-            ListName.FAILED: ListHistory(keys.dead, HISTORY_LIMIT, _summarize),
+            ListName.COMPLETED: ListHistory(
+                keys.completed, HISTORY_LIMIT, _summarize, Summary._make
+            ),
+            ListName.FAILED: ListHistory(keys.dead, HISTORY_LIMIT, _summarize, Summary._make),
         }
         self._views: dict[ListName, _View] = {}
         self._synced_at = float("-inf")
@@ -162,7 +164,8 @@ class AutumnHistories:
             window=window_of(
                 [e.summary.time_ms for e in entries], [e.summary.flagged for e in entries]
             ),
-            by_recorded=by_recorded,
+            # tuples of ints: the garbage collector stops tracking them
+            by_recorded={k: tuple(v) for k, v in by_recorded.items()},
             by_digest=by_digest,
         )
         self._views[which] = view

@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from jobbridge import safejson
 from jobbridge.adapters.autumn_keys import DEFAULT_QUEUE
@@ -305,9 +305,13 @@ def usable_id(value: object) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class HistorySummary:
-    """What counting, ordering and finding a completed / dead entry needs."""
+class HistorySummary(NamedTuple):
+    """What counting, ordering and finding a completed / dead entry needs.
+
+    A tuple of plain values, which the garbage collector stops tracking: a process following
+    a hundred sources holds two hundred thousand of these, and full collections would
+    otherwise walk them all, holding the event loop each time.
+    """
 
     #: finished ?? started ?? enqueued, in ms; None when the entry has none
     time_ms: int | None

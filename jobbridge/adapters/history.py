@@ -30,7 +30,7 @@ import bisect
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast, overload
 
 from jobbridge import offload
 from jobbridge.pacing import Pacer
@@ -48,13 +48,52 @@ FIRST_WINDOW = 16
 NEWEST = 2**62
 
 
-@dataclass(frozen=True, slots=True)
-class Entry(Generic[S]):
+class Entry(NamedTuple, Generic[S]):
     """One known entry: the digest of its exact bytes, its size and its summary."""
 
     digest: bytes
     size: int
     summary: S
+
+
+#: an entry as stored: plain tuples of plain values only
+_Row = tuple[bytes, int, tuple[Any, ...]]
+
+
+class Entries(Sequence[Entry[S]]):
+    """The known entries of a list, read as :class:`Entry`.
+
+    Stored as plain tuples of plain values: the garbage collector stops tracking exact tuples
+    of untracked values, and a process following a hundred sources holds two hundred thousand
+    entries, which every full collection would otherwise walk while the event loop waits.
+    (It does not do that for named tuples or dataclasses.)
+    """
+
+    __slots__ = ("_make", "rows")
+
+    def __init__(self, rows: tuple[_Row, ...], make: Callable[[tuple[Any, ...]], S]) -> None:
+        self.rows = rows
+        self._make = make
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Entry[S]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Entry[S]]: ...
+
+    def __getitem__(self, index: int | slice) -> Entry[S] | list[Entry[S]]:
+        if isinstance(index, slice):
+            return [self._entry(row) for row in self.rows[index]]
+        return self._entry(self.rows[index])
+
+    def _entry(self, row: _Row) -> Entry[S]:
+        return Entry(row[0], row[1], self._make(row[2]))
+
+    def digest(self, index: int) -> bytes:
+        return self.rows[index][0]
 
 
 class ListChanged(Exception):
@@ -67,11 +106,24 @@ Summarize = Callable[[bytes], Awaitable[S]]
 class ListHistory(Generic[S]):
     """The known state of the first ``limit`` entries of one list."""
 
-    def __init__(self, key: str, limit: int, summarize: Summarize[S]) -> None:
+    def __init__(
+        self,
+        key: str,
+        limit: int,
+        summarize: Summarize[S],
+        make: Callable[[tuple[Any, ...]], S],
+    ) -> None:
+        """Args:
+        key: the list's key.
+        limit: how many of its first entries to follow (the system's trim).
+        summarize: the summary of an entry's bytes (a named tuple of plain values).
+        make: that summary again from the plain tuple it is stored as (``_make``).
+        """
         self.key = key
         self.limit = limit
         self._summarize = summarize
-        self.entries: tuple[Entry[S], ...] = ()
+        self._make = make
+        self.entries: Entries[S] = Entries((), make)
         #: bumps whenever ``entries`` changes
         self.version = 0
         #: entries transferred from Redis so far, and full reads (for tests and benchmarks)
@@ -99,8 +151,8 @@ class ListHistory(Generic[S]):
         if known and length <= self.limit and tail is not None:
             if (
                 view == len(known)
-                and await offload.digest(head) == known[0].digest
-                and await offload.digest(tail) == known[-1].digest
+                and await offload.digest(head) == known.digest(0)
+                and await offload.digest(tail) == known.digest(-1)
             ):
                 return
         if known:
@@ -111,7 +163,7 @@ class ListHistory(Generic[S]):
     async def _read_new_head(self, client: Redis) -> bool:
         """Read head windows until the known head shows up; False when a full read is due."""
         known = self.entries
-        wanted = known[0].digest
+        wanted = known.digest(0)
         window = FIRST_WINDOW
         while True:
             # Range first, length last: an entry removed or pushed while these run makes the
@@ -125,13 +177,13 @@ class ListHistory(Generic[S]):
             if int(length) > self.limit:
                 return False
             view = int(length)
-            digests = [await offload.digest(raw) for raw in chunk]
+            digests = await _digests(chunk)
             if wanted in digests:
                 fresh = digests.index(wanted)
                 kept = view - fresh
                 if not 1 <= kept <= len(known) or tail is None:
                     return False
-                if await offload.digest(tail) != known[kept - 1].digest:
+                if await offload.digest(tail) != known.digest(kept - 1):
                     return False
                 new = await self._entries(chunk[:fresh], digests[:fresh])
                 self._set((*new, *known[:kept]))
@@ -148,7 +200,7 @@ class ListHistory(Generic[S]):
         raws = cast("list[bytes]", await client.lrange(self.key, 0, self.limit - 1))
         self.transferred += len(raws)
         self.full_reads += 1
-        digests = [await offload.digest(raw) for raw in raws]
+        digests = await _digests(raws)
         self._set(tuple(await self._entries(raws, digests)))
 
     async def _entries(self, raws: Sequence[bytes], digests: Sequence[bytes]) -> list[Entry[S]]:
@@ -163,9 +215,12 @@ class ListHistory(Generic[S]):
             await pacer.tick()
         return out
 
-    def _set(self, entries: tuple[Entry[S], ...]) -> None:
-        if entries != self.entries:
-            self.entries = entries
+    def _set(self, entries: Sequence[Entry[S]]) -> None:
+        rows: tuple[_Row, ...] = tuple(
+            (e.digest, e.size, tuple(cast("tuple[Any, ...]", e.summary))) for e in entries
+        )
+        if rows != self.entries.rows:
+            self.entries = Entries(rows, self._make)
             self.version += 1
 
     def forget(self) -> None:
@@ -205,10 +260,19 @@ class ListHistory(Generic[S]):
         out: list[bytes] = []
         for position in positions:
             raw = found.get(position)
-            if raw is None or await offload.digest(raw) != self.entries[position].digest:
+            if raw is None or await offload.digest(raw) != self.entries.digest(position):
                 raise ListChanged(self.key)
             out.append(raw)
         return out, list(replies[len(spans) :])
+
+
+async def _digests(raws: Sequence[bytes]) -> list[bytes]:
+    out = []
+    pacer = Pacer()
+    for raw in raws:
+        out.append(await offload.digest(raw))
+        await pacer.tick()
+    return out
 
 
 def _spans(positions: Sequence[int]) -> list[tuple[int, int]]:

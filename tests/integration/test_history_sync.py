@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import NamedTuple
 
 import pytest
 import redis.asyncio
@@ -19,11 +20,15 @@ KEY = "h:list"
 LIMIT = 20
 
 
-async def summary(raw: bytes) -> int:
-    return len(raw)
+class Size(NamedTuple):
+    bytes: int
 
 
-async def sync(client: redis.asyncio.Redis, history: ListHistory[int]) -> None:
+async def summary(raw: bytes) -> Size:
+    return Size(len(raw))
+
+
+async def sync(client: redis.asyncio.Redis, history: ListHistory[Size]) -> None:
     pipe = client.pipeline(transaction=False)
     ListHistory.probe(pipe, KEY)
     length, head, tail = await pipe.execute()
@@ -36,7 +41,7 @@ async def full(client: redis.asyncio.Redis) -> list[bytes]:
 
 async def test_incremental_reads_match_a_full_read_after_every_step(redis_client) -> None:
     rng = random.Random(20261201)
-    history: ListHistory[int] = ListHistory(KEY, LIMIT, summary)
+    history: ListHistory[Size] = ListHistory(KEY, LIMIT, summary, Size._make)
     counter = 0
     kinds: dict[str, int] = {}
 
@@ -81,7 +86,7 @@ async def test_incremental_reads_match_a_full_read_after_every_step(redis_client
 
 
 async def test_a_poll_that_finds_nothing_new_reads_no_entries(redis_client) -> None:
-    history: ListHistory[int] = ListHistory(KEY, LIMIT, summary)
+    history: ListHistory[Size] = ListHistory(KEY, LIMIT, summary, Size._make)
     await redis_client.lpush(KEY, *(f"e{n}" for n in range(LIMIT)))
     await sync(redis_client, history)
     before = history.transferred
