@@ -62,6 +62,10 @@ STATUS: dict[ListName, tuple[JobStatus, str]] = {
 _WINDOWS = {ListName.COMPLETED: COMPLETED_WINDOW, ListName.FAILED: FAILED_WINDOW}
 
 Summary = records.HistorySummary
+#: where the summary's fields sit in the plain tuples the rows store
+_TIME, _FLAGGED, _RECORDED = (
+    Summary._fields.index(name) for name in ("time_ms", "flagged", "recorded_id")
+)
 
 
 @dataclass(slots=True)
@@ -151,19 +155,19 @@ class AutumnHistories:
         view = self._views.get(which)
         if view is not None and view.version == history.version:
             return view
-        entries = history.entries
+        # Straight from the stored rows (digest, size, summary as a plain tuple): building an
+        # Entry for each of a thousand rows would cost milliseconds here.
+        rows = history.entries.rows
         by_recorded: dict[str, list[int]] = {}
         by_digest: dict[bytes, int] = {}
-        for position, entry in enumerate(entries):
-            recorded = entry.summary.recorded_id
+        for position, (digest, _, summary) in enumerate(rows):
+            recorded = summary[_RECORDED]
             if recorded is not None:
                 by_recorded.setdefault(recorded, []).append(position)
-            by_digest.setdefault(entry.digest, position)
+            by_digest.setdefault(digest, position)
         view = _View(
             version=history.version,
-            window=window_of(
-                [e.summary.time_ms for e in entries], [e.summary.flagged for e in entries]
-            ),
+            window=window_of([r[2][_TIME] for r in rows], [r[2][_FLAGGED] for r in rows]),
             # tuples of ints: the garbage collector stops tracking them
             by_recorded={k: tuple(v) for k, v in by_recorded.items()},
             by_digest=by_digest,

@@ -185,13 +185,13 @@ class ListHistory(Generic[S]):
                     return False
                 if await offload.digest(tail) != known.digest(kept - 1):
                     return False
-                new = await self._entries(chunk[:fresh], digests[:fresh])
-                self._set((*new, *known[:kept]))
+                new = await self._rows(chunk[:fresh], digests[:fresh])
+                self._set((*new, *known.rows[:kept]))
                 return True
             if window >= view:
                 # The whole bounded list is in hand: none of it was known at the head.
                 self.full_reads += 1
-                self._set(tuple(await self._entries(chunk[:view], digests[:view])))
+                self._set(tuple(await self._rows(chunk[:view], digests[:view])))
                 return True
             window = min(view, window * 8)
 
@@ -201,24 +201,23 @@ class ListHistory(Generic[S]):
         self.transferred += len(raws)
         self.full_reads += 1
         digests = await _digests(raws)
-        self._set(tuple(await self._entries(raws, digests)))
+        self._set(tuple(await self._rows(raws, digests)))
 
-    async def _entries(self, raws: Sequence[bytes], digests: Sequence[bytes]) -> list[Entry[S]]:
-        reuse = {entry.digest: entry for entry in self.entries}
-        out: list[Entry[S]] = []
+    async def _rows(self, raws: Sequence[bytes], digests: Sequence[bytes]) -> list[_Row]:
+        """Stored rows of these entries, summarizing only those not known already."""
+        reuse = {row[0]: row for row in self.entries.rows}
+        out: list[_Row] = []
         pacer = Pacer()
         for raw, digest in zip(raws, digests, strict=True):
-            known = reuse.get(digest)
-            if known is None:
-                known = Entry(digest, len(raw), await self._summarize(raw))
-            out.append(known)
+            row = reuse.get(digest)
+            if row is None:
+                summary = cast("tuple[Any, ...]", await self._summarize(raw))
+                row = (digest, len(raw), tuple(summary))
+            out.append(row)
             await pacer.tick()
         return out
 
-    def _set(self, entries: Sequence[Entry[S]]) -> None:
-        rows: tuple[_Row, ...] = tuple(
-            (e.digest, e.size, tuple(cast("tuple[Any, ...]", e.summary))) for e in entries
-        )
+    def _set(self, rows: tuple[_Row, ...]) -> None:
         if rows != self.entries.rows:
             self.entries = Entries(rows, self._make)
             self.version += 1
