@@ -109,6 +109,17 @@ async def sign_in(session: aiohttp.ClientSession, base: str, token: str) -> int:
         return reply.status
 
 
+async def sign_out(session: aiohttp.ClientSession, *, page_from: str, at: str) -> int:
+    """Sign out at ``at`` with the CSRF token of a page served by ``page_from``."""
+    async with session.get(page_from + "/admin/jobs") as page:
+        html = await page.text()
+    marker = '<meta name="csrf-token" content="'
+    start = html.index(marker) + len(marker)
+    form = {"_csrf": html[start : html.index('"', start)]}
+    async with session.post(at + "/admin/logout", data=form, allow_redirects=False) as reply:
+        return reply.status
+
+
 async def page_status(session: aiohttp.ClientSession, base: str) -> int:
     async with session.get(base + "/admin/jobs", allow_redirects=False) as reply:
         return reply.status
@@ -121,15 +132,8 @@ async def test_a_session_signed_out_on_one_replica_is_refused_by_the_other(pair)
         assert await sign_in(browser, a.base, OPERATOR_TOKEN) == 303
         cookies = {c.key: c.value for c in jar}
         assert await page_status(browser, b.base) == 200  # signed by A, accepted by B
-        async with browser.get(b.base + "/admin/jobs") as page:
-            html = await page.text()
-        marker = '<meta name="csrf-token" content="'
-        start = html.index(marker) + len(marker)
-        csrf = html[start : html.index('"', start)]
-        async with browser.post(
-            a.base + "/admin/logout", data={"_csrf": csrf}, allow_redirects=False
-        ) as reply:
-            assert reply.status == 303
+        # The page came from B, the sign-out goes to A.
+        assert await sign_out(browser, page_from=b.base, at=a.base) == 303
     # A copy of the cookie taken before signing out is refused by both.
     async with aiohttp.ClientSession(cookies=cookies) as thief:
         assert await page_status(thief, a.base) == 303
@@ -165,15 +169,7 @@ async def test_with_the_shared_redis_down_each_replica_goes_on_and_catches_up(
         cookies = {c.key: c.value for c in jar}
         state_server.stop()
         assert await page_status(browser, a.base) == 200  # sessions still work
-        async with browser.get(a.base + "/admin/jobs") as page:
-            html = await page.text()
-        marker = '<meta name="csrf-token" content="'
-        start = html.index(marker) + len(marker)
-        csrf = html[start : html.index('"', start)]
-        async with browser.post(
-            a.base + "/admin/logout", data={"_csrf": csrf}, allow_redirects=False
-        ) as reply:
-            assert reply.status == 303
+        assert await sign_out(browser, page_from=a.base, at=a.base) == 303
     async with aiohttp.ClientSession(cookies=cookies) as copy:
         assert await page_status(copy, a.base) == 303  # A knows at once
         assert await page_status(copy, b.base) == 200  # B cannot know yet
