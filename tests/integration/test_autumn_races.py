@@ -30,7 +30,7 @@ def start_workers(redis_url: str, count: int) -> list[subprocess.Popen[bytes]]:
     command = [
         sys.executable,
         "-m",
-        "examples.autumn_emulator",
+        "jobbridge.autumn_emulator",
         "worker",
         "--redis",
         redis_url,

@@ -151,7 +151,7 @@ async def test_failed_keeps_7_days_and_flags_malformed_entries(app, adapter) -> 
     push_dead(app, history_record(app, finished_ms=now - 8 * DAY_MS, last_error="old"))
     push_dead(app, history_record(app, finished_ms=now - 6 * DAY_MS, last_error="six days"))
     real = failing_job(app, payload={"message": "<script>alert(1)</script>", "user_id": 5})
-    # Autumn's own malformed entry (spec §7.1): no dead-record key, no timestamps.
+    # Autumn's own malformed entry (docs/autumn.md §3.4): no dead-record key, no timestamps.
     app.client.lpush(
         app.dead_key,
         json.dumps({"id": "bad-1", "error": "invalid job payload: attempt", "raw_payload": "{x"}),

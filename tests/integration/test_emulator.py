@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from examples.autumn_emulator import (
+from jobbridge.autumn_emulator import (
     DEFAULT_PREFIX,
     Autumn,
     Worker,
@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 P = DEFAULT_PREFIX
 T0 = 1_700_000_000_000
 
-#: RedisJobRecord's field order (spec §2), written out here rather than taken from the emulator
-#: so that the tests check the emulator against the spec.
+#: RedisJobRecord's field order (docs/autumn.md §2.1), written out here rather than taken from
+#: the emulator so that the tests check the emulator against the documented layout.
 SERDE_FIELD_ORDER = [
     "id",
     "name",
@@ -94,7 +94,7 @@ def strict_ints(raw: str | bytes) -> Any:
 
 def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "examples.autumn_emulator", *args],
+        [sys.executable, "-m", "jobbridge.autumn_emulator", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -291,7 +291,7 @@ def test_claim_sets_claim_fields_and_keeps_integers(app: Autumn, clock: Clock) -
 
 
 def test_claim_reencodes_like_cjson(app: Autumn) -> None:
-    """§7.5: the claim rewrite is cjson's, quirks included."""
+    """The claim rewrite is cjson's, quirks included (docs/autumn.md §5.5)."""
     job_id = app.enqueue("noop", {"huge": 123456789012345, "empty": [], "url": "a/b"})
     assert worker(app).claim() is not None
     raw = app.record_raw(job_id)  # type: ignore[arg-type]
@@ -720,7 +720,7 @@ def test_cli_worker_stops_on_sigterm(client: redis.Redis, redis_url: str) -> Non
     app = Autumn(client)
     job_id = app.enqueue("noop", {})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "examples.autumn_emulator", "worker", "--redis", redis_url],
+        [sys.executable, "-m", "jobbridge.autumn_emulator", "worker", "--redis", redis_url],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
-from examples.autumn_emulator import Autumn
+from jobbridge.autumn_emulator import Autumn
 from tests.web import seed
 
 pytestmark = pytest.mark.browser

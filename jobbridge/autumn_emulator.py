@@ -2,22 +2,23 @@
 
 It follows the Redis backend of Autumn's job runtime (the keys, the record schema and field
 order, and the transitions, each one atomic Lua script as Autumn's own: enqueue, claim, settle,
-stale recovery, delayed and blocked promotion), as read from Autumn's source; the "§" marks
-below name the parts of that reading. jobbridge's tests use it both as the producer
-(``Autumn.enqueue``) and as the worker (``Worker``).
+stale recovery, delayed and blocked promotion), as docs/autumn.md states them; the "§" marks
+below name sections of that page. jobbridge's tests use it both as the producer
+(``Autumn.enqueue``) and as the worker (``Worker``), and ``jobbridge demo`` for its traffic.
 
 Two deliberate differences from Autumn:
 
-* Delayed promotion is one atomic script that also rewrites the record (§7.10 documents that
-  Autumn's rewrite runs non-atomically after the script). The rewrite keeps §2's field order.
+* Delayed promotion is one atomic script that also rewrites the record (docs/autumn.md §5.10,
+  Autumn's own promotion race: Autumn's rewrite runs non-atomically after the script). The
+  rewrite keeps the field order of docs/autumn.md §2.1.
 * Handlers are Python callables that receive the decoded record dict (payload under
   ``"payload"``). Raising fails the attempt; raising :class:`Panic` takes the panic path.
 
 Command line::
 
-    python -m examples.autumn_emulator worker --redis URL [--prefix P] [--queues a,b]
+    python -m jobbridge.autumn_emulator worker --redis URL [--prefix P] [--queues a,b]
         [--visibility-timeout-ms N] [--max-seconds S] [--until-idle] [--ran-key K]
-    python -m examples.autumn_emulator seed --redis URL [--prefix P]
+    python -m jobbridge.autumn_emulator seed --redis URL [--prefix P] [--no-reset]
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ UNTIL_IDLE_SLEEP_S = 0.02
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
 
-#: Field order of RedisJobRecord (§2). The ``_SKIP`` fields are written only when set.
+#: Field order of RedisJobRecord (docs/autumn.md §2.1). The ``_SKIP`` fields are written only
+#: when set.
 RECORD_FIELDS = (
     "id",
     "name",
@@ -136,7 +138,7 @@ def fnv1a64_hex(data: bytes) -> str:
 
 
 def unique_key_for(payload: object, unique_by: list[str] | None) -> str:
-    """The record's ``unique_key`` (§1 "Derived values")."""
+    """The record's ``unique_key`` (docs/autumn.md §1.3, Derived values)."""
     if not unique_by:
         return "args:" + fnv1a64_hex(canonical_json(payload).encode("utf-8"))
     fields = sorted(set(unique_by))
@@ -161,7 +163,8 @@ def queue_key(prefix: str, queue: str) -> str:
 
 
 def encode_record(record: dict[str, Any], *, telemetry: bool = False) -> str:
-    """Encode a record as serde does for RedisJobRecord: §2 order, unknown fields dropped."""
+    """Encode a record as serde does for RedisJobRecord: docs/autumn.md §2.1 order, unknown
+    fields dropped."""
     parts: list[str] = []
     for field in RECORD_FIELDS:
         value = record.get(field)
@@ -522,7 +525,8 @@ end
 #:       ("" when serde rejects it: Autumn then leaves the record alone)
 #: Moves the ids to their queues; a record still as read gets its rewrite (enqueued_at_ms =
 #: now; started, finished and claim fields null) in the same script. Autumn's own rewrite is a
-#: later MGET/SET a claim can interleave with (spec §10); here it cannot. Returns the count.
+#: later MGET/SET a claim can interleave with (docs/autumn.md §5.10); here it cannot. Returns
+#: the count.
 PROMOTE_DELAYED_LUA = (
     _PROMOTE_COMMON_LUA
     + """
@@ -565,7 +569,8 @@ return moved
 )
 
 #: KEYS: dead, processing.  ARGV: encoded malformed entry, id.
-#: The §7.1 path: no dead-record key, no trim, the record key is left orphaned.
+#: The malformed path (docs/autumn.md §3.4): no dead-record key, no trim, the record key is
+#: left orphaned.
 MALFORMED_LUA = """
 redis.call('LPUSH', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
@@ -910,7 +915,8 @@ class Worker:
         for job_id, raw in zip(ids, raws, strict=True):
             record, _error = decode_record(raw)
             if record is None:
-                self.client.zrem(a.processing_key, job_id)  # no counter decrement (§3)
+                # No counter decrement (docs/autumn.md §3.5, Stale recovery).
+                self.client.zrem(a.processing_key, job_id)
                 continue
             claimed_at = record.get("claimed_at_ms")
             if claimed_at is None or claimed_at + a.visibility_timeout_ms > now:
@@ -969,7 +975,8 @@ class Worker:
     def claim(self) -> dict[str, Any] | None:
         """Claim the next ready job (strict queue priority); None when nothing is ready.
 
-        Malformed records met on the way take the §7.1 path and the scan goes on.
+        Malformed records met on the way take the malformed path (docs/autumn.md §3.4) and
+        the scan goes on.
         """
         a = self.autumn
         for _ in range(64):
@@ -998,7 +1005,8 @@ class Worker:
         return None
 
     def dead_letter_malformed(self, job_id: str, raw: str, error: str) -> None:
-        """§7.1: push {"id","error","raw_payload"} to P:dead and drop the processing entry."""
+        """Push {"id","error","raw_payload"} to P:dead and drop the processing entry
+        (docs/autumn.md §3.4, Malformed records)."""
         a = self.autumn
         entry = (
             f'{{"id":{canonical_json(job_id)},'
@@ -1259,7 +1267,8 @@ def seed(
         initial_backoff_ms=600_000,
     )
     malformed_id = str(uuid.uuid4())
-    # A third-party tool wrote "attempt" as a string: cjson accepts it, serde does not (§7.1).
+    # A third-party tool wrote "attempt" as a string: cjson accepts it, serde does not
+    # (docs/autumn.md §5.1).
     bad = json.loads(app.encode({"id": malformed_id, "name": "charge_invoice", "payload": {}}))
     bad.update(attempt="1", max_attempts=5, initial_backoff_ms=250, enqueued_at_ms=app.now_ms())
     client.set(app.record_key(malformed_id), json.dumps(bad, separators=(",", ":")))
@@ -1321,7 +1330,7 @@ def seed(
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m examples.autumn_emulator", description=__doc__.split("\n")[0]
+        prog="python -m jobbridge.autumn_emulator", description=__doc__.split("\n")[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
     worker = sub.add_parser("worker", help="run one Autumn worker")
