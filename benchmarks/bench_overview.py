@@ -34,8 +34,8 @@ import redis
 import redis.asyncio
 from aiohttp import web
 
-from jobbridge.config import ServerConfig, Settings, SourceConfig
 from jobbridge.devredis import RedisServer, free_port, start_redis_server
+from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from jobbridge.web.app import create_app
 
 QUEUES = ("critical", "default", "low")

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from jobbridge.adapters.base import glob_escape
-from jobbridge.config import Role, SourceConfig, is_sentinel_url, parse_sentinel_url, redact_url
+from jobbridge.redis_urls import is_sentinel_url, parse_sentinel_url, redact_url
+from jobbridge.settings import Role, SourceConfig
 
 #: commands of a dashboard read: counters, pages, job lookups, audit, background discovery,
 #: and SELECT for a db number in the URL (redis-py ignores a refused CLIENT SETINFO)

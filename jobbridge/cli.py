@@ -24,12 +24,14 @@ import click
 
 from jobbridge import __version__
 from jobbridge.acl import acl_setuser, redis_server_of, state_acl_setuser
-from jobbridge.config import Role, Settings, SourceConfig, load_settings, redact_url
+from jobbridge.config import load_settings
 from jobbridge.errors import ConfigError, JobbridgeError, SourceUnavailable, UnknownSource
 from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
+from jobbridge.redis_urls import redact_url
 from jobbridge.render import render_detail, render_snapshot
 from jobbridge.serialize import action_json, audit_json, detail_json, snapshot_json
 from jobbridge.service import JobService
+from jobbridge.settings import Role, Settings, SourceConfig
 from jobbridge.sources import DETECT_SOURCE_LIMIT, build_adapters, detect, resolve_sources
 from jobbridge.text import clean, clean_terminal, quoted
 
@@ -503,7 +505,7 @@ def run_server(settings: Settings) -> None:
     from aiohttp import web
 
     from jobbridge.web.app import create_app, freeze_after_startup
-    from jobbridge.web.security import check_bind_allowed
+    from jobbridge.web.request_checks import check_bind_allowed
 
     try:
         check_bind_allowed(settings)

@@ -16,8 +16,8 @@ from typing import Any
 import click
 import redis
 
-from jobbridge.config import ServerConfig, Settings, SourceConfig
 from jobbridge.devredis import start_redis_server
+from jobbridge.settings import ServerConfig, Settings, SourceConfig
 
 #: Queues of the demo, highest priority first.
 DEMO_QUEUES = ("critical", "default", "low")

@@ -23,21 +23,14 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 
-from jobbridge.adapters.autumn import DEFAULT_KEY_PREFIX as AUTUMN_DEFAULT_PREFIX
 from jobbridge.adapters.autumn import AutumnAdapter
+from jobbridge.adapters.autumn_keys import DEFAULT_KEY_PREFIX as AUTUMN_DEFAULT_PREFIX
 from jobbridge.adapters.base import JobAdapter, redis_errors, text
-from jobbridge.config import (
-    DEFAULT_KEY_PREFIXES,
-    RESERVED_SOURCE_NAMES,
-    Settings,
-    SourceConfig,
-    is_sentinel_url,
-    parse_key_prefix,
-    parse_sentinel_url,
-    redact_url,
-)
+from jobbridge.config_values import RESERVED_SOURCE_NAMES, parse_key_prefix
 from jobbridge.errors import ConfigError, SourceUnavailable
 from jobbridge.model import System
+from jobbridge.redis_urls import is_sentinel_url, parse_sentinel_url, redact_url
+from jobbridge.settings import DEFAULT_KEY_PREFIXES, Settings, SourceConfig
 from jobbridge.text import clean, quoted
 
 if TYPE_CHECKING:
@@ -52,7 +45,7 @@ DETECT_SCAN_LIMIT = 20_000
 DETECT_SOURCE_LIMIT = 20
 #: TYPE checks per round trip when detection confirms prefixes found by name.
 _TYPE_BATCH = 1000
-#: Characters a source name may not hold (config.py allows ``[A-Za-z0-9_.-]{1,64}``).
+#: Characters a source name may not hold (config_values.py allows ``[A-Za-z0-9_.-]{1,64}``).
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 #: Prefixes whose name copies them but for ':' -> '-' (how detection has always named them).
 _NAME_SAFE_OR_COLON = re.compile(r"[A-Za-z0-9_.:-]+")

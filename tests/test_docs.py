@@ -6,16 +6,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from jobbridge.cli import main
-from jobbridge.config import (
-    ENV_REDIS_URL,
-    ENV_SERVER,
-    ENV_SESSION_SECRET,
-    AuthConfig,
-    ProxyAuthConfig,
-    ServerConfig,
-    SourceConfig,
-    TokenConfig,
-)
+from jobbridge.config import ENV_REDIS_URL, ENV_SERVER, ENV_SESSION_SECRET
+from jobbridge.settings import AuthConfig, ProxyAuthConfig, ServerConfig, SourceConfig, TokenConfig
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

@@ -9,11 +9,12 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from jobbridge.config import Settings
 from jobbridge.service import JobService
+from jobbridge.settings import Settings
 from jobbridge.sources import build_adapters
 from jobbridge.text import no_surrogates
 from jobbridge.web import keys
+from jobbridge.web.auth import Security
 from jobbridge.web.formatting import FILTERS
 from jobbridge.web.metrics import Metrics
 from jobbridge.web.middlewares import (
@@ -27,7 +28,6 @@ from jobbridge.web.middlewares import (
     session_middleware,
 )
 from jobbridge.web.routes import setup_routes
-from jobbridge.web.security import Security
 
 #: largest request body accepted (forms here are a few hundred bytes)
 MAX_BODY_BYTES = 64 * 1024

@@ -14,8 +14,9 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from jobbridge.web import keys
+from jobbridge.web.auth import Principal
 from jobbridge.web.responses import JOB_BY_QUERY, id_query, path_unsafe
-from jobbridge.web.security import FlashKind, Principal
+from jobbridge.web.sessions import FlashKind
 
 
 class Ui:

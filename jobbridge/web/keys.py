@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from jobbridge.config import Settings
 from jobbridge.service import JobService
+from jobbridge.settings import Settings
+from jobbridge.web.auth import Principal, Security
 from jobbridge.web.metrics import Metrics
-from jobbridge.web.security import Principal, Security, SessionState
+from jobbridge.web.sessions import SessionState
 
 #: the settings the app was created with
 SETTINGS = web.AppKey("jobbridge_settings", Settings)

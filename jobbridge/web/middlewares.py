@@ -15,19 +15,11 @@ from aiohttp import web
 
 from jobbridge.errors import SourceUnavailable, UnknownSource
 from jobbridge.web import keys
+from jobbridge.web.auth import AuthError
 from jobbridge.web.context import Ui
+from jobbridge.web.request_checks import SAFE_METHODS, host_problem, origin_problem
 from jobbridge.web.responses import HttpError, error_json, redirect
-from jobbridge.web.security import (
-    COOKIE_NAME,
-    CSRF_FIELD,
-    CSRF_HEADER,
-    SAFE_METHODS,
-    AuthError,
-    Session,
-    SessionState,
-    host_problem,
-    origin_problem,
-)
+from jobbridge.web.sessions import COOKIE_NAME, CSRF_FIELD, CSRF_HEADER, Session, SessionState
 
 log = logging.getLogger(__name__)
 

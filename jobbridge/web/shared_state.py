@@ -33,7 +33,7 @@ import time
 from typing import TYPE_CHECKING
 
 from jobbridge.adapters.base import UNAVAILABLE_ERRORS, unavailable_detail
-from jobbridge.config import Settings
+from jobbridge.settings import Settings
 from jobbridge.web.throttle import WINDOW_S
 
 if TYPE_CHECKING:

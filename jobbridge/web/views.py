@@ -14,10 +14,12 @@ from jobbridge.model import DEFAULT_PER_PAGE, DONE_WORDS, Action, ListName, Outc
 from jobbridge.service import SourceStatus
 from jobbridge.web import keys
 from jobbridge.web.api import audit_limit, audit_source, snapshot_query, source_counters
+from jobbridge.web.auth import too_many_attempts
 from jobbridge.web.context import Ui
 from jobbridge.web.rendering import paced_template, render
+from jobbridge.web.request_checks import safe_next
 from jobbridge.web.responses import HttpError, job_param, redirect, route_param
-from jobbridge.web.security import MAX_CREDENTIAL_CHARS, safe_next, too_many_attempts
+from jobbridge.web.sessions import MAX_CREDENTIAL_CHARS
 
 LIST_TITLES: dict[ListName, str] = {
     ListName.ENQUEUED: "Enqueued",

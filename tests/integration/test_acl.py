@@ -8,9 +8,9 @@ import redis.exceptions
 
 from jobbridge.acl import acl_rules
 from jobbridge.adapters.autumn import AutumnAdapter
-from jobbridge.config import Settings, SourceConfig
 from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
 from jobbridge.service import JobService
+from jobbridge.settings import Settings, SourceConfig
 from jobbridge.sources import connect, detect, resolve_sources
 from tests.integration.autumn_fixtures import Autumn, Worker, failing_job
 from tests.integration.test_redis_errors import acl_user, db_of

@@ -11,12 +11,14 @@ import pytest
 
 from jobbridge import sources as detection
 from jobbridge.acl import acl_setuser
-from jobbridge.config import RESERVED_SOURCE_NAMES, Settings, load_settings
+from jobbridge.config import load_settings
+from jobbridge.config_values import RESERVED_SOURCE_NAMES
+from jobbridge.settings import Settings
 from jobbridge.sources import resolve_sources
 
 pytestmark = pytest.mark.redis
 
-#: config.py's rule for source names
+#: config_values.py's rule for source names
 SOURCE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 

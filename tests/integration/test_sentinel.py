@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from jobbridge.acl import redis_server_of
 from jobbridge.cli import main
-from jobbridge.config import ServerConfig, Settings, SourceConfig, load_settings, redact_url
+from jobbridge.config import load_settings
 from jobbridge.devredis import (
     RedisServer,
     SentinelServer,
@@ -33,7 +33,9 @@ from jobbridge.devredis import (
 )
 from jobbridge.errors import ConfigError, SourceUnavailable
 from jobbridge.model import Action, ListName, Outcome
+from jobbridge.redis_urls import redact_url
 from jobbridge.service import JobService
+from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from jobbridge.sources import build_adapters, detect, resolve_sources
 from jobbridge.web.app import create_app
 from tests.integration.autumn_fixtures import Autumn, failing_job

@@ -6,7 +6,7 @@ import re
 
 from jobbridge.acl import READ_COMMANDS, SCRIPT_WRITES, acl_rules, acl_setuser, redis_server_of
 from jobbridge.adapters.scripts import FILES
-from jobbridge.config import SourceConfig
+from jobbridge.settings import SourceConfig
 
 
 def test_every_command_a_script_runs_is_granted_to_operators() -> None:

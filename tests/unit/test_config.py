@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from jobbridge.config import (
+from jobbridge.addresses import is_loopback
+from jobbridge.config import load_settings
+from jobbridge.errors import ConfigError, UnknownSource
+from jobbridge.redis_urls import parse_sentinel_url, redact_url
+from jobbridge.settings import (
     AuthConfig,
     ProxyAuthConfig,
     ServerConfig,
@@ -16,12 +20,7 @@ from jobbridge.config import (
     SourceConfig,
     TokenConfig,
     hash_token,
-    is_loopback,
-    load_settings,
-    parse_sentinel_url,
-    redact_url,
 )
-from jobbridge.errors import ConfigError, UnknownSource
 
 DIGEST = hashlib.sha256(b"s3cret-token").hexdigest()
 SECRET = "x" * 32

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-
 from examples.autumn_emulator import Autumn
-from jobbridge.config import (
+
+from jobbridge.devredis import free_port
+from jobbridge.settings import (
     AuthConfig,
     ProxyAuthConfig,
     ServerConfig,
@@ -19,7 +20,6 @@ from jobbridge.config import (
     SourceConfig,
     TokenConfig,
 )
-from jobbridge.devredis import free_port
 from jobbridge.web.app import create_app
 
 PREFIX = "autumn:jobs"

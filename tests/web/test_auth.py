@@ -7,18 +7,13 @@ from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
 from examples.autumn_emulator import Autumn
-from jobbridge.config import AuthConfig, ServerConfig, Settings
+
 from jobbridge.errors import ConfigError
-from jobbridge.web.security import (
-    COOKIE_NAME,
-    MAX_REVOKED_SESSIONS,
-    Security,
-    Session,
-    check_bind_allowed,
-    safe_next,
-)
+from jobbridge.settings import AuthConfig, ServerConfig, Settings
+from jobbridge.web.auth import Security
+from jobbridge.web.request_checks import check_bind_allowed, safe_next
+from jobbridge.web.sessions import COOKIE_NAME, MAX_REVOKED_SESSIONS, Session
 from jobbridge.web.throttle import MAX_FAILURES
 from tests.web import seed
 from tests.web.conftest import (

@@ -9,9 +9,9 @@ import json
 import pytest
 
 from jobbridge.adapters.autumn_keys import entry_id
-from jobbridge.config import ServerConfig, Settings, SourceConfig
 from jobbridge.devredis import start_redis_server
 from jobbridge.offload import digest_now
+from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from jobbridge.web import keys
 from tests.integration.autumn_fixtures import failing_job, queued_decoy
 from tests.web.conftest import csrf_token

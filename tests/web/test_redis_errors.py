@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-
 from examples.autumn_emulator import Autumn
-from jobbridge.config import SourceConfig
+
+from jobbridge.settings import SourceConfig
 from tests.integration.test_redis_errors import NO_PERMISSIONS, READ_ONLY, acl_user, not_redis
 from tests.web import seed
 from tests.web.conftest import csrf_token, make_settings

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from examples.autumn_emulator import Autumn
-from jobbridge.config import ServerConfig, Settings, SourceConfig
+
 from jobbridge.devredis import start_redis_server
+from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from tests.web import seed
 from tests.web.conftest import csrf_token, make_settings
 
