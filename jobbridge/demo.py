@@ -1,6 +1,6 @@
 """``jobbridge demo``: a private Redis with live Autumn traffic, and the dashboard over it.
 
-Needs a source checkout (the Autumn emulator lives in ``examples/``). Starts its own
+Runs on jobbridge's emulator of Autumn (``jobbridge.autumn_emulator``). Starts its own
 redis-server on a free port (never 6379), seeds a realistic mix of jobs, keeps a producer and a
 worker running so the counters move, and serves the dashboard until Ctrl-C.
 """
@@ -8,14 +8,12 @@ worker running so the counters move, and serves the dashboard until Ctrl-C.
 from __future__ import annotations
 
 import random
-import sys
 import threading
-from pathlib import Path
-from typing import Any
 
 import click
 import redis
 
+from jobbridge import autumn_emulator as emulator
 from jobbridge.devredis import start_redis_server
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 
@@ -25,24 +23,8 @@ DEMO_QUEUES = ("critical", "default", "low")
 LOW_BACKLOG_CAP = 300
 
 
-def _emulator() -> Any:
-    """Import examples.autumn_emulator from the checkout this package was installed from."""
-    checkout = Path(__file__).resolve().parent.parent
-    if not (checkout / "examples" / "autumn_emulator.py").exists():
-        raise click.ClickException(
-            "the demo needs a source checkout of jobbridge (examples/autumn_emulator.py); "
-            "run it from the repository with `make demo`"
-        )
-    if str(checkout) not in sys.path:
-        sys.path.insert(0, str(checkout))
-    import examples.autumn_emulator as emulator
-
-    return emulator
-
-
 def _traffic(url: str, stop: threading.Event) -> None:
     """Enqueue a few jobs a second: mostly fine, some slow, a few that fail."""
-    emulator = _emulator()
     client = redis.Redis.from_url(url)
     app = emulator.Autumn(client)
     rng = random.Random(7)
@@ -78,7 +60,6 @@ def _traffic(url: str, stop: threading.Event) -> None:
 
 def _work(url: str, stop: threading.Event) -> None:
     """One worker that serves critical and default; low only builds up a visible backlog."""
-    emulator = _emulator()
     client = redis.Redis.from_url(url)
     handlers = dict(emulator.BUILTIN_HANDLERS)
     handlers["send_welcome_email"] = handlers["noop"]
@@ -92,7 +73,6 @@ def run_demo(dashboard_port: int = 8080, redis_port: int | None = None) -> None:
     """Run the whole demo in the foreground until interrupted."""
     from jobbridge.cli import run_server
 
-    emulator = _emulator()
     server = start_redis_server(redis_port)
     url = server.url(0)
     stop = threading.Event()

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from examples.autumn_emulator import Autumn
 
+from jobbridge.autumn_emulator import Autumn
 from jobbridge.devredis import free_port
 from jobbridge.settings import (
     AuthConfig,

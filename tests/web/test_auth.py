@@ -7,8 +7,8 @@ from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from examples.autumn_emulator import Autumn
 
+from jobbridge.autumn_emulator import Autumn
 from jobbridge.errors import ConfigError
 from jobbridge.settings import AuthConfig, ServerConfig, Settings
 from jobbridge.web.auth import Security

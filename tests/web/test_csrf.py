@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from examples.autumn_emulator import Autumn
 
+from jobbridge.autumn_emulator import Autumn
 from jobbridge.settings import AuthConfig
 from tests.web import seed
 from tests.web.conftest import OPERATOR_TOKEN, auth_config, bearer, csrf_token, proxy_config

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from examples.autumn_emulator import Autumn
 
+from jobbridge.autumn_emulator import Autumn
 from jobbridge.settings import SourceConfig
 from tests.integration.test_redis_errors import NO_PERMISSIONS, READ_ONLY, acl_user, not_redis
 from tests.web import seed

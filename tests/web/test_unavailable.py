@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from examples.autumn_emulator import Autumn
 
+from jobbridge.autumn_emulator import Autumn
 from jobbridge.devredis import start_redis_server
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from tests.web import seed
