@@ -24,6 +24,7 @@ import click
 
 from jobbridge import __version__
 from jobbridge.acl import acl_setuser, redis_server_of, state_acl_setuser
+from jobbridge.adapters.base import DiscoversQueues, redis_errors
 from jobbridge.config import load_settings
 from jobbridge.errors import ConfigError, JobbridgeError, SourceUnavailable, UnknownSource
 from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
@@ -125,10 +126,10 @@ async def _with_service(settings: Settings, use: Callable[[JobService], Awaitabl
     service = JobService(build_adapters(settings.sources), read_only=settings.server.read_only)
     try:
         for adapter in service.adapters.values():
-            discover = getattr(adapter, "discover_queues", None)
-            if discover is not None:
+            if isinstance(adapter, DiscoversQueues):
                 try:
-                    await discover()
+                    async with redis_errors(adapter.source):
+                        await adapter.discover_queues()
                 except SourceUnavailable:
                     pass
         return await use(service)
@@ -305,6 +306,8 @@ def _action_command(action: Action) -> click.Command:
         Action.RETRY: "Retry terminally failed jobs: each is enqueued again under a new id.",
         Action.CANCEL: "Cancel jobs no worker has taken yet (enqueued or scheduled).",
         Action.DISCARD: "Discard terminally failed jobs from the failed list.",
+        Action.STOP: "Ask the worker running each job to stop it (RQ's stop-job command); "
+        "the job then ends as stopped, among the failed jobs.",
     }[action]
     return click.command(action.value)(command)
 

@@ -10,7 +10,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 System = Literal["autumn", "rq", "celery"]
 SYSTEMS: tuple[System, ...] = ("autumn", "rq", "celery")
@@ -71,6 +71,9 @@ class Action(enum.StrEnum):
     CANCEL = "cancel"
     RETRY = "retry"
     DISCARD = "discard"
+    #: ask the worker running a job to stop it (RQ's stop-job command): a request, not a
+    #: state change jobbridge makes itself
+    STOP = "stop"
 
 
 class Outcome(enum.StrEnum):
@@ -97,6 +100,7 @@ DONE_WORDS: Mapping[Action, str] = {
     Action.CANCEL: "canceled",
     Action.RETRY: "retried",
     Action.DISCARD: "discarded",
+    Action.STOP: "asked to stop",
 }
 
 
@@ -206,8 +210,11 @@ class Counters:
     enqueued: int
     scheduled: int
     running: int
-    completed_24h: int
-    failed_7d: int
+    #: jobs completed in the last 24 h / failed in the last 7 days, where the system's keys
+    #: let them be counted exactly in bounded work; None where they cannot (RQ scores its
+    #: registries by expiry, not by end time): see ``completed_kept`` / ``failed_kept``
+    completed_24h: int | None
+    failed_7d: int | None
     #: age of the oldest waiting job across queues, seconds: the queue latency
     oldest_enqueued_age_s: float | None = None
     queues: tuple[QueueCounters, ...] = ()
@@ -219,6 +226,34 @@ class Counters:
     #: what could not be read, in words (a key of the wrong type, queues left out): the
     #: counts above leave those parts out
     problems: tuple[str, ...] = ()
+    #: entries the system still keeps in its completed / failed lists, whatever their age
+    #: (None when unknown)
+    completed_kept: int | None = None
+    failed_kept: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Worker:
+    """One worker process, as the system registers it."""
+
+    name: str
+    #: the system's word: idle, busy, suspended, started; "dead" when its record expired or
+    #: it recorded its death but is still listed
+    state: str
+    queues: tuple[str, ...] = ()
+    current_job: str | None = None
+    birth: datetime | None = None
+    last_heartbeat: datetime | None = None
+    successful: int | None = None
+    failed: int | None = None
+    hostname: str | None = None
+    pid: int | None = None
+    #: why the worker's record could not be fully read
+    problem: str | None = None
+
+    def __post_init__(self) -> None:
+        check_aware(self.birth, "birth")
+        check_aware(self.last_heartbeat, "last_heartbeat")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -301,6 +336,8 @@ class Snapshot:
     schedules: tuple[Schedule, ...] = ()
     #: how many entries the system keeps in its completed / failed histories
     history_limit: int | None = None
+    #: the system's workers, where it registers them (None: the system keeps no such list)
+    workers: tuple[Worker, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -345,18 +382,6 @@ class AuditEntry:
     outcome: str
     new_id: str | None = None
     message: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "at": self.at.isoformat().replace("+00:00", "Z"),
-            "actor": self.actor,
-            "source": self.source,
-            "job_id": self.job_id,
-            "action": self.action,
-            "outcome": self.outcome,
-            "new_id": self.new_id,
-            "message": self.message,
-        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,14 +8,22 @@ dashboard cost what one does.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from jobbridge.adapters.base import JobAdapter
+from jobbridge.adapters.base import (
+    DiscoversQueues,
+    JobAdapter,
+    ListsWorkers,
+    StopsJobs,
+    read_again_after_drop,
+    redis_errors,
+)
 from jobbridge.errors import SourceUnavailable, UnknownSource
 from jobbridge.model import (
     Action,
@@ -35,12 +43,27 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: What each system's adapter supports, for the API's ``capabilities``.
-CAPABILITIES: Mapping[System, tuple[str, ...]] = {
-    "autumn": ("snapshot", "job", "cancel", "retry", "discard", "audit", "lifecycle"),
-    "rq": ("snapshot", "job", "cancel", "retry", "discard", "audit"),
-    "celery": ("snapshot", "job", "cancel", "retry", "discard", "audit"),
-}
+#: What every adapter does, for the API's ``capabilities``; the opt-in protocols add theirs.
+BASE_CAPABILITIES = ("snapshot", "job", "cancel", "retry", "discard", "audit", "lifecycle")
+
+
+def capabilities(adapter: JobAdapter) -> tuple[str, ...]:
+    """What a source can do: the base set, plus what its adapter opts into. Whether an action
+    applies to one job is that job's ``actions``."""
+    extra = (
+        ("workers", isinstance(adapter, ListsWorkers)),
+        ("stop", isinstance(adapter, StopsJobs)),
+        ("queue_discovery", isinstance(adapter, DiscoversQueues)),
+    )
+    return BASE_CAPABILITIES + tuple(name for name, has in extra if has)
+
+
+async def read(adapter: JobAdapter, load: Callable[[], Awaitable[T]]) -> T:
+    """An idempotent read of one source: any Redis failure becomes ``SourceUnavailable``
+    naming it, and a read whose connection had dropped (a Redis restart) runs once more."""
+    return await read_again_after_drop(adapter.source, adapter.client, load)
+
+
 #: Failures per source that the overview merges into "most recent failures".
 OVERVIEW_FAILURES = 10
 #: Newest entries of each audit list that a filtered audit read looks at.
@@ -202,8 +225,11 @@ class JobService:
         not on every retry.
         """
         source = adapter.source
+        if not isinstance(adapter, DiscoversQueues):
+            return
         try:
-            await adapter.refresh_queues()
+            async with redis_errors(source):
+                await adapter.refresh_queues()
         except SourceUnavailable as exc:
             if source not in self._discovery_failing:
                 log.warning(
@@ -246,7 +272,7 @@ class JobService:
 
     def sources(self) -> list[SourceInfo]:
         return [
-            SourceInfo(name=name, system=a.system, capabilities=CAPABILITIES[a.system])
+            SourceInfo(name=name, system=a.system, capabilities=capabilities(a))
             for name, a in self.adapters.items()
         ]
 
@@ -262,11 +288,22 @@ class JobService:
             query.history_per_page,
             query.only,
         )
-        return await self.cache.get(key, lambda: self._bounded(adapter.snapshot(query)))
+        return await self.cache.get(
+            key, lambda: self._bounded(read(adapter, lambda: self._snapshot(adapter, query)))
+        )
+
+    @staticmethod
+    async def _snapshot(adapter: JobAdapter, query: SnapshotQuery) -> Snapshot:
+        snapshot = await adapter.snapshot(query)
+        if isinstance(adapter, ListsWorkers) and query.only is None:
+            snapshot = replace(snapshot, workers=await adapter.workers())
+        return snapshot
 
     async def counters(self, source: str) -> Counters:
         adapter = self.adapter(source)
-        return await self.cache.get((source, "counters"), lambda: self._bounded(adapter.counters()))
+        return await self.cache.get(
+            (source, "counters"), lambda: self._bounded(read(adapter, adapter.counters))
+        )
 
     async def _bounded(self, read: Awaitable[T]) -> T:
         """A source read, at most ``READ_CONCURRENCY`` at a time across sources: a poll of a
@@ -319,7 +356,9 @@ class JobService:
     async def job(self, source: str, job_id: str) -> JobDetail | None:
         """One job wherever it is; viewers of the same job within the TTL share one read."""
         adapter = self.adapter(source)
-        return await self.cache.get((source, "job", job_id), lambda: adapter.job(job_id))
+        return await self.cache.get(
+            (source, "job", job_id), lambda: read(adapter, lambda: adapter.job(job_id))
+        )
 
     async def audit(
         self, source: str | None = None, limit: int = 100, *, job_id: str | None = None
@@ -341,11 +380,13 @@ class JobService:
         seen_stores: set[str] = set()
         for adapter in adapters:
             # Sources in one Redis share one audit list; read it once.
-            if adapter.audit_store in seen_stores:
+            log_ = adapter.operator
+            if log_.audit_store in seen_stores:
                 continue
-            seen_stores.add(adapter.audit_store)
+            seen_stores.add(log_.audit_store)
+            count = AUDIT_SCAN if filtering else limit
             try:
-                entries.extend(await adapter.audit(AUDIT_SCAN if filtering else limit))
+                entries.extend(await read(adapter, functools.partial(log_.audit, count)))
             except SourceUnavailable:
                 if source:
                     raise
@@ -361,7 +402,7 @@ class JobService:
 
         async def one(adapter: JobAdapter) -> str | None:
             try:
-                await asyncio.wait_for(adapter.ping(), timeout=2.0)
+                await asyncio.wait_for(read(adapter, adapter.client.ping), timeout=2.0)
             except SourceUnavailable as exc:
                 return exc.detail
             except TimeoutError:
@@ -391,9 +432,21 @@ class JobService:
             Action.CANCEL: adapter.cancel,
             Action.RETRY: adapter.retry,
             Action.DISCARD: adapter.discard,
-        }[action]
+        }.get(action)
+        if action is Action.STOP and isinstance(adapter, StopsJobs):
+            run = adapter.stop
+        if run is None:
+            return ActionResult(
+                action=action,
+                outcome=Outcome.WRONG_STATE,
+                job_id=job_id,
+                message=f"{adapter.system} sources have no {action.value} action; "
+                "nothing was changed.",
+            )
         try:
-            result = await run(job_id, actor)
+            # Not read_again_after_drop: an action whose connection dropped may have run.
+            async with redis_errors(source):
+                result = await run(job_id, actor)
         except SourceUnavailable as exc:
             return ActionResult(
                 action=action,

@@ -17,9 +17,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from jobbridge import offload, safejson
+from jobbridge import offload
 from jobbridge.adapters import autumn_records as records
 from jobbridge.adapters.autumn_history import (
     HISTORY_LIMIT,
@@ -34,23 +34,22 @@ from jobbridge.adapters.autumn_keys import (
     entry_digest,
 )
 from jobbridge.adapters.base import (
-    AUDIT_LIMIT,
-    LIFECYCLE_LIMIT,
-    LIFECYCLE_TTL_S,
     MAX_NAME_CHARS,
-    RECORD_COPY_CAP,
-    cap,
-    client_location,
     key_text,
     ms_to_datetime,
     now_ms,
-    parse_audit,
-    read_again_after_drop,
-    redis_errors,
     score_ms,
     text,
-    whole_ms,
 )
+from jobbridge.adapters.operator import (
+    MAX_LIFECYCLE_BYTES,
+    OperatorKeys,
+    OperatorLog,
+    RecordReader,
+    script_argv,
+)
+from jobbridge.adapters.outcomes import changed_too_often, result, run_script
+from jobbridge.adapters.paging import spans
 from jobbridge.adapters.scripts import bind
 from jobbridge.adapters.values import (
     MAX_VALUE_BYTES,
@@ -64,7 +63,6 @@ from jobbridge.adapters.values import (
 from jobbridge.model import (
     Action,
     ActionResult,
-    AuditEntry,
     Counters,
     JobDetail,
     JobRecord,
@@ -104,55 +102,22 @@ ACTION_TRIES = 3
 ROW_BYTES = 64 * 1024
 #: Bytes of big records one page reads whole at most; rows past it say so and link to the job.
 PAGE_BYTES = 16 * 1024 * 1024
-#: Largest lifecycle entry read (jobbridge writes at most RECORD_COPY_CAP plus a little).
-MAX_LIFECYCLE_BYTES = 64 * 1024
 
 
-def _parse_lifecycle(
-    raw: bytes | str | None, source: str, job_id: str | None = None
-) -> LifecycleEntry | None:
-    """A lifecycle entry jobbridge wrote; None when it is not one (anyone can write it).
+def _lifecycle_copy(source: str) -> RecordReader:
+    """How a lifecycle entry's copy of an Autumn record becomes a row."""
 
-    ``job_id``, when given, is the id the entry was found under: that is its identity.
-    """
-    if raw is None:
-        return None
-    try:
-        # The script copied the job id's bytes as they were: keep ids that are not UTF-8.
-        data: Any = safejson.loads(key_text(raw))
-        status = JobStatus(data["status"])
-        at = ms_to_datetime(whole_ms(data["at_ms"])) or datetime.fromtimestamp(0, tz=UTC)
-        found_id = job_id if job_id is not None else str(data["job_id"])
-        stored = data.get("record") or None
-        new_id = cap(str(data.get("new_id") or ""), MAX_NAME_CHARS) or None
-        actor = cap(str(data.get("actor") or ""), MAX_NAME_CHARS) or ""
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return None
-    if isinstance(stored, str):
-        record = records.to_job(
+    def read(stored: str, job_id: str, status: JobStatus) -> JobRecord:
+        return records.to_job(
             stored,
             source=source,
-            job_id=found_id,
+            job_id=job_id,
             status=status,
             raw_status=status.value,
             check_id=False,
         )
-        record = replace(record, new_id=new_id, actions=())
-    else:
-        record = JobRecord(
-            source=source,
-            system="autumn",
-            id=found_id,
-            name="",
-            queue="",
-            status=status,
-            raw_status=status.value,
-            new_id=new_id,
-            problem=f"no copy of the record was kept (larger than {RECORD_COPY_CAP} bytes)",
-        )
-    return LifecycleEntry(
-        job_id=found_id, status=status, at=at, actor=actor, new_id=new_id, record=record
-    )
+
+    return read
 
 
 class AutumnAdapter:
@@ -180,7 +145,7 @@ class AutumnAdapter:
         """
         self.client = client
         self.source = source
-        self.keys = AutumnKeys(key_prefix, jobbridge_prefix)
+        self.keys = AutumnKeys(key_prefix)
         self.configured_queues = tuple(q.strip() or DEFAULT_QUEUE for q in queues or ())
         #: discovered queue -> when its key was last seen holding a list (monotonic seconds)
         self._discovered: dict[str, float] = {}
@@ -197,6 +162,12 @@ class AutumnAdapter:
         self._oldest: dict[str, tuple[str, int | None]] = {}
         #: the completed and dead lists as jobbridge follows them
         self.histories = AutumnHistories(client, source, self.keys)
+        self.operator = OperatorLog(
+            client,
+            source,
+            OperatorKeys(jobbridge_prefix, "autumn", key_prefix),
+            _lifecycle_copy(source),
+        )
         self._scripts = bind(client, "autumn")
 
     # ---------------------------------------------------------------- queues
@@ -224,25 +195,24 @@ class AutumnAdapter:
     async def refresh_queues(self) -> None:
         """One step of a resumable ``SCAN MATCH <prefix>:queue*``, plus a check of queue
         names read from records; never run per request."""
-        async with redis_errors(self.source):
-            cursor, found = await self.client.scan(
-                self._scan_cursor, match=self.keys.queue_pattern, count=DISCOVERY_SCAN_COUNT
-            )
-            names = [self.keys.queue_name_of_key(key_text(key)) for key in found]
-            checks = dict.fromkeys(n for n in names if n is not None and len(n) <= MAX_NAME_CHARS)
-            for name in list(self._candidates)[:CANDIDATES_PER_STEP]:
-                del self._candidates[name]
-                checks.setdefault(name, None)
-            if checks:
-                # Only lists are queues; anything else under the pattern would make LLEN fail.
-                pipe = self.client.pipeline(transaction=False)
-                for name in checks:
-                    pipe.type(self.keys.queue(name))
-                kinds = await pipe.execute()
-                now = time.monotonic()
-                for name, kind in zip(checks, kinds, strict=True):
-                    if kind == b"list":
-                        self._discovered[name] = now
+        cursor, found = await self.client.scan(
+            self._scan_cursor, match=self.keys.queue_pattern, count=DISCOVERY_SCAN_COUNT
+        )
+        names = [self.keys.queue_name_of_key(key_text(key)) for key in found]
+        checks = dict.fromkeys(n for n in names if n is not None and len(n) <= MAX_NAME_CHARS)
+        for name in list(self._candidates)[:CANDIDATES_PER_STEP]:
+            del self._candidates[name]
+            checks.setdefault(name, None)
+        if checks:
+            # Only lists are queues; anything else under the pattern would make LLEN fail.
+            pipe = self.client.pipeline(transaction=False)
+            for name in checks:
+                pipe.type(self.keys.queue(name))
+            kinds = await pipe.execute()
+            now = time.monotonic()
+            for name, kind in zip(checks, kinds, strict=True):
+                if kind == b"list":
+                    self._discovered[name] = now
         self._scan_cursor = int(cursor)
         if self._scan_cursor == 0:
             self._end_pass()
@@ -266,24 +236,13 @@ class AutumnAdapter:
 
     # ---------------------------------------------------------------- reads
 
-    async def ping(self) -> None:
-        await read_again_after_drop(self.source, self.client, self.client.ping)
-
     async def counters(self) -> Counters:
-        return await read_again_after_drop(self.source, self.client, self._counters_once)
-
-    async def _counters_once(self) -> Counters:
         async with self.histories.lock:
             base = await self._read_base(None)
         oldest = await self._oldest_enqueued(base)
         return self._counters(base, oldest)
 
     async def snapshot(self, query: SnapshotQuery) -> Snapshot:
-        return await read_again_after_drop(
-            self.source, self.client, lambda: self._snapshot_once(query)
-        )
-
-    async def _snapshot_once(self, query: SnapshotQuery) -> Snapshot:
         async with self.histories.lock:
             base = await self._read_base(query)
             histories = {
@@ -413,30 +372,23 @@ class AutumnAdapter:
 
     async def _enqueued_ids(self, base: _Base, query: SnapshotQuery) -> list[tuple[str, str]]:
         """The page of the queue lists concatenated in priority order."""
-        offset, need = query.offset(ListName.ENQUEUED), query.rows(ListName.ENQUEUED)
-        ranges: list[tuple[str, int, int]] = []
-        for name in base.queues:
-            length = base.lengths[name]
-            if need <= 0:
-                break
-            if offset >= length:
-                offset -= length
-                continue
-            take = min(need, length - offset)
-            ranges.append((name, offset, offset + take - 1))
-            need -= take
-            offset = 0
-        if not ranges:
+        parts = spans(
+            [(name, base.lengths[name]) for name in base.queues],
+            query.offset(ListName.ENQUEUED),
+            query.rows(ListName.ENQUEUED),
+        )
+        if not parts:
             return []
         pipe = self.client.pipeline(transaction=False)
-        for name, start, stop in ranges:
-            pipe.lrange(self.keys.queue(name), start, stop)
+        for part in parts:
+            # Autumn LPUSHes and its workers take the right end: the newest is at index 0.
+            pipe.lrange(self.keys.queue(part.key), *part.lrange(newest_at_tail=False))
         replies = await pipe.execute(raise_on_error=False)
         out = []
-        for (name, _, _), members in zip(ranges, replies, strict=True):
+        for part, members in zip(parts, replies, strict=True):
             members = ok(members)
             if not is_wrongtype(members):
-                out += [(name, key_text(member)) for member in members]
+                out += [(part.key, key_text(member)) for member in members]
         return out
 
     def _counters(self, base: _Base, oldest: dict[str, int | None]) -> Counters:
@@ -577,9 +529,6 @@ class AutumnAdapter:
     # ---------------------------------------------------------------- job detail
 
     async def job(self, job_id: str) -> JobDetail | None:
-        return await read_again_after_drop(self.source, self.client, lambda: self._job_once(job_id))
-
-    async def _job_once(self, job_id: str) -> JobDetail | None:
         if entry_digest(job_id) is None:
             found = await self._live_job(job_id)
             if found is not None:
@@ -593,7 +542,7 @@ class AutumnAdapter:
         pipe.zscore(keys.processing, job_id)
         pipe.zscore(keys.delayed, job_id)
         pipe.zscore(keys.blocked, job_id)
-        pipe.getrange(keys.lifecycle(job_id), 0, MAX_LIFECYCLE_BYTES - 1)
+        pipe.getrange(self.operator.keys.lifecycle(job_id), 0, MAX_LIFECYCLE_BYTES - 1)
         replies = [ok(r) for r in await pipe.execute(raise_on_error=False)]
         processing, delayed, blocked, lifecycle_raw = (
             None if is_wrongtype(r) else r for r in replies
@@ -601,7 +550,7 @@ class AutumnAdapter:
         dead, body = await self._read_values(
             [keys.dead_record(job_id), keys.record(job_id)], ROW_BYTES, budget=MAX_VALUE_BYTES
         )
-        lifecycle = _parse_lifecycle(lifecycle_raw or None, self.source, job_id)
+        lifecycle = self.operator.parse(lifecycle_raw or None, job_id)
         if dead is not None:
             failed = (JobStatus.FAILED, records.RAW_DEAD, None)
             return await self._live_detail(job_id, dead, failed, lifecycle)
@@ -653,87 +602,68 @@ class AutumnAdapter:
         job = as_identity(row, identity, problem, entry.which is ListName.FAILED)
         return _detail(job, entry.raw, None, payload, kind)
 
-    # ---------------------------------------------------------------- audit and lifecycle
-
-    async def audit(self, limit: int) -> list[AuditEntry]:
-        async def read() -> list[bytes]:
-            raws = await self.client.lrange(self.keys.audit, 0, max(0, limit - 1))
-            return cast("list[bytes]", raws)
-
-        raws = await read_again_after_drop(self.source, self.client, read)
-        return [e for e in (parse_audit(r) for r in raws) if e is not None]
-
-    @property
-    def audit_store(self) -> str:
-        return f"{client_location(self.client)}|{self.keys.audit}"
+    # ---------------------------------------------------------------- lifecycle
 
     async def lifecycle(self, limit: int) -> list[LifecycleEntry]:
         """The newest operator lifecycle entries of this source."""
-
-        async def read() -> list[bytes]:
-            key = self.keys.lifecycle_list
-            raws = await self.client.lrange(key, 0, max(0, limit - 1))
-            return cast("list[bytes]", raws)
-
-        raws = await read_again_after_drop(self.source, self.client, read)
-        return [e for e in (_parse_lifecycle(r, self.source) for r in raws) if e is not None]
+        return await self.operator.lifecycle(limit)
 
     # ---------------------------------------------------------------- actions
 
-    def _common_argv(self, now: int, actor: str) -> list[str | int]:
-        return [now, actor, self.source, LIFECYCLE_TTL_S, LIFECYCLE_LIMIT, AUDIT_LIMIT]
+    def _shared(self, job_id: str, actor: str, now: int) -> tuple[list[str], list[str | int]]:
+        """The KEYS and ARGV every script takes first (lua/_prelude.lua)."""
+        return (
+            self.operator.keys.script_keys(job_id),
+            script_argv(now, actor, self.source, job_id),
+        )
 
     async def retry(self, job_id: str, actor: str) -> ActionResult:
         keys = self.keys
-        async with redis_errors(self.source):
-            for _ in range(ACTION_TRIES):
-                stored = await self._action_value(keys.dead_record(job_id))
-                if isinstance(stored, Unread):
-                    return _too_large(Action.RETRY, job_id, stored)
-                mode, expected = "retry", b""
-                plan = records.RetryPlan("corrupt", "", DEFAULT_QUEUE, None)
-                new_id = str(uuid.uuid4())
-                now = now_ms()
-                if stored is None:
-                    count, found = await self.histories.failed_entry(job_id)
-                    if count > 1:
-                        return _ambiguous(Action.RETRY, job_id, count)
-                    if found is not None:
-                        mode, expected = "malformed", found.raw
-                else:
-                    expected = stored
-                    plan = await offload.decode(records.retry_plan, stored, new_id, now)
-                    mode = plan.mode
-                reply = await self._scripts["retry"](
-                    keys=[
-                        keys.dead_record(job_id),
-                        keys.dead,
-                        keys.record(new_id),
-                        keys.queue(plan.queue),
-                        keys.unique(plan.lock),
-                        keys.lifecycle(job_id),
-                        keys.lifecycle_list,
-                        keys.audit,
-                    ],
-                    args=[
-                        job_id,
-                        expected,
-                        mode,
-                        new_id,
-                        plan.record,
-                        "1" if plan.lock else "0",
-                        *self._common_argv(now, actor),
-                    ],
-                )
-                code, detail = int(reply[0]), text(reply[1]) or ""
-                if code != -4:
-                    return _retry_result(job_id, code, detail)
-        return ActionResult(
-            action=Action.RETRY,
-            outcome=Outcome.CONFLICT,
-            job_id=job_id,
-            message=f"Job {job_id}'s failed record kept changing; nothing was retried.",
-        )
+        for _ in range(ACTION_TRIES):
+            stored = await self._action_value(keys.dead_record(job_id))
+            if isinstance(stored, Unread):
+                return _too_large(Action.RETRY, job_id, stored)
+            mode, expected = "retry", b""
+            plan = records.RetryPlan("corrupt", "", DEFAULT_QUEUE, None)
+            new_id = str(uuid.uuid4())
+            now = now_ms()
+            if stored is None:
+                count, found = await self.histories.failed_entry(job_id)
+                if count > 1:
+                    return _ambiguous(Action.RETRY, job_id, count)
+                if found is not None:
+                    mode, expected = "malformed", found.raw
+            else:
+                expected = stored
+                plan = await offload.decode(records.retry_plan, stored, new_id, now)
+                mode = plan.mode
+            shared_keys, shared_argv = self._shared(job_id, actor, now)
+            result = await run_script(
+                self._scripts["retry"],
+                action=Action.RETRY,
+                job_id=job_id,
+                keys=[
+                    *shared_keys,
+                    keys.dead_record(job_id),
+                    keys.dead,
+                    keys.record(new_id),
+                    keys.queue(plan.queue),
+                    keys.unique(plan.lock),
+                ],
+                args=[
+                    *shared_argv,
+                    expected,
+                    mode,
+                    new_id,
+                    plan.record,
+                    "1" if plan.lock else "0",
+                ],
+                operator=self.operator,
+                words=_WORDS,
+            )
+            if result is not None:
+                return result
+        return changed_too_often(Action.RETRY, job_id)
 
     async def _action_value(self, key: str) -> bytes | Unread | None:
         (value,) = await self._read_values([key], ROW_BYTES, budget=MAX_VALUE_BYTES)
@@ -741,70 +671,57 @@ class AutumnAdapter:
 
     async def discard(self, job_id: str, actor: str) -> ActionResult:
         keys = self.keys
-        async with redis_errors(self.source):
-            entry = b""
-            recorded = job_id
-            stored = await self._action_value(keys.dead_record(job_id))
-            if isinstance(stored, Unread):
-                return _too_large(Action.DISCARD, job_id, stored)
-            if stored is None:
-                count, found = await self.histories.failed_entry(job_id)
-                if count > 1:
-                    return _ambiguous(Action.DISCARD, job_id, count)
-                if found is not None:
-                    entry = found.raw
-                    recorded = found.entry.summary.recorded_id or job_id
-            reply = await self._scripts["discard"](
-                keys=[
-                    keys.dead_record(recorded),
-                    keys.dead,
-                    keys.lifecycle(job_id),
-                    keys.lifecycle_list,
-                    keys.audit,
-                ],
-                args=[job_id, entry, *self._common_argv(now_ms(), actor)],
-            )
-        code, detail = int(reply[0]), text(reply[1]) or ""
-        if code == 1:
-            return _result(Action.DISCARD, Outcome.DONE, job_id, f"Discarded job {job_id}.")
-        if code == 0:
-            return _result(
-                Action.DISCARD,
-                Outcome.NOT_FOUND,
-                job_id,
-                f"Job {job_id} is not in the failed list.",
-            )
-        return _result(Action.DISCARD, Outcome.WRONG_STATE, job_id, _wrong_state(job_id, detail))
+        entry = b""
+        recorded = job_id
+        stored = await self._action_value(keys.dead_record(job_id))
+        if isinstance(stored, Unread):
+            return _too_large(Action.DISCARD, job_id, stored)
+        if stored is None:
+            count, found = await self.histories.failed_entry(job_id)
+            if count > 1:
+                return _ambiguous(Action.DISCARD, job_id, count)
+            if found is not None:
+                entry = found.raw
+                recorded = found.entry.summary.recorded_id or job_id
+        shared_keys, shared_argv = self._shared(job_id, actor, now_ms())
+        result = await run_script(
+            self._scripts["discard"],
+            action=Action.DISCARD,
+            job_id=job_id,
+            keys=[*shared_keys, keys.dead_record(recorded), keys.dead],
+            args=[*shared_argv, entry],
+            operator=self.operator,
+            words=_WORDS,
+        )
+        return result or changed_too_often(Action.DISCARD, job_id)
 
     async def cancel(self, job_id: str, actor: str) -> ActionResult:
         keys = self.keys
-        async with redis_errors(self.source):
-            # As Autumn: a non-atomic read to learn the queue and lock; the script's removals
-            # are the re-check (a claimed job is in no waiting list any more).
-            stored = await self._action_value(keys.record(job_id))
-            queue, lock = DEFAULT_QUEUE, None
-            if isinstance(stored, bytes):
-                queue, lock = await offload.decode(records.cancel_plan, stored)
-            reply = await self._scripts["cancel"](
-                keys=[
-                    keys.record(job_id),
-                    keys.queue(queue),
-                    keys.blocked,
-                    keys.delayed,
-                    keys.processing,
-                    keys.unique(lock),
-                    keys.lifecycle(job_id),
-                    keys.lifecycle_list,
-                    keys.audit,
-                ],
-                args=[job_id, "1" if lock else "0", *self._common_argv(now_ms(), actor)],
-            )
-        code, detail = int(reply[0]), text(reply[1]) or ""
-        if code == 1:
-            return _result(Action.CANCEL, Outcome.DONE, job_id, f"Canceled job {job_id}.")
-        if code == 0:
-            return _result(Action.CANCEL, Outcome.NOT_FOUND, job_id, f"Job {job_id} not found.")
-        return _result(Action.CANCEL, Outcome.WRONG_STATE, job_id, _wrong_state(job_id, detail))
+        # As Autumn: a non-atomic read to learn the queue and lock; the script's removals
+        # are the re-check (a claimed job is in no waiting list any more).
+        stored = await self._action_value(keys.record(job_id))
+        queue, lock = DEFAULT_QUEUE, None
+        if isinstance(stored, bytes):
+            queue, lock = await offload.decode(records.cancel_plan, stored)
+        shared_keys, shared_argv = self._shared(job_id, actor, now_ms())
+        result = await run_script(
+            self._scripts["cancel"],
+            action=Action.CANCEL,
+            job_id=job_id,
+            keys=[
+                *shared_keys,
+                keys.record(job_id),
+                keys.queue(queue),
+                keys.blocked,
+                keys.delayed,
+                keys.processing,
+                keys.unique(lock),
+            ],
+            args=[*shared_argv, "1" if lock else "0"],
+            operator=self.operator,
+            words=_WORDS,
+        )
+        return result or changed_too_often(Action.CANCEL, job_id)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -915,71 +832,27 @@ class _Base:
     problems: tuple[str, ...] = ()
 
 
-def _result(
-    action: Action, outcome: Outcome, job_id: str, message: str, new_id: str | None = None
-) -> ActionResult:
-    return ActionResult(
-        action=action, outcome=outcome, job_id=job_id, new_id=new_id, message=message
-    )
+#: Autumn's own sentences for script replies (jobbridge.adapters.outcomes has the shared ones)
+_WORDS: dict[str | Outcome, str] = {
+    "not waiting": "Job {id} is not waiting in a queue, the delayed set or the blocked set.",
+    Outcome.CORRUPT: "Job {id}'s stored record is invalid or is not its own failed record; it "
+    "cannot be retried (discard it instead).",
+    Outcome.CONFLICT: "An equivalent unique job ({detail}) is already pending or running; "
+    "job {id} was not retried.",
+}
 
 
 def _too_large(action: Action, job_id: str, value: Unread) -> ActionResult:
-    return _result(
+    return result(
         action, Outcome.CORRUPT, job_id, f"Job {job_id}'s record was not read: {value.reason}."
     )
 
 
 def _ambiguous(action: Action, job_id: str, count: int) -> ActionResult:
-    return _result(
+    return result(
         action,
         Outcome.CONFLICT,
         job_id,
         f"{count} failed entries name job {job_id}; {action.value} each by its entry id "
         "(shown on its row) instead. Nothing was changed.",
     )
-
-
-def _wrong_state(job_id: str, detail: str) -> str:
-    if detail == "running":
-        return f"Job {job_id} is already running; only waiting jobs can be canceled."
-    if detail == "not in dead":
-        return f"Job {job_id} is not in the failed list."
-    if detail == "not waiting":
-        return f"Job {job_id} is not waiting in a queue, the delayed set or the blocked set."
-    entry = _parse_lifecycle(detail, "")
-    if entry is None:
-        return f"Job {job_id} is not in the expected state."
-    when = entry.at.strftime("%Y-%m-%d %H:%M:%SZ")
-    by = f" by {entry.actor}" if entry.actor else ""
-    if entry.status is JobStatus.RETRIED and entry.new_id:
-        return f"Job {job_id} was already retried as {entry.new_id}{by} at {when}."
-    return f"Job {job_id} was already {entry.status.value}{by} at {when}."
-
-
-def _retry_result(job_id: str, code: int, detail: str) -> ActionResult:
-    if code == 1:
-        return _result(
-            Action.RETRY, Outcome.DONE, job_id, f"Retried job {job_id} as {detail}.", new_id=detail
-        )
-    if code == 0:
-        return _result(
-            Action.RETRY, Outcome.NOT_FOUND, job_id, f"Job {job_id} is not in the failed list."
-        )
-    if code == -2:
-        return _result(
-            Action.RETRY,
-            Outcome.CORRUPT,
-            job_id,
-            f"Job {job_id}'s stored record is invalid or is not its own failed record; it "
-            "cannot be retried (discard it instead).",
-        )
-    if code == -3:
-        holder = f" ({detail})" if detail else ""
-        return _result(
-            Action.RETRY,
-            Outcome.CONFLICT,
-            job_id,
-            f"An equivalent unique job{holder} is already pending or running; "
-            f"job {job_id} was not retried.",
-        )
-    return _result(Action.RETRY, Outcome.WRONG_STATE, job_id, _wrong_state(job_id, detail))

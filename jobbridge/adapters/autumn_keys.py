@@ -1,10 +1,10 @@
-"""Key names under one Autumn prefix, and jobbridge's own keys for that source."""
+"""Key names under one Autumn prefix."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobbridge.adapters.base import audit_key, glob_escape
+from jobbridge.adapters.base import glob_escape
 
 DEFAULT_KEY_PREFIX = "autumn:jobs"
 DEFAULT_QUEUE = "default"
@@ -15,10 +15,9 @@ ENTRY_ID_PREFIX = "entry:"
 
 @dataclass(frozen=True, slots=True)
 class AutumnKeys:
-    """Key names under one Autumn prefix, plus jobbridge's own keys for that source."""
+    """Key names under one Autumn prefix (jobbridge's own: jobbridge.adapters.operator)."""
 
     prefix: str
-    jobbridge_prefix: str
 
     def queue(self, name: str) -> str:
         name = name.strip()
@@ -71,18 +70,6 @@ class AutumnKeys:
         if key.startswith(head) and len(key) > len(head):
             return key[len(head) :]
         return None
-
-    # jobbridge's own keys, never inside Autumn's namespace.
-    def lifecycle(self, job_id: str) -> str:
-        return f"{self.jobbridge_prefix}autumn:{self.prefix}:lifecycle:{job_id}"
-
-    @property
-    def lifecycle_list(self) -> str:
-        return f"{self.jobbridge_prefix}autumn:{self.prefix}:lifecycle"
-
-    @property
-    def audit(self) -> str:
-        return audit_key(self.jobbridge_prefix)
 
 
 def entry_id(digest: bytes) -> str:

@@ -8,21 +8,25 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import redis.exceptions
 
-from jobbridge import safejson
 from jobbridge.errors import SourceUnavailable
 from jobbridge.model import (
     ActionResult,
-    AuditEntry,
     Counters,
     JobDetail,
     Snapshot,
     SnapshotQuery,
     System,
+    Worker,
 )
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from jobbridge.adapters.operator import OperatorLog
 
 T = TypeVar("T")
 
@@ -40,11 +44,20 @@ RECORD_COPY_CAP = 16_384
 
 
 class JobAdapter(Protocol):
-    """What the service needs from each system. Async throughout."""
+    """What the service needs from each system. Async throughout.
+
+    Adapters let Redis errors propagate; the service turns them into ``SourceUnavailable``
+    (and reads once more after a dropped connection) in one place. What only some systems do
+    is an opt-in protocol below, checked with ``isinstance``.
+    """
 
     system: ClassVar[System]
     #: the configured source name
     source: str
+    #: the source's Redis client (``decode_responses=False``)
+    client: Redis
+    #: jobbridge's audit and lifecycle keys for this source
+    operator: OperatorLog
 
     async def snapshot(self, query: SnapshotQuery) -> Snapshot:
         """Read the counters and one page of each list."""
@@ -70,24 +83,38 @@ class JobAdapter(Protocol):
         """Remove a job no worker has taken yet."""
         ...
 
-    async def audit(self, limit: int) -> list[AuditEntry]:
-        """The newest audit entries this source's Redis holds (all sources in it)."""
-        ...
+    async def close(self) -> None: ...
 
-    @property
-    def audit_store(self) -> str:
-        """Where the audit list lives (server, database, key): sources sharing one share it."""
-        ...
+
+@runtime_checkable
+class DiscoversQueues(Protocol):
+    """A system whose queues are found by looking at keys (bounded steps, in the background)."""
 
     async def refresh_queues(self) -> None:
         """One bounded step of queue discovery; called in the background, never per request."""
         ...
 
-    async def ping(self) -> None:
-        """Raise SourceUnavailable unless Redis answers."""
+    async def discover_queues(self, max_steps: int = 10_000) -> None:
+        """Steps until one full pass completes (the CLI, before a one-shot read)."""
         ...
 
-    async def close(self) -> None: ...
+
+@runtime_checkable
+class ListsWorkers(Protocol):
+    """A system that registers its workers in Redis."""
+
+    async def workers(self) -> tuple[Worker, ...]:
+        """Every registered worker, bounded (see the adapter for its cap)."""
+        ...
+
+
+@runtime_checkable
+class StopsJobs(Protocol):
+    """A system whose running jobs can be asked to stop."""
+
+    async def stop(self, job_id: str, actor: str) -> ActionResult:
+        """Ask the worker running the job to stop it; report that the request was sent."""
+        ...
 
 
 #: Failures that make a source unavailable: any error of the Redis conversation (not there,
@@ -306,42 +333,6 @@ def principal_of(payload: object) -> str | None:
 
 def correlation_of(payload: object) -> str | None:
     return identity_value(payload, CORRELATION_KEYS)
-
-
-def audit_key(jobbridge_prefix: str) -> str:
-    """The bounded list of audit entries in one Redis (entries name their source)."""
-    return f"{jobbridge_prefix}audit"
-
-
-def parse_audit(raw: bytes | str) -> AuditEntry | None:
-    """Decode one audit entry written by a Lua script; None if it is not one."""
-    try:
-        # The script copied the job id's bytes as they were: keep ids that are not UTF-8.
-        data: Any = safejson.loads(key_text(raw))
-        at = ms_to_datetime(whole_ms(data["at_ms"]))
-        if at is None:
-            return None
-        new_id = data.get("new_id")
-        return AuditEntry(
-            at=at,
-            actor=_field(data["actor"]),
-            source=_field(data["source"]),
-            job_id=_field(data["job_id"]),
-            action=_field(data["action"]),
-            outcome=_field(data["outcome"]),
-            new_id=_field(new_id) if new_id else None,
-            message=cap(str(data.get("message") or ""), MAX_DETAIL_CHARS) or "",
-        )
-    except (ValueError, TypeError, KeyError, OverflowError, AttributeError):
-        return None
-
-
-def _field(value: object) -> str:
-    """One field of an entry jobbridge wrote, as capped text (anyone can write them)."""
-    return (
-        cap(value if isinstance(value, str) else json.dumps(value)[:MAX_NAME_CHARS], MAX_NAME_CHARS)
-        or ""
-    )
 
 
 def client_location(client: Any) -> str:

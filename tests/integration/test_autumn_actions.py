@@ -31,7 +31,7 @@ def adapter(redis_client: redis.asyncio.Redis) -> AutumnAdapter:
 
 
 async def audit_outcomes(adapter: AutumnAdapter) -> list[tuple[str, str, str]]:
-    return [(e.action, e.job_id, e.outcome) for e in await adapter.audit(100)]
+    return [(e.action, e.job_id, e.outcome) for e in await adapter.operator.audit(100)]
 
 
 # ------------------------------------------------------------------ cancel
@@ -53,7 +53,7 @@ async def test_cancel_enqueued_job_never_runs(app, adapter) -> None:
     assert detail.lifecycle[0].actor == "alice"
     assert detail.job.name == "noop"
     assert await audit_outcomes(adapter) == [("cancel", gone, "done")]
-    entry = (await adapter.audit(1))[0]
+    entry = (await adapter.operator.audit(1))[0]
     assert entry.source == "orders" and entry.actor == "alice"
 
 
@@ -171,7 +171,7 @@ async def test_retry_enqueues_a_new_job_that_runs_and_completes(app, adapter) ->
     assert old_detail.job.new_id == result.new_id
     assert old_detail.lifecycle[0].new_id == result.new_id
     assert await audit_outcomes(adapter) == [("retry", old, "done")]
-    assert (await adapter.audit(1))[0].new_id == result.new_id
+    assert (await adapter.operator.audit(1))[0].new_id == result.new_id
 
 
 async def test_retry_does_not_reencode_the_payload(app, adapter) -> None:
@@ -332,7 +332,7 @@ async def test_lifecycle_keeps_no_copy_of_huge_records(app, adapter) -> None:
 async def test_audit_is_bounded_and_newest_first(app, adapter) -> None:
     for n in range(5):
         await adapter.cancel(f"missing-{n}", "ops")
-    entries = await adapter.audit(3)
+    entries = await adapter.operator.audit(3)
     assert [e.job_id for e in entries] == ["missing-4", "missing-3", "missing-2"]
     assert all(e.outcome == "not_found" and e.action == "cancel" for e in entries)
 

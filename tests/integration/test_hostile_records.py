@@ -134,7 +134,7 @@ async def test_ids_that_are_not_utf8_round_trip(app, adapter) -> None:
     assert detail is not None and detail.job.status is JobStatus.ENQUEUED
     assert (await adapter.cancel(strange, "ops")).outcome is Outcome.DONE
     assert app.client.lrange(app.queue_key("default"), 0, -1) == [job.encode()]
-    entry = (await adapter.audit(1))[0]
+    entry = (await adapter.operator.audit(1))[0]
     assert entry.job_id == strange and entry.outcome == "done"
 
 
@@ -190,7 +190,7 @@ async def test_hostile_jobbridge_entries_are_skipped(app, adapter) -> None:
 
     detail = await adapter.job(job_id)
     assert detail is not None and detail.job.status is JobStatus.CANCELED
-    entries = await adapter.audit(10)
+    entries = await adapter.operator.audit(10)
     assert [e.job_id for e in entries] == [job_id]
 
 

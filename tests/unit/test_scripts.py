@@ -7,7 +7,7 @@ import re
 import pytest
 import redis.asyncio
 
-from jobbridge.adapters import scripts
+from jobbridge.adapters import operator, scripts
 from jobbridge.adapters.autumn import AutumnAdapter
 
 ACTION_SCRIPTS = sorted(name for name in scripts.FILES if not name.startswith("_"))
@@ -25,6 +25,10 @@ def test_script_header_declares_keys_argv_and_returns(name: str) -> None:
     used_argv = {int(n) for n in re.findall(r"ARGV\[(\d+)\]", text.split("-- Returns:")[1])}
     declared_keys = {int(n) for n in re.findall(r"^-- KEYS\[(\d+)\]:", text, re.M)}
     declared_argv = {int(n) for n in re.findall(r"^-- ARGV\[(\d+)\]:", text, re.M)}
+    # Every script takes the prelude's shared KEYS and ARGV first, and says so.
+    assert "-- KEYS[1..3], ARGV[1..7]: shared by every script (lua/_prelude.lua)" in text
+    declared_keys |= {1, 2, 3}
+    declared_argv |= set(range(1, 8))
     assert "-- Returns:" in text
     assert used_keys <= declared_keys, f"{name}: KEYS used but not declared"
     assert used_argv <= declared_argv, f"{name}: ARGV used but not declared"
@@ -47,3 +51,13 @@ def test_adapter_registers_every_autumn_script() -> None:
     for action in ("cancel", "retry", "discard"):
         assert adapter._scripts[action].script == scripts.SOURCES[f"autumn_{action}"]
     assert scripts.SOURCES["autumn_retry"].startswith(scripts.FILES["_prelude"])
+
+
+def test_prelude_declares_the_shared_header() -> None:
+    prelude = scripts.FILES["_prelude"]
+    for n in range(1, 4):
+        assert f"-- KEYS[{n}]:" in prelude
+    for n in range(1, 8):
+        assert f"-- ARGV[{n}]:" in prelude
+    assert len(operator.OperatorKeys("jb:", "autumn", "p").script_keys("x")) == 3
+    assert len(operator.script_argv(0, "a", "s", "x")) == 7

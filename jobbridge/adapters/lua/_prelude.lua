@@ -1,32 +1,77 @@
--- Shared by every jobbridge script: prepended by jobbridge/adapters/scripts.py, so each
--- action stays one atomic EVAL. Functions only; it reads no KEYS or ARGV of its own.
+-- Shared by every jobbridge action script: prepended by jobbridge/adapters/scripts.py, so each
+-- action stays one atomic EVAL. Every script takes the same first KEYS and ARGV, built by
+-- jobbridge/adapters/operator.py (OperatorKeys.script_keys, script_argv):
+--
+-- KEYS[1]: jobbridge audit list (one per Redis)
+-- KEYS[2]: jobbridge lifecycle list of this source
+-- KEYS[3]: jobbridge lifecycle key of this job
+-- ARGV[1]: now, Unix ms
+-- ARGV[2]: actor
+-- ARGV[3]: source name
+-- ARGV[4]: lifecycle entry TTL, seconds
+-- ARGV[5]: lifecycle list limit
+-- ARGV[6]: audit list limit
+-- ARGV[7]: the job id acted on
+--
+-- A script's own KEYS start at KEYS[4] and its own ARGV at ARGV[8]. Replies are
+-- {code, detail}: 1 done, 0 not found, -1 wrong state, -2 corrupt, -3 conflict, -4 changed
+-- since Python read it (jobbridge/adapters/outcomes.py words them).
+
+local jb = {
+  now = ARGV[1], actor = ARGV[2], source = ARGV[3], id = ARGV[7],
+  -- set by each script to its action's name
+  action = ''
+}
 
 -- Append one audit entry (newest first) and keep the list bounded.
-local function jb_audit(audit_key, limit, at_ms, actor, source, job_id, action, outcome, new_id, message)
+local function jb_audit(outcome, new_id, message)
   local entry = cjson.encode({
-    at_ms = tonumber(at_ms), actor = actor, source = source, job_id = job_id,
-    action = action, outcome = outcome, new_id = new_id or '', message = message or ''
+    at_ms = tonumber(jb.now), actor = jb.actor, source = jb.source, job_id = jb.id,
+    action = jb.action, outcome = outcome, new_id = new_id or '', message = message or ''
   })
-  redis.call('LPUSH', audit_key, entry)
-  redis.call('LTRIM', audit_key, 0, tonumber(limit) - 1)
+  redis.call('LPUSH', KEYS[1], entry)
+  redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[6]) - 1)
+end
+
+-- Audit a refusal and return it.
+local function jb_refuse(code, detail, outcome, message)
+  jb_audit(outcome, '', message)
+  return {code, detail}
+end
+
+-- The job is not where the action needs it: if an operator already handled it, say so
+-- (detail = the lifecycle entry); otherwise it is unknown.
+local function jb_gone(not_found_message)
+  local previous = redis.call('GET', KEYS[3])
+  if previous then
+    return jb_refuse(-1, previous, 'wrong_state', 'already handled by an operator')
+  end
+  return jb_refuse(0, '', 'not_found', not_found_message)
 end
 
 -- Copies of job records larger than this are not kept (jobbridge.adapters.base.RECORD_COPY_CAP):
 -- lifecycle keys must stay small whatever size the payloads are.
 local JB_RECORD_COPY_CAP = 16384
 
--- Record what an operator did to a job: one expiring key per job, holding a copy of the job's
--- record (byte for byte, when small enough) for the detail page; and a bounded newest-first
--- list of the same entries without the copy, for browsing.
-local function jb_lifecycle(entry_key, list_key, ttl_s, limit, job_id, status, at_ms, actor, new_id, record)
+-- Record what an operator did to the job: the expiring per-job key, holding a copy of the
+-- job's record (byte for byte, when small enough) for the detail page; and the bounded
+-- newest-first list of the same entries without the copy, for browsing.
+local function jb_lifecycle(status, new_id, record)
   local entry = {
-    job_id = job_id, status = status, at_ms = tonumber(at_ms), actor = actor,
+    job_id = jb.id, status = status, at_ms = tonumber(jb.now), actor = jb.actor,
     new_id = new_id or '', record = ''
   }
-  redis.call('LPUSH', list_key, cjson.encode(entry))
-  redis.call('LTRIM', list_key, 0, tonumber(limit) - 1)
+  redis.call('LPUSH', KEYS[2], cjson.encode(entry))
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
   if record and #record <= JB_RECORD_COPY_CAP then
     entry.record = record
   end
-  redis.call('SET', entry_key, cjson.encode(entry), 'EX', tonumber(ttl_s))
+  redis.call('SET', KEYS[3], cjson.encode(entry), 'EX', tonumber(ARGV[4]))
+end
+
+-- The action happened: lifecycle entry (when the action makes one), audit, reply.
+local function jb_done(status, new_id, record, message, detail)
+  if status ~= '' then jb_lifecycle(status, new_id, record) end
+  jb_audit('done', new_id, message)
+  return {1, detail or ''}
 end

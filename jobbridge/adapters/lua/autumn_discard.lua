@@ -6,61 +6,37 @@
 -- "entry:<hex>", the text whose digest the id holds) and this script removes one copy of that
 -- text only.
 --
--- KEYS[1]: P:dead-record:<id> in "record" mode; in "entry" mode, P:dead-record:<id the entry
+-- KEYS[1..3], ARGV[1..7]: shared by every script (lua/_prelude.lua); ARGV[7] is the id the
+--          operator acted on: a job id, or an entry id "entry:<hex>"
+-- KEYS[4]: P:dead-record:<id> in "record" mode; in "entry" mode, P:dead-record:<id the entry
 --          names> (deleted too when it holds exactly the entry, as Autumn keeps them paired)
--- KEYS[2]: P:dead
--- KEYS[3]: jobbridge lifecycle key of this job
--- KEYS[4]: jobbridge lifecycle list of this source
--- KEYS[5]: jobbridge audit list
--- ARGV[1]: job id (the id the operator acted on: a job id, or an entry id "entry:<hex>")
--- ARGV[2]: "" for "record" mode (act on the dead-record's text), else the exact text of the
+-- KEYS[5]: P:dead
+-- ARGV[8]: "" for "record" mode (act on the dead-record's text), else the exact text of the
 --          dead entry to remove ("entry" mode)
--- ARGV[3]: now, Unix ms
--- ARGV[4]: actor
--- ARGV[5]: source name
--- ARGV[6]: lifecycle entry TTL, seconds
--- ARGV[7]: lifecycle list limit
--- ARGV[8]: audit list limit
 -- Returns: {code, detail}
---   { 1, ""}           discarded
---   { 0, ""}           no such failed job
---   {-1, "<entry>"}    already canceled / retried / discarded (detail = lifecycle entry JSON)
---   {-1, "not in dead"} the dead-record exists but P:dead holds no identical entry
-local id = ARGV[1]
-local now, actor, source = ARGV[3], ARGV[4], ARGV[5]
-
-local function refuse(code, detail, outcome, message)
-  jb_audit(KEYS[5], ARGV[8], now, actor, source, id, 'discard', outcome, '', message)
-  return {code, detail}
-end
-
-local function gone()
-  local previous = redis.call('GET', KEYS[3])
-  if previous then
-    return refuse(-1, previous, 'wrong_state', 'already handled by an operator')
-  end
-  return refuse(0, '', 'not_found', 'no such failed job')
-end
+--   { 1, ""}            discarded
+--   { 0, ""}            no such failed job
+--   {-1, "<entry>"}     already canceled / retried / discarded (detail = lifecycle entry JSON)
+--   {-1, "not failed"}  the dead-record exists but P:dead holds no identical entry
+jb.action = 'discard'
 
 local entry
-if ARGV[2] ~= '' then
-  entry = ARGV[2]
-  if redis.call('LREM', KEYS[2], 1, entry) == 0 then
-    return gone()
+if ARGV[8] ~= '' then
+  entry = ARGV[8]
+  if redis.call('LREM', KEYS[5], 1, entry) == 0 then
+    return jb_gone('no such failed job')
   end
-  if redis.call('GET', KEYS[1]) == entry then
-    redis.call('DEL', KEYS[1])
+  if redis.call('GET', KEYS[4]) == entry then
+    redis.call('DEL', KEYS[4])
   end
 else
-  entry = redis.call('GET', KEYS[1])
+  entry = redis.call('GET', KEYS[4])
   if not entry then
-    return gone()
+    return jb_gone('no such failed job')
   end
-  if redis.call('LREM', KEYS[2], 0, entry) == 0 then
-    return refuse(-1, 'not in dead', 'wrong_state', 'not in the failed list')
+  if redis.call('LREM', KEYS[5], 0, entry) == 0 then
+    return jb_refuse(-1, 'not failed', 'wrong_state', 'not in the failed list')
   end
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[4])
 end
-jb_lifecycle(KEYS[3], KEYS[4], ARGV[6], ARGV[7], id, 'discarded', now, actor, '', entry)
-jb_audit(KEYS[5], ARGV[8], now, actor, source, id, 'discard', 'done', '', 'discarded')
-return {1, ''}
+return jb_done('discarded', '', entry, 'discarded')

@@ -1,0 +1,137 @@
+"""Action replies: one table from a script's reply code to an outcome, one set of messages,
+one runner for a script call.
+
+Every action script returns ``{code, detail}`` (lua/_prelude.lua):
+
+==== =============== ==========================================================
+code outcome         detail
+==== =============== ==========================================================
+ 1   done            the new id (retry), the worker asked (stop), else ""
+ 0   not_found       ""
+-1   wrong_state     a word ("running", "not failed", ...) or the lifecycle entry
+-2   corrupt         ""
+-3   conflict        what stands in the way (e.g. the holder of a unique lock)
+-4   (changed)       the state changed since Python read it: read again and retry
+==== =============== ==========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from jobbridge.adapters.base import text
+from jobbridge.model import DONE_WORDS, Action, ActionResult, Outcome
+
+if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
+
+    from jobbridge.adapters.operator import OperatorLog
+
+CODES: Mapping[int, Outcome] = {
+    1: Outcome.DONE,
+    0: Outcome.NOT_FOUND,
+    -1: Outcome.WRONG_STATE,
+    -2: Outcome.CORRUPT,
+    -3: Outcome.CONFLICT,
+}
+#: the reply of a script whose re-check found the state changed since Python read it
+CHANGED = -4
+
+_DONE: Mapping[Action, str] = {
+    Action.CANCEL: "Canceled job {id}.",
+    Action.RETRY: "Retried job {id} as {detail}.",
+    Action.DISCARD: "Discarded job {id}.",
+    Action.STOP: "Asked worker {detail} to stop job {id}; it ends as stopped once the worker "
+    "acts on the request.",
+}
+_NOT_FOUND: Mapping[Action, str] = {
+    Action.CANCEL: "Job {id} not found.",
+    Action.RETRY: "Job {id} is not in the failed list.",
+    Action.DISCARD: "Job {id} is not in the failed list.",
+    Action.STOP: "Job {id} not found.",
+}
+#: wrong_state details every system's scripts use
+WORDS: Mapping[str, str] = {
+    "running": "Job {id} is already running; only waiting jobs can be canceled.",
+    "not failed": "Job {id} is not in the failed list.",
+    "not running": "Job {id} is not running; only running jobs can be stopped.",
+    "no worker": "Job {id} has no worker recorded; there is nobody to ask to stop it.",
+}
+
+
+def result(
+    action: Action, outcome: Outcome, job_id: str, message: str, new_id: str | None = None
+) -> ActionResult:
+    return ActionResult(
+        action=action, outcome=outcome, job_id=job_id, new_id=new_id, message=message
+    )
+
+
+def outcome(
+    action: Action,
+    job_id: str,
+    code: int,
+    detail: str,
+    operator: OperatorLog,
+    words: Mapping[str | Outcome, str] | None = None,
+) -> ActionResult:
+    """The result of one script reply, worded for the operator.
+
+    ``words`` holds a system's own sentences, by wrong-state detail word or by outcome
+    ("{id}" and "{detail}" are filled in); the shared ones cover the rest.
+    """
+    kind = CODES.get(code, Outcome.CONFLICT)
+    fill = {"id": job_id, "detail": detail}
+    own = words or {}
+    if kind is Outcome.DONE:
+        new_id = detail if action is Action.RETRY else None
+        return result(action, kind, job_id, _DONE[action].format_map(fill), new_id)
+    if kind is Outcome.NOT_FOUND:
+        return result(action, kind, job_id, _NOT_FOUND[action].format_map(fill))
+    known: dict[str | Outcome, str] = {**WORDS, **own}
+    if detail and detail in known:
+        return result(action, kind, job_id, known[detail].format_map(fill))
+    if kind in own:
+        return result(action, kind, job_id, own[kind].format_map(fill))
+    if kind is Outcome.WRONG_STATE:
+        message = operator.already_handled(job_id, detail)
+        return result(
+            action, kind, job_id, message or f"Job {job_id} is not in the expected state."
+        )
+    if kind is Outcome.CORRUPT:
+        return result(
+            action,
+            kind,
+            job_id,
+            f"Job {job_id}'s stored record is invalid; it cannot be {DONE_WORDS[action]} as it is.",
+        )
+    return result(action, kind, job_id, f"Job {job_id} was not changed: {detail or 'conflict'}.")
+
+
+async def run_script(
+    script: AsyncScript,
+    *,
+    action: Action,
+    job_id: str,
+    keys: Sequence[str],
+    args: Sequence[str | int | bytes],
+    operator: OperatorLog,
+    words: Mapping[str | Outcome, str] | None = None,
+) -> ActionResult | None:
+    """Run one action script; None when it found the state changed since it was read."""
+    reply = await script(keys=list(keys), args=list(args))
+    code, detail = int(reply[0]), text(reply[1]) or ""
+    if code == CHANGED:
+        return None
+    return outcome(action, job_id, code, detail, operator, words)
+
+
+def changed_too_often(action: Action, job_id: str) -> ActionResult:
+    return result(
+        action,
+        Outcome.CONFLICT,
+        job_id,
+        f"Job {job_id}'s record kept changing while jobbridge read it; it was not "
+        f"{DONE_WORDS[action]}. Try again.",
+    )
