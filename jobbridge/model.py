@@ -100,7 +100,7 @@ DONE_WORDS: Mapping[Action, str] = {
     Action.CANCEL: "canceled",
     Action.RETRY: "retried",
     Action.DISCARD: "discarded",
-    Action.STOP: "asked to stop",
+    Action.STOP: "stop_requested",
 }
 
 

@@ -79,7 +79,8 @@ def render_snapshot(snapshot: Snapshot) -> str:
         f"enqueued {c.enqueued}  scheduled {c.scheduled}  running {c.running}"
         + (f" ({c.running_overdue} overdue)" if c.running_overdue else "")
         + "  "
-        f"completed 24h {c.completed_24h}  failed 7d {c.failed_7d}  blocked {c.blocked}  "
+        f"completed 24h {_window(c.completed_24h, c.completed_kept)}  "
+        f"failed 7d {_window(c.failed_7d, c.failed_kept)}  blocked {c.blocked}  "
         f"oldest enqueued {age(c.oldest_enqueued_age_s)}",
     ]
     for problem in c.problems:
@@ -141,3 +142,10 @@ def render_detail(detail: JobDetail) -> str:
             f"lifecycle: {entry.status.value}{new} by {clean(entry.actor, 80)} at {when(entry.at)}Z"
         )
     return "\n".join(lines)
+
+
+def _window(count: int | None, kept: int | None) -> str:
+    """A window count, or what the system keeps when it cannot count the window."""
+    if count is not None:
+        return str(count)
+    return "n/a" if kept is None else f"n/a ({kept} kept)"

@@ -17,6 +17,7 @@ from jobbridge.model import (
     Page,
     Schedule,
     Snapshot,
+    Worker,
 )
 
 
@@ -65,6 +66,8 @@ def counters_json(counters: Counters) -> dict[str, Any]:
         "oldest_enqueued_age_s": counters.oldest_enqueued_age_s,
         "blocked": counters.blocked,
         "running_overdue": counters.running_overdue,
+        "completed_kept": counters.completed_kept,
+        "failed_kept": counters.failed_kept,
         "problems": list(counters.problems),
         "queues": [
             {
@@ -105,6 +108,23 @@ def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
         "lists": {name.value: page_json(page) for name, page in snapshot.lists.items()},
         "schedules": [schedule_json(s) for s in snapshot.schedules],
         "history_limit": snapshot.history_limit,
+        "workers": None if snapshot.workers is None else [worker_json(w) for w in snapshot.workers],
+    }
+
+
+def worker_json(worker: Worker) -> dict[str, Any]:
+    return {
+        "name": worker.name,
+        "state": worker.state,
+        "queues": list(worker.queues),
+        "current_job": worker.current_job,
+        "birth": rfc3339(worker.birth),
+        "last_heartbeat": rfc3339(worker.last_heartbeat),
+        "successful": worker.successful,
+        "failed": worker.failed,
+        "hostname": worker.hostname,
+        "pid": worker.pid,
+        "problem": worker.problem,
     }
 
 
@@ -139,17 +159,6 @@ def audit_json(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
-#: The ``error`` code the API reports for each refused outcome.
-ERROR_CODES = {
-    Outcome.NOT_FOUND: "not_found",
-    Outcome.WRONG_STATE: "wrong_state",
-    Outcome.CONFLICT: "conflict",
-    Outcome.CORRUPT: "corrupt",
-    Outcome.UNAVAILABLE: "unavailable",
-    Outcome.FORBIDDEN: "forbidden",
-}
-
-
 def action_json(result: ActionResult) -> dict[str, Any]:
     """``{"outcome": "retried", "id", "new_id"?}`` on success, else ``{"error", "message"}``."""
     if result.outcome is Outcome.DONE:
@@ -158,4 +167,5 @@ def action_json(result: ActionResult) -> dict[str, Any]:
             data["new_id"] = result.new_id
         data["message"] = result.message
         return data
-    return {"error": ERROR_CODES[result.outcome], "message": result.message, "id": result.job_id}
+    # A refused outcome's own word is the API's error code (not_found, wrong_state, ...).
+    return {"error": result.outcome.value, "message": result.message, "id": result.job_id}

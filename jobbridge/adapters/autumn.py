@@ -333,6 +333,8 @@ class AutumnAdapter:
             base.problems = await self._key_problems(broken)
         base.completed_24h = self.histories.in_window(ListName.COMPLETED, now)
         base.failed_7d = self.histories.in_window(ListName.FAILED, now)
+        base.completed_kept = len(self.histories.lists[ListName.COMPLETED].entries)
+        base.failed_kept = len(self.histories.lists[ListName.FAILED].entries)
         return base
 
     async def _key_problems(self, broken: dict[str, str]) -> tuple[str, ...]:
@@ -420,6 +422,8 @@ class AutumnAdapter:
             blocked=base.blocked,
             running_overdue=base.overdue,
             problems=problems,
+            completed_kept=base.completed_kept,
+            failed_kept=base.failed_kept,
         )
 
     # ---------------------------------------------------------------- rows
@@ -828,6 +832,9 @@ class _Base:
     #: completed in the last 24 h, failed in the last 7 days
     completed_24h: int = 0
     failed_7d: int = 0
+    #: entries Autumn keeps in each history (at most HISTORY_LIMIT)
+    completed_kept: int = 0
+    failed_kept: int = 0
     #: keys that could not be read, in words
     problems: tuple[str, ...] = ()
 

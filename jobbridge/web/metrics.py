@@ -82,7 +82,10 @@ class SourceCollector(Collector):
             if counters is None:
                 continue
             for field, family in families.items():
-                family.add_metric([name], float(getattr(counters, field)))
+                value = getattr(counters, field)
+                # None: the system cannot count this window (RQ); no sample beats a wrong one.
+                if value is not None:
+                    family.add_metric([name], float(value))
             if counters.oldest_enqueued_age_s is not None:
                 oldest.add_metric([name], counters.oldest_enqueued_age_s)
             for queue in counters.queues:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import jobbridge
-from jobbridge.model import ListName
+from jobbridge.model import DONE_WORDS, Action, ListName
 from jobbridge.web import actuator
 
 _TIME = {
@@ -87,7 +87,11 @@ SCHEMAS: dict[str, Any] = {
             "correlation_id": _STR_OR_NULL,
             "worker": _STR_OR_NULL,
             "payload_preview": {"type": "string"},
-            "actions": {"type": "array", "items": {"enum": ["cancel", "retry", "discard"]}},
+            "actions": {
+                "type": "array",
+                "items": {"enum": [a.value for a in Action]},
+                "description": "the actions that apply to this job in its present state",
+            },
             "problem": {
                 **_STR_OR_NULL,
                 "description": "why the stored record could not be fully read",
@@ -134,8 +138,20 @@ SCHEMAS: dict[str, Any] = {
             "enqueued": {"type": "integer"},
             "scheduled": {"type": "integer"},
             "running": {"type": "integer"},
-            "completed_24h": {"type": "integer"},
-            "failed_7d": {"type": "integer"},
+            "completed_24h": {
+                **_INT_OR_NULL,
+                "description": "null where the system cannot count the window exactly in "
+                "bounded work (RQ scores its registries by expiry): see completed_kept",
+            },
+            "failed_7d": {**_INT_OR_NULL, "description": "null as completed_24h: see failed_kept"},
+            "completed_kept": {
+                **_INT_OR_NULL,
+                "description": "completed entries the system still keeps, whatever their age",
+            },
+            "failed_kept": {
+                **_INT_OR_NULL,
+                "description": "failed entries the system still keeps, whatever their age",
+            },
             "oldest_enqueued_age_s": {"type": ["number", "null"]},
             "blocked": {"type": "integer"},
             "running_overdue": {
@@ -192,13 +208,37 @@ SCHEMAS: dict[str, Any] = {
                 },
             },
             "history_limit": _INT_OR_NULL,
+            "workers": {
+                "type": ["array", "null"],
+                "description": "the system's registered workers; null where it keeps none",
+                "items": _ref("Worker"),
+            },
+        },
+    },
+    "Worker": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "state": {
+                "type": "string",
+                "description": "the system's word (idle, busy, ...), or dead",
+            },
+            "queues": {"type": "array", "items": {"type": "string"}},
+            "current_job": _STR_OR_NULL,
+            "birth": _TIME,
+            "last_heartbeat": _TIME,
+            "successful": _INT_OR_NULL,
+            "failed": _INT_OR_NULL,
+            "hostname": _STR_OR_NULL,
+            "pid": _INT_OR_NULL,
+            "problem": _STR_OR_NULL,
         },
     },
     "ActionDone": {
         "type": "object",
         "required": ["outcome", "id"],
         "properties": {
-            "outcome": {"enum": ["retried", "discarded", "canceled"]},
+            "outcome": {"enum": [DONE_WORDS[a] for a in Action]},
             "id": {"type": "string"},
             "new_id": {"type": "string", "description": "the job a retry created"},
             "message": {"type": "string"},
@@ -324,6 +364,12 @@ def _paths(prefix: str) -> dict[str, Any]:
                 ("retry", "Re-enqueue a failed job under a new id."),
                 ("discard", "Remove a failed job from the failed list."),
                 ("cancel", "Remove a job no worker has taken yet."),
+                (
+                    "stop",
+                    "Ask the worker running a job to stop it (RQ's stop-job command); the "
+                    "job then ends as stopped. Sources whose system has no such command "
+                    "answer wrong_state.",
+                ),
             )
         },
         f"{api}/counters": {

@@ -169,6 +169,14 @@ async def act(request: web.Request) -> web.StreamResponse:
             "forbidden",
             f"Your role ({principal.role}) may look at jobs but not {action.value} them.",
         )
+    form = await request.post()
+    if action is Action.STOP and form.get("confirm") != "stop":
+        # Stopping kills running work: the page's form asks first, and says so here.
+        raise HttpError(
+            400,
+            "unconfirmed",
+            "Stopping a running job needs the confirmation step on its row; nothing was sent.",
+        )
     result = await service.act(source, job_id, action, principal.actor)
     if result.outcome is Outcome.FORBIDDEN:
         raise HttpError(403, "forbidden", result.message)
@@ -177,7 +185,6 @@ async def act(request: web.Request) -> web.StreamResponse:
     message = result.message or f"{DONE_WORDS[action].capitalize()} job {job_id}."
     security = request.app[keys.SECURITY]
     security.flash(request[keys.SESSION], "ok" if result.ok else "error", message)
-    form = await request.post()
     target = form.get("next")
     prefix = request.app[keys.SETTINGS].server.prefix
     back = safe_next(target if isinstance(target, str) else None, prefix)

@@ -61,6 +61,7 @@ async def test_sources(client) -> None:
                     "discard",
                     "audit",
                     "lifecycle",
+                    "queue_discovery",
                 ],
             }
         ]
@@ -80,6 +81,7 @@ async def test_snapshot_shape(client, autumn: Autumn) -> None:
         "lists",
         "schedules",
         "history_limit",
+        "workers",
     }
     assert body["source"] == "orders" and body["system"] == "autumn"
     assert RFC3339_Z.match(body["taken_at"])
@@ -95,6 +97,8 @@ async def test_snapshot_shape(client, autumn: Autumn) -> None:
         assert key in counters
     assert (counters["enqueued"], counters["scheduled"], counters["running"]) == (1, 2, 1)
     assert (counters["completed_24h"], counters["failed_7d"]) == (1, 1)
+    assert (counters["completed_kept"], counters["failed_kept"]) == (1, 1)
+    assert body["workers"] is None  # Autumn registers no workers
     assert isinstance(counters["oldest_enqueued_age_s"], float)
     assert set(body["lists"]) == {"enqueued", "scheduled", "running", "completed", "failed"}
     for page in body["lists"].values():
