@@ -36,11 +36,37 @@ READ_COMMANDS = (
     "zrange",
     "zrevrange",
     "zscore",
+    # RQ: job, worker and cron hashes, the worker and queue sets, the results streams
+    "hget",
+    "hmget",
+    "hgetall",
+    "hstrlen",
+    "hexists",
+    "scard",
+    "smembers",
+    "srandmember",
+    "sscan",
+    "xrevrange",
 )
 #: how redis-py runs a registered script (EVALSHA, then SCRIPT LOAD on NOSCRIPT)
 SCRIPT_COMMANDS = ("evalsha", "script|load")
 #: what jobbridge's action scripts run (jobbridge/adapters/lua/*.lua)
-SCRIPT_WRITES = ("set", "del", "lpush", "lrem", "ltrim", "lpos", "zrem")
+SCRIPT_WRITES = (
+    "set",
+    "del",
+    "lpush",
+    "lrem",
+    "ltrim",
+    "lpos",
+    "zrem",
+    # RQ: status and new job hashes, registries, the queue list and set, stop-job commands
+    "hset",
+    "zadd",
+    "rpush",
+    "sadd",
+    "expire",
+    "publish",
+)
 
 
 #: what the replicas' shared state (jobbridge.web.shared_state) runs on its keys
@@ -97,9 +123,28 @@ def acl_rules(sources: Sequence[SourceConfig], role: Role) -> list[str]:
         Key patterns, then ``-@all``, then each granted command.
     """
     commands = list(READ_COMMANDS)
+    channels: list[str] = []
     if role == "operator":
         commands += [*SCRIPT_COMMANDS, *SCRIPT_WRITES]
-    return [*key_patterns(sources), "-@all", *(f"+{command}" for command in commands)]
+        channels = channel_patterns(sources)
+    return [
+        *key_patterns(sources),
+        *channels,
+        "-@all",
+        *(f"+{command}" for command in commands),
+    ]
+
+
+def channel_patterns(sources: Sequence[SourceConfig]) -> list[str]:
+    """ACL channel patterns an operator publishes on: RQ's worker command channels (the
+    stop action). ``reset`` in the SETUSER line revokes every channel, so each is named."""
+    patterns: list[str] = []
+    for source in sources:
+        if source.system == "rq":
+            pattern = f"&{glob_escape(source.effective_key_prefix)}:pubsub:*"
+            if pattern not in patterns:
+                patterns.append(pattern)
+    return patterns
 
 
 def acl_setuser(user: str, sources: Sequence[SourceConfig], role: Role) -> str:

@@ -42,10 +42,19 @@ AUDIT_DEFAULT_LIMIT = 100
 AUDIT_MAX_LIMIT = 1000
 
 
-def snapshot_query(request: web.Request) -> SnapshotQuery:
-    """``<list>_page`` and ``per_page`` from the query string, clamped (never an error)."""
+def snapshot_query(request: web.Request, *, partial: bool = False) -> SnapshotQuery:
+    """``<list>_page`` and ``per_page`` from the query string, clamped (never an error); with
+    ``partial`` (the API), also ``only=enqueued,failed``: read those lists' pages and leave
+    the others empty (their totals still come back); unknown names are ignored."""
     pages = {name: int_query(request, f"{name.value}_page") for name in ListName}
-    return SnapshotQuery.build(pages, int_query(request, "per_page"))
+    only = only_query(request) if partial else None
+    return SnapshotQuery.build(pages, int_query(request, "per_page"), only=only)
+
+
+def only_query(request: web.Request) -> frozenset[ListName] | None:
+    raw = request.query.get("only", "")[:200]
+    names = frozenset(ListName(n) for n in raw.split(",") if n in ListName.__members__.values())
+    return names or None
 
 
 def audit_limit(request: web.Request) -> int:
@@ -83,7 +92,8 @@ async def sources(request: web.Request) -> web.Response:
 
 async def snapshot(request: web.Request) -> web.Response:
     source = route_param(request, "source")
-    result = await request.app[keys.SERVICE].snapshot(source, snapshot_query(request))
+    query = snapshot_query(request, partial=True)
+    result = await request.app[keys.SERVICE].snapshot(source, query)
     return json_response(snapshot_json(result))
 
 

@@ -68,6 +68,17 @@ async def test_sources(client) -> None:
     }
 
 
+async def test_snapshot_only_reads_the_named_lists(client, autumn: Autumn) -> None:
+    mix = seed.mix(autumn)
+    response = await client.get("/admin/api/sources/orders/snapshot?only=failed,bogus")
+    assert response.status == 200
+    lists = (await response.json())["lists"]
+    assert [j["id"] for j in lists["failed"]["items"]] == [mix.failed]
+    # The others come back empty, with their totals.
+    assert lists["enqueued"]["items"] == [] and lists["enqueued"]["total"] == 1
+    assert lists["scheduled"]["items"] == [] and lists["scheduled"]["total"] == 2
+
+
 async def test_snapshot_shape(client, autumn: Autumn) -> None:
     mix = seed.mix(autumn)
     response = await client.get("/admin/api/sources/orders/snapshot")
