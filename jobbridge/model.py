@@ -232,6 +232,18 @@ class Counters:
     failed_kept: int | None = None
 
 
+def list_title(name: ListName, counters: Counters) -> str:
+    """A list's heading: the completed and failed lists name their window where the system
+    has one, and say "as kept" where it only keeps entries until they expire (RQ)."""
+    if name is ListName.COMPLETED:
+        windowed = counters.completed_24h is not None
+        return "Completed (last 24h)" if windowed else "Completed (as the system keeps them)"
+    if name is ListName.FAILED:
+        windowed = counters.failed_7d is not None
+        return "Failed (last 7d)" if windowed else "Failed (as the system keeps them)"
+    return name.value.capitalize()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Worker:
     """One worker process, as the system registers it."""

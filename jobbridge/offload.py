@@ -153,13 +153,17 @@ _worker = _Worker()
 atexit.register(_worker.stop)
 
 
-async def decode(fn: Callable[..., T], raw: bytes, *args: object) -> T:
-    """``fn(raw, *args)``, in the worker process when ``raw`` is big.
+async def decode(
+    fn: Callable[..., T], raw: bytes, *args: object, inline_bytes: int = INLINE_BYTES
+) -> T:
+    """``fn(raw, *args)``, in the worker process when ``raw`` is bigger than ``inline_bytes``.
 
     ``fn`` must be a module-level function of this package, its arguments and result
     picklable. If the worker cannot run it, it runs here instead (and the loop waits).
+    Compressed input costs what it inflates to, not what it weighs: its callers pass a
+    lower ``inline_bytes`` (0: always in the worker).
     """
-    if len(raw) <= INLINE_BYTES:
+    if len(raw) <= inline_bytes:
         return fn(raw, *args)
     try:
         return await asyncio.get_running_loop().run_in_executor(

@@ -10,16 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from jobbridge.model import JobDetail, JobRecord, ListName, Snapshot
+from jobbridge.model import JobDetail, JobRecord, Snapshot, Worker, list_title
 from jobbridge.text import age, clean, clean_block
-
-TITLES = {
-    ListName.ENQUEUED: "Enqueued",
-    ListName.SCHEDULED: "Scheduled",
-    ListName.RUNNING: "Running",
-    ListName.COMPLETED: "Completed (last 24h)",
-    ListName.FAILED: "Failed (last 7d)",
-}
 
 
 def when(value: datetime | None) -> str:
@@ -95,12 +87,35 @@ def render_snapshot(snapshot: Snapshot) -> str:
         )
     for name, page in snapshot.lists.items():
         out.append("")
-        out.append(f"-- {TITLES[name]}: {page.total} total, page {page.page}/{page.pages}")
+        out.append(f"-- {list_title(name, c)}: {page.total} total, page {page.page}/{page.pages}")
         if page.items:
             out.append(table(JOB_HEADERS, [_job_row(j) for j in page.items]))
         else:
             out.append("(none)")
+    if snapshot.workers is not None:
+        out.append("")
+        out.append(f"-- Workers: {len(snapshot.workers)} registered")
+        rows = [_worker_row(w) for w in snapshot.workers]
+        out.append(table(WORKER_HEADERS, rows) if rows else "(none)")
     return "\n".join(out)
+
+
+WORKER_HEADERS = ("worker", "state", "queues", "current job", "last heartbeat", "done", "failed")
+
+
+def _worker_row(worker: Worker) -> list[str]:
+    def count(value: int | None) -> str:
+        return "-" if value is None else str(value)
+
+    return [
+        clean(worker.name, 60) + (" (!)" if worker.problem else ""),
+        clean(worker.state, 20),
+        clean(",".join(worker.queues), 60),
+        clean(worker.current_job or "-", 60),
+        when(worker.last_heartbeat),
+        count(worker.successful),
+        count(worker.failed),
+    ]
 
 
 def render_detail(detail: JobDetail) -> str:

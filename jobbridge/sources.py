@@ -26,6 +26,7 @@ from redis.backoff import NoBackoff
 from jobbridge.adapters.autumn import AutumnAdapter
 from jobbridge.adapters.autumn_keys import DEFAULT_KEY_PREFIX as AUTUMN_DEFAULT_PREFIX
 from jobbridge.adapters.base import JobAdapter, redis_errors, text
+from jobbridge.adapters.rq import RqAdapter
 from jobbridge.config_values import RESERVED_SOURCE_NAMES, parse_key_prefix
 from jobbridge.errors import ConfigError, SourceUnavailable
 from jobbridge.model import System
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 #: Systems jobbridge can read and act on today.
-SUPPORTED: tuple[System, ...] = ("autumn",)
+SUPPORTED: tuple[System, ...] = ("autumn", "rq")
 #: Keys looked at by detection's SCAN at the most.
 DETECT_SCAN_LIMIT = 20_000
 #: Sources of one system detection makes at the most (prefixes in sorted order); name any
@@ -205,6 +206,14 @@ def build_adapter(config: SourceConfig, client: Redis) -> JobAdapter:
     """The adapter of one configured source."""
     if config.system == "autumn":
         return AutumnAdapter(
+            client,
+            source=config.name,
+            key_prefix=config.effective_key_prefix,
+            queues=config.queues,
+            jobbridge_prefix=config.jobbridge_prefix,
+        )
+    if config.system == "rq":
+        return RqAdapter(
             client,
             source=config.name,
             key_prefix=config.effective_key_prefix,

@@ -10,7 +10,15 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from jobbridge.errors import SourceUnavailable
-from jobbridge.model import DEFAULT_PER_PAGE, DONE_WORDS, Action, ListName, Outcome, Page
+from jobbridge.model import (
+    DEFAULT_PER_PAGE,
+    DONE_WORDS,
+    Action,
+    ListName,
+    Outcome,
+    Page,
+    list_title,
+)
 from jobbridge.service import SourceStatus
 from jobbridge.web import keys
 from jobbridge.web.api import audit_limit, audit_source, snapshot_query, source_counters
@@ -21,13 +29,6 @@ from jobbridge.web.request_checks import safe_next
 from jobbridge.web.responses import HttpError, job_param, redirect, route_param
 from jobbridge.web.sessions import MAX_CREDENTIAL_CHARS
 
-LIST_TITLES: dict[ListName, str] = {
-    ListName.ENQUEUED: "Enqueued",
-    ListName.SCHEDULED: "Scheduled",
-    ListName.RUNNING: "Running",
-    ListName.COMPLETED: "Completed (last 24h)",
-    ListName.FAILED: "Failed (last 7d)",
-}
 #: audit entries shown on a job's detail page
 JOB_AUDIT_ROWS = 50
 #: pause after a failed login, to slow down guessing
@@ -97,7 +98,7 @@ async def source_page(request: web.Request) -> dict[str, Any]:
     snapshot = await request.app[keys.SERVICE].snapshot(source, snapshot_query(request))
     ui = Ui(request)
     lists = [
-        ListView(name, LIST_TITLES[name], page, _pager(ui, source, name, page))
+        ListView(name, list_title(name, snapshot.counters), page, _pager(ui, source, name, page))
         for name, page in ((n, snapshot.lists[n]) for n in ListName if n in snapshot.lists)
     ]
     return {

@@ -14,7 +14,15 @@ ACTION_SCRIPTS = sorted(name for name in scripts.FILES if not name.startswith("_
 
 
 def test_every_action_has_a_script() -> None:
-    assert ACTION_SCRIPTS == ["autumn_cancel", "autumn_discard", "autumn_retry"]
+    assert ACTION_SCRIPTS == [
+        "autumn_cancel",
+        "autumn_discard",
+        "autumn_retry",
+        "rq_cancel",
+        "rq_discard",
+        "rq_retry",
+        "rq_stop",
+    ]
 
 
 @pytest.mark.parametrize("name", ACTION_SCRIPTS)
@@ -61,3 +69,11 @@ def test_prelude_declares_the_shared_header() -> None:
         assert f"-- ARGV[{n}]:" in prelude
     assert len(operator.OperatorKeys("jb:", "autumn", "p").script_keys("x")) == 3
     assert len(operator.script_argv(0, "a", "s", "x")) == 7
+
+
+def test_adapter_registers_every_rq_script() -> None:
+    from jobbridge.adapters.rq import RqAdapter
+
+    adapter = RqAdapter(redis.asyncio.Redis(), source="s")
+    for action in ("cancel", "retry", "discard", "stop"):
+        assert adapter.scripts[action].script == scripts.SOURCES[f"rq_{action}"]

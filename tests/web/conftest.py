@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 from jobbridge.autumn_emulator import Autumn
 from jobbridge.devredis import free_port
@@ -110,3 +112,56 @@ async def csrf_token(client: TestClient, path: str = "/admin/jobs") -> str:
     marker = '<meta name="csrf-token" content="'
     start = html.index(marker) + len(marker)
     return html[start : html.index('"', start)]
+
+
+# ------------------------------------------------------------------ browser tests
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.fail("chromium not found: run scripts/install-chromium (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        instance = await playwright.chromium.launch(
+            executable_path=chromium_path(), args=["--no-sandbox"]
+        )
+        try:
+            yield instance
+        finally:
+            await instance.close()
+
+
+@pytest.fixture
+def problems() -> list[str]:
+    """Console errors, page errors and dialogs seen by the page (a test may expect some)."""
+    return []
+
+
+@pytest.fixture
+async def page(browser: Browser, problems: list[str]) -> AsyncIterator[Page]:
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = await context.new_page()
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.append(message.text)
+
+    tab.on("console", on_console)
+    tab.on("pageerror", lambda error: problems.append(str(error)))
+    tab.on("dialog", lambda dialog: problems.append(f"dialog: {dialog.message}"))
+    try:
+        yield tab
+    finally:
+        await context.close()
+    # No CSP violation, script error or alert() on any page a test visited.
+    assert problems == []
+
+
+def base_url(client: Any) -> str:
+    """The test server's root URL, for the browser."""
+    return str(client.make_url("")).rstrip("/")

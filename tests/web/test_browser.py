@@ -7,71 +7,21 @@ A browser test that cannot find Chromium fails rather than skips (see scripts/in
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from jobbridge.autumn_emulator import Autumn
 from tests.web import seed
+from tests.web.conftest import base_url
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 XSS_ERROR = "<script>window.__xss = 1</script>"
 XSS_PAYLOAD = "<img src=x onerror=window.__xss=2>"
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.fail("chromium not found: run scripts/install-chromium (apt-get install chromium)")
-    return path
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        instance = await playwright.chromium.launch(
-            executable_path=chromium_path(), args=["--no-sandbox"]
-        )
-        try:
-            yield instance
-        finally:
-            await instance.close()
-
-
-@pytest.fixture
-def problems() -> list[str]:
-    """Console errors, page errors and dialogs seen by the page (a test may expect some)."""
-    return []
-
-
-@pytest.fixture
-async def page(browser: Browser, problems: list[str]) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-    tab = await context.new_page()
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            problems.append(message.text)
-
-    tab.on("console", on_console)
-    tab.on("pageerror", lambda error: problems.append(str(error)))
-    tab.on("dialog", lambda dialog: problems.append(f"dialog: {dialog.message}"))
-    try:
-        yield tab
-    finally:
-        await context.close()
-    # No CSP violation, script error or alert() on any page a test visited.
-    assert problems == []
-
-
-def _base(client: Any) -> str:
-    return str(client.make_url("")).rstrip("/")
 
 
 async def test_dashboard_loads_and_counters_update_without_reload(
@@ -81,7 +31,7 @@ async def test_dashboard_loads_and_counters_update_without_reload(
     seed.stuck(autumn, queue="reports")  # its own queue: no other job is claimed first
     counter_requests: list[str] = []
     page.on("request", lambda r: counter_requests.append(r.url) if "/counters" in r.url else None)
-    await page.goto(f"{_base(client)}/admin/jobs/orders")
+    await page.goto(f"{base_url(client)}/admin/jobs/orders")
     await expect(page.locator("h1")).to_contain_text("orders")
     enqueued = page.locator('#jobs-counters [data-counter="enqueued"]')
     await expect(enqueued).to_have_text("1")
@@ -107,7 +57,7 @@ async def test_dashboard_loads_and_counters_update_without_reload(
 async def test_failed_error_expands_in_place(client: Any, page: Page, autumn: Autumn) -> None:
     message = "Traceback (most recent call last): " + "frame " * 30 + "ValueError: the end"
     seed.fail(autumn, message)
-    await page.goto(f"{_base(client)}/admin/jobs/orders")
+    await page.goto(f"{base_url(client)}/admin/jobs/orders")
     details = page.locator('[data-list="failed"] details.error')
     full = details.locator("pre")
     await expect(full).to_be_hidden()
@@ -121,7 +71,7 @@ async def test_retry_shows_flash_and_row_leaves_failed_list(
     client: Any, page: Page, autumn: Autumn
 ) -> None:
     job_id = seed.fail(autumn)
-    await page.goto(f"{_base(client)}/admin/jobs/orders")
+    await page.goto(f"{base_url(client)}/admin/jobs/orders")
     failed = page.locator('[data-list="failed"]')
     await expect(failed.locator(f'tr[data-job-id="{job_id}"]')).to_have_count(1)
     await failed.locator(f'tr[data-job-id="{job_id}"] button[data-action="retry"]').click()
@@ -134,7 +84,7 @@ async def test_retry_shows_flash_and_row_leaves_failed_list(
 async def test_xss_payloads_render_as_text(client: Any, page: Page, autumn: Autumn) -> None:
     job_id = seed.fail(autumn, XSS_ERROR, note=XSS_PAYLOAD, principal_id=XSS_PAYLOAD)
     for path in ("/admin/jobs/orders", f"/admin/jobs/orders/{job_id}", "/admin/jobs"):
-        await page.goto(f"{_base(client)}{path}")
+        await page.goto(f"{base_url(client)}{path}")
         await expect(page.locator("body")).to_contain_text(XSS_ERROR[:20])
         assert await page.evaluate("window.__xss") is None
         assert await page.locator("img").count() == 0
@@ -145,7 +95,7 @@ async def test_form_post_without_csrf_token_is_refused(
     client: Any, page: Page, autumn: Autumn, problems: list[str]
 ) -> None:
     job_id = seed.fail(autumn)
-    await page.goto(f"{_base(client)}/admin/jobs/orders")
+    await page.goto(f"{base_url(client)}/admin/jobs/orders")
     form = page.locator(f'tr[data-job-id="{job_id}"] form:has(button[data-action="discard"])')
     await form.locator('input[name="_csrf"]').evaluate("input => input.remove()")
     await form.locator("button").click()
@@ -161,7 +111,7 @@ async def test_form_post_without_csrf_token_is_refused(
 
 async def test_find_a_job_by_pasting_its_id(client: Any, page: Page, autumn: Autumn) -> None:
     job = seed.fail(autumn, "the one we are looking for")
-    await page.goto(f"{_base(client)}/admin/jobs/orders")
+    await page.goto(f"{base_url(client)}/admin/jobs/orders")
     await page.locator("#find-job-id").fill(f"  {job} ")
     await page.locator("#find-job-id").press("Enter")
     await expect(page.locator("h1")).to_contain_text("always_fail")
