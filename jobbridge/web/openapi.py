@@ -278,6 +278,15 @@ def _page_params() -> list[dict[str, Any]]:
             "description": "rows per page, clamped to 1..100",
         }
     )
+    params.append(
+        {
+            "name": "only",
+            "in": "query",
+            "schema": {"type": "string", "example": "enqueued,failed"},
+            "description": "comma-separated lists whose page to read; the others come back "
+            "empty with their totals (unknown names are ignored; absent: every list)",
+        }
+    )
     return params
 
 
