@@ -230,6 +230,9 @@ class Counters:
     #: (None when unknown)
     completed_kept: int | None = None
     failed_kept: int | None = None
+    #: jobs the system itself keeps as canceled (RQ's canceled registries); None where it
+    #: keeps none (Autumn deletes a canceled job: jobbridge's lifecycle entries remember it)
+    canceled: int | None = None
 
 
 def list_title(name: ListName, counters: Counters) -> str:

@@ -68,6 +68,7 @@ def counters_json(counters: Counters) -> dict[str, Any]:
         "running_overdue": counters.running_overdue,
         "completed_kept": counters.completed_kept,
         "failed_kept": counters.failed_kept,
+        "canceled": counters.canceled,
         "problems": list(counters.problems),
         "queues": [
             {

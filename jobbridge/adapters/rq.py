@@ -389,6 +389,7 @@ class RqAdapter:
             problems=problems,
             completed_kept=base.total(Where.FINISHED),
             failed_kept=base.total(Where.FAILED),
+            canceled=base.total(Where.CANCELED),
         )
 
     # ---------------------------------------------------------------- snapshot

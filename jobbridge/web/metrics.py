@@ -51,8 +51,13 @@ class SourceCollector(Collector):
             "enqueued": "Jobs waiting in the source's queues.",
             "scheduled": "Jobs due later (scheduled and retry backoffs).",
             "running": "Jobs a worker has taken.",
-            "completed_24h": "Jobs completed in the last 24 hours.",
-            "failed_7d": "Jobs terminally failed in the last 7 days.",
+            "completed_24h": "Jobs completed in the last 24 hours (absent where the system "
+            "cannot count that window: see completed_kept).",
+            "failed_7d": "Jobs terminally failed in the last 7 days (absent where the system "
+            "cannot count that window: see failed_kept).",
+            "completed_kept": "Completed jobs the system still keeps, whatever their age.",
+            "failed_kept": "Failed jobs the system still keeps, whatever their age.",
+            "canceled": "Jobs the system keeps as canceled (RQ's canceled registries).",
             "blocked": "Jobs parked by a full concurrency group.",
             "running_overdue": "Running jobs past their claim's deadline (worker likely gone).",
         }

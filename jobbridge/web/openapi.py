@@ -152,6 +152,11 @@ SCHEMAS: dict[str, Any] = {
                 **_INT_OR_NULL,
                 "description": "failed entries the system still keeps, whatever their age",
             },
+            "canceled": {
+                **_INT_OR_NULL,
+                "description": "jobs the system keeps as canceled (RQ's canceled registries); "
+                "null where it keeps none",
+            },
             "oldest_enqueued_age_s": {"type": ["number", "null"]},
             "blocked": {"type": "integer"},
             "running_overdue": {

@@ -119,3 +119,55 @@ async def test_detection_as_a_least_privilege_user_finds_its_own_prefix(
     assert [(d.system, d.key_prefix) for d in found] == [("autumn", "app:jobs")]
     assert [s.effective_key_prefix for s in settings.sources] == ["app:jobs"]
     assert not any("unreachable" in note for note in notes), notes
+
+
+async def test_rq_viewer_reads_and_operator_acts_including_stop(
+    redis_client, redis_server, redis_url, tmp_path
+) -> None:
+    from rq import Queue
+    from rq.registry import FailedJobRegistry
+
+    from jobbridge.adapters.rq import RqAdapter
+    from tests import rq_tasks
+    from tests.integration.rq_support import make_failed, status_of, sync_redis, worker_pool
+
+    conn = sync_redis(redis_url)
+    rq_source = SourceConfig(name="mail", system="rq", redis_url=redis_url)
+    with worker_pool(redis_url, tmp_path / "workers") as pool:
+        failed, discarded = make_failed(conn, pool, 2)
+    queue = Queue("default", connection=conn)
+    queued = queue.enqueue(rq_tasks.add, 1, 2)
+    running = queue.enqueue(rq_tasks.add, 3, 4)
+    conn.lrem("rq:queue:default", 0, running.id)
+    conn.hset(f"rq:job:{running.id}", mapping={"status": "started", "worker_name": "gone"})
+
+    async def act(url: str) -> list[Outcome]:
+        svc = JobService({"mail": RqAdapter(connect(url), source="mail")})
+        try:
+            shot = await svc.snapshot("mail", SnapshotQuery.build())
+            assert shot.lists[ListName.FAILED].total == 2 and shot.workers == ()
+            assert (await svc.job("mail", failed)) is not None
+            return [
+                (await svc.act("mail", job_id, action, "ops")).outcome
+                for job_id, action in (
+                    (failed, Action.RETRY),
+                    (discarded, Action.DISCARD),
+                    (queued.id, Action.CANCEL),
+                    (running.id, Action.STOP),
+                )
+            ]
+        finally:
+            await svc.close()
+
+    viewer = acl_rules([rq_source], "viewer")
+    async with acl_user(redis_client, redis_server, db_of(redis_url), *viewer) as url:
+        assert await act(url) == [Outcome.UNAVAILABLE] * 4
+    assert status_of(conn, queued.id) == "queued"
+
+    operator = acl_rules([rq_source], "operator")
+    assert "&rq:pubsub:*" in operator
+    async with acl_user(redis_client, redis_server, db_of(redis_url), *operator) as url:
+        # Stop's PUBLISH is allowed on the worker channel: refused only as nobody listens.
+        assert await act(url) == [Outcome.DONE] * 3 + [Outcome.CONFLICT]
+    assert status_of(conn, queued.id) == "canceled"
+    assert FailedJobRegistry("default", connection=conn).get_job_ids(cleanup=False) == []

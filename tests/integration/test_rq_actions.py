@@ -418,3 +418,32 @@ async def test_rate_limited_jobs_are_left_to_rq(
     assert failed in FailedJobRegistry("default", connection=conn).get_job_ids(cleanup=False)
     pool.run_burst()
     assert all(status_of(conn, job.id) == "finished" for job in queued)
+
+
+# -------------------------------------------------------------------- metrics and actuator
+
+
+async def test_metrics_and_actuator_cover_rq(
+    api: RqApi, conn: redis.Redis, pool: WorkerPool
+) -> None:
+    failed = make_failed(conn, pool)[0]
+    queued = [enqueue(conn, rq_tasks.add, n) for n in range(2)]
+    metrics = await api.client.get("/metrics", headers=api.headers)
+    text = await metrics.text()
+    assert metrics.status == 200
+    assert f'jobbridge_jobs_enqueued{{source="{api.source}"}} 2.0' in text
+    assert f'jobbridge_jobs_failed_kept{{source="{api.source}"}} 1.0' in text
+    # RQ cannot count a 7-day window: no sample rather than a wrong one.
+    assert f'jobbridge_jobs_failed_7d{{source="{api.source}"}}' not in text
+
+    actuator = await api.client.get("/actuator/jobs", headers=api.headers)
+    body = await actuator.json()
+    assert body["jobs"]["tests.rq_tasks.add"]["queued"] == len(queued)
+    assert body["jobs"]["tests.rq_tasks.fail"]["dead_letter"] == 1
+    assert "boom" in body["jobs"]["tests.rq_tasks.fail"]["last_error"]
+
+    snapshot = await api.snapshot()
+    assert snapshot["counters"]["failed_7d"] is None
+    assert snapshot["counters"]["failed_kept"] == 1
+    assert [w for w in snapshot["workers"] if w["state"] != "dead"] == []
+    assert snapshot["lists"]["failed"]["items"][0]["id"] == failed

@@ -84,7 +84,7 @@ def adapter(client: redis.asyncio.Redis) -> RqAdapter:
 
 def rq_totals(conn: redis.Redis, names: Sequence[str]) -> dict[str, int]:
     """RQ's own counts, summed over queues, without its cleanup side effects."""
-    totals = dict.fromkeys(("queued", "scheduled", "started", "finished", "failed"), 0)
+    totals = dict.fromkeys(("queued", "scheduled", "started", "finished", "failed", "canceled"), 0)
     for name in names:
         queue = Queue(name, connection=conn)
         totals["queued"] += queue.count
@@ -93,6 +93,7 @@ def rq_totals(conn: redis.Redis, names: Sequence[str]) -> dict[str, int]:
         totals["started"] += queue.started_job_registry.get_job_count(cleanup=False)
         totals["finished"] += queue.finished_job_registry.get_job_count(cleanup=False)
         totals["failed"] += queue.failed_job_registry.get_job_count(cleanup=False)
+        totals["canceled"] += queue.canceled_job_registry.get_job_count(cleanup=False)
     return totals
 
 
@@ -105,6 +106,7 @@ def assert_matches_rq(snap: Snapshot, conn: redis.Redis, names: Sequence[str]) -
     assert lists[ListName.COMPLETED].total == counters.completed_kept == totals["finished"]
     assert lists[ListName.FAILED].total == counters.failed_kept == totals["failed"]
     assert counters.completed_24h is None and counters.failed_7d is None
+    assert counters.canceled == totals["canceled"]
     for queue in counters.queues:
         assert queue.enqueued == Queue(queue.name, connection=conn).count
 
