@@ -46,7 +46,6 @@ from jobbridge.adapters.operator import (
     OperatorKeys,
     OperatorLog,
     RecordReader,
-    script_argv,
 )
 from jobbridge.adapters.outcomes import changed_too_often, result, run_script
 from jobbridge.adapters.paging import spans
@@ -614,13 +613,6 @@ class AutumnAdapter:
 
     # ---------------------------------------------------------------- actions
 
-    def _shared(self, job_id: str, actor: str, now: int) -> tuple[list[str], list[str | int]]:
-        """The KEYS and ARGV every script takes first (lua/_prelude.lua)."""
-        return (
-            self.operator.keys.script_keys(job_id),
-            script_argv(now, actor, self.source, job_id),
-        )
-
     async def retry(self, job_id: str, actor: str) -> ActionResult:
         keys = self.keys
         for _ in range(ACTION_TRIES):
@@ -641,13 +633,13 @@ class AutumnAdapter:
                 expected = stored
                 plan = await offload.decode(records.retry_plan, stored, new_id, now)
                 mode = plan.mode
-            shared_keys, shared_argv = self._shared(job_id, actor, now)
             result = await run_script(
                 self._scripts["retry"],
                 action=Action.RETRY,
                 job_id=job_id,
+                actor=actor,
+                now=now,
                 keys=[
-                    *shared_keys,
                     keys.dead_record(job_id),
                     keys.dead,
                     keys.record(new_id),
@@ -655,7 +647,6 @@ class AutumnAdapter:
                     keys.unique(plan.lock),
                 ],
                 args=[
-                    *shared_argv,
                     expected,
                     mode,
                     new_id,
@@ -687,13 +678,13 @@ class AutumnAdapter:
             if found is not None:
                 entry = found.raw
                 recorded = found.entry.summary.recorded_id or job_id
-        shared_keys, shared_argv = self._shared(job_id, actor, now_ms())
         result = await run_script(
             self._scripts["discard"],
             action=Action.DISCARD,
             job_id=job_id,
-            keys=[*shared_keys, keys.dead_record(recorded), keys.dead],
-            args=[*shared_argv, entry],
+            actor=actor,
+            keys=[keys.dead_record(recorded), keys.dead],
+            args=[entry],
             operator=self.operator,
             words=_WORDS,
         )
@@ -707,13 +698,12 @@ class AutumnAdapter:
         queue, lock = DEFAULT_QUEUE, None
         if isinstance(stored, bytes):
             queue, lock = await offload.decode(records.cancel_plan, stored)
-        shared_keys, shared_argv = self._shared(job_id, actor, now_ms())
         result = await run_script(
             self._scripts["cancel"],
             action=Action.CANCEL,
             job_id=job_id,
+            actor=actor,
             keys=[
-                *shared_keys,
                 keys.record(job_id),
                 keys.queue(queue),
                 keys.blocked,
@@ -721,7 +711,7 @@ class AutumnAdapter:
                 keys.processing,
                 keys.unique(lock),
             ],
-            args=[*shared_argv, "1" if lock else "0"],
+            args=["1" if lock else "0"],
             operator=self.operator,
             words=_WORDS,
         )

@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from jobbridge.adapters.base import text
+from jobbridge.adapters.base import now_ms, text
+from jobbridge.adapters.operator import script_argv
 from jobbridge.model import DONE_WORDS, Action, ActionResult, Outcome
 
 if TYPE_CHECKING:
@@ -114,13 +115,20 @@ async def run_script(
     *,
     action: Action,
     job_id: str,
+    actor: str,
     keys: Sequence[str],
     args: Sequence[str | int | bytes],
     operator: OperatorLog,
     words: Mapping[str | Outcome, str] | None = None,
+    now: int | None = None,
 ) -> ActionResult | None:
-    """Run one action script; None when it found the state changed since it was read."""
-    reply = await script(keys=list(keys), args=list(args))
+    """Run one action script with the shared KEYS and ARGV first (lua/_prelude.lua), then
+    its own ``keys`` and ``args``; None when it found the state changed since it was read.
+    ``now`` (Unix ms) when the caller already stamped what it sends."""
+    shared_argv = script_argv(now_ms() if now is None else now, actor, operator.source, job_id)
+    reply = await script(
+        keys=[*operator.keys.script_keys(job_id), *keys], args=[*shared_argv, *args]
+    )
     code, detail = int(reply[0]), text(reply[1]) or ""
     if code == CHANGED:
         return None

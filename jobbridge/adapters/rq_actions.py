@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from jobbridge.adapters.base import MAX_NAME_CHARS, cap, key_text, now_ms
-from jobbridge.adapters.operator import script_argv
 from jobbridge.adapters.outcomes import WORDS as WORDS_SHARED
 from jobbridge.adapters.outcomes import changed_too_often, result, run_script
 from jobbridge.model import Action, ActionResult, Outcome
@@ -111,128 +110,108 @@ def _no_origin(action: Action, job_id: str) -> ActionResult:
     )
 
 
-def _shared(adapter: RqAdapter, job_id: str, actor: str) -> tuple[list[str], list[str | int]]:
-    return (
-        adapter.operator.keys.script_keys(job_id),
-        script_argv(now_ms(), actor, adapter.source, job_id),
-    )
+#: what an action sends its script, planned from the job's fields: (KEYS, ARGV) after the
+#: shared ones, or the result when it is refused before any script runs
+Plan = tuple[list[str], list[str | int | bytes]] | ActionResult
+Planner = Callable[[dict[str, bytes] | None], Awaitable[Plan]]
+
+
+async def _act(
+    adapter: RqAdapter, action: Action, job_id: str, actor: str, plan: Planner
+) -> ActionResult:
+    """Read the job, plan the script call, run it; again when it found the job moved."""
+    for _ in range(ACTION_TRIES):
+        planned = await plan(await _read(adapter, job_id))
+        if isinstance(planned, ActionResult):
+            return planned
+        keys, args = planned
+        outcome = await run_script(
+            adapter.scripts[action.value],
+            action=action,
+            job_id=job_id,
+            actor=actor,
+            keys=keys,
+            args=args,
+            operator=adapter.operator,
+            words=WORDS,
+        )
+        if outcome is not None:
+            return outcome
+    return changed_too_often(action, job_id)
+
+
+def _origin(fields: dict[str, bytes] | None) -> str:
+    return key_text((fields or {}).get("origin", b""))
 
 
 async def cancel(adapter: RqAdapter, job_id: str, actor: str) -> ActionResult:
     keys = adapter.keys
-    for _ in range(ACTION_TRIES):
-        fields = await _read(adapter, job_id)
-        origin = key_text((fields or {}).get("origin", b""))
+
+    async def plan(fields: dict[str, bytes] | None) -> Plan:
+        origin = _origin(fields)
         if fields is not None and not origin:
             return _no_origin(Action.CANCEL, job_id)
-        shared_keys, shared_argv = _shared(adapter, job_id, actor)
-        outcome = await run_script(
-            adapter.scripts["cancel"],
-            action=Action.CANCEL,
-            job_id=job_id,
-            keys=[
-                *shared_keys,
+        return (
+            [
                 keys.job(job_id),
                 keys.queue(origin),
                 keys.scheduled(origin),
                 keys.deferred(origin),
                 keys.canceled(origin),
             ],
-            args=[*shared_argv, origin, int(now_ms() // 1000), _copy(job_id, fields)],
-            operator=adapter.operator,
-            words=WORDS,
+            [origin, now_ms() // 1000, _copy(job_id, fields)],
         )
-        if outcome is not None:
-            return outcome
-    return changed_too_often(Action.CANCEL, job_id)
+
+    return await _act(adapter, Action.CANCEL, job_id, actor, plan)
 
 
 async def retry(adapter: RqAdapter, job_id: str, actor: str) -> ActionResult:
     keys = adapter.keys
-    for _ in range(ACTION_TRIES):
-        fields = await _read(adapter, job_id)
-        origin = key_text((fields or {}).get("origin", b""))
+
+    async def plan(fields: dict[str, bytes] | None) -> Plan:
+        origin = _origin(fields)
         if fields is not None and not origin:
             return _no_origin(Action.RETRY, job_id)
         if fields is None:
             # A dangling failed id: the script refuses it (corrupt) or finds it gone.
             origin = await _failed_origin(adapter, job_id) or ""
         new_id = str(uuid.uuid4())
-        shared_keys, shared_argv = _shared(adapter, job_id, actor)
-        outcome = await run_script(
-            adapter.scripts["retry"],
-            action=Action.RETRY,
-            job_id=job_id,
-            keys=[
-                *shared_keys,
+        return (
+            [
                 keys.job(job_id),
                 keys.failed(origin),
                 keys.job(new_id),
                 keys.queue(origin),
                 keys.queues,
             ],
-            args=[
-                *shared_argv,
-                origin,
-                new_id,
-                rq_timestamp(datetime.now(tz=UTC)),
-                _copy(job_id, fields),
-            ],
-            operator=adapter.operator,
-            words=WORDS,
+            [origin, new_id, rq_timestamp(datetime.now(tz=UTC)), _copy(job_id, fields)],
         )
-        if outcome is not None:
-            return outcome
-    return changed_too_often(Action.RETRY, job_id)
+
+    return await _act(adapter, Action.RETRY, job_id, actor, plan)
 
 
 async def discard(adapter: RqAdapter, job_id: str, actor: str) -> ActionResult:
     keys = adapter.keys
-    for _ in range(ACTION_TRIES):
-        fields = await _read(adapter, job_id)
-        origin = key_text((fields or {}).get("origin", b""))
-        expected = origin
+
+    async def plan(fields: dict[str, bytes] | None) -> Plan:
+        expected = origin = _origin(fields)
         if not origin:
             # A dangling id (or a hash naming no queue): the registry that lists it decides.
             origin = await _failed_origin(adapter, job_id) or ""
-        shared_keys, shared_argv = _shared(adapter, job_id, actor)
-        outcome = await run_script(
-            adapter.scripts["discard"],
-            action=Action.DISCARD,
-            job_id=job_id,
-            keys=[*shared_keys, keys.job(job_id), keys.failed(origin)],
-            args=[*shared_argv, expected, _copy(job_id, fields)],
-            operator=adapter.operator,
-            words=WORDS,
-        )
-        if outcome is not None:
-            return outcome
-    return changed_too_often(Action.DISCARD, job_id)
+        return [keys.job(job_id), keys.failed(origin)], [expected, _copy(job_id, fields)]
+
+    return await _act(adapter, Action.DISCARD, job_id, actor, plan)
 
 
 async def stop(adapter: RqAdapter, job_id: str, actor: str) -> ActionResult:
     keys = adapter.keys
-    for _ in range(ACTION_TRIES):
-        fields = await _read(adapter, job_id)
+
+    async def plan(fields: dict[str, bytes] | None) -> Plan:
         worker = key_text((fields or {}).get("worker_name", b""))
         if fields is not None and fields.get("status") == b"started" and not worker:
-            return result(
-                Action.STOP,
-                Outcome.WRONG_STATE,
-                job_id,
-                WORDS_SHARED["no worker"].format(id=job_id),
-            )
+            message = WORDS_SHARED["no worker"].format(id=job_id)
+            return result(Action.STOP, Outcome.WRONG_STATE, job_id, message)
         command = json.dumps({"command": "stop-job", "job_id": job_id})
-        shared_keys, shared_argv = _shared(adapter, job_id, actor)
-        outcome = await run_script(
-            adapter.scripts["stop"],
-            action=Action.STOP,
-            job_id=job_id,
-            keys=[*shared_keys, keys.job(job_id)],
-            args=[*shared_argv, worker, keys.pubsub(worker), command],
-            operator=adapter.operator,
-            words=WORDS,
-        )
-        if outcome is not None:
-            return outcome
-    return changed_too_often(Action.STOP, job_id)
+        return [keys.job(job_id)], [worker, keys.pubsub(worker), command]
+
+    return await _act(adapter, Action.STOP, job_id, actor, plan)
