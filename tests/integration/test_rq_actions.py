@@ -9,9 +9,8 @@ jobbridge wrote (burst workers exit 0, long-running ones stay alive and keep wor
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import redis
@@ -37,24 +36,9 @@ from tests.integration.rq_support import (
     ran_ids,
     rq_api,
     status_of,
-    sync_redis,
-    worker_pool,
 )
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def conn(redis_url: str) -> Iterator[redis.Redis]:
-    client = sync_redis(redis_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def pool(redis_url: str, tmp_path: Path) -> Iterator[WorkerPool]:
-    with worker_pool(redis_url, tmp_path / "workers") as workers:
-        yield workers
 
 
 @pytest.fixture

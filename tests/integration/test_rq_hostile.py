@@ -16,7 +16,6 @@ import resource
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ from jobbridge.cli import main
 from tests.integration.rq_support import (
     find_row,
     rq_api,
-    sync_redis,
     write_config,
 )
 
@@ -60,13 +58,6 @@ class Touches:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (pathlib.Path.touch, (self.path,))
-
-
-@pytest.fixture
-def conn(redis_url: str) -> Iterator[redis.Redis]:
-    client = sync_redis(redis_url)
-    yield client
-    client.close()
 
 
 def rq_time(value: datetime) -> str:

@@ -8,8 +8,6 @@ import os
 import random
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -19,12 +17,9 @@ from rq.registry import CanceledJobRegistry, FailedJobRegistry, StartedJobRegist
 from tests import rq_tasks
 from tests.integration.rq_support import (
     RqApi,
-    WorkerPool,
     make_failed,
     ran_ids,
     rq_api,
-    sync_redis,
-    worker_pool,
 )
 
 pytestmark = pytest.mark.redis
@@ -38,19 +33,6 @@ WORKERS = 2
 RANDOM_CANCELS = 300
 #: cancels aimed at the head of the queue: the very jobs the workers are popping
 HEAD_CANCELS = 250
-
-
-@pytest.fixture
-def conn(redis_url: str) -> Iterator[redis.Redis]:
-    client = sync_redis(redis_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def pool(redis_url: str, tmp_path: Path) -> Iterator[WorkerPool]:
-    with worker_pool(redis_url, tmp_path / "workers") as workers:
-        yield workers
 
 
 def statuses(conn: redis.Redis, ids: list[str]) -> dict[str, str | None]:

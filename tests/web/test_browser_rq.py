@@ -3,8 +3,6 @@ real ``rq worker``, and a cancel through the page's own form that RQ then report
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,17 +15,10 @@ from tests.integration.rq_support import (
     enqueue,
     status_of,
     sync_redis,
-    worker_pool,
 )
 from tests.web.conftest import base_url
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def pool(redis_url: str, tmp_path: Path) -> Iterator[WorkerPool]:
-    with worker_pool(redis_url, tmp_path / "workers") as workers:
-        yield workers
 
 
 async def test_rq_source_page_shows_rows_workers_and_cancels(
