@@ -31,6 +31,23 @@ def test_snapshot_table_detects_autumn(app, redis_url) -> None:
     assert "\x1b" not in out and "bad \ufffd[31mred" in out
 
 
+def test_snapshot_detects_rq_and_stop_refuses_a_waiting_job(conn, pool, redis_url) -> None:
+    from rq import Queue
+
+    from tests import rq_tasks
+    from tests.integration.rq_support import make_failed
+
+    make_failed(conn, pool)
+    waiting = Queue("mail", connection=conn).enqueue(rq_tasks.add, 1, 2)
+    code, out = run("snapshot", "--redis", redis_url)
+    assert code == 0, out
+    assert "== rq (rq)" in out
+    assert "enqueued 1" in out and "failed 7d n/a (1 kept)" in out
+    assert "tests.rq_tasks.add" in out and "-- Workers:" in out
+    code, out = run("stop", "--redis", redis_url, waiting.id)
+    assert code == 1 and "wrong_state" in out and "not running" in out, out
+
+
 def test_snapshot_json_and_paging(app, redis_url) -> None:
     for n in range(5):
         app.enqueue("noop", {"n": n})
