@@ -56,13 +56,22 @@ LIFECYCLE_STATUSES = frozenset({JobStatus.CANCELED, JobStatus.RETRIED, JobStatus
 
 
 class ListName(enum.StrEnum):
-    """The five lists of a source's dashboard, in display order."""
+    """The lists of a source's dashboard, in display order."""
 
     ENQUEUED = "enqueued"
     SCHEDULED = "scheduled"
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    #: jobs the system itself keeps as canceled (RQ's canceled registries); a source whose
+    #: system keeps none (Autumn deletes a canceled job) leaves it out of its snapshots
+    CANCELED = "canceled"
+
+
+#: the lists every source has
+CORE_LISTS = frozenset(
+    {ListName.ENQUEUED, ListName.SCHEDULED, ListName.RUNNING, ListName.COMPLETED, ListName.FAILED}
+)
 
 
 class Action(enum.StrEnum):

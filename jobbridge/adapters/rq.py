@@ -96,7 +96,7 @@ _PLACES = (
     Where.CANCELED,
     Where.READY,
 )
-#: the registries counted per queue (the canceled one is counted but is no list of its own)
+#: the registries counted per queue
 _ZSETS = (
     Where.SCHEDULED,
     Where.DEFERRED,
@@ -405,22 +405,15 @@ class RqAdapter:
           earliest registered first;
         - running: the wip registries, latest heartbeat deadline first;
         - completed / failed: the finished / failed registries, highest score (latest
-          expiry, so latest ended for a queue's usual TTL) first.
+          expiry, so latest ended for a queue's usual TTL) first;
+        - canceled: the canceled registries, latest canceled first (RQ scores them by the
+          time of the cancel).
         """
         base = await self._read_base()
         oldest = await self._oldest_enqueued(base)
         entries = await self._page_entries(base, query)
         rows = await self._rows(entries, base.now_s)
-        lists = {
-            which: self._page(which, rows, base, query)
-            for which in (
-                ListName.ENQUEUED,
-                ListName.SCHEDULED,
-                ListName.RUNNING,
-                ListName.COMPLETED,
-                ListName.FAILED,
-            )
-        }
+        lists = {which: self._page(which, rows, base, query) for which in _LIST_KINDS}
         return Snapshot(
             source=self.source,
             system="rq",
@@ -474,7 +467,7 @@ class RqAdapter:
             start, stop = span.lrange(newest_at_tail=True)
             pipe.lrange(key, start, stop)
             return
-        desc = which in (ListName.RUNNING, ListName.COMPLETED, ListName.FAILED)
+        desc = which in (ListName.RUNNING, ListName.COMPLETED, ListName.FAILED, ListName.CANCELED)
         pipe.zrange(
             self.keys.registry(kind.value, queue), span.first, span.last, desc=desc, withscores=True
         )
@@ -882,6 +875,7 @@ _LIST_KINDS: Mapping[ListName, tuple[Where, ...]] = {
     ListName.RUNNING: (Where.WIP,),
     ListName.COMPLETED: (Where.FINISHED,),
     ListName.FAILED: (Where.FAILED,),
+    ListName.CANCELED: (Where.CANCELED,),
 }
 
 

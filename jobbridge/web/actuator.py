@@ -31,6 +31,7 @@ from typing import Any
 
 from jobbridge.errors import SourceUnavailable
 from jobbridge.model import (
+    CORE_LISTS,
     MAX_HISTORY_PER_PAGE,
     JobRecord,
     JobStatus,
@@ -96,7 +97,9 @@ class _Tally:
 
 async def actuator_jobs(service: JobService) -> dict[str, Any]:
     """The ``/actuator/jobs`` document (shape described in the module docstring)."""
-    query = SnapshotQuery.build(per_page=SAMPLE_PER_LIST, history_per_page=MAX_HISTORY_PER_PAGE)
+    query = SnapshotQuery.build(
+        per_page=SAMPLE_PER_LIST, history_per_page=MAX_HISTORY_PER_PAGE, only=CORE_LISTS
+    )
     infos = service.sources()
     results = await asyncio.gather(
         *(service.snapshot(info.name, query) for info in infos), return_exceptions=True

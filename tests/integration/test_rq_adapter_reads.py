@@ -22,7 +22,15 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from jobbridge.adapters.rq import RqAdapter
-from jobbridge.model import Action, JobRecord, JobStatus, ListName, Snapshot, SnapshotQuery
+from jobbridge.model import (
+    CORE_LISTS,
+    Action,
+    JobRecord,
+    JobStatus,
+    ListName,
+    Snapshot,
+    SnapshotQuery,
+)
 from jobbridge.sources import connect
 from tests import rq_tasks
 
@@ -98,6 +106,7 @@ def assert_matches_rq(snap: Snapshot, conn: redis.Redis, names: Sequence[str]) -
     assert lists[ListName.RUNNING].total == counters.running == totals["started"]
     assert lists[ListName.COMPLETED].total == counters.completed_kept == totals["finished"]
     assert lists[ListName.FAILED].total == counters.failed_kept == totals["failed"]
+    assert lists[ListName.CANCELED].total == counters.canceled == totals["canceled"]
     assert counters.completed_24h is None and counters.failed_7d is None
     assert counters.canceled == totals["canceled"]
     for queue in counters.queues:
@@ -176,8 +185,11 @@ async def test_snapshot_matches_rq(adapter: RqAdapter, conn: redis.Redis, redis_
     age = datetime.now(UTC).timestamp() - front_enqueued.timestamp()
     assert abs(snap.counters.oldest_enqueued_age_s - age) < 5
 
-    # the canceled registry is no list, but the job page finds its jobs
-    assert all(canceled.id not in rows(snap, which) for which in ListName)
+    # RQ's canceled registry is a list of its own (Autumn's sources have none)
+    shown = rows(snap, ListName.CANCELED)
+    assert list(shown) == [canceled.id] and snap.lists[ListName.CANCELED].total == 1
+    assert shown[canceled.id].status is JobStatus.CANCELED and shown[canceled.id].actions == ()
+    assert all(canceled.id not in rows(snap, which) for which in CORE_LISTS)
     detail = await adapter.job(canceled.id)
     assert detail is not None and detail.job.status is JobStatus.CANCELED
 
