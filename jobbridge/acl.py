@@ -136,15 +136,18 @@ def acl_rules(sources: Sequence[SourceConfig], role: Role) -> list[str]:
 
 
 def channel_patterns(sources: Sequence[SourceConfig]) -> list[str]:
-    """ACL channel patterns an operator publishes on: RQ's worker command channels (the
-    stop action). ``reset`` in the SETUSER line revokes every channel, so each is named."""
+    """ACL channel rules of an operator: RQ's worker command channels (the stop action).
+
+    They start with ``resetchannels``: Redis 6.2 gives a new user every channel by default
+    and refuses a pattern after that, and the user should publish nowhere else anyway.
+    """
     patterns: list[str] = []
     for source in sources:
         if source.system == "rq":
             pattern = f"&{glob_escape(source.effective_key_prefix)}:pubsub:*"
             if pattern not in patterns:
                 patterns.append(pattern)
-    return patterns
+    return ["resetchannels", *patterns] if patterns else []
 
 
 def acl_setuser(user: str, sources: Sequence[SourceConfig], role: Role) -> str:
