@@ -421,7 +421,7 @@ class RqAdapter:
             counters=self._counters(base, oldest),
             lists=lists,
             schedules=await self._schedules(),
-            workers=await self.workers(),
+            # workers: added by the service (ListsWorkers) when the whole page is read
         )
 
     def _page(
