@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import redis
 from celery import Celery
 from celery.result import AsyncResult
 
 from examples import celery_app as example
+from tests.integration.processes import ROOT, WorkerProcess, spawn
 from tests.integration.rq_support import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 #: the venv's ``celery`` command (the same interpreter as the tests)
 CELERY_COMMAND = Path(sys.executable).parent / "celery"
 APP_MODULE = "examples.celery_app"
@@ -164,36 +163,20 @@ def _worker_env(redis_url: str) -> dict[str, str]:
 
 
 @dataclass
-class CeleryWorker:
-    """One ``celery worker`` subprocess."""
+class CeleryWorker(WorkerProcess):
+    """One ``celery worker`` subprocess (``name`` is its ``--hostname``)."""
 
-    hostname: str
-    queues: tuple[str, ...]
-    pool: str
-    concurrency: int
-    command: list[str]
-    process: subprocess.Popen[bytes]
-    log_path: Path
+    queues: tuple[str, ...] = ()
+    pool: str = "solo"
+    concurrency: int = 1
+    command: list[str] = field(default_factory=list)
 
-    def logs(self, tail: int = 8000) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError as exc:
-            return f"<no log: {exc}>"
-        return text[-tail:]
-
-    def describe(self) -> str:
-        return (
-            f"worker {self.hostname} (pid {self.process.pid}, rc {self.process.poll()}), "
-            f"log {self.log_path}:\n{self.logs()}"
-        )
+    #: a second SIGTERM would not hurry Celery: SIGQUIT is its cold shutdown
+    FOLLOW_UP: ClassVar[tuple[signal.Signals, float]] = (signal.SIGQUIT, 3.0)
 
     @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def assert_alive(self) -> None:
-        assert self.alive, f"worker exited: {self.describe()}"
+    def hostname(self) -> str:
+        return self.name
 
     def is_ready(self) -> bool:
         """Whether the worker logged ``<hostname> ready.`` (its consumer is running)."""
@@ -224,27 +207,8 @@ class CeleryWorker:
         return any(self.hostname in reply for reply in replies)
 
     def stop(self, grace: float = 10.0) -> int | None:
-        """SIGTERM (warm: finish running tasks), SIGQUIT (cold), then SIGKILL the group."""
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGQUIT, 3.0)):
-            if not self.alive:
-                break
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
-        if self.alive:
-            self._kill_group()
-            self.process.wait(timeout=10)
-        # Pool children left behind by a parent that died: the worker's session is its group.
-        self._kill_group()
-        return self.process.returncode
-
-    def _kill_group(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        """As WorkerProcess.stop, with a longer warm shutdown (running tasks finish)."""
+        return super().stop(grace)
 
 
 @dataclass
@@ -302,19 +266,17 @@ class CeleryWorkerPool:
         if events:
             command.append("-E")
         command += list(extra)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=_worker_env(self.redis_url),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        worker = CeleryWorker(hostname, queues, pool, concurrency, command, process, log_path)
+        process = spawn(command, _worker_env(self.redis_url), log_path)
+        worker = CeleryWorker(
+            hostname,
+            process,
+            log_path,
+            queues=queues,
+            pool=pool,
+            concurrency=concurrency,
+            command=command,
+        )
         self.workers.append(worker)
         if wait:
             worker.wait_ready()

@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import inspect
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -34,10 +33,10 @@ from jobbridge.settings import AuthConfig, ServerConfig, Settings, SourceConfig,
 from jobbridge.web import keys
 from jobbridge.web.app import create_app
 from tests import rq_tasks
+from tests.integration.processes import ROOT, WorkerProcess, spawn
 
 T = TypeVar("T")
 
-ROOT = Path(__file__).resolve().parents[2]
 #: the venv's ``rq`` command (the same interpreter as the tests)
 RQ_COMMAND = Path(sys.executable).parent / "rq"
 #: the RQ source's name in every app and config these tests build
@@ -120,34 +119,11 @@ def _worker_env() -> dict[str, str]:
 
 
 @dataclass
-class RqWorker:
+class RqWorker(WorkerProcess):
     """One ``rq worker`` subprocess."""
 
-    name: str
-    queues: tuple[str, ...]
-    burst: bool
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def logs(self, tail: int = 8000) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError as exc:
-            return f"<no log: {exc}>"
-        return text[-tail:]
-
-    def describe(self) -> str:
-        return (
-            f"worker {self.name} (pid {self.process.pid}, rc {self.process.poll()}), "
-            f"log {self.log_path}:\n{self.logs()}"
-        )
-
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def assert_alive(self) -> None:
-        assert self.alive, f"worker exited: {self.describe()}"
+    queues: tuple[str, ...] = ()
+    burst: bool = False
 
     def wait_registered(self, conn: redis.Redis, timeout: float = 15.0) -> None:
         """Wait until RQ lists this worker (its key in ``rq:workers``)."""
@@ -171,29 +147,6 @@ class RqWorker:
     def assert_clean_exit(self, timeout: float = 30.0) -> None:
         code = self.wait_exit(timeout)
         assert code == 0, f"worker exited with {code}: {self.describe()}"
-
-    def stop(self, grace: float = 5.0) -> int | None:
-        """SIGTERM (warm shutdown), again (cold: kills the horse), then SIGKILL the group."""
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGTERM, 3.0)):
-            if not self.alive:
-                break
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
-        if self.alive:
-            self._kill_group()
-            self.process.wait(timeout=10)
-        # A horse left behind by a parent that died: the worker's session is its group.
-        self._kill_group()
-        return self.process.returncode
-
-    def _kill_group(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 @dataclass
@@ -222,19 +175,9 @@ class WorkerPool:
         if scheduler:
             command.append("--with-scheduler")
         command += [*extra, *queues]
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=_worker_env(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        worker = RqWorker(name, queues, burst, process, log_path)
+        process = spawn(command, _worker_env(), log_path)
+        worker = RqWorker(name, process, log_path, queues=queues, burst=burst)
         self.workers.append(worker)
         return worker
 
