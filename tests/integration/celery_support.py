@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,7 +24,7 @@ from celery import Celery
 from celery.result import AsyncResult
 
 from examples import celery_app as example
-from tests.integration.processes import ROOT, WorkerProcess, spawn
+from tests.integration.processes import ROOT, ProcessPool, WorkerProcess, running, spawn
 from tests.integration.rq_support import wait_for
 
 #: the venv's ``celery`` command (the same interpreter as the tests)
@@ -212,12 +212,8 @@ class CeleryWorker(WorkerProcess):
 
 
 @dataclass
-class CeleryWorkerPool:
+class CeleryWorkerPool(ProcessPool[CeleryWorker]):
     """Celery workers started for one test; ``close`` stops whatever is still running."""
-
-    redis_url: str
-    log_dir: Path
-    workers: list[CeleryWorker] = field(default_factory=list)
 
     def start(
         self,
@@ -282,19 +278,7 @@ class CeleryWorkerPool:
             worker.wait_ready()
         return worker
 
-    def describe(self) -> str:
-        return "\n\n".join(w.describe() for w in self.workers)
 
-    def close(self) -> None:
-        for worker in self.workers:
-            worker.stop()
-
-
-@contextmanager
-def celery_workers(redis_url: str, log_dir: Path) -> Iterator[CeleryWorkerPool]:
+def celery_workers(redis_url: str, log_dir: Path) -> AbstractContextManager[CeleryWorkerPool]:
     """A pool whose workers are stopped (SIGTERM, SIGQUIT, then SIGKILL) however the test ends."""
-    pool = CeleryWorkerPool(redis_url, log_dir)
-    try:
-        yield pool
-    finally:
-        pool.close()
+    return running(CeleryWorkerPool(redis_url, log_dir))

@@ -7,10 +7,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,3 +86,32 @@ class WorkerProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+W = TypeVar("W", bound=WorkerProcess)
+P = TypeVar("P", bound="ProcessPool[Any]")
+
+
+@dataclass
+class ProcessPool(Generic[W]):
+    """Workers started for one test; ``close`` stops whatever is still running."""
+
+    redis_url: str
+    log_dir: Path
+    workers: list[W] = field(default_factory=list)
+
+    def describe(self) -> str:
+        return "\n\n".join(w.describe() for w in self.workers)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+@contextmanager
+def running(pool: P) -> Iterator[P]:
+    """``pool``, its workers stopped however the test ends."""
+    try:
+        yield pool
+    finally:
+        pool.close()

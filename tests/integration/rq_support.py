@@ -15,9 +15,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractContextManager, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +33,7 @@ from jobbridge.settings import AuthConfig, ServerConfig, Settings, SourceConfig,
 from jobbridge.web import keys
 from jobbridge.web.app import create_app
 from tests import rq_tasks
-from tests.integration.processes import ROOT, WorkerProcess, spawn
+from tests.integration.processes import ROOT, ProcessPool, WorkerProcess, running, spawn
 
 T = TypeVar("T")
 
@@ -150,12 +150,8 @@ class RqWorker(WorkerProcess):
 
 
 @dataclass
-class WorkerPool:
+class WorkerPool(ProcessPool[RqWorker]):
     """Workers started for one test; ``close`` stops whatever is still running."""
-
-    redis_url: str
-    log_dir: Path
-    workers: list[RqWorker] = field(default_factory=list)
 
     def start(
         self,
@@ -189,22 +185,10 @@ class WorkerPool:
         worker.assert_clean_exit(timeout)
         return worker
 
-    def describe(self) -> str:
-        return "\n\n".join(w.describe() for w in self.workers)
 
-    def close(self) -> None:
-        for worker in self.workers:
-            worker.stop()
-
-
-@contextmanager
-def worker_pool(redis_url: str, log_dir: Path) -> Iterator[WorkerPool]:
+def worker_pool(redis_url: str, log_dir: Path) -> AbstractContextManager[WorkerPool]:
     """A pool whose workers are stopped (SIGTERM, then SIGKILL) however the test ends."""
-    pool = WorkerPool(redis_url, log_dir)
-    try:
-        yield pool
-    finally:
-        pool.close()
+    return running(WorkerPool(redis_url, log_dir))
 
 
 def make_failed(
