@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import kombu.pools
 import redis
 from celery import Celery
 from celery.result import AsyncResult
@@ -54,6 +55,9 @@ def client_app(redis_url: str) -> Iterator[Celery]:
         if app._pool is not None:
             app._pool.force_close_all()
         app.close()
+        # That pool lives in kombu's process-wide registry, keyed by broker URL: a later app on
+        # the same URL (the test databases rotate) would get it closed. Start afresh.
+        kombu.pools.reset()
 
 
 def send(app: Celery, short_name: str, *args: Any, **options: Any) -> AsyncResult:
