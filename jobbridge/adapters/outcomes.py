@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from jobbridge.adapters.base import now_ms, text
 from jobbridge.adapters.operator import script_argv
-from jobbridge.model import DONE_WORDS, Action, ActionResult, Outcome
+from jobbridge.model import Action, ActionResult, Outcome
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
@@ -105,7 +105,8 @@ def outcome(
             action,
             kind,
             job_id,
-            f"Job {job_id}'s stored record is invalid; it cannot be {DONE_WORDS[action]} as it is.",
+            f"Job {job_id}'s stored record is invalid; the {action.value} does not apply to it as "
+            "it is.",
         )
     return result(action, kind, job_id, f"Job {job_id} was not changed: {detail or 'conflict'}.")
 
@@ -140,6 +141,6 @@ def changed_too_often(action: Action, job_id: str) -> ActionResult:
         action,
         Outcome.CONFLICT,
         job_id,
-        f"Job {job_id}'s record kept changing while jobbridge read it; it was not "
-        f"{DONE_WORDS[action]}. Try again.",
+        f"Job {job_id}'s record kept changing while jobbridge read it; the {action.value} "
+        "was not applied. Try again.",
     )
