@@ -306,8 +306,11 @@ def _action_command(action: Action) -> click.Command:
         Action.RETRY: "Retry terminally failed jobs: each is enqueued again under a new id.",
         Action.CANCEL: "Cancel jobs no worker has taken yet (enqueued or scheduled).",
         Action.DISCARD: "Discard terminally failed jobs from the failed list.",
-        Action.STOP: "Ask the worker running each job to stop it (RQ's stop-job command); "
-        "the job then ends as stopped, among the failed jobs.",
+        Action.STOP: "Ask the worker running each job to stop it (RQ's stop-job command: "
+        "the job ends as stopped, among the failed jobs; Celery's revoke with terminate: the "
+        "task ends REVOKED).",
+        Action.REVOKE: "Broadcast Celery's revoke for tasks a worker holds (prefetched, or "
+        "waiting for an eta): workers online now discard them.",
     }[action]
     return click.command(action.value)(command)
 

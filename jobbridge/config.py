@@ -242,6 +242,9 @@ _SOURCE_KEYS = (*(f.name for f in fields(SourceConfig)), "broker_url")
 _SYSTEM_ONLY_KEYS: Mapping[str, System] = {
     "broker_url": "celery",
     "result_backend_url": "celery",
+    "result_key_prefix": "celery",
+    "sep": "celery",
+    "priority_steps": "celery",
 }
 
 
@@ -261,6 +264,33 @@ def _parse_sources(raw: object) -> tuple[SourceConfig, ...]:
         seen[source.name] = index
         sources.append(source)
     return tuple(sources)
+
+
+def _parse_result_prefix(value: object, origin: str) -> str:
+    if not isinstance(value, str) or len(value) > 200:
+        raise ConfigError(f"{origin}: must be a string of at most 200 characters")
+    return value
+
+
+def _parse_sep(value: object, origin: str) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= 16:
+        raise ConfigError(f"{origin}: must be a string of 1 to 16 characters (kombu's sep)")
+    return value
+
+
+def _parse_steps(value: object, origin: str) -> tuple[int, ...]:
+    steps = value if isinstance(value, list) else None
+    if (
+        not steps
+        or len(steps) > 10
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 9 for v in steps)
+        or steps != sorted(set(steps))
+    ):
+        raise ConfigError(
+            f"{origin}: must be an ascending list of distinct integers 0..9 (kombu's "
+            "priority_steps, default [0, 3, 6, 9])"
+        )
+    return tuple(steps)
 
 
 def _parse_source(table: Mapping[str, object], path: str) -> SourceConfig:
@@ -285,6 +315,9 @@ def _parse_source(table: Mapping[str, object], path: str) -> SourceConfig:
         key_prefix=key_prefix,
         queues=_optional(table, "queues", path, parse_queues),
         result_backend_url=_optional(table, "result_backend_url", path, parse_redis_url),
+        result_key_prefix=_optional(table, "result_key_prefix", path, _parse_result_prefix) or "",
+        sep=_optional(table, "sep", path, _parse_sep) or "\x06\x16",
+        priority_steps=_optional(table, "priority_steps", path, _parse_steps) or (0, 3, 6, 9),
         jobbridge_prefix=_pick(
             [_file_layer(table, path)], "jobbridge_prefix", non_empty_str, "jobbridge:"
         ),

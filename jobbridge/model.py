@@ -83,6 +83,9 @@ class Action(enum.StrEnum):
     #: ask the worker running a job to stop it (RQ's stop-job command): a request, not a
     #: state change jobbridge makes itself
     STOP = "stop"
+    #: ask every worker to discard a task it holds or will receive (Celery's revoke
+    #: broadcast): a request, which only workers online now hear
+    REVOKE = "revoke"
 
 
 class Outcome(enum.StrEnum):
@@ -110,6 +113,7 @@ DONE_WORDS: Mapping[Action, str] = {
     Action.RETRY: "retried",
     Action.DISCARD: "discarded",
     Action.STOP: "stop_requested",
+    Action.REVOKE: "revoke_requested",
 }
 
 
@@ -274,6 +278,12 @@ class Worker:
     pid: int | None = None
     #: why the worker's record could not be fully read
     problem: str | None = None
+    #: the worker's pool (Celery: prefork, solo, threads, ...) and its process/thread count
+    pool: str | None = None
+    concurrency: int | None = None
+    #: tasks it is executing, and tasks it holds reserved (prefetched, or waiting for an eta)
+    active: int | None = None
+    reserved: int | None = None
 
     def __post_init__(self) -> None:
         check_aware(self.birth, "birth")

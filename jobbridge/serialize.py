@@ -126,6 +126,10 @@ def worker_json(worker: Worker) -> dict[str, Any]:
         "hostname": worker.hostname,
         "pid": worker.pid,
         "problem": worker.problem,
+        "pool": worker.pool,
+        "concurrency": worker.concurrency,
+        "active": worker.active,
+        "reserved": worker.reserved,
     }
 
 

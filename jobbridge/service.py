@@ -20,6 +20,8 @@ from jobbridge.adapters.base import (
     DiscoversQueues,
     JobAdapter,
     ListsWorkers,
+    RevokesTasks,
+    RunsInBackground,
     StopsJobs,
     read_again_after_drop,
     redis_errors,
@@ -53,6 +55,7 @@ def capabilities(adapter: JobAdapter) -> tuple[str, ...]:
     extra = (
         ("workers", isinstance(adapter, ListsWorkers)),
         ("stop", isinstance(adapter, StopsJobs)),
+        ("revoke", isinstance(adapter, RevokesTasks)),
         ("queue_discovery", isinstance(adapter, DiscoversQueues)),
     )
     return BASE_CAPABILITIES + tuple(name for name, has in extra if has)
@@ -210,6 +213,9 @@ class JobService:
     async def start(self) -> None:
         """Start background queue discovery (bounded SCAN steps, never per request)."""
         if self._discovery is None:
+            for adapter in self.adapters.values():
+                if isinstance(adapter, RunsInBackground):
+                    await adapter.start()
             self._discovery = asyncio.create_task(self._discover_forever())
 
     async def _discover_forever(self) -> None:
@@ -435,6 +441,8 @@ class JobService:
         }.get(action)
         if action is Action.STOP and isinstance(adapter, StopsJobs):
             run = adapter.stop
+        if action is Action.REVOKE and isinstance(adapter, RevokesTasks):
+            run = adapter.revoke
         if run is None:
             return ActionResult(
                 action=action,

@@ -26,6 +26,7 @@ from redis.backoff import NoBackoff
 from jobbridge.adapters.autumn import AutumnAdapter
 from jobbridge.adapters.autumn_keys import DEFAULT_KEY_PREFIX as AUTUMN_DEFAULT_PREFIX
 from jobbridge.adapters.base import JobAdapter, redis_errors, text
+from jobbridge.adapters.celery import CeleryAdapter
 from jobbridge.adapters.rq import RqAdapter
 from jobbridge.config_values import RESERVED_SOURCE_NAMES, parse_key_prefix
 from jobbridge.errors import ConfigError, SourceUnavailable
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 #: Systems jobbridge can read and act on today.
-SUPPORTED: tuple[System, ...] = ("autumn", "rq")
+SUPPORTED: tuple[System, ...] = ("autumn", "rq", "celery")
 #: Keys looked at by detection's SCAN at the most.
 DETECT_SCAN_LIMIT = 20_000
 #: Sources of one system detection makes at the most (prefixes in sorted order); name any
@@ -202,8 +203,9 @@ class _MasterPool(SentinelConnectionPool):
             await self.sentinel_manager.aclose()
 
 
-def build_adapter(config: SourceConfig, client: Redis) -> JobAdapter:
-    """The adapter of one configured source."""
+def build_adapter(config: SourceConfig, client: Redis, results: Redis | None = None) -> JobAdapter:
+    """The adapter of one configured source (``results``: a Celery source's result backend
+    client, when it is not the broker's)."""
     if config.system == "autumn":
         return AutumnAdapter(
             client,
@@ -220,6 +222,18 @@ def build_adapter(config: SourceConfig, client: Redis) -> JobAdapter:
             queues=config.queues,
             jobbridge_prefix=config.jobbridge_prefix,
         )
+    if config.system == "celery":
+        return CeleryAdapter(
+            client,
+            source=config.name,
+            results=results,
+            global_keyprefix=config.effective_key_prefix,
+            result_keyprefix=config.result_key_prefix,
+            queues=config.queues,
+            jobbridge_prefix=config.jobbridge_prefix,
+            sep=config.sep,
+            priority_steps=config.priority_steps,
+        )
     raise ConfigError(
         f"sources: system {config.system!r} of source {config.name!r} is not supported yet "
         f"(supported: {', '.join(SUPPORTED)})"
@@ -231,16 +245,20 @@ def build_adapters(configs: Sequence[SourceConfig]) -> dict[str, JobAdapter]:
     one client."""
     clients: dict[tuple[str, str | None, str | None], Redis] = {}
     adapters: dict[str, JobAdapter] = {}
-    for config in configs:
-        key = (config.redis_url, config.sentinel_master, config.sentinel_password)
+
+    def client_of(url: str, master: str | None, password: str | None) -> Redis:
+        key = (url, master, password)
         client = clients.get(key)
         if client is None:
-            client = clients[key] = connect(
-                config.redis_url,
-                sentinel_master=config.sentinel_master,
-                sentinel_password=config.sentinel_password,
-            )
-        adapters[config.name] = build_adapter(config, client)
+            client = clients[key] = connect(url, sentinel_master=master, sentinel_password=password)
+        return client
+
+    for config in configs:
+        client = client_of(config.redis_url, config.sentinel_master, config.sentinel_password)
+        results = None
+        if config.result_backend_url and config.result_backend_url != config.redis_url:
+            results = client_of(config.result_backend_url, None, None)
+        adapters[config.name] = build_adapter(config, client, results)
     return adapters
 
 
@@ -325,8 +343,22 @@ async def _detect(client: Redis) -> list[Detected]:
     if rq_found:
         found.append(Detected("rq", "rq", "key rq:queues"))
     if celery_found:
-        found.append(Detected("celery", "", "key _kombu.binding.celery"))
+        results = await _has_results(client)
+        where = "results in the same database" if results else "no results seen in this database"
+        found.append(Detected("celery", "", f"key _kombu.binding.celery; {where}"))
     return found
+
+
+async def _has_results(client: Redis) -> bool:
+    """Whether Celery's result keys live beside its broker keys (a bounded SCAN)."""
+    cursor, scanned = 0, 0
+    while True:
+        cursor, keys = await client.scan(cursor, match="celery-task-meta-*", count=1000)
+        scanned += 1000
+        if keys:
+            return True
+        if cursor == 0 or scanned >= DETECT_SCAN_LIMIT:
+            return False
 
 
 def _unless_refused(reply: object) -> object:
@@ -415,16 +447,17 @@ def _source_names(system: System, prefixes: Sequence[str]) -> dict[str, str]:
     """
     default = DEFAULT_KEY_PREFIXES[system]
     plain = {
-        p: system if p == default else f"{system}-{_NAME_UNSAFE.sub('-', p)}" for p in prefixes
+        p: system if p == (default or "") else f"{system}-{_NAME_UNSAFE.sub('-', p)}"
+        for p in prefixes
     }
     claims: dict[str, list[str]] = {}
     for prefix, name in plain.items():
-        faithful = prefix == default or _NAME_SAFE_OR_COLON.fullmatch(prefix) is not None
+        faithful = prefix == (default or "") or _NAME_SAFE_OR_COLON.fullmatch(prefix) is not None
         if faithful and len(name) <= _NAME_MAX and name not in RESERVED_SOURCE_NAMES:
             claims.setdefault(name, []).append(prefix)
     names: dict[str, str] = {}
     for name, claimants in claims.items():
-        exact = [p for p in claimants if ":" not in p or p == default]
+        exact = [p for p in claimants if ":" not in p or p == (default or "")]
         if len(claimants) == 1 or exact:
             names[(exact or claimants)[0]] = name
     taken = set(names.values()) | RESERVED_SOURCE_NAMES

@@ -117,6 +117,25 @@ class StopsJobs(Protocol):
         ...
 
 
+@runtime_checkable
+class RevokesTasks(Protocol):
+    """A system whose workers can be told to discard a task they hold (Celery's revoke)."""
+
+    async def revoke(self, job_id: str, actor: str) -> ActionResult:
+        """Broadcast the revoke; report that the request was sent."""
+        ...
+
+
+@runtime_checkable
+class RunsInBackground(Protocol):
+    """A system whose adapter follows Redis in the background (subscriptions, an index it
+    keeps): started by the web app's service, never by one-shot CLI reads."""
+
+    async def start(self) -> None:
+        """Start the background work (idempotent); ``close`` stops it."""
+        ...
+
+
 #: Failures that make a source unavailable: any error of the Redis conversation (not there,
 #: refused by ACLs, read-only, out of memory, not a Redis at all, a failing script) or socket.
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (redis.exceptions.RedisError, OSError)

@@ -45,12 +45,15 @@ _DONE: Mapping[Action, str] = {
     Action.DISCARD: "Discarded job {id}.",
     Action.STOP: "Asked worker {detail} to stop job {id}; it ends as stopped once the worker "
     "acts on the request.",
+    Action.REVOKE: "Sent Celery's revoke for task {id} to {detail}; a worker that holds it "
+    "discards it (REVOKED) instead of running it.",
 }
 _NOT_FOUND: Mapping[Action, str] = {
     Action.CANCEL: "Job {id} not found.",
     Action.RETRY: "Job {id} is not in the failed list.",
     Action.DISCARD: "Job {id} is not in the failed list.",
     Action.STOP: "Job {id} not found.",
+    Action.REVOKE: "Task {id} not found.",
 }
 #: wrong_state details every system's scripts use
 WORDS: Mapping[str, str] = {
@@ -80,14 +83,16 @@ def outcome(
     """The result of one script reply, worded for the operator.
 
     ``words`` holds a system's own sentences, by wrong-state detail word or by outcome
-    ("{id}" and "{detail}" are filled in); the shared ones cover the rest.
+    ("{id}" and "{detail}" are filled in), or by "done:<action>" for a success worded its own
+    way; the shared ones cover the rest.
     """
     kind = CODES.get(code, Outcome.CONFLICT)
     fill = {"id": job_id, "detail": detail}
     own = words or {}
     if kind is Outcome.DONE:
         new_id = detail if action is Action.RETRY else None
-        return result(action, kind, job_id, _DONE[action].format_map(fill), new_id)
+        template = own.get(f"done:{action.value}") or _DONE[action]
+        return result(action, kind, job_id, template.format_map(fill), new_id)
     if kind is Outcome.NOT_FOUND:
         return result(action, kind, job_id, _NOT_FOUND[action].format_map(fill))
     known: dict[str | Outcome, str] = {**WORDS, **own}

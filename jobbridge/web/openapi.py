@@ -237,6 +237,10 @@ SCHEMAS: dict[str, Any] = {
             "hostname": _STR_OR_NULL,
             "pid": _INT_OR_NULL,
             "problem": _STR_OR_NULL,
+            "pool": {**_STR_OR_NULL, "description": "Celery: the pool (prefork, solo, ...)"},
+            "concurrency": _INT_OR_NULL,
+            "active": {**_INT_OR_NULL, "description": "tasks executing now"},
+            "reserved": {**_INT_OR_NULL, "description": "tasks held reserved (prefetched, eta)"},
         },
     },
     "ActionDone": {
@@ -380,9 +384,16 @@ def _paths(prefix: str) -> dict[str, Any]:
                 ("cancel", "Remove a job no worker has taken yet."),
                 (
                     "stop",
-                    "Ask the worker running a job to stop it (RQ's stop-job command); the "
-                    "job then ends as stopped. Sources whose system has no such command "
-                    "answer wrong_state.",
+                    "Ask the worker running a job to stop it (RQ's stop-job command: the "
+                    "job then ends as stopped; Celery's revoke with terminate, the task then "
+                    "ends REVOKED). Sources whose system has no such command answer "
+                    "wrong_state.",
+                ),
+                (
+                    "revoke",
+                    "Broadcast Celery's revoke for a task a worker holds (prefetched, waiting "
+                    "for its eta): workers online now discard it. Other systems answer "
+                    "wrong_state.",
                 ),
             )
         },

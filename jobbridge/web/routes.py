@@ -10,7 +10,7 @@ from jobbridge.web import api, views
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: the action segment of action URLs
-ACTIONS = "{action:retry|discard|cancel|stop}"
+ACTIONS = "{action:retry|discard|cancel|stop|revoke}"
 
 
 def setup_routes(app: web.Application, prefix: str) -> None:

@@ -171,12 +171,14 @@ async def act(request: web.Request) -> web.StreamResponse:
             f"Your role ({principal.role}) may look at jobs but not {action.value} them.",
         )
     form = await request.post()
-    if action is Action.STOP and form.get("confirm") != "stop":
-        # Stopping kills running work: the page's form asks first, and says so here.
+    if action in (Action.STOP, Action.REVOKE) and form.get("confirm") != action.value:
+        # Stopping kills running work, revoking discards held work: the page's form asks
+        # first, and says so here.
         raise HttpError(
             400,
             "unconfirmed",
-            "Stopping a running job needs the confirmation step on its row; nothing was sent.",
+            f"{'Stopping a running job' if action is Action.STOP else 'Revoking a task'} needs "
+            "the confirmation step on its row; nothing was sent.",
         )
     result = await service.act(source, job_id, action, principal.actor)
     if result.outcome is Outcome.FORBIDDEN:

@@ -9,13 +9,17 @@ backend by polling (``wait_for_state``), never through a blocking ``AsyncResult.
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -286,3 +290,131 @@ class CeleryWorkerPool(ProcessPool[CeleryWorker]):
 def celery_workers(redis_url: str, log_dir: Path) -> AbstractContextManager[CeleryWorkerPool]:
     """A pool whose workers are stopped (SIGTERM, SIGQUIT, then SIGKILL) however the test ends."""
     return running(CeleryWorkerPool(redis_url, log_dir))
+
+
+# -------------------------------------------------------------------- result metas at scale
+
+#: the states ``seed_metas`` writes, with how often (out of 20)
+SEED_STATES = ("SUCCESS",) * 14 + ("FAILURE",) * 3 + ("REVOKED", "STARTED", "RETRY")
+
+
+def realistic_meta(
+    task_id: str, state: str, date_done: datetime | None, *, n: int = 0, pad: int = 0
+) -> bytes:
+    """A meta as Celery's Redis backend writes it with ``result_extended`` (kombu's JSON,
+    keys in Celery's order). ``pad`` adds that many characters to the result."""
+    exc = {"exc_type": "ValueError", "exc_message": [f"bad input {n}"], "exc_module": "builtins"}
+    result: Any = {
+        "SUCCESS": n * 2,
+        "FAILURE": exc,
+        "RETRY": {**exc, "exc_type": "RuntimeError", "exc_message": [f"retry 1 of {n}"]},
+        "REVOKED": {"exc_type": "TaskRevokedError", "exc_message": ["revoked"], "exc_module": ""},
+        "STARTED": {"pid": 4242, "hostname": "w1@seed"},
+    }[state]
+    if pad:
+        result = "x" * pad
+    failed = state in ("FAILURE", "RETRY")
+    traceback = "Traceback (most recent call last):\n  ...\nValueError: bad"
+    meta = {
+        "status": state,
+        "result": result,
+        "traceback": traceback if failed else None,
+        "children": [],
+        "date_done": date_done.isoformat() if date_done else None,
+        "name": example.task_name("add"),
+        "args": [n, 2],
+        "kwargs": {},
+        "worker": "w1@seed",
+        "retries": 1 if state == "RETRY" else 0,
+        "queue": "celery",
+        "task_id": task_id,
+    }
+    return json.dumps(meta).encode()
+
+
+def seed_metas(
+    conn: redis.Redis,
+    n: int,
+    *,
+    seed: int = 0,
+    spread_s: float = 72_000.0,
+    now: datetime | None = None,
+    chunk: int = 5000,
+) -> list[str]:
+    """Write ``n`` realistic result metas fast (pipelined ``SETEX``, Celery's one-day TTL),
+    in the mix of :data:`SEED_STATES`, finished ones done over the last ``spread_s`` seconds.
+    Returns their task ids, in order."""
+    rng = random.Random(seed)
+    now = now or datetime.now(UTC)
+    ids: list[str] = []
+    pipe = conn.pipeline(transaction=False)
+    for i in range(n):
+        task_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        state = SEED_STATES[i % len(SEED_STATES)]
+        finished = state in ("SUCCESS", "FAILURE", "REVOKED")
+        done = now - timedelta(seconds=rng.uniform(0, spread_s)) if finished else None
+        pipe.set(meta_key(task_id), realistic_meta(task_id, state, done, n=i), ex=86_400)
+        ids.append(task_id)
+        if len(pipe) >= chunk:
+            pipe.execute()
+    pipe.execute()
+    return ids
+
+
+# -------------------------------------------------------------------- workers with options
+
+
+def start_with_transport_options(
+    workers: CeleryWorkerPool,
+    options: dict[str, Any],
+    config_dir: Path,
+    *,
+    queues: Iterable[str] = ALL_QUEUES,
+    pool: str = "solo",
+    concurrency: int = 1,
+) -> CeleryWorker:
+    """Start a worker like ``CeleryWorkerPool.start`` whose ``broker_transport_options`` are
+    ``options`` (``global_keyprefix``...), given through Celery's ``--config``: a module
+    written to ``config_dir`` and put on the worker's ``PYTHONPATH``. The example app sets no
+    transport options, so the module's apply. The worker is stopped with the pool."""
+    config_dir.mkdir(parents=True, exist_ok=True)
+    module = f"jb_transport_options_{len(workers.workers)}"
+    (config_dir / f"{module}.py").write_text(f"broker_transport_options = {options!r}\n")
+    queues = tuple(queues)
+    name = f"o{len(workers.workers)}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+    hostname = f"{name}@jbtest"
+    command = [
+        str(CELERY_COMMAND),
+        "--config",
+        module,
+        "-A",
+        APP_MODULE,
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency),
+        "-Q",
+        ",".join(queues),
+        "--hostname",
+        hostname,
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    env = _worker_env(workers.redis_url)
+    env["PYTHONPATH"] = os.pathsep.join((str(ROOT), str(config_dir)))
+    log_path = workers.log_dir / f"{name}.log"
+    worker = CeleryWorker(
+        hostname,
+        spawn(command, env, log_path),
+        log_path,
+        queues=queues,
+        pool=pool,
+        concurrency=concurrency,
+        command=command,
+    )
+    workers.workers.append(worker)
+    worker.wait_ready()
+    return worker

@@ -18,6 +18,10 @@ def test_every_action_has_a_script() -> None:
         "autumn_cancel",
         "autumn_discard",
         "autumn_retry",
+        "celery_cancel",
+        "celery_discard",
+        "celery_retry",
+        "celery_revoke",
         "rq_cancel",
         "rq_discard",
         "rq_retry",
@@ -77,3 +81,11 @@ def test_adapter_registers_every_rq_script() -> None:
     adapter = RqAdapter(redis.asyncio.Redis(), source="s")
     for action in ("cancel", "retry", "discard", "stop"):
         assert adapter.scripts[action].script == scripts.SOURCES[f"rq_{action}"]
+
+
+def test_adapter_registers_every_celery_script() -> None:
+    from jobbridge.adapters.celery import CeleryAdapter
+
+    adapter = CeleryAdapter(redis.asyncio.Redis(), source="s")
+    for action in ("cancel", "retry", "discard", "revoke"):
+        assert adapter.scripts[action].script == scripts.SOURCES[f"celery_{action}"]

@@ -1,0 +1,599 @@
+"""The Celery adapter: kombu's broker lists and ``unacked`` hash, and jobbridge's own index
+of Celery's results (docs/celery.md), read and acted on.
+
+Lists, newest first:
+
+- enqueued: the messages waiting in each queue's lists, every priority step (kombu LPUSHes,
+  workers pop the right end, so index 0 is the newest), each queue's lists from the step that
+  runs last to the one that runs first; rows say their place in line within their queue;
+- scheduled: messages a worker holds until their eta (``unacked``), soonest due first;
+- running: messages a worker holds without an eta (prefetched, or running when the task
+  acknowledges late), newest delivered first, then tasks whose result says STARTED and that
+  no worker holds in ``unacked`` (acknowledged early, the default), newest first;
+- completed / failed / canceled: SUCCESS / FAILURE / REVOKED results from jobbridge's index
+  (:mod:`jobbridge.adapters.celery_index`), newest first.
+
+Reads are bounded: counters are one pipeline of LLENs (every list of every queue) plus the
+index's ZCARD/ZCOUNTs; pages are LRANGEs over the spans they cover, HMGETs of held tags, or
+ZREVRANGE + HMGET in the index. What needs a scan runs in the background: queue discovery
+(SCAN of the binding keys), sorting ``unacked`` (:mod:`jobbridge.adapters.celery_unacked`),
+the index's backfill, and the worker watch.
+
+Actions live in :mod:`jobbridge.adapters.celery_actions`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from jobbridge import offload
+from jobbridge.adapters import celery_actions as actions
+from jobbridge.adapters import celery_records as records
+from jobbridge.adapters.base import MAX_NAME_CHARS, glob_escape, key_text
+from jobbridge.adapters.celery_index import Bucket, ResultIndex
+from jobbridge.adapters.celery_keys import DEFAULT_SEP, PRIORITY_STEPS, CeleryKeys
+from jobbridge.adapters.celery_messages import decode_result_meta
+from jobbridge.adapters.celery_unacked import UnackedView
+from jobbridge.adapters.celery_workers import WorkerWatch
+from jobbridge.adapters.operator import MAX_LIFECYCLE_BYTES, OperatorKeys, OperatorLog
+from jobbridge.adapters.paging import spans
+from jobbridge.adapters.scripts import BoundScripts, bind
+from jobbridge.adapters.values import is_wrongtype, ok
+from jobbridge.model import (
+    ActionResult,
+    Counters,
+    JobDetail,
+    JobRecord,
+    JobStatus,
+    LifecycleEntry,
+    ListName,
+    Page,
+    QueueCounters,
+    Snapshot,
+    SnapshotQuery,
+    System,
+    Worker,
+)
+from jobbridge.pacing import Pacer
+from jobbridge.payloads import MAX_INPUT_BYTES
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+#: the queue Celery sends to unless routed elsewhere (``task_default_queue``)
+DEFAULT_QUEUE = "celery"
+#: exchanges whose bindings are Celery's own plumbing (events, remote control), not queues
+PLUMBING_EXCHANGES = frozenset({"celeryev", "celery.pidbox", "reply.celery.pidbox"})
+#: Queues shown at most per source.
+MAX_QUEUES = 100
+#: Queue names one discovery pass keeps at most.
+MAX_DISCOVERED = 10_000
+#: Keys one discovery SCAN step asks for, and binding members read per exchange.
+DISCOVERY_SCAN_COUNT = 5_000
+MAX_BINDINGS_READ = 1_000
+#: Seconds between background sorts of ``unacked``.
+UNACKED_REFRESH_S = 1.0
+#: Bytes of a waiting message decoded on the event loop; bigger ones in the decoding process.
+INLINE_BYTES = 64 * 1024
+#: Bytes of a result meta the job page reads.
+META_BYTES = MAX_INPUT_BYTES
+#: Waiting messages a job page looks through for an id (from both ends of each queue).
+DETAIL_SEARCH = 20_000
+
+_INDEXED = {
+    ListName.COMPLETED: Bucket.COMPLETED,
+    ListName.FAILED: Bucket.FAILED,
+    ListName.CANCELED: Bucket.CANCELED,
+}
+
+#: (queue, priority step) of one broker list
+_Part = tuple[str, int]
+
+
+@dataclass(slots=True)
+class _Base:
+    """What the counters pipeline found."""
+
+    now_ms: int
+    queues: tuple[str, ...]
+    lengths: dict[_Part, int] = field(default_factory=dict)
+    unacked: int = 0
+    totals: dict[Bucket, int] = field(default_factory=dict)
+    completed_24h: int = 0
+    failed_7d: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def parts(self, steps: Sequence[int]) -> list[tuple[_Part, int]]:
+        """Every list in display order: each queue's steps from the last to run."""
+        return [((q, s), self.lengths.get((q, s), 0)) for q in self.queues for s in reversed(steps)]
+
+    def ahead(self, queue: str, step: int) -> int:
+        """Messages of the queue in lists that run before this step's."""
+        return sum(n for (q, s), n in self.lengths.items() if q == queue and s < step)
+
+
+class CeleryAdapter:
+    """One Celery deployment: a broker (and its global_keyprefix) and a result backend."""
+
+    system: ClassVar[System] = "celery"
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        source: str,
+        results: Redis | None = None,
+        global_keyprefix: str = "",
+        result_keyprefix: str = "",
+        queues: Sequence[str] | None = None,
+        jobbridge_prefix: str = "jobbridge:",
+        sep: str = DEFAULT_SEP,
+        priority_steps: Sequence[int] = PRIORITY_STEPS,
+    ) -> None:
+        """Bind an adapter to its clients.
+
+        Args:
+            client: the broker's asyncio client (``decode_responses=False``); jobbridge's own
+                keys (audit, lifecycle, the result index) live there too.
+            source: the configured source name.
+            results: the result backend's client, when not the broker's Redis and database.
+            global_keyprefix: kombu's ``global_keyprefix`` of the broker.
+            result_keyprefix: the result backend's ``global_keyprefix``.
+            queues: the queues to show, in order; None discovers them from the bindings.
+            jobbridge_prefix: where jobbridge keeps its keys.
+            sep, priority_steps: kombu's transport options of the same names.
+        """
+        self.client = client
+        self.results = results if results is not None else client
+        self.source = source
+        self.keys = CeleryKeys(
+            global_keyprefix, sep, tuple(priority_steps), result_global_keyprefix=result_keyprefix
+        )
+        self.configured_queues = tuple(q for q in queues or () if q)
+        operator_keys = OperatorKeys(jobbridge_prefix, "celery", global_keyprefix)
+        self.operator = OperatorLog(client, source, operator_keys, self._read_record)
+        self._scripts = bind(client, "celery")
+        self.index = ResultIndex(
+            client,
+            self.results,
+            keys=self.keys,
+            base=f"{operator_keys.lifecycle_list.removesuffix('lifecycle')}index:",
+            lifecycle_prefix=operator_keys.lifecycle(""),
+            source=source,
+        )
+        self.db = int(client.connection_pool.connection_kwargs.get("db", 0) or 0)
+        self.watch = WorkerWatch(
+            client, global_keyprefix=global_keyprefix, db=self.db, source=source
+        )
+        self.unacked = UnackedView(client, self.keys)
+        self._unacked_at = float("-inf")
+        #: how many reserved task ids the index also has as STARTED (background)
+        self._started_held = 0
+        self._discovered: tuple[str, ...] = (DEFAULT_QUEUE,)
+        self._discovered_total = 1
+        self._pass: set[str] = set()
+        self._cursor = 0
+        self.discovery_passes = 0
+        self._background = False
+
+    @property
+    def scripts(self) -> BoundScripts:
+        """The ``lua/celery_*.lua`` action scripts bound to the broker's client."""
+        return self._scripts
+
+    def _read_record(self, stored: str, job_id: str, status: JobStatus) -> JobRecord:
+        return actions.lifecycle_record(self.source, stored, job_id, status)
+
+    # ---------------------------------------------------------------- background
+
+    async def start(self) -> None:
+        """Start the result index (subscription and backfill) and the worker watch."""
+        if not self._background:
+            self._background = True
+            await self.index.start()
+            await self.watch.start()
+
+    async def close(self) -> None:
+        await self.watch.close()
+        await self.index.close()
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        return (self.configured_queues or self._discovered)[:MAX_QUEUES]
+
+    async def refresh_queues(self) -> None:
+        """One background step: a SCAN step over the binding keys, and (once a second) a
+        sort of ``unacked``."""
+        if time.monotonic() - self._unacked_at >= UNACKED_REFRESH_S:
+            self._unacked_at = time.monotonic()
+            await self._refresh_unacked()
+        if self.configured_queues:
+            return
+        await self._discovery_step()
+
+    async def _refresh_unacked(self) -> None:
+        await self.unacked.refresh()
+        ids = self.unacked.reserved_ids()
+        held = 0
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            scores = await self.client.zmscore(self.index.key(Bucket.RUNNING), chunk)
+            held += sum(1 for s in scores if s is not None)
+        self._started_held = held
+
+    async def _discovery_step(self) -> None:
+        pattern = glob_escape(self.keys.binding("")) + "*"
+        cursor, found = await self.client.scan(
+            self._cursor, match=pattern, count=DISCOVERY_SCAN_COUNT
+        )
+        exchanges = [
+            e
+            for e in (self.keys.exchange_of_binding_key(key_text(k)) for k in found)
+            if e is not None and e not in PLUMBING_EXCHANGES
+        ]
+        if exchanges:
+            pipe = self.client.pipeline(transaction=False)
+            for exchange in exchanges:
+                pipe.sscan(self.keys.binding(exchange), 0, count=MAX_BINDINGS_READ)
+            for reply in await pipe.execute(raise_on_error=False):
+                reply = ok(reply)
+                if isinstance(reply, list | tuple) and len(reply) == 2:
+                    self._take(reply[1])
+        self._cursor = int(cursor)
+        if self._cursor == 0:
+            names = sorted(self._pass, key=lambda q: (q != DEFAULT_QUEUE, q))
+            self._discovered = tuple(names) or (DEFAULT_QUEUE,)
+            self._discovered_total = len(self._discovered)
+            self._pass = set()
+            self.discovery_passes += 1
+
+    def _take(self, members: Iterable[bytes | str]) -> None:
+        for member in members:
+            queue = self.keys.queue_of_binding(member)
+            if queue is None or len(queue) > MAX_NAME_CHARS or len(self._pass) >= MAX_DISCOVERED:
+                continue
+            self._pass.add(queue)
+
+    async def discover_queues(self, max_steps: int = 10_000) -> None:
+        """Steps until one full pass completes (the CLI, before a one-shot read)."""
+        await self._refresh_unacked()
+        if self.configured_queues:
+            return
+        passes = self.discovery_passes
+        for _ in range(max_steps):
+            await self._discovery_step()
+            if self.discovery_passes > passes:
+                return
+
+    # ---------------------------------------------------------------- counters
+
+    async def _read_base(self) -> _Base:
+        queues = self.queues
+        steps = self.keys.priority_steps
+        base = _Base(now_ms=int(time.time() * 1000), queues=queues)
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            for step in steps:
+                pipe.llen(self.keys.step_list(queue, step))
+        pipe.hlen(self.keys.unacked)
+        self.index.queue_counts(pipe, base.now_ms)
+        replies = [ok(r) for r in await pipe.execute(raise_on_error=False)]
+        n = len(queues) * len(steps)
+        for index, reply in enumerate(replies[:n]):
+            queue, step = queues[index // len(steps)], steps[index % len(steps)]
+            if is_wrongtype(reply) or not isinstance(reply, int):
+                base.problems.append(f"{self.keys.step_list(queue, step)!r} is not a list")
+                reply = 0
+            base.lengths[(queue, step)] = int(reply)
+        unacked = replies[n]
+        base.unacked = int(unacked) if isinstance(unacked, int) else 0
+        counts = self.index.take_counts(replies[n + 1 :])
+        base.totals = dict(counts.totals)
+        base.completed_24h = counts.completed_24h
+        base.failed_7d = counts.failed_7d
+        held = self.unacked.sorted
+        if held.problem:
+            base.problems.append(held.problem)
+        if held.left_out:
+            base.problems.append(
+                f"{held.left_out} messages held by workers past the first "
+                f"{len(held.scheduled) + len(held.reserved)} are not sorted into the lists"
+            )
+        hidden = (len(self.configured_queues) or self._discovered_total) - len(queues)
+        if hidden > 0:
+            base.problems.append(f"{hidden} more queues are not shown (at most {MAX_QUEUES})")
+        return base
+
+    def _started_free(self, base: _Base) -> int:
+        """STARTED tasks of the index that no worker holds in ``unacked``."""
+        return max(0, base.totals.get(Bucket.RUNNING, 0) - self._started_held)
+
+    def _counters(self, base: _Base) -> Counters:
+        held = self.unacked.sorted
+        per_queue = []
+        for queue in base.queues:
+            waiting = sum(base.lengths.get((queue, s), 0) for s in self.keys.priority_steps)
+            per_queue.append(QueueCounters(name=queue, enqueued=waiting))
+        return Counters(
+            enqueued=sum(base.lengths.values()),
+            scheduled=len(held.scheduled),
+            running=len(held.reserved) + self._started_free(base),
+            completed_24h=base.completed_24h,
+            failed_7d=base.failed_7d,
+            completed_kept=base.totals.get(Bucket.COMPLETED, 0),
+            failed_kept=base.totals.get(Bucket.FAILED, 0),
+            canceled=base.totals.get(Bucket.CANCELED, 0),
+            queues=tuple(per_queue),
+            problems=tuple(base.problems),
+        )
+
+    async def counters(self) -> Counters:
+        return self._counters(await self._read_base())
+
+    # ---------------------------------------------------------------- snapshot
+
+    async def snapshot(self, query: SnapshotQuery) -> Snapshot:
+        base = await self._read_base()
+        counters = self._counters(base)
+        lists: dict[ListName, Page] = {}
+        totals = {
+            ListName.ENQUEUED: counters.enqueued,
+            ListName.SCHEDULED: counters.scheduled,
+            ListName.RUNNING: counters.running,
+            ListName.COMPLETED: base.totals.get(Bucket.COMPLETED, 0),
+            ListName.FAILED: base.totals.get(Bucket.FAILED, 0),
+            ListName.CANCELED: base.totals.get(Bucket.CANCELED, 0),
+        }
+        for which in ListName:
+            rows: list[JobRecord] = []
+            if query.rows(which):
+                rows = await self._list_page(which, base, query)
+            lists[which] = Page(
+                items=tuple(rows),
+                total=totals[which],
+                page=query.page(which),
+                per_page=query.size(which),
+                skipped=sum(1 for r in rows if r.problem is not None),
+            )
+        return Snapshot(
+            source=self.source,
+            system="celery",
+            taken_at=datetime.fromtimestamp(base.now_ms / 1000, tz=UTC),
+            counters=counters,
+            lists=lists,
+        )
+
+    async def _list_page(
+        self, which: ListName, base: _Base, query: SnapshotQuery
+    ) -> list[JobRecord]:
+        offset, need = query.offset(which), query.rows(which)
+        if which is ListName.ENQUEUED:
+            return await self._waiting(base, offset, need)
+        if which is ListName.SCHEDULED:
+            tags = self.unacked.sorted.scheduled[offset : offset + need]
+            return await self._held(tags, JobStatus.SCHEDULED)
+        if which is ListName.RUNNING:
+            return await self._running(base, offset, need)
+        tasks = await self.index.page(_INDEXED[which], offset, need)
+        return [records.indexed_row(self.source, t) for t in tasks]
+
+    async def _waiting(self, base: _Base, offset: int, need: int) -> list[JobRecord]:
+        plan = spans(base.parts(self.keys.priority_steps), offset, need)
+        if not plan:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for span in plan:
+            queue, step = span.key
+            start, stop = span.lrange(newest_at_tail=False)
+            pipe.lrange(self.keys.step_list(queue, step), start, stop)
+        replies = await pipe.execute(raise_on_error=False)
+        rows = []
+        pacer = Pacer()
+        for span, reply in zip(plan, replies, strict=True):
+            reply = ok(reply)
+            if is_wrongtype(reply) or not isinstance(reply, list):
+                continue
+            queue, step = span.key
+            ahead = base.ahead(queue, step)
+            for offset_in, raw in enumerate(reply):
+                message = await offload.decode(records.decode_row, raw, inline_bytes=INLINE_BYTES)
+                step_words = (
+                    "" if len(self.keys.priority_steps) == 1 else f" (priority step {step})"
+                )
+                rows.append(
+                    records.message_row(
+                        self.source,
+                        message,
+                        raw=raw,
+                        queue=queue,
+                        status=JobStatus.ENQUEUED,
+                        raw_status=f"waiting{step_words}",
+                        extra={"place in line": str(ahead + span.place(offset_in))},
+                    )
+                )
+                await pacer.tick()
+        return rows
+
+    async def _held(self, tags: Sequence[str], status: JobStatus) -> list[JobRecord]:
+        """Rows of held messages by delivery tag (one HMGET and one ZMSCORE)."""
+        if not tags:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hmget(self.keys.unacked, list(tags))
+        pipe.zmscore(self.keys.unacked_index, list(tags))
+        values, scores = [ok(r) for r in await pipe.execute(raise_on_error=False)]
+        if is_wrongtype(values) or not isinstance(values, list):
+            return []
+        if not isinstance(scores, list):
+            scores = [None] * len(tags)
+        started = set()
+        if status is JobStatus.RUNNING:
+            ids = await self._held_ids(values)
+            started = await self._started(ids)
+        rows = []
+        pacer = Pacer()
+        for tag, raw, score in zip(tags, values, scores, strict=True):
+            if raw is None:
+                continue  # acknowledged since the last sort
+            entry = await offload.decode(actions.decode_held, raw, inline_bytes=INLINE_BYTES)
+            message = entry.message
+            since = datetime.fromtimestamp(float(score), tz=UTC) if score is not None else None
+            row_status, words = status, "held until its eta"
+            if status is JobStatus.RUNNING:
+                running = message.task_id in started
+                row_status = JobStatus.RUNNING
+                words = "running (acknowledges late)" if running else "reserved (prefetched)"
+            row = records.message_row(
+                self.source,
+                message,
+                raw=raw,
+                queue=entry.routing_key or message.routing_key or "",
+                status=row_status,
+                raw_status=words,
+                held_since=since,
+                extra={"delivery_tag": tag},
+            )
+            if entry.problem and row.problem is None:
+                row = replace(row, problem=entry.problem)
+            rows.append(row)
+            await pacer.tick()
+        return rows
+
+    async def _held_ids(self, values: Sequence[bytes | None]) -> list[str]:
+        out = []
+        for raw in values:
+            if raw is not None:
+                entry = await offload.decode(actions.decode_held, raw, inline_bytes=INLINE_BYTES)
+                if entry.message.task_id:
+                    out.append(entry.message.task_id)
+        return out
+
+    async def _started(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        scores = await self.client.zmscore(self.index.key(Bucket.RUNNING), list(ids))
+        return {i for i, s in zip(ids, scores, strict=True) if s is not None}
+
+    async def _running(self, base: _Base, offset: int, need: int) -> list[JobRecord]:
+        reserved = self.unacked.sorted.reserved
+        rows = await self._held(reserved[offset : offset + need], JobStatus.RUNNING)
+        need -= len(reserved[offset : offset + need])
+        if need <= 0:
+            return rows
+        # Then STARTED results no worker holds: read past the held ones and leave them out.
+        start = max(0, offset - len(reserved))
+        held = self.unacked.sorted.task_ids
+        tasks = await self.index.page(Bucket.RUNNING, start, need + self._started_held)
+        free = [t for t in tasks if t.task_id not in held][:need]
+        return rows + [records.indexed_row(self.source, t) for t in free]
+
+    # ---------------------------------------------------------------- one job
+
+    async def job(self, job_id: str) -> JobDetail | None:
+        """One task: its result meta and index row, the message holding it (``unacked``, or a
+        bounded search of the waiting lists), and its lifecycle entry."""
+        lifecycle = await self._lifecycle(job_id)
+        indexed = await self.index.get(job_id)
+        raw_meta: bytes | None = None
+        if not job_id.startswith(records.MESSAGE_ID_PREFIX):
+            meta_key = self.keys.task_meta(job_id)
+            raw_meta = cast("bytes", await self.results.getrange(meta_key, 0, META_BYTES - 1))
+        base_row = records.indexed_row(self.source, indexed) if indexed else None
+        message = await self._find_message(job_id)
+        lifecycles = (lifecycle,) if lifecycle is not None else ()
+        if message is not None:
+            row, payload, kind, raw = message
+            return JobDetail(
+                job=row, payload=payload, payload_kind=kind, lifecycle=lifecycles, raw=raw
+            )
+        if raw_meta:
+            meta = await offload.decode(decode_result_meta, raw_meta, inline_bytes=INLINE_BYTES)
+            row = records.meta_row(self.source, job_id, meta, base_row)
+            if row.status is JobStatus.RUNNING and job_id not in self.unacked.sorted.task_ids:
+                row = replace(row, raw_status="STARTED (acknowledged)")
+            payload, kind = records.meta_payload(meta)
+            return JobDetail(
+                job=row,
+                payload=payload,
+                payload_kind=kind,
+                lifecycle=lifecycles,
+                raw=key_text(raw_meta[:16384]),
+            )
+        if base_row is not None:
+            note = "Celery's result has expired; jobbridge's index keeps this summary"
+            row = replace(base_row, extra={**base_row.extra, "result": note})
+            return JobDetail(
+                job=row,
+                payload=base_row.payload_preview,
+                payload_kind="index summary",
+                lifecycle=lifecycles,
+            )
+        if lifecycle is not None and lifecycle.record is not None:
+            return JobDetail(
+                job=lifecycle.record,
+                payload=lifecycle.record.payload_preview,
+                payload_kind="copy kept when the action ran",
+                lifecycle=lifecycles,
+            )
+        return None
+
+    async def _lifecycle(self, job_id: str) -> LifecycleEntry | None:
+        raw = await self.client.getrange(
+            self.operator.keys.lifecycle(job_id), 0, MAX_LIFECYCLE_BYTES - 1
+        )
+        return self.operator.parse(raw or None, job_id)
+
+    async def _find_message(self, job_id: str) -> tuple[JobRecord, str, str, str] | None:
+        """The message of a task a worker holds, else one waiting (bounded search)."""
+        tag = self.unacked.tag_of(job_id)
+        if tag is not None:
+            (raw,) = cast("list[bytes | None]", await self.client.hmget(self.keys.unacked, [tag]))
+            if raw is not None:
+                entry = await offload.decode(actions.decode_held, raw, inline_bytes=0)
+                status = JobStatus.SCHEDULED if entry.message.eta else JobStatus.RUNNING
+                rows = await self._held([tag], status)
+                if rows:
+                    payload, kind = records.message_payload(entry.message)
+                    return rows[0], payload, kind, key_text(raw[:16384])
+        found = await actions.find_waiting(self, job_id, limit=DETAIL_SEARCH)
+        if found is None:
+            return None
+        queue, step, raw = found
+        message = await offload.decode(records.decode_row, raw, inline_bytes=0)
+        row = records.message_row(
+            self.source,
+            message,
+            raw=raw,
+            queue=queue,
+            status=JobStatus.ENQUEUED,
+            raw_status=f"waiting (priority step {step})",
+        )
+        payload, kind = records.message_payload(message)
+        return row, payload, kind, key_text(raw[:16384])
+
+    # ---------------------------------------------------------------- workers
+
+    async def workers(self) -> tuple[Worker, ...]:
+        """The workers the watch has heard from (heartbeats, and stats replies)."""
+        return self.watch.workers()
+
+    # ---------------------------------------------------------------- actions
+
+    async def cancel(self, job_id: str, actor: str) -> ActionResult:
+        return await actions.cancel(self, job_id, actor)
+
+    async def retry(self, job_id: str, actor: str) -> ActionResult:
+        return await actions.retry(self, job_id, actor)
+
+    async def discard(self, job_id: str, actor: str) -> ActionResult:
+        return await actions.discard(self, job_id, actor)
+
+    async def stop(self, job_id: str, actor: str) -> ActionResult:
+        return await actions.revoke(self, job_id, actor, terminate=True)
+
+    async def revoke(self, job_id: str, actor: str) -> ActionResult:
+        return await actions.revoke(self, job_id, actor, terminate=False)

@@ -1,0 +1,371 @@
+"""Celery's actions: cancel, retry, discard, and revoke / terminate, one Lua script each
+(``lua/celery_*.lua``).
+
+Python finds what the script acts on (the exact bytes of a waiting message, the arguments
+of a failed task) and decides what it can from Celery's result; each script re-checks what
+lives in the broker (the message still in its list, the id still in the failed index, no
+operator there first) and audits the outcome, refusals included.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from jobbridge import offload, safejson
+from jobbridge.adapters import celery_control as control
+from jobbridge.adapters import celery_records as records
+from jobbridge.adapters.base import MAX_NAME_CHARS, cap
+from jobbridge.adapters.celery_index import Bucket
+from jobbridge.adapters.celery_messages import (
+    READY_STATES,
+    ResultMeta,
+    UnackedEntry,
+    decode_message,
+    decode_result_meta,
+    decode_unacked,
+)
+from jobbridge.adapters.outcomes import changed_too_often, run_script
+from jobbridge.model import Action, ActionResult, JobRecord, JobStatus, Outcome
+from jobbridge.pacing import Pacer
+
+if TYPE_CHECKING:
+    from jobbridge.adapters.celery import CeleryAdapter
+
+#: Tries of an action whose message moved under it.
+ACTION_TRIES = 3
+#: Messages read per LRANGE while searching a list for one.
+SEARCH_CHUNK = 1_000
+#: Messages a cancel looks through at most, over all lists.
+CANCEL_SEARCH = 5_000_000
+#: Celery's default result_expires (seconds): how long a REVOKED result jobbridge writes lasts.
+RESULT_EXPIRES_S = 86_400
+#: Bytes of a result meta an action reads.
+META_BYTES = 1_048_576
+
+#: Celery's sentences for script replies (jobbridge.adapters.outcomes has the shared ones)
+WORDS: dict[str | Outcome, str] = {
+    "taken": "Task {id} is no longer waiting: a worker took it. Nothing was changed; revoke "
+    "it, or stop it if it is running.",
+    "not extended": "Task {id}'s arguments are not in its result: Celery keeps them only with "
+    "result_extended = True. Enable it in the app's configuration to retry from jobbridge; "
+    "nothing was changed.",
+    "expired": "Task {id}'s result has expired in Celery's backend, so its arguments are gone; "
+    "it cannot be retried (discard it instead).",
+    "not failed": "Task {id}'s result is no longer FAILURE; nothing was changed.",
+    "not json": "Task {id}'s arguments are not plain JSON values, so jobbridge cannot send "
+    "them again safely; nothing was changed.",
+    "finished": "Task {id} has already finished; there is nothing to revoke.",
+    "not running": "Task {id} is not running; only a running task can be stopped (terminated). "
+    "Revoke it if a worker holds it.",
+    "no listener": "No Celery worker listens for remote control, so nobody would hear the "
+    "revoke of task {id}; nothing was sent.",
+    "done:stop": "Sent Celery's revoke with terminate for task {id} to {detail}; the worker "
+    "running it kills it and stores REVOKED.",
+    Outcome.CORRUPT: "Task {id}'s result names no task or queue to send again; it cannot be "
+    "retried (discard it instead).",
+}
+
+
+def decode_held(raw: bytes) -> UnackedEntry:
+    """``decode_unacked`` for the decoding process."""
+    return decode_unacked(raw)
+
+
+def lifecycle_copy(row: JobRecord) -> str:
+    """The small summary a lifecycle entry keeps of a task."""
+    fields = {
+        "id": row.id,
+        "name": row.name,
+        "queue": row.queue,
+        "raw_status": row.raw_status,
+        "preview": row.payload_preview,
+        "error": cap(row.last_error, 2000),
+        "worker": row.worker,
+    }
+    return json.dumps({k: v for k, v in fields.items() if v}, ensure_ascii=False)
+
+
+def lifecycle_record(source: str, stored: str, job_id: str, status: JobStatus) -> JobRecord:
+    """The row a lifecycle copy describes (anyone can write it: every field checked)."""
+    try:
+        data: Any = safejson.loads(stored)
+    except ValueError:
+        data = None
+    fields = data if isinstance(data, Mapping) else {}
+
+    def field(name: str) -> str:
+        value = fields.get(name)
+        return cap(value, MAX_NAME_CHARS) or "" if isinstance(value, str) else ""
+
+    return JobRecord(
+        source=source,
+        system="celery",
+        id=job_id,
+        name=field("name"),
+        queue=field("queue"),
+        status=status,
+        raw_status=status.value,
+        worker=field("worker") or None,
+        last_error=field("error") or None,
+        payload_preview=field("preview"),
+        problem=None if fields else "the kept copy is not readable",
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Finding a waiting message
+
+
+def _matches(raw: bytes, job_id: str, needle: bytes) -> bool:
+    if job_id.startswith(records.MESSAGE_ID_PREFIX):
+        return records.message_id(raw) == job_id
+    if needle not in raw:
+        return False
+    return decode_message(raw).task_id == job_id
+
+
+async def find_waiting(
+    adapter: CeleryAdapter, job_id: str, *, limit: int = CANCEL_SEARCH
+) -> tuple[str, int, bytes] | None:
+    """(queue, priority step, exact bytes) of the message waiting for a task; None when no
+    list of a shown queue holds it within ``limit`` messages. Reads each list by chunks from
+    its head (the next to run) and its tail (the newest) in turn: O(depth), for actions and
+    bounded by ``limit`` on a job page."""
+    needle = job_id.encode("utf-8", "surrogateescape")
+    client = adapter.client
+    lists = [(q, s) for q in adapter.queues for s in adapter.keys.priority_steps]
+    pipe = client.pipeline(transaction=False)
+    for queue, step in lists:
+        pipe.llen(adapter.keys.step_list(queue, step))
+    lengths = [r if isinstance(r, int) else 0 for r in await pipe.execute(raise_on_error=False)]
+    budget = limit
+    pacer = Pacer()
+    for (queue, step), length in zip(lists, lengths, strict=True):
+        key = adapter.keys.step_list(queue, step)
+        head, tail = 0, 0  # chunks read from the right (head) and left (tail) ends
+        while head + tail < length and budget > 0:
+            take = min(SEARCH_CHUNK, budget, length - head - tail)
+            if head <= tail:
+                chunk = cast("list[bytes]", await client.lrange(key, -(head + take), -(head + 1)))
+                head += take
+            else:
+                chunk = cast("list[bytes]", await client.lrange(key, tail, tail + take - 1))
+                tail += take
+            budget -= take
+            for raw in chunk:
+                if _matches(raw, job_id, needle):
+                    return queue, step, raw
+                await pacer.tick()
+    return None
+
+
+# ------------------------------------------------------------------------------------------
+# Reading a task's result
+
+
+async def read_meta(adapter: CeleryAdapter, job_id: str) -> ResultMeta | None:
+    raw = cast(
+        "bytes", await adapter.results.getrange(adapter.keys.task_meta(job_id), 0, META_BYTES - 1)
+    )
+    if not raw:
+        return None
+    return await offload.decode(decode_result_meta, raw, inline_bytes=64 * 1024)
+
+
+def _same_database(adapter: CeleryAdapter) -> bool:
+    if adapter.results is adapter.client:
+        return True
+    a = adapter.results.connection_pool.connection_kwargs
+    b = adapter.client.connection_pool.connection_kwargs
+    keys = ("host", "port", "path", "db")
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+def _origin() -> str:
+    return cap(f"jobbridge@{socket.gethostname()}", 200) or "jobbridge"
+
+
+async def _run(
+    adapter: CeleryAdapter,
+    action: Action,
+    job_id: str,
+    actor: str,
+    keys: list[str],
+    args: list[str | int | bytes],
+) -> ActionResult | None:
+    return await run_script(
+        adapter.scripts[action.value if action is not Action.STOP else "revoke"],
+        action=action,
+        job_id=job_id,
+        actor=actor,
+        keys=keys,
+        args=args,
+        operator=adapter.operator,
+        words=WORDS,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Actions
+
+
+async def cancel(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult:
+    """Remove the exact waiting message; a REVOKED result and the revoke broadcast follow."""
+    seen = False
+    for _ in range(ACTION_TRIES):
+        found = await find_waiting(adapter, job_id)
+        verdict, list_key, raw, row = "", adapter.keys.step_list(adapter.queues[0], 0), b"", None
+        if found is None:
+            held = job_id in adapter.unacked.sorted.task_ids
+            meta = None if held or seen else await read_meta(adapter, job_id)
+            verdict = "taken" if seen or held or meta is not None else "gone"
+        else:
+            queue, step, raw = found
+            seen = True
+            list_key = adapter.keys.step_list(queue, step)
+            message = decode_message(raw)
+            row = records.message_row(
+                adapter.source,
+                message,
+                raw=raw,
+                queue=queue,
+                status=JobStatus.ENQUEUED,
+                raw_status="waiting",
+            )
+        write_here = _same_database(adapter)
+        meta_bytes = b""
+        if row is not None:
+            meta_bytes = control.revoked_meta(
+                row.id,
+                date_done=datetime.now(tz=UTC),
+                name=row.name or None,
+                args=None,
+                kwargs=None,
+                queue=row.queue or None,
+                parent_id=row.extra.get("parent_id"),
+                root_id=row.extra.get("root_id"),
+                extended=False,
+            )
+        result = await _run(
+            adapter,
+            Action.CANCEL,
+            job_id,
+            actor,
+            [list_key, adapter.keys.task_meta(job_id)],
+            [
+                verdict,
+                raw,
+                "1" if write_here else "0",
+                meta_bytes,
+                RESULT_EXPIRES_S,
+                control.pidbox_channel(adapter.keys.global_keyprefix, adapter.db),
+                control.revoke_envelope(job_id, terminate=False, ticket=str(uuid.uuid4())),
+                lifecycle_copy(row) if row is not None else "",
+            ],
+        )
+        if result is None:
+            continue
+        if result.ok and not write_here and meta_bytes:
+            meta_key = adapter.keys.task_meta(job_id)
+            pipe = adapter.results.pipeline(transaction=True)
+            pipe.set(meta_key, meta_bytes, ex=RESULT_EXPIRES_S)
+            pipe.publish(meta_key, meta_bytes)
+            await pipe.execute()
+        return result
+    return changed_too_often(Action.CANCEL, job_id)
+
+
+async def retry(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult:
+    """Send a failed task again under a new id, from the arguments its extended result kept."""
+    indexed = await adapter.index.get(job_id)
+    meta = await read_meta(adapter, job_id)
+    new_id = str(uuid.uuid4())
+    verdict, message, target = "", b"", adapter.keys.step_list(adapter.queues[0], 0)
+    row = records.indexed_row(adapter.source, indexed) if indexed else None
+    if indexed is None:
+        verdict = "gone"
+    elif meta is None:
+        verdict = "expired"
+    elif meta.status != "FAILURE":
+        verdict = "not failed"
+    elif meta.name is None or meta.args is None or meta.kwargs is None:
+        verdict = "not extended"
+    else:
+        queue = meta.queue or (row.queue if row else "") or "celery"
+        try:
+            message = control.build_task_message(
+                task=meta.name,
+                task_id=new_id,
+                args=list(meta.args),
+                kwargs=dict(meta.kwargs),
+                queue=queue,
+                priority=None,
+                parent_id=job_id,
+                root_id=(row.extra.get("root_id") if row else None) or job_id,
+                origin=_origin(),
+            )
+        except ValueError:
+            verdict = "not json"
+        else:
+            if control.validate_task_message(message, queue=queue) is not None:
+                verdict, message = "corrupt", b""
+            target = adapter.keys.priority_list(queue, 0)
+    result = await _run(
+        adapter,
+        Action.RETRY,
+        job_id,
+        actor,
+        [adapter.index.key(Bucket.FAILED), adapter.index.rows, target],
+        [verdict, message, new_id, lifecycle_copy(row) if row is not None else ""],
+    )
+    return result or changed_too_often(Action.RETRY, job_id)
+
+
+async def discard(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult:
+    indexed = await adapter.index.get(job_id)
+    row = records.indexed_row(adapter.source, indexed) if indexed else None
+    result = await _run(
+        adapter,
+        Action.DISCARD,
+        job_id,
+        actor,
+        [adapter.index.key(Bucket.FAILED), adapter.index.rows],
+        [lifecycle_copy(row) if row is not None else ""],
+    )
+    return result or changed_too_often(Action.DISCARD, job_id)
+
+
+async def revoke(
+    adapter: CeleryAdapter, job_id: str, actor: str, *, terminate: bool
+) -> ActionResult:
+    """Celery's revoke broadcast (``terminate`` for a running task: the STOP action)."""
+    action = Action.STOP if terminate else Action.REVOKE
+    meta = await read_meta(adapter, job_id)
+    held = job_id in adapter.unacked.sorted.task_ids
+    verdict = ""
+    if meta is not None and meta.status in READY_STATES:
+        verdict = "finished"
+    elif terminate and not (held or (meta is not None and meta.status == "STARTED")):
+        verdict = "not running"
+    elif not terminate and meta is None and not held:
+        verdict = "" if await find_waiting(adapter, job_id, limit=20_000) else "gone"
+    envelope = control.revoke_envelope(job_id, terminate=terminate, ticket=str(uuid.uuid4()))
+    result = await _run(
+        adapter,
+        action,
+        job_id,
+        actor,
+        [],
+        [
+            verdict,
+            control.pidbox_channel(adapter.keys.global_keyprefix, adapter.db),
+            envelope,
+            action.value,
+        ],
+    )
+    return result or changed_too_often(action, job_id)

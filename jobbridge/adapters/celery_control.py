@@ -1,0 +1,707 @@
+"""Celery's remote control, events and result metas on Redis, built and read without Celery.
+
+Pure functions (docs/celery.md §1.7, §2, §3): the channel names kombu's Redis transport
+publishes on, the pidbox broadcast a worker obeys (a ``revoke``, an ``inspect``), the meta of
+a REVOKED task, a complete protocol 2 task message and its check against §2.6/§2.7, and
+decoders for what workers publish (events) and answer (pidbox replies). Celery and kombu are
+never imported; everything read is hostile and never makes a decoder raise.
+
+Every message is kombu's JSON envelope (§2.1)::
+
+    {"body": "<base64 of JSON>", "content-encoding": "utf-8",
+     "content-type": "application/json", "headers": {...},
+     "properties": {..., "body_encoding": "base64", "delivery_tag": "<uuid4>"}}
+
+Channels assume kombu's default ``fanout_prefix`` and ``fanout_patterns`` transport options
+(``/<db>.`` before the exchange name); kombu's ``global_keyprefix`` goes in front of every
+channel and key, as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import json
+import math
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from jobbridge import safejson
+from jobbridge.adapters.base import glob_escape
+from jobbridge.adapters.celery_keys import DEFAULT_SEP, MAX_PRIORITY, MIN_PRIORITY, CeleryKeys
+from jobbridge.adapters.celery_messages import decode_message
+
+#: the fanout exchange every worker's pidbox consumes (``control_exchange`` "celery")
+PIDBOX_EXCHANGE = "celery.pidbox"
+#: the direct exchange replies go through; a client's reply queue is ``<oid>.`` + this
+REPLY_EXCHANGE = "reply.celery.pidbox"
+#: the fanout exchange of events
+EVENT_EXCHANGE = "celeryev"
+
+CONTENT_JSON = "application/json"
+#: the envelope's ``content-encoding`` of a JSON body
+ENCODING_UTF8 = "utf-8"
+#: kombu's ``body_encoding`` on Redis
+BODY_ENCODING = "base64"
+
+#: envelopes over this many bytes are not decoded (an event or reply is a few KiB)
+MAX_ENVELOPE_BYTES = 1024 * 1024
+#: events read from one message (a ``task.multi`` list)
+MAX_EVENTS = 1000
+#: Celery cuts ``argsrepr`` / ``kwargsrepr`` at this many characters
+MAX_REPR_CHARS = 1024
+
+#: Celery's protocol 2 headers, in the order it writes them (§2.2)
+TASK_HEADERS = (
+    "lang",
+    "task",
+    "id",
+    "shadow",
+    "eta",
+    "expires",
+    "group",
+    "group_index",
+    "retries",
+    "timelimit",
+    "root_id",
+    "parent_id",
+    "argsrepr",
+    "kwargsrepr",
+    "origin",
+    "ignore_result",
+    "replaced_task_nesting",
+    "stamped_headers",
+    "stamps",
+)
+#: the embed of a plain task: no callbacks, errbacks, chain or chord
+EMPTY_EMBED: Mapping[str, None] = {
+    "callbacks": None,
+    "errbacks": None,
+    "chain": None,
+    "chord": None,
+}
+#: the persistent delivery mode Celery gives task messages and broadcasts
+DELIVERY_PERSISTENT = 2
+
+#: how Celery stores a revoke: its exception, by module and qualified name
+REVOKED_EXC_TYPE = "TaskRevokedError"
+REVOKED_EXC_MODULE = "celery.exceptions"
+
+#: a Lamport clock of this process, as a kombu Mailbox keeps one (workers only adjust theirs)
+_clock = itertools.count(1)
+
+
+# ------------------------------------------------------------------------------------------
+# Channels and keys
+
+
+def _fanout_prefix(global_keyprefix: str, db: int) -> str:
+    if isinstance(db, bool) or not isinstance(db, int) or db < 0:
+        raise ValueError(f"db must be a database number, got {db!r}")
+    return f"{global_keyprefix}/{db}."
+
+
+def pidbox_channel(global_keyprefix: str, db: int) -> str:
+    """The channel a control broadcast is PUBLISHed on: ``P/<db>.celery.pidbox``.
+
+    kombu publishes a fanout message to ``/<db>.<exchange>`` (plus ``/<routing key>`` when
+    there is one: a broadcast has none), and its prefixed client puts ``global_keyprefix``
+    in front of the channel of a PUBLISH.
+    """
+    return _fanout_prefix(global_keyprefix, db) + PIDBOX_EXCHANGE
+
+
+def events_channel(global_keyprefix: str, db: int, event_type: str) -> str:
+    """The channel an event of this type is PUBLISHed on: ``P/<db>.celeryev/worker.heartbeat``
+    for ``worker-heartbeat`` (the event's routing key is its type with ``-`` made ``.``)."""
+    return f"{_fanout_prefix(global_keyprefix, db)}{EVENT_EXCHANGE}/{event_type.replace('-', '.')}"
+
+
+def events_pattern(global_keyprefix: str, db: int, group: str = "*") -> str:
+    """The PSUBSCRIBE pattern of Celery's event channels: every event for ``"*"``
+    (``/0.celeryev/*``), else one group's (``worker`` -> ``/0.celeryev/worker.*``, the
+    pattern a worker's own event receiver subscribes to). Glob characters in the prefix
+    and the group match only themselves."""
+    head = glob_escape(f"{_fanout_prefix(global_keyprefix, db)}{EVENT_EXCHANGE}/")
+    return head + ("*" if group == "*" else glob_escape(group) + ".*")
+
+
+def reply_to(oid: str) -> dict[str, str]:
+    """The ``reply_to`` of a broadcast whose replies go to the client ``oid``."""
+    return {"exchange": REPLY_EXCHANGE, "routing_key": oid}
+
+
+def reply_list(global_keyprefix: str, oid: str) -> str:
+    """The list workers LPUSH their replies to client ``oid`` onto:
+    ``P<oid>.reply.celery.pidbox`` (the reply queue, step 0 of its priorities)."""
+    return f"{global_keyprefix}{oid}.{REPLY_EXCHANGE}"
+
+
+def reply_binding(global_keyprefix: str, oid: str, sep: str = DEFAULT_SEP) -> tuple[str, str]:
+    """The binding set of the reply exchange and the member that routes replies to ``oid``.
+
+    A worker publishes its reply to the direct exchange ``reply.celery.pidbox`` with the
+    routing key ``oid``; kombu finds the queue in this set (``SMEMBERS``) and drops the reply
+    when no member has that routing key. A client adds the member before it broadcasts and
+    removes it afterwards, as Celery's does.
+    """
+    keys = CeleryKeys(global_keyprefix=global_keyprefix, sep=sep)
+    member = sep.join((oid, "", f"{oid}.{REPLY_EXCHANGE}"))
+    return keys.binding(REPLY_EXCHANGE), member
+
+
+# ------------------------------------------------------------------------------------------
+# Plain values
+
+
+def _check_plain(value: Any, what: str) -> None:
+    """Raise ValueError unless ``value`` is JSON made of plain values: None, bool, int,
+    finite float, UTF-8 text, lists (or tuples) and dicts with text keys."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > safejson.MAX_DEPTH:
+            raise ValueError(f"{what} is nested deeper than {safejson.MAX_DEPTH} levels")
+        if item is None or isinstance(item, bool | int):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValueError(f"{what} holds {item!r}, which JSON does not have")
+        elif isinstance(item, str):
+            _check_text(item, what)
+        elif isinstance(item, list | tuple):
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"{what} has a {type(key).__name__} key: JSON keys are text")
+                _check_text(key, what)
+                stack.append((child, depth + 1))
+        else:
+            raise ValueError(f"{what} holds a {type(item).__name__}, not a plain JSON value")
+
+
+def _check_text(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} holds text that is not UTF-8 (a lone surrogate)") from None
+
+
+class _Piece(str):
+    """Literal text among :func:`short_repr`'s pieces (not a value to repr)."""
+
+
+def short_repr(value: Any, limit: int = MAX_REPR_CHARS) -> str:
+    """Python's ``repr`` of plain values, at most ``limit`` characters (cut ones end in
+    "..."), built piece by piece so a huge value costs only what is shown. A tuple (the
+    arguments of a call) is shown as one, ``(1,)``, as Celery's ``argsrepr`` shows it."""
+    out: list[str] = []
+    size = 0
+    stack: list[Iterator[Any]] = [iter((value,))]
+    while stack and size <= limit:
+        item = next(stack[-1], _DONE)
+        if item is _DONE:
+            stack.pop()
+            continue
+        if isinstance(item, _Piece):
+            piece = str(item)
+        elif isinstance(item, str):
+            piece = repr(item[: limit + 1])
+        elif isinstance(item, list | tuple | dict):
+            stack.append(_container_pieces(item))
+            continue
+        else:
+            piece = repr(item)
+        out.append(piece)
+        size += len(piece)
+    text = "".join(out)
+    if len(text) > limit:
+        return text[: max(limit - 3, 0)] + "..."
+    return text
+
+
+_DONE = object()
+
+
+def _container_pieces(item: list[Any] | tuple[Any, ...] | dict[Any, Any]) -> Iterator[Any]:
+    """A container's opening, items with separators and closing, one at a time."""
+    if isinstance(item, dict):
+        yield _Piece("{")
+        for index, (key, child) in enumerate(item.items()):
+            if index:
+                yield _Piece(", ")
+            yield key
+            yield _Piece(": ")
+            yield child
+        yield _Piece("}")
+        return
+    yield _Piece("[" if isinstance(item, list) else "(")
+    for index, child in enumerate(item):
+        if index:
+            yield _Piece(", ")
+        yield child
+    if isinstance(item, list):
+        yield _Piece("]")
+    else:
+        yield _Piece(",)" if len(item) == 1 else ")")
+
+
+def _envelope(body: Any, headers: Mapping[str, Any], properties: Mapping[str, Any]) -> bytes:
+    """kombu's JSON envelope, keys in the order kombu writes them, the body base64."""
+    encoded = base64.b64encode(json.dumps(body).encode("utf-8")).decode("ascii")
+    envelope = {
+        "body": encoded,
+        "content-encoding": ENCODING_UTF8,
+        "content-type": CONTENT_JSON,
+        "headers": dict(headers),
+        "properties": dict(properties),
+    }
+    return json.dumps(envelope).encode("utf-8")
+
+
+# ------------------------------------------------------------------------------------------
+# Remote control
+
+
+def control_envelope(
+    method: str,
+    arguments: Mapping[str, Any],
+    *,
+    ticket: str,
+    reply_to: Mapping[str, str] | None = None,
+    destination: Sequence[str] | None = None,
+    now: float | None = None,
+    timeout: float = 1.0,
+    clock: int | None = None,
+) -> bytes:
+    """The message a pidbox broadcast PUBLISHes on :func:`pidbox_channel`, as Celery's
+    ``app.control.broadcast`` writes it (kombu's ``Mailbox._publish``).
+
+    The body is ``{"method", "arguments", "destination", "pattern": null, "matcher": null,
+    "ticket", "reply_to"}``; the headers carry a Lamport ``clock`` and ``expires`` (``now +
+    timeout``, epoch seconds; only a reply collector reads it); the properties those of a
+    message kombu publishes to the ``celery.pidbox`` fanout exchange. Celery leaves
+    ``ticket`` and ``reply_to`` out when it expects no reply; a worker accepts a ticket
+    either way and replies only when there is a ``reply_to``.
+
+    Args:
+        method: the control command (``revoke``, ``stats``, ``active_queues``...).
+        arguments: its keyword arguments, plain JSON values.
+        ticket: correlates replies (a worker copies it into its reply's headers).
+        reply_to: :func:`reply_to` of the client's oid, to get replies; None for none.
+        destination: the node names (``name@host``) that should obey; None for all.
+        now: the time ``expires`` counts from (default: now).
+        timeout: seconds replies are awaited (``expires``); 0 writes ``expires`` 0.
+        clock: the Lamport clock value; default, this process's next one.
+
+    Raises:
+        ValueError: an empty method, a destination that is not a list of names, or
+            arguments that are not plain JSON values.
+    """
+    if not isinstance(method, str) or not method:
+        raise ValueError("the control method must be non-empty text")
+    if not isinstance(ticket, str) or not ticket:
+        raise ValueError("the ticket must be non-empty text")
+    if destination is not None and (
+        isinstance(destination, str) or not all(isinstance(d, str) for d in destination)
+    ):
+        raise ValueError("destination must be a list of node names")
+    _check_plain(dict(arguments), "the arguments")
+    body: dict[str, Any] = {
+        "method": method,
+        "arguments": dict(arguments),
+        "destination": list(destination) if destination is not None else None,
+        "pattern": None,
+        "matcher": None,
+        "ticket": ticket,
+    }
+    if reply_to is not None:
+        body["reply_to"] = {
+            "exchange": str(reply_to["exchange"]),
+            "routing_key": str(reply_to["routing_key"]),
+        }
+    sent = time.time() if now is None else now
+    headers = {
+        "clock": next(_clock) if clock is None else clock,
+        "expires": sent + timeout if timeout else 0,
+    }
+    properties = {
+        "delivery_mode": DELIVERY_PERSISTENT,
+        "delivery_info": {"exchange": PIDBOX_EXCHANGE, "routing_key": ""},
+        "priority": 0,
+        "body_encoding": BODY_ENCODING,
+        "delivery_tag": str(uuid.uuid4()),
+    }
+    return _envelope(body, headers, properties)
+
+
+def revoke_envelope(
+    task_id: str,
+    *,
+    terminate: bool = False,
+    signal: str = "SIGTERM",
+    ticket: str,
+    reply_to: Mapping[str, str] | None = None,
+    destination: Sequence[str] | None = None,
+) -> bytes:
+    """A ``revoke`` broadcast (Celery's ``app.control.revoke``): every connected worker that
+    gets it remembers the id, discards the task when it meets it (one held for an ``eta``, a
+    prefetched one, or a later delivery) and stores a REVOKED meta; with ``terminate``, a
+    worker running it signals the pool process (prefork) running it.
+
+    Only workers connected when it is published get it (pub/sub keeps nothing), and they
+    remember it in memory only.
+    """
+    if not isinstance(task_id, str) or not task_id:
+        raise ValueError("the task id must be non-empty text")
+    arguments = {"task_id": task_id, "terminate": bool(terminate), "signal": signal}
+    return control_envelope(
+        "revoke", arguments, ticket=ticket, reply_to=reply_to, destination=destination
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Result metas
+
+
+def revoked_meta(
+    task_id: str,
+    *,
+    date_done: datetime,
+    name: str | None,
+    args: list[Any] | None,
+    kwargs: dict[str, Any] | None,
+    queue: str | None,
+    parent_id: str | None,
+    root_id: str | None,
+    extended: bool,
+    group_id: str | None = None,
+    worker: str | None = None,
+    retries: int = 0,
+    reason: str = "revoked",
+) -> bytes:
+    """The JSON a Celery Redis result backend stores for a REVOKED task (§3.2), keys in
+    Celery's order: ``status``, ``result`` (the ``TaskRevokedError`` as Celery stores an
+    exception: ``exc_type``, ``exc_message`` as a list, ``exc_module``), ``traceback``,
+    ``children``, ``date_done``, ``group_id``/``parent_id`` when set, the
+    ``result_extended`` fields when ``extended``, then ``task_id``.
+
+    A worker that revokes a task it knows stores ``children`` ``[]`` and, under
+    ``result_extended``, ``name``, ``args``, ``kwargs``, ``worker``, ``retries`` and
+    ``queue``; one that revokes an id it never met stores ``children`` null and none of
+    them. This follows the first when ``extended`` and the second otherwise. Celery keeps no
+    ``root_id`` in a meta: it is accepted for symmetry with the task message and not written.
+
+    Written with ``SET <meta key> <meta> EX <result_expires>`` and ``PUBLISH <meta key>
+    <meta>``, it ends ``AsyncResult.get`` with ``TaskRevokedError`` and reads as REVOKED.
+
+    Raises:
+        ValueError: a naive ``date_done``, or args/kwargs that are not plain JSON values.
+    """
+    del root_id  # not part of Celery's meta
+    if date_done.tzinfo is None or date_done.utcoffset() is None:
+        raise ValueError("date_done must be an aware datetime")
+    meta: dict[str, Any] = {
+        "status": "REVOKED",
+        "result": {
+            "exc_type": REVOKED_EXC_TYPE,
+            "exc_message": [reason],
+            "exc_module": REVOKED_EXC_MODULE,
+        },
+        "traceback": None,
+        "children": [] if extended else None,
+        "date_done": date_done.astimezone(UTC).isoformat(),
+    }
+    if group_id:
+        meta["group_id"] = group_id
+    if parent_id:
+        meta["parent_id"] = parent_id
+    if extended:
+        _check_plain(args, "args")
+        _check_plain(kwargs, "kwargs")
+        meta.update(
+            name=name,
+            args=list(args) if args is not None else None,
+            kwargs=dict(kwargs) if kwargs is not None else None,
+            worker=worker,
+            retries=retries,
+            queue=queue,
+        )
+    meta["task_id"] = task_id
+    return json.dumps(meta).encode("utf-8")
+
+
+# ------------------------------------------------------------------------------------------
+# Task messages
+
+
+def build_task_message(
+    *,
+    task: str,
+    task_id: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    queue: str,
+    priority: int | None,
+    parent_id: str | None,
+    root_id: str | None,
+    origin: str,
+    group: str | None = None,
+) -> bytes:
+    """A complete protocol 2 task message for the queue's list (§2.1-§2.3, §2.7): what
+    Celery's ``send_task`` pushes, without ``eta``, ``expires``, time limits or an embedded
+    workflow. LPUSH it onto the list of its priority step (``CeleryKeys.priority_list``).
+
+    Args:
+        task: the registered task name.
+        task_id: the new task's id (a fresh uuid4 for a retry).
+        args, kwargs: the arguments, plain JSON values (never rebuilt from a repr).
+        queue: the queue's name (``delivery_info.routing_key``).
+        priority: 0..9, or None for kombu's default 0.
+        parent_id, root_id: the task this one replaces and its workflow's first task.
+        origin: the sender's name (``jobbridge@<host>``).
+        group: the group the task belongs to, if any.
+
+    Raises:
+        ValueError: empty names, a priority out of 0..9, or arguments that are not plain
+            JSON values.
+    """
+    for what, value in (("task", task), ("task_id", task_id), ("queue", queue)):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{what} must be non-empty text")
+    if not isinstance(args, list | tuple):
+        raise ValueError("args must be a list")
+    if not isinstance(kwargs, dict):
+        raise ValueError("kwargs must be a dict")
+    _check_plain(list(args), "args")
+    _check_plain(kwargs, "kwargs")
+    if priority is not None and (
+        isinstance(priority, bool)
+        or not isinstance(priority, int)
+        or not MIN_PRIORITY <= priority <= MAX_PRIORITY
+    ):
+        raise ValueError(f"priority must be in {MIN_PRIORITY}..{MAX_PRIORITY}, got {priority!r}")
+    headers: dict[str, Any] = {
+        "lang": "py",
+        "task": task,
+        "id": task_id,
+        "shadow": None,
+        "eta": None,
+        "expires": None,
+        "group": group,
+        "group_index": None,
+        "retries": 0,
+        "timelimit": [None, None],
+        "root_id": root_id,
+        "parent_id": parent_id,
+        "argsrepr": short_repr(tuple(args)),
+        "kwargsrepr": short_repr(kwargs),
+        "origin": origin,
+        "ignore_result": False,
+        "replaced_task_nesting": 0,
+        "stamped_headers": None,
+        "stamps": {},
+    }
+    properties = {
+        "correlation_id": task_id,
+        "reply_to": "",
+        "delivery_mode": DELIVERY_PERSISTENT,
+        "delivery_info": {"exchange": "", "routing_key": queue},
+        "priority": MIN_PRIORITY if priority is None else priority,
+        "body_encoding": BODY_ENCODING,
+        "delivery_tag": str(uuid.uuid4()),
+    }
+    return _envelope([list(args), kwargs, dict(EMPTY_EMBED)], headers, properties)
+
+
+def validate_task_message(raw: bytes, *, queue: str) -> str | None:
+    """None when a message jobbridge is about to push onto ``queue`` meets every rule of
+    docs/celery.md §2.6 and §2.7, else what is wrong, in words (each rule broken, once).
+
+    A message that breaks §2.6 kills a worker or vanishes; §2.7 adds jobbridge's own rules
+    (JSON only, Celery's whole header set, a fresh attempt, a priority in 0..9).
+    """
+    problems: list[str] = []
+    try:
+        envelope = safejson.loads(raw)
+    except safejson.JSONError as exc:
+        return f"the message is not JSON ({exc})"
+    if not isinstance(envelope, dict):
+        return f"the message is a JSON {type(envelope).__name__}, not an object"
+    decoded = decode_message(raw)
+    if decoded.problem:
+        problems.append(decoded.problem)
+    _check_content(envelope, problems)
+    headers = envelope.get("headers")
+    if isinstance(headers, dict):
+        _check_headers(headers, problems)
+    else:
+        problems.append("no headers")
+        headers = {}
+    properties = envelope.get("properties")
+    if isinstance(properties, dict):
+        _check_properties(properties, headers.get("id"), queue, problems)
+    else:
+        problems.append("no properties")
+    _check_body(envelope, problems)
+    return "; ".join(dict.fromkeys(problems)) or None
+
+
+def _check_content(envelope: Mapping[str, Any], problems: list[str]) -> None:
+    if envelope.get("content-type") != CONTENT_JSON:
+        problems.append(f"the content-type is not {CONTENT_JSON}")
+    if envelope.get("content-encoding") != ENCODING_UTF8:
+        problems.append(f"the content-encoding is not {ENCODING_UTF8}")
+
+
+def _nonempty_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _check_headers(headers: Mapping[str, Any], problems: list[str]) -> None:
+    missing = [name for name in TASK_HEADERS if name not in headers]
+    if missing:
+        problems.append("headers lack " + ", ".join(missing))
+    for name in ("task", "id", "origin"):
+        if name in headers and not _nonempty_text(headers[name]):
+            problems.append(f"headers.{name} is not non-empty text")
+    if "lang" in headers and headers["lang"] != "py":
+        problems.append('headers.lang is not "py"')
+    retries = headers.get("retries")
+    if "retries" in headers and (isinstance(retries, bool) or retries != 0):
+        problems.append("headers.retries is not 0")
+    if "timelimit" in headers and headers["timelimit"] != [None, None]:
+        problems.append("headers.timelimit is not [null, null]")
+    if "stamps" in headers and headers["stamps"] != {}:
+        problems.append("headers.stamps is not empty")
+    for name in ("argsrepr", "kwargsrepr"):
+        value = headers.get(name)
+        if name in headers and (not isinstance(value, str) or len(value) > MAX_REPR_CHARS):
+            problems.append(f"headers.{name} is not text of at most {MAX_REPR_CHARS} characters")
+    for name in ("root_id", "parent_id", "group", "shadow", "eta", "expires"):
+        if headers.get(name) is not None and not isinstance(headers[name], str):
+            problems.append(f"headers.{name} is neither text nor null")
+    if "compression" in headers:
+        problems.append("the body is compressed")
+
+
+def _check_properties(
+    properties: Mapping[str, Any], task_id: Any, queue: str, problems: list[str]
+) -> None:
+    if properties.get("body_encoding") != BODY_ENCODING:
+        problems.append(f"properties.body_encoding is not {BODY_ENCODING}")
+    if not _nonempty_text(properties.get("delivery_tag")):
+        problems.append("no delivery_tag (a worker loses such a message)")
+    info = properties.get("delivery_info")
+    if not isinstance(info, dict) or not info:
+        problems.append("no delivery_info (a worker loses such a message)")
+    else:
+        if info.get("exchange") != "":
+            problems.append('delivery_info.exchange is not "" (the anonymous exchange)')
+        if info.get("routing_key") != queue:
+            problems.append(f"delivery_info.routing_key is not the queue {queue[:200]!r}")
+    if not _nonempty_text(task_id) or properties.get("correlation_id") != task_id:
+        problems.append("properties.correlation_id is not the task id")
+    mode = properties.get("delivery_mode")
+    if isinstance(mode, bool) or mode != DELIVERY_PERSISTENT:
+        problems.append(f"properties.delivery_mode is not {DELIVERY_PERSISTENT}")
+    priority = properties.get("priority")
+    if (
+        isinstance(priority, bool)
+        or not isinstance(priority, int)
+        or not MIN_PRIORITY <= priority <= MAX_PRIORITY
+    ):
+        problems.append(f"properties.priority is not an integer in {MIN_PRIORITY}..{MAX_PRIORITY}")
+
+
+def _check_body(envelope: Mapping[str, Any], problems: list[str]) -> None:
+    """The body decodes to exactly ``[list, dict, dict or null]``."""
+    body = envelope.get("body")
+    if not isinstance(body, str):
+        problems.append("the body is not base64 text")
+        return
+    try:
+        value = safejson.loads(base64.b64decode(body, validate=True))
+    except (binascii.Error, ValueError):
+        problems.append("the body is not base64 of JSON")
+        return
+    if not isinstance(value, list) or len(value) != 3:
+        problems.append("the body is not [args, kwargs, embed] (a worker fails on it and exits)")
+        return
+    args, kwargs, embed = value
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        problems.append("the body's args is not a list or its kwargs not a dict")
+    if embed is not None and not isinstance(embed, dict):
+        problems.append("the body's embed is neither a dict nor null")
+
+
+# ------------------------------------------------------------------------------------------
+# What workers publish: events and replies
+
+
+def _open_envelope(raw: bytes, max_bytes: int) -> tuple[Any, Mapping[str, Any]]:
+    """A JSON envelope's decoded body and its headers.
+
+    Raises:
+        ValueError: too big, not a JSON envelope, another content type, compressed, or a
+            body that is not (base64 of) JSON.
+    """
+    if not isinstance(raw, bytes | bytearray) or len(raw) > max_bytes:
+        raise ValueError("not bytes, or over the cap")
+    envelope = safejson.loads(bytes(raw))
+    if not isinstance(envelope, dict) or envelope.get("content-type") != CONTENT_JSON:
+        raise ValueError("not a JSON envelope")
+    headers = envelope.get("headers")
+    headers = headers if isinstance(headers, dict) else {}
+    if "compression" in headers:
+        raise ValueError("compressed")
+    properties = envelope.get("properties")
+    encoding = properties.get("body_encoding") if isinstance(properties, dict) else None
+    body = envelope.get("body")
+    if not isinstance(body, str):
+        raise ValueError("the body is not text")
+    if encoding == BODY_ENCODING:
+        data = base64.b64decode(body, validate=True)
+    elif encoding is None:
+        data = body.encode("utf-8")
+    else:
+        raise ValueError("an unknown body encoding")
+    return safejson.loads(data), headers
+
+
+def decode_event(raw: bytes) -> list[dict[str, Any]]:
+    """The events one message on an event channel carries; never raises.
+
+    A message holds one event (a map), or a list of them on ``…/task.multi`` (task events a
+    worker buffered). Only maps with a text ``type`` are returned, at most
+    :data:`MAX_EVENTS`; a message over :data:`MAX_ENVELOPE_BYTES`, not JSON (a pickle
+    included), compressed or malformed gives ``[]``.
+    """
+    try:
+        value, _ = _open_envelope(raw, MAX_ENVELOPE_BYTES)
+    except Exception:  # hostile bytes: whatever fails, the message carries nothing usable
+        return []
+    items = value[:MAX_EVENTS] if isinstance(value, list) else [value]
+    return [e for e in items if isinstance(e, dict) and isinstance(e.get("type"), str)]
+
+
+def decode_reply(
+    raw: bytes, *, ticket: str | None = None, max_bytes: int = MAX_ENVELOPE_BYTES
+) -> dict[str, Any] | None:
+    """A pidbox reply a worker LPUSHed onto a reply list: its body ``{node name: answer}``.
+
+    None when it is malformed, not JSON, over ``max_bytes``, or (with ``ticket``) answers
+    another broadcast (the ``ticket`` header is the broadcast's). Never raises.
+    """
+    try:
+        value, headers = _open_envelope(raw, max_bytes)
+    except Exception:  # hostile bytes
+        return None
+    if ticket is not None and headers.get("ticket") != ticket:
+        return None
+    return value if isinstance(value, dict) else None

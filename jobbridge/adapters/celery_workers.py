@@ -1,0 +1,590 @@
+"""Celery's workers as an operator sees them, followed through their events and the pidbox.
+
+Celery keeps no worker registry in Redis. A worker publishes ``worker-online``, a
+``worker-heartbeat`` every ``freq`` seconds (2 by default) and ``worker-offline`` on the
+event channels (docs/celery.md §1.7), even without ``-E``, which adds only task events.
+:class:`WorkerWatch` subscribes to them and, as Celery's own ``events.state`` does, counts a
+worker online while its last heartbeat, timed when it arrived, is at most twice ``freq`` old.
+
+What the events do not tell (the pool, its concurrency, the queues, the reserved tasks) is
+asked over the pidbox: ``stats``, ``active_queues``, ``reserved`` and ``scheduled``
+broadcasts, at start, every 30 s while a worker is online and soon after a new one appears,
+with replies collected for one second from lists of the watch's own. Everything read is
+hostile: names and values are capped, wrong types read as unknown, at most
+:data:`MAX_HOSTS` hosts are tracked (the one heard from least recently makes room), and each
+message costs bounded work, so the event loop is never held long.
+
+Redis commands used: PSUBSCRIBE (its own connection), PUBLISH, SADD/SREM and
+``ZADD XX GT`` on kombu's reply binding keys, BLPOP and DEL on its reply lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from jobbridge.adapters.base import MAX_NAME_CHARS, cap
+from jobbridge.adapters.celery_control import (
+    REPLY_EXCHANGE,
+    control_envelope,
+    decode_event,
+    decode_reply,
+    events_pattern,
+    pidbox_channel,
+    reply_binding,
+    reply_list,
+    reply_to,
+)
+from jobbridge.adapters.celery_keys import DEFAULT_SEP, CeleryKeys
+from jobbridge.model import Worker
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
+
+log = logging.getLogger(__name__)
+
+#: Celery's heartbeat interval when an event does not say (``worker_heartbeat`` 2 s)
+DEFAULT_FREQ = 2.0
+#: the interval read from an event is kept within these bounds
+MIN_FREQ, MAX_FREQ = 0.1, 3600.0
+#: a worker is online while its last heartbeat is younger than ``freq`` times this
+#: (celery/events/state.py: an expire window of 200 %)
+EXPIRE_FACTOR = 2.0
+#: offline workers are forgotten after this many seconds
+FORGET_AFTER_S = 600.0
+#: hosts tracked at most (the oldest offline ones make room first)
+MAX_HOSTS = 1000
+#: workers :meth:`WorkerWatch.workers` returns at most
+MAX_SHOWN = 200
+#: queues kept per worker
+MAX_QUEUES = 100
+#: seconds between two inspections while a worker is online
+INSPECT_EVERY_S = 30.0
+#: seconds replies to one inspection are awaited
+REPLY_WINDOW_S = 1.0
+#: the least gap between two inspections (a new worker asks for one sooner)
+MIN_INSPECT_GAP_S = 2.0
+#: sooner inspections asked for a worker that has not answered yet
+MAX_EARLY_ASKS = 3
+#: a worker event is well under 1 KiB; bigger messages are skipped unread
+MAX_EVENT_MESSAGE_BYTES = 64 * 1024
+#: a reply is decoded up to this size (a ``reserved`` list of big tasks can exceed it)
+MAX_REPLY_BYTES = 512 * 1024
+#: replies read per inspection at most
+MAX_REPLIES = 4 * MAX_HOSTS
+#: reconnect backoff after a lost connection, seconds
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 10.0
+#: the commands an inspection broadcasts (``scheduled``: tasks held for their eta, which
+#: ``reserved`` leaves out)
+INSPECT_METHODS = ("stats", "active_queues", "reserved", "scheduled")
+#: the worker events followed
+WORKER_EVENTS = frozenset({"worker-online", "worker-heartbeat", "worker-offline"})
+#: pool module names (``celery.concurrency.<module>:TaskPool``) and the names ``--pool`` takes
+_POOL_NAMES = {"thread": "threads"}
+#: seconds ``close`` waits for a cancelled task or a cleanup command
+_CLOSE_WAIT_S = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerDetails:
+    """A worker with what its events tell beyond :class:`~jobbridge.model.Worker`."""
+
+    worker: Worker
+    #: tasks it has taken since it started (all outcomes: not a count of successes)
+    processed: int | None = None
+    #: the heartbeat interval it announces, seconds
+    freq: float = DEFAULT_FREQ
+    #: the 1, 5 and 15 minute load averages of its host
+    loadavg: tuple[float, ...] | None = None
+    #: its software, e.g. ``py-celery`` and ``5.7.0``
+    sw_ident: str | None = None
+    sw_ver: str | None = None
+
+
+@dataclass(slots=True)
+class _Seen:
+    """What is known of one worker (times: ``time.monotonic``, unless a datetime)."""
+
+    name: str
+    #: when its last heartbeat arrived (or, for a worker first heard of by its answer to an
+    #: inspection, that answer); None when never
+    beat_at: float | None = None
+    #: when a ``worker-offline`` came (None while none since the last heartbeat)
+    offline_at: float | None = None
+    #: when it was last heard of at all
+    last_seen: float = 0.0
+    last_heartbeat: datetime | None = None
+    birth: datetime | None = None
+    freq: float = DEFAULT_FREQ
+    active: int | None = None
+    processed: int | None = None
+    pid: int | None = None
+    sw_ident: str | None = None
+    sw_ver: str | None = None
+    loadavg: tuple[float, ...] | None = None
+    pool: str | None = None
+    concurrency: int | None = None
+    queues: tuple[str, ...] = ()
+    reserved: int | None = None
+    #: whether it ever answered an inspection, and how many early ones were asked for it
+    answered: bool = False
+    early_asks: int = 0
+
+    def offline_since(self, now: float) -> float | None:
+        """When it went offline; None while online (Celery's rule: until ``freq`` x 2 after
+        the last heartbeat arrived, unless a ``worker-offline`` came since)."""
+        if self.offline_at is not None:
+            return self.offline_at
+        if self.beat_at is None:
+            return self.last_seen
+        expires = self.beat_at + self.freq * EXPIRE_FACTOR
+        return None if now < expires else expires
+
+    def forgotten(self, now: float) -> bool:
+        since = self.offline_since(now)
+        return since is not None and now - since > FORGET_AFTER_S
+
+
+@dataclass(slots=True)
+class _Outage:
+    """One background task's view of the connection: each outage is logged once."""
+
+    what: str
+    down: bool = False
+    backoff: float = field(default=BACKOFF_FIRST_S)
+
+    def failed(self, exc: BaseException) -> float:
+        """Note a failure; the seconds to wait before trying again."""
+        if not self.down:
+            log.warning("celery %s: lost the Redis connection (%s); retrying", self.what, exc)
+            self.down = True
+        wait, self.backoff = self.backoff, min(self.backoff * 2, BACKOFF_MAX_S)
+        return wait
+
+    def worked(self) -> None:
+        if self.down:
+            log.info("celery %s: connected to Redis again", self.what)
+        self.down = False
+        self.backoff = BACKOFF_FIRST_S
+
+
+class WorkerWatch:
+    """Celery's workers, followed in the background.
+
+    Args:
+        client: the broker's Redis (the watch takes a pubsub connection of its own from it).
+        global_keyprefix: kombu's ``global_keyprefix`` broker transport option.
+        db: the broker's database number (part of every channel name).
+        source: the configured source's name, for logs.
+        sep: kombu's ``sep`` transport option (binding members).
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        global_keyprefix: str,
+        db: int,
+        source: str,
+        sep: str = DEFAULT_SEP,
+    ) -> None:
+        self.client = client
+        self.global_keyprefix = global_keyprefix
+        self.db = db
+        self.source = source
+        self.sep = sep
+        self.pattern = events_pattern(global_keyprefix, db, "worker")
+        self.channel = pidbox_channel(global_keyprefix, db)
+        #: one reply queue per method, so a reply's list says what it answers
+        self._oids = {method: str(uuid.uuid4()) for method in INSPECT_METHODS}
+        #: by name, the host heard from least recently first
+        self._hosts: OrderedDict[str, _Seen] = OrderedDict()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pubsub: PubSub | None = None
+        self._wake = asyncio.Event()
+        self._inspecting = asyncio.Lock()
+        self._events = _Outage(f"worker events of {source}")
+        self._inspections = _Outage(f"worker inspection of {source}")
+        #: inspections completed (tests and the status page read it)
+        self.inspections = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start following events and inspecting (idempotent)."""
+        if self._tasks:
+            return
+        self._tasks = [
+            asyncio.create_task(self._follow_events(), name=f"celery-events-{self.source}"),
+            asyncio.create_task(self._inspect_forever(), name=f"celery-inspect-{self.source}"),
+        ]
+
+    async def close(self) -> None:
+        """Stop the background tasks and close the pubsub connection; bounded in time."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=_CLOSE_WAIT_S)
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
+
+    # ------------------------------------------------------------------ reading
+
+    def workers(self) -> tuple[Worker, ...]:
+        """The workers known, at most :data:`MAX_SHOWN`, by name; no I/O."""
+        return tuple(d.worker for d in self.details())
+
+    def details(self) -> tuple[WorkerDetails, ...]:
+        """:meth:`workers` with what else their events tell."""
+        now = time.monotonic()
+        shown = sorted((s for s in self._hosts.values() if not s.forgotten(now)), key=_name)
+        return tuple(_details(seen, now) for seen in shown[:MAX_SHOWN])
+
+    def online(self) -> int:
+        """How many workers are online now."""
+        now = time.monotonic()
+        return sum(1 for s in self._hosts.values() if s.offline_since(now) is None)
+
+    # ------------------------------------------------------------------ events
+
+    async def _follow_events(self) -> None:
+        while True:
+            try:
+                await self._listen()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure of the subscription: reconnect
+                await asyncio.sleep(self._events.failed(exc))
+
+    async def _listen(self) -> None:
+        """Subscribe on a connection of its own and apply messages until it fails."""
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = pubsub
+        try:
+            await pubsub.psubscribe(self.pattern)
+            self._events.worked()
+            pruned = time.monotonic()
+            while True:
+                message = await pubsub.get_message(timeout=1.0)
+                now = time.monotonic()
+                if message is not None:
+                    self.on_message(message.get("data"), now)
+                    # A flood of buffered messages would be read without ever suspending.
+                    await asyncio.sleep(0)
+                if now - pruned >= 1.0:
+                    self._prune(now)
+                    pruned = now
+        finally:
+            self._pubsub = None
+            await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
+
+    def on_message(self, data: object, received: float) -> None:
+        """Apply one message of an event channel (bounded work; never raises)."""
+        if not isinstance(data, bytes) or len(data) > MAX_EVENT_MESSAGE_BYTES:
+            return
+        for event in decode_event(data):
+            try:
+                self._apply_event(event, received)
+            except Exception:  # a value of a type nobody foresaw: skip that event
+                log.debug("celery worker event skipped", exc_info=True)
+
+    def _apply_event(self, event: Mapping[str, Any], received: float) -> None:
+        kind = event["type"]
+        hostname = event.get("hostname")
+        if kind not in WORKER_EVENTS or not isinstance(hostname, str) or not hostname:
+            return
+        seen, new = self._host(hostname, received)
+        was_online = seen.offline_since(received) is None
+        seen.freq = _freq(event.get("freq"))
+        seen.last_seen = received
+        stamp = _timestamp(event.get("timestamp"))
+        if kind == "worker-offline":
+            seen.offline_at = received
+        elif stamp is not None:  # as Celery, a heartbeat without a timestamp proves nothing
+            seen.offline_at = None
+            seen.beat_at = received if seen.beat_at is None else max(seen.beat_at, received)
+            if seen.last_heartbeat is None or stamp > seen.last_heartbeat:
+                seen.last_heartbeat = stamp
+            if kind == "worker-online":
+                seen.birth = stamp
+        seen.active = _count(event.get("active"))
+        seen.processed = _count(event.get("processed"))
+        seen.pid = _count(event.get("pid"))
+        seen.sw_ident = _short_text(event.get("sw_ident"))
+        seen.sw_ver = _short_text(event.get("sw_ver"))
+        seen.loadavg = _loadavg(event.get("loadavg"))
+        if (new or not was_online) and seen.offline_since(received) is None:
+            self._wake.set()
+
+    def _host(self, hostname: str, now: float) -> tuple[_Seen, bool]:
+        """The record of a host, made if needed (the host heard from least recently makes
+        room when :data:`MAX_HOSTS` are tracked); and whether it is new."""
+        name = cap(hostname, MAX_NAME_CHARS) or ""
+        seen = self._hosts.get(name)
+        if seen is not None:
+            self._hosts.move_to_end(name)
+            return seen, False
+        if len(self._hosts) >= MAX_HOSTS:
+            self._hosts.popitem(last=False)
+        seen = self._hosts[name] = _Seen(name=name, last_seen=now)
+        return seen, True
+
+    def _prune(self, now: float) -> None:
+        for name in [n for n, s in self._hosts.items() if s.forgotten(now)]:
+            del self._hosts[name]
+
+    # ------------------------------------------------------------------ inspection
+
+    async def _inspect_forever(self) -> None:
+        last = -math.inf
+        first = True
+        while True:
+            if first or self.online():
+                await self._inspect_guarded()
+                last = time.monotonic()
+            first = False
+            delay = INSPECT_EVERY_S if self._all_answered() else MIN_INSPECT_GAP_S
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(last + delay - time.monotonic(), 0))
+            self._wake.clear()
+            # A new worker: give it a moment to listen to its pidbox, and never ask more
+            # often than every MIN_INSPECT_GAP_S whatever the events say.
+            await asyncio.sleep(max(last + MIN_INSPECT_GAP_S - time.monotonic(), 1.0))
+
+    def _all_answered(self) -> bool:
+        """Whether every online worker answered once (else the next round comes sooner,
+        at most MAX_EARLY_ASKS times per worker)."""
+        now = time.monotonic()
+        waiting = [
+            s
+            for s in self._hosts.values()
+            if s.offline_since(now) is None and not s.answered and s.early_asks < MAX_EARLY_ASKS
+        ]
+        for seen in waiting:
+            seen.early_asks += 1
+        return not waiting
+
+    async def _inspect_guarded(self) -> None:
+        try:
+            await self.inspect()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # Redis down or refusing: try again at the next round
+            self._inspections.failed(exc)
+        else:
+            self._inspections.worked()
+
+    async def inspect(self) -> None:
+        """One inspection, now: broadcast ``stats``, ``active_queues``, ``reserved`` and
+        ``scheduled`` with replies to the watch's own lists, collect replies for up to a
+        second, apply them, and remove the lists and their bindings. Inspections never
+        overlap (they share the lists).
+
+        Raises:
+            redis.exceptions.RedisError, OSError: Redis failed (nothing is applied then).
+        """
+        async with self._inspecting:
+            await self._inspect()
+
+    async def _inspect(self) -> None:
+        lists = {reply_list(self.global_keyprefix, oid): m for m, oid in self._oids.items()}
+        bindings = [
+            reply_binding(self.global_keyprefix, oid, self.sep) for oid in self._oids.values()
+        ]
+        keys = CeleryKeys(global_keyprefix=self.global_keyprefix, sep=self.sep)
+        tickets = {method: str(uuid.uuid4()) for method in INSPECT_METHODS}
+        pipe = self.client.pipeline(transaction=True)
+        for set_key, member in bindings:
+            pipe.sadd(set_key, member)
+        # kombu 5.7 sweeps a reply binding set whose deadline passed: move an existing
+        # deadline an hour on, as its clients do (XX: never create the set of deadlines).
+        deadline_ms = int(time.time() * 1000) + 3_600_000
+        pipe.zadd(keys.binding_deadlines, {REPLY_EXCHANGE: deadline_ms}, xx=True, gt=True)
+        for method in INSPECT_METHODS:
+            message = control_envelope(
+                method,
+                {},
+                ticket=tickets[method],
+                reply_to=reply_to(self._oids[method]),
+                timeout=REPLY_WINDOW_S,
+            )
+            pipe.publish(self.channel, message)
+        try:
+            await pipe.execute()
+            replies = await self._collect(lists, tickets)
+        finally:
+            await _quietly(self._remove(lists, bindings))
+        self._apply_replies(replies, time.monotonic())
+        self.inspections += 1
+
+    async def _collect(
+        self, lists: Mapping[str, str], tickets: Mapping[str, str]
+    ) -> dict[str, dict[str, Any]]:
+        """Replies by method, then by node name, until every worker online when it began
+        answered every method, or the window closes."""
+        replies: dict[str, dict[str, Any]] = {method: {} for method in INSPECT_METHODS}
+        now = time.monotonic()
+        online = {n for n, s in self._hosts.items() if s.offline_since(now) is None}
+        waiting = {method: set(online) for method in INSPECT_METHODS}
+        deadline = now + REPLY_WINDOW_S
+        for _ in range(MAX_REPLIES):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (online and not any(waiting.values())):
+                break
+            popped = await self.client.blpop(list(lists), timeout=max(min(remaining, 0.25), 0.01))
+            if not popped:
+                continue
+            key, raw = popped
+            method = lists.get(key.decode("utf-8", "replace") if isinstance(key, bytes) else key)
+            if method is None or not isinstance(raw, bytes):
+                continue
+            body = decode_reply(raw, ticket=tickets[method], max_bytes=MAX_REPLY_BYTES)
+            for node, answer in list((body or {}).items())[:MAX_HOSTS]:
+                if isinstance(node, str) and node and len(replies[method]) < MAX_HOSTS:
+                    replies[method][node] = answer
+                    waiting[method].discard(cap(node, MAX_NAME_CHARS) or "")
+        return replies
+
+    async def _remove(self, lists: Mapping[str, str], bindings: list[tuple[str, str]]) -> None:
+        """Unbind first, so a late reply is dropped by the worker rather than left in a list
+        nobody reads, then delete the lists."""
+        pipe = self.client.pipeline(transaction=True)
+        for set_key, member in bindings:
+            pipe.srem(set_key, member)
+        pipe.delete(*lists)
+        await asyncio.wait_for(pipe.execute(), _CLOSE_WAIT_S)
+
+    def _apply_replies(self, replies: Mapping[str, Mapping[str, Any]], now: float) -> None:
+        for node in {n for answers in replies.values() for n in answers}:
+            seen, new = self._host(node, now)
+            if new:  # heard of only through its answers: alive now, heartbeats will tell
+                seen.beat_at = now
+            seen.answered = True
+            if node in replies["stats"]:
+                seen.pool, seen.concurrency = _pool(replies["stats"][node])
+            if node in replies["active_queues"]:
+                seen.queues = _queues(replies["active_queues"][node])
+            # Celery's ``reserved`` leaves out the tasks held for their eta (``scheduled``).
+            reserved = replies["reserved"].get(node)
+            scheduled = replies["scheduled"].get(node)
+            if isinstance(reserved, list) and isinstance(scheduled, list):
+                seen.reserved = len(reserved) + len(scheduled)
+            else:
+                seen.reserved = None
+
+
+# ------------------------------------------------------------------------------------------
+# Reading hostile values
+
+
+def _name(seen: _Seen) -> str:
+    return seen.name
+
+
+def _details(seen: _Seen, now: float) -> WorkerDetails:
+    state = "online" if seen.offline_since(now) is None else "offline"
+    _, _, host = seen.name.partition("@")
+    worker = Worker(
+        name=seen.name,
+        state=state,
+        queues=seen.queues,
+        birth=seen.birth,
+        last_heartbeat=seen.last_heartbeat,
+        hostname=host or seen.name,
+        pid=seen.pid,
+        pool=seen.pool,
+        concurrency=seen.concurrency,
+        active=seen.active,
+        reserved=seen.reserved,
+    )
+    return WorkerDetails(
+        worker=worker,
+        processed=seen.processed,
+        freq=seen.freq,
+        loadavg=seen.loadavg,
+        sw_ident=seen.sw_ident,
+        sw_ver=seen.sw_ver,
+    )
+
+
+def _count(value: object) -> int | None:
+    """A non-negative integer below 2**63, else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        return None
+    return value
+
+
+def _short_text(value: object) -> str | None:
+    return cap(value, MAX_NAME_CHARS) if isinstance(value, str) else None
+
+
+def _freq(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return DEFAULT_FREQ
+    freq = float(value)
+    return freq if MIN_FREQ <= freq <= MAX_FREQ else DEFAULT_FREQ
+
+
+def _timestamp(value: object) -> datetime | None:
+    """An event's ``timestamp`` (epoch seconds) as an aware UTC datetime."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not 0 <= value <= 253_402_300_799:  # up to the year 9999
+        return None
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def _loadavg(value: object) -> tuple[float, ...] | None:
+    if not isinstance(value, list) or not 1 <= len(value) <= 3:
+        return None
+    numbers = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item):
+            return None
+        numbers.append(float(item))
+    return tuple(numbers)
+
+
+def _pool(answer: object) -> tuple[str | None, int | None]:
+    """The pool's name and its concurrency from a ``stats`` answer (``pool.implementation``
+    ``celery.concurrency.prefork:TaskPool`` -> ``prefork``; ``pool.max-concurrency``)."""
+    pool = answer.get("pool") if isinstance(answer, dict) else None
+    if not isinstance(pool, dict):
+        return None, None
+    implementation = pool.get("implementation")
+    name = None
+    if isinstance(implementation, str) and implementation:
+        module = implementation[:1000].partition(":")[0].rsplit(".", 1)[-1]
+        name = cap(_POOL_NAMES.get(module, module), MAX_NAME_CHARS) or None
+    return name, _count(pool.get("max-concurrency"))
+
+
+def _queues(answer: object) -> tuple[str, ...]:
+    """The queue names of an ``active_queues`` answer (a list of queue maps)."""
+    if not isinstance(answer, list):
+        return ()
+    names = []
+    for queue in answer[:MAX_QUEUES]:
+        name = queue.get("name") if isinstance(queue, dict) else None
+        if isinstance(name, str) and name:
+            names.append(cap(name, MAX_NAME_CHARS) or "")
+    return tuple(names)
+
+
+async def _quietly(awaitable: Any) -> None:
+    """Await a cleanup step for at most ``_CLOSE_WAIT_S``, whatever it raises (a
+    cancellation of the caller still propagates)."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(awaitable, _CLOSE_WAIT_S)
