@@ -66,6 +66,37 @@ SCRIPT_WRITES = (
     "sadd",
     "expire",
     "publish",
+    # Celery: out of jobbridge's failed index
+    "hdel",
+)
+
+#: Celery sources, whatever the role: the reads of kombu's keys, and what jobbridge's own
+#: background work runs (jobbridge/adapters/celery_index.py keeps the result index in
+#: jobbridge's keys; jobbridge/adapters/celery_workers.py asks workers for their stats as
+#: Celery's own inspect does, through a reply binding, the pidbox channel and a reply list)
+CELERY_COMMANDS = (
+    "hlen",
+    "zmscore",
+    "zrangebyscore",
+    "psubscribe",
+    "punsubscribe",
+    "evalsha",
+    "script|load",
+    "zadd",
+    "zrem",
+    "hset",
+    "hdel",
+    "set",
+    "del",
+    "pexpire",
+    "watch",
+    "unwatch",
+    "multi",
+    "exec",
+    "sadd",
+    "srem",
+    "blpop",
+    "publish",
 )
 
 
@@ -109,7 +140,9 @@ def key_patterns(sources: Sequence[SourceConfig]) -> list[str]:
         mine = f"~{glob_escape(prefix)}:*" if prefix else "~*"
         ours = f"~{glob_escape(source.jobbridge_prefix)}*"
         patterns += [p for p in (mine, ours) if p not in patterns]
-    return patterns
+    # A source without a prefix (Celery's default) has keys anywhere: "~*" covers the rest,
+    # and Redis refuses a pattern after it.
+    return ["~*"] if "~*" in patterns else patterns
 
 
 def acl_rules(sources: Sequence[SourceConfig], role: Role) -> list[str]:
@@ -123,10 +156,11 @@ def acl_rules(sources: Sequence[SourceConfig], role: Role) -> list[str]:
         Key patterns, then ``-@all``, then each granted command.
     """
     commands = list(READ_COMMANDS)
-    channels: list[str] = []
+    if any(source.system == "celery" for source in sources):
+        commands += [c for c in CELERY_COMMANDS if c not in commands]
     if role == "operator":
-        commands += [*SCRIPT_COMMANDS, *SCRIPT_WRITES]
-        channels = channel_patterns(sources)
+        commands += [c for c in (*SCRIPT_COMMANDS, *SCRIPT_WRITES) if c not in commands]
+    channels = channel_patterns(sources, role)
     return [
         *key_patterns(sources),
         *channels,
@@ -135,19 +169,47 @@ def acl_rules(sources: Sequence[SourceConfig], role: Role) -> list[str]:
     ]
 
 
-def channel_patterns(sources: Sequence[SourceConfig]) -> list[str]:
-    """ACL channel rules of an operator: RQ's worker command channels (the stop action).
+def channel_patterns(sources: Sequence[SourceConfig], role: Role = "operator") -> list[str]:
+    """ACL channel rules: RQ's worker command channels (an operator's stop action); Celery's
+    result channels, event channels and remote-control channel (any role: the result index
+    and the worker watch follow them).
 
     They start with ``resetchannels``: Redis 6.2 gives a new user every channel by default
     and refuses a pattern after that, and the user should publish nowhere else anyway.
     """
     patterns: list[str] = []
     for source in sources:
-        if source.system == "rq":
-            pattern = f"&{glob_escape(source.effective_key_prefix)}:pubsub:*"
-            if pattern not in patterns:
-                patterns.append(pattern)
+        wanted: list[str] = []
+        if source.system == "rq" and role == "operator":
+            wanted = [f"{glob_escape(source.effective_key_prefix)}:pubsub:*"]
+        elif source.system == "celery":
+            wanted = _celery_channels(source)
+        patterns += [f"&{p}" for p in wanted if f"&{p}" not in patterns]
     return ["resetchannels", *patterns] if patterns else []
+
+
+def _celery_channels(source: SourceConfig) -> list[str]:
+    from jobbridge.adapters.celery_control import events_pattern, pidbox_channel
+    from jobbridge.adapters.celery_keys import CeleryKeys
+
+    prefix = source.effective_key_prefix
+    db = _db_of(source.redis_url)
+    keys = CeleryKeys(prefix, source.sep, source.priority_steps, source.result_key_prefix)
+    return [
+        glob_escape(keys.task_meta_prefix) + "*",
+        events_pattern(prefix, db),
+        glob_escape(pidbox_channel(prefix, db)),
+    ]
+
+
+def _db_of(url: str) -> int:
+    """The database number a Redis URL selects (pub/sub channels of kombu name it)."""
+    parts = urlsplit(url)
+    path = parts.path.strip("/")
+    for item in parts.query.split("&"):
+        if item.startswith("db="):
+            path = item[3:]
+    return int(path) if path.isdigit() else 0
 
 
 def acl_setuser(user: str, sources: Sequence[SourceConfig], role: Role) -> str:

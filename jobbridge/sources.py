@@ -56,6 +56,13 @@ _NAME_MAX = 64
 #: Hex digits of the prefix's SHA-256 that end a name which had to be cut or changed.
 _NAME_DIGEST = 8
 _TITLES: dict[System, str] = {"autumn": "Autumn", "rq": "RQ", "celery": "Celery"}
+#: kombu binding sets of a Celery broker: the default queue's, and its workers' remote
+#: control and events exchanges'.
+CELERY_MARKERS = (
+    "_kombu.binding.celery",
+    "_kombu.binding.celery.pidbox",
+    "_kombu.binding.celeryev",
+)
 #: Autumn zsets every runtime creates under its prefix.
 AUTUMN_MARKERS = ("processing", "delayed", "completed", "dead", "queue")
 
@@ -310,7 +317,9 @@ async def _detect(client: Redis) -> list[Detected]:
     for marker in AUTUMN_MARKERS:
         pipe.exists(f"{AUTUMN_DEFAULT_PREFIX}:{marker}")
     pipe.exists("rq:queues")
-    pipe.exists("_kombu.binding.celery")
+    # Celery's default queue's binding, or, when every task goes to a named queue, the
+    # bindings its workers always declare (remote control and events)
+    pipe.exists(*CELERY_MARKERS)
     # A least-privilege user (jobbridge acl) may not read every probed key: NOPERM there
     # means "not ours to look at", not "Redis is unusable".
     replies = [_unless_refused(r) for r in await pipe.execute(raise_on_error=False)]
@@ -318,6 +327,8 @@ async def _detect(client: Redis) -> list[Detected]:
     if hits:
         autumn_prefixes[AUTUMN_DEFAULT_PREFIX] = f"keys {AUTUMN_DEFAULT_PREFIX}:{hits[0]}"
     rq_found, celery_found = bool(replies[-2]), bool(replies[-1])
+    if not celery_found:
+        celery_found = await _any_key(client, "_kombu.binding.*")
 
     # Other Autumn prefixes: "<p>:processing" / "<p>:delayed" zsets beside "<p>:record:*".
     scanned = 0
@@ -343,17 +354,18 @@ async def _detect(client: Redis) -> list[Detected]:
     if rq_found:
         found.append(Detected("rq", "rq", "key rq:queues"))
     if celery_found:
-        results = await _has_results(client)
+        results = await _any_key(client, "celery-task-meta-*")
         where = "results in the same database" if results else "no results seen in this database"
-        found.append(Detected("celery", "", f"key _kombu.binding.celery; {where}"))
+        found.append(Detected("celery", "", f"kombu bindings (_kombu.binding.*); {where}"))
     return found
 
 
-async def _has_results(client: Redis) -> bool:
-    """Whether Celery's result keys live beside its broker keys (a bounded SCAN)."""
+async def _any_key(client: Redis, pattern: str) -> bool:
+    """Whether a key matches (a bounded SCAN: Celery's result keys beside its broker keys,
+    or the bindings of named queues when the default queue was never declared)."""
     cursor, scanned = 0, 0
     while True:
-        cursor, keys = await client.scan(cursor, match="celery-task-meta-*", count=1000)
+        cursor, keys = await client.scan(cursor, match=pattern, count=1000)
         scanned += 1000
         if keys:
             return True

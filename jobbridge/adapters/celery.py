@@ -36,7 +36,6 @@ from jobbridge.adapters import celery_records as records
 from jobbridge.adapters.base import MAX_NAME_CHARS, glob_escape, key_text
 from jobbridge.adapters.celery_index import Bucket, ResultIndex
 from jobbridge.adapters.celery_keys import DEFAULT_SEP, PRIORITY_STEPS, CeleryKeys
-from jobbridge.adapters.celery_messages import decode_result_meta
 from jobbridge.adapters.celery_unacked import UnackedView
 from jobbridge.adapters.celery_workers import WorkerWatch
 from jobbridge.adapters.operator import MAX_LIFECYCLE_BYTES, OperatorKeys, OperatorLog
@@ -200,6 +199,9 @@ class CeleryAdapter:
     async def close(self) -> None:
         await self.watch.close()
         await self.index.close()
+        await self.client.aclose()
+        if self.results is not self.client:
+            await self.results.aclose()
 
     @property
     def queues(self) -> tuple[str, ...]:
@@ -498,11 +500,12 @@ class CeleryAdapter:
         bounded search of the waiting lists), and its lifecycle entry."""
         lifecycle = await self._lifecycle(job_id)
         indexed = await self.index.get(job_id)
-        raw_meta: bytes | None = None
+        meta = None
         if not job_id.startswith(records.MESSAGE_ID_PREFIX):
-            meta_key = self.keys.task_meta(job_id)
-            raw_meta = cast("bytes", await self.results.getrange(meta_key, 0, META_BYTES - 1))
+            meta = await actions.read_meta(self, job_id)
         base_row = records.indexed_row(self.source, indexed) if indexed else None
+        if base_row is None and lifecycle is not None:
+            base_row = lifecycle.record
         message = await self._find_message(job_id)
         lifecycles = (lifecycle,) if lifecycle is not None else ()
         if message is not None:
@@ -510,12 +513,12 @@ class CeleryAdapter:
             return JobDetail(
                 job=row, payload=payload, payload_kind=kind, lifecycle=lifecycles, raw=raw
             )
-        if raw_meta:
-            meta = await offload.decode(decode_result_meta, raw_meta, inline_bytes=INLINE_BYTES)
-            row = records.meta_row(self.source, job_id, meta, base_row)
+        if meta is not None:
+            raw_meta = meta.head
+            row = records.meta_row(self.source, job_id, meta.meta, base_row)
             if row.status is JobStatus.RUNNING and job_id not in self.unacked.sorted.task_ids:
                 row = replace(row, raw_status="STARTED (acknowledged)")
-            payload, kind = records.meta_payload(meta)
+            payload, kind = records.meta_payload(meta.meta)
             return JobDetail(
                 job=row,
                 payload=payload,

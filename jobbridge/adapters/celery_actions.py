@@ -10,9 +10,11 @@ operator there first) and audits the outcome, refusals included.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -28,6 +30,7 @@ from jobbridge.adapters.celery_messages import (
     decode_message,
     decode_result_meta,
     decode_unacked,
+    parse_datetime,
 )
 from jobbridge.adapters.outcomes import changed_too_often, run_script
 from jobbridge.model import Action, ActionResult, JobRecord, JobStatus, Outcome
@@ -44,8 +47,9 @@ SEARCH_CHUNK = 1_000
 CANCEL_SEARCH = 5_000_000
 #: Celery's default result_expires (seconds): how long a REVOKED result jobbridge writes lasts.
 RESULT_EXPIRES_S = 86_400
-#: Bytes of a result meta an action reads.
+#: Bytes of a result meta an action or a job page decodes, and of its end read besides.
 META_BYTES = 1_048_576
+TAIL_BYTES = 4096
 
 #: Celery's sentences for script replies (jobbridge.adapters.outcomes has the shared ones)
 WORDS: dict[str | Outcome, str] = {
@@ -57,6 +61,10 @@ WORDS: dict[str | Outcome, str] = {
     "expired": "Task {id}'s result has expired in Celery's backend, so its arguments are gone; "
     "it cannot be retried (discard it instead).",
     "not failed": "Task {id}'s result is no longer FAILURE; nothing was changed.",
+    "too large": "Task {id}'s result is over 1 MiB, so jobbridge does not read its arguments "
+    "from it; it cannot be retried from jobbridge (discard it instead).",
+    "not_found:cancel": "Task {id} is not waiting in any queue, no worker holds it and it has "
+    "no result: unknown, or a worker took it a moment ago and has not stored anything yet.",
     "not json": "Task {id}'s arguments are not plain JSON values, so jobbridge cannot send "
     "them again safely; nothing was changed.",
     "finished": "Task {id} has already finished; there is nothing to revoke.",
@@ -168,13 +176,47 @@ async def find_waiting(
 # Reading a task's result
 
 
-async def read_meta(adapter: CeleryAdapter, job_id: str) -> ResultMeta | None:
-    raw = cast(
-        "bytes", await adapter.results.getrange(adapter.keys.task_meta(job_id), 0, META_BYTES - 1)
-    )
-    if not raw:
+@dataclass(frozen=True, slots=True)
+class ReadMeta:
+    """A task's result as an action or a job page reads it."""
+
+    meta: ResultMeta
+    #: its first bytes as stored (at most ``META_BYTES``)
+    head: bytes
+    #: whether it was read whole; a bigger one gives only its status and date
+    whole: bool
+
+
+_STATUS = re.compile(rb'"status":\s*"([A-Z]{1,20})"')
+_DATE_DONE = re.compile(rb'"date_done":\s*"([^"]{1,64})"')
+
+
+async def read_meta(adapter: CeleryAdapter, job_id: str) -> ReadMeta | None:
+    """A task's result meta; one over ``META_BYTES`` is not decoded: its status and date are
+    taken from its first bytes and its last 4 KiB (Celery writes ``status`` first and
+    ``date_done`` after the result)."""
+    key = adapter.keys.task_meta(job_id)
+    pipe = adapter.results.pipeline(transaction=False)
+    pipe.strlen(key)
+    pipe.getrange(key, 0, META_BYTES - 1)
+    pipe.getrange(key, -TAIL_BYTES, -1)
+    size, head, tail = await pipe.execute()
+    if not head:
         return None
-    return await offload.decode(decode_result_meta, raw, inline_bytes=64 * 1024)
+    if int(size) <= META_BYTES:
+        meta = await offload.decode(decode_result_meta, head, inline_bytes=64 * 1024)
+        return ReadMeta(meta, head, True)
+    status = _STATUS.search(head) or _STATUS.search(tail)
+    date = _DATE_DONE.search(tail) or _DATE_DONE.search(head)
+    done, _ = parse_datetime(date.group(1).decode("ascii", "replace") if date else None)
+    meta = ResultMeta(
+        task_id=job_id,
+        status=status.group(1).decode("ascii") if status else None,
+        date_done=done,
+        problem=f"the result is {int(size):,} bytes: only its status and date are read "
+        f"(results over {META_BYTES:,} bytes are not decoded)",
+    )
+    return ReadMeta(meta, head, False)
 
 
 def _same_database(adapter: CeleryAdapter) -> bool:
@@ -221,9 +263,7 @@ async def cancel(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResul
         found = await find_waiting(adapter, job_id)
         verdict, list_key, raw, row = "", adapter.keys.step_list(adapter.queues[0], 0), b"", None
         if found is None:
-            held = job_id in adapter.unacked.sorted.task_ids
-            meta = None if held or seen else await read_meta(adapter, job_id)
-            verdict = "taken" if seen or held or meta is not None else "gone"
+            verdict = "taken" if seen or await _taken(adapter, job_id) else "gone"
         else:
             queue, step, raw = found
             seen = True
@@ -239,7 +279,9 @@ async def cancel(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResul
             )
         write_here = _same_database(adapter)
         meta_bytes = b""
-        if row is not None:
+        # A message without a task id has no result and no id to revoke: only removed.
+        has_id = not job_id.startswith(records.MESSAGE_ID_PREFIX)
+        if row is not None and has_id:
             meta_bytes = control.revoked_meta(
                 row.id,
                 date_done=datetime.now(tz=UTC),
@@ -260,11 +302,13 @@ async def cancel(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResul
             [
                 verdict,
                 raw,
-                "1" if write_here else "0",
+                "1" if write_here and meta_bytes else "0",
                 meta_bytes,
                 RESULT_EXPIRES_S,
                 control.pidbox_channel(adapter.keys.global_keyprefix, adapter.db),
-                control.revoke_envelope(job_id, terminate=False, ticket=str(uuid.uuid4())),
+                control.revoke_envelope(job_id, terminate=False, ticket=str(uuid.uuid4()))
+                if has_id
+                else b"",
                 lifecycle_copy(row) if row is not None else "",
             ],
         )
@@ -280,10 +324,24 @@ async def cancel(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResul
     return changed_too_often(Action.CANCEL, job_id)
 
 
+async def _taken(adapter: CeleryAdapter, job_id: str) -> bool:
+    """Whether a task no waiting list holds was taken by a worker: held in ``unacked`` (sorted
+    again now: the background sort may be a second old) or with a result stored."""
+    if job_id in adapter.unacked.sorted.task_ids:
+        return True
+    await adapter.unacked.refresh()
+    if job_id in adapter.unacked.sorted.task_ids:
+        return True
+    return not job_id.startswith(records.MESSAGE_ID_PREFIX) and (
+        await read_meta(adapter, job_id) is not None
+    )
+
+
 async def retry(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult:
     """Send a failed task again under a new id, from the arguments its extended result kept."""
     indexed = await adapter.index.get(job_id)
-    meta = await read_meta(adapter, job_id)
+    read = await read_meta(adapter, job_id)
+    meta = read.meta if read is not None else None
     new_id = str(uuid.uuid4())
     verdict, message, target = "", b"", adapter.keys.step_list(adapter.queues[0], 0)
     row = records.indexed_row(adapter.source, indexed) if indexed else None
@@ -293,6 +351,8 @@ async def retry(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult
         verdict = "expired"
     elif meta.status != "FAILURE":
         verdict = "not failed"
+    elif read is not None and not read.whole:
+        verdict = "too large"
     elif meta.name is None or meta.args is None or meta.kwargs is None:
         verdict = "not extended"
     else:
@@ -345,7 +405,8 @@ async def revoke(
 ) -> ActionResult:
     """Celery's revoke broadcast (``terminate`` for a running task: the STOP action)."""
     action = Action.STOP if terminate else Action.REVOKE
-    meta = await read_meta(adapter, job_id)
+    read = await read_meta(adapter, job_id)
+    meta = read.meta if read is not None else None
     held = job_id in adapter.unacked.sorted.task_ids
     verdict = ""
     if meta is not None and meta.status in READY_STATES:

@@ -83,8 +83,8 @@ def outcome(
     """The result of one script reply, worded for the operator.
 
     ``words`` holds a system's own sentences, by wrong-state detail word or by outcome
-    ("{id}" and "{detail}" are filled in), or by "done:<action>" for a success worded its own
-    way; the shared ones cover the rest.
+    ("{id}" and "{detail}" are filled in), or by "done:<action>" / "not_found:<action>" for
+    a success or an unknown job worded its own way; the shared ones cover the rest.
     """
     kind = CODES.get(code, Outcome.CONFLICT)
     fill = {"id": job_id, "detail": detail}
@@ -94,7 +94,8 @@ def outcome(
         template = own.get(f"done:{action.value}") or _DONE[action]
         return result(action, kind, job_id, template.format_map(fill), new_id)
     if kind is Outcome.NOT_FOUND:
-        return result(action, kind, job_id, _NOT_FOUND[action].format_map(fill))
+        template = own.get(f"not_found:{action.value}") or _NOT_FOUND[action]
+        return result(action, kind, job_id, template.format_map(fill))
     known: dict[str | Outcome, str] = {**WORDS, **own}
     if detail and detail in known:
         return result(action, kind, job_id, known[detail].format_map(fill))

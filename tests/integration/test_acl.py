@@ -171,3 +171,62 @@ async def test_rq_viewer_reads_and_operator_acts_including_stop(
         assert await act(url) == [Outcome.DONE] * 3 + [Outcome.CONFLICT]
     assert status_of(conn, queued.id) == "canceled"
     assert FailedJobRegistry("default", connection=conn).get_job_ids(cleanup=False) == []
+
+
+async def test_celery_viewer_reads_and_keeps_the_index_and_operator_acts(
+    redis_client, redis_server, redis_url
+) -> None:
+    import asyncio
+    import json
+
+    from jobbridge.adapters.celery import CeleryAdapter
+    from tests.integration.celery_support import client_app, meta_key, send, state_of
+
+    celery_source = SourceConfig(name="celery", system="celery", redis_url=redis_url)
+    conn = redis.Redis.from_url(redis_url)
+    failure = json.dumps(
+        {
+            "status": "FAILURE",
+            "result": {"exc_type": "ValueError", "exc_message": ["x"], "exc_module": "builtins"},
+            "traceback": None,
+            "children": [],
+            "date_done": "2026-12-03T10:00:00+00:00",
+            "task_id": "failed-1",
+        }
+    )
+    conn.set(meta_key("failed-1"), failure)
+    with client_app(redis_url) as capp:
+        waiting = send(capp, "add", 1, 2)
+
+        async def act(url: str) -> list[Outcome]:
+            svc = JobService({"celery": CeleryAdapter(connect(url), source="celery")})
+            await svc.start()  # the result index's subscription and backfill, the worker watch
+            try:
+                for _ in range(100):
+                    shot = await svc.snapshot("celery", SnapshotQuery.build())
+                    if shot.lists[ListName.FAILED].total == 1:
+                        break
+                    await asyncio.sleep(0.1)
+                assert shot.lists[ListName.FAILED].total == 1, "the index was not written"
+                assert [j.id for j in shot.lists[ListName.ENQUEUED].items] == [waiting.id]
+                return [
+                    (await svc.act("celery", job_id, action, "ops")).outcome
+                    for job_id, action in (
+                        (waiting.id, Action.CANCEL),
+                        ("failed-1", Action.DISCARD),
+                    )
+                ]
+            finally:
+                await svc.close()
+
+        viewer = acl_rules([celery_source], "viewer")
+        async with acl_user(redis_client, redis_server, db_of(redis_url), *viewer) as url:
+            assert await act(url) == [Outcome.UNAVAILABLE] * 2
+        assert conn.llen("celery") == 1
+
+        operator = acl_rules([celery_source], "operator")
+        conn.delete("jobbridge:celery::index:failed", "jobbridge:celery::index:rows")
+        async with acl_user(redis_client, redis_server, db_of(redis_url), *operator) as url:
+            assert await act(url) == [Outcome.DONE, Outcome.DONE]
+        assert conn.llen("celery") == 0
+        assert state_of(capp, waiting.id) == "REVOKED"

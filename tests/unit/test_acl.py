@@ -44,3 +44,17 @@ def test_the_line_resets_the_user_first() -> None:
         "jb", [SourceConfig(name="s", system="autumn", redis_url="redis://h/0")], "viewer"
     )
     assert line.startswith("ACL SETUSER jb reset on >CHANGE-ME ~autumn:jobs:* ~jobbridge:* -@all ")
+
+
+def test_celery_sources_grant_what_the_index_script_runs_whatever_the_role() -> None:
+    from importlib import resources
+
+    text = (resources.files("jobbridge.adapters") / "lua/index/celery_results.lua").read_text()
+    used = {c.lower() for c in re.findall(r"redis\.p?call\(\s*['\"]([A-Za-z]+)['\"]", text)}
+    assert used
+    source = SourceConfig(name="c", system="celery", redis_url="redis://h/2")
+    for role in ("viewer", "operator"):
+        rules = acl_rules([source], role)  # type: ignore[arg-type]
+        assert {f"+{c}" for c in used} <= set(rules)
+        assert rules[0] == "~*"  # no prefix: Celery's keys are anywhere
+        assert "&celery-task-meta-*" in rules and "&/2.celery.pidbox" in rules

@@ -16,7 +16,8 @@
 -- ARGV[11]: the REVOKED result meta (Celery's JSON)
 -- ARGV[12]: its expiry, seconds (Celery's result_expires)
 -- ARGV[13]: the pidbox channel Celery's remote control listens on
--- ARGV[14]: Celery's revoke broadcast for the id (a kombu envelope)
+-- ARGV[14]: Celery's revoke broadcast for the id (a kombu envelope); "" for a message
+--           without a task id (nothing to revoke)
 -- ARGV[15]: the lifecycle copy of the task (JSON of its summary)
 -- Returns: {code, detail}
 --   { 1, ""}           canceled
@@ -43,5 +44,7 @@ if ARGV[10] == '1' then
   redis.call('SET', KEYS[5], ARGV[11], 'EX', tonumber(ARGV[12]))
   redis.call('PUBLISH', KEYS[5], ARGV[11])
 end
-redis.call('PUBLISH', ARGV[13], ARGV[14])
+if ARGV[14] ~= '' then
+  redis.call('PUBLISH', ARGV[13], ARGV[14])
+end
 return jb_done('canceled', '', ARGV[15], 'canceled')
