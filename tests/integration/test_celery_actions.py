@@ -6,6 +6,7 @@ result stays; revoke and terminate reach the workers; refusals say why and chang
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -211,3 +212,32 @@ async def test_revoke_with_no_worker_listening_is_refused(capp, redis_url) -> No
         await wait_row(api, "enqueued", waiting.id)
         status, body = await api.act(waiting.id, "revoke")
     assert status == 409 and "No Celery worker listens" in body["message"], body
+
+
+async def test_metrics_actuator_and_workers_cover_celery(capp, workers, redis_url) -> None:
+    worker = workers.start(pool="solo", queues=("celery",))
+    failed = send(capp, "fail", "for metrics")
+    wait_for_state(capp, failed.id, "FAILURE", workers=workers)
+    waiting = [capp.send_task(task_name("send_email"), args=[f"{n}@x"]) for n in range(2)]
+    async with celery_api(redis_url) as api:
+        await wait_row(api, "failed", failed.id)
+        metrics = await api.client.get("/metrics", headers=api.headers)
+        text = await metrics.text()
+        assert metrics.status == 200
+        assert f'jobbridge_jobs_enqueued{{source="{api.source}"}} 2.0' in text
+        assert f'jobbridge_jobs_failed_7d{{source="{api.source}"}} 1.0' in text
+
+        actuator = await api.client.get("/actuator/jobs", headers=api.headers)
+        body = await actuator.json()
+        assert body["jobs"][task_name("send_email")]["queued"] == len(waiting)
+        assert body["jobs"][task_name("fail")]["dead_letter"] == 1
+        assert "for metrics" in body["jobs"][task_name("fail")]["last_error"]
+
+        for _ in range(100):
+            shown = (await snapshot(api))["workers"]
+            if shown and shown[0]["pool"]:
+                break
+            await asyncio.sleep(0.2)
+        assert [w["name"] for w in shown] == [worker.hostname], shown
+        assert shown[0]["state"] == "online" and shown[0]["pool"] == "solo"
+        assert shown[0]["queues"] == ["celery"]
