@@ -6,6 +6,7 @@ import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -91,3 +92,21 @@ def pool(redis_url: str, tmp_path: Path) -> Iterator[WorkerPool]:
     """Real ``rq worker`` processes for one test, stopped however the test ends."""
     with worker_pool(redis_url, tmp_path / "workers") as workers:
         yield workers
+
+
+@pytest.fixture
+def capp(redis_url: str) -> Iterator[Any]:
+    """A Celery client app on the test Redis (broker and results), closed after the test."""
+    from tests.integration.celery_support import client_app
+
+    with client_app(redis_url) as app:
+        yield app
+
+
+@pytest.fixture
+def workers(redis_url: str, tmp_path: Path) -> Iterator[Any]:
+    """Real ``celery worker`` processes of examples/celery_app.py, stopped after the test."""
+    from tests.integration.celery_support import celery_workers
+
+    with celery_workers(redis_url, tmp_path / "celery") as pool:
+        yield pool

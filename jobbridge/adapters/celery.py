@@ -76,6 +76,12 @@ DISCOVERY_SCAN_COUNT = 5_000
 MAX_BINDINGS_READ = 1_000
 #: Seconds between background sorts of ``unacked``.
 UNACKED_REFRESH_S = 1.0
+#: ... and one more second per this many messages held, up to ``UNACKED_REFRESH_MAX_S``
+#: (each sort reads every tag: a large ``unacked`` is sorted less often)
+UNACKED_PER_SECOND = 10_000
+UNACKED_REFRESH_MAX_S = 10.0
+#: Seconds between the end of one discovery pass and the start of the next.
+DISCOVERY_PASS_INTERVAL_S = 30.0
 #: Bytes of a waiting message decoded on the event loop; bigger ones in the decoding process.
 INLINE_BYTES = 64 * 1024
 #: Bytes of a result meta the job page reads.
@@ -177,6 +183,7 @@ class CeleryAdapter:
         self._pass: set[str] = set()
         self._cursor = 0
         self.discovery_passes = 0
+        self._pass_ended = float("-inf")
         self._background = False
 
     @property
@@ -210,10 +217,15 @@ class CeleryAdapter:
     async def refresh_queues(self) -> None:
         """One background step: a SCAN step over the binding keys, and (once a second) a
         sort of ``unacked``."""
-        if time.monotonic() - self._unacked_at >= UNACKED_REFRESH_S:
-            self._unacked_at = time.monotonic()
+        now = time.monotonic()
+        held = len(self.unacked.sorted.scheduled) + len(self.unacked.sorted.reserved)
+        interval = min(UNACKED_REFRESH_MAX_S, UNACKED_REFRESH_S + held / UNACKED_PER_SECOND)
+        if now - self._unacked_at >= interval:
+            self._unacked_at = now
             await self._refresh_unacked()
         if self.configured_queues:
+            return
+        if self._cursor == 0 and now - self._pass_ended < DISCOVERY_PASS_INTERVAL_S:
             return
         await self._discovery_step()
 
@@ -252,6 +264,7 @@ class CeleryAdapter:
             self._discovered_total = len(self._discovered)
             self._pass = set()
             self.discovery_passes += 1
+            self._pass_ended = time.monotonic()
 
     def _take(self, members: Iterable[bytes | str]) -> None:
         for member in members:
@@ -506,7 +519,8 @@ class CeleryAdapter:
         base_row = records.indexed_row(self.source, indexed) if indexed else None
         if base_row is None and lifecycle is not None:
             base_row = lifecycle.record
-        message = await self._find_message(job_id)
+        # A task with a result is past the waiting lists: only one without is looked for there.
+        message = await self._find_message(job_id, search_waiting=meta is None)
         lifecycles = (lifecycle,) if lifecycle is not None else ()
         if message is not None:
             row, payload, kind, raw = message
@@ -550,8 +564,11 @@ class CeleryAdapter:
         )
         return self.operator.parse(raw or None, job_id)
 
-    async def _find_message(self, job_id: str) -> tuple[JobRecord, str, str, str] | None:
-        """The message of a task a worker holds, else one waiting (bounded search)."""
+    async def _find_message(
+        self, job_id: str, *, search_waiting: bool
+    ) -> tuple[JobRecord, str, str, str] | None:
+        """The message of a task a worker holds, else one waiting (a bounded search, when
+        ``search_waiting``)."""
         tag = self.unacked.tag_of(job_id)
         if tag is not None:
             (raw,) = cast("list[bytes | None]", await self.client.hmget(self.keys.unacked, [tag]))
@@ -562,6 +579,8 @@ class CeleryAdapter:
                 if rows:
                     payload, kind = records.message_payload(entry.message)
                     return rows[0], payload, kind, key_text(raw[:16384])
+        if not search_waiting:
+            return None
         found = await actions.find_waiting(self, job_id, limit=DETAIL_SEARCH)
         if found is None:
             return None

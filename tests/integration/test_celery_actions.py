@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from celery import Celery
 
 from examples.celery_app import task_name
 from tests.integration.celery_jobbridge import celery_api, ids, snapshot, wait_row
 from tests.integration.celery_support import (
-    CeleryWorkerPool,
-    celery_workers,
-    client_app,
     meta_key,
     ran_ids,
     send,
@@ -29,18 +23,6 @@ from tests.integration.celery_support import (
 from tests.integration.rq_support import ACTOR, RqApi
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def capp(redis_url: str) -> Iterator[Celery]:
-    with client_app(redis_url) as app:
-        yield app
-
-
-@pytest.fixture
-def workers(redis_url: str, tmp_path: Path) -> Iterator[CeleryWorkerPool]:
-    with celery_workers(redis_url, tmp_path / "celery") as pool:
-        yield pool
 
 
 async def audit(api: RqApi) -> list[tuple[str, str, str]]:

@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
-from celery import Celery
 
 from tests.integration.celery_support import (
-    CeleryWorkerPool,
-    celery_workers,
-    client_app,
     key_layout,
     meta_key,
     ran_ids,
@@ -30,18 +24,6 @@ from tests.integration.celery_support import (
 from tests.integration.rq_support import wait_for
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def capp(redis_url: str) -> Iterator[Celery]:
-    with client_app(redis_url) as app:
-        yield app
-
-
-@pytest.fixture
-def workers(redis_url: str, tmp_path: Path) -> Iterator[CeleryWorkerPool]:
-    with celery_workers(redis_url, tmp_path / "celery") as pool:
-        yield pool
 
 
 def show_layout(conn: redis.Redis, title: str) -> None:

@@ -18,7 +18,6 @@ import gc
 import json
 import pickle
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import quote
@@ -33,26 +32,12 @@ from jobbridge.cli import main
 from tests.integration.celery_jobbridge import celery_api, ids, snapshot, wait_row
 from tests.integration.celery_support import (
     CeleryWorkerPool,
-    celery_workers,
-    client_app,
     meta_key,
     send,
     wait_for_state,
 )
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def capp(redis_url: str) -> Iterator[Celery]:
-    with client_app(redis_url) as app:
-        yield app
-
-
-@pytest.fixture
-def workers(redis_url: str, tmp_path: Path) -> Iterator[CeleryWorkerPool]:
-    with celery_workers(redis_url, tmp_path / "celery") as pool:
-        yield pool
 
 
 #: what a worker logs when a message breaks it, or when it drops one

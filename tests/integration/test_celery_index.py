@@ -9,7 +9,7 @@ import os
 import pickle
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
-from celery import Celery  # type: ignore[import-untyped]
 
 from jobbridge.adapters.celery_index import (
     BUCKETS,
@@ -31,9 +30,6 @@ from jobbridge.adapters.celery_index import (
 )
 from jobbridge.adapters.celery_keys import CeleryKeys
 from tests.integration.celery_support import (
-    CeleryWorkerPool,
-    celery_workers,
-    client_app,
     meta_key,
     realistic_meta,
     seed_metas,
@@ -492,18 +488,6 @@ async def test_backfill_of_seeded_metas_is_quick(make_index, conn):
 
 
 # ------------------------------------------------------------------ real Celery workers
-
-
-@pytest.fixture
-def capp(redis_url: str) -> Iterator[Celery]:
-    with client_app(redis_url) as app:
-        yield app
-
-
-@pytest.fixture
-def workers(redis_url: str, tmp_path: Path) -> Iterator[CeleryWorkerPool]:
-    with celery_workers(redis_url, tmp_path / "celery") as pool:
-        yield pool
 
 
 LIVE = IndexSettings(step_sleep_s=0, pass_interval_s=3600, lock_retry_s=0.1)

@@ -14,8 +14,6 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -29,8 +27,6 @@ from jobbridge.model import Outcome
 from tests.integration.celery_jobbridge import celery_api, wait_row
 from tests.integration.celery_support import (
     CeleryWorkerPool,
-    celery_workers,
-    client_app,
     meta_key,
     ran_ids,
     send,
@@ -51,18 +47,6 @@ BATCH = 8
 #: why a refused cancel was refused, by its message
 TAKEN = "a worker took it"
 AGAIN = "already canceled"
-
-
-@pytest.fixture
-def capp(redis_url: str) -> Iterator[Celery]:
-    with client_app(redis_url) as app:
-        yield app
-
-
-@pytest.fixture
-def workers(redis_url: str, tmp_path: Path) -> Iterator[CeleryWorkerPool]:
-    with celery_workers(redis_url, tmp_path / "celery") as pool:
-        yield pool
 
 
 def final_states(conn: redis.Redis, ids: list[str]) -> dict[str, str]:

@@ -10,36 +10,17 @@ backfill) what finished while it was down.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 import redis
-from celery import Celery
 
 from examples.celery_app import MAIL_QUEUE, task_name
 from tests.integration.celery_jobbridge import celery_api, ids, snapshot, wait_row
 from tests.integration.celery_support import (
-    CeleryWorkerPool,
-    celery_workers,
-    client_app,
     send,
     wait_for_state,
 )
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def capp(redis_url: str) -> Iterator[Celery]:
-    with client_app(redis_url) as app:
-        yield app
-
-
-@pytest.fixture
-def workers(redis_url: str, tmp_path: Path) -> Iterator[CeleryWorkerPool]:
-    with celery_workers(redis_url, tmp_path / "celery") as pool:
-        yield pool
 
 
 async def test_waiting_messages_newest_first_with_their_fields(capp, redis_url, conn) -> None:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -19,8 +18,6 @@ from examples.celery_app import MAIL_QUEUE
 from jobbridge.settings import AuthConfig, ServerConfig, Settings, SourceConfig
 from tests.integration.celery_support import (
     CeleryWorkerPool,
-    celery_workers,
-    client_app,
     send,
     state_of,
     wait_for_state,
@@ -32,18 +29,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.redis]
 #: how long the Workers panel may take to show the pool: the worker watch inspects a new
 #: worker at once, then every 30 s (jobbridge/adapters/celery_workers.py)
 INSPECTED_WITHIN_S = 35.0
-
-
-@pytest.fixture
-def capp(redis_url: str) -> Iterator[Celery]:
-    with client_app(redis_url) as app:
-        yield app
-
-
-@pytest.fixture
-def workers(redis_url: str, tmp_path: Path) -> Iterator[CeleryWorkerPool]:
-    with celery_workers(redis_url, tmp_path / "celery") as pool:
-        yield pool
 
 
 async def reload_until(
