@@ -185,6 +185,7 @@ class CeleryAdapter:
         self.discovery_passes = 0
         self._pass_ended = float("-inf")
         self._background = False
+        self._inspected = False
 
     @property
     def scripts(self) -> BoundScripts:
@@ -600,7 +601,11 @@ class CeleryAdapter:
     # ---------------------------------------------------------------- workers
 
     async def workers(self) -> tuple[Worker, ...]:
-        """The workers the watch has heard from (heartbeats, and stats replies)."""
+        """The workers the watch has heard from (heartbeats, and stats replies). Without the
+        background watch (a one-shot CLI read), one inspection first: a second of replies."""
+        if not self._background and not self._inspected:
+            self._inspected = True
+            await self.watch.inspect()
         return self.watch.workers()
 
     # ---------------------------------------------------------------- actions
