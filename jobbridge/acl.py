@@ -198,6 +198,9 @@ def _celery_channels(source: SourceConfig) -> list[str]:
     return [
         glob_escape(keys.task_meta_prefix) + "*",
         events_pattern(prefix, db),
+        # Redis matches a PSUBSCRIBE pattern against the grants as it is written: the worker
+        # watch's own pattern must be granted itself
+        events_pattern(prefix, db, "worker"),
         glob_escape(pidbox_channel(prefix, db)),
     ]
 

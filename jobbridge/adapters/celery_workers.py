@@ -28,7 +28,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +62,7 @@ MIN_FREQ, MAX_FREQ = 0.1, 3600.0
 EXPIRE_FACTOR = 2.0
 #: offline workers are forgotten after this many seconds
 FORGET_AFTER_S = 600.0
-#: hosts tracked at most (the oldest offline ones make room first)
+#: hosts tracked at most (the one heard from least recently makes room for a new one)
 MAX_HOSTS = 1000
 #: workers :meth:`WorkerWatch.workers` returns at most
 MAX_SHOWN = 200
@@ -76,8 +76,8 @@ REPLY_WINDOW_S = 1.0
 MIN_INSPECT_GAP_S = 2.0
 #: sooner inspections asked for a worker that has not answered yet
 MAX_EARLY_ASKS = 3
-#: a worker event is well under 1 KiB; bigger messages are skipped unread
-MAX_EVENT_MESSAGE_BYTES = 64 * 1024
+#: a worker event is well under 1 KiB (one per message); bigger messages are skipped unread
+MAX_EVENT_MESSAGE_BYTES = 16 * 1024
 #: a reply is decoded up to this size (a ``reserved`` list of big tasks can exceed it)
 MAX_REPLY_BYTES = 512 * 1024
 #: replies read per inspection at most
@@ -161,7 +161,7 @@ class _Outage:
 
     what: str
     down: bool = False
-    backoff: float = field(default=BACKOFF_FIRST_S)
+    backoff: float = BACKOFF_FIRST_S
 
     def failed(self, exc: BaseException) -> float:
         """Note a failure; the seconds to wait before trying again."""

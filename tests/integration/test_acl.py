@@ -174,7 +174,7 @@ async def test_rq_viewer_reads_and_operator_acts_including_stop(
 
 
 async def test_celery_viewer_reads_and_keeps_the_index_and_operator_acts(
-    redis_client, redis_server, redis_url
+    redis_client, redis_server, redis_url, workers
 ) -> None:
     import asyncio
     import json
@@ -195,6 +195,8 @@ async def test_celery_viewer_reads_and_keeps_the_index_and_operator_acts(
         }
     )
     conn.set(meta_key("failed-1"), failure)
+    # A worker of another queue: the watch hears it (events, inspection) as any user
+    worker = workers.start(queues=("mail",))
     with client_app(redis_url) as capp:
         waiting = send(capp, "add", 1, 2)
 
@@ -204,10 +206,11 @@ async def test_celery_viewer_reads_and_keeps_the_index_and_operator_acts(
             try:
                 for _ in range(100):
                     shot = await svc.snapshot("celery", SnapshotQuery.build())
-                    if shot.lists[ListName.FAILED].total == 1:
+                    if shot.lists[ListName.FAILED].total == 1 and shot.workers:
                         break
                     await asyncio.sleep(0.1)
                 assert shot.lists[ListName.FAILED].total == 1, "the index was not written"
+                assert [w.name for w in shot.workers or ()] == [worker.hostname]
                 assert [j.id for j in shot.lists[ListName.ENQUEUED].items] == [waiting.id]
                 return [
                     (await svc.act("celery", job_id, action, "ops")).outcome
