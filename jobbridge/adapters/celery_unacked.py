@@ -16,6 +16,7 @@ second). Requests only slice what the last refresh sorted and read the page's va
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import time
 from collections.abc import Collection, Sequence
@@ -119,9 +120,25 @@ class UnackedView:
         self.sorted = Sorted()
         #: values decoded so far (tests check that a refresh decodes only new tags)
         self.decoded = 0
+        self._lock = asyncio.Lock()
+        #: time.monotonic() when the latest refresh began
+        self._began = float("-inf")
 
     async def refresh(self) -> Sorted:
-        """Read the tags, decode the new ones, merge the change in (bounded steps)."""
+        """Read the tags, decode the new ones, merge the change in (bounded steps).
+
+        Callers at the same moment (the background step, cancels racing each other) share
+        one refresh: a caller that waited for one begun after it asked takes that one's
+        result instead of reading everything again.
+        """
+        asked = time.monotonic()
+        async with self._lock:
+            if self._began > asked:
+                return self.sorted
+            self._began = time.monotonic()
+            return await self._refresh()
+
+    async def _refresh(self) -> Sorted:
         tags, total, problem = await self._read_tags()
         pacer = Pacer()
         present: set[str] = set()
