@@ -211,7 +211,9 @@ class JobService:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Start background queue discovery (bounded SCAN steps, never per request)."""
+        """Start background queue discovery (bounded SCAN steps, never per request) and the
+        background work of the adapters that have some (Celery's result index and worker
+        watch)."""
         if self._discovery is None:
             for adapter in self.adapters.values():
                 if isinstance(adapter, RunsInBackground):
