@@ -78,11 +78,9 @@ import copy
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import uuid
@@ -96,7 +94,18 @@ from typing import Any, cast
 import kombu.pools
 import redis
 
-from benchmarks.bench_rq_reads import Timing, count_rows, descendants, get, proc_status
+from benchmarks.side_by_side import (
+    Measured,
+    Memory,
+    Server,
+    add_timing_arguments,
+    get,
+    load_average,
+    measure,
+    print_table,
+    run_benchmark,
+)
+from benchmarks.side_by_side import ratio as median_ratio
 from examples.celery_app import BACKEND_ENV, BROKER_ENV, make_app, task_name
 from jobbridge.devredis import RedisServer, free_port, start_redis_server
 
@@ -176,123 +185,6 @@ def client_app(redis_url: str) -> Iterator[Any]:
 # --- processes -------------------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    """One long-running process of the benchmark, in its own session, output in a log file."""
-
-    name: str
-    argv: list[str]
-    ready_url: str
-    log: Path
-    env: dict[str, str] | None = None
-    #: whether a timed-out request may be cut short by restarting it (Flower's history is only
-    #: in its memory, so it may not)
-    restartable: bool = True
-    process: subprocess.Popen[bytes] | None = None
-    started_at: float = 0.0
-
-    @property
-    def base(self) -> str:
-        parts = urllib.parse.urlsplit(self.ready_url)
-        return f"{parts.scheme}://{parts.netloc}"
-
-    def start(self, timeout_s: float = 60) -> None:
-        with self.log.open("ab") as log:
-            self.started_at = time.perf_counter()
-            self.process = subprocess.Popen(
-                self.argv,
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.wait_ready(timeout_s)
-
-    def wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                break
-            with contextlib.suppress(OSError):  # refused until it listens
-                reply = get(self.ready_url, 10)
-                if reply is not None and reply.status == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not answer {self.ready_url}:\n{self.tail()}")
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def check_alive(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            raise RuntimeError(f"{self.name} has exited:\n{self.tail()}")
-
-    def cpu_s(self) -> float:
-        """User + system CPU seconds used so far by the process and its children."""
-        if self.process is None:
-            return 0.0
-        ticks = 0
-        for pid in (self.process.pid, *descendants(self.process.pid)):
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                ticks += int(fields[11]) + int(fields[12])  # utime, stime
-        return ticks / os.sysconf("SC_CLK_TCK")
-
-    def memory(self) -> Memory:
-        if self.process is None:
-            return Memory()
-        own = proc_status(self.process.pid)
-        children = [proc_status(pid) for pid in descendants(self.process.pid)]
-        return Memory(
-            own.get("VmRSS", 0),
-            own.get("VmHWM", 0),
-            len(children),
-            sum(c.get("VmRSS", 0) for c in children),
-            sum(c.get("VmHWM", 0) for c in children),
-        )
-
-
-@dataclass
-class Memory:
-    """A server's resident memory in KiB: its own, and that of its child processes."""
-
-    rss: int = 0
-    peak: int = 0
-    children: int = 0
-    children_rss: int = 0
-    children_peak: int = 0
-
-    def __str__(self) -> str:
-        if not self.rss:
-            return "-"
-        text = f"{self.rss / 1024:.0f} MB (peak {self.peak / 1024:.0f})"
-        if self.children:
-            text += (
-                f" + {self.children} child {self.children_rss / 1024:.0f} MB"
-                f" (peak {self.children_peak / 1024:.0f})"
-            )
-        return text
-
-
 def flower(redis_url: str, workdir: Path) -> Server:
     port = free_port()
     argv = [str(BIN / "celery"), "--broker", redis_url, "--result-backend", redis_url]
@@ -306,6 +198,7 @@ def flower(redis_url: str, workdir: Path) -> Server:
         f"http://127.0.0.1:{port}/healthcheck",
         workdir / "flower.log",
         env=env,
+        cwd=ROOT,
         restartable=False,
     )
 
@@ -328,6 +221,7 @@ def jobbridge(redis_url: str, workdir: Path, name: str, prefix: str) -> Server:
         f"http://127.0.0.1:{port}/healthz",
         workdir / f"{name}.log",
         env=env,
+        cwd=ROOT,
     )
 
 
@@ -856,46 +750,6 @@ def verify_jobbridge(
 # --- timing ----------------------------------------------------------------------------------
 
 
-@dataclass
-class Measured:
-    """The requests of one tool to one page."""
-
-    server: Server
-    url: str
-    #: where the rows are in the JSON answer (() for the answer itself)
-    rows_at: tuple[str, ...]
-    timing: Timing = field(default_factory=Timing)
-    spent_s: float = 0.0
-
-    def done(self, args: argparse.Namespace) -> bool:
-        timing = self.timing
-        return timing.timed_out or len(timing.samples) >= args.repeat or self.spent_s >= args.budget
-
-    def once(self, args: argparse.Namespace) -> None:
-        reply = get(self.url, args.timeout)
-        if reply is None:
-            self.timing.timed_out = True
-            if self.server.restartable:
-                self.server.restart()  # it would go on reading Redis and skew what follows
-            else:
-                self.server.wait_ready(args.timeout * 4)  # one thread: wait for it to finish
-            return
-        self.timing.samples.append(reply.ms)
-        self.timing.statuses.add(reply.status)
-        self.spent_s += reply.ms / 1000
-        if self.timing.rows is None:
-            self.timing.rows = count_rows(reply.body, self.rows_at)
-            self.timing.size = len(reply.body)
-
-
-def measure(runs: list[Measured], args: argparse.Namespace) -> None:
-    """The tools' requests in turn, so that the machine's load weighs on both alike."""
-    while not all(run.done(args) for run in runs):
-        for run in runs:
-            if not run.done(args):
-                run.once(args)
-
-
 #: the columns of the timing table, in order
 TOOLS = ("Flower API", "Flower tasks page", "jobbridge")
 
@@ -956,17 +810,9 @@ def compare(rows: list[Row], args: argparse.Namespace) -> None:
 
 def ratio(row: Row, timeout_s: float) -> str:
     flower_run, bridge_run = row.runs.get("Flower API"), row.runs.get("jobbridge")
-    if flower_run is None or bridge_run is None or not bridge_run.timing.samples:
+    if flower_run is None or bridge_run is None:
         return "-"
-    if flower_run.timing.samples:
-        return f"{flower_run.timing.median() / bridge_run.timing.median():,.1f}x"
-    return f">{timeout_s * 1000 / bridge_run.timing.median():,.0f}x"
-
-
-def print_table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    for row in [head, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return median_ratio(flower_run.timing, bridge_run.timing, timeout_s)
 
 
 def report(rows: list[Row], args: argparse.Namespace) -> None:
@@ -1117,11 +963,11 @@ def run(args: argparse.Namespace, workdir: Path, servers: list[Server]) -> Itera
     if bridge is not None and not args.skip_backfill:
         backfill(client, url, workdir, servers, args.tasks, args.settle_timeout)
     client.close()
-    print(f"\nload average before timing: {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
+    print(f"\nload average before timing: {load_average()}")
     rows = rows_to_time(fl, bridge, args.tasks, args.waiting)
     compare(rows, args)
     report(rows, args)
-    print(f"\nafter the run (load average {' '.join(f'{n:.2f}' for n in os.getloadavg())}):")
+    print(f"\nafter the run (load average {load_average()}):")
     for server in servers:
         print(f"  {server.name}: {server.memory()}")
 
@@ -1139,21 +985,7 @@ def parse_args() -> argparse.Namespace:
         default=100_000,
         help=f"messages waiting in {QUEUE!r} (default 100,000)",
     )
-    parser.add_argument(
-        "--repeat", type=int, default=20, help="requests per tool and page, at most (default 20)"
-    )
-    parser.add_argument(
-        "--budget",
-        type=float,
-        default=30.0,
-        help="stop repeating a tool's page once this many seconds are spent (default 30)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=300.0,
-        help="seconds to wait for one answer before reporting it timed out (default 300)",
-    )
+    add_timing_arguments(parser)
     parser.add_argument(
         "--batch", type=int, default=500, help="history tasks per pipeline (default 500)"
     )
@@ -1188,31 +1020,8 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def _terminated(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main() -> None:
-    args = parse_args()
-    signal.signal(signal.SIGTERM, _terminated)
-    workdir = Path(tempfile.mkdtemp(prefix="jobbridge-bench-celery-"))
-    servers: list[Server] = []
-    redis_server: RedisServer | None = None
-    try:
-        steps = run(args, workdir, servers)
-        redis_server = next(steps)
-        for _ in steps:
-            pass
-    except RuntimeError as exc:
-        logs = "".join(f"\n--- {s.name} log ({s.log}):\n{s.tail()}" for s in servers)
-        raise SystemExit(f"bench_celery: {exc}{logs}") from None
-    finally:
-        for server in reversed(servers):
-            server.stop()
-        if redis_server is not None:
-            redis_server.stop()
-            shutil.rmtree(redis_server.workdir, ignore_errors=True)
-        shutil.rmtree(workdir, ignore_errors=True)
+    run_benchmark(run, parse_args(), "jobbridge-bench-celery-", failing_as="bench_celery")
 
 
 if __name__ == "__main__":

@@ -37,29 +37,21 @@ the rows and bytes each answer held, and each server's RSS (and peak RSS) after 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import json
 import logging
 import math
-import os
-import shutil
 import signal
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import redis
 from rq import Queue, SimpleWorker
@@ -68,6 +60,18 @@ from rq.registry import FailedJobRegistry
 from rq.serializers import DefaultSerializer
 from rq.utils import get_call_string, utcformat
 
+from benchmarks.side_by_side import (
+    Measured,
+    Server,
+    Timing,
+    add_timing_arguments,
+    get,
+    load_average,
+    measure,
+    print_table,
+    ratio,
+    run_benchmark,
+)
 from jobbridge.devredis import RedisServer, free_port, start_redis_server
 
 QUEUE = "default"
@@ -252,98 +256,6 @@ def seed(client: redis.Redis, jobs: int, failed: int, batch: int) -> float:
 # --- the two servers -------------------------------------------------------------------------
 
 
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (peak RSS) of a process, in KiB (empty when it is gone)."""
-    found: dict[str, int] = {}
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                found[key] = int(value.split()[0])
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process under ``pid`` (jobbridge serve has a decoding process)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            parents.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        children = parents.get(todo.pop(), [])
-        found += children
-        todo += children
-    return found
-
-
-@dataclass
-class Server:
-    """One HTTP server process of the benchmark, its output in a log file."""
-
-    name: str
-    argv: list[str]
-    ready_url: str
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout_s: float = 60) -> None:
-        with self.log.open("ab") as log:
-            # Its own session: Ctrl-C reaches only this script, which then stops the server.
-            self.process = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(self.ready_url, timeout=10) as reply:
-                    if reply.status == 200:
-                        return
-            time.sleep(0.1)
-        tail = self.log.read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"{self.name} did not start:\n{tail}")
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def memory(self) -> str:
-        """RSS now and peak, of the server process and of its children, in MB."""
-        if self.process is None:
-            return "not running"
-        own = proc_status(self.process.pid)
-        line = f"RSS {own.get('VmRSS', 0) / 1024:.0f} MB (peak {own.get('VmHWM', 0) / 1024:.0f} MB)"
-        children = [proc_status(pid) for pid in descendants(self.process.pid)]
-        if children:
-            rss = sum(c.get("VmRSS", 0) for c in children) / 1024
-            peak = sum(c.get("VmHWM", 0) for c in children) / 1024
-            line += f"; {len(children)} child process(es): RSS {rss:.0f} MB (peak {peak:.0f} MB)"
-        return line
-
-
 def rq_dashboard(redis_url: str, workdir: Path) -> Server:
     port = free_port()
     argv = [str(BIN / "rq-dashboard"), "--bind", "127.0.0.1", "--port", str(port)]
@@ -374,106 +286,16 @@ def jobbridge(redis_url: str, workdir: Path) -> Server:
     )
 
 
-# --- timing ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Reply:
-    ms: float
-    status: int
-    body: bytes
-
-
-def get(url: str, timeout_s: float) -> Reply | None:
-    """One GET on a new connection; None when no answer came within ``timeout_s``."""
-    start = time.perf_counter()
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as reply:
-            body = reply.read()
-            status = reply.status
-    except urllib.error.HTTPError as exc:
-        body, status = exc.read(), exc.code
-    except (TimeoutError, urllib.error.URLError) as exc:
-        if isinstance(exc, TimeoutError) or isinstance(exc.reason, TimeoutError):
-            return None
-        raise
-    return Reply((time.perf_counter() - start) * 1000, status, body)
-
-
-@dataclass
-class Timing:
-    samples: list[float] = field(default_factory=list)
-    timed_out: bool = False
-    statuses: set[int] = field(default_factory=set)
-    rows: int | None = None
-    size: int = 0
-
-    def median(self) -> float:
-        return statistics.median(self.samples)
-
-    def p95(self) -> float:
-        ordered = sorted(self.samples)
-        return ordered[max(0, math.ceil(len(ordered) * 0.95) - 1)]
-
-    def cell(self, timeout_s: float) -> str:
-        if self.timed_out and not self.samples:
-            return f"timed out (>{timeout_s:g} s)"
-        text = f"{self.median():.1f} / {self.p95():.1f} (n={len(self.samples)})"
-        bad = sorted(s for s in self.statuses if s != 200)
-        if bad:
-            text += f" HTTP {','.join(map(str, bad))}"
-        if self.timed_out:
-            text += " +1 timed out"
-        return text
-
-
-def count_rows(body: bytes, path: tuple[str, ...]) -> int | None:
-    """Rows in a JSON answer: the length of the list at ``path``."""
-    try:
-        value: Any = json.loads(body)
-        for key in path:
-            value = value[key]
-        return len(value)
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-@dataclass
-class Measured:
-    """The requests of one tool to one page."""
-
-    server: Server
-    url: str
-    #: where the rows are in the JSON answer
-    rows_at: tuple[str, ...]
-    timing: Timing = field(default_factory=Timing)
-    spent_s: float = 0.0
-
-    def done(self, args: argparse.Namespace) -> bool:
-        """``--repeat`` requests made, ``--budget`` seconds spent, or one timed out."""
-        timing = self.timing
-        return timing.timed_out or len(timing.samples) >= args.repeat or self.spent_s >= args.budget
-
-    def once(self, args: argparse.Namespace) -> None:
-        reply = get(self.url, args.timeout)
-        if reply is None:
-            self.timing.timed_out = True
-            self.server.restart()  # its thread would go on reading Redis and skew what follows
-            return
-        self.timing.samples.append(reply.ms)
-        self.timing.statuses.add(reply.status)
-        self.spent_s += reply.ms / 1000
-        if self.timing.rows is None:
-            self.timing.rows = count_rows(reply.body, self.rows_at)
-            self.timing.size = len(reply.body)
-
-
-def measure(runs: list[Measured], args: argparse.Namespace) -> None:
-    """The tools' requests in turn, so that the machine's load weighs on both alike."""
-    while not all(run.done(args) for run in runs):
-        for run in runs:
-            if not run.done(args):
-                run.once(args)
+def memory_line(server: Server) -> str:
+    """RSS now and peak, of the server process and of its children, in MB."""
+    if server.process is None:
+        return "not running"
+    mem = server.memory()
+    line = f"RSS {mem.rss / 1024:.0f} MB (peak {mem.peak / 1024:.0f} MB)"
+    if mem.children:
+        rss, peak = mem.children_rss / 1024, mem.children_peak / 1024
+        line += f"; {mem.children} child process(es): RSS {rss:.0f} MB (peak {peak:.0f} MB)"
+    return line
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -514,14 +336,6 @@ def snapshot_parameters(base: str) -> set[str]:
         if path.endswith("/snapshot"):
             return {p.get("name") for p in item.get("get", {}).get("parameters", [])}
     return set()
-
-
-def ratio(dashboard: Timing, bridge: Timing, timeout_s: float) -> str:
-    if not bridge.samples:
-        return "-"
-    if dashboard.samples:
-        return f"{dashboard.median() / bridge.median():,.1f}x"
-    return f">{timeout_s * 1000 / bridge.median():,.0f}x"
 
 
 def compare(
@@ -581,10 +395,8 @@ def report(results: list[tuple[Endpoint, Timing, Timing]], timeout_s: float) -> 
         )
         for p, d, b in results
     ]
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
     print("\nmedian / p95 ms (n requests); ratio = rq-dashboard median / jobbridge median")
-    for row in [head, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    print_table(head, rows)
     print("\nwhat each answer held (first request):")
     for point, dashboard, bridged in results:
         text = f"  {point.label:<28} rq-dashboard {dashboard.rows} jobs, {dashboard.size:,} bytes"
@@ -603,21 +415,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--failed", type=int, default=10_000, help="jobs in the failed registry (default 10,000)"
     )
-    parser.add_argument(
-        "--repeat", type=int, default=20, help="requests per tool and page, at most (default 20)"
-    )
-    parser.add_argument(
-        "--budget",
-        type=float,
-        default=30.0,
-        help="stop repeating a tool's page once this many seconds are spent (default 30)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=300.0,
-        help="seconds to wait for one answer before reporting it timed out (default 300)",
-    )
+    add_timing_arguments(parser)
     parser.add_argument(
         "--batch", type=int, default=5_000, help="jobs per seeding pipeline (default 5,000)"
     )
@@ -630,10 +428,6 @@ def parse_args() -> argparse.Namespace:
     if args.jobs < 1 or args.failed < 1 or args.repeat < 1 or args.batch < 1:
         parser.error("--jobs, --failed, --repeat and --batch must be at least 1")
     return args
-
-
-def _terminated(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 def run(args: argparse.Namespace, workdir: Path, servers: list[Server]) -> Iterator[RedisServer]:
@@ -665,32 +459,16 @@ def run(args: argparse.Namespace, workdir: Path, servers: list[Server]) -> Itera
         f"rq-dashboard: GET /0/data/jobs/{QUEUE}/<queued|failed>/{PER_PAGE}/asc/<page>.json "
         f"(asc: the queue's head, the failed registry's lowest score first)"
     )
-    print(f"load average before timing: {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
+    print(f"load average before timing: {load_average()}")
     results = compare(dash, bridge, args)
     report(results, args.timeout)
-    print(f"\nafter the run (load average {' '.join(f'{n:.2f}' for n in os.getloadavg())}):")
+    print(f"\nafter the run (load average {load_average()}):")
     for server in servers:
-        print(f"  {server.name}: {server.memory()}")
+        print(f"  {server.name}: {memory_line(server)}")
 
 
 def main() -> None:
-    args = parse_args()
-    signal.signal(signal.SIGTERM, _terminated)
-    workdir = Path(tempfile.mkdtemp(prefix="jobbridge-bench-rq-"))
-    servers: list[Server] = []
-    redis_server: RedisServer | None = None
-    try:
-        steps = run(args, workdir, servers)
-        redis_server = next(steps)
-        for _ in steps:
-            pass
-    finally:
-        for server in reversed(servers):
-            server.stop()
-        if redis_server is not None:
-            redis_server.stop()
-            shutil.rmtree(redis_server.workdir, ignore_errors=True)
-        shutil.rmtree(workdir, ignore_errors=True)
+    run_benchmark(run, parse_args(), "jobbridge-bench-rq-")
 
 
 if __name__ == "__main__":
