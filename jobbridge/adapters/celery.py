@@ -446,16 +446,21 @@ class CeleryAdapter:
             return []
         if not isinstance(scores, list):
             scores = [None] * len(tags)
-        started = set()
-        if status is JobStatus.RUNNING:
-            ids = await self._held_ids(values)
-            started = await self._started(ids)
-        rows = []
         pacer = Pacer()
+        held = []
         for tag, raw, score in zip(tags, values, scores, strict=True):
             if raw is None:
                 continue  # acknowledged since the last sort
             entry = await offload.decode(actions.decode_held, raw, inline_bytes=INLINE_BYTES)
+            held.append((tag, raw, score, entry))
+            await pacer.tick()
+        started: set[str] = set()
+        if status is JobStatus.RUNNING:
+            started = await self._started(
+                [e.message.task_id for *_, e in held if e.message.task_id]
+            )
+        rows = []
+        for tag, raw, score, entry in held:
             message = entry.message
             since = datetime.fromtimestamp(float(score), tz=UTC) if score is not None else None
             row_status, words = status, "held until its eta"
@@ -478,15 +483,6 @@ class CeleryAdapter:
             rows.append(row)
             await pacer.tick()
         return rows
-
-    async def _held_ids(self, values: Sequence[bytes | None]) -> list[str]:
-        out = []
-        for raw in values:
-            if raw is not None:
-                entry = await offload.decode(actions.decode_held, raw, inline_bytes=INLINE_BYTES)
-                if entry.message.task_id:
-                    out.append(entry.message.task_id)
-        return out
 
     async def _started(self, ids: Sequence[str]) -> set[str]:
         if not ids:

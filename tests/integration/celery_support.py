@@ -233,6 +233,7 @@ class CeleryWorkerPool(ProcessPool[CeleryWorker]):
         events: bool = True,
         extra: Iterable[str] = (),
         wait: bool = True,
+        config: tuple[str, Path] | None = None,
     ) -> CeleryWorker:
         """Start ``celery -A examples.celery_app worker`` on ``queues``.
 
@@ -245,12 +246,15 @@ class CeleryWorkerPool(ProcessPool[CeleryWorker]):
             events: send task events (``-E``).
             extra: more command-line arguments.
             wait: wait for its "ready." line before returning.
+            config: a configuration module (Celery's ``--config``) and the folder it is in,
+                put on the worker's ``PYTHONPATH``.
         """
         queues = tuple(queues)
         name = name or f"w{len(self.workers)}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
         hostname = f"{name}@jbtest"
         command = [
             str(CELERY_COMMAND),
+            *(("--config", config[0]) if config else ()),
             "-A",
             APP_MODULE,
             "worker",
@@ -271,7 +275,10 @@ class CeleryWorkerPool(ProcessPool[CeleryWorker]):
             command.append("-E")
         command += list(extra)
         log_path = self.log_dir / f"{name}.log"
-        process = spawn(command, _worker_env(self.redis_url), log_path)
+        env = _worker_env(self.redis_url)
+        if config:
+            env["PYTHONPATH"] = os.pathsep.join((str(ROOT), str(config[1])))
+        process = spawn(command, env, log_path)
         worker = CeleryWorker(
             hostname,
             process,
@@ -380,41 +387,12 @@ def start_with_transport_options(
     config_dir.mkdir(parents=True, exist_ok=True)
     module = f"jb_transport_options_{len(workers.workers)}"
     (config_dir / f"{module}.py").write_text(f"broker_transport_options = {options!r}\n")
-    queues = tuple(queues)
     name = f"o{len(workers.workers)}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
-    hostname = f"{name}@jbtest"
-    command = [
-        str(CELERY_COMMAND),
-        "--config",
-        module,
-        "-A",
-        APP_MODULE,
-        "worker",
-        "--loglevel",
-        "INFO",
-        "--pool",
-        pool,
-        "--concurrency",
-        str(concurrency),
-        "-Q",
-        ",".join(queues),
-        "--hostname",
-        hostname,
-        "--without-gossip",
-        "--without-mingle",
-    ]
-    env = _worker_env(workers.redis_url)
-    env["PYTHONPATH"] = os.pathsep.join((str(ROOT), str(config_dir)))
-    log_path = workers.log_dir / f"{name}.log"
-    worker = CeleryWorker(
-        hostname,
-        spawn(command, env, log_path),
-        log_path,
-        queues=queues,
+    return workers.start(
+        queues,
         pool=pool,
         concurrency=concurrency,
-        command=command,
+        name=name,
+        events=False,
+        config=(module, config_dir),
     )
-    workers.workers.append(worker)
-    worker.wait_ready()
-    return worker
