@@ -151,3 +151,12 @@ def record(self: Task, tag: str = "") -> str:
 def send_email(to: str) -> str:
     """Routed to the ``mail`` queue (``task_routes``): runs only on a worker consuming it."""
     return f"sent to {to}"
+
+
+@app.task(ignore_result=True)
+def quiet(seconds: float = 0.0, message: str = "") -> None:
+    """Stores no result (``ignore_result``): only its events tell that it ran, and how. Runs
+    for ``seconds``, then fails with ``ValueError(message)`` when a message is given."""
+    time.sleep(seconds)
+    if message:
+        raise ValueError(message)

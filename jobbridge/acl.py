@@ -199,8 +199,9 @@ def _celery_channels(source: SourceConfig) -> list[str]:
         glob_escape(keys.task_meta_prefix) + "*",
         events_pattern(prefix, db),
         # Redis matches a PSUBSCRIBE pattern against the grants as it is written: the worker
-        # watch's own pattern must be granted itself
+        # watch's and the task event feed's own patterns must be granted themselves
         events_pattern(prefix, db, "worker"),
+        events_pattern(prefix, db, "task"),
         glob_escape(pidbox_channel(prefix, db)),
     ]
 

@@ -36,6 +36,7 @@ from jobbridge.adapters import celery_records as records
 from jobbridge.adapters.base import MAX_NAME_CHARS, glob_escape, key_text
 from jobbridge.adapters.celery_index import Bucket, ResultIndex
 from jobbridge.adapters.celery_keys import DEFAULT_SEP, PRIORITY_STEPS, CeleryKeys
+from jobbridge.adapters.celery_task_events import TaskEventFeed
 from jobbridge.adapters.celery_unacked import UnackedView
 from jobbridge.adapters.celery_workers import WorkerWatch
 from jobbridge.adapters.operator import MAX_LIFECYCLE_BYTES, OperatorKeys, OperatorLog
@@ -174,6 +175,9 @@ class CeleryAdapter:
         self.watch = WorkerWatch(
             client, global_keyprefix=global_keyprefix, db=self.db, source=source
         )
+        self.task_events = TaskEventFeed(
+            client, self.index, global_keyprefix=global_keyprefix, db=self.db, source=source
+        )
         self.unacked = UnackedView(client, self.keys)
         self._unacked_at = float("-inf")
         #: how many reserved task ids the index also has as STARTED (background)
@@ -198,14 +202,17 @@ class CeleryAdapter:
     # ---------------------------------------------------------------- background
 
     async def start(self) -> None:
-        """Start the result index (subscription and backfill) and the worker watch."""
+        """Start the result index (subscription and backfill), the task event feed and the
+        worker watch."""
         if not self._background:
             self._background = True
             await self.index.start()
+            await self.task_events.start()
             await self.watch.start()
 
     async def close(self) -> None:
         await self.watch.close()
+        await self.task_events.close()
         await self.index.close()
         await self.client.aclose()
         if self.results is not self.client:
@@ -538,7 +545,12 @@ class CeleryAdapter:
                 raw=key_text(raw_meta[:16384]),
             )
         if base_row is not None:
-            note = "Celery's result has expired; jobbridge's index keeps this summary"
+            note = (
+                "Celery stored no result (ignore_result, or not yet); this summary comes "
+                "from the task's events"
+                if indexed is not None and indexed.from_events
+                else "Celery's result has expired; jobbridge's index keeps this summary"
+            )
             row = replace(base_row, extra={**base_row.extra, "result": note})
             return JobDetail(
                 job=row,

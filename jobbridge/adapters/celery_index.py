@@ -224,6 +224,8 @@ class IndexedTask:
     extended: bool
     #: malformed meta, meta too large, summary unreadable... in words
     problem: str | None
+    #: the entry comes from Celery's task events, not from a stored result
+    from_events: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -327,7 +329,9 @@ def version_of(state: str, date_done_ms: int | None, retries: int | None, seen_m
     return f"0:{_clamp(number):015d}:{rank}"
 
 
-def _dump(fields: Mapping[str, object]) -> str:
+def dump_summary(fields: Mapping[str, object]) -> str:
+    """A summary's JSON: the fields that are set, keys sorted (every writer makes the same
+    bytes of the same summary)."""
     return json.dumps(
         {k: v for k, v in fields.items() if v is not None}, separators=(",", ":"), sort_keys=True
     )
@@ -352,7 +356,7 @@ def _oversized(task_id: bytes, head: bytes, tail: bytes, size: int, seen_ms: int
     date_done, _ = parse_datetime(found[-1].decode()) if found else (None, None)
     done_ms = int(date_done.timestamp() * 1000) if date_done else None
     problem = f"meta of {size:,} bytes; indexed from its status and date only"
-    body = _dump({"state": state, "ext": False, "problem": problem})
+    body = dump_summary({"state": state, "ext": False, "problem": problem})
     finished = state in READY_STATES
     score = done_ms if finished and done_ms is not None else seen_ms
     return Entry(task_id, state, version_of(state, done_ms, None, seen_ms), score, body)
@@ -396,7 +400,7 @@ def _summarize(task_id: bytes, raw: bytes, seen_ms: int, size: int, tail: bytes)
     if extended:
         call = payloads.DecodedCall(meta.name, meta.args, meta.kwargs, meta.serializer or "json")
         preview = payloads.call_preview(call, ARGS_PREVIEW_CHARS)
-    body = _dump(
+    body = dump_summary(
         {
             "state": state,
             "name": _cut(meta.name, MAX_NAME_CHARS),
@@ -475,6 +479,7 @@ def read_row(
         root_id=_field(fields, "root", ID_CHARS + 1, problems),
         extended=extended,
         problem=_cut("; ".join(problems), PROBLEM_CHARS) or None,
+        from_events=fields.get("src") == "events",
     )
 
 

@@ -118,7 +118,11 @@ def indexed_row(source: str, task: IndexedTask) -> JobRecord:
         extra["root_id"] = task.root_id
     if task.parent_id:
         extra["parent_id"] = task.parent_id
-    if status is JobStatus.FAILED and not task.extended:
+    if task.from_events:
+        extra["known from"] = "Celery's task events (no result was stored when indexed)"
+    if status is JobStatus.FAILED and task.from_events:
+        extra["retry"] = "needs Celery's result (with result_extended): none was stored"
+    elif status is JobStatus.FAILED and not task.extended:
         extra["retry"] = "needs result_extended (the arguments are not in the result)"
     return JobRecord(
         source=source,

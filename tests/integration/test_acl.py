@@ -212,6 +212,10 @@ async def test_celery_viewer_reads_and_keeps_the_index_and_operator_acts(
                 assert shot.lists[ListName.FAILED].total == 1, "the index was not written"
                 assert [w.name for w in shot.workers or ()] == [worker.hostname]
                 assert [j.id for j in shot.lists[ListName.ENQUEUED].items] == [waiting.id]
+                adapter = svc.adapters["celery"]
+                assert isinstance(adapter, CeleryAdapter)
+                # PSUBSCRIBE to the task events is granted (a refusal would leave it at 0)
+                assert adapter.task_events.subscriptions >= 1
                 return [
                     (await svc.act("celery", job_id, action, "ops")).outcome
                     for job_id, action in (

@@ -59,3 +59,4 @@ def test_celery_sources_grant_what_the_index_script_runs_whatever_the_role() -> 
         assert rules[0] == "~*"  # no prefix: Celery's keys are anywhere
         assert "&celery-task-meta-*" in rules and "&/2.celery.pidbox" in rules
         assert "&/2.celeryev/worker.*" in rules
+        assert "&/2.celeryev/task.*" in rules

@@ -6,11 +6,17 @@
 -- Each task carries a version that orders its metas (built in jobbridge/adapters/celery_index.py):
 --   "1:<date_done ms, 15 digits>:<rank>"  finished: SUCCESS 3, FAILURE 2, REVOKED 1
 --   "0:<retries (or ms seen), 15 digits>:<rank>"  unfinished: RETRY 2, STARTED 1, RECEIVED 0
+--   either with ":e" appended: the entry comes from one of Celery's task events
+--   (jobbridge/adapters/celery_task_events.py); its number is the event's timestamp, ms
 -- The version wins that sorts highest, except that a finished task never goes back to an
--- unfinished bucket. Two different metas of one version are ordered by the SHA1 of their
--- summaries, so every writer keeps the same one. An id whose row is missing or broken (not
--- written by this script) counts as not indexed: any real meta replaces it. The score of a finished task is its
--- date_done; of an unfinished one, the earliest time any writer saw it unfinished.
+-- unfinished bucket, and that a meta outranks an event: an event replaces a meta's entry only
+-- to finish an unfinished one, and any meta replaces an event's entry (unless it would take a
+-- finished task back). Celery's result is the fuller record; events cover what it lacks
+-- (ignore_result tasks, running tasks without task_track_started). Two different metas of
+-- one version are ordered by the SHA1 of their summaries, so every writer keeps the same one.
+-- An id whose row is missing or broken (not written by this script) counts as not indexed:
+-- any real meta replaces it. The score of a finished task is its date_done; of an
+-- unfinished one, the earliest time any writer saw it unfinished.
 -- A summary row is the summary JSON with its version put first: {"v":"<version>",...}.
 --
 -- KEYS[1]: <base>running     zset: task id -> ms first seen (STARTED, RECEIVED)
@@ -56,7 +62,11 @@ local function parse_row(row)
   if not row then
     return nil, nil
   end
-  return string.match(row, '^{"v":"([01]:%d+:%d)",(.*)$')
+  return string.match(row, '^{"v":"([01]:%d+:%d:?e?)",(.*)$')
+end
+
+local function from_event(v)
+  return string.sub(v, -2) == ':e'
 end
 
 for i = 1, tasks do
@@ -89,6 +99,9 @@ for i = 1, tasks do
       replace = true
     elseif current >= FIRST_FINISHED and not finished then
       replace = false
+    elseif from_event(version) ~= from_event(current_version) then
+      -- an event finishes a meta's unfinished entry; a meta replaces any event's entry
+      replace = not from_event(version) or (finished and current < FIRST_FINISHED)
     elseif version ~= current_version then
       replace = version > current_version
     else

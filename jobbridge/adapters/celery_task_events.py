@@ -1,0 +1,344 @@
+"""Celery's task events, fed into jobbridge's result index (docs/celery.md §4).
+
+A worker started with ``-E`` (or told to by ``enable_events``) publishes ``task-received``,
+``task-started``, ``task-succeeded``, ``task-failed``, ``task-retried`` and ``task-revoked`` on
+the event channels (``/<db>.celeryev/task.*``; a prefork worker buffers them into lists on
+``…/task.multi``). Nothing of them is stored in Redis. The result backend covers most of the
+same ground, but not all of it: a task with ``ignore_result`` stores nothing, and a running
+task without ``task_track_started`` has no STARTED meta, while both send events.
+
+:class:`TaskEventFeed` subscribes on a connection of its own and writes what the events say
+through the index's script, marked as coming from events. The script lets a meta outrank an
+event (lua/index/celery_results.lua): an event adds a task the results do not hold, moves
+one from running to finished, and never replaces a stored result. Events name the task
+only when it is received, so the names, argument reprs and links of recently received tasks
+are remembered (a bounded map) for the events that follow.
+
+Events missed while jobbridge was not subscribed are gone (Celery keeps none): a task known
+only from its events and finished then stays in the running list for the running window.
+
+Everything read is hostile: a message is decoded only under the envelope cap, text is cut,
+timestamps that are no time are replaced by the time of arrival.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from jobbridge.adapters.base import MAX_NAME_CHARS, UNAVAILABLE_ERRORS
+from jobbridge.adapters.celery_control import decode_event, events_pattern
+from jobbridge.adapters.celery_index import (
+    ARGS_PREVIEW_CHARS,
+    ERROR_CHARS,
+    ID_CHARS,
+    STATE_RANK,
+    Entry,
+    WriteCounts,
+    dump_summary,
+)
+from jobbridge.adapters.celery_messages import READY_STATES
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
+
+    from jobbridge.adapters.celery_index import ResultIndex
+
+log = logging.getLogger(__name__)
+
+#: event type -> the Celery state it stands for in the index (``task-received`` and
+#: ``task-sent`` only tell what the later events of the task lack)
+EVENT_STATES: Mapping[str, str] = {
+    "task-started": "STARTED",
+    "task-succeeded": "SUCCESS",
+    "task-failed": "FAILURE",
+    "task-retried": "RETRY",
+    "task-revoked": "REVOKED",
+}
+#: the events that describe a task (its name, arguments, queue, links)
+DESCRIBING = frozenset({"task-sent", "task-received"})
+#: tasks whose description is remembered, the least recently described going first
+REMEMBERED = 20_000
+#: an event's timestamp is trusted up to this far ahead of its arrival, ms (clock skew)
+FUTURE_SKEW_MS = 60_000
+#: an event from before this (2001) is no time: its arrival stands in
+EARLIEST_MS = 1_000_000_000_000
+#: the feed writes after this many entries, or this long after the first one
+BATCH_MAX = 500
+BATCH_WAIT_S = 0.1
+#: reconnect delays: first, longest
+BACKOFF_S = (0.5, 10.0)
+#: longest ``close`` waits for the feed to stop
+CLOSE_WAIT_S = 2.0
+
+
+class Described(NamedTuple):
+    """What ``task-sent`` / ``task-received`` told of a task."""
+
+    name: str | None
+    args: str | None
+    queue: str | None
+    retries: int | None
+    parent: str | None
+    root: str | None
+
+
+def _text(value: object, limit: int) -> str | None:
+    """Event text, cut, without the lone surrogates no page can print."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.encode("utf-8", "replace").decode("utf-8")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _count(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+        return None
+    return value
+
+
+def _inner(text: str) -> str:
+    """``(2, 3)`` or ``[2, 3]`` (Celery's repr of the args) without its brackets."""
+    if len(text) >= 2 and text[0] + text[-1] in ("()", "[]"):
+        return text[1:-1].removesuffix(",")
+    return text
+
+
+def args_preview(name: str | None, args: object, kwargs: object) -> str | None:
+    """``tasks.add(2, 3, b={...})``-like line from the reprs an event carries (Celery cuts
+    them itself: ``argsrepr_maxsize``); None when the event has none."""
+    if not isinstance(args, str) and not isinstance(kwargs, str):
+        return None
+    pieces = []
+    if isinstance(args, str) and _inner(args).strip():
+        pieces.append(_inner(args))
+    if isinstance(kwargs, str) and kwargs.strip() not in ("", "{}"):
+        pieces.append("**" + kwargs)
+    return _text(f"{name or '?'}({', '.join(pieces)})", ARGS_PREVIEW_CHARS)
+
+
+def describe(event: Mapping[str, Any], earlier: Described | None) -> Described:
+    """A task's description from a ``task-sent`` / ``task-received`` event, keeping what an
+    earlier one told and this one does not (``task-received`` names no queue)."""
+    name = _text(event.get("name"), MAX_NAME_CHARS)
+    queue = _text(event.get("queue") or event.get("routing_key"), ID_CHARS)
+    got = Described(
+        name=name,
+        args=args_preview(name, event.get("args"), event.get("kwargs")),
+        queue=queue,
+        retries=_count(event.get("retries")),
+        parent=_text(event.get("parent_id"), ID_CHARS),
+        root=_text(event.get("root_id"), ID_CHARS),
+    )
+    if earlier is None:
+        return got
+    return Described(
+        name=got.name or earlier.name,
+        args=got.args or earlier.args,
+        queue=got.queue or earlier.queue,
+        retries=got.retries if got.retries is not None else earlier.retries,
+        parent=got.parent or earlier.parent,
+        root=got.root or earlier.root,
+    )
+
+
+def event_ms(value: object, arrived_ms: int) -> int:
+    """An event's timestamp (Unix seconds, float) in ms; its arrival when it is no time."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return arrived_ms
+    ms = int(value * 1000)
+    if ms < EARLIEST_MS:
+        return arrived_ms
+    return min(ms, arrived_ms + FUTURE_SKEW_MS)
+
+
+def event_version(state: str, at_ms: int) -> str:
+    """The script's version of an event's entry: by its time, then the state's rank, then
+    ``:e`` (a meta of the task outranks it: see the script)."""
+    finished = "1" if state in READY_STATES else "0"
+    return f"{finished}:{min(max(at_ms, 0), 10**15 - 1):015d}:{STATE_RANK[state]}:e"
+
+
+def entry_of(
+    event: Mapping[str, Any], described: Described | None, arrived_ms: int
+) -> Entry | None:
+    """The index entry of one task event, None for an event that changes no state."""
+    state = EVENT_STATES.get(event.get("type", ""))
+    task_id = event.get("uuid")
+    if state is None or not isinstance(task_id, str) or not 0 < len(task_id) <= ID_CHARS:
+        return None
+    known = described or Described(None, None, None, None, None, None)
+    at_ms = event_ms(event.get("timestamp"), arrived_ms)
+    error = None
+    if state in ("FAILURE", "RETRY"):
+        error = _text(event.get("exception"), ERROR_CHARS)
+    elif state == "REVOKED" and event.get("expired") is True:
+        error = "expired"
+    body = dump_summary(
+        {
+            "state": state,
+            "name": known.name,
+            "queue": known.queue,
+            "worker": _text(event.get("hostname"), ID_CHARS),
+            "args": known.args,
+            "error": error,
+            "retries": known.retries,
+            "parent": known.parent,
+            "root": known.root,
+            "ext": False,
+            "src": "events",
+        }
+    )
+    task = task_id.encode("utf-8", "surrogateescape")
+    return Entry(task, state, event_version(state, at_ms), at_ms, body)
+
+
+class TaskEventFeed:
+    """Follows one Celery source's task events into its result index, in the background.
+
+    Args:
+        client: the broker's Redis (the feed takes a pubsub connection of its own).
+        index: the source's result index.
+        global_keyprefix: kombu's ``global_keyprefix`` of the broker.
+        db: the broker's database number (part of every channel name).
+        source: the source's name, for logs.
+        clock: Unix seconds (tests move it).
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        index: ResultIndex,
+        *,
+        global_keyprefix: str,
+        db: int,
+        source: str,
+        clock: Any = time.time,
+    ) -> None:
+        self.client = client
+        self.index = index
+        self.source = source
+        self.clock = clock
+        self.pattern = events_pattern(global_keyprefix, db, "task")
+        self._described: OrderedDict[str, Described] = OrderedDict()
+        self._task: asyncio.Task[None] | None = None
+        self._outage = False
+        #: task events read, entries written by the script, events of no use (by type)
+        self.events = 0
+        self.written = WriteCounts()
+        self.ignored: Counter[str] = Counter()
+        #: subscriptions Redis confirmed
+        self.subscriptions = 0
+
+    async def start(self) -> None:
+        """Start following (idempotent)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._follow(), name=f"{self.source} task events")
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task], timeout=CLOSE_WAIT_S)
+
+    def read(self, data: object) -> list[Entry]:
+        """The entries one message of a task channel gives; bounded work, never raises."""
+        if isinstance(data, str):
+            data = data.encode("utf-8", "surrogateescape")
+        if not isinstance(data, bytes):
+            return []
+        arrived_ms = int(self.clock() * 1000)
+        entries = []
+        for event in decode_event(data):
+            self.events += 1
+            try:
+                entry = self._apply(event, arrived_ms)
+            except Exception:  # a value of a type nobody foresaw: skip that event
+                log.debug("%s: task event skipped", self.source, exc_info=True)
+                entry = None
+            if entry is not None:
+                entries.append(entry)
+        return entries
+
+    def _apply(self, event: Mapping[str, Any], arrived_ms: int) -> Entry | None:
+        kind = str(event["type"])[:40]
+        task_id = event.get("uuid")
+        if kind in DESCRIBING and isinstance(task_id, str) and 0 < len(task_id) <= ID_CHARS:
+            earlier = self._described.pop(task_id, None)
+            self._described[task_id] = describe(event, earlier)
+            if len(self._described) > REMEMBERED:
+                self._described.popitem(last=False)
+            return None
+        described = self._described.get(task_id) if isinstance(task_id, str) else None
+        entry = entry_of(event, described, arrived_ms)
+        if entry is None:
+            self.ignored[kind] += 1
+        elif entry.state in READY_STATES and isinstance(task_id, str):
+            self._described.pop(task_id, None)
+        return entry
+
+    async def _follow(self) -> None:
+        low, high = BACKOFF_S
+        delay = low
+        while True:
+            pubsub = self.client.pubsub()
+            subscriptions = self.subscriptions
+            try:
+                await pubsub.psubscribe(self.pattern)
+                await self._listen(pubsub)
+            except Exception as exc:  # a Redis error, or a bug: either way, subscribe again
+                if not self._outage:
+                    self._outage = True
+                    log.warning(
+                        "%s: task event subscription lost (%s); reconnecting",
+                        self.source,
+                        exc,
+                        exc_info=not isinstance(exc, UNAVAILABLE_ERRORS),
+                    )
+            finally:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(1.0):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+            if self.subscriptions != subscriptions:
+                delay = low  # it was subscribed for a while: start the backoff afresh
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, high)
+
+    async def _listen(self, pubsub: PubSub) -> None:
+        """Batch entries (``BATCH_MAX`` or ``BATCH_WAIT_S``) and write them; returns only
+        by an exception."""
+        loop = asyncio.get_running_loop()
+        batch: list[Entry] = []
+        deadline = 0.0
+        while True:
+            timeout = max(0.0, deadline - loop.time()) if batch else 1.0
+            message = await pubsub.get_message(timeout=timeout)
+            kind = message.get("type") if message is not None else None
+            if kind == "psubscribe":  # Redis confirmed it (an ACL refusal raises instead)
+                self.subscriptions += 1
+                if self._outage:
+                    log.warning("%s: task events followed again", self.source)
+                self._outage = False
+            elif message is not None and kind == "pmessage":
+                entries = self.read(message.get("data"))
+                if entries and not batch:
+                    deadline = loop.time() + BATCH_WAIT_S
+                batch += entries
+                await asyncio.sleep(0)  # a flood of buffered messages must not hold the loop
+            if batch and (len(batch) >= BATCH_MAX or loop.time() >= deadline):
+                entries, batch = batch, []
+                await self._write(entries)
+
+    async def _write(self, entries: list[Entry]) -> None:
+        try:
+            self.written = self.written + await self.index.write(entries)
+        except UNAVAILABLE_ERRORS as exc:
+            # the index's Redis failed: these events are lost (a result, if any, is not)
+            log.warning("%s: %d task events not indexed (%s)", self.source, len(entries), exc)
