@@ -35,7 +35,7 @@ from jobbridge.adapters import celery_actions as actions
 from jobbridge.adapters import celery_records as records
 from jobbridge.adapters.base import MAX_NAME_CHARS, glob_escape, key_text
 from jobbridge.adapters.celery_index import Bucket, ResultIndex
-from jobbridge.adapters.celery_keys import DEFAULT_SEP, PRIORITY_STEPS, CeleryKeys
+from jobbridge.adapters.celery_keys import DEFAULT_SEP, PRIORITY_STEPS, CeleryKeys, JobbridgeKeys
 from jobbridge.adapters.celery_task_events import TaskEventFeed
 from jobbridge.adapters.celery_unacked import UnackedView
 from jobbridge.adapters.celery_workers import WorkerWatch
@@ -167,7 +167,7 @@ class CeleryAdapter:
             client,
             self.results,
             keys=self.keys,
-            base=f"{operator_keys.lifecycle_list.removesuffix('lifecycle')}index:",
+            base=JobbridgeKeys(global_keyprefix, jobbridge_prefix).index,
             lifecycle_prefix=operator_keys.lifecycle(""),
             source=source,
         )
@@ -178,7 +178,7 @@ class CeleryAdapter:
         self.task_events = TaskEventFeed(
             client, self.index, global_keyprefix=global_keyprefix, db=self.db, source=source
         )
-        self.unacked = UnackedView(client, self.keys)
+        self.unacked = UnackedView(client, self.keys, jobbridge_prefix=jobbridge_prefix)
         self._unacked_at = float("-inf")
         #: how many reserved task ids the index also has as STARTED (background)
         self._started_held = 0

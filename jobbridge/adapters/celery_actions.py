@@ -10,6 +10,7 @@ operator there first) and audits the outcome, refusals included.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
 import uuid
@@ -17,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
+
+import redis.exceptions
 
 from jobbridge import offload, safejson
 from jobbridge.adapters import celery_control as control
@@ -33,11 +36,14 @@ from jobbridge.adapters.celery_messages import (
     parse_datetime,
 )
 from jobbridge.adapters.outcomes import changed_too_often, run_script
+from jobbridge.adapters.values import is_wrongtype
 from jobbridge.model import Action, ActionResult, JobRecord, JobStatus, Outcome
 from jobbridge.pacing import Pacer
 
 if TYPE_CHECKING:
     from jobbridge.adapters.celery import CeleryAdapter
+
+log = logging.getLogger(__name__)
 
 #: Tries of an action whose message moved under it.
 ACTION_TRIES = 3
@@ -74,9 +80,17 @@ WORDS: dict[str | Outcome, str] = {
     "revoke of task {id}; nothing was sent.",
     "done:stop": "Sent Celery's revoke with terminate for task {id} to {detail}; the worker "
     "running it kills it and stores REVOKED.",
+    "done:retry": "Retried job {id} as {detail} at priority 0 (its priority was never seen: "
+    "Celery's result does not keep it).",
     Outcome.CORRUPT: "Task {id}'s result names no task or queue to send again; it cannot be "
     "retried (discard it instead).",
 }
+
+
+#: the reply of a retry sent at the priority jobbridge recorded ("done:retry" when it has none)
+RETRIED_AT_SEEN = (
+    "Retried job {id} as {detail} at priority {priority} (as jobbridge saw it queued)."
+)
 
 
 def decode_held(raw: bytes) -> UnackedEntry:
@@ -239,6 +253,7 @@ async def _run(
     actor: str,
     keys: list[str],
     args: list[str | int | bytes],
+    words: Mapping[str | Outcome, str] = WORDS,
 ) -> ActionResult | None:
     return await run_script(
         adapter.scripts[action.value if action is not Action.STOP else "revoke"],
@@ -248,7 +263,7 @@ async def _run(
         keys=keys,
         args=args,
         operator=adapter.operator,
-        words=WORDS,
+        words=words,
     )
 
 
@@ -329,7 +344,7 @@ async def _taken(adapter: CeleryAdapter, job_id: str) -> bool:
     again now: the background sort may be a second old) or with a result stored."""
     if job_id in adapter.unacked.sorted.task_ids:
         return True
-    await adapter.unacked.refresh()
+    await adapter.unacked.refresh(record=False)  # a request: the background records
     if job_id in adapter.unacked.sorted.task_ids:
         return True
     return not job_id.startswith(records.MESSAGE_ID_PREFIX) and (
@@ -337,13 +352,39 @@ async def _taken(adapter: CeleryAdapter, job_id: str) -> bool:
     )
 
 
+async def seen_priority(adapter: CeleryAdapter, job_id: str) -> int | None:
+    """The priority (0..9) jobbridge recorded for a task while a worker held its message
+    (``UnackedView``); None when it never saw one off the default step, the record has
+    expired, or the key holds anything else. A user that may not read the key (an ACL made
+    for another ``jobbridge_prefix``) still retries, at priority 0."""
+    key = adapter.unacked.priority_key(job_id)
+    try:
+        raw = await adapter.client.get(key)
+    except redis.exceptions.NoPermissionError as exc:
+        log.warning(
+            "%s: the priority of task %r not read from %r (%s)", adapter.source, job_id, key, exc
+        )
+        return None
+    except redis.exceptions.ResponseError as exc:
+        if is_wrongtype(exc):
+            return None
+        raise
+    if isinstance(raw, str):
+        raw = raw.encode("ascii", "replace")
+    if isinstance(raw, bytes) and len(raw) == 1 and raw.isdigit():
+        return int(raw)
+    return None
+
+
 async def retry(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult:
-    """Send a failed task again under a new id, from the arguments its extended result kept."""
+    """Send a failed task again under a new id, from the arguments its extended result kept,
+    at the priority jobbridge saw it held at (:func:`seen_priority`), else at 0."""
     indexed = await adapter.index.get(job_id)
     read = await read_meta(adapter, job_id)
     meta = read.meta if read is not None else None
     new_id = str(uuid.uuid4())
     verdict, message, target = "", b"", adapter.keys.step_list(adapter.queues[0], 0)
+    priority: int | None = None
     row = records.indexed_row(adapter.source, indexed) if indexed else None
     if indexed is None:
         verdict = "gone"
@@ -357,6 +398,7 @@ async def retry(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult
         verdict = "not extended"
     else:
         queue = meta.queue or (row.queue if row else "") or "celery"
+        priority = await seen_priority(adapter, job_id)
         try:
             message = control.build_task_message(
                 task=meta.name,
@@ -364,7 +406,7 @@ async def retry(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult
                 args=list(meta.args),
                 kwargs=dict(meta.kwargs),
                 queue=queue,
-                priority=None,
+                priority=priority,
                 parent_id=job_id,
                 root_id=(row.extra.get("root_id") if row else None) or job_id,
                 origin=_origin(),
@@ -374,7 +416,10 @@ async def retry(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult
         else:
             if control.validate_task_message(message, queue=queue) is not None:
                 verdict, message = "corrupt", b""
-            target = adapter.keys.priority_list(queue, 0)
+            target = adapter.keys.priority_list(queue, priority or 0)
+    words = WORDS
+    if priority is not None:
+        words = {**WORDS, "done:retry": RETRIED_AT_SEEN.replace("{priority}", str(priority))}
     result = await _run(
         adapter,
         Action.RETRY,
@@ -382,6 +427,7 @@ async def retry(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult
         actor,
         [adapter.index.key(Bucket.FAILED), adapter.index.rows, target],
         [verdict, message, new_id, lifecycle_copy(row) if row is not None else ""],
+        words,
     )
     return result or changed_too_often(Action.RETRY, job_id)
 

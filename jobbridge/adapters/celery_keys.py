@@ -6,6 +6,9 @@ queue, one more list per non-zero priority step, the ``unacked`` hash and its in
 binding sets. kombu's ``global_keyprefix`` goes in front of every one of them as it is, with no
 separator added. The result backend (``celery/backends/base.py``) is configured apart: its
 own ``global_keyprefix`` gets a ``_`` appended unless it already ends in ``: _ - .``.
+
+jobbridge's own keys of a Celery source (:class:`JobbridgeKeys`) live in the broker's database
+too, under ``<jobbridge_prefix>celery:<global_keyprefix>:``, outside Celery's namespace.
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ BINDING_DEADLINES = "_kombu.binding_deadlines"
 
 TASK_META_PREFIX = "celery-task-meta-"
 GROUP_META_PREFIX = "celery-taskset-meta-"
+#: jobbridge's own keys: the default ``jobbridge_prefix`` (``Settings.jobbridge_prefix``), and
+#: the names under a Celery source's part of it (see :class:`JobbridgeKeys`)
+JOBBRIDGE_PREFIX = "jobbridge:"
+INDEX = "index:"
+PRIORITY_SEEN = "priority:"
+
 #: the characters a result backend prefix may end in without Celery adding ``_``
 _RESULT_PREFIX_ENDS = ":_-."
 #: longest priority text read (a longer one is not a number kombu wrote)
@@ -190,3 +199,34 @@ class CeleryKeys:
     def group_meta(self, group_id: str) -> str:
         """A saved ``GroupResult``."""
         return result_keyprefix(self.result_global_keyprefix) + GROUP_META_PREFIX + group_id
+
+
+@dataclass(frozen=True, slots=True)
+class JobbridgeKeys:
+    """jobbridge's own keys of one Celery source, in the broker's database.
+
+    They all begin ``<jobbridge_prefix>celery:<global_keyprefix>:``, as the lifecycle list
+    (``operator.OperatorKeys``: ``…:lifecycle``) and the result index (``…:index:``) do.
+
+    Args:
+        global_keyprefix: kombu's ``global_keyprefix`` of the broker (the source's namespace).
+        jobbridge_prefix: the source's ``jobbridge_prefix``.
+    """
+
+    global_keyprefix: str = ""
+    jobbridge_prefix: str = JOBBRIDGE_PREFIX
+
+    @property
+    def base(self) -> str:
+        return f"{self.jobbridge_prefix}celery:{self.global_keyprefix}:"
+
+    @property
+    def index(self) -> str:
+        """The result index's key prefix (``celery_index.ResultIndex``'s ``base``)."""
+        return self.base + INDEX
+
+    def priority_seen(self, task_id: str) -> str:
+        """String, with a TTL: a task's ``properties.priority`` (clamped, 0..9) as jobbridge
+        saw it while a worker held its message, written only when it is not on the default
+        step. Celery's result does not keep a priority; a retry reads it from here."""
+        return f"{self.base}{PRIORITY_SEEN}{task_id}"

@@ -12,12 +12,19 @@ only tags it has not seen, forgets tags that left, and merges the change into th
 lists a pair at a time (yielding to the loop: one sort of 100,000 tags takes a quarter of a
 second). Requests only slice what the last refresh sorted and read the page's values by tag
 (``HMGET``).
+
+A message's priority is visible only while the message exists: Celery's result does not keep
+it. So a refresh also records, for each newly held message whose ``properties.priority`` is
+not on the default step, that priority under jobbridge's keys (``SET … EX``, eight days: longer
+than the failed index keeps a task), for a later retry to send the task again at it. Those
+writes wait for the next background refresh: a refresh run for a request does not make them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -25,14 +32,21 @@ from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple, cast, overload
 
 from jobbridge import offload
-from jobbridge.adapters.base import key_text
-from jobbridge.adapters.celery_keys import CeleryKeys
+from jobbridge.adapters.base import UNAVAILABLE_ERRORS, key_text
+from jobbridge.adapters.celery_keys import (
+    JOBBRIDGE_PREFIX,
+    CeleryKeys,
+    JobbridgeKeys,
+    clamp_priority,
+)
 from jobbridge.adapters.celery_messages import decode_unacked
 from jobbridge.adapters.values import is_wrongtype, ok
 from jobbridge.pacing import Pacer
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
 
 #: delivery tags followed at most; past it the counters say how many were left out
 MAX_TRACKED = 100_000
@@ -43,6 +57,11 @@ VALUES_PER_READ = 200
 INLINE_BYTES = 64 * 1024
 #: new tags sorted a chunk at a time (a few ms each) before they are merged in
 SORT_CHUNK = 2_000
+#: how long a recorded priority lasts, seconds: longer than the failed index keeps a task
+#: (7 days, celery_index.WINDOWS_S), so a failed task jobbridge lists can be retried at it
+PRIORITY_SEEN_TTL_S = 8 * 86_400
+#: recorded priorities written per pipeline; at most MAX_TRACKED wait to be written
+PRIORITIES_PER_WRITE = 1_000
 
 
 class Held(NamedTuple):
@@ -53,6 +72,8 @@ class Held(NamedTuple):
     eta_ms: int | None
     #: Unix seconds it was delivered (the ``unacked_index`` score)
     delivered_s: float
+    #: ``properties.priority`` as kombu reads it (clamped to 0..9); None when it has none
+    priority: int | None = None
 
 
 #: a Held as stored: (task id, eta ms, delivered s)
@@ -101,8 +122,9 @@ class Sorted:
 
 
 def _held(raw: bytes, delivered_s: float) -> Held:
-    entry = decode_unacked(raw)
-    return Held(entry.message.task_id, _ms(entry.message.eta), delivered_s)
+    message = decode_unacked(raw).message
+    priority = None if message.priority is None else clamp_priority(message.priority)
+    return Held(message.task_id, _ms(message.eta), delivered_s, priority)
 
 
 def _ms(value: datetime | None) -> int | None:
@@ -112,9 +134,24 @@ def _ms(value: datetime | None) -> int | None:
 class UnackedView:
     """The ``unacked`` hash of one broker, sorted in the background."""
 
-    def __init__(self, client: Redis, keys: CeleryKeys) -> None:
+    def __init__(
+        self, client: Redis, keys: CeleryKeys, *, jobbridge_prefix: str = JOBBRIDGE_PREFIX
+    ) -> None:
+        """Bind the view to a broker.
+
+        Args:
+            client: the broker's client (jobbridge's own keys live there too).
+            keys: the broker's key names.
+            jobbridge_prefix: where jobbridge keeps its keys (the recorded priorities).
+        """
         self.client = client
         self.keys = keys
+        self.own_keys = JobbridgeKeys(keys.global_keyprefix, jobbridge_prefix)
+        #: (task id, priority) decoded and not yet recorded
+        self._seen: list[tuple[str, int]] = []
+        #: the step of a message without a priority: no record needed for it
+        self._default_step = keys.step_of(None)
+        self._record_failing = False
         self._held: dict[str, _Stored] = {}
         self._by_task: dict[str, str] = {}
         self.sorted = Sorted()
@@ -124,19 +161,27 @@ class UnackedView:
         #: time.monotonic() when the latest refresh began
         self._began = float("-inf")
 
-    async def refresh(self) -> Sorted:
+    async def refresh(self, *, record: bool = True) -> Sorted:
         """Read the tags, decode the new ones, merge the change in (bounded steps).
 
         Callers at the same moment (the background step, cancels racing each other) share
         one refresh: a caller that waited for one begun after it asked takes that one's
         result instead of reading everything again.
+
+        Args:
+            record: also write the priorities decoded so far (:meth:`priority_key`); a
+                refresh made for a request passes False and leaves them to the background.
         """
         asked = time.monotonic()
         async with self._lock:
             if self._began > asked:
-                return self.sorted
-            self._began = time.monotonic()
-            return await self._refresh()
+                result = self.sorted
+            else:
+                self._began = time.monotonic()
+                result = await self._refresh()
+        if record:
+            await self._record_priorities()
+        return result
 
     async def _refresh(self) -> Sorted:
         tags, total, problem = await self._read_tags()
@@ -218,8 +263,58 @@ class UnackedView:
                 # Kept as a plain tuple: the collector stops tracking those, not named tuples.
                 self._held[tag] = found[tag] = (held.task_id, held.eta_ms, held.delivered_s)
                 self.decoded += 1
+                if (
+                    held.task_id
+                    and held.priority is not None
+                    and self.keys.step_of(held.priority) != self._default_step
+                    and len(self._seen) < MAX_TRACKED
+                ):
+                    self._seen.append((held.task_id, held.priority))
                 await pacer.tick()
         return found
+
+    def priority_key(self, task_id: str) -> str:
+        """The key a task's priority is recorded under, as seen while a worker held it."""
+        return self.own_keys.priority_seen(task_id)
+
+    async def _record_priorities(self) -> None:
+        """Write the priorities decoded since the last call: ``SET … EX`` each, one pipeline
+        per PRIORITIES_PER_WRITE, nothing read first. A Redis error drops that batch (their
+        messages are not decoded again) and is logged once until writes succeed again."""
+        seen, self._seen = self._seen, []
+        pacer = Pacer()
+        for start in range(0, len(seen), PRIORITIES_PER_WRITE):
+            batch = seen[start : start + PRIORITIES_PER_WRITE]
+            pipe = self.client.pipeline(transaction=False)
+            for task_id, priority in batch:
+                pipe.set(self.priority_key(task_id), priority, ex=PRIORITY_SEEN_TTL_S)
+                await pacer.tick()
+            try:
+                replies = await pipe.execute(raise_on_error=False)
+            except UNAVAILABLE_ERRORS as exc:
+                self._record_failed(len(seen) - start, exc)
+                return
+            errors = [r for r in replies if isinstance(r, Exception)]
+            if errors:
+                self._record_failed(len(errors), errors[0])
+            elif self._record_failing:
+                self._record_failing = False
+                log.warning("priorities of held tasks recorded again under %r", self._where)
+
+    def _record_failed(self, count: int, exc: BaseException) -> None:
+        if not self._record_failing:
+            self._record_failing = True
+            log.warning(
+                "priorities of %d held tasks not recorded under %r (%s); a retry of those "
+                "sends them at priority 0",
+                count,
+                self._where,
+                exc,
+            )
+
+    @property
+    def _where(self) -> str:
+        return self.own_keys.priority_seen("*")
 
     def tag_of(self, task_id: str) -> str | None:
         """The delivery tag holding a task, as of the last refresh."""
