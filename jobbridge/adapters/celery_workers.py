@@ -7,12 +7,31 @@ event channels (docs/celery.md §1.7), even without ``-E``, which adds only task
 worker online while its last heartbeat, timed when it arrived, is at most twice ``freq`` old.
 
 What the events do not tell (the pool, its concurrency, the queues, the reserved tasks) is
-asked over the pidbox: ``stats``, ``active_queues``, ``reserved`` and ``scheduled``
-broadcasts, at start, every 30 s while a worker is online and soon after a new one appears,
-with replies collected for one second from lists of the watch's own. Everything read is
-hostile: names and values are capped, wrong types read as unknown, at most
-:data:`MAX_HOSTS` hosts are tracked (the one heard from least recently makes room), and each
-message costs bounded work, so the event loop is never held long.
+asked over the pidbox: ``stats``, ``active_queues``, ``reserved``, ``scheduled`` and
+``active`` broadcasts, with replies collected for up to one second from lists of the
+watch's own. The watch broadcasts at start, soon after a new worker appears, and then at a
+pace set by what it knows: every :data:`INSPECT_EVERY_S` while every online worker sends
+heartbeats, every :data:`INSPECT_NO_HEARTBEAT_S` while one does not, and every
+:data:`INSPECT_DISCOVER_S` while none is online, so that a worker that sends no heartbeats
+is found at all.
+
+A worker that sends no heartbeats (``celery worker --without-heartbeat``, or one whose
+events do not reach this Redis) is known only by its answers. It is online while its last
+answer is younger than :data:`ANSWER_TTL_S` (three rounds), timed from when the broadcast it
+answered was sent; then it goes offline and is forgotten like any other. The same rule
+takes over for a heartbeat worker that answers a broadcast sent after its heartbeats
+expired (its events stopped arriving, the worker did not stop), and heartbeats take over
+again as soon as one arrives. Such a worker's ``last_heartbeat`` stays None (or the time
+of the last heartbeat it did send): no heartbeat came, and :class:`WorkerDetails` tells
+when it last answered (``last_answer``) and that answers, not heartbeats, keep it online
+(``heartbeats`` False). Its active count is the length of its ``active`` answer (asked
+with ``safe``, so each task comes with Celery's short reprs of its arguments); its pid and
+birth come from ``stats``. For heartbeat workers the heartbeats' own ``active`` count is
+kept, as it is fresher.
+
+Everything read is hostile: names and values are capped, wrong types read as unknown, at
+most :data:`MAX_HOSTS` hosts are tracked (the one heard from least recently makes room),
+and each message costs bounded work, so the event loop is never held long.
 
 Redis commands used: PSUBSCRIBE (its own connection), PUBLISH, SADD/SREM and
 ``ZADD XX GT`` on kombu's reply binding keys, BLPOP and DEL on its reply lists.
@@ -29,7 +48,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from jobbridge.adapters.base import MAX_NAME_CHARS, cap
@@ -68,25 +87,48 @@ MAX_HOSTS = 1000
 MAX_SHOWN = 200
 #: queues kept per worker
 MAX_QUEUES = 100
-#: seconds between two inspections while a worker is online
-INSPECT_EVERY_S = 30.0
+#: seconds between two inspections while every online worker sends heartbeats: these carry
+#: liveness and the active count, so inspection only refreshes pool, queues and reserved
+INSPECT_EVERY_S = 10.0
+#: seconds between two inspections while an online worker sends no heartbeats: its answers
+#: are all that says it is alive and what it runs, so they must stay fresh
+INSPECT_NO_HEARTBEAT_S = 5.0
+#: seconds between two inspections while no worker is online: a worker that sends no
+#: heartbeats is found only by asking, and an idle watch should cost Redis little
+INSPECT_DISCOVER_S = 10.0
+#: a worker known by its answers alone is online while its last answer is younger than
+#: this, timed from the broadcast it answered: three rounds, so one or two answers lost to a
+#: busy worker or a short reply window do not flap it offline
+ANSWER_TTL_S = 3 * INSPECT_NO_HEARTBEAT_S
+#: an answer to a broadcast sent this long after a ``worker-offline`` brings the worker
+#: back (the one it may give while its warm shutdown stops the pidbox does not)
+REVIVE_AFTER_S = 5.0
 #: seconds replies to one inspection are awaited
 REPLY_WINDOW_S = 1.0
-#: the least gap between two inspections (a new worker asks for one sooner)
+#: the least gap between two inspections, whatever the pace (a new worker asks for one
+#: sooner, never more often than this)
 MIN_INSPECT_GAP_S = 2.0
+#: seconds a worker that just appeared is given to listen to its pidbox before it is asked
+_WAKE_SETTLE_S = 1.0
 #: sooner inspections asked for a worker that has not answered yet
 MAX_EARLY_ASKS = 3
 #: a worker event is well under 1 KiB (one per message); bigger messages are skipped unread
 MAX_EVENT_MESSAGE_BYTES = 16 * 1024
 #: a reply is decoded up to this size (a ``reserved`` list of big tasks can exceed it)
 MAX_REPLY_BYTES = 512 * 1024
-#: replies read per inspection at most
-MAX_REPLIES = 4 * MAX_HOSTS
+#: uptimes (``stats``) over this many seconds (ten years) read as unknown
+MAX_UPTIME_S = 10 * 365 * 86_400
 #: reconnect backoff after a lost connection, seconds
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 10.0
 #: the commands an inspection broadcasts (``scheduled``: tasks held for their eta, which
-#: ``reserved`` leaves out)
-INSPECT_METHODS = ("stats", "active_queues", "reserved", "scheduled")
+#: ``reserved`` leaves out; ``active``: the tasks running, counted for workers that send no
+#: heartbeats, which carry the count)
+INSPECT_METHODS = ("stats", "active_queues", "reserved", "scheduled", "active")
+#: their arguments: ``active`` with ``safe`` lists each task's arguments as Celery's reprs,
+#: cut at 1024 characters, not as they are, which keeps the answer within MAX_REPLY_BYTES
+INSPECT_ARGUMENTS: Mapping[str, Mapping[str, Any]] = {"active": {"safe": True}}
+#: replies read per inspection at most
+MAX_REPLIES = len(INSPECT_METHODS) * MAX_HOSTS
 #: the worker events followed
 WORKER_EVENTS = frozenset({"worker-online", "worker-heartbeat", "worker-offline"})
 #: pool module names (``celery.concurrency.<module>:TaskPool``) and the names ``--pool`` takes
@@ -109,6 +151,11 @@ class WorkerDetails:
     #: its software, e.g. ``py-celery`` and ``5.7.0``
     sw_ident: str | None = None
     sw_ver: str | None = None
+    #: whether heartbeats tell it is alive (Celery's rule); False while its answers to
+    #: inspections do, as for a worker started with ``--without-heartbeat``
+    heartbeats: bool = True
+    #: when it last answered an inspection (this host's clock), None when never
+    last_answer: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -116,9 +163,12 @@ class _Seen:
     """What is known of one worker (times: ``time.monotonic``, unless a datetime)."""
 
     name: str
-    #: when its last heartbeat arrived (or, for a worker first heard of by its answer to an
-    #: inspection, that answer); None when never
+    #: when its last heartbeat arrived; None when never
     beat_at: float | None = None
+    #: when the last inspection it answered was broadcast; None when never
+    answered_at: float | None = None
+    #: when that answer was read, on the wall clock
+    answered_wall: datetime | None = None
     #: when a ``worker-offline`` came (None while none since the last heartbeat)
     offline_at: float | None = None
     #: when it was last heard of at all
@@ -136,18 +186,32 @@ class _Seen:
     concurrency: int | None = None
     queues: tuple[str, ...] = ()
     reserved: int | None = None
-    #: whether it ever answered an inspection, and how many early ones were asked for it
-    answered: bool = False
+    #: how many early inspections were asked for it before it first answered
     early_asks: int = 0
 
+    def by_answers(self) -> bool:
+        """Whether its answers, not heartbeats, tell it is alive: it answered and never sent
+        a heartbeat, or answered a broadcast sent after its last heartbeat expired."""
+        if self.answered_at is None:
+            return False
+        return self.beat_at is None or self.answered_at >= self._beat_expires(self.beat_at)
+
+    def _beat_expires(self, beat_at: float) -> float:
+        return beat_at + self.freq * EXPIRE_FACTOR
+
     def offline_since(self, now: float) -> float | None:
-        """When it went offline; None while online (Celery's rule: until ``freq`` x 2 after
-        the last heartbeat arrived, unless a ``worker-offline`` came since)."""
+        """When it went offline; None while online. Celery's rule: until ``freq`` x 2 after
+        the last heartbeat arrived, unless a ``worker-offline`` came since; for a worker
+        known :meth:`by_answers`, until :data:`ANSWER_TTL_S` after the broadcast it last
+        answered."""
         if self.offline_at is not None:
             return self.offline_at
-        if self.beat_at is None:
+        if self.answered_at is not None and self.by_answers():
+            expires = self.answered_at + ANSWER_TTL_S
+        elif self.beat_at is not None:
+            expires = self._beat_expires(self.beat_at)
+        else:
             return self.last_seen
-        expires = self.beat_at + self.freq * EXPIRE_FACTOR
         return None if now < expires else expires
 
     def forgotten(self, now: float) -> bool:
@@ -348,20 +412,37 @@ class WorkerWatch:
     # ------------------------------------------------------------------ inspection
 
     async def _inspect_forever(self) -> None:
-        last = -math.inf
-        first = True
         while True:
-            if first or self.online():
-                await self._inspect_guarded()
-                last = time.monotonic()
-            first = False
-            delay = INSPECT_EVERY_S if self._all_answered() else MIN_INSPECT_GAP_S
+            started = time.monotonic()
+            await self._inspect_guarded()
+            delay = self._pace()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(last + delay - time.monotonic(), 0))
-            self._wake.clear()
-            # A new worker: give it a moment to listen to its pidbox, and never ask more
-            # often than every MIN_INSPECT_GAP_S whatever the events say.
-            await asyncio.sleep(max(last + MIN_INSPECT_GAP_S - time.monotonic(), 1.0))
+                await asyncio.wait_for(
+                    self._wake.wait(), max(started + delay - time.monotonic(), 0)
+                )
+            if self._wake.is_set():
+                self._wake.clear()
+                # A new worker: give it a moment to listen to its pidbox, and never ask more
+                # often than every MIN_INSPECT_GAP_S whatever the events say.
+                await asyncio.sleep(
+                    max(started + MIN_INSPECT_GAP_S - time.monotonic(), _WAKE_SETTLE_S)
+                )
+
+    def _pace(self) -> float:
+        """Seconds from the start of one inspection to the next, by what is known now:
+        :data:`MIN_INSPECT_GAP_S` while an online worker has not answered yet (a few times
+        per worker), :data:`INSPECT_DISCOVER_S` while none is online,
+        :data:`INSPECT_NO_HEARTBEAT_S` while one sends no heartbeats, else
+        :data:`INSPECT_EVERY_S`."""
+        if not self._all_answered():
+            return MIN_INSPECT_GAP_S
+        now = time.monotonic()
+        online = [s for s in self._hosts.values() if s.offline_since(now) is None]
+        if not online:
+            return INSPECT_DISCOVER_S
+        if any(s.by_answers() for s in online):
+            return INSPECT_NO_HEARTBEAT_S
+        return INSPECT_EVERY_S
 
     def _all_answered(self) -> bool:
         """Whether every online worker answered once (else the next round comes sooner,
@@ -370,7 +451,9 @@ class WorkerWatch:
         waiting = [
             s
             for s in self._hosts.values()
-            if s.offline_since(now) is None and not s.answered and s.early_asks < MAX_EARLY_ASKS
+            if s.offline_since(now) is None
+            and s.answered_at is None
+            and s.early_asks < MAX_EARLY_ASKS
         ]
         for seen in waiting:
             seen.early_asks += 1
@@ -387,10 +470,9 @@ class WorkerWatch:
             self._inspections.worked()
 
     async def inspect(self) -> None:
-        """One inspection, now: broadcast ``stats``, ``active_queues``, ``reserved`` and
-        ``scheduled`` with replies to the watch's own lists, collect replies for up to a
-        second, apply them, and remove the lists and their bindings. Inspections never
-        overlap (they share the lists).
+        """One inspection, now: broadcast :data:`INSPECT_METHODS` with replies to the watch's
+        own lists, collect replies for up to a second, apply them, and remove the lists and
+        their bindings. Inspections never overlap (they share the lists).
 
         Raises:
             redis.exceptions.RedisError, OSError: Redis failed (nothing is applied then).
@@ -405,6 +487,7 @@ class WorkerWatch:
         ]
         keys = CeleryKeys(global_keyprefix=self.global_keyprefix, sep=self.sep)
         tickets = {method: str(uuid.uuid4()) for method in INSPECT_METHODS}
+        sent = time.monotonic()
         pipe = self.client.pipeline(transaction=True)
         for set_key, member in bindings:
             pipe.sadd(set_key, member)
@@ -415,7 +498,7 @@ class WorkerWatch:
         for method in INSPECT_METHODS:
             message = control_envelope(
                 method,
-                {},
+                INSPECT_ARGUMENTS.get(method, {}),
                 ticket=tickets[method],
                 reply_to=reply_to(self._oids[method]),
                 timeout=REPLY_WINDOW_S,
@@ -426,7 +509,7 @@ class WorkerWatch:
             replies = await self._collect(lists, tickets)
         finally:
             await _quietly(self._remove(lists, bindings))
-        self._apply_replies(replies, time.monotonic())
+        self._apply_replies(replies, sent, time.monotonic())
         self.inspections += 1
 
     async def _collect(
@@ -466,14 +549,21 @@ class WorkerWatch:
         pipe.delete(*lists)
         await asyncio.wait_for(pipe.execute(), _CLOSE_WAIT_S)
 
-    def _apply_replies(self, replies: Mapping[str, Mapping[str, Any]], now: float) -> None:
+    def _apply_replies(
+        self, replies: Mapping[str, Mapping[str, Any]], sent: float, now: float
+    ) -> None:
+        """Apply what the workers answered a broadcast ``sent`` then (``time.monotonic``)."""
+        wall = datetime.now(UTC)
         for node in {n for answers in replies.values() for n in answers}:
-            seen, new = self._host(node, now)
-            if new:  # heard of only through its answers: alive now, heartbeats will tell
-                seen.beat_at = now
-            seen.answered = True
-            if node in replies["stats"]:
-                seen.pool, seen.concurrency = _pool(replies["stats"][node])
+            seen, _ = self._host(node, now)
+            seen.last_seen = now
+            seen.answered_at = sent if seen.answered_at is None else max(seen.answered_at, sent)
+            seen.answered_wall = wall
+            if seen.offline_at is not None and sent - seen.offline_at >= REVIVE_AFTER_S:
+                seen.offline_at = None  # a worker back, without the heartbeats that say so
+            stats = replies["stats"].get(node)
+            if stats is not None:
+                seen.pool, seen.concurrency = _pool(stats)
             if node in replies["active_queues"]:
                 seen.queues = _queues(replies["active_queues"][node])
             # Celery's ``reserved`` leaves out the tasks held for their eta (``scheduled``).
@@ -483,6 +573,11 @@ class WorkerWatch:
                 seen.reserved = len(reserved) + len(scheduled)
             else:
                 seen.reserved = None
+            if seen.by_answers():  # else its heartbeats tell these, and more freshly
+                active = replies["active"].get(node)
+                seen.active = len(active) if isinstance(active, list) else None
+                if stats is not None:
+                    seen.pid, seen.birth = _pid_and_birth(stats, wall)
 
 
 # ------------------------------------------------------------------------------------------
@@ -516,6 +611,8 @@ def _details(seen: _Seen, now: float) -> WorkerDetails:
         loadavg=seen.loadavg,
         sw_ident=seen.sw_ident,
         sw_ver=seen.sw_ver,
+        heartbeats=not seen.by_answers(),
+        last_answer=seen.answered_wall,
     )
 
 
@@ -569,6 +666,18 @@ def _pool(answer: object) -> tuple[str | None, int | None]:
         module = implementation[:1000].partition(":")[0].rsplit(".", 1)[-1]
         name = cap(_POOL_NAMES.get(module, module), MAX_NAME_CHARS) or None
     return name, _count(pool.get("max-concurrency"))
+
+
+def _pid_and_birth(answer: object, now: datetime) -> tuple[int | None, datetime | None]:
+    """The pid of a ``stats`` answer, and when the worker started (``uptime``, whole
+    seconds, before ``now``)."""
+    if not isinstance(answer, dict):
+        return None, None
+    uptime = _count(answer.get("uptime"))
+    birth = None
+    if uptime is not None and uptime <= MAX_UPTIME_S:
+        birth = now.replace(microsecond=0) - timedelta(seconds=uptime)
+    return _count(answer.get("pid")), birth
 
 
 def _queues(answer: object) -> tuple[str, ...]:
