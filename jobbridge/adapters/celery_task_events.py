@@ -312,10 +312,12 @@ class TaskEventFeed:
             delay = min(delay * 2, high)
 
     async def _listen(self, pubsub: PubSub) -> None:
-        """Batch entries (``BATCH_MAX`` or ``BATCH_WAIT_S``) and write them; returns only
-        by an exception."""
+        """Batch entries (``BATCH_MAX`` tasks or ``BATCH_WAIT_S``) and write them; returns
+        only by an exception."""
         loop = asyncio.get_running_loop()
-        batch: list[Entry] = []
+        # by task: of one task's events in a batch only the latest is written (the one the
+        # script would keep: among events the highest version wins)
+        batch: dict[bytes, Entry] = {}
         deadline = 0.0
         while True:
             timeout = max(0.0, deadline - loop.time()) if batch else 1.0
@@ -330,10 +332,13 @@ class TaskEventFeed:
                 entries = self.read(message.get("data"))
                 if entries and not batch:
                     deadline = loop.time() + BATCH_WAIT_S
-                batch += entries
+                for entry in entries:
+                    held = batch.get(entry.task_id)
+                    if held is None or entry.version > held.version:
+                        batch[entry.task_id] = entry
                 await asyncio.sleep(0)  # a flood of buffered messages must not hold the loop
             if batch and (len(batch) >= BATCH_MAX or loop.time() >= deadline):
-                entries, batch = batch, []
+                entries, batch = list(batch.values()), {}
                 await self._write(entries)
 
     async def _write(self, entries: list[Entry]) -> None:
