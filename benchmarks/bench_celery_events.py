@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import json
 import multiprocessing
 import os
 import time
@@ -35,19 +33,7 @@ from jobbridge.adapters.celery_index import Bucket, ResultIndex
 from jobbridge.adapters.celery_keys import CeleryKeys
 from jobbridge.adapters.celery_task_events import TaskEventFeed
 from jobbridge.devredis import start_redis_server
-
-
-def _message(events: list[dict[str, object]]) -> bytes:
-    body = base64.b64encode(json.dumps(events).encode()).decode()
-    return json.dumps(
-        {
-            "body": body,
-            "content-encoding": "utf-8",
-            "content-type": "application/json",
-            "headers": {"hostname": "bench@host"},
-            "properties": {"body_encoding": "base64", "delivery_tag": "t", "priority": 0},
-        }
-    ).encode()
+from tests.integration.celery_unacked_seed import event_message
 
 
 def publish(url: str, tasks: int, per_message: int, rate: float) -> None:
@@ -77,7 +63,7 @@ def publish(url: str, tasks: int, per_message: int, rate: float) -> None:
             {**common, "type": "task-succeeded", "timestamp": now + 0.002, "result": str(n)},
         ]
         if len(pending) >= per_message:
-            pipe.publish(channel, _message(pending))
+            pipe.publish(channel, event_message(pending, "bench@host"))
             pending = []
             if len(pipe) >= 100:
                 pipe.execute()
@@ -85,7 +71,7 @@ def publish(url: str, tasks: int, per_message: int, rate: float) -> None:
                 if ahead > 0:
                     time.sleep(ahead)
     if pending:
-        pipe.publish(channel, _message(pending))
+        pipe.publish(channel, event_message(pending, "bench@host"))
     pipe.execute()
     took = time.perf_counter() - started
     print(f"published {tasks * 3:,} events in {took:.1f} s ({tasks * 3 / took:,.0f}/s)")

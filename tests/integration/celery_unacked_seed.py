@@ -1,20 +1,25 @@
 """Messages held in ``unacked`` as kombu writes them (``[message, exchange, routing_key]``
-under a delivery tag, the tag in ``unacked_index`` scored by delivery time), made fast for
-tests and the benchmark of the background sort."""
+under a delivery tag, the tag in ``unacked_index`` scored by delivery time), and event
+messages as a worker publishes them, made fast for tests and the benchmarks."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis
 
 from jobbridge.adapters.celery_control import build_task_message
 
 
-def held_value(task_id: str, eta: datetime | None) -> bytes:
-    """One ``unacked`` value: a real protocol 2 message, with an eta when given."""
+def held_value(
+    task_id: str, eta: datetime | None, *, properties: dict[str, object] | None = None
+) -> bytes:
+    """One ``unacked`` value: a real protocol 2 message, with an eta when given and
+    ``properties`` set over its own (as they are: a test may set any value)."""
     message = json.loads(
         build_task_message(
             task="examples.celery_app.add",
@@ -30,6 +35,7 @@ def held_value(task_id: str, eta: datetime | None) -> bytes:
     )
     if eta is not None:
         message["headers"]["eta"] = eta.isoformat()
+    message["properties"].update(properties or {})
     return json.dumps([message, "", "celery"]).encode()
 
 
@@ -55,3 +61,18 @@ def seed_held(
             pipe.execute()
     pipe.execute()
     return made
+
+
+def event_message(body: Any, hostname: str = "w1@h") -> bytes:
+    """A message of an event channel as kombu publishes it: a JSON envelope whose body is
+    the event (or, on ``task.multi``, a list of them), base64."""
+    encoded = base64.b64encode(json.dumps(body).encode()).decode()
+    return json.dumps(
+        {
+            "body": encoded,
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": {"hostname": hostname},
+            "properties": {"body_encoding": "base64", "delivery_tag": "t", "priority": 0},
+        }
+    ).encode()

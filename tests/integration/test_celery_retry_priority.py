@@ -20,11 +20,12 @@ import pytest
 import redis
 import redis.asyncio
 
-from jobbridge.adapters.celery_control import build_task_message, validate_task_message
+from jobbridge.adapters.celery_control import validate_task_message
 from jobbridge.adapters.celery_keys import CeleryKeys
 from jobbridge.adapters.celery_unacked import PRIORITY_SEEN_TTL_S, UnackedView
 from tests.integration.celery_jobbridge import celery_api, wait_row
 from tests.integration.celery_support import meta_key, send, wait_for_state
+from tests.integration.celery_unacked_seed import held_value
 from tests.integration.rq_support import async_wait_for
 
 pytestmark = pytest.mark.redis
@@ -117,29 +118,11 @@ async def test_retry_of_a_task_jobbridge_never_saw_held_is_at_priority_0(
 # ------------------------------------------------------------------ the record itself
 
 
-def held_at(task_id: str, priority: object) -> bytes:
-    """An ``unacked`` value whose ``properties.priority`` is ``priority`` as it is."""
-    message = json.loads(
-        build_task_message(
-            task="examples.celery_app.add",
-            task_id=task_id,
-            args=[1, 2],
-            kwargs={},
-            queue="celery",
-            priority=None,
-            parent_id=None,
-            root_id=task_id,
-            origin="seed@test",
-        )
-    )
-    message["properties"]["priority"] = priority
-    return json.dumps([message, "", "celery"]).encode()
-
-
 def hold(conn: redis.Redis, priorities: dict[str, object], delivered_s: float) -> None:
     """Seed held messages, as kombu writes them, tagged ``tag-<task id>``."""
     for n, (task_id, priority) in enumerate(priorities.items()):
-        conn.hset("unacked", f"tag-{task_id}", held_at(task_id, priority))
+        value = held_value(task_id, None, properties={"priority": priority})
+        conn.hset("unacked", f"tag-{task_id}", value)
         conn.zadd("unacked_index", {f"tag-{task_id}": delivered_s + n})
 
 

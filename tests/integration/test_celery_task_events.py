@@ -3,7 +3,6 @@ meta over an event, hostile events, and real workers' events for tasks that stor
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from jobbridge.adapters.celery_keys import CeleryKeys
 from jobbridge.adapters.celery_task_events import TaskEventFeed, entry_of
 from tests.integration.celery_jobbridge import celery_api, wait_row
 from tests.integration.celery_support import meta_key, realistic_meta, send
+from tests.integration.celery_unacked_seed import event_message
 from tests.integration.rq_support import async_wait_for
 
 pytestmark = pytest.mark.redis
@@ -74,20 +74,6 @@ async def where(index: ResultIndex, task_id: str) -> tuple[Bucket | None, bool |
     """The bucket a task is in and whether its row comes from events."""
     task = await index.get(task_id)
     return (task.bucket, task.from_events) if task else (None, None)
-
-
-def envelope(body: Any) -> bytes:
-    """An event message as kombu publishes it (a JSON envelope, the body base64)."""
-    encoded = base64.b64encode(json.dumps(body).encode()).decode()
-    return json.dumps(
-        {
-            "body": encoded,
-            "content-encoding": "utf-8",
-            "content-type": "application/json",
-            "headers": {"hostname": "w1@h"},
-            "properties": {"body_encoding": "base64", "delivery_tag": "t", "priority": 0},
-        }
-    ).encode()
 
 
 # ------------------------------------------------------------------------------------------
@@ -180,11 +166,11 @@ async def test_the_feed_remembers_names_and_survives_hostile_events(
             {"type": "task-started", "uuid": "t8", "timestamp": "yesterday", "hostname": 9},
             "not an event",
         ]
-        await redis_client.publish(channel, envelope([received, *hostile]))
+        await redis_client.publish(channel, event_message([received, *hostile]))
         await redis_client.publish(channel, b"\x80\x04 not an envelope")
         await redis_client.publish(
             events_channel("", 0, "task-succeeded"),
-            envelope(event("task-succeeded", "t6", NOW_S + 1, result="5", runtime=0.1)),
+            event_message(event("task-succeeded", "t6", NOW_S + 1, result="5", runtime=0.1)),
         )
         await async_wait_for(lambda: feed.written.written >= 4, "4 entries written", timeout=5)
         task = await index.get("t6")
