@@ -89,6 +89,14 @@ INLINE_BYTES = 64 * 1024
 META_BYTES = MAX_INPUT_BYTES
 #: Waiting messages a job page looks through for an id (from both ends of each queue).
 DETAIL_SEARCH = 20_000
+#: Pools whose workers go silent (no heartbeats, no answers) while they run a task: their
+#: being offline says nothing of the task.
+SILENT_POOLS = frozenset({"solo"})
+#: Why a running task whose worker went offline is overdue.
+LOST_NOTE = (
+    "its worker went offline: this task will not finish there (with acks_late, kombu "
+    "delivers its message again after the visibility timeout; without, it is lost)"
+)
 
 _INDEXED = {
     ListName.COMPLETED: Bucket.COMPLETED,
@@ -508,7 +516,18 @@ class CeleryAdapter:
         held = self.unacked.sorted.task_ids
         tasks = await self.index.page(Bucket.RUNNING, start, need + self._started_held)
         free = [t for t in tasks if t.task_id not in held][:need]
-        return rows + [records.indexed_row(self.source, t) for t in free]
+        return rows + [self._mark_lost(records.indexed_row(self.source, t)) for t in free]
+
+    def _mark_lost(self, row: JobRecord) -> JobRecord:
+        """A running task whose worker went offline: overdue since then. Not for a solo
+        worker (it sends no heartbeats and answers nothing while it runs a task), nor for a
+        worker whose pool was never told or that the watch never heard of."""
+        if row.status is not JobStatus.RUNNING or not row.worker or row.overdue_since:
+            return row
+        gone = self.watch.went_offline(row.worker)
+        if gone is None or gone.pool is None or gone.pool in SILENT_POOLS:
+            return row
+        return replace(row, overdue_since=gone.since, extra={**row.extra, "overdue": LOST_NOTE})
 
     # ---------------------------------------------------------------- one job
 
@@ -535,7 +554,7 @@ class CeleryAdapter:
             raw_meta = meta.head
             row = records.meta_row(self.source, job_id, meta.meta, base_row)
             if row.status is JobStatus.RUNNING and job_id not in self.unacked.sorted.task_ids:
-                row = replace(row, raw_status="STARTED (acknowledged)")
+                row = self._mark_lost(replace(row, raw_status="STARTED (acknowledged)"))
             payload, kind = records.meta_payload(meta.meta)
             return JobDetail(
                 job=row,

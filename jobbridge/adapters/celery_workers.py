@@ -49,7 +49,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from jobbridge.adapters.base import MAX_NAME_CHARS, cap
 from jobbridge.adapters.celery_control import (
@@ -273,6 +273,9 @@ class WorkerWatch:
         self._oids = {method: str(uuid.uuid4()) for method in INSPECT_METHODS}
         #: by name, the host heard from least recently first
         self._hosts: OrderedDict[str, _Seen] = OrderedDict()
+        #: workers forgotten (offline past FORGET_AFTER_S): when they went offline, and
+        #: their pool, for :meth:`went_offline`; the oldest go first past MAX_HOSTS
+        self._gone: OrderedDict[str, Gone] = OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
         self._pubsub: PubSub | None = None
         self._wake = asyncio.Event()
@@ -403,11 +406,27 @@ class WorkerWatch:
         if len(self._hosts) >= MAX_HOSTS:
             self._hosts.popitem(last=False)
         seen = self._hosts[name] = _Seen(name=name, last_seen=now)
+        self._gone.pop(name, None)
         return seen, True
 
     def _prune(self, now: float) -> None:
         for name in [n for n, s in self._hosts.items() if s.forgotten(now)]:
-            del self._hosts[name]
+            gone = _gone(self._hosts.pop(name), now)
+            if gone is not None:
+                self._gone[name] = gone
+                self._gone.move_to_end(name)
+                if len(self._gone) > MAX_HOSTS:
+                    self._gone.popitem(last=False)
+
+    def went_offline(self, hostname: str) -> Gone | None:
+        """When a worker this watch knew went offline, and its pool; None while it is
+        online, and for a worker never heard of (it may be alive and silent: its events
+        do not reach this Redis, or it is a solo worker busy since before the watch began)."""
+        name = cap(hostname, MAX_NAME_CHARS) or ""
+        seen = self._hosts.get(name)
+        if seen is None:
+            return self._gone.get(name)
+        return _gone(seen, time.monotonic())
 
     # ------------------------------------------------------------------ inspection
 
@@ -582,6 +601,20 @@ class WorkerWatch:
 
 # ------------------------------------------------------------------------------------------
 # Reading hostile values
+
+
+class Gone(NamedTuple):
+    """A worker offline: since when (this host's clock), and its pool when it was told."""
+
+    since: datetime
+    pool: str | None
+
+
+def _gone(seen: _Seen, now: float) -> Gone | None:
+    since = seen.offline_since(now)
+    if since is None:
+        return None
+    return Gone(datetime.now(UTC) - timedelta(seconds=max(0.0, now - since)), seen.pool)
 
 
 def _name(seen: _Seen) -> str:

@@ -13,7 +13,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import signal
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +39,7 @@ from jobbridge.adapters.celery_workers import (
     WorkerDetails,
     WorkerWatch,
 )
+from tests.integration.celery_jobbridge import celery_api, wait_row
 from tests.integration.celery_support import CeleryWorker, send, wait_for_state
 from tests.integration.rq_support import async_wait_for
 
@@ -331,3 +335,66 @@ async def test_a_worker_without_heartbeats_beside_a_heartbeat_worker(
         assert worker_state(watch, quiet.hostname) == "online"
     finally:
         await watch.close()
+
+
+# ------------------------------------------------------------------ a running task's worker gone
+
+
+async def test_a_started_task_of_a_killed_worker_is_overdue(capp, workers, redis_url) -> None:
+    """SIGKILL (no worker-offline, no result): the task's STARTED meta stays, as in Celery.
+    Once the watch counts the worker offline, the row and the job page say it is overdue."""
+    from jobbridge.adapters.celery import LOST_NOTE
+
+    async with celery_api(redis_url) as api:
+        worker = workers.start(pool="prefork", concurrency=1)
+        adapter = api.service.adapter(api.source)
+        await async_wait_for(
+            lambda: any(w.pool == "prefork" for w in adapter.watch.workers()),
+            "the worker's pool",
+            timeout=30,
+        )
+        task = send(capp, "sleep", 60)
+        row = await wait_row(api, "running", task.id)
+        assert row["overdue_since"] is None and row["worker"] == worker.hostname
+        os.killpg(worker.process.pid, signal.SIGKILL)
+        await async_wait_for(
+            lambda: adapter.watch.went_offline(worker.hostname) is not None,
+            "the worker offline",
+            timeout=30,
+        )
+        row = await wait_row(api, "running", task.id)
+        assert row["overdue_since"] is not None and row["extra"]["overdue"] == LOST_NOTE
+        status, page = await api.get(f"/jobs/{api.source}/{task.id}")
+        assert status == 200 and "will not finish there" in page and "overdue" in page
+
+
+def test_only_a_known_non_solo_worker_offline_makes_a_task_overdue() -> None:
+    """The rules of CeleryAdapter._mark_lost, on a watch handed what it knows (no I/O)."""
+    from jobbridge.adapters.celery import CeleryAdapter
+    from jobbridge.model import JobRecord, JobStatus
+
+    adapter = CeleryAdapter(redis.asyncio.Redis(host="unused.invalid"), source="c")
+    now = time.monotonic()
+    for name, pool, offline in (
+        ("gone@h", "prefork", True),
+        ("solo@h", "solo", True),
+        ("quiet@h", None, True),
+        ("alive@h", "prefork", False),
+    ):
+        seen, _ = adapter.watch._host(name, now)
+        seen.pool = pool
+        seen.beat_at = now - (100.0 if offline else 0.0)
+
+    def overdue(worker: str | None, status: JobStatus = JobStatus.RUNNING) -> bool:
+        row = JobRecord(
+            source="c", system="celery", id="t", name="n", queue="q", status=status, raw_status="x"
+        )
+        return adapter._mark_lost(replace(row, worker=worker)).overdue_since is not None
+
+    assert overdue("gone@h")
+    assert not overdue("gone@h", JobStatus.COMPLETED)
+    assert not overdue("solo@h")  # silent while it runs a task: offline says nothing
+    assert not overdue("quiet@h")  # its pool never told
+    assert not overdue("alive@h")
+    assert not overdue("never-heard@h")
+    assert not overdue(None)
