@@ -54,6 +54,7 @@ from jobbridge.adapters.base import (
     score_ms,
 )
 from jobbridge.adapters.celery_messages import READY_STATES, decode_result_meta, parse_datetime
+from jobbridge.adapters.subscription import resubscribe_forever
 from jobbridge.pacing import Pacer
 
 if TYPE_CHECKING:
@@ -800,32 +801,25 @@ class ResultIndex:
     # ---- subscriber
 
     async def _subscribe_forever(self) -> None:
-        low, high = self.settings.backoff_s
-        delay = low
-        while True:
-            subscriptions = self._subscriptions
-            pubsub = self.results.pubsub()
-            try:
-                await pubsub.psubscribe(self.pattern)
-                await self._listen(pubsub)
-            except Exception as exc:  # a Redis error, or a bug: either way, subscribe again
-                self._subscribed = False
-                if not self._sub_outage:
-                    self._sub_outage = True
-                    log.warning(
-                        "%s: result subscription lost (%s); reconnecting, then a backfill pass",
-                        self.source,
-                        exc,
-                        exc_info=not isinstance(exc, UNAVAILABLE_ERRORS),
-                    )
-            finally:
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(CLEANUP_S):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
-            if self._subscriptions != subscriptions:
-                delay = low  # it was subscribed for a while: start the backoff afresh
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, high)
+        await resubscribe_forever(
+            self.results,
+            self.pattern,
+            self._listen,
+            backoff_s=self.settings.backoff_s,
+            confirmed=lambda: self._subscriptions,
+            lost=self._on_lost,
+        )
+
+    def _on_lost(self, exc: Exception) -> None:
+        self._subscribed = False
+        if not self._sub_outage:
+            self._sub_outage = True
+            log.warning(
+                "%s: result subscription lost (%s); reconnecting, then a backfill pass",
+                self.source,
+                exc,
+                exc_info=not isinstance(exc, UNAVAILABLE_ERRORS),
+            )
 
     async def _listen(self, pubsub: PubSub) -> None:
         """Batch events (``batch_max`` or ``batch_wait_s``) and write them; returns only by

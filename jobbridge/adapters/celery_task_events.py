@@ -24,7 +24,6 @@ timestamps that are no time are replaced by the time of arrival.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -44,6 +43,7 @@ from jobbridge.adapters.celery_index import (
     dump_summary,
 )
 from jobbridge.adapters.celery_messages import READY_STATES
+from jobbridge.adapters.subscription import resubscribe_forever
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -285,31 +285,24 @@ class TaskEventFeed:
         return entry
 
     async def _follow(self) -> None:
-        low, high = BACKOFF_S
-        delay = low
-        while True:
-            pubsub = self.client.pubsub()
-            subscriptions = self.subscriptions
-            try:
-                await pubsub.psubscribe(self.pattern)
-                await self._listen(pubsub)
-            except Exception as exc:  # a Redis error, or a bug: either way, subscribe again
-                if not self._outage:
-                    self._outage = True
-                    log.warning(
-                        "%s: task event subscription lost (%s); reconnecting",
-                        self.source,
-                        exc,
-                        exc_info=not isinstance(exc, UNAVAILABLE_ERRORS),
-                    )
-            finally:
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(1.0):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
-            if self.subscriptions != subscriptions:
-                delay = low  # it was subscribed for a while: start the backoff afresh
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, high)
+        await resubscribe_forever(
+            self.client,
+            self.pattern,
+            self._listen,
+            backoff_s=BACKOFF_S,
+            confirmed=lambda: self.subscriptions,
+            lost=self._on_lost,
+        )
+
+    def _on_lost(self, exc: Exception) -> None:
+        if not self._outage:
+            self._outage = True
+            log.warning(
+                "%s: task event subscription lost (%s); reconnecting",
+                self.source,
+                exc,
+                exc_info=not isinstance(exc, UNAVAILABLE_ERRORS),
+            )
 
     async def _listen(self, pubsub: PubSub) -> None:
         """Batch entries (``BATCH_MAX`` tasks or ``BATCH_WAIT_S``) and write them; returns
