@@ -113,7 +113,7 @@ def connect(
         # does not answer is skipped for the next one instead, as from_url clients never retry.
         "retry": Retry(NoBackoff(), 0),
     }
-    sentinels = _Sentinel(list(parsed.sentinels), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
+    sentinels = _Sentinel(list(parsed.sentinels), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call,unused-ignore]
     client = sentinels.master_for(
         master,
         connection_pool_class=_MasterPool,
@@ -185,11 +185,11 @@ class _MasterPool(SentinelConnectionPool):
     """
 
     def __init__(self, service_name: str, sentinel_manager: Sentinel, **kwargs: Any) -> None:
-        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]
+        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call,unused-ignore]
         self._asked_at = float("-inf")
 
     async def get_master_address(self) -> Any:
-        address = await super().get_master_address()  # type: ignore[no-untyped-call]
+        address = await super().get_master_address()  # type: ignore[no-untyped-call,unused-ignore]
         self._asked_at = time.monotonic()
         return address
 

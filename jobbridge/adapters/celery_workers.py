@@ -305,7 +305,7 @@ class WorkerWatch:
             await asyncio.wait(tasks, timeout=_CLOSE_WAIT_S)
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
-            await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
+            await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call,unused-ignore]
 
     # ------------------------------------------------------------------ reading
 
@@ -355,7 +355,7 @@ class WorkerWatch:
                     pruned = now
         finally:
             self._pubsub = None
-            await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
+            await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call,unused-ignore]
 
     def on_message(self, data: object, received: float) -> None:
         """Apply one message of an event channel (bounded work; never raises)."""

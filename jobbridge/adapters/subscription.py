@@ -50,7 +50,7 @@ async def resubscribe_forever(
         finally:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(CLOSE_S):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
         if confirmed() != before:
             delay = low  # it was subscribed for a while: start the backoff afresh
         await asyncio.sleep(delay)
