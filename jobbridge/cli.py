@@ -59,6 +59,12 @@ _redis_option = click.option(
     help="Redis to inspect when no config file names sources; the systems in it are "
     "detected (env: JOBBRIDGE_REDIS_URL).",
 )
+_entry_option = click.option(
+    "--entry",
+    default=None,
+    help="Which entry of the id (the `entry` a row shows, e.g. one of two Celery messages "
+    "carrying one task id); default: the first found.",
+)
 
 
 def _echo(text: str, *, err: bool = False) -> None:
@@ -215,12 +221,14 @@ def _parse_pages(values: tuple[str, ...]) -> dict[ListName, int | None]:
 @click.option(
     "--source", "source_name", default=None, help="Source of the job (default: the only source)."
 )
+@_entry_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.argument("job_id")
 def show(
     config_path: Path | None,
     redis_url: str | None,
     source_name: str | None,
+    entry: str | None,
     as_json: bool,
     job_id: str,
 ) -> None:
@@ -229,7 +237,7 @@ def show(
 
     async def use(service: JobService) -> None:
         name = _one_source(service, source_name)
-        detail = await service.job(name, job_id)
+        detail = await service.job(name, job_id, entry=entry)
         if detail is None:
             raise click.ClickException(
                 f"job {quoted(job_id, 200)} not found in source {quoted(name)}"
@@ -268,6 +276,7 @@ def _action_command(action: Action) -> click.Command:
     @click.option(
         "--actor", default=None, help="Name recorded in the audit log (default: cli:<user>)."
     )
+    @_entry_option
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @click.argument("job_ids", nargs=-1, required=True)
     def command(
@@ -275,6 +284,7 @@ def _action_command(action: Action) -> click.Command:
         redis_url: str | None,
         source_name: str | None,
         actor: str | None,
+        entry: str | None,
         as_json: bool,
         job_ids: tuple[str, ...],
     ) -> None:
@@ -285,7 +295,7 @@ def _action_command(action: Action) -> click.Command:
             name = _one_source(service, source_name)
             worst = EXIT_OK
             for job_id in job_ids:
-                result = await service.act(name, job_id, action, who)
+                result = await service.act(name, job_id, action, who, entry=entry)
                 if as_json:
                     _echo_json(action_json(result))
                 else:

@@ -19,6 +19,18 @@ SYSTEMS: tuple[System, ...] = ("autumn", "rq", "celery")
 DEFAULT_PER_PAGE = 25
 MAX_PER_PAGE = 100
 
+#: Longest job id jobbridge links to and acts on, on every route (page, API, CLI): a row whose
+#: id is longer says so and offers no action. Real ids are far shorter (UUIDs: 36).
+MAX_JOB_ID_CHARS = 200
+#: Longest entry name (``JobRecord.entry``) a route accepts.
+MAX_ENTRY_CHARS = 100
+
+
+def reachable_id(job_id: str) -> bool:
+    """Whether every route (page, API, CLI) can name this id."""
+    return 0 < len(job_id) <= MAX_JOB_ID_CHARS
+
+
 #: Windows of the completed and failed lists.
 COMPLETED_WINDOW = timedelta(hours=24)
 FAILED_WINDOW = timedelta(days=7)
@@ -179,6 +191,10 @@ class JobRecord:
     #: running jobs: when the claim's deadline passed (None while within it). Its worker is
     #: likely gone; the job waits for the system's own recovery, which needs a live worker.
     overdue_since: datetime | None = None
+    #: which of the job's entries this row is, when one id can stand for several (two Celery
+    #: messages carrying one task id): its links and actions name it, so they reach this entry
+    #: only. None when the id alone names what the row shows.
+    entry: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("enqueued_at", "scheduled_for", "started_at", "finished_at", "overdue_since"):
@@ -416,6 +432,9 @@ class AuditEntry:
     outcome: str
     new_id: str | None = None
     message: str = ""
+    #: what was acted on besides the id ("" the job itself; "waiting" a waiting message of a
+    #: Celery task; "dead" an Autumn dead entry)
+    entry: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

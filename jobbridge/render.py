@@ -124,6 +124,7 @@ def render_detail(detail: JobDetail) -> str:
         ("source", job.source),
         ("system", job.system),
         ("id", job.id),
+        *((("entry", job.entry),) if job.entry else ()),
         ("name", job.name),
         ("queue", job.queue),
         ("status", f"{job.status.value} ({job.raw_status})"),

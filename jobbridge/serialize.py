@@ -53,6 +53,7 @@ def job_json(job: JobRecord) -> dict[str, Any]:
         "new_id": job.new_id,
         "extra": dict(job.extra),
         "overdue_since": rfc3339(job.overdue_since),
+        "entry": job.entry,
     }
 
 
@@ -161,6 +162,7 @@ def audit_json(entry: AuditEntry) -> dict[str, Any]:
         "outcome": entry.outcome,
         "new_id": entry.new_id,
         "message": entry.message,
+        "entry": entry.entry,
     }
 
 

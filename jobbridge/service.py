@@ -20,6 +20,7 @@ from jobbridge.adapters.base import (
     DiscoversQueues,
     JobAdapter,
     ListsWorkers,
+    NamesEntries,
     RevokesTasks,
     RunsInBackground,
     StopsJobs,
@@ -28,6 +29,7 @@ from jobbridge.adapters.base import (
 )
 from jobbridge.errors import SourceUnavailable, UnknownSource
 from jobbridge.model import (
+    MAX_JOB_ID_CHARS,
     Action,
     ActionResult,
     AuditEntry,
@@ -39,6 +41,7 @@ from jobbridge.model import (
     Snapshot,
     SnapshotQuery,
     System,
+    reachable_id,
 )
 
 log = logging.getLogger(__name__)
@@ -305,7 +308,7 @@ class JobService:
         snapshot = await adapter.snapshot(query)
         if isinstance(adapter, ListsWorkers) and query.only is None:
             snapshot = replace(snapshot, workers=await adapter.workers())
-        return snapshot
+        return without_unreachable_actions(snapshot)
 
     async def counters(self, source: str) -> Counters:
         adapter = self.adapter(source)
@@ -361,11 +364,22 @@ class JobService:
             recent_failures=tuple(failures[:OVERVIEW_FAILURES]),
         )
 
-    async def job(self, source: str, job_id: str) -> JobDetail | None:
-        """One job wherever it is; viewers of the same job within the TTL share one read."""
+    async def job(self, source: str, job_id: str, *, entry: str | None = None) -> JobDetail | None:
+        """One job wherever it is (with ``entry``: that entry of the id only); viewers of the
+        same job within the TTL share one read."""
         adapter = self.adapter(source)
+        if not reachable_id(job_id):
+            return None
+        if entry is None:
+            return await self.cache.get(
+                (source, "job", job_id), lambda: read(adapter, lambda: adapter.job(job_id))
+            )
+        if not isinstance(adapter, NamesEntries):
+            return None
+        named = adapter
         return await self.cache.get(
-            (source, "job", job_id), lambda: read(adapter, lambda: adapter.job(job_id))
+            (source, "job", job_id, entry),
+            lambda: read(adapter, lambda: named.job_entry(job_id, entry)),
         )
 
     async def audit(
@@ -426,8 +440,11 @@ class JobService:
 
     # ------------------------------------------------------------ actions
 
-    async def act(self, source: str, job_id: str, action: Action, actor: str) -> ActionResult:
-        """Run one action and report exactly what happened."""
+    async def act(
+        self, source: str, job_id: str, action: Action, actor: str, *, entry: str | None = None
+    ) -> ActionResult:
+        """Run one action on exactly the job named (with ``entry``: on that entry of the id
+        only) and report exactly what happened."""
         adapter = self.adapter(source)
         if self.read_only:
             return ActionResult(
@@ -435,6 +452,14 @@ class JobService:
                 outcome=Outcome.FORBIDDEN,
                 job_id=job_id,
                 message="jobbridge is in read-only mode; no action was taken.",
+            )
+        if not reachable_id(job_id):
+            return ActionResult(
+                action=action,
+                outcome=Outcome.NOT_FOUND,
+                job_id=job_id[:MAX_JOB_ID_CHARS],
+                message=f"Job ids longer than {MAX_JOB_ID_CHARS} characters cannot be named "
+                "on any route; nothing was changed.",
             )
         run = {
             Action.CANCEL: adapter.cancel,
@@ -445,6 +470,21 @@ class JobService:
             run = adapter.stop
         if action is Action.REVOKE and isinstance(adapter, RevokesTasks):
             run = adapter.revoke
+        if entry is not None:
+            if action is not Action.CANCEL or not isinstance(adapter, NamesEntries):
+                return ActionResult(
+                    action=action,
+                    outcome=Outcome.NOT_FOUND,
+                    job_id=job_id,
+                    message=f"Job {job_id} has no entry {entry!r} to {action.value}; "
+                    "nothing was changed.",
+                )
+            named, wanted = adapter, entry
+
+            async def run_entry(job_id: str, actor: str) -> ActionResult:
+                return await named.cancel_entry(job_id, wanted, actor)
+
+            run = run_entry
         if run is None:
             return ActionResult(
                 action=action,
@@ -476,3 +516,28 @@ class JobService:
             result.outcome.value,
         )
         return result
+
+
+#: a row whose id no route can name says so instead of offering actions that cannot be sent
+UNREACHABLE_ID = (
+    f"its id is longer than {MAX_JOB_ID_CHARS} characters, so no page, API call or command "
+    "can name it: act on it with the system's own tools"
+)
+
+
+def without_unreachable_actions(snapshot: Snapshot) -> Snapshot:
+    """Rows whose id is too long for any route offer no action and say why."""
+
+    def fix(job: JobRecord) -> JobRecord:
+        if reachable_id(job.id):
+            return job
+        problem = f"{job.problem}; {UNREACHABLE_ID}" if job.problem else UNREACHABLE_ID
+        return replace(job, actions=(), problem=problem)
+
+    if all(reachable_id(j.id) for page in snapshot.lists.values() for j in page.items):
+        return snapshot
+    lists = {
+        name: replace(page, items=tuple(fix(j) for j in page.items))
+        for name, page in snapshot.lists.items()
+    }
+    return replace(snapshot, lists=lists)

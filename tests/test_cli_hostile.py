@@ -88,7 +88,8 @@ def test_audit_json_escapes_controls_and_keeps_the_exact_values(redis_url) -> No
 def test_refused_action_cleans_the_actor_and_new_id_of_a_lifecycle_entry(redis_url) -> None:
     client = redis.Redis.from_url(redis_url)
     client.set(
-        "jobbridge:autumn:autumn:jobs:lifecycle:job-1",
+        # a retry's entry: it acts on the job's dead entry (OperatorKeys.lifecycle)
+        "jobbridge:autumn:autumn:jobs:lifecycle#dead:job-1",
         json.dumps(
             {
                 "job_id": "job-1",

@@ -97,6 +97,9 @@ CANDIDATES_PER_STEP = 100
 QUEUE_FORGET_S = 600.0
 #: Tries of an action whose re-check found the record changed under it.
 ACTION_TRIES = 3
+#: the lifecycle entry kind of retry and discard: they act on a dead entry carrying the id,
+#: not on a live job of that id (operator.OperatorKeys.lifecycle)
+DEAD = "dead"
 #: Bytes of a record read for a row in the first round trip; bigger records take a second.
 ROW_BYTES = 64 * 1024
 #: Bytes of big records one page reads whole at most; rows past it say so and link to the job.
@@ -546,23 +549,28 @@ class AutumnAdapter:
         pipe.zscore(keys.delayed, job_id)
         pipe.zscore(keys.blocked, job_id)
         pipe.getrange(self.operator.keys.lifecycle(job_id), 0, MAX_LIFECYCLE_BYTES - 1)
+        pipe.getrange(self.operator.keys.lifecycle(job_id, DEAD), 0, MAX_LIFECYCLE_BYTES - 1)
         replies = [ok(r) for r in await pipe.execute(raise_on_error=False)]
-        processing, delayed, blocked, lifecycle_raw = (
+        processing, delayed, blocked, job_raw, dead_raw = (
             None if is_wrongtype(r) else r for r in replies
         )
         dead, body = await self._read_values(
             [keys.dead_record(job_id), keys.record(job_id)], ROW_BYTES, budget=MAX_VALUE_BYTES
         )
-        lifecycle = self.operator.parse(lifecycle_raw or None, job_id)
+        # What was done to the live job (cancel) and to a dead entry of its id (retry,
+        # discard) are kept apart: a dead entry naming a live job's id never relabels it.
+        of_job = self.operator.parse(job_raw or None, job_id)
+        of_dead = self.operator.parse(dead_raw or None, job_id)
         if dead is not None:
             failed = (JobStatus.FAILED, records.RAW_DEAD, None)
-            return await self._live_detail(job_id, dead, failed, lifecycle)
+            return await self._live_detail(job_id, dead, failed, of_dead)
         if body is not None:
             place = _live_place(processing, delayed, blocked)
-            return await self._live_detail(job_id, body, place, lifecycle)
-        if lifecycle is not None and lifecycle.record is not None:
-            preview = lifecycle.record.payload_preview
-            return _detail(lifecycle.record, None, lifecycle, preview, "json (preview)")
+            return await self._live_detail(job_id, body, place, of_job)
+        for lifecycle in (of_job, of_dead):
+            if lifecycle is not None and lifecycle.record is not None:
+                preview = lifecycle.record.payload_preview
+                return _detail(lifecycle.record, None, lifecycle, preview, "json (preview)")
         return None
 
     async def _live_detail(
@@ -655,6 +663,7 @@ class AutumnAdapter:
                 ],
                 operator=self.operator,
                 words=_WORDS,
+                entry=DEAD,
             )
             if result is not None:
                 return result
@@ -687,6 +696,7 @@ class AutumnAdapter:
             args=[entry],
             operator=self.operator,
             words=_WORDS,
+            entry=DEAD,
         )
         return result or changed_too_often(Action.DISCARD, job_id)
 

@@ -127,6 +127,21 @@ class RevokesTasks(Protocol):
 
 
 @runtime_checkable
+class NamesEntries(Protocol):
+    """A system where one id can stand for several entries (two Celery messages carrying one
+    task id): its rows name their entry (``JobRecord.entry``), and a page or a cancel that
+    names an entry reaches that one only."""
+
+    async def job_entry(self, job_id: str, entry: str) -> JobDetail | None:
+        """The job page of exactly this entry; None when no entry of the id is it."""
+        ...
+
+    async def cancel_entry(self, job_id: str, entry: str, actor: str) -> ActionResult:
+        """Cancel exactly this entry (one waiting message), whatever others share its id."""
+        ...
+
+
+@runtime_checkable
 class RunsInBackground(Protocol):
     """A system whose adapter follows Redis in the background (subscriptions, an index it
     keeps): started by the web app's service, never by one-shot CLI reads."""

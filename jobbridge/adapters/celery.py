@@ -531,10 +531,21 @@ class CeleryAdapter:
 
     # ---------------------------------------------------------------- one job
 
+    async def job_entry(self, job_id: str, entry: str) -> JobDetail | None:
+        """One waiting message of a task, by its digest; once it is gone, the task's page."""
+        found = await self._find_message(job_id, search_waiting=True, entry=entry)
+        if found is None:
+            return await self.job(job_id)
+        row, payload, kind, raw = found
+        lifecycles = tuple(e for e in await self._lifecycle(job_id) if e is not None)
+        return JobDetail(job=row, payload=payload, payload_kind=kind, lifecycle=lifecycles, raw=raw)
+
     async def job(self, job_id: str) -> JobDetail | None:
         """One task: its result meta and index row, the message holding it (``unacked``, or a
-        bounded search of the waiting lists), and its lifecycle entry."""
-        lifecycle = await self._lifecycle(job_id)
+        bounded search of the waiting lists), and its lifecycle entries."""
+        ended, waiting = await self._lifecycle(job_id)
+        # The task's own entry (retried, discarded) before one of a canceled message of it.
+        lifecycle = ended or waiting
         indexed = await self.index.get(job_id)
         meta = None
         if not job_id.startswith(records.MESSAGE_ID_PREFIX):
@@ -544,7 +555,7 @@ class CeleryAdapter:
             base_row = lifecycle.record
         # A task with a result is past the waiting lists: only one without is looked for there.
         message = await self._find_message(job_id, search_waiting=meta is None)
-        lifecycles = (lifecycle,) if lifecycle is not None else ()
+        lifecycles = tuple(e for e in (ended, waiting) if e is not None)
         if message is not None:
             row, payload, kind, raw = message
             return JobDetail(
@@ -586,30 +597,36 @@ class CeleryAdapter:
             )
         return None
 
-    async def _lifecycle(self, job_id: str) -> LifecycleEntry | None:
-        raw = await self.client.getrange(
-            self.operator.keys.lifecycle(job_id), 0, MAX_LIFECYCLE_BYTES - 1
+    async def _lifecycle(self, job_id: str) -> tuple[LifecycleEntry | None, LifecycleEntry | None]:
+        """The task's lifecycle entries: of its result (retried, discarded) and of a waiting
+        message of it (canceled)."""
+        keys = self.operator.keys
+        pipe = self.client.pipeline(transaction=False)
+        pipe.getrange(keys.lifecycle(job_id), 0, MAX_LIFECYCLE_BYTES - 1)
+        pipe.getrange(keys.lifecycle(job_id, actions.WAITING), 0, MAX_LIFECYCLE_BYTES - 1)
+        ended, waiting = await pipe.execute()
+        return self.operator.parse(ended or None, job_id), self.operator.parse(
+            waiting or None, job_id
         )
-        return self.operator.parse(raw or None, job_id)
 
     async def _find_message(
-        self, job_id: str, *, search_waiting: bool
+        self, job_id: str, *, search_waiting: bool, entry: str | None = None
     ) -> tuple[JobRecord, str, str, str] | None:
         """The message of a task a worker holds, else one waiting (a bounded search, when
-        ``search_waiting``)."""
-        tag = self.unacked.tag_of(job_id)
+        ``search_waiting``); with ``entry``, only the waiting message of that digest."""
+        tag = self.unacked.tag_of(job_id) if entry is None else None
         if tag is not None:
             (raw,) = cast("list[bytes | None]", await self.client.hmget(self.keys.unacked, [tag]))
             if raw is not None:
-                entry = await offload.decode(actions.decode_held, raw, inline_bytes=0)
-                status = JobStatus.SCHEDULED if entry.message.eta else JobStatus.RUNNING
+                held = await offload.decode(actions.decode_held, raw, inline_bytes=0)
+                status = JobStatus.SCHEDULED if held.message.eta else JobStatus.RUNNING
                 rows = await self._held([tag], status)
                 if rows:
-                    payload, kind = records.message_payload(entry.message)
+                    payload, kind = records.message_payload(held.message)
                     return rows[0], payload, kind, key_text(raw[:16384])
         if not search_waiting:
             return None
-        found = await actions.find_waiting(self, job_id, limit=DETAIL_SEARCH)
+        found = await actions.find_waiting(self, job_id, limit=DETAIL_SEARCH, entry=entry)
         if found is None:
             return None
         queue, step, raw = found
@@ -639,6 +656,9 @@ class CeleryAdapter:
 
     async def cancel(self, job_id: str, actor: str) -> ActionResult:
         return await actions.cancel(self, job_id, actor)
+
+    async def cancel_entry(self, job_id: str, entry: str, actor: str) -> ActionResult:
+        return await actions.cancel(self, job_id, actor, entry)
 
     async def retry(self, job_id: str, actor: str) -> ActionResult:
         return await actions.retry(self, job_id, actor)

@@ -143,21 +143,28 @@ def lifecycle_record(source: str, stored: str, job_id: str, status: JobStatus) -
 # Finding a waiting message
 
 
-def _matches(raw: bytes, job_id: str, needle: bytes) -> bool:
+def _matches(raw: bytes, job_id: str, needle: bytes, entry: str | None) -> bool:
     if job_id.startswith(records.MESSAGE_ID_PREFIX):
         return records.message_id(raw) == job_id
     if needle not in raw:
+        return False
+    if entry is not None and records.message_id(raw) != entry:
         return False
     return decode_message(raw).task_id == job_id
 
 
 async def find_waiting(
-    adapter: CeleryAdapter, job_id: str, *, limit: int = CANCEL_SEARCH
+    adapter: CeleryAdapter,
+    job_id: str,
+    *,
+    limit: int = CANCEL_SEARCH,
+    entry: str | None = None,
 ) -> tuple[str, int, bytes] | None:
-    """(queue, priority step, exact bytes) of the message waiting for a task; None when no
-    list of a shown queue holds it within ``limit`` messages. Reads each list by chunks from
-    its head (the next to run) and its tail (the newest) in turn: O(depth), for actions and
-    bounded by ``limit`` on a job page."""
+    """(queue, priority step, exact bytes) of the message waiting for a task (with
+    ``entry``: that message only, by its digest); None when no list of a shown queue holds
+    it within ``limit`` messages. Reads each list by chunks from its head (the next to run)
+    and its tail (the newest) in turn: O(depth), for actions and bounded by ``limit`` on a
+    job page."""
     needle = job_id.encode("utf-8", "surrogateescape")
     client = adapter.client
     lists = [(q, s) for q in adapter.queues for s in adapter.keys.priority_steps]
@@ -180,7 +187,7 @@ async def find_waiting(
                 tail += take
             budget -= take
             for raw in chunk:
-                if _matches(raw, job_id, needle):
+                if _matches(raw, job_id, needle, entry):
                     return queue, step, raw
                 await pacer.tick()
     return None
@@ -254,6 +261,7 @@ async def _run(
     keys: list[str],
     args: list[str | int | bytes],
     words: Mapping[str | Outcome, str] = WORDS,
+    entry: str = "",
 ) -> ActionResult | None:
     return await run_script(
         adapter.scripts[action.value if action is not Action.STOP else "revoke"],
@@ -264,21 +272,31 @@ async def _run(
         args=args,
         operator=adapter.operator,
         words=words,
+        entry=entry,
     )
 
 
 # ------------------------------------------------------------------------------------------
 # Actions
 
+#: the lifecycle entry kind of a cancel: it acts on one waiting message, not on the task's
+#: result, so it never blocks a retry or discard of a failed run of the same id (nor they it)
+WAITING = "waiting"
 
-async def cancel(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult:
-    """Remove the exact waiting message; a REVOKED result and the revoke broadcast follow."""
+
+async def cancel(
+    adapter: CeleryAdapter, job_id: str, actor: str, entry: str | None = None
+) -> ActionResult:
+    """Remove the exact waiting message (with ``entry``: that message only, whatever other
+    messages carry the id); a REVOKED result and the revoke broadcast follow."""
     seen = False
     for _ in range(ACTION_TRIES):
-        found = await find_waiting(adapter, job_id)
+        found = await find_waiting(adapter, job_id, entry=entry)
         verdict, list_key, raw, row = "", adapter.keys.step_list(adapter.queues[0], 0), b"", None
         if found is None:
-            verdict = "taken" if seen or await _taken(adapter, job_id) else "gone"
+            # Whether a worker holds the task says nothing of one named message of it.
+            taken = seen or (entry is None and await _taken(adapter, job_id))
+            verdict = "taken" if taken else "gone"
         else:
             queue, step, raw = found
             seen = True
@@ -326,6 +344,7 @@ async def cancel(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResul
                 else b"",
                 lifecycle_copy(row) if row is not None else "",
             ],
+            entry=WAITING,
         )
         if result is None:
             continue

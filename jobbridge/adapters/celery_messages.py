@@ -334,7 +334,16 @@ def _read_headers(headers: Mapping[str, Any], out: _Fields) -> None:
     p = out.problems
     v = out.values
     v["task"] = _text(headers.get("task"), "task", p, MAX_NAME_CHARS)
-    v["task_id"] = _text(headers.get("id"), "id", p)
+    task_id = headers.get("id")
+    if isinstance(task_id, str) and len(task_id) > MAX_ID_CHARS:
+        # A cut id names no task: the row goes by its message's digest, which every route
+        # can carry and cancel acts on.
+        p.append(
+            f"the task id is {len(task_id):,} characters, over {MAX_ID_CHARS}: shown by "
+            "its message's digest"
+        )
+        task_id = None
+    v["task_id"] = _text(task_id, "id", p)
     v["eta"] = _datetime(headers.get("eta"), "eta", p)
     v["expires"] = _datetime(headers.get("expires"), "expires", p)
     v["retries"] = _int(headers.get("retries"), "retries", p)

@@ -78,8 +78,11 @@ def message_row(
     held_since: datetime | None = None,
     extra: Mapping[str, str | None] | None = None,
 ) -> JobRecord:
-    """A row for a message waiting in a queue list or held in ``unacked``."""
+    """A row for a message waiting in a queue list or held in ``unacked``. A waiting message
+    of a task names its entry (its digest): two messages may carry one task id, and each
+    row's page and cancel must reach its own."""
     task_id = message.task_id or message_id(raw)
+    entry = message_id(raw) if message.task_id and status is JobStatus.ENQUEUED else None
     retries = message.retries
     if status is JobStatus.SCHEDULED and retries:
         status = JobStatus.RETRYING
@@ -100,6 +103,7 @@ def message_row(
         actions=ACTIONS.get(status, ()),
         problem=message.problem,
         extra=_extra(message, **(extra or {})),
+        entry=entry,
     )
 
 

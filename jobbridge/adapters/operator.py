@@ -63,12 +63,18 @@ class OperatorKeys:
     def lifecycle_list(self) -> str:
         return f"{self.jobbridge_prefix}{self.system}:{self.namespace}:lifecycle"
 
-    def lifecycle(self, job_id: str) -> str:
+    def lifecycle(self, job_id: str, entry: str = "") -> str:
+        """The lifecycle key of what an action acted on: the job itself (``entry`` "") or one
+        kind of entry carrying its id ("waiting": a Celery message; "dead": an Autumn dead
+        entry), so that acting on one never blocks or relabels another. ``…:lifecycle:<id>``
+        and ``…:lifecycle#<entry>:<id>`` never collide, whatever the id holds."""
+        if entry:
+            return f"{self.lifecycle_list}#{entry}:{job_id}"
         return f"{self.lifecycle_list}:{job_id}"
 
-    def script_keys(self, job_id: str) -> list[str]:
+    def script_keys(self, job_id: str, entry: str = "") -> list[str]:
         """The KEYS every action script takes first (see lua/_prelude.lua)."""
-        return [self.audit, self.lifecycle_list, self.lifecycle(job_id)]
+        return [self.audit, self.lifecycle_list, self.lifecycle(job_id, entry)]
 
 
 def script_argv(now_ms: int, actor: str, source: str, job_id: str) -> list[str | int]:
@@ -125,7 +131,9 @@ def parse_audit(raw: bytes | str) -> AuditEntry | None:
         if at is None:
             return None
         new_id = data.get("new_id")
+        entry = data.get("entry")
         return AuditEntry(
+            entry=cap(entry, 40) or "" if isinstance(entry, str) else "",
             at=at,
             actor=_field(data["actor"]),
             source=_field(data["source"]),

@@ -128,13 +128,15 @@ async def run_script(
     operator: OperatorLog,
     words: Mapping[str | Outcome, str] | None = None,
     now: int | None = None,
+    entry: str = "",
 ) -> ActionResult | None:
     """Run one action script with the shared KEYS and ARGV first (lua/_prelude.lua), then
     its own ``keys`` and ``args``; None when it found the state changed since it was read.
-    ``now`` (Unix ms) when the caller already stamped what it sends."""
+    ``now`` (Unix ms) when the caller already stamped what it sends; ``entry`` the kind of
+    entry acted on when not the job itself (its lifecycle key: ``OperatorKeys.lifecycle``)."""
     shared_argv = script_argv(now_ms() if now is None else now, actor, operator.source, job_id)
     reply = await script(
-        keys=[*operator.keys.script_keys(job_id), *keys], args=[*shared_argv, *args]
+        keys=[*operator.keys.script_keys(job_id, entry), *keys], args=[*shared_argv, *args]
     )
     code, detail = int(reply[0]), text(reply[1]) or ""
     if code == CHANGED:

@@ -23,7 +23,14 @@ from jobbridge.web import keys
 from jobbridge.web.actuator import actuator_jobs
 from jobbridge.web.metrics import CONTENT_TYPE
 from jobbridge.web.openapi import build_openapi
-from jobbridge.web.responses import HttpError, int_query, job_param, json_response, route_param
+from jobbridge.web.responses import (
+    HttpError,
+    entry_param,
+    int_query,
+    job_param,
+    json_response,
+    route_param,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +107,8 @@ async def snapshot(request: web.Request) -> web.Response:
 async def job(request: web.Request) -> web.Response:
     source = route_param(request, "source")
     job_id = job_param(request)
-    detail = await request.app[keys.SERVICE].job(source, job_id)
+    entry = entry_param(request)
+    detail = await request.app[keys.SERVICE].job(source, job_id, entry=entry)
     if detail is None:
         raise HttpError(404, "not_found", f"Job {job_id!r} not found in source {source!r}.")
     return json_response(detail_json(detail))
@@ -109,13 +117,14 @@ async def job(request: web.Request) -> web.Response:
 async def act(request: web.Request) -> web.Response:
     source = route_param(request, "source")
     job_id = job_param(request)
+    entry = entry_param(request)
     action = Action(request.match_info["action"])
     principal = request[keys.PRINCIPAL]
     service = request.app[keys.SERVICE]
     service.adapter(source)  # unknown source: 404 before the role check reveals anything
     if not principal.can_operate:
         raise HttpError(403, "forbidden", f"The {principal.role} role cannot {action.value} jobs.")
-    result = await service.act(source, job_id, action, principal.actor)
+    result = await service.act(source, job_id, action, principal.actor, entry=entry)
     return json_response(action_json(result), status=OUTCOME_STATUS[result.outcome])
 
 

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from jobbridge.web import keys
 from jobbridge.web.auth import Principal
-from jobbridge.web.responses import JOB_BY_QUERY, id_query, path_unsafe
+from jobbridge.web.responses import JOB_BY_QUERY, entry_query, id_query, linkable, path_unsafe
 from jobbridge.web.sessions import FlashKind
 
 
@@ -76,21 +76,24 @@ class Ui:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
         return url
 
-    def job_url(self, source: str, job_id: str) -> str:
-        return self._job_path(source, job_id, "")
+    def job_url(self, source: str, job_id: str, entry: str | None = None) -> str:
+        """The job page of this exact id (and entry); "" for an id too long for any route."""
+        return self._job_path(source, job_id, "", entry)
 
-    def action_url(self, source: str, job_id: str, action: str) -> str:
-        return self._job_path(source, job_id, "/" + quote(action, safe=""))
+    def action_url(self, source: str, job_id: str, action: str, entry: str | None = None) -> str:
+        return self._job_path(source, job_id, "/" + quote(action, safe=""), entry)
 
     def job_lookup_url(self, source: str) -> str:
-        """Where a GET form with an ``id`` field opens that job's page."""
+        """Where a GET form with a ``find`` field opens that job's page."""
         return f"{self.prefix}/jobs/{quote(source, safe='')}/{JOB_BY_QUERY}"
 
-    def _job_path(self, source: str, job_id: str, tail: str) -> str:
+    def _job_path(self, source: str, job_id: str, tail: str, entry: str | None) -> str:
+        if not linkable(job_id):
+            return ""
         base = f"{self.prefix}/jobs/{quote(source, safe='')}/"
         if path_unsafe(job_id):
-            return f"{base}{JOB_BY_QUERY}{tail}?{id_query(job_id)}"
-        return f"{base}{quote(job_id, safe='')}{tail}"
+            return f"{base}{JOB_BY_QUERY}{tail}?{id_query(job_id, entry)}"
+        return f"{base}{quote(job_id, safe='')}{tail}{entry_query(entry)}"
 
     def counters_url(self, source: str, reload: bool = False) -> str:
         url = f"{self.prefix}/jobs/{quote(source, safe='')}/counters"

@@ -48,8 +48,17 @@ _JOB_ID = {
     "in": "path",
     "required": True,
     "schema": {"type": "string", "maxLength": 200},
-    "description": 'the job id, percent-encoded; ids a URL path cannot carry (".", "..") '
-    "go as the segment `job` plus the query `?id=`",
+    "description": "the job id, percent-encoded, byte for byte (never trimmed); an id with "
+    "other characters than letters, digits and `._~:@!$'()*+,;=-` (or `.`, `..`, `job`, "
+    "`counters`) goes as the segment `job` plus the query `?id=`",
+}
+_ENTRY = {
+    "name": "entry",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 100},
+    "description": "the row's `entry`, when it has one: which of the entries sharing this id "
+    "(two Celery messages of one task id) to show or act on; without it, the first found",
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -106,6 +115,11 @@ SCHEMAS: dict[str, Any] = {
                 **_TIME,
                 "description": "running jobs: when the claim's deadline passed; its worker is "
                 "likely gone and the job waits for the system's recovery",
+            },
+            "entry": {
+                **_STR_OR_NULL,
+                "description": "which of the entries sharing this id the row is (pass it as "
+                "`?entry=` to reach that one); null when the id alone names it",
             },
         },
     },
@@ -264,6 +278,11 @@ SCHEMAS: dict[str, Any] = {
             "outcome": {"type": "string"},
             "new_id": _STR_OR_NULL,
             "message": {"type": "string"},
+            "entry": {
+                "type": "string",
+                "description": 'what was acted on besides the id: "" the job itself, '
+                '"waiting" a waiting message (Celery), "dead" a dead entry (Autumn)',
+            },
         },
     },
 }
@@ -358,7 +377,7 @@ def _paths(prefix: str) -> dict[str, Any]:
         f"{api}/sources/{{source}}/jobs/{{id}}": {
             "get": {
                 "summary": "One job with its safely decoded payload and lifecycle entries.",
-                "parameters": [_SOURCE, _JOB_ID],
+                "parameters": [_SOURCE, _JOB_ID, _ENTRY],
                 "responses": {
                     "200": _ok(_ref("JobDetail")),
                     **_AUTH_ERRORS,
@@ -374,7 +393,7 @@ def _paths(prefix: str) -> dict[str, Any]:
                     "description": "Operator role required. Browser sessions must send the "
                     "X-CSRF-Token header; every request must pass the Origin / "
                     "Sec-Fetch-Site check.",
-                    "parameters": [_SOURCE, _JOB_ID],
+                    "parameters": [_SOURCE, _JOB_ID, _ENTRY],
                     "responses": action_responses,
                 }
             }

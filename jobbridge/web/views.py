@@ -26,7 +26,7 @@ from jobbridge.web.auth import too_many_attempts
 from jobbridge.web.context import Ui
 from jobbridge.web.rendering import paced_template, render
 from jobbridge.web.request_checks import safe_next
-from jobbridge.web.responses import HttpError, job_param, redirect, route_param
+from jobbridge.web.responses import HttpError, entry_param, job_param, redirect, route_param
 from jobbridge.web.sessions import MAX_CREDENTIAL_CHARS
 
 #: audit entries shown on a job's detail page
@@ -142,8 +142,9 @@ async def source_counters_fragment(request: web.Request) -> web.StreamResponse:
 async def job_page(request: web.Request) -> dict[str, Any]:
     source = route_param(request, "source")
     job_id = job_param(request)
+    entry = entry_param(request)
     service = request.app[keys.SERVICE]
-    detail = await service.job(source, job_id)
+    detail = await service.job(source, job_id, entry=entry)
     if detail is None:
         raise HttpError(404, "not_found", f"Job {job_id!r} not found in source {source!r}.")
     related = await service.audit(source, JOB_AUDIT_ROWS, job_id=job_id)
@@ -160,6 +161,7 @@ async def act(request: web.Request) -> web.StreamResponse:
     """POST an action, then redirect (303) back with a flash message naming the outcome."""
     source = route_param(request, "source")
     job_id = job_param(request)
+    entry = entry_param(request)
     action = Action(request.match_info["action"])
     service = request.app[keys.SERVICE]
     service.adapter(source)
@@ -180,7 +182,7 @@ async def act(request: web.Request) -> web.StreamResponse:
             f"{'Stopping a running job' if action is Action.STOP else 'Revoking a task'} needs "
             "the confirmation step on its row; nothing was sent.",
         )
-    result = await service.act(source, job_id, action, principal.actor)
+    result = await service.act(source, job_id, action, principal.actor, entry=entry)
     if result.outcome is Outcome.FORBIDDEN:
         raise HttpError(403, "forbidden", result.message)
     if result.outcome is Outcome.UNAVAILABLE:

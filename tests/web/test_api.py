@@ -34,6 +34,7 @@ JOB_KEYS = {
     "new_id",
     "extra",
     "overdue_since",
+    "entry",
 }
 
 
@@ -324,6 +325,7 @@ async def test_audit(client, autumn: Autumn) -> None:
             "outcome",
             "new_id",
             "message",
+            "entry",
         }
         assert entry["actor"] == "anonymous@127.0.0.1"
         assert entry["source"] == "orders"

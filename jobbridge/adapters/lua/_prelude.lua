@@ -4,7 +4,9 @@
 --
 -- KEYS[1]: jobbridge audit list (one per Redis)
 -- KEYS[2]: jobbridge lifecycle list of this source
--- KEYS[3]: jobbridge lifecycle key of this job
+-- KEYS[3]: jobbridge lifecycle key of what is acted on: KEYS[2] .. ':' .. id for the job
+--          itself, KEYS[2] .. '#' .. entry .. ':' .. id for one kind of entry carrying the id
+--          (jobbridge/adapters/operator.py, OperatorKeys.lifecycle); audit entries name it
 -- ARGV[1]: now, Unix ms
 -- ARGV[2]: actor
 -- ARGV[3]: source name
@@ -20,14 +22,24 @@
 local jb = {
   now = ARGV[1], actor = ARGV[2], source = ARGV[3], id = ARGV[7],
   -- set by each script to its action's name
-  action = ''
+  action = '',
+  -- the kind of entry acted on ('' the job itself), as KEYS[3] names it
+  entry = ''
 }
+do
+  local rest = string.sub(KEYS[3], #KEYS[2] + 1)
+  if string.sub(rest, 1, 1) == '#' then
+    local stop = string.find(rest, ':', 2, true)
+    if stop then jb.entry = string.sub(rest, 2, stop - 1) end
+  end
+end
 
 -- Append one audit entry (newest first) and keep the list bounded.
 local function jb_audit(outcome, new_id, message)
   local entry = cjson.encode({
     at_ms = tonumber(jb.now), actor = jb.actor, source = jb.source, job_id = jb.id,
-    action = jb.action, outcome = outcome, new_id = new_id or '', message = message or ''
+    action = jb.action, outcome = outcome, new_id = new_id or '', message = message or '',
+    entry = jb.entry
   })
   redis.call('LPUSH', KEYS[1], entry)
   redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[6]) - 1)

@@ -6,7 +6,8 @@
 -- The LREM is the state check: a worker takes a message by popping it, so either this
 -- removal wins and the task never runs, or a worker won and nothing here changes.
 --
--- KEYS[1..3], ARGV[1..7]: shared by every script (lua/_prelude.lua)
+-- KEYS[1..3], ARGV[1..7]: shared by every script (lua/_prelude.lua); KEYS[3] is the lifecycle
+--          key of the task's waiting messages (…:lifecycle#waiting:<id>), not of its result
 -- KEYS[4]: the broker list Python found the message in (queue and priority step)
 -- KEYS[5]: the task's result key, celery-task-meta-<id> (written only when ARGV[10] is "1")
 -- ARGV[8]: Python's verdict: "" to act; else why not ("gone": not found anywhere; "taken":
@@ -27,10 +28,10 @@
 --   {-4, ""}           the message left KEYS[4] since Python read it: search again
 jb.action = 'cancel'
 
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  return jb_gone('no such waiting message')
-end
-if ARGV[8] == 'gone' then
+-- No up-front look at KEYS[3]: the LREM of these exact bytes decides. A cancel of another
+-- message carrying the same id, or a discard of the task's failed run, must not block this.
+-- Once the message is not there, an earlier cancel of a message of this id explains it.
+if ARGV[8] == 'gone' or (ARGV[8] ~= '' and redis.call('EXISTS', KEYS[3]) == 1) then
   return jb_gone('no such waiting message')
 end
 if ARGV[8] ~= '' then
