@@ -100,7 +100,8 @@ def message_row(
         principal_id=message.principal,
         correlation_id=message.correlation,
         payload_preview=preview(message),
-        actions=ACTIONS.get(status, ()),
+        # Revoke and stop name a task id; a message known only by its digest has none to name.
+        actions=ACTIONS.get(status, ()) if message.task_id or status is JobStatus.ENQUEUED else (),
         problem=message.problem,
         extra=_extra(message, **(extra or {})),
         entry=entry,
