@@ -305,7 +305,9 @@ def _action_command(action: Action) -> click.Command:
     command.__doc__ = {
         Action.RETRY: "Retry terminally failed jobs: each is enqueued again under a new id.",
         Action.CANCEL: "Cancel jobs no worker has taken yet (enqueued or scheduled).",
-        Action.DISCARD: "Discard terminally failed jobs from the failed list.",
+        Action.DISCARD: "Discard terminally failed jobs from the failed list. For Celery this "
+        "only hides the task from jobbridge's index: Celery's result backend keeps its FAILURE "
+        "result (clients still read it) until result_expires.",
         Action.STOP: "Ask the worker running each job to stop it (RQ's stop-job command: "
         "the job ends as stopped, among the failed jobs; Celery's revoke with terminate: the "
         "task ends REVOKED).",

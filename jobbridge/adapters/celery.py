@@ -474,6 +474,11 @@ class CeleryAdapter:
             started = await self._started(
                 [e.message.task_id for *_, e in held if e.message.task_id]
             )
+        revoked: set[str] = set()
+        if status is JobStatus.SCHEDULED:
+            revoked = await actions.revoked_ids(
+                self, [e.message.task_id for *_, e in held if e.message.task_id]
+            )
         rows = []
         for tag, raw, score, entry in held:
             message = entry.message
@@ -495,6 +500,8 @@ class CeleryAdapter:
             )
             if entry.problem and row.problem is None:
                 row = replace(row, problem=entry.problem)
+            if row.id in revoked:
+                row = records.revoked_pending(row)
             rows.append(row)
             await pacer.tick()
         return rows
