@@ -30,6 +30,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar, cast
 
+import redis.exceptions
+
 from jobbridge import offload
 from jobbridge.adapters import celery_actions as actions
 from jobbridge.adapters import celery_records as records
@@ -639,7 +641,10 @@ class CeleryAdapter:
         background watch (a one-shot CLI read), one inspection first: a second of replies."""
         if not self._background and not self._inspected:
             self._inspected = True
-            await self.watch.inspect()
+            try:
+                await self.watch.inspect()
+            except redis.exceptions.NoPermissionError:
+                pass  # a viewer's ACL user may not inspect: the workers heard so far
         return self.watch.workers()
 
     # ---------------------------------------------------------------- actions
