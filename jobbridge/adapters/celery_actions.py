@@ -268,8 +268,9 @@ def revoked_meta_of(
         queue = queue or meta.queue
     common: dict[str, Any] = {
         "date_done": datetime.now(tz=UTC),
-        "name": name,
-        "queue": queue or None,
+        # A name or queue cut for display is not Celery's: none rather than a wrong one.
+        "name": name if name and len(name) <= MAX_NAME_CHARS else None,
+        "queue": queue if queue and len(queue) <= MAX_NAME_CHARS else None,
         "parent_id": parent,
         "root_id": None,
         "extended": True,

@@ -206,8 +206,9 @@ def meta_row(source: str, task_id: str, meta: ResultMeta, base: JobRecord | None
 
 #: the note on a held task already revoked (jobbridge.web's row shows it with a badge)
 REVOKED_PENDING_NOTE = (
-    "revoked: Celery stored REVOKED, but the worker holding this task keeps it until its eta "
-    "and discards it then instead of running it; nothing to do"
+    "revoked: Celery stored REVOKED, and a worker keeps a revoked eta task until its eta and "
+    "discards it then instead of running it (a worker started since the revoke, without "
+    "--statedb, has not heard it); nothing to do here"
 )
 
 

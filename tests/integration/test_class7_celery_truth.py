@@ -165,3 +165,109 @@ async def test_class7_celery_discard_says_only_jobbridge_forgets_it(capp, redis_
         discard = spec["paths"]["/admin/api/sources/{source}/jobs/{id}/discard"]["post"]
         assert "only hides the task from jobbridge's index" in discard["summary"]
     assert state_of(capp, task_id) == "FAILURE"
+
+
+async def test_class7_revoked_results_on_another_backend_keep_name_and_queue(
+    redis_server, redis_url, conn
+) -> None:
+    """The result backend on another database: Python writes the REVOKED result after the
+    script, with the same fields (cancel), and by the worker's rule (revoke: only over no
+    result, PENDING, RECEIVED, RETRY or REJECTED)."""
+    import kombu.pools
+    import redis as redis_py
+
+    from examples.celery_app import make_app
+    from jobbridge.adapters import celery_actions
+    from jobbridge.adapters.celery import CeleryAdapter
+
+    results_url = redis_server.url(0)
+    results = redis_py.Redis.from_url(results_url)
+    results.flushdb()
+    capp = make_app(redis_url, results_url)
+    try:
+        waiting = send(capp, "record", "elsewhere", queue=MAIL_QUEUE)
+        async with celery_api(redis_url, results_url=results_url) as api:
+            await wait_row(api, "enqueued", waiting.id)
+            status, body = await api.act(waiting.id, "cancel")
+            assert status == 200, body
+            assert not conn.exists(meta_key(waiting.id))
+            meta = json.loads(results.get(meta_key(waiting.id)))
+            assert (meta["status"], meta["name"], meta["queue"], meta["args"]) == (
+                "REVOKED",
+                task_name("record"),
+                MAIL_QUEUE,
+                ["elsewhere"],
+            )
+            assert_revoked_for_celery(capp, waiting.id)
+            row = await wait_row(api, "canceled", waiting.id)
+            assert (row["name"], row["queue"]) == (task_name("record"), MAIL_QUEUE)
+
+            adapter = api.service.adapters["celery"]
+            assert isinstance(adapter, CeleryAdapter)
+            revoked = celery_actions.revoked_meta_of("t", queue="celery")
+            results.set(meta_key("done"), b'{"status": "SUCCESS", "result": 1}')
+            results.set(meta_key("again"), b'{"status": "RETRY", "result": null}')
+            for task_id in ("done", "again", "none"):
+                await celery_actions._store_revoked_elsewhere(
+                    adapter, adapter.keys.task_meta(task_id), revoked
+                )
+            assert results.get(meta_key("done")) == b'{"status": "SUCCESS", "result": 1}'
+            assert results.get(meta_key("again")) == revoked
+            assert results.get(meta_key("none")) == revoked
+            assert 0 < results.ttl(meta_key("none")) <= celery_actions.RESULT_EXPIRES_S
+    finally:
+        backend = capp._backend
+        if backend is not None:
+            backend.result_consumer.stop()
+            backend.client.connection_pool.disconnect()
+        if capp._pool is not None:
+            capp._pool.force_close_all()
+        capp.close()
+        kombu.pools.reset()
+        results.flushdb()
+        results.close()
+
+
+async def test_class7_revoke_script_writes_only_over_a_state_a_worker_would(
+    redis_url, conn
+) -> None:
+    """The revoke script re-checks the stored state (it may have moved since Python read
+    it): its REVOKED result goes only over none, PENDING, RECEIVED, RETRY or REJECTED."""
+    from jobbridge.adapters import celery_actions
+    from jobbridge.adapters import celery_control as control
+    from jobbridge.adapters.celery import CeleryAdapter
+    from jobbridge.model import Action
+
+    listener = conn.pubsub()
+    async with celery_api(redis_url) as api:
+        adapter = api.service.adapters["celery"]
+        assert isinstance(adapter, CeleryAdapter)
+        channel = control.pidbox_channel(adapter.keys.global_keyprefix, adapter.db)
+        listener.subscribe(channel)
+        revoked = celery_actions.revoked_meta_of("t", queue="celery")
+        cases = {
+            "SUCCESS": False,
+            "FAILURE": False,
+            "STARTED": False,
+            "REVOKED": False,
+            "RETRY": True,
+            "PENDING": True,
+            None: True,
+        }
+        for state, written in cases.items():
+            task_id = f"t-{state}"
+            stored = json.dumps({"status": state, "result": None}).encode()
+            if state is not None:
+                conn.set(meta_key(task_id), stored)
+            result = await celery_actions._run(
+                adapter,
+                Action.REVOKE,
+                task_id,
+                "ops",
+                [adapter.keys.task_meta(task_id)],
+                ["", channel, b"{}", "revoke", revoked, 60],
+            )
+            assert result is not None and result.ok, result
+            expected = revoked if written else stored
+            assert conn.get(meta_key(task_id)) == expected, state
+    listener.close()
