@@ -256,6 +256,15 @@ def test_class7_acl_celery_viewer_line_works_as_printed_and_says_what_it_allows(
     assert conn.get("celery-task-meta-x") == b"{}" and conn.llen("celery") == 1
 
 
+def test_class7_discard_help_says_celery_keeps_its_failure_result() -> None:
+    code, out = run("discard", "--help")
+    assert code == 0
+    text = " ".join(out.split())
+    assert "Discard terminally failed jobs from the failed list." in text
+    assert "For Celery this only hides the task from jobbridge's index" in text
+    assert "keeps its FAILURE result (clients still read it)" in text
+
+
 def test_acl_role_follows_read_only_and_rejects_odd_user_names(tmp_path, redis_url) -> None:
     config = tmp_path / "jobbridge.toml"
     config.write_text(
