@@ -513,7 +513,7 @@ async def revoke(
     held = job_id in adapter.unacked.sorted.task_ids
     verdict = ""
     waiting: tuple[str, int, bytes] | None = None
-    if meta is not None and meta.status == "REVOKED":
+    if meta is not None and meta.status == "REVOKED" and not terminate:
         verdict = "revoked"
     elif meta is not None and meta.status in READY_STATES:
         verdict = "finished"
