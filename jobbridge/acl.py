@@ -5,6 +5,12 @@ own. An operator user can also run jobbridge's action scripts, and is granted th
 those scripts run (Redis checks a script's commands against the user running it, so they must
 be granted as commands too; keys stay limited to the same patterns). A viewer cannot act even
 through a script, whatever jobbridge's own ``read_only`` setting says.
+
+A Celery source has no key prefix, and its background work writes jobbridge's own keys
+whatever the role. On Redis 7 a viewer of it reads every key (``%R~*``) and writes only
+jobbridge's keys of the source, through one key selector; Redis 6.2 has no selectors, so its
+viewer line grants those writes on every key, and :func:`viewer_notes` says so. No viewer may
+publish Celery's remote control (so it does not inspect workers).
 """
 
 from __future__ import annotations
@@ -100,6 +106,31 @@ CELERY_COMMANDS = (
 )
 
 
+#: what a Celery source reads besides READ_COMMANDS, whatever the role (the unacked sort, the
+#: result index's pages and windows, the result and event subscriptions)
+CELERY_READS = ("hlen", "zmscore", "zrangebyscore", "psubscribe", "punsubscribe")
+#: what a Celery source's background work writes on jobbridge's own keys of the source, even
+#: as a viewer: the result index (its script, backfill lock and progress) and the recorded
+#: priorities. A Redis 7 viewer gets them through a key selector on those keys only.
+CELERY_OWN_WRITES = (
+    "evalsha",
+    "script|load",
+    "zadd",
+    "zrem",
+    "hset",
+    "hdel",
+    "set",
+    "del",
+    "pexpire",
+    "watch",
+    "unwatch",
+    "multi",
+    "exec",
+)
+#: the first Redis with ACL key selectors and read-only key patterns (``%R~``)
+SELECTORS_SINCE = (7, 0)
+
+
 #: what the replicas' shared state (jobbridge.web.shared_state) runs on its keys
 STATE_COMMANDS = (
     "ping",
@@ -145,16 +176,22 @@ def key_patterns(sources: Sequence[SourceConfig]) -> list[str]:
     return ["~*"] if "~*" in patterns else patterns
 
 
-def acl_rules(sources: Sequence[SourceConfig], role: Role) -> list[str]:
+def acl_rules(sources: Sequence[SourceConfig], role: Role, *, selectors: bool = True) -> list[str]:
     """The rules of an ACL SETUSER for a jobbridge user over these sources.
 
     Args:
         sources: the sources one Redis server holds.
         role: viewer (the dashboard's reads) or operator (also the action scripts).
+        selectors: the server has key selectors (Redis 7+): a viewer of a Celery source
+            then reads every key and writes only jobbridge's own keys of the source.
 
     Returns:
-        Key patterns, then ``-@all``, then each granted command.
+        Key patterns, then ``-@all``, then each granted command (then, for a Celery viewer
+        on Redis 7, one selector, ``(...)``, a single argument).
     """
+    celery = [s for s in sources if s.system == "celery"]
+    if role == "viewer" and celery:
+        return _celery_viewer_rules(sources, celery, selectors)
     commands = list(READ_COMMANDS)
     if any(source.system == "celery" for source in sources):
         commands += [c for c in CELERY_COMMANDS if c not in commands]
@@ -166,6 +203,76 @@ def acl_rules(sources: Sequence[SourceConfig], role: Role) -> list[str]:
         *channels,
         "-@all",
         *(f"+{command}" for command in commands),
+    ]
+
+
+def own_celery_patterns(celery: Sequence[SourceConfig]) -> list[str]:
+    """``~pattern`` rules of jobbridge's own keys of these Celery sources (index, recorded
+    priorities, lifecycle: ``<jobbridge_prefix>celery:<global_keyprefix>:*``)."""
+    from jobbridge.adapters.celery_keys import JobbridgeKeys
+
+    patterns: list[str] = []
+    for source in celery:
+        base = JobbridgeKeys(source.effective_key_prefix, source.jobbridge_prefix).base
+        pattern = f"~{glob_escape(base)}*"
+        if pattern not in patterns:
+            patterns.append(pattern)
+    return patterns
+
+
+def _celery_viewer_rules(
+    sources: Sequence[SourceConfig], celery: Sequence[SourceConfig], selectors: bool
+) -> list[str]:
+    """A viewer of a server with a Celery source. Celery's keys have no common prefix, so
+    the reads cover every key; its background work writes jobbridge's own keys. On Redis 7
+    the root permissions read (``%R~*``) and one selector holds the writes, on those keys
+    only; Redis 6.2 cannot tell them apart (see :func:`viewer_notes`). Neither gets the
+    worker inspection's writes or PUBLISH on Celery's remote-control channel: a publisher
+    there can revoke tasks or shut workers down."""
+    commands = [*READ_COMMANDS, *(c for c in CELERY_READS if c not in READ_COMMANDS)]
+    channels = channel_patterns(sources, "viewer")
+    if not selectors:
+        writes = [c for c in CELERY_OWN_WRITES if c not in commands]
+        return ["~*", *channels, "-@all", *(f"+{c}" for c in (*commands, *writes))]
+    selector = [
+        *own_celery_patterns(celery),
+        "resetchannels",
+        "-@all",
+        *(f"+{c}" for c in CELERY_OWN_WRITES),
+    ]
+    return [
+        "%R~*",
+        *channels,
+        "-@all",
+        *(f"+{c}" for c in commands),
+        "(" + " ".join(selector) + ")",
+    ]
+
+
+def viewer_notes(sources: Sequence[SourceConfig], role: Role, *, selectors: bool) -> list[str]:
+    """Comment lines saying plainly what a viewer line allows (none for other lines)."""
+    celery = [s for s in sources if s.system == "celery"]
+    if role != "viewer" or not celery:
+        return []
+    own = " ".join(p[1:] for p in own_celery_patterns(celery))
+    tail = (
+        "It cannot publish Celery remote-control commands, so it does not inspect workers: "
+        "the workers panel comes from worker events (celery worker -E)."
+    )
+    if selectors:
+        return [
+            f"# Redis 7 key selectors: this viewer reads every key and writes only {own} "
+            "(jobbridge's result index and recorded priorities), through the selector in "
+            f"parentheses; SET, LPUSH, DEL... on Celery's keys answer NOPERM. {tail}"
+        ]
+    plumbing = ("evalsha", "script|load", "watch", "unwatch", "multi", "exec")
+    writes = ", ".join(c.upper() for c in CELERY_OWN_WRITES if c not in plumbing)
+    return [
+        "# Redis 6.2 has no key selectors: this viewer line allows "
+        f"{writes} and scripts (EVALSHA) on EVERY key (~*), Celery's included, because "
+        f"jobbridge's result index writes {own} and Celery's keys have no prefix to tell "
+        "them apart. jobbridge itself writes only its own keys as a viewer, but the user "
+        "could do more: use Redis 7 for a viewer that cannot write Celery's keys. " + tail
     ]
 
 
@@ -183,12 +290,12 @@ def channel_patterns(sources: Sequence[SourceConfig], role: Role = "operator") -
         if source.system == "rq" and role == "operator":
             wanted = [f"{glob_escape(source.effective_key_prefix)}:pubsub:*"]
         elif source.system == "celery":
-            wanted = _celery_channels(source)
+            wanted = _celery_channels(source, inspect=role == "operator")
         patterns += [f"&{p}" for p in wanted if f"&{p}" not in patterns]
     return ["resetchannels", *patterns] if patterns else []
 
 
-def _celery_channels(source: SourceConfig) -> list[str]:
+def _celery_channels(source: SourceConfig, *, inspect: bool = True) -> list[str]:
     from jobbridge.adapters.celery_control import events_pattern, pidbox_channel
     from jobbridge.adapters.celery_keys import CeleryKeys
 
@@ -202,7 +309,8 @@ def _celery_channels(source: SourceConfig) -> list[str]:
         # watch's and the task event feed's own patterns must be granted themselves
         events_pattern(prefix, db, "worker"),
         events_pattern(prefix, db, "task"),
-        glob_escape(pidbox_channel(prefix, db)),
+        # Celery's remote control (the worker inspection, revoke): operators only
+        *([glob_escape(pidbox_channel(prefix, db))] if inspect else []),
     ]
 
 
@@ -216,14 +324,35 @@ def _db_of(url: str) -> int:
     return int(path) if path.isdigit() else 0
 
 
-def acl_setuser(user: str, sources: Sequence[SourceConfig], role: Role) -> str:
+def acl_setuser(
+    user: str, sources: Sequence[SourceConfig], role: Role, *, selectors: bool = True
+) -> str:
     """An ``ACL SETUSER`` line to paste into redis-cli; the password is for you to set.
 
     It starts with ``reset``, so whatever the user could do before (other passwords, keys,
     selectors) is gone: running it again gives the same user.
     """
-    rules = acl_rules(sources, role)
-    return " ".join(["ACL SETUSER", user, "reset", "on", ">CHANGE-ME", *rules])
+    rules = acl_rules(sources, role, selectors=selectors)
+    return " ".join(["ACL SETUSER", user, "reset", "on", ">CHANGE-ME", *map(_cli_arg, rules)])
+
+
+def _cli_arg(rule: str) -> str:
+    """A rule as one redis-cli argument: a selector has spaces, so it is single-quoted
+    (where redis-cli keeps backslashes, as glob escapes need)."""
+    if " " not in rule:
+        return rule
+    return "'" + rule.replace("'", "\\'") + "'"
+
+
+def selectors_supported(version: str) -> bool:
+    """Whether a Redis ``redis_version`` (``INFO server``) has ACL key selectors.
+
+    Raises:
+        ValueError: not a version number.
+    """
+    parts = version.strip().split(".")
+    major, minor = int(parts[0]), int(parts[1]) if len(parts) > 1 and parts[1] else 0
+    return (major, minor) >= SELECTORS_SINCE
 
 
 def redis_server_of(url: str, sentinel_master: str | None = None) -> str:

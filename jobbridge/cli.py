@@ -21,9 +21,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import redis.exceptions
 
 from jobbridge import __version__
-from jobbridge.acl import acl_setuser, redis_server_of, state_acl_setuser
+from jobbridge.acl import (
+    acl_setuser,
+    redis_server_of,
+    selectors_supported,
+    state_acl_setuser,
+    viewer_notes,
+)
 from jobbridge.adapters.base import DiscoversQueues, redis_errors
 from jobbridge.config import load_settings
 from jobbridge.errors import ConfigError, JobbridgeError, SourceUnavailable, UnknownSource
@@ -33,7 +40,13 @@ from jobbridge.render import render_detail, render_snapshot
 from jobbridge.serialize import action_json, audit_json, detail_json, snapshot_json
 from jobbridge.service import JobService
 from jobbridge.settings import Role, Settings, SourceConfig
-from jobbridge.sources import DETECT_SOURCE_LIMIT, build_adapters, detect, resolve_sources
+from jobbridge.sources import (
+    DETECT_SOURCE_LIMIT,
+    build_adapters,
+    connect,
+    detect,
+    resolve_sources,
+)
 from jobbridge.text import clean, clean_terminal, quoted
 
 T = TypeVar("T")
@@ -315,7 +328,9 @@ def _action_command(action: Action) -> click.Command:
     command.__doc__ = {
         Action.RETRY: "Retry terminally failed jobs: each is enqueued again under a new id.",
         Action.CANCEL: "Cancel jobs no worker has taken yet (enqueued or scheduled).",
-        Action.DISCARD: "Discard terminally failed jobs from the failed list.",
+        Action.DISCARD: "Discard terminally failed jobs from the failed list. For Celery this "
+        "only hides the task from jobbridge's index: Celery's result backend keeps its FAILURE "
+        "result (clients still read it) until result_expires.",
         Action.STOP: "Ask the worker running each job to stop it (RQ's stop-job command: "
         "the job ends as stopped, among the failed jobs; Celery's revoke with terminate: the "
         "task ends REVOKED).",
@@ -377,8 +392,28 @@ def audit(
     "sign-ins.",
 )
 @click.option("--user", default="jobbridge", show_default=True, help="ACL user name.")
-def acl(config_path: Path | None, redis_url: str | None, role: str | None, user: str) -> None:
+@click.option(
+    "--redis-version",
+    default=None,
+    metavar="X.Y",
+    help="The servers' Redis version (7.0+ has key selectors: a Celery viewer then writes "
+    "only jobbridge's own keys). Default: asked of each server (INFO server); when it cannot "
+    "be reached, 7.0 is assumed and said (a 6.2 server refuses that line).",
+)
+def acl(
+    config_path: Path | None,
+    redis_url: str | None,
+    role: str | None,
+    user: str,
+    redis_version: str | None,
+) -> None:
     """Print the Redis ACL SETUSER line of a least-privilege jobbridge user, per Redis."""
+    told: bool | None = None
+    if redis_version is not None:
+        try:
+            told = selectors_supported(redis_version)
+        except ValueError:
+            raise _UsageError(f"--redis-version: not a version: {redis_version!r}") from None
     settings = _settings(config_path, redis_url)
     if not settings.sources and not settings.detect_url:
         raise _UsageError("no sources: pass --redis URL or --config FILE")
@@ -407,11 +442,36 @@ def acl(config_path: Path | None, redis_url: str | None, role: str | None, user:
         by_server.setdefault(server, []).append(source)
     for server, sources in by_server.items():
         names = ", ".join(s.name for s in sources)
+        selectors = told
+        if selectors is None:
+            selectors, version = _run(_server_selectors(sources[0]))
+            _echo(f"# {clean(server)}: {clean(version)}")
         _echo(
             f"# {clean(server)}: {chosen} of {clean(names)}; set the password, then run in "
             "redis-cli:"
         )
-        _echo(acl_setuser(user, sources, chosen))
+        for note in viewer_notes(sources, chosen, selectors=selectors):
+            _echo(note)
+        _echo(acl_setuser(user, sources, chosen, selectors=selectors))
+
+
+async def _server_selectors(source: SourceConfig) -> tuple[bool, str]:
+    """(whether the source's server has ACL key selectors, what was found, in words)."""
+    try:
+        client = connect(source.redis_url, sentinel_master=source.sentinel_master)
+    except ConfigError as exc:
+        return True, f"not asked ({exc}); Redis 7.0+ assumed (--redis-version to say)"
+    try:
+        info = await client.info("server")
+        version = str(info.get("redis_version", ""))
+        return selectors_supported(version), f"Redis {version}"
+    except (redis.exceptions.RedisError, OSError, ValueError) as exc:
+        return True, (
+            f"version not known ({type(exc).__name__}); Redis 7.0+ assumed "
+            "(--redis-version 6.2 for an older server)"
+        )
+    finally:
+        await client.aclose()
 
 
 @main.command()

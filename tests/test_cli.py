@@ -178,7 +178,8 @@ def test_acl_prints_a_user_that_redis_accepts_and_enforces(app, redis_url, redis
     app.enqueue("noop", {})
     code, out = run("acl", "--redis", redis_url, "--role", "viewer", "--user", "jb-cli-viewer")
     assert code == 0, out
-    comment, line = [x for x in out.splitlines() if not x.startswith("note:")]
+    version, comment, line = [x for x in out.splitlines() if not x.startswith("note:")]
+    assert version.startswith(f"# redis://127.0.0.1:{redis_server.port}: Redis ")
     assert comment == f"# redis://127.0.0.1:{redis_server.port}: viewer of autumn; set the " + (
         "password, then run in redis-cli:"
     )
@@ -198,6 +199,70 @@ def test_acl_prints_a_user_that_redis_accepts_and_enforces(app, redis_url, redis
     finally:
         admin.execute_command("ACL", "DELUSER", "jb-cli-viewer")
         admin.close()
+
+
+def test_class7_acl_celery_viewer_line_works_as_printed_and_says_what_it_allows(
+    redis_url, redis_server, conn, tmp_path
+) -> None:
+    import shlex
+
+    conn.set("celery-task-meta-x", "{}")
+    conn.lpush("celery", "{}")
+    db = redis_url.rsplit("/")[-1]
+    source = f'[[sources]]\nname = "tasks"\nsystem = "celery"\nredis_url = "{redis_url}"\n'
+    version = str(redis.Redis(port=redis_server.port).info("server")["redis_version"])
+    seven = int(version.split(".")[0]) >= 7
+    for told in (None, "6.2"):
+        path = tmp_path / "celery.toml"
+        path.write_text(source)
+        args = ["acl", "--config", str(path), "--role", "viewer", "--user", "jb-cli-celery"]
+        code, out = run(*args, *(["--redis-version", told] if told else []))
+        assert code == 0, out
+        lines = [x for x in out.splitlines() if not x.startswith("note:")]
+        selectors = seven and told is None
+        assert ("# Redis 7 key selectors" in out) is selectors
+        assert ("# Redis 6.2 has no key selectors" in out) is (not selectors)
+        if told is None:
+            assert f": Redis {version}" in lines[0]
+        line = lines[-1]
+        admin = redis.Redis(port=redis_server.port)
+        admin.execute_command(*shlex.split(line.replace(">CHANGE-ME", ">s3cret")))
+        try:
+            viewer = redis.Redis.from_url(
+                f"redis://jb-cli-celery:s3cret@127.0.0.1:{redis_server.port}/{db}"
+            )
+            assert viewer.get("celery-task-meta-x") == b"{}"
+            viewer.set("jobbridge:celery::index:probe", "1")
+            viewer.delete("jobbridge:celery::index:probe")
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                viewer.publish(f"/{db}.celery.pidbox", "x")
+            if selectors:
+                for command in (
+                    ("SET", "celery", "x"),
+                    ("LPUSH", "celery", "x"),
+                    ("HSET", "unacked", "t", "x"),
+                    ("SET", "celery-task-meta-x", "x"),
+                ):
+                    with pytest.raises(redis.exceptions.NoPermissionError):
+                        viewer.execute_command(*command)
+            else:
+                # what the comment says: writes on every key
+                viewer.set("some-other-key", "x")
+                viewer.delete("some-other-key")
+            viewer.close()
+        finally:
+            admin.execute_command("ACL", "DELUSER", "jb-cli-celery")
+            admin.close()
+    assert conn.get("celery-task-meta-x") == b"{}" and conn.llen("celery") == 1
+
+
+def test_class7_discard_help_says_celery_keeps_its_failure_result() -> None:
+    code, out = run("discard", "--help")
+    assert code == 0
+    text = " ".join(out.split())
+    assert "Discard terminally failed jobs from the failed list." in text
+    assert "For Celery this only hides the task from jobbridge's index" in text
+    assert "keeps its FAILURE result (clients still read it)" in text
 
 
 def test_acl_role_follows_read_only_and_rejects_odd_user_names(tmp_path, redis_url) -> None:

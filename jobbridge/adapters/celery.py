@@ -30,6 +30,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar, cast
 
+import redis.exceptions
+
 from jobbridge import offload
 from jobbridge.adapters import celery_actions as actions
 from jobbridge.adapters import celery_records as records
@@ -474,6 +476,11 @@ class CeleryAdapter:
             started = await self._started(
                 [e.message.task_id for *_, e in held if e.message.task_id]
             )
+        revoked: set[str] = set()
+        if status is JobStatus.SCHEDULED:
+            revoked = await actions.revoked_ids(
+                self, [e.message.task_id for *_, e in held if e.message.task_id]
+            )
         rows = []
         for tag, raw, score, entry in held:
             message = entry.message
@@ -495,6 +502,8 @@ class CeleryAdapter:
             )
             if entry.problem and row.problem is None:
                 row = replace(row, problem=entry.problem)
+            if row.id in revoked:
+                row = records.revoked_pending(row)
             rows.append(row)
             await pacer.tick()
         return rows
@@ -649,7 +658,10 @@ class CeleryAdapter:
         background watch (a one-shot CLI read), one inspection first: a second of replies."""
         if not self._background and not self._inspected:
             self._inspected = True
-            await self.watch.inspect()
+            try:
+                await self.watch.inspect()
+            except redis.exceptions.NoPermissionError:
+                pass  # a viewer's ACL user may not inspect: the workers heard so far
         return self.watch.workers()
 
     # ---------------------------------------------------------------- actions

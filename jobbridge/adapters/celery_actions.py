@@ -14,7 +14,7 @@ import logging
 import re
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -28,6 +28,7 @@ from jobbridge.adapters.base import MAX_NAME_CHARS, cap
 from jobbridge.adapters.celery_index import Bucket
 from jobbridge.adapters.celery_messages import (
     READY_STATES,
+    CeleryMessage,
     ResultMeta,
     UnackedEntry,
     decode_message,
@@ -74,12 +75,17 @@ WORDS: dict[str | Outcome, str] = {
     "not json": "Task {id}'s arguments are not plain JSON values, so jobbridge cannot send "
     "them again safely; nothing was changed.",
     "finished": "Task {id} has already finished; there is nothing to revoke.",
+    "revoked": "Task {id} is already revoked (Celery stored REVOKED); a worker that holds it "
+    "for its eta discards it then. Nothing was sent.",
     "not running": "Task {id} is not running; only a running task can be stopped (terminated). "
     "Revoke it if a worker holds it.",
     "no listener": "No Celery worker listens for remote control, so nobody would hear the "
     "revoke of task {id}; nothing was sent.",
     "done:stop": "Sent Celery's revoke with terminate for task {id} to {detail}; the worker "
     "running it kills it and stores REVOKED.",
+    "done:discard": "Hid task {id} from jobbridge's failed list. Only jobbridge's index forgets "
+    "it: Celery's result backend still holds its FAILURE result (clients still read it) until "
+    "Celery's result_expires.",
     "done:retry": "Retried job {id} as {detail} at priority 0 (its priority was never seen: "
     "Celery's result does not keep it).",
     Outcome.CORRUPT: "Task {id}'s result names no task or queue to send again; it cannot be "
@@ -240,6 +246,66 @@ async def read_meta(adapter: CeleryAdapter, job_id: str) -> ReadMeta | None:
     return ReadMeta(meta, head, False)
 
 
+#: the states a worker's revoke overwrites with REVOKED (Celery 5.7 ``control._revoke``): a
+#: task no worker started and that has no final result yet
+REVOCABLE_STATES = frozenset({"PENDING", "RECEIVED", "RETRY", "REJECTED"})
+
+
+def revoked_meta_of(
+    task_id: str,
+    *,
+    message: CeleryMessage | None = None,
+    queue: str | None = None,
+    meta: ResultMeta | None = None,
+) -> bytes:
+    """The REVOKED result jobbridge stores for a task it removed or revoked, with the
+    ``result_extended`` fields a worker stores for a task it knows (name, args, kwargs,
+    worker, retries, queue) taken from the message (or else the earlier meta), so that
+    the canceled row names the task and its queue. Arguments that are not plain JSON values
+    (a pickled body) are stored as null, the rest still written."""
+    name = args = kwargs = None
+    retries = 0
+    parent = None
+    if message is not None:
+        name, args, kwargs = message.task, message.args, message.kwargs
+        retries, parent = message.retries or 0, message.parent_id
+    elif meta is not None:
+        name, args, kwargs = meta.name, meta.args, meta.kwargs
+        retries, parent = meta.retries or 0, meta.parent_id
+        queue = queue or meta.queue
+    common: dict[str, Any] = {
+        "date_done": datetime.now(tz=UTC),
+        # A name or queue cut for display is not Celery's: none rather than a wrong one.
+        "name": name if name and len(name) <= MAX_NAME_CHARS else None,
+        "queue": queue if queue and len(queue) <= MAX_NAME_CHARS else None,
+        "parent_id": parent,
+        "root_id": None,
+        "extended": True,
+        "retries": retries,
+    }
+    try:
+        return control.revoked_meta(task_id, args=args, kwargs=kwargs, **common)
+    except ValueError:
+        return control.revoked_meta(task_id, args=None, kwargs=None, **common)
+
+
+async def revoked_ids(adapter: CeleryAdapter, task_ids: Sequence[str]) -> set[str]:
+    """Which of a page's held tasks have a REVOKED result: the first bytes of each meta
+    (Celery writes ``status`` first), one pipelined GETRANGE per row."""
+    if not task_ids:
+        return set()
+    pipe = adapter.results.pipeline(transaction=False)
+    for task_id in task_ids:
+        pipe.getrange(adapter.keys.task_meta(task_id), 0, 255)
+    heads = await pipe.execute(raise_on_error=False)
+    revoked = set()
+    for task_id, head in zip(task_ids, heads, strict=True):
+        found = _STATUS.search(head) if isinstance(head, bytes) else None
+        if found is not None and found.group(1) == b"REVOKED":
+            revoked.add(task_id)
+    return revoked
+
+
 def _same_database(adapter: CeleryAdapter) -> bool:
     if adapter.results is adapter.client:
         return True
@@ -293,6 +359,7 @@ async def cancel(
     for _ in range(ACTION_TRIES):
         found = await find_waiting(adapter, job_id, entry=entry)
         verdict, list_key, raw, row = "", adapter.keys.step_list(adapter.queues[0], 0), b"", None
+        message: CeleryMessage | None = None
         if found is None:
             # Whether a worker holds the task says nothing of one named message of it.
             taken = seen or (entry is None and await _taken(adapter, job_id))
@@ -315,17 +382,7 @@ async def cancel(
         # A message without a task id has no result and no id to revoke: only removed.
         has_id = not job_id.startswith(records.MESSAGE_ID_PREFIX)
         if row is not None and has_id:
-            meta_bytes = control.revoked_meta(
-                row.id,
-                date_done=datetime.now(tz=UTC),
-                name=row.name or None,
-                args=None,
-                kwargs=None,
-                queue=row.queue or None,
-                parent_id=row.extra.get("parent_id"),
-                root_id=row.extra.get("root_id"),
-                extended=False,
-            )
+            meta_bytes = revoked_meta_of(job_id, message=message, queue=row.queue)
         result = await _run(
             adapter,
             Action.CANCEL,
@@ -474,24 +531,77 @@ async def revoke(
     meta = read.meta if read is not None else None
     held = job_id in adapter.unacked.sorted.task_ids
     verdict = ""
-    if meta is not None and meta.status in READY_STATES:
+    waiting: tuple[str, int, bytes] | None = None
+    if meta is not None and meta.status == "REVOKED" and not terminate:
+        verdict = "revoked"
+    elif meta is not None and meta.status in READY_STATES:
         verdict = "finished"
     elif terminate and not (held or (meta is not None and meta.status == "STARTED")):
         verdict = "not running"
     elif not terminate and meta is None and not held:
-        verdict = "" if await find_waiting(adapter, job_id, limit=20_000) else "gone"
+        waiting = await find_waiting(adapter, job_id, limit=20_000)
+        verdict = "" if waiting else "gone"
+    revoked = b""
+    if verdict == "" and (meta is None or meta.status in REVOCABLE_STATES):
+        revoked = await _revoked_for(adapter, job_id, meta, waiting)
     envelope = control.revoke_envelope(job_id, terminate=terminate, ticket=str(uuid.uuid4()))
+    write_here = _same_database(adapter)
+    meta_key = adapter.keys.task_meta(job_id)
     result = await _run(
         adapter,
         action,
         job_id,
         actor,
-        [],
+        [meta_key],
         [
             verdict,
             control.pidbox_channel(adapter.keys.global_keyprefix, adapter.db),
             envelope,
             action.value,
+            revoked if write_here else b"",
+            RESULT_EXPIRES_S,
         ],
     )
+    if result is not None and result.ok and revoked and not write_here:
+        await _store_revoked_elsewhere(adapter, meta_key, revoked)
     return result or changed_too_often(action, job_id)
+
+
+async def _revoked_for(
+    adapter: CeleryAdapter,
+    job_id: str,
+    meta: ResultMeta | None,
+    waiting: tuple[str, int, bytes] | None,
+) -> bytes:
+    """The REVOKED meta a revoke stores: from the message a worker holds (one HMGET by its
+    delivery tag), else the waiting one found, else the task's earlier (RETRY) meta."""
+    tag = adapter.unacked.tag_of(job_id)
+    if tag is not None:
+        (raw,) = cast("list[bytes | None]", await adapter.client.hmget(adapter.keys.unacked, [tag]))
+        if isinstance(raw, bytes):
+            entry = await offload.decode(decode_held, raw, inline_bytes=64 * 1024)
+            queue = entry.routing_key or entry.message.routing_key
+            return revoked_meta_of(job_id, message=entry.message, queue=queue)
+    if waiting is not None:
+        queue, _, raw = waiting
+        return revoked_meta_of(job_id, message=decode_message(raw), queue=queue)
+    return revoked_meta_of(job_id, meta=meta)
+
+
+async def _store_revoked_elsewhere(adapter: CeleryAdapter, key: str, revoked: bytes) -> None:
+    """Store a revoke's REVOKED meta in a result backend on another Redis, as the script does
+    on the broker's: only over a state a worker's revoke overwrites (re-checked under WATCH;
+    a write in between, such as the worker's own REVOKED, wins)."""
+    async with adapter.results.pipeline(transaction=True) as pipe:
+        try:
+            await pipe.watch(key)
+            head = cast("bytes", await pipe.getrange(key, 0, 255))
+            found = _STATUS.search(head or b"")
+            if found and found.group(1).decode("ascii") not in REVOCABLE_STATES:
+                return
+            pipe.multi()  # type: ignore[no-untyped-call]
+            pipe.set(key, revoked, ex=RESULT_EXPIRES_S)
+            pipe.publish(key, revoked)
+            await pipe.execute()
+        except redis.exceptions.WatchError:
+            return

@@ -7,6 +7,7 @@ result index holds; the adapter reads Redis and calls these.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -206,3 +207,22 @@ def meta_row(source: str, task_id: str, meta: ResultMeta, base: JobRecord | None
         "extra": dict(base.extra) if base else {},
     }
     return JobRecord(**fields)
+
+
+#: the note on a held task already revoked (jobbridge.web's row shows it with a badge)
+REVOKED_PENDING_NOTE = (
+    "revoked: Celery stored REVOKED, and a worker keeps a revoked eta task until its eta and "
+    "discards it then instead of running it (a worker started since the revoke, without "
+    "--statedb, has not heard it); nothing to do here"
+)
+
+
+def revoked_pending(row: JobRecord) -> JobRecord:
+    """A held (eta) task with a REVOKED result: still listed where the worker keeps it, said
+    to be revoked, with no action (revoking again or cancelling would change nothing)."""
+    return replace(
+        row,
+        raw_status="revoked, held until its eta",
+        actions=(),
+        extra={**row.extra, "revoked": REVOKED_PENDING_NOTE},
+    )

@@ -51,6 +51,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import redis.exceptions
+
 from jobbridge.adapters.base import MAX_NAME_CHARS, cap
 from jobbridge.adapters.celery_control import (
     REPLY_EXCHANGE,
@@ -433,7 +435,8 @@ class WorkerWatch:
     async def _inspect_forever(self) -> None:
         while True:
             started = time.monotonic()
-            await self._inspect_guarded()
+            if await self._inspect_guarded() is False:
+                return  # not allowed (a viewer's ACL user): workers come from their events
             delay = self._pace()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
@@ -478,15 +481,25 @@ class WorkerWatch:
             seen.early_asks += 1
         return not waiting
 
-    async def _inspect_guarded(self) -> None:
+    async def _inspect_guarded(self) -> bool:
+        """One inspection; False when Redis's ACL refuses it (it will not be allowed later)."""
         try:
             await self.inspect()
         except asyncio.CancelledError:
             raise
+        except redis.exceptions.NoPermissionError as exc:
+            log.warning(
+                "celery %s refused by the Redis ACL (%s): workers are "
+                "known from their events only (a viewer user may not publish remote control)",
+                self._inspections.what,
+                exc,
+            )
+            return False
         except Exception as exc:  # Redis down or refusing: try again at the next round
             self._inspections.failed(exc)
         else:
             self._inspections.worked()
+        return True
 
     async def inspect(self) -> None:
         """One inspection, now: broadcast :data:`INSPECT_METHODS` with replies to the watch's

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from jobbridge.adapters import rq_records as records
 from jobbridge.adapters.base import MAX_NAME_CHARS, cap, key_text, now_ms
 from jobbridge.adapters.outcomes import WORDS as WORDS_SHARED
 from jobbridge.adapters.outcomes import changed_too_often, result, run_script
@@ -56,6 +58,55 @@ WORDS: dict[str | Outcome, str] = {
     Outcome.CORRUPT: "Job {id}'s hash is gone or holds no call to run; it cannot be retried "
     "(discard it instead).",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """What a retried job's new job gets of the original's RQ ``Retry``: RQ's job hash keeps
+    the intervals (``retry_intervals``) and counts ``retries_left`` down to 0, but never
+    stores ``max``. A list of two or more intervals is one interval per retry (RQ's own
+    indexing uses them in order when ``retries_left`` equals their number), so the new job
+    gets that many retries; a single interval (``Retry(max=3)`` stores ``[0]``) says nothing
+    of the count, so the new job gets none and the reply says why."""
+
+    #: ``retries_left`` of the new job ("" for none)
+    retries_left: str
+    #: ``retry_intervals`` of the new job, as RQ writes it ("" for none)
+    intervals: str
+    #: ``enqueue_at_front_on_retry`` of the new job ("1", or "" for none)
+    at_front: str
+    #: attempts the new job has, in words (the reply's tail)
+    words: str
+
+
+def retry_policy(raw: bytes | None, at_front: bytes | None) -> RetryPolicy:
+    """The Retry policy a retry gives the new job, from the original's stored fields."""
+    intervals = records.retry_intervals(raw)
+    front = "1" if at_front == b"1" else ""
+    if intervals is None:
+        why = (
+            "the original had no Retry policy"
+            if not raw
+            else "the original's retry_intervals is not a list of seconds RQ could use"
+        )
+        return RetryPolicy("", "", "", f"it has 1 attempt ({why})")
+    if len(intervals) == 1:
+        return RetryPolicy(
+            "",
+            "",
+            "",
+            f"it has 1 attempt: RQ stored the original Retry's interval ({intervals[0]} s) "
+            "but not its max, so its retries cannot be given back",
+        )
+    count = len(intervals)
+    shown = ", ".join(str(v) for v in intervals)
+    return RetryPolicy(
+        str(count),
+        json.dumps(intervals),
+        front,
+        f"it has {count + 1} attempts: {count} retries at {shown} s, the original's RQ Retry "
+        "(RQ stores its intervals, one per retry, not its max)",
+    )
 
 
 def rq_timestamp(at: datetime) -> str:
@@ -117,9 +168,15 @@ Planner = Callable[[dict[str, bytes] | None], Awaitable[Plan]]
 
 
 async def _act(
-    adapter: RqAdapter, action: Action, job_id: str, actor: str, plan: Planner
+    adapter: RqAdapter,
+    action: Action,
+    job_id: str,
+    actor: str,
+    plan: Planner,
+    words: Callable[[], Mapping[str | Outcome, str]] = lambda: WORDS,
 ) -> ActionResult:
-    """Read the job, plan the script call, run it; again when it found the job moved."""
+    """Read the job, plan the script call, run it; again when it found the job moved.
+    ``words`` gives the sentences for the reply, once the plan is made."""
     for _ in range(ACTION_TRIES):
         planned = await plan(await _read(adapter, job_id))
         if isinstance(planned, ActionResult):
@@ -133,7 +190,7 @@ async def _act(
             keys=keys,
             args=args,
             operator=adapter.operator,
-            words=WORDS,
+            words=words(),
         )
         if outcome is not None:
             return outcome
@@ -165,16 +222,35 @@ async def cancel(adapter: RqAdapter, job_id: str, actor: str) -> ActionResult:
     return await _act(adapter, Action.CANCEL, job_id, actor, plan)
 
 
+async def _policy_fields(adapter: RqAdapter, job_id: str) -> tuple[bytes | None, bytes | None]:
+    """(``retry_intervals``, ``enqueue_at_front_on_retry``) of a job; the first only when at
+    most 4 KiB (RQ writes a short JSON list: a bigger one is not a policy to copy)."""
+    key = adapter.keys.job(job_id)
+    pipe = adapter.client.pipeline(transaction=False)
+    pipe.hstrlen(key, "retry_intervals")
+    pipe.hget(key, "enqueue_at_front_on_retry")
+    size, front = await pipe.execute(raise_on_error=False)
+    raw = None
+    if isinstance(size, int) and 0 < size <= 4096:
+        value = await adapter.client.hget(key, "retry_intervals")
+        raw = value if isinstance(value, bytes) else None
+    return raw, front if isinstance(front, bytes) else None
+
+
 async def retry(adapter: RqAdapter, job_id: str, actor: str) -> ActionResult:
     keys = adapter.keys
+    policy = RetryPolicy("", "", "", "")
 
     async def plan(fields: dict[str, bytes] | None) -> Plan:
+        nonlocal policy
         origin = _origin(fields)
         if fields is not None and not origin:
             return _no_origin(Action.RETRY, job_id)
         if fields is None:
             # A dangling failed id: the script refuses it (corrupt) or finds it gone.
             origin = await _failed_origin(adapter, job_id) or ""
+        else:
+            policy = retry_policy(*await _policy_fields(adapter, job_id))
         new_id = str(uuid.uuid4())
         return (
             [
@@ -184,10 +260,22 @@ async def retry(adapter: RqAdapter, job_id: str, actor: str) -> ActionResult:
                 keys.queue(origin),
                 keys.queues,
             ],
-            [origin, new_id, rq_timestamp(datetime.now(tz=UTC)), _copy(job_id, fields)],
+            [
+                origin,
+                new_id,
+                rq_timestamp(datetime.now(tz=UTC)),
+                _copy(job_id, fields),
+                policy.retries_left,
+                policy.intervals,
+                policy.at_front,
+                cap(f"retried; {policy.words}", 300) or "retried",
+            ],
         )
 
-    return await _act(adapter, Action.RETRY, job_id, actor, plan)
+    def words() -> Mapping[str | Outcome, str]:
+        return {**WORDS, "done:retry": "Retried job {id} as {detail}; " + policy.words + "."}
+
+    return await _act(adapter, Action.RETRY, job_id, actor, plan, words)
 
 
 async def discard(adapter: RqAdapter, job_id: str, actor: str) -> ActionResult:

@@ -285,6 +285,33 @@ class _Fields:
             return None
 
 
+#: RQ's Retry intervals jobbridge accepts as stored: at most this many, each at most ten
+#: years (a worker adds it to now(): a larger one overflows its datetime and crashes it)
+MAX_RETRY_INTERVALS = 100
+MAX_RETRY_INTERVAL_S = 10 * 365 * 86_400
+
+
+def retry_intervals(raw: bytes | None) -> list[int] | None:
+    """RQ's ``retry_intervals`` field (``json.dumps`` of the Retry's interval list, seconds;
+    RQ stores it for any Retry, ``[0]`` when none was given); None when absent or not a list
+    of whole seconds a worker could use."""
+    if not raw or len(raw) > 4096:
+        return None
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_RETRY_INTERVALS:
+        return None
+    if not all(type(v) is int and 0 <= v <= MAX_RETRY_INTERVAL_S for v in value):
+        return None
+    return value
+
+
+def _seconds(intervals: list[int]) -> str:
+    return ", ".join(str(v) for v in intervals) + " s"
+
+
 def cap_name(value: str | None) -> str | None:
     """A name (worker, status word) read from Redis, capped."""
     return cap(value, MAX_NAME_CHARS)
@@ -593,11 +620,23 @@ def _data_problem(job: JobHash, call: CallSummary | None) -> str | None:
     return None
 
 
+#: statuses of a job that has not run its current attempt yet
+WAITING_STATUSES = frozenset({JobStatus.ENQUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING})
+
+
 def _extra(fields: _Fields, found: Found, status: JobStatus) -> dict[str, str]:
     extra: dict[str, str] = {}
     retries_left = fields.int("retries_left")
     if retries_left is not None:
         extra["retries left"] = str(retries_left)
+        intervals = retry_intervals(fields.raw("retry_intervals"))
+        if intervals is not None:
+            extra["retry intervals"] = _seconds(intervals)
+        if retries_left >= 0 and status in WAITING_STATUSES:
+            extra["attempts left"] = (
+                f"{retries_left + 1}: this run, then {retries_left} "
+                f"retr{'y' if retries_left == 1 else 'ies'} on failure (RQ's Retry)"
+            )
     if found.where is Where.DEFERRED or status is JobStatus.SCHEDULED:
         dependencies = _dependencies(fields)
         if dependencies:

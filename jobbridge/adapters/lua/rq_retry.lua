@@ -15,6 +15,11 @@
 -- ARGV[9]: new id
 -- ARGV[10]: now in RQ's timestamp format (%Y-%m-%dT%H:%M:%S.%fZ): created_at, enqueued_at
 -- ARGV[11]: the lifecycle copy of the job (JSON of its small fields)
+-- ARGV[12]: retries_left of the new job, the original's RQ Retry as far as RQ stored it
+--           ("" for none: the new job then runs once); Python checked it
+-- ARGV[13]: retry_intervals of the new job (JSON list of seconds, as RQ writes it; "" none)
+-- ARGV[14]: enqueue_at_front_on_retry of the new job ("1", or "" for none)
+-- ARGV[15]: the audit message (says how many attempts the new job has)
 -- Returns: {code, detail}
 --   { 1, "<new id>"}    retried
 --   { 0, ""}            not in the failed registry
@@ -65,6 +70,17 @@ for i, name in ipairs(copied) do
     fields[#fields + 1] = values[i]
   end
 end
+-- The Retry policy: a fresh count of retries, not the original's (spent) retries_left. The
+-- values are Python's checked ones, never copied raw: RQ's worker parses them when it loads
+-- the job, and a bad one makes it fail every run.
+local policy = {'retries_left', ARGV[12], 'retry_intervals', ARGV[13],
+  'enqueue_at_front_on_retry', ARGV[14]}
+for i = 1, #policy, 2 do
+  if policy[i + 1] ~= '' then
+    fields[#fields + 1] = policy[i]
+    fields[#fields + 1] = policy[i + 1]
+  end
+end
 redis.call('HSET', KEYS[6], unpack(fields))
 -- As RQ's enqueue: the hash expires only when the job has a ttl (seconds, -1 = never).
 local ttl = tonumber(values[7] or '')
@@ -74,4 +90,4 @@ end
 redis.call('ZREM', KEYS[5], jb.id)
 redis.call('SADD', KEYS[8], KEYS[7])
 redis.call('RPUSH', KEYS[7], new_id)
-return jb_done('retried', new_id, ARGV[11], 'retried', new_id)
+return jb_done('retried', new_id, ARGV[11], ARGV[15], new_id)
