@@ -24,8 +24,13 @@
 --   {-2, ""}            the job hash is gone or has no `data`: nothing to run again
 --   {-3, "new id"}      the new id is taken (never expected: ids are random)
 --   {-4, ""}            its origin changed since Python read it: read again
+--   {-5, key, type, expected}  KEYS[n] holds another type: nothing was changed (jb_wrong_type)
 jb.action = 'retry'
 local new_id = ARGV[9]
+
+local wrong = jb_wrong_type({{KEYS[4], 'hash'}, {KEYS[5], 'zset'}, {KEYS[6], 'hash'},
+  {KEYS[7], 'list'}, {KEYS[8], 'set'}})
+if wrong then return wrong end
 
 if not redis.call('ZSCORE', KEYS[5], jb.id) then
   return jb_gone('no such failed job')
