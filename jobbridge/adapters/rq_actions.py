@@ -54,6 +54,9 @@ WORDS: dict[str | Outcome, str] = {
     "its own, so jobbridge leaves it to RQ's own Job.cancel / requeue. Nothing was changed.",
     "no listener": "Worker of job {id} is not listening for commands (it may be gone); "
     "nothing was sent.",
+    "bad ttl": "Job {id}'s ttl field is not an integer as RQ writes it, so a copy of it "
+    "could not be given the same ttl; it cannot be retried (discard it instead). Nothing was "
+    "changed.",
     Outcome.CORRUPT: "Job {id}'s hash is gone or holds no call to run; it cannot be retried "
     "(discard it instead).",
 }

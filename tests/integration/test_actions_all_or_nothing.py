@@ -458,3 +458,37 @@ async def test_a_second_action_after_a_refusal_is_not_a_503(redis_url, conn) -> 
         status, _ = await api.get(f"/api/sources/{api.source}/snapshot")
         assert status == 200
     assert json.loads(conn.lindex(AUDIT, 0) or b"{}")["outcome"] == "corrupt"
+
+
+# ------------------------------------------------------------------ a value a write refuses
+
+
+@pytest.mark.parametrize("ttl", ["1e300", "inf", "99999999999999999999", "1.5", "nan", "0x10"])
+async def test_rq_retry_of_a_ttl_expire_would_refuse_writes_nothing(
+    ttl, redis_url, conn, client, published
+) -> None:
+    """rq_retry.lua gave the new hash the old job's ttl with EXPIRE after writing it: a ttl
+    EXPIRE refuses left an orphan hash and a 503. Such a ttl is refused first."""
+    s = await setup("rq_retry", redis_url, conn, client)
+    conn.hset(f"rq:job:{s.job_id}", "ttl", ttl)
+    before = everything(conn)
+    result = await act(s)
+    assert result.outcome is Outcome.CORRUPT, result
+    assert (
+        "ttl field is not an integer" in result.message and "Nothing was changed" in result.message
+    )
+    after = everything(conn)
+    audit = AUDIT.encode()
+    assert {k: v for k, v in after.items() if k != audit} == before
+    assert json.loads(conn.lindex(AUDIT, 0) or b"{}")["outcome"] == "corrupt"
+
+
+@pytest.mark.parametrize("ttl", ["-1", "60", "999999999999"])
+async def test_rq_retry_keeps_a_ttl_rq_wrote(ttl, redis_url, conn, client, published) -> None:
+    s = await setup("rq_retry", redis_url, conn, client)
+    conn.hset(f"rq:job:{s.job_id}", "ttl", ttl)
+    result = await act(s)
+    assert result.outcome is Outcome.DONE and result.new_id, result
+    assert conn.hget(f"rq:job:{result.new_id}", "ttl") == ttl.encode()
+    left = conn.ttl(f"rq:job:{result.new_id}")
+    assert left == -1 if ttl == "-1" else int(ttl) - 2 <= left <= int(ttl)
