@@ -81,7 +81,7 @@ def script_keys(name: str) -> dict[int, str]:
     types = {**SHARED_TYPES, **checked_types(FILES[name])}
     missing = [n for n in own if n not in types]
     assert not missing, f"{name}.lua takes KEYS{missing} but does not check their type"
-    return {n: types[n] for n in [1, 2, 3, *own]}
+    return {n: types[n] for n in sorted({*SHARED_TYPES, *own})}
 
 
 def index_keys() -> dict[int, str]:
@@ -96,6 +96,8 @@ CASES = [(name, n) for name in ACTION_SCRIPTS for n in script_keys(name)]
 def test_every_script_and_key_is_covered() -> None:
     """The table above covers all eleven action scripts (a new one needs a setup below)."""
     assert set(ACTION_SCRIPTS) == set(SETUPS), set(ACTION_SCRIPTS) ^ set(SETUPS)
+    # the prelude's own KEYS (the audit list, the lifecycle keys) are checked by every script
+    assert sorted(SHARED_TYPES) == header_keys(FILES["_prelude"])
     assert len(CASES) >= 11 * 4
 
 
