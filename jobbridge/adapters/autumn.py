@@ -626,12 +626,15 @@ class AutumnAdapter:
         for _ in range(ACTION_TRIES):
             stored = await self._action_value(keys.dead_record(job_id))
             if isinstance(stored, Unread):
-                return _too_large(Action.RETRY, job_id, stored)
+                if not await self._other_type(keys.dead_record(job_id)):
+                    return _too_large(Action.RETRY, job_id, stored)
             mode, expected = "retry", b""
             plan = records.RetryPlan("corrupt", "", DEFAULT_QUEUE, None)
             new_id = str(uuid.uuid4())
             now = now_ms()
-            if stored is None:
+            if isinstance(stored, Unread):
+                pass  # a key of another type: the script refuses it, naming the key
+            elif stored is None:
                 count, found = await self.histories.failed_entry(job_id)
                 if count > 1:
                     return _ambiguous(Action.RETRY, job_id, count)
@@ -673,12 +676,16 @@ class AutumnAdapter:
         (value,) = await self._read_values([key], ROW_BYTES, budget=MAX_VALUE_BYTES)
         return value
 
+    async def _other_type(self, key: str) -> bool:
+        """Whether a key holds another type than a string (its script refuses it)."""
+        return key_text(await self.client.type(key)) not in ("string", "none")
+
     async def discard(self, job_id: str, actor: str) -> ActionResult:
         keys = self.keys
         entry = b""
         recorded = job_id
         stored = await self._action_value(keys.dead_record(job_id))
-        if isinstance(stored, Unread):
+        if isinstance(stored, Unread) and not await self._other_type(keys.dead_record(job_id)):
             return _too_large(Action.DISCARD, job_id, stored)
         if stored is None:
             count, found = await self.histories.failed_entry(job_id)

@@ -25,7 +25,7 @@ from jobbridge import offload, safejson
 from jobbridge.adapters import celery_control as control
 from jobbridge.adapters import celery_records as records
 from jobbridge.adapters.base import MAX_NAME_CHARS, cap
-from jobbridge.adapters.celery_index import Bucket
+from jobbridge.adapters.celery_index import Bucket, IndexedTask
 from jobbridge.adapters.celery_messages import (
     READY_STATES,
     CeleryMessage,
@@ -452,10 +452,22 @@ async def seen_priority(adapter: CeleryAdapter, job_id: str) -> int | None:
     return None
 
 
+async def _indexed(adapter: CeleryAdapter, job_id: str) -> IndexedTask | None:
+    """The task's index entry; None when a key of the index holds another type, which the
+    script then refuses, naming the key."""
+    try:
+        return await adapter.index.get(job_id)
+    except redis.exceptions.ResponseError as exc:
+        # a pipeline's error: redis-py puts the command before Redis's words
+        if "WRONGTYPE" not in str(exc):
+            raise
+        return None
+
+
 async def retry(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult:
     """Send a failed task again under a new id, from the arguments its extended result kept,
     at the priority jobbridge saw it held at (:func:`seen_priority`), else at 0."""
-    indexed = await adapter.index.get(job_id)
+    indexed = await _indexed(adapter, job_id)
     read = await read_meta(adapter, job_id)
     meta = read.meta if read is not None else None
     new_id = str(uuid.uuid4())
@@ -509,7 +521,7 @@ async def retry(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult
 
 
 async def discard(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult:
-    indexed = await adapter.index.get(job_id)
+    indexed = await _indexed(adapter, job_id)
     row = records.indexed_row(adapter.source, indexed) if indexed else None
     result = await _run(
         adapter,

@@ -54,6 +54,7 @@ from jobbridge.adapters.base import (
     score_ms,
 )
 from jobbridge.adapters.celery_messages import READY_STATES, decode_result_meta, parse_datetime
+from jobbridge.adapters.outcomes import WRONG_TYPE, wrong_type_words
 from jobbridge.adapters.subscription import resubscribe_forever
 from jobbridge.pacing import Pacer
 
@@ -64,6 +65,11 @@ if TYPE_CHECKING:
     from jobbridge.adapters.celery_keys import CeleryKeys
 
 log = logging.getLogger(__name__)
+
+
+class IndexKeyWrongType(redis.exceptions.ResponseError):
+    """One of the index's keys holds another type: the script wrote nothing (a Redis error,
+    so every caller that survives an unavailable Redis survives it, naming the key)."""
 
 
 class Bucket(enum.StrEnum):
@@ -754,6 +760,11 @@ class ResultIndex:
         for e in batch:
             args += [e.task_id, e.state, e.version, e.score, e.body]
         reply = await self._script(keys=keys, args=args)
+        if len(reply) == 4 and int(reply[0]) == WRONG_TYPE:
+            raise IndexKeyWrongType(
+                f"the Celery result index was not written: {wrong_type_words(*reply[1:])}; "
+                "nothing was written"
+            )
         return WriteCounts(*(int(v) for v in reply))
 
     def _skip(self, task_id: bytes, reason: str) -> None:

@@ -12,6 +12,8 @@ code outcome         detail
 -2   corrupt         ""
 -3   conflict        what stands in the way (e.g. the holder of a unique lock)
 -4   (changed)       the state changed since Python read it: read again and retry
+-5   corrupt         a key holds another type than the action needs: the reply is
+                     ``{-5, key, its type, the type expected}`` and nothing changed
 ==== =============== ==========================================================
 """
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from jobbridge.adapters.base import now_ms, text
+from jobbridge.adapters.base import MAX_NAME_CHARS, cap, key_text, now_ms, text
 from jobbridge.adapters.operator import script_argv
 from jobbridge.model import Action, ActionResult, Outcome
 
@@ -38,6 +40,18 @@ CODES: Mapping[int, Outcome] = {
 }
 #: the reply of a script whose re-check found the state changed since Python read it
 CHANGED = -4
+#: the reply of a script that found a key of another type than it needs (jb_wrong_type)
+WRONG_TYPE = -5
+
+#: what Redis's TYPE answers, in words
+TYPE_WORDS: Mapping[str, str] = {
+    "string": "a string",
+    "list": "a list",
+    "hash": "a hash",
+    "set": "a set",
+    "zset": "a sorted set",
+    "stream": "a stream",
+}
 
 _DONE: Mapping[Action, str] = {
     Action.CANCEL: "Canceled job {id}.",
@@ -141,7 +155,29 @@ async def run_script(
     code, detail = int(reply[0]), text(reply[1]) or ""
     if code == CHANGED:
         return None
+    if code == WRONG_TYPE:
+        return wrong_type(action, job_id, reply[1], reply[2], reply[3])
     return outcome(action, job_id, code, detail, operator, words)
+
+
+def wrong_type_words(key: bytes | str, actual: bytes | str, expected: bytes | str) -> str:
+    """ "key K is a string, expected a list" (the key capped: it may hold a job id)."""
+    have, want = key_text(actual), key_text(expected)
+    name = cap(key_text(key), MAX_NAME_CHARS)
+    return f"key {name} is {TYPE_WORDS.get(have, have)}, expected {TYPE_WORDS.get(want, want)}"
+
+
+def wrong_type(
+    action: Action, job_id: str, key: bytes | str, actual: bytes | str, expected: bytes | str
+) -> ActionResult:
+    """The refusal of a script that found a key of another type than it needs."""
+    return result(
+        action,
+        Outcome.CORRUPT,
+        job_id,
+        f"The {action.value} of job {job_id} was refused: "
+        f"{wrong_type_words(key, actual, expected)}; nothing was changed.",
+    )
 
 
 def changed_too_often(action: Action, job_id: str) -> ActionResult:

@@ -19,6 +19,7 @@ from jobbridge.adapters import rq_records as records
 from jobbridge.adapters.base import MAX_NAME_CHARS, cap, key_text, now_ms
 from jobbridge.adapters.outcomes import WORDS as WORDS_SHARED
 from jobbridge.adapters.outcomes import changed_too_often, result, run_script
+from jobbridge.adapters.values import is_wrongtype, ok
 from jobbridge.model import Action, ActionResult, Outcome
 
 if TYPE_CHECKING:
@@ -55,6 +56,9 @@ WORDS: dict[str | Outcome, str] = {
     "its own, so jobbridge leaves it to RQ's own Job.cancel / requeue. Nothing was changed.",
     "no listener": "Worker of job {id} is not listening for commands (it may be gone); "
     "nothing was sent.",
+    "bad ttl": "Job {id}'s ttl field is not an integer as RQ writes it, so a copy of it "
+    "could not be given the same ttl; it cannot be retried (discard it instead). Nothing was "
+    "changed.",
     Outcome.CORRUPT: "Job {id}'s hash is gone or holds no call to run; it cannot be retried "
     "(discard it instead).",
 }
@@ -124,12 +128,13 @@ def lifecycle_copy(job_id: str, values: Sequence[bytes | None]) -> str:
 
 
 async def _read(adapter: RqAdapter, job_id: str) -> dict[str, bytes] | None:
-    """The job's small fields; None when its hash does not exist."""
+    """The job's small fields; None when its hash does not exist, or when its key holds
+    another type (the script refuses that, naming the key)."""
     pipe = adapter.client.pipeline(transaction=False)
     pipe.exists(adapter.keys.job(job_id))
     pipe.hmget(adapter.keys.job(job_id), COPIED_FIELDS)
-    exists, values = await pipe.execute()
-    if not exists:
+    exists, values = (ok(r) for r in await pipe.execute(raise_on_error=False))
+    if not exists or is_wrongtype(values):
         return None
     return {n: v for n, v in zip(COPIED_FIELDS, values, strict=True) if v is not None}
 

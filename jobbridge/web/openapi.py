@@ -326,7 +326,10 @@ def _paths(prefix: str) -> dict[str, Any]:
         "403": _error("Viewer role, read-only mode, or a failed CSRF / origin check."),
         "404": _error("No such source or job."),
         "409": _error("Wrong state (e.g. already running) or conflict (unique job pending)."),
-        "422": _error("The stored record is corrupt."),
+        "422": _error(
+            "The stored record is corrupt, or a key the action needs holds another type (the "
+            "message names it); nothing was changed."
+        ),
         "503": _error("The source's Redis is unavailable."),
     }
     return {

@@ -17,7 +17,9 @@
 --
 -- A script's own KEYS start at KEYS[4] and its own ARGV at ARGV[8]. Replies are
 -- {code, detail}: 1 done, 0 not found, -1 wrong state, -2 corrupt, -3 conflict, -4 changed
--- since Python read it (jobbridge/adapters/outcomes.py words them).
+-- since Python read it (jobbridge/adapters/outcomes.py words them); and {-5, key, its type,
+-- the type expected}: a key holds another type than the action needs, nothing was changed
+-- (jb_wrong_type).
 
 local jb = {
   now = ARGV[1], actor = ARGV[2], source = ARGV[3], id = ARGV[7],
@@ -86,4 +88,39 @@ local function jb_done(status, new_id, record, message, detail)
   if status ~= '' then jb_lifecycle(status, new_id, record) end
   jb_audit('done', new_id, message)
   return {1, detail or ''}
+end
+
+-- What TYPE answers, in words for the operator.
+local JB_TYPE_WORDS = {
+  string = 'a string', list = 'a list', hash = 'a hash', set = 'a set', zset = 'a sorted set',
+  stream = 'a stream'
+}
+
+-- The type each of jobbridge's own keys (KEYS[1..3]) holds.
+local JB_SHARED_TYPES = {'list', 'list', 'string'}
+
+-- Redis keeps the writes a script made before one of its commands failed on a key of another
+-- type: an action that met such a key half-way would be half done (a job out of its queue and
+-- in no other list). So every script calls this before its first write, with every key of its
+-- own that it will write or must read: `checks` is a list of {key, type} ('string', 'list',
+-- 'hash', 'set', 'zset'); jobbridge's own KEYS[1..3] are checked first. A missing key always
+-- passes. Returns nil when every key holds its type; else the refusal {-5, key, its type, the
+-- type expected}, audited, unless the audit list is the key: then nothing at all is written.
+local function jb_wrong_type(checks)
+  local all = {}
+  for n, expected in ipairs(JB_SHARED_TYPES) do all[n] = {KEYS[n], expected} end
+  for _, check in ipairs(checks) do all[#all + 1] = check end
+  for n, check in ipairs(all) do
+    local key, expected = check[1], check[2]
+    local actual = redis.call('TYPE', key)['ok']
+    if actual ~= 'none' and actual ~= expected then
+      if n > 1 then
+        jb_audit('corrupt', '', 'key ' .. string.sub(key, 1, 300) .. ' is ' ..
+          (JB_TYPE_WORDS[actual] or actual) .. ', expected ' .. JB_TYPE_WORDS[expected] ..
+          ': nothing was changed')
+      end
+      return {-5, key, actual, expected}
+    end
+  end
+  return nil
 end

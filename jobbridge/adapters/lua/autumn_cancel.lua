@@ -19,8 +19,15 @@
 --   {-1, "running"}     a worker holds it
 --   {-1, "<entry>"}     already canceled / retried / discarded (detail = lifecycle entry JSON)
 --   {-1, "not waiting"} a record exists but the job is in no waiting list
+--   {-5, key, type, expected}  KEYS[n] holds another type: nothing was changed (jb_wrong_type)
 jb.action = 'cancel'
 local id = jb.id
+
+local checks = {{KEYS[4], 'string'}, {KEYS[5], 'list'}, {KEYS[6], 'zset'}, {KEYS[7], 'zset'},
+  {KEYS[8], 'zset'}}
+if ARGV[8] == '1' then checks[#checks + 1] = {KEYS[9], 'string'} end
+local wrong = jb_wrong_type(checks)
+if wrong then return wrong end
 
 local record = redis.call('GET', KEYS[4])
 if not record then

@@ -18,7 +18,11 @@
 --   { 0, ""}            no such failed job
 --   {-1, "<entry>"}     already canceled / retried / discarded (detail = lifecycle entry JSON)
 --   {-1, "not failed"}  the dead-record exists but P:dead holds no identical entry
+--   {-5, key, type, expected}  KEYS[n] holds another type: nothing was changed (jb_wrong_type)
 jb.action = 'discard'
+
+local wrong = jb_wrong_type({{KEYS[4], 'string'}, {KEYS[5], 'list'}})
+if wrong then return wrong end
 
 local entry
 if ARGV[8] ~= '' then

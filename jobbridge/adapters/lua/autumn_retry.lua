@@ -27,8 +27,14 @@
 --   {-2, ""}            the stored record or dead entry is corrupt (nothing changed)
 --   {-3, "<holder>"}    an equivalent unique job holds the lock (detail = its id)
 --   {-4, ""}            the dead-record changed since Python read it; read again
+--   {-5, key, type, expected}  KEYS[n] holds another type: nothing was changed (jb_wrong_type)
 jb.action = 'retry'
 local expected, mode, new_id = ARGV[8], ARGV[9], ARGV[10]
+
+local checks = {{KEYS[4], 'string'}, {KEYS[5], 'list'}, {KEYS[6], 'string'}, {KEYS[7], 'list'}}
+if ARGV[12] == '1' then checks[#checks + 1] = {KEYS[8], 'string'} end
+local wrong = jb_wrong_type(checks)
+if wrong then return wrong end
 
 local current = redis.call('GET', KEYS[4])
 if not current then

@@ -26,7 +26,17 @@
 --   {-1, "<entry>"}    already canceled / retried / discarded by an operator (lifecycle JSON)
 --   {-1, "taken"}      a worker took it (it holds it or ran it)
 --   {-4, ""}           the message left KEYS[4] since Python read it: search again
+--   {-5, key, type, expected}  KEYS[n] holds another type: nothing was changed (jb_wrong_type)
 jb.action = 'cancel'
+
+-- KEYS[4] and KEYS[5] are placeholders unless the script is to act (ARGV[8] "").
+local checks = {}
+if ARGV[8] == '' then
+  checks[1] = {KEYS[4], 'list'}
+  if ARGV[10] == '1' then checks[2] = {KEYS[5], 'string'} end
+end
+local wrong = jb_wrong_type(checks)
+if wrong then return wrong end
 
 -- No up-front look at KEYS[3]: the LREM of these exact bytes decides. A cancel of another
 -- message carrying the same id, or a discard of the task's failed run, must not block this.

@@ -10,7 +10,11 @@
 --   { 1, ""}           discarded
 --   { 0, ""}           not in the failed index
 --   {-1, "<entry>"}    already retried / discarded by an operator (lifecycle JSON)
+--   {-5, key, type, expected}  KEYS[n] holds another type: nothing was changed (jb_wrong_type)
 jb.action = 'discard'
+
+local wrong = jb_wrong_type({{KEYS[4], 'zset'}, {KEYS[5], 'hash'}})
+if wrong then return wrong end
 
 if redis.call('EXISTS', KEYS[3]) == 1 then
   return jb_gone('not in the failed list')

@@ -18,7 +18,14 @@
 --   {-1, "<entry>"}    already retried / discarded by an operator (lifecycle JSON)
 --   {-1, "<word>"}     refused by Python's check (see ARGV[8])
 --   {-2, ""}           its result cannot be turned into a message
+--   {-5, key, type, expected}  KEYS[n] holds another type: nothing was changed (jb_wrong_type)
 jb.action = 'retry'
+
+-- KEYS[6] is a placeholder unless the script is to act (ARGV[8] "").
+local checks = {{KEYS[4], 'zset'}, {KEYS[5], 'hash'}}
+if ARGV[8] == '' then checks[3] = {KEYS[6], 'list'} end
+local wrong = jb_wrong_type(checks)
+if wrong then return wrong end
 
 if redis.call('EXISTS', KEYS[3]) == 1 then
   return jb_gone('not in the failed list')

@@ -24,7 +24,11 @@
 --   { 1, "<n> listening connection(s)"}   sent
 --   { 0, ""}                               unknown task
 --   {-1, "<word>"}                         refused by Python's check, or "no listener"
+--   {-5, key, type, expected}              KEYS[1..3] holds another type: nothing was sent
 jb.action = ARGV[11]
+
+local wrong = jb_wrong_type({})
+if wrong then return wrong end
 
 if ARGV[8] == 'gone' then
   return jb_gone('no such task')

@@ -24,8 +24,13 @@
 --   {-1, "rate limited"}  an RQ 3 rate-limited job: RQ keeps its concurrency slot in keys of
 --                         its own, which only RQ's Job.cancel releases
 --   {-4, ""}              its origin changed since Python read it: read again
+--   {-5, key, type, expected}  KEYS[n] holds another type: nothing was changed (jb_wrong_type)
 jb.action = 'cancel'
 local id = jb.id
+
+local wrong = jb_wrong_type({{KEYS[4], 'hash'}, {KEYS[5], 'list'}, {KEYS[6], 'zset'},
+  {KEYS[7], 'zset'}, {KEYS[8], 'zset'}})
+if wrong then return wrong end
 
 -- EXISTS before any HSET: writing a vanished hash would leave a stub without `data`.
 if redis.call('EXISTS', KEYS[4]) == 0 then

@@ -15,8 +15,12 @@
 --   {-1, "<entry>"}     already canceled / retried / discarded by an operator (lifecycle JSON)
 --   {-1, "not failed"}  listed as failed, but RQ has since requeued or rerun it
 --   {-4, ""}            its origin changed since Python read it: read again
+--   {-5, key, type, expected}  KEYS[n] holds another type: nothing was changed (jb_wrong_type)
 jb.action = 'discard'
 local id = jb.id
+
+local wrong = jb_wrong_type({{KEYS[4], 'hash'}, {KEYS[5], 'zset'}})
+if wrong then return wrong end
 
 if not redis.call('ZSCORE', KEYS[5], id) then
   return jb_gone('no such failed job')

@@ -27,10 +27,16 @@
 --   {-1, "not failed"}  listed as failed, but RQ has since requeued or rerun it
 --   {-1, "rate limited"} an RQ 3 rate-limited job: a copy pushed here would skip RQ's limiter
 --   {-2, ""}            the job hash is gone or has no `data`: nothing to run again
+--   {-2, "bad ttl"}     its `ttl` is not an integer RQ wrote: the copy could not expire
 --   {-3, "new id"}      the new id is taken (never expected: ids are random)
 --   {-4, ""}            its origin changed since Python read it: read again
+--   {-5, key, type, expected}  KEYS[n] holds another type: nothing was changed (jb_wrong_type)
 jb.action = 'retry'
 local new_id = ARGV[9]
+
+local wrong = jb_wrong_type({{KEYS[4], 'hash'}, {KEYS[5], 'zset'}, {KEYS[6], 'hash'},
+  {KEYS[7], 'list'}, {KEYS[8], 'set'}})
+if wrong then return wrong end
 
 if not redis.call('ZSCORE', KEYS[5], jb.id) then
   return jb_gone('no such failed job')
@@ -50,6 +56,12 @@ if redis.call('HEXISTS', KEYS[4], 'rate_limit_key') == 1 then
 end
 if redis.call('EXISTS', KEYS[6]) == 1 then
   return jb_refuse(-3, 'new id', 'conflict', 'the new id is taken')
+end
+-- The EXPIRE below would fail after the new hash is written: a ttl RQ did not write (RQ writes
+-- an integer, and one over 12 digits no Redis takes) is refused first.
+local stored_ttl = redis.call('HGET', KEYS[4], 'ttl') or ''
+if stored_ttl ~= '' and not (string.match(stored_ttl, '^%-?%d+$') and #stored_ttl <= 12) then
+  return jb_refuse(-2, 'bad ttl', 'corrupt', 'its ttl is not an integer RQ wrote')
 end
 
 -- The call and its settings, as the original had them; a fresh run's state otherwise.

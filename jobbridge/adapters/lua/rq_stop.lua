@@ -15,7 +15,11 @@
 --   {-1, "not running"}  the job is not running (any more)
 --   {-3, "no listener"}  nobody listens on the worker's channel: the worker is gone
 --   {-4, ""}             another worker runs it now: read again
+--   {-5, key, type, expected}  KEYS[n] holds another type: nothing was sent (jb_wrong_type)
 jb.action = 'stop'
+
+local wrong = jb_wrong_type({{KEYS[4], 'hash'}})
+if wrong then return wrong end
 
 if redis.call('EXISTS', KEYS[4]) == 0 then
   return jb_gone('no such job')

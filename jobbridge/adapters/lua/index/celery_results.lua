@@ -43,6 +43,8 @@
 --   operator  FAILURE metas skipped because the task's lifecycle key exists
 --   trimmed   ids removed by the window and count trims (with their rows)
 --   unknown   entries refused: a state that is in no bucket, or a score that is not a number
+-- or {-5, key, its type, the type expected} when KEYS[1..6] holds another type: nothing was
+-- written (Redis would keep the writes made before a command failed on it)
 
 local BUCKET = {RECEIVED = 1, STARTED = 1, RETRY = 2, SUCCESS = 3, FAILURE = 4, REVOKED = 5}
 local FIRST_FINISHED = 3
@@ -53,6 +55,14 @@ local budget = tonumber(ARGV[3])
 local trim_all = ARGV[9] == '1'
 local rows = KEYS[6]
 local tasks = math.floor((#ARGV - 9) / 5)
+
+for k = 1, 6 do
+  local expected = k == 6 and 'hash' or 'zset'
+  local actual = redis.call('TYPE', KEYS[k])['ok']
+  if actual ~= 'none' and actual ~= expected then
+    return {-5, KEYS[k], actual, expected}
+  end
+end
 
 local written, stale, operator, trimmed, unknown = 0, 0, 0, 0, 0
 local touched = {}
