@@ -24,10 +24,11 @@
 --   { 1, "<n> listening connection(s)"}   sent
 --   { 0, ""}                               unknown task
 --   {-1, "<word>"}                         refused by Python's check, or "no listener"
---   {-5, key, type, expected}              KEYS[1..3] holds another type: nothing was sent
+--   {-5, key, type, expected}              KEYS[n] holds another type: nothing was sent
 jb.action = ARGV[11]
 
-local wrong = jb_wrong_type({})
+-- KEYS[4] is written only with a meta to store (ARGV[12]).
+local wrong = jb_wrong_type(ARGV[12] ~= '' and {{KEYS[4], 'string'}} or {})
 if wrong then return wrong end
 
 if ARGV[8] == 'gone' then
