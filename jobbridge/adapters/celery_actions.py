@@ -35,6 +35,7 @@ from jobbridge.adapters.celery_messages import (
     decode_unacked,
     parse_datetime,
 )
+from jobbridge.adapters.keyguard import Refusal, forged, refuse, text_problem, unknown
 from jobbridge.adapters.outcomes import changed_too_often, run_script
 from jobbridge.adapters.values import is_wrongtype
 from jobbridge.model import Action, ActionResult, JobRecord, JobStatus, Outcome
@@ -376,6 +377,31 @@ async def seen_priority(adapter: CeleryAdapter, job_id: str) -> int | None:
     return None
 
 
+async def queue_refusal(adapter: CeleryAdapter, queue: str) -> Refusal | None:
+    """Why a retry may not push onto this stored queue; None for one of the source's queues:
+    a name whose lists are its own (``CeleryKeys.queue_name_problem``), configured, else
+    bound in kombu (found by discovery, or bound now as Celery binds a queue it declares:
+    exchange and routing key named after it)."""
+    keys = adapter.keys
+    problem = text_problem(queue) or keys.queue_name_problem(
+        queue, adapter.operator.keys.jobbridge_prefix
+    )
+    if problem is not None:
+        return forged("queue", queue, problem)
+    if queue in adapter.known_queues:
+        return None
+    if not adapter.configured_queues:
+        member = f"{queue}{keys.sep}{keys.sep}{queue}"
+        try:
+            if await adapter.client.sismember(keys.binding(queue), member):
+                return None
+        except redis.exceptions.ResponseError as exc:
+            if not is_wrongtype(exc):
+                raise
+    known_as = "configured queues" if adapter.configured_queues else "queues (bound in kombu)"
+    return unknown("queue", queue, known_as)
+
+
 async def retry(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult:
     """Send a failed task again under a new id, from the arguments its extended result kept,
     at the priority jobbridge saw it held at (:func:`seen_priority`), else at 0."""
@@ -398,6 +424,11 @@ async def retry(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult
         verdict = "not extended"
     else:
         queue = meta.queue or (row.queue if row else "") or "celery"
+        refusal = await queue_refusal(adapter, queue)
+        if refusal is not None:
+            return await refuse(
+                adapter.scripts, adapter.operator, Action.RETRY, job_id, actor, refusal
+            )
         priority = await seen_priority(adapter, job_id)
         try:
             message = control.build_task_message(
