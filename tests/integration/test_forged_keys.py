@@ -238,7 +238,7 @@ async def autumn_retry(conn: redis.Redis, client: redis.asyncio.Redis, queue: st
     conn.lpush(app.dead_key, encoded)
     conn.set(app.dead_record_key(job_id), encoded)
     adapter = autumn_adapter(client)
-    return Case(lambda: adapter.retry(job_id, "alice"), own=("stored record is invalid",))
+    return Case(lambda: adapter.retry(job_id, "alice"))
 
 
 async def autumn_cancel(conn: redis.Redis, client: redis.asyncio.Redis, queue: str) -> Case:
@@ -248,9 +248,11 @@ async def autumn_cancel(conn: redis.Redis, client: redis.asyncio.Redis, queue: s
     record = json.loads(app.record_raw(job_id) or "{}")
     record["queue"] = queue
     conn.set(app.record_key(job_id), stored(app.encode(record)))
+    # The id waits in the list the record names: only the guard stands in the way.
+    conn.lrem(app.queue_key("low"), 0, job_id)
+    conn.lpush(b"autumn:jobs:queue:" + stored(queue.strip()), job_id)
     adapter = autumn_adapter(client)
-    # A well-formed name is Autumn's own shape (P:queue:<name>): its script finds no id there.
-    return Case(lambda: adapter.cancel(job_id, "alice"), own=("is not waiting",))
+    return Case(lambda: adapter.cancel(job_id, "alice"))
 
 
 #: (system/action, setup, the legitimate value, the hostile values that do not apply and why)
@@ -282,9 +284,27 @@ CASES: list[tuple[str, Setup, str, dict[str, str]]] = [
             "not-utf8": "decoded with replacement characters",
         },
     ),
-    # Autumn maps an empty or blank name to its default queue.
-    ("autumn/retry", autumn_retry, "low", {"empty": "legitimate"}),
-    ("autumn/cancel", autumn_cancel, "low", {"empty": "legitimate"}),
+    # Autumn maps an empty or blank name to its default queue, and its decoder refuses a
+    # record that is not UTF-8 before any queue is read.
+    (
+        "autumn/retry",
+        autumn_retry,
+        "low",
+        {"empty": "legitimate", "not-utf8": "corrupt record"},
+    ),
+    # A cancel only takes the job's own id out of P:queue:<name>, Autumn's own shape: any
+    # well-formed name will do (the id waits there, or the script finds it is not waiting);
+    # a record that is not UTF-8 is unreadable, so canceled from the default queue (Autumn).
+    (
+        "autumn/cancel",
+        autumn_cancel,
+        "low",
+        {
+            label: "Autumn's own shape"
+            for label in HOSTILE
+            if label not in ("long", "spaces-newlines")
+        },
+    ),
 ]
 
 FORGED = [
