@@ -383,3 +383,18 @@ async def test_a_known_name_is_acted_on(
     else:
         assert keyspace(conn) != before
     await pubsub.aclose()
+
+
+async def test_a_refusal_stands_when_the_audit_list_is_not_a_list(
+    conn: redis.Redis, client: redis.asyncio.Redis
+) -> None:
+    seed_world(conn)
+    case = await celery_retry(conn, client, "unacked")
+    conn.delete(AUDIT)
+    conn.set(AUDIT, "x")
+    before = keyspace(conn)
+
+    result = await case.act()
+
+    assert result.outcome is Outcome.CORRUPT and "'unacked'" in result.message, result
+    assert keyspace(conn) == before and conn.get(AUDIT) == b"x"
