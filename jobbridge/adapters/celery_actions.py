@@ -379,9 +379,9 @@ async def seen_priority(adapter: CeleryAdapter, job_id: str) -> int | None:
 
 async def queue_refusal(adapter: CeleryAdapter, queue: str) -> Refusal | None:
     """Why a retry may not push onto this stored queue; None for one of the source's queues:
-    a name whose lists are its own (``CeleryKeys.queue_name_problem``), configured, else
-    bound in kombu (found by discovery, or bound now as Celery binds a queue it declares:
-    exchange and routing key named after it)."""
+    a name whose lists are its own (``CeleryKeys.queue_name_problem``), configured, or bound
+    in kombu (found by discovery, or bound now as Celery binds a queue it declares: exchange
+    and routing key named after it; one SISMEMBER)."""
     keys = adapter.keys
     problem = text_problem(queue) or keys.queue_name_problem(
         queue, adapter.operator.keys.jobbridge_prefix
@@ -390,16 +390,14 @@ async def queue_refusal(adapter: CeleryAdapter, queue: str) -> Refusal | None:
         return forged("queue", queue, problem)
     if queue in adapter.known_queues:
         return None
-    if not adapter.configured_queues:
-        member = f"{queue}{keys.sep}{keys.sep}{queue}"
-        try:
-            if await adapter.client.sismember(keys.binding(queue), member):
-                return None
-        except redis.exceptions.ResponseError as exc:
-            if not is_wrongtype(exc):
-                raise
-    known_as = "configured queues" if adapter.configured_queues else "queues (bound in kombu)"
-    return unknown("queue", queue, known_as)
+    member = f"{queue}{keys.sep}{keys.sep}{queue}"
+    try:
+        if await adapter.client.sismember(keys.binding(queue), member):
+            return None
+    except redis.exceptions.ResponseError as exc:
+        if not is_wrongtype(exc):
+            raise
+    return unknown("queue", queue, "queues (configured, or bound in kombu)")
 
 
 async def retry(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult:

@@ -1,9 +1,10 @@
 """RQ's actions: cancel, retry, discard and stop, one Lua script each (``lua/rq_*.lua``).
 
-Python reads what the script needs to name its keys (the job's origin queue, its worker);
-each script re-checks that against the hash before it changes anything and answers "read
-again" (-4) when it moved, so the action is atomic with respect to RQ's workers whatever
-happened between the read and the script.
+Python reads what the script needs to name its keys (the job's origin queue, its worker)
+and refuses a value that is not one of the source's queues or live workers
+(:mod:`jobbridge.adapters.keyguard`); each script re-checks the value against the hash
+before it changes anything and answers "read again" (-4) when it moved, so the action is
+atomic with respect to RQ's workers whatever happened between the read and the script.
 """
 
 from __future__ import annotations

@@ -398,3 +398,20 @@ async def test_a_refusal_stands_when_the_audit_list_is_not_a_list(
 
     assert result.outcome is Outcome.CORRUPT and "'unacked'" in result.message, result
     assert keyspace(conn) == before and conn.get(AUDIT) == b"x"
+
+
+async def test_celery_retry_onto_a_queue_bound_since_discovery(
+    conn: redis.Redis, client: redis.asyncio.Redis
+) -> None:
+    """A queue Celery declared after the last discovery pass is known by its binding."""
+    seed_world(conn)
+    case = await celery_retry(conn, client, "fresh")
+    refused = await case.act()
+    assert refused.outcome is Outcome.WRONG_STATE and "'fresh'" in refused.message, refused
+    conn.sadd("_kombu.binding.fresh", f"fresh{SEP}{SEP}fresh")
+
+    result = await case.act()
+
+    assert result.outcome is Outcome.DONE, result
+    (pushed,) = conn.lrange("fresh", 0, -1)
+    assert json.loads(pushed)["headers"]["id"] == result.new_id
