@@ -130,7 +130,8 @@ async def _origin_refusal(adapter: RqAdapter, origin: str) -> Refusal | None:
     problem = text_problem(origin) or adapter.keys.queue_name_problem(origin)
     if problem is not None:
         return forged("origin queue", origin, problem)
-    if origin in adapter.configured_queues:
+    # The shown queues (configured, or found in <prefix>:queues by discovery) need no read.
+    if origin in adapter.queues or origin in adapter.configured_queues:
         return None
     if await _listed(adapter, adapter.keys.queues, adapter.keys.queue(origin)):
         return None
