@@ -52,6 +52,8 @@ READ_COMMANDS = (
     "smembers",
     "srandmember",
     "sscan",
+    # actions: is a stored queue or worker one of the source's (jobbridge.adapters.keyguard)
+    "sismember",
     "xrevrange",
 )
 #: how redis-py runs a registered script (EVALSHA, then SCRIPT LOAD on NOSCRIPT)

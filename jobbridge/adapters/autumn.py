@@ -41,6 +41,7 @@ from jobbridge.adapters.base import (
     score_ms,
     text,
 )
+from jobbridge.adapters.keyguard import Refusal, forged, refuse, text_problem, unknown
 from jobbridge.adapters.operator import (
     MAX_LIFECYCLE_BYTES,
     OperatorKeys,
@@ -644,6 +645,11 @@ class AutumnAdapter:
                 expected = stored
                 plan = await offload.decode(records.retry_plan, stored, new_id, now)
                 mode = plan.mode
+                refusal = await self._queue_refusal(plan.queue) if mode == "retry" else None
+                if refusal is not None:
+                    return await refuse(
+                        self._scripts, self.operator, Action.RETRY, job_id, actor, refusal
+                    )
             result = await run_script(
                 self._scripts["retry"],
                 action=Action.RETRY,
@@ -671,6 +677,19 @@ class AutumnAdapter:
             if result is not None:
                 return result
         return changed_too_often(Action.RETRY, job_id)
+
+    async def _queue_refusal(self, queue: str) -> Refusal | None:
+        """Why a retry may not push onto the queue a dead-record names; None for one of the
+        source's queues: configured, discovered, or a list now (a queue with jobs waiting).
+        A list no worker's schedule names is never drained (docs/autumn.md §5.8)."""
+        problem = text_problem(queue)
+        if problem is not None:
+            return forged("queue", queue, problem)
+        if queue in self._all_queues():
+            return None
+        if await self.client.type(self.keys.queue(queue)) == b"list":
+            return None
+        return unknown("queue", queue, "queues (configured, or found holding jobs)")
 
     async def _action_value(self, key: str) -> bytes | Unread | None:
         (value,) = await self._read_values([key], ROW_BYTES, budget=MAX_VALUE_BYTES)
@@ -715,6 +734,12 @@ class AutumnAdapter:
         queue, lock = DEFAULT_QUEUE, None
         if isinstance(stored, bytes):
             queue, lock = await offload.decode(records.cancel_plan, stored)
+        # P:queue:<name> is Autumn's own shape and the script only takes this id out of it,
+        # so any queue the record names will do, as long as it is a name at all.
+        problem = text_problem(queue)
+        if problem is not None:
+            refusal = forged("queue", queue, problem)
+            return await refuse(self._scripts, self.operator, Action.CANCEL, job_id, actor, refusal)
         result = await run_script(
             self._scripts["cancel"],
             action=Action.CANCEL,

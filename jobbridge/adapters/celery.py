@@ -35,12 +35,13 @@ import redis.exceptions
 from jobbridge import offload
 from jobbridge.adapters import celery_actions as actions
 from jobbridge.adapters import celery_records as records
-from jobbridge.adapters.base import MAX_NAME_CHARS, glob_escape, key_text
+from jobbridge.adapters.base import glob_escape, key_text
 from jobbridge.adapters.celery_index import Bucket, ResultIndex
 from jobbridge.adapters.celery_keys import DEFAULT_SEP, PRIORITY_STEPS, CeleryKeys, JobbridgeKeys
 from jobbridge.adapters.celery_task_events import TaskEventFeed
 from jobbridge.adapters.celery_unacked import UnackedView
 from jobbridge.adapters.celery_workers import WorkerWatch
+from jobbridge.adapters.keyguard import text_problem
 from jobbridge.adapters.operator import MAX_LIFECYCLE_BYTES, OperatorKeys, OperatorLog
 from jobbridge.adapters.paging import spans
 from jobbridge.adapters.scripts import BoundScripts, bind
@@ -232,6 +233,12 @@ class CeleryAdapter:
     def queues(self) -> tuple[str, ...]:
         return (self.configured_queues or self._discovered)[:MAX_QUEUES]
 
+    @property
+    def known_queues(self) -> tuple[str, ...]:
+        """Every queue an action may write to: the configured ones, else every one a kombu
+        binding names (as of the last discovery pass), shown or not."""
+        return self.configured_queues or self._discovered
+
     async def refresh_queues(self) -> None:
         """One background step: a SCAN step over the binding keys, and (once a second) a
         sort of ``unacked``."""
@@ -287,7 +294,11 @@ class CeleryAdapter:
     def _take(self, members: Iterable[bytes | str]) -> None:
         for member in members:
             queue = self.keys.queue_of_binding(member)
-            if queue is None or len(queue) > MAX_NAME_CHARS or len(self._pass) >= MAX_DISCOVERED:
+            if queue is None or len(self._pass) >= MAX_DISCOVERED:
+                continue
+            # A binding is stored data too: one naming kombu's bookkeeping is no queue.
+            jobbridge_prefix = self.operator.keys.jobbridge_prefix
+            if text_problem(queue) or self.keys.queue_name_problem(queue, jobbridge_prefix):
                 continue
             self._pass.add(queue)
 

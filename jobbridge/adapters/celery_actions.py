@@ -36,6 +36,7 @@ from jobbridge.adapters.celery_messages import (
     decode_unacked,
     parse_datetime,
 )
+from jobbridge.adapters.keyguard import Refusal, forged, refuse, text_problem, unknown
 from jobbridge.adapters.outcomes import changed_too_often, run_script
 from jobbridge.adapters.values import is_wrongtype
 from jobbridge.model import Action, ActionResult, JobRecord, JobStatus, Outcome
@@ -464,6 +465,29 @@ async def _indexed(adapter: CeleryAdapter, job_id: str) -> IndexedTask | None:
         return None
 
 
+async def queue_refusal(adapter: CeleryAdapter, queue: str) -> Refusal | None:
+    """Why a retry may not push onto this stored queue; None for one of the source's queues:
+    a name whose lists are its own (``CeleryKeys.queue_name_problem``), configured, or bound
+    in kombu (found by discovery, or bound now as Celery binds a queue it declares: exchange
+    and routing key named after it; one SISMEMBER)."""
+    keys = adapter.keys
+    problem = text_problem(queue) or keys.queue_name_problem(
+        queue, adapter.operator.keys.jobbridge_prefix
+    )
+    if problem is not None:
+        return forged("queue", queue, problem)
+    if queue in adapter.known_queues:
+        return None
+    member = f"{queue}{keys.sep}{keys.sep}{queue}"
+    try:
+        if await adapter.client.sismember(keys.binding(queue), member):
+            return None
+    except redis.exceptions.ResponseError as exc:
+        if not is_wrongtype(exc):
+            raise
+    return unknown("queue", queue, "queues (configured, or bound in kombu)")
+
+
 async def retry(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult:
     """Send a failed task again under a new id, from the arguments its extended result kept,
     at the priority jobbridge saw it held at (:func:`seen_priority`), else at 0."""
@@ -486,6 +510,11 @@ async def retry(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult
         verdict = "not extended"
     else:
         queue = meta.queue or (row.queue if row else "") or "celery"
+        refusal = await queue_refusal(adapter, queue)
+        if refusal is not None:
+            return await refuse(
+                adapter.scripts, adapter.operator, Action.RETRY, job_id, actor, refusal
+            )
         priority = await seen_priority(adapter, job_id)
         try:
             message = control.build_task_message(

@@ -120,6 +120,31 @@ class CeleryKeys:
         name = queue if step == 0 else f"{queue}{self.sep}{step}"
         return self.global_keyprefix + name
 
+    def queue_name_problem(
+        self, queue: str, jobbridge_prefix: str = JOBBRIDGE_PREFIX
+    ) -> str | None:
+        """Why a queue name read from stored data (a result's ``queue``, a binding member)
+        would make lists that are not a queue's own; None when they are its own.
+
+        A queue list is the bare name (behind ``global_keyprefix``), so any name could land
+        on another key: refused are names whose lists would be kombu's bookkeeping
+        (``unacked``, ``unacked_index``, ``unacked_mutex``, the ``_kombu.`` bindings), its
+        remote-control and event queues (``*.celery.pidbox``, ``*.reply.celery.pidbox``,
+        ``celeryev.*``), the result backend's keys, jobbridge's own keys, or another queue's
+        priority list (a name holding ``sep``)."""
+        if self.sep in queue:
+            return "its lists would be the priority lists of another queue"
+        if queue in (UNACKED, UNACKED_INDEX, UNACKED_MUTEX) or queue.startswith("_kombu."):
+            return "it names kombu's own bookkeeping, not a queue"
+        if queue.endswith(".celery.pidbox") or queue.startswith("celeryev."):
+            return "it names a remote-control or event queue of Celery, not a task queue"
+        keys = self.priority_lists(queue)
+        results = result_keyprefix(self.result_global_keyprefix)
+        own = (results + TASK_META_PREFIX, results + GROUP_META_PREFIX, jobbridge_prefix or "\0")
+        if any(key.startswith(own) for key in keys):
+            return "it names a result or one of jobbridge's own keys, not a queue"
+        return None
+
     def priority_list(self, queue: str, priority: object = 0) -> str:
         """The list a message of this priority waits in."""
         return self.step_list(queue, self.step_of(priority))

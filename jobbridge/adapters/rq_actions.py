@@ -1,9 +1,10 @@
 """RQ's actions: cancel, retry, discard and stop, one Lua script each (``lua/rq_*.lua``).
 
-Python reads what the script needs to name its keys (the job's origin queue, its worker);
-each script re-checks that against the hash before it changes anything and answers "read
-again" (-4) when it moved, so the action is atomic with respect to RQ's workers whatever
-happened between the read and the script.
+Python reads what the script needs to name its keys (the job's origin queue, its worker)
+and refuses a value that is not one of the source's queues or live workers
+(:mod:`jobbridge.adapters.keyguard`); each script re-checks the value against the hash
+before it changes anything and answers "read again" (-4) when it moved, so the action is
+atomic with respect to RQ's workers whatever happened between the read and the script.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import redis.exceptions
+
 from jobbridge.adapters import rq_records as records
 from jobbridge.adapters.base import MAX_NAME_CHARS, cap, key_text, now_ms
+from jobbridge.adapters.keyguard import Refusal, forged, refuse, text_problem, unknown
 from jobbridge.adapters.outcomes import WORDS as WORDS_SHARED
-from jobbridge.adapters.outcomes import changed_too_often, result, run_script
+from jobbridge.adapters.outcomes import changed_too_often, run_script
 from jobbridge.adapters.values import is_wrongtype, ok
 from jobbridge.model import Action, ActionResult, Outcome
 
@@ -156,19 +160,56 @@ async def _failed_origin(adapter: RqAdapter, job_id: str) -> str | None:
     return None
 
 
-def _no_origin(action: Action, job_id: str) -> ActionResult:
-    return result(
-        action,
+def _no_origin(job_id: str) -> Refusal:
+    return Refusal(
         Outcome.CORRUPT,
-        job_id,
         f"Job {job_id}'s hash names no origin queue; jobbridge cannot tell which lists hold it. "
         "Nothing was changed.",
     )
 
 
+async def _listed(adapter: RqAdapter, set_key: str, member: str) -> bool:
+    """Whether RQ's set lists the member; a set of another type lists nothing."""
+    try:
+        return bool(await adapter.client.sismember(set_key, member))
+    except redis.exceptions.ResponseError as exc:
+        if not is_wrongtype(exc):
+            raise
+        return False
+
+
+async def _origin_refusal(adapter: RqAdapter, origin: str) -> Refusal | None:
+    """Why the keys of this stored origin may not be acted on; None for one of the source's
+    queues: a name whose keys are its own (``RqKeys.queue_name_problem``), configured, or
+    listed in ``<prefix>:queues`` (RQ adds every queue it enqueues or schedules to)."""
+    problem = text_problem(origin) or adapter.keys.queue_name_problem(origin)
+    if problem is not None:
+        return forged("origin queue", origin, problem)
+    # The shown queues (configured, or found in <prefix>:queues by discovery) need no read.
+    if origin in adapter.queues or origin in adapter.configured_queues:
+        return None
+    if await _listed(adapter, adapter.keys.queues, adapter.keys.queue(origin)):
+        return None
+    return unknown(
+        "origin queue", origin, f"queues (configured, or listed in {adapter.keys.queues})"
+    )
+
+
+async def _worker_refusal(adapter: RqAdapter, worker: str) -> Refusal | None:
+    """Why a stored worker name may not choose a command channel; None for a live worker of
+    this source (listed in ``<prefix>:workers``)."""
+    problem = text_problem(worker)
+    if problem is not None:
+        return forged("worker", worker, problem)
+    if await _listed(adapter, adapter.keys.workers, adapter.keys.worker(worker)):
+        return None
+    return unknown("worker", worker, f"live workers (listed in {adapter.keys.workers})")
+
+
 #: what an action sends its script, planned from the job's fields: (KEYS, ARGV) after the
-#: shared ones, or the result when it is refused before any script runs
-Plan = tuple[list[str], list[str | int | bytes]] | ActionResult
+#: shared ones, the result when it is refused before any script runs, or the refusal to
+#: audit when a stored value would name a key that is not the source's
+Plan = tuple[list[str], list[str | int | bytes]] | ActionResult | Refusal
 Planner = Callable[[dict[str, bytes] | None], Awaitable[Plan]]
 
 
@@ -186,6 +227,8 @@ async def _act(
         planned = await plan(await _read(adapter, job_id))
         if isinstance(planned, ActionResult):
             return planned
+        if isinstance(planned, Refusal):
+            return await refuse(adapter.scripts, adapter.operator, action, job_id, actor, planned)
         keys, args = planned
         outcome = await run_script(
             adapter.scripts[action.value],
@@ -212,7 +255,9 @@ async def cancel(adapter: RqAdapter, job_id: str, actor: str) -> ActionResult:
     async def plan(fields: dict[str, bytes] | None) -> Plan:
         origin = _origin(fields)
         if fields is not None and not origin:
-            return _no_origin(Action.CANCEL, job_id)
+            return _no_origin(job_id)
+        if fields is not None and (refusal := await _origin_refusal(adapter, origin)):
+            return refusal
         return (
             [
                 keys.job(job_id),
@@ -250,12 +295,14 @@ async def retry(adapter: RqAdapter, job_id: str, actor: str) -> ActionResult:
         nonlocal policy
         origin = _origin(fields)
         if fields is not None and not origin:
-            return _no_origin(Action.RETRY, job_id)
+            return _no_origin(job_id)
         if fields is None:
             # A dangling failed id: the script refuses it (corrupt) or finds it gone.
             origin = await _failed_origin(adapter, job_id) or ""
         else:
             policy = retry_policy(*await _policy_fields(adapter, job_id))
+        if origin and (refusal := await _origin_refusal(adapter, origin)):
+            return refusal
         new_id = str(uuid.uuid4())
         return (
             [
@@ -291,6 +338,8 @@ async def discard(adapter: RqAdapter, job_id: str, actor: str) -> ActionResult:
         if not origin:
             # A dangling id (or a hash naming no queue): the registry that lists it decides.
             origin = await _failed_origin(adapter, job_id) or ""
+        if origin and (refusal := await _origin_refusal(adapter, origin)):
+            return refusal
         return [keys.job(job_id), keys.failed(origin)], [expected, _copy(job_id, fields)]
 
     return await _act(adapter, Action.DISCARD, job_id, actor, plan)
@@ -301,9 +350,14 @@ async def stop(adapter: RqAdapter, job_id: str, actor: str) -> ActionResult:
 
     async def plan(fields: dict[str, bytes] | None) -> Plan:
         worker = key_text((fields or {}).get("worker_name", b""))
-        if fields is not None and fields.get("status") == b"started" and not worker:
-            message = WORDS_SHARED["no worker"].format(id=job_id)
-            return result(Action.STOP, Outcome.WRONG_STATE, job_id, message)
+        started = fields is not None and fields.get("status") == b"started"
+        if started and not worker:
+            return Refusal(Outcome.WRONG_STATE, WORDS_SHARED["no worker"].format(id=job_id))
+        if not started:
+            # The script refuses it (not running, gone); one that started since reads again.
+            worker = ""
+        elif refusal := await _worker_refusal(adapter, worker):
+            return refusal
         command = json.dumps({"command": "stop-job", "job_id": job_id})
         return [keys.job(job_id)], [worker, keys.pubsub(worker), command]
 

@@ -46,6 +46,19 @@ class RqKeys:
             return key[len(head) :]
         return None
 
+    @staticmethod
+    def queue_name_problem(name: str) -> str | None:
+        """Why a queue name read from stored data (a job's ``origin``, a member of the queues
+        set) would make keys that are not its own; None when its keys are its own.
+
+        Every key of a queue is ``<prefix>:<kind>:<name>``: a name cannot leave RQ's prefix
+        (Redis keys are not paths, so ``..`` and ``/`` mean nothing), and ``:`` inside it is
+        RQ's own business, except where the queue list of one name would be the intermediate
+        list (or a first-seen key) of another queue."""
+        if name.endswith(":intermediate") or ":intermediate:" in name:
+            return "its queue list would be the intermediate list of another queue"
+        return None
+
     def intermediate(self, name: str) -> str:
         """Ids a worker moved off the queue (BLMOVE) and has not started yet (RQ 1.15+)."""
         return f"{self.queue(name)}:intermediate"

@@ -47,13 +47,16 @@ class BoundScripts:
         return self.scripts[action]
 
 
+#: the file stem prefix of scripts every system binds (``any_refuse`` -> "refuse")
+SHARED_PREFIX = "any_"
+
+
 def bind(redis: Redis, system: str) -> BoundScripts:
-    """Register every ``<system>_*.lua`` on a client, keyed by the action name."""
-    prefix = f"{system}_"
-    return BoundScripts(
-        {
-            name.removeprefix(prefix): redis.register_script(source)
-            for name, source in SOURCES.items()
-            if name.startswith(prefix)
-        }
-    )
+    """Register every ``<system>_*.lua`` and ``any_*.lua`` on a client, keyed by the action
+    name."""
+    bound: dict[str, AsyncScript] = {}
+    for prefix in (SHARED_PREFIX, f"{system}_"):
+        for name, source in SOURCES.items():
+            if name.startswith(prefix):
+                bound[name.removeprefix(prefix)] = redis.register_script(source)
+    return BoundScripts(bound)

@@ -15,6 +15,7 @@ ACTION_SCRIPTS = sorted(name for name in scripts.FILES if not name.startswith("_
 
 def test_every_action_has_a_script() -> None:
     assert ACTION_SCRIPTS == [
+        "any_refuse",
         "autumn_cancel",
         "autumn_discard",
         "autumn_retry",
