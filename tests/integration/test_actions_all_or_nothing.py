@@ -71,7 +71,9 @@ def shared_types() -> dict[int, str]:
 
 
 SHARED_TYPES = shared_types()
-ACTION_SCRIPTS = sorted(name for name in FILES if not name.startswith("_"))
+#: any_refuse writes nothing but the audit entry, after checking the audit list's type itself
+#: (tests/integration/test_forged_keys.py::test_a_refusal_stands_when_the_audit_list_is_not_a_list)
+ACTION_SCRIPTS = sorted(name for name in FILES if not name.startswith("_") and name != "any_refuse")
 INDEX_SCRIPT = celery_index.SCRIPT
 
 
@@ -204,6 +206,7 @@ def _rq_job(conn: redis.Redis, state: str) -> str:
         return str(job.id)
     queue.remove(job)  # what a worker's pop does
     if state == "started":
+        conn.sadd("rq:workers", "rq:worker:w1")  # a live worker: stop asks only those
         job.worker_name = "w1"
         job.set_status(RqStatus.STARTED, pipeline=None)
         job.save()
