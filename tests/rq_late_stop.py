@@ -26,5 +26,5 @@ class LateStopWorker(Worker):
                 time.sleep(0.1)
                 stop(*args, **kwargs)
 
-            thread.stop = late_stop  # type: ignore[method-assign]
-        super().unsubscribe()
+            thread.stop = late_stop
+        super().unsubscribe()  # type: ignore[no-untyped-call]
