@@ -245,7 +245,7 @@ async def test_running_job_and_its_worker(
 ) -> None:
     slow = Queue("slow", connection=conn)
     job = slow.enqueue(rq_tasks.sleep, 4)
-    worker = pool.start(["slow"], burst=True)
+    process = pool.start(["slow"], burst=True)
     try:
         wait_for(lambda: job.get_status(refresh=True) == "started", "the job to start")
         fetched = Job.fetch(job.id, connection=conn)
@@ -272,7 +272,7 @@ async def test_running_job_and_its_worker(
         assert detail.job.worker == fetched.worker_name
         assert "function: tests.rq_tasks.sleep" in detail.payload
     finally:
-        worker.assert_clean_exit(60)
+        process.assert_clean_exit(60)
     snap = await adapter.snapshot(ALL)
     assert rows(snap, ListName.COMPLETED)[job.id].status is JobStatus.COMPLETED
     assert await adapter.workers() == ()
