@@ -179,6 +179,8 @@ class CeleryWorker(WorkerProcess):
     concurrency: int = 1
     command: list[str] = field(default_factory=list)
 
+    #: a warm shutdown lets running tasks finish
+    GRACE: ClassVar[float] = 10.0
     #: a second SIGTERM would not hurry Celery: SIGQUIT is its cold shutdown
     FOLLOW_UP: ClassVar[tuple[signal.Signals, float]] = (signal.SIGQUIT, 3.0)
 
@@ -213,10 +215,6 @@ class CeleryWorker(WorkerProcess):
         """Whether the worker answers a remote-control ping (its pidbox is subscribed)."""
         replies = app.control.ping(destination=[self.hostname], timeout=timeout)
         return any(self.hostname in reply for reply in replies)
-
-    def stop(self, grace: float = 10.0) -> int | None:
-        """As WorkerProcess.stop, with a longer warm shutdown (running tasks finish)."""
-        return super().stop(grace)
 
 
 @dataclass

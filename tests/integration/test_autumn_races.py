@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,16 +16,16 @@ import redis.asyncio
 from jobbridge.adapters.autumn import AutumnAdapter
 from jobbridge.model import ActionResult, Outcome
 from tests.integration.autumn_fixtures import Autumn, failing_job, ran
+from tests.integration.processes import WorkerProcess, spawn, stop_all
 
 pytestmark = pytest.mark.redis
 
-ROOT = Path(__file__).resolve().parents[2]
 RAN = "test:ran"
 JOBS = 2000
 WORKERS = 4
 
 
-def start_workers(redis_url: str, count: int) -> list[subprocess.Popen[bytes]]:
+def start_workers(redis_url: str, count: int, log_dir: Path) -> list[WorkerProcess]:
     command = [
         sys.executable,
         "-m",
@@ -40,14 +39,12 @@ def start_workers(redis_url: str, count: int) -> list[subprocess.Popen[bytes]]:
         "--max-seconds",
         "90",
     ]
-    return [
-        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for _ in range(count)
-    ]
+    logs = [log_dir / f"autumn-{n}.log" for n in range(count)]
+    return [WorkerProcess(log.stem, spawn(command, os.environ, log), log) for log in logs]
 
 
 async def test_cancels_racing_four_workers_lose_nothing_and_run_nothing_twice(
-    redis_url: str,
+    redis_url: str, tmp_path: Path
 ) -> None:
     client = redis.Redis.from_url(redis_url)
     app = Autumn(client)
@@ -64,7 +61,7 @@ async def test_cancels_racing_four_workers_lose_nothing_and_run_nothing_twice(
     adapters = [
         AutumnAdapter(redis.asyncio.Redis.from_url(redis_url), source="orders") for _ in range(4)
     ]
-    workers = start_workers(redis_url, WORKERS)
+    workers = start_workers(redis_url, WORKERS, tmp_path)
     started = time.monotonic()
     #: every cancel's outcome, per job (a job may be canceled by a racer and a sniper)
     outcomes: dict[str, list[ActionResult]] = {}
@@ -92,12 +89,9 @@ async def test_cancels_racing_four_workers_lose_nothing_and_run_nothing_twice(
         )
         cancel_seconds = time.monotonic() - started
         for worker in workers:
-            assert worker.wait(timeout=120) == 0, worker.stderr.read().decode()
+            assert worker.process.wait(timeout=120) == 0, worker.describe()
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-            worker.stderr.close()
+        stop_all(workers)
         for adapter in adapters:
             await adapter.close()
     drained_seconds = time.monotonic() - started

@@ -52,6 +52,7 @@ from tests.integration.celery_support import (
     state_of,
     wait_for_state,
 )
+from tests.integration.processes import scaled
 from tests.integration.rq_support import async_wait_for, wait_for
 
 pytestmark = pytest.mark.redis
@@ -549,17 +550,21 @@ async def test_worker_watch_survives_forged_replies(conn, redis_url, redis_clien
 
 
 class LagProbe:
-    """The longest the event loop went without running a 1 ms ticker, while it runs."""
+    """The longest the event loop went without running a 1 ms ticker, while it runs: in wall
+    time (``worst``) and in the loop thread's CPU time (``worst_cpu``: the loop's own work,
+    which other processes taking the CPU do not inflate)."""
 
     def __init__(self) -> None:
         self.worst = 0.0
+        self.worst_cpu = 0.0
         self._task: asyncio.Task[None] | None = None
 
     async def _tick(self) -> None:
         while True:
-            before = time.perf_counter()
+            before, cpu = time.perf_counter(), time.thread_time()
             await asyncio.sleep(0.001)
             self.worst = max(self.worst, time.perf_counter() - before - 0.001)
+            self.worst_cpu = max(self.worst_cpu, time.thread_time() - cpu)
 
     def __enter__(self) -> LagProbe:
         self._task = asyncio.create_task(self._tick())
@@ -601,7 +606,9 @@ async def test_worker_watch_keeps_the_loop_free_under_a_flood(conn, redis_url, r
             await asyncio.to_thread(pipe.execute)
             await async_wait_for(lambda: len(watch._hosts) == 140, "the flood", timeout=10)
             await asyncio.sleep(0.5)
-        print(f"worst event-loop lag under the flood: {probe.worst * 1000:.1f} ms")
-        assert probe.worst < 0.02
+        print(f"worst event-loop lag under the flood: {probe.worst * 1000:.1f} ms", end=" ")
+        print(f"({probe.worst_cpu * 1000:.1f} ms of the loop's own CPU time)")
+        assert probe.worst_cpu < 0.02
+        assert probe.worst < scaled(0.02)  # a loaded machine also preempts the loop
     finally:
         await watch.close()

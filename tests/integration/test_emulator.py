@@ -25,6 +25,7 @@ from jobbridge.autumn_emulator import (
     seed,
     unique_key_for,
 )
+from tests.integration.processes import scaled
 
 pytestmark = pytest.mark.redis
 
@@ -98,7 +99,7 @@ def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=scaled(timeout),
         check=False,
     )
 
@@ -727,12 +728,12 @@ def test_cli_worker_stops_on_sigterm(client: redis.Redis, redis_url: str) -> Non
         text=True,
     )
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + scaled(10)
         while not app.completed_raw() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert json.loads(app.completed_raw()[0])["id"] == job_id
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=5)
+        out, err = proc.communicate(timeout=scaled(5))
     finally:
         if proc.poll() is None:
             proc.kill()

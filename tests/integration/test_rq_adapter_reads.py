@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,8 @@ from jobbridge.model import (
 )
 from jobbridge.sources import connect
 from tests import rq_tasks
+from tests.integration.processes import scaled, spawn
+from tests.integration.rq_support import RqWorker, WorkerPool
 
 pytestmark = pytest.mark.redis
 
@@ -50,18 +53,23 @@ def worker_env(**extra: str) -> dict[str, str]:
 
 
 def burst(url: str, *queues: str, serializer: str | None = None, **env: str) -> None:
-    """Run one ``rq worker --burst --with-scheduler`` over ``queues`` until they are empty."""
+    """Run one ``rq worker --burst --with-scheduler`` over ``queues`` until they are empty
+    (the harness's wait: a worker done with its jobs whose exit hangs is stopped)."""
+    name = f"burst-{os.getpid()}-{time.monotonic_ns()}"
     command = [str(RQ_COMMAND), "worker", "--burst", "--url", url, "--with-scheduler"]
     if serializer:
         command += ["--serializer", serializer]
-    done = subprocess.run(
-        [*command, *queues], env=worker_env(**env), capture_output=True, text=True, timeout=90
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    log = Path(tempfile.mkdtemp(prefix="jb-rq-burst-")) / f"{name}.log"
+    env = worker_env(PYTHONUNBUFFERED="1", **env)
+    worker = RqWorker(name, spawn([*command, "--name", name, *queues], env, log), log)
+    try:
+        worker.assert_clean_exit(90)
+    finally:
+        worker.stop()
 
 
 def wait_for(check, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while True:
         value = check()
         if value:
@@ -233,14 +241,11 @@ async def test_pages_join_queues_end_to_end(
 
 
 async def test_running_job_and_its_worker(
-    adapter: RqAdapter, conn: redis.Redis, redis_url: str
+    adapter: RqAdapter, conn: redis.Redis, pool: WorkerPool
 ) -> None:
     slow = Queue("slow", connection=conn)
     job = slow.enqueue(rq_tasks.sleep, 4)
-    command = [str(RQ_COMMAND), "worker", "--burst", "--url", redis_url, "slow"]
-    process = subprocess.Popen(
-        command, env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    process = pool.start(["slow"], burst=True)
     try:
         wait_for(lambda: job.get_status(refresh=True) == "started", "the job to start")
         fetched = Job.fetch(job.id, connection=conn)
@@ -267,7 +272,7 @@ async def test_running_job_and_its_worker(
         assert detail.job.worker == fetched.worker_name
         assert "function: tests.rq_tasks.sleep" in detail.payload
     finally:
-        process.wait(timeout=60)
+        process.assert_clean_exit(60)
     snap = await adapter.snapshot(ALL)
     assert rows(snap, ListName.COMPLETED)[job.id].status is JobStatus.COMPLETED
     assert await adapter.workers() == ()
