@@ -414,6 +414,7 @@ def _paths(prefix: str) -> dict[str, Any]:
                                             "name": {"type": "string"},
                                             "system": {"type": "string"},
                                             "up": {"type": "boolean"},
+                                            "slow": {"type": "boolean"},
                                             "error": _STR_OR_NULL,
                                             "counters": {
                                                 "oneOf": [_ref("Counters"), {"type": "null"}]
