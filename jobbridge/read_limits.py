@@ -83,6 +83,12 @@ class ReadLimits:
         reply still due (``Connection.read_response`` and ``Pipeline._execute_pipeline``
         disconnect on any ``BaseException``).
 
+        The read runs as a task of its own and the caller stops waiting at the deadline
+        whatever the task does: on Python 3.11 a cancel that lands as redis-py's
+        ``asyncio.wait_for`` finishes a send (a read that got its slot just as its deadline
+        passed) is swallowed (CPython gh-86296), and the read would go on to the 5 s socket
+        timeout. Such a task still ends by that timeout, and holds its slot until then.
+
         Raises:
             SourceTimedOut: the read did not finish in ``timeout_s``.
         """
@@ -90,12 +96,35 @@ class ReadLimits:
         limit = self._limits.get(servers)
         if limit is None:
             limit = self._limits[servers] = asyncio.Semaphore(self.per_server)
-        deadline = asyncio.timeout(self.timeout_s)
+        task = asyncio.ensure_future(_within(limit, read))
         try:
-            async with deadline:
-                async with limit:
-                    return await read()
-        except TimeoutError as exc:
-            if not deadline.expired():
-                raise
-            raise SourceTimedOut(adapter.source, self.timeout_s) from exc
+            done, _ = await asyncio.wait({task}, timeout=self.timeout_s)
+        except asyncio.CancelledError:
+            _abandon(task)
+            raise
+        if task in done:
+            return task.result()
+        _abandon(task)
+        raise SourceTimedOut(adapter.source, self.timeout_s)
+
+
+async def _within(limit: asyncio.Semaphore, read: Callable[[], Awaitable[T]]) -> T:
+    async with limit:
+        return await read()
+
+
+#: reads cut short that have not ended yet (asyncio keeps only weak references to tasks)
+_ABANDONED: set[asyncio.Future[Any]] = set()
+
+
+def _abandon(task: asyncio.Future[Any]) -> None:
+    """Cancel a read nobody waits for any more, and keep it until it has ended."""
+    task.cancel()
+    _ABANDONED.add(task)
+    task.add_done_callback(_ended)
+
+
+def _ended(task: asyncio.Future[Any]) -> None:
+    _ABANDONED.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: the caller has heard "timed out" already
