@@ -34,6 +34,7 @@ from jobbridge.devredis import RedisServer, start_redis_server
 from jobbridge.errors import SourceTimedOut
 from jobbridge.read_limits import ReadLimits, server_of
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
+from jobbridge.sources import connect
 from jobbridge.web.app import create_app
 from tests.web import seed
 
@@ -315,6 +316,14 @@ def test_sources_are_limited_by_the_servers_they_read(redis_server: RedisServer)
     unix = redis.asyncio.Redis.from_url("unix:///tmp/redis.sock?db=3")
     assert server_of(one) == server_of(other_db) == f"127.0.0.1:{redis_server.port}"
     assert server_of(unix) == "unix:/tmp/redis.sock"
+    # A Sentinel master is one server wherever failovers move it, whatever the database.
+    sentinels = [
+        connect(f"sentinel://127.0.0.1:2638{a};sentinel://127.0.0.1:2638{b}/{db}?master=orders")
+        for a, b, db in ((0, 1, 0), (1, 0, 3))
+    ]
+    assert {server_of(c) for c in sentinels} == {
+        "sentinel master 'orders' via 127.0.0.1:26380,127.0.0.1:26381"
+    }
     limits = ReadLimits(timeout_s=1)
 
     class Source:
