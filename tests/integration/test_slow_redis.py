@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -36,6 +37,7 @@ from jobbridge.read_limits import ReadLimits, server_of
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from jobbridge.sources import connect
 from jobbridge.web.app import create_app
+from tests.integration.celery_support import meta_key, realistic_meta
 from tests.web import seed
 
 pytestmark = pytest.mark.redis
@@ -132,6 +134,10 @@ def settings(healthy_url: str, frozen_url: str) -> Settings:
             # Discovered queues: discovery on this server must go on meanwhile.
             SourceConfig(name="healthy", system="autumn", redis_url=healthy_url),
             SourceConfig(name="healthy-rq", system="rq", redis_url=healthy_url),
+            # Its result index works in the background: it must go on meanwhile too.
+            SourceConfig(
+                name="healthy-celery", system="celery", redis_url=healthy_url, queues=("celery",)
+            ),
             SourceConfig(name="frozen", system="autumn", redis_url=frozen_url),
             SourceConfig(name="frozen-rq", system="rq", redis_url=frozen_url),
         ),
@@ -203,6 +209,7 @@ async def test_one_slow_redis_stalls_no_other_source(
         "healthy-rq": 2,
         "frozen": 3,
         "frozen-rq": 2,
+        "healthy-celery": 0,
     }
     healthy_latencies: list[float] = []
     async with frozen(neighbour, mode, FREEZE_S) as until:
@@ -220,9 +227,16 @@ async def test_one_slow_redis_stalls_no_other_source(
             client.get("/readyz"),
             text(client, "/metrics"),
         )
-        # A queue created now must be discovered while the neighbour is still frozen.
-        Autumn(redis.Redis.from_url(redis_url)).enqueue("noop", None, queue="late")
+        # A queue created now must be discovered, and a result published now must be
+        # indexed, while the neighbour is still frozen.
+        healthy = redis.Redis.from_url(redis_url)
+        Autumn(healthy).enqueue("noop", None, queue="late")
+        meta = realistic_meta("late-result", "SUCCESS", datetime.now(tz=UTC))
+        healthy.set(meta_key("late-result"), meta)
+        healthy.publish(meta_key("late-result"), meta)
+        healthy.close()
         discovered_after: float | None = None
+        indexed_after: float | None = None
         while time.monotonic() < until - 0.2:
             for path in (
                 "/admin/api/sources/healthy/snapshot",
@@ -236,6 +250,12 @@ async def test_one_slow_redis_stalls_no_other_source(
                 names = {q["name"] for q in body["counters"]["queues"]}
                 if discovered_after is None and "late" in names:
                     discovered_after = time.monotonic() - started
+            if indexed_after is None:
+                response = await client.get("/admin/api/sources/healthy-celery/snapshot")
+                body = await response.json()
+                assert response.status == 200, body
+                if "late-result" in {j["id"] for j in body["lists"]["completed"]["items"]}:
+                    indexed_after = time.monotonic() - started
             await asyncio.sleep(0.02)
         during, overview, fragment, ready, metrics = await surfaces
         ready_body = await ready.json()
@@ -247,12 +267,13 @@ async def test_one_slow_redis_stalls_no_other_source(
     )
     assert len(healthy_latencies) >= 4
     assert discovered_after is not None and discovered_after < FREEZE_S - 0.3
+    assert indexed_after is not None and indexed_after < FREEZE_S - 0.3
     # The frozen sources time out, and say so; nothing failed with a 500.
     assert all(s in (200, 503) for polled in statuses for s in polled)
     for name in ("frozen", "frozen-rq"):
         assert during[name]["up"] is False and during[name]["slow"] is True, during[name]["error"]
         assert during[name]["error"] == f"Redis slow (timed out after {READ_TIMEOUT_S:g} s)"
-    for name in ("healthy", "healthy-rq"):
+    for name in ("healthy", "healthy-rq", "healthy-celery"):
         assert during[name]["up"] is True and during[name]["slow"] is False
     frozen_row = overview[overview.index('data-source="frozen"') :]
     frozen_row = frozen_row[: frozen_row.index("</tr>")]
