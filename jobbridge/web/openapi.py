@@ -473,7 +473,11 @@ def _paths(prefix: str) -> dict[str, Any]:
                 "summary": "Readiness: every source's Redis answers a PING. No authentication.",
                 "responses": {
                     "200": {"description": "All sources ready."},
-                    "503": {"description": "At least one source is unavailable."},
+                    "503": {
+                        "description": "At least one source is unavailable: its ``error`` "
+                        'is "unavailable", or "timed out after N s" when its Redis did not '
+                        "answer within the read timeout."
+                    },
                 },
             }
         },
