@@ -142,7 +142,11 @@ def _run(coro: Awaitable[T]) -> T:
 async def _with_service(settings: Settings, use: Callable[[JobService], Awaitable[T]]) -> T:
     settings, notes = await resolve_sources(settings)
     _echo_notes(notes)
-    service = JobService(build_adapters(settings.sources), read_only=settings.server.read_only)
+    service = JobService(
+        build_adapters(settings.sources),
+        read_only=settings.server.read_only,
+        read_timeout_s=settings.server.read_timeout_s,
+    )
     try:
         for adapter in service.adapters.values():
             if isinstance(adapter, DiscoversQueues):

@@ -65,6 +65,7 @@ ENV_SERVER: Mapping[str, str] = {
     "JOBBRIDGE_PORT": "port",
     "JOBBRIDGE_PREFIX": "prefix",
     "JOBBRIDGE_READ_ONLY": "read_only",
+    "JOBBRIDGE_READ_TIMEOUT_S": "read_timeout_s",
 }
 ENV_SESSION_SECRET = "JOBBRIDGE_SESSION_SECRET"
 ENV_REDIS_URL = "JOBBRIDGE_REDIS_URL"
@@ -222,6 +223,7 @@ def _parse_server(table: Mapping[str, object], env: _Layer, cli: _Layer) -> Serv
         insecure_no_auth=_pick(layers, "insecure_no_auth", parse_bool, d.insecure_no_auth),
         poll_interval_s=_pick(layers, "poll_interval_s", positive_number, d.poll_interval_s),
         cache_ttl_s=_pick(layers, "cache_ttl_s", non_negative_number, d.cache_ttl_s),
+        read_timeout_s=_pick(layers, "read_timeout_s", positive_number, d.read_timeout_s),
         allowed_hosts=_pick(layers, "allowed_hosts", parse_host_names, d.allowed_hosts),
         shared_state_url=_pick(layers, "shared_state_url", _parse_url_or_off, None),
     )

@@ -26,3 +26,15 @@ class SourceUnavailable(JobbridgeError):
 
 class UnknownSource(JobbridgeError):
     """No source of that name is configured."""
+
+
+class SourceTimedOut(SourceUnavailable):
+    """A source's Redis did not answer a read within the read timeout: slow or frozen (a
+    long command, a stopped process). Its pages say so; sources on other servers go on."""
+
+    #: how every detail of a timed-out read begins
+    PREFIX = "timed out after "
+
+    def __init__(self, source: str, timeout_s: float) -> None:
+        super().__init__(source, f"{self.PREFIX}{timeout_s:g} s")
+        self.timeout_s = timeout_s

@@ -27,7 +27,7 @@ from jobbridge.adapters.base import (
     read_again_after_drop,
     redis_errors,
 )
-from jobbridge.errors import SourceUnavailable, UnknownSource
+from jobbridge.errors import SourceTimedOut, SourceUnavailable, UnknownSource
 from jobbridge.model import (
     MAX_JOB_ID_CHARS,
     Action,
@@ -43,6 +43,7 @@ from jobbridge.model import (
     System,
     reachable_id,
 )
+from jobbridge.read_limits import DEFAULT_READ_TIMEOUT_S, ReadLimits
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,6 @@ async def read(adapter: JobAdapter, load: Callable[[], Awaitable[T]]) -> T:
 OVERVIEW_FAILURES = 10
 #: Newest entries of each audit list that a filtered audit read looks at.
 AUDIT_SCAN = 2000
-#: Source reads (counters, snapshots) in flight at once across all sources.
-READ_CONCURRENCY = 4
 #: Seconds between background queue-discovery steps.
 DISCOVERY_INTERVAL_S = 0.5
 
@@ -178,6 +177,8 @@ class SourceStatus:
     system: System
     counters: Counters | None
     error: str | None = None
+    #: the source's Redis did not answer in time (slow, not down): ``error`` says how long
+    slow: bool = False
 
     @property
     def healthy(self) -> bool:
@@ -201,13 +202,19 @@ class JobService:
         *,
         cache_ttl_s: float = 1.0,
         read_only: bool = False,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
     ) -> None:
-        """Wrap adapters, keyed by source name, in their configured order."""
+        """Wrap adapters, keyed by source name, in their configured order.
+
+        Args:
+            read_timeout_s: how long a read of one source may take (see ``read_limits``).
+        """
         self.adapters = dict(adapters)
         self.read_only = read_only
         self.cache = Coalescer(cache_ttl_s)
-        self._reads = asyncio.Semaphore(READ_CONCURRENCY)
-        self._discovery: asyncio.Task[None] | None = None
+        self.limits = ReadLimits(read_timeout_s)
+        #: one discovery loop per server, so a slow server delays only its own sources'
+        self._discovery: list[asyncio.Task[None]] = []
         #: sources whose last discovery step failed (each outage is logged once)
         self._discovery_failing: set[str] = set()
 
@@ -217,15 +224,21 @@ class JobService:
         """Start background queue discovery (bounded SCAN steps, never per request) and the
         background work of the adapters that have some (Celery's result index and worker
         watch)."""
-        if self._discovery is None:
+        if not self._discovery:
             for adapter in self.adapters.values():
                 if isinstance(adapter, RunsInBackground):
                     await adapter.start()
-            self._discovery = asyncio.create_task(self._discover_forever())
-
-    async def _discover_forever(self) -> None:
-        while True:
+            by_server: dict[tuple[str, ...], list[JobAdapter]] = {}
             for adapter in self.adapters.values():
+                if isinstance(adapter, DiscoversQueues):
+                    by_server.setdefault(self.limits.servers(adapter), []).append(adapter)
+            self._discovery = [
+                asyncio.create_task(self._discover_forever(group)) for group in by_server.values()
+            ]
+
+    async def _discover_forever(self, adapters: list[JobAdapter]) -> None:
+        while True:
+            for adapter in adapters:
                 await self._discover_step(adapter)
             await asyncio.sleep(DISCOVERY_INTERVAL_S)
 
@@ -264,12 +277,13 @@ class JobService:
                 log.warning("queue discovery of source %s recovered", source)
 
     async def close(self) -> None:
-        task, self._discovery = self._discovery, None
+        tasks, self._discovery = self._discovery, []
         # Python 3.11's asyncio.wait_for (inside redis-py) can swallow a cancel that races with
-        # a reply (CPython gh-86296), leaving the task looping: cancel until it has ended.
-        while task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=0.1)
+        # a reply (CPython gh-86296), leaving a task looping: cancel until each has ended.
+        while pending := [task for task in tasks if not task.done()]:
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=0.1)
         for adapter in self.adapters.values():
             await adapter.close()
 
@@ -300,7 +314,10 @@ class JobService:
             query.only,
         )
         return await self.cache.get(
-            key, lambda: self._bounded(read(adapter, lambda: self._snapshot(adapter, query)))
+            key,
+            lambda: self.limits.run(
+                adapter, lambda: read(adapter, lambda: self._snapshot(adapter, query))
+            ),
         )
 
     @staticmethod
@@ -313,15 +330,9 @@ class JobService:
     async def counters(self, source: str) -> Counters:
         adapter = self.adapter(source)
         return await self.cache.get(
-            (source, "counters"), lambda: self._bounded(read(adapter, adapter.counters))
+            (source, "counters"),
+            lambda: self.limits.run(adapter, lambda: read(adapter, adapter.counters)),
         )
-
-    async def _bounded(self, read: Awaitable[T]) -> T:
-        """A source read, at most ``READ_CONCURRENCY`` at a time across sources: a poll of a
-        hundred sources then keeps few of them ready to run at once, so the event loop is
-        never held by all of their work in a row."""
-        async with self._reads:
-            return await read
 
     async def overview(self) -> Overview:
         """Counters of every source side by side, plus the newest failures across them."""
@@ -338,8 +349,11 @@ class JobService:
         for name, result in zip(names, results, strict=True):
             system = self.adapters[name].system
             if isinstance(result, SourceUnavailable):
+                slow = isinstance(result, SourceTimedOut)
                 rows.append(
-                    SourceStatus(name=name, system=system, counters=None, error=result.detail)
+                    SourceStatus(
+                        name=name, system=system, counters=None, error=result.detail, slow=slow
+                    )
                 )
             elif isinstance(result, BaseException):
                 log.error("overview of source %s failed", name, exc_info=result)
@@ -372,14 +386,19 @@ class JobService:
             return None
         if entry is None:
             return await self.cache.get(
-                (source, "job", job_id), lambda: read(adapter, lambda: adapter.job(job_id))
+                (source, "job", job_id),
+                lambda: self.limits.run(
+                    adapter, lambda: read(adapter, lambda: adapter.job(job_id))
+                ),
             )
         if not isinstance(adapter, NamesEntries):
             return None
         named = adapter
         return await self.cache.get(
             (source, "job", job_id, entry),
-            lambda: read(adapter, lambda: named.job_entry(job_id, entry)),
+            lambda: self.limits.run(
+                adapter, lambda: read(adapter, lambda: named.job_entry(job_id, entry))
+            ),
         )
 
     async def audit(
@@ -398,20 +417,27 @@ class JobService:
         limit = max(1, min(limit, 1000))
         filtering = source is not None or job_id is not None
         adapters = [self.adapter(source)] if source else list(self.adapters.values())
-        entries: list[AuditEntry] = []
-        seen_stores: set[str] = set()
+        count = AUDIT_SCAN if filtering else limit
+        # Sources in one Redis share one audit list; read it once.
+        stores: dict[str, JobAdapter] = {}
         for adapter in adapters:
-            # Sources in one Redis share one audit list; read it once.
-            log_ = adapter.operator
-            if log_.audit_store in seen_stores:
+            stores.setdefault(adapter.operator.audit_store, adapter)
+
+        async def newest(adapter: JobAdapter) -> list[AuditEntry]:
+            load = functools.partial(adapter.operator.audit, count)
+            return await self.limits.run(adapter, lambda: read(adapter, load))
+
+        # Side by side, so a slow server costs its own timeout, not everyone's in a row.
+        results = await asyncio.gather(
+            *(newest(a) for a in stores.values()), return_exceptions=True
+        )
+        entries: list[AuditEntry] = []
+        for result in results:
+            if isinstance(result, SourceUnavailable) and not source:
                 continue
-            seen_stores.add(log_.audit_store)
-            count = AUDIT_SCAN if filtering else limit
-            try:
-                entries.extend(await read(adapter, functools.partial(log_.audit, count)))
-            except SourceUnavailable:
-                if source:
-                    raise
+            if isinstance(result, BaseException):
+                raise result
+            entries.extend(result)
         if source:
             entries = [e for e in entries if e.source == source]
         if job_id is not None:
@@ -424,11 +450,9 @@ class JobService:
 
         async def one(adapter: JobAdapter) -> str | None:
             try:
-                await asyncio.wait_for(read(adapter, adapter.client.ping), timeout=2.0)
+                await self.limits.run(adapter, lambda: read(adapter, adapter.client.ping))
             except SourceUnavailable as exc:
                 return exc.detail
-            except TimeoutError:
-                return "timed out"
             except Exception:  # one source's bug must not fail the others' readiness
                 log.exception("readiness check of source %s failed", adapter.source)
                 return "internal error"

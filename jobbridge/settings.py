@@ -17,6 +17,7 @@ from jobbridge.adapters.autumn_keys import DEFAULT_KEY_PREFIX as AUTUMN_DEFAULT_
 from jobbridge.addresses import parse_ip
 from jobbridge.errors import UnknownSource
 from jobbridge.model import System
+from jobbridge.read_limits import DEFAULT_READ_TIMEOUT_S
 
 Role = Literal["viewer", "operator"]
 ROLES: tuple[Role, ...] = ("viewer", "operator")
@@ -118,6 +119,9 @@ class ServerConfig:
     insecure_no_auth: bool = False
     poll_interval_s: float = 2.0
     cache_ttl_s: float = 1.0
+    #: seconds a read of one source may take before it is reported "timed out" (slow): the
+    #: sources on other Redis servers answer meanwhile, each server has its own read limit
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
     #: host names browsers may reach the dashboard by (the Host header), lower case; empty
     #: means IP addresses and localhost only, unless API tokens are configured (any name)
     allowed_hosts: tuple[str, ...] = ()

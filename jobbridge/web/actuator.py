@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from jobbridge.errors import SourceUnavailable
+from jobbridge.errors import SourceTimedOut, SourceUnavailable
 from jobbridge.model import (
     CORE_LISTS,
     MAX_HISTORY_PER_PAGE,
@@ -109,7 +109,9 @@ async def actuator_jobs(service: JobService) -> dict[str, Any]:
     sampled: dict[str, int] = {}
     for info, result in zip(infos, results, strict=True):
         if isinstance(result, SourceUnavailable):
-            sources[info.name] = {"system": info.system, "up": False, "error": "unavailable"}
+            # How long a slow Redis was given, but never Redis's own words.
+            error = result.detail if isinstance(result, SourceTimedOut) else "unavailable"
+            sources[info.name] = {"system": info.system, "up": False, "error": error}
             continue
         if isinstance(result, BaseException):  # one source's bug must not hide the others
             log.error("actuator read of source %s failed", info.name, exc_info=result)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from jobbridge.errors import SourceUnavailable
+from jobbridge.errors import SourceTimedOut, SourceUnavailable
 from jobbridge.model import Action, Counters, ListName, Outcome, SnapshotQuery
 from jobbridge.serialize import (
     action_json,
@@ -128,20 +128,23 @@ async def act(request: web.Request) -> web.Response:
     return json_response(action_json(result), status=OUTCOME_STATUS[result.outcome])
 
 
-CounterRow = tuple[SourceInfo, Counters | None, str | None]
+CounterRow = tuple[SourceInfo, Counters | None, str | None, bool]
 
 
 async def source_counters(service: JobService, infos: list[SourceInfo]) -> list[CounterRow]:
-    """Every source's counters, read concurrently; (info, counters or None, error or None)."""
+    """Every source's counters, read concurrently; (info, counters or None, error or None,
+    whether the source's Redis timed out)."""
 
     async def one(info: SourceInfo) -> CounterRow:
         try:
-            return info, await service.counters(info.name), None
+            return info, await service.counters(info.name), None, False
+        except SourceTimedOut as exc:
+            return info, None, f"Redis slow ({exc.detail})", True
         except SourceUnavailable as exc:
-            return info, None, f"Redis unavailable ({exc.detail})"
+            return info, None, f"Redis unavailable ({exc.detail})", False
         except Exception:  # one source's bug must not hide the others' counters
             log.exception("counters of source %s failed", info.name)
-            return info, None, "internal error reading this source"
+            return info, None, "internal error reading this source", False
 
     return list(await asyncio.gather(*(one(i) for i in infos)))
 
@@ -157,10 +160,11 @@ async def counters(request: web.Request) -> web.Response:
                     "name": info.name,
                     "system": info.system,
                     "up": error is None,
+                    "slow": slow,
                     "error": error,
                     "counters": counters_json(c) if c is not None else None,
                 }
-                for info, c, error in rows
+                for info, c, error, slow in rows
             ],
         }
     )
@@ -179,13 +183,21 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+def readiness_error(detail: str | None) -> str | None:
+    """What an unauthenticated probe may know: "unavailable", or how long a slow Redis was
+    given ("timed out after 2 s"), never Redis's own words."""
+    if detail is None:
+        return None
+    return detail if detail.startswith(SourceTimedOut.PREFIX) else "unavailable"
+
+
 async def readyz(request: web.Request) -> web.Response:
     states = await request.app[keys.SERVICE].ready()
     ready = all(error is None for error in states.values())
     body = {
         "ready": ready,
         "sources": {
-            name: {"ready": error is None, "error": None if error is None else "unavailable"}
+            name: {"ready": error is None, "error": readiness_error(error)}
             for name, error in states.items()
         },
     }

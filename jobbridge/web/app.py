@@ -128,6 +128,7 @@ async def _service_context(app: web.Application) -> AsyncIterator[None]:
         build_adapters(settings.sources),
         cache_ttl_s=settings.server.cache_ttl_s,
         read_only=settings.server.read_only,
+        read_timeout_s=settings.server.read_timeout_s,
     )
     await service.start()
     app[keys.SERVICE] = service

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from jobbridge.errors import SourceUnavailable
+from jobbridge.errors import SourceTimedOut, SourceUnavailable
 from jobbridge.model import Counters
 from jobbridge.service import JobService, SourceInfo
 from jobbridge.web.shared_state import SharedState
@@ -23,8 +23,6 @@ from jobbridge.web.shared_state import SharedState
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-#: seconds a scrape waits for one source before reporting it down
-SCRAPE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +31,8 @@ class Reading:
 
     source: SourceInfo
     counters: Counters | None
+    #: its Redis did not answer within the read timeout (slow rather than down)
+    timed_out: bool = False
 
 
 class SourceCollector(Collector):
@@ -46,6 +46,12 @@ class SourceCollector(Collector):
             "jobbridge_source_up",
             "1 when the source's Redis answered this scrape.",
             labels=["source", "system"],
+        )
+        timed_out = GaugeMetricFamily(
+            "jobbridge_source_timed_out",
+            "1 when the source's Redis did not answer this scrape within the read timeout "
+            "(slow, not refusing).",
+            labels=["source"],
         )
         per_source = {
             "enqueued": "Jobs waiting in the source's queues.",
@@ -84,6 +90,7 @@ class SourceCollector(Collector):
             name = reading.source.name
             counters = reading.counters
             up.add_metric([name, reading.source.system], 0 if counters is None else 1)
+            timed_out.add_metric([name], 1 if reading.timed_out else 0)
             if counters is None:
                 continue
             for field, family in families.items():
@@ -107,6 +114,7 @@ class SourceCollector(Collector):
             if reading.counters is not None:
                 problems.add_metric([reading.source.name], len(reading.counters.problems))
         yield up
+        yield timed_out
         yield problems
         yield from families.values()
         yield oldest
@@ -174,12 +182,11 @@ class Metrics:
         self.shared.shared = shared
 
         async def read(info: SourceInfo) -> Reading:
+            # No deadline of its own: every read has the service's (``read_timeout_s``).
             try:
-                counters = await asyncio.wait_for(
-                    service.counters(info.name), timeout=SCRAPE_TIMEOUT_S
-                )
-            except (SourceUnavailable, TimeoutError):
-                counters = None
+                counters = await service.counters(info.name)
+            except SourceUnavailable as exc:
+                return Reading(info, None, timed_out=isinstance(exc, SourceTimedOut))
             except Exception:  # one source's bug must not fail the whole scrape
                 log.exception("metrics read of source %s failed", info.name)
                 counters = None

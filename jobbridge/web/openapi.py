@@ -441,6 +441,7 @@ def _paths(prefix: str) -> dict[str, Any]:
                                             "name": {"type": "string"},
                                             "system": {"type": "string"},
                                             "up": {"type": "boolean"},
+                                            "slow": {"type": "boolean"},
                                             "error": _STR_OR_NULL,
                                             "counters": {
                                                 "oneOf": [_ref("Counters"), {"type": "null"}]
@@ -499,7 +500,11 @@ def _paths(prefix: str) -> dict[str, Any]:
                 "summary": "Readiness: every source's Redis answers a PING. No authentication.",
                 "responses": {
                     "200": {"description": "All sources ready."},
-                    "503": {"description": "At least one source is unavailable."},
+                    "503": {
+                        "description": "At least one source is unavailable: its ``error`` "
+                        'is "unavailable", or "timed out after N s" when its Redis did not '
+                        "answer within the read timeout."
+                    },
                 },
             }
         },

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from jobbridge.errors import SourceUnavailable
+from jobbridge.errors import SourceTimedOut, SourceUnavailable
 from jobbridge.model import (
     DEFAULT_PER_PAGE,
     DONE_WORDS,
@@ -86,8 +86,8 @@ async def overview(request: web.Request) -> dict[str, Any]:
 async def overview_counters(request: web.Request) -> dict[str, Any]:
     service = request.app[keys.SERVICE]
     rows = [
-        SourceStatus(name=info.name, system=info.system, counters=counters, error=error)
-        for info, counters, error in await source_counters(service, service.sources())
+        SourceStatus(name=info.name, system=info.system, counters=c, error=error, slow=slow)
+        for info, c, error, slow in await source_counters(service, service.sources())
     ]
     return {"ui": Ui(request), "rows": rows, "initial": False}
 
@@ -122,14 +122,15 @@ async def source_counters_fragment(request: web.Request) -> web.StreamResponse:
     service = request.app[keys.SERVICE]
     service.adapter(source)
     try:
-        counters, error = await service.counters(source), None
+        counters, error, slow = await service.counters(source), None, False
     except SourceUnavailable as exc:
-        counters, error = None, exc.detail
+        counters, error, slow = None, exc.detail, isinstance(exc, SourceTimedOut)
     context = {
         "ui": Ui(request),
         "source": source,
         "counters": counters,
         "error": error,
+        "slow": slow,
         "initial": False,
     }
     response = await render("_source_counters.html", request, context)

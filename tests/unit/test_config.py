@@ -281,6 +281,13 @@ def test_env_read_only_words(word, expected):
     assert load(env={"JOBBRIDGE_READ_ONLY": word}).server.read_only is expected
 
 
+def test_read_timeout_from_file_env_and_default(write):
+    assert load().server.read_timeout_s == 2.0
+    path = write("[server]\nread_timeout_s = 0.5\n")
+    assert load(path).server.read_timeout_s == 0.5
+    assert load(path, env={"JOBBRIDGE_READ_TIMEOUT_S": "7"}).server.read_timeout_s == 7.0
+
+
 # -- auto-detect and redis_url override ---------------------------------------------------------
 
 
@@ -466,6 +473,9 @@ def test_unknown_keys(write, text, expected):
         ("[server]\nhost = ''", "server.host: must be a host name or address"),
         ("[server]\npoll_interval_s = 0", "server.poll_interval_s: must be a number > 0"),
         ("[server]\ncache_ttl_s = -1", "server.cache_ttl_s: must be a number >= 0"),
+        ("[server]\nread_timeout_s = 0", "server.read_timeout_s: must be a number > 0"),
+        ("[server]\nread_timeout_s = 'soon'", "server.read_timeout_s: must be a number > 0"),
+        ("[server]\nread_timeout_s = inf", "server.read_timeout_s: must be a number > 0"),
         ("server = 3", "server: must be a table"),
         ("[sources]\nname = 'x'", "sources: must be an array of tables"),
         ("[auth]\nsession_max_age_s = 0", "auth.session_max_age_s: must be a positive integer"),
@@ -622,6 +632,7 @@ def test_proxy_errors(write, body, expected):
         ({"JOBBRIDGE_PORT": "abc"}, "JOBBRIDGE_PORT: must be an integer 1..65535 (got 'abc')"),
         ({"JOBBRIDGE_PORT": "0"}, "JOBBRIDGE_PORT: must be an integer 1..65535 (got '0')"),
         ({"JOBBRIDGE_READ_ONLY": "maybe"}, "JOBBRIDGE_READ_ONLY: must be a boolean"),
+        ({"JOBBRIDGE_READ_TIMEOUT_S": "-1"}, "JOBBRIDGE_READ_TIMEOUT_S: must be a number > 0"),
         ({"JOBBRIDGE_PREFIX": "/a b"}, "JOBBRIDGE_PREFIX: must be a URL path"),
         (
             {"JOBBRIDGE_REDIS_URL": "localhost:6379"},

@@ -120,8 +120,8 @@ async def test_a_bug_in_one_source_fails_no_endpoint_that_gathers_across_sources
 ) -> None:
     service = JobService({"buggy": BuggySource()})  # type: ignore[dict-item]
     rows = await source_counters(service, service.sources())
-    assert [(info.name, c, error) for info, c, error in rows] == [
-        ("buggy", None, "internal error reading this source")
+    assert [(info.name, c, error, slow) for info, c, error, slow in rows] == [
+        ("buggy", None, "internal error reading this source", False)
     ]
     assert await service.ready() == {"buggy": "internal error"}
     overview = await service.overview()
