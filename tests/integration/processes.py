@@ -22,6 +22,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 ROOT = Path(__file__).resolve().parents[2]
 #: the most :func:`scaled` stretches a deadline
 MAX_LOAD_FACTOR = 4.0
+#: how soon a worker that is only exiting (``WorkerProcess.exiting``) gets the next signal
+EXITING_FOLLOW_UP = 1.5
 
 
 def load_factor() -> float:
@@ -93,6 +95,11 @@ class WorkerProcess:
         """SIGTERM (warm shutdown), the follow-up signal (cold), then SIGKILL the group."""
         return stop_all([self], grace)[0]
 
+    def exiting(self) -> bool:
+        """Whether the worker logged that it runs nothing more and is only exiting (then a
+        stop need not wait out the warm shutdown's grace)."""
+        return False
+
     def kill_group(self) -> None:
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -109,17 +116,19 @@ def stop_all(workers: Sequence[WorkerProcess], grace: float | None = None) -> li
         lambda w: w.FOLLOW_UP,
     )
     for stage in stages:
+        sent = time.monotonic()
         deadlines: list[tuple[WorkerProcess, float]] = []
         for worker in workers:
             if worker.alive:
                 sig, wait = stage(worker)
                 worker.process.send_signal(sig)
-                deadlines.append((worker, time.monotonic() + scaled(wait)))
+                deadlines.append((worker, sent + scaled(wait)))
         for worker, deadline in deadlines:
-            try:
-                worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
+            # RQ ignores a second signal that comes within a second of the first.
+            while worker.alive and time.monotonic() < deadline:
+                if worker.exiting() and time.monotonic() - sent > EXITING_FOLLOW_UP:
+                    break
+                time.sleep(0.05)
     for worker in workers:
         if worker.alive:
             worker.kill_group()

@@ -158,6 +158,10 @@ class RqWorker(WorkerProcess):
         """Whether a burst worker logged that it found its queues empty and is quitting."""
         return f"Worker {self.name}: done, quitting" in self.logs(tail=10**7)
 
+    def exiting(self) -> bool:
+        """Its teardown has begun (see ``wait_exit`` for how that can hang)."""
+        return f"Worker {self.name}: unsubscribing from channel" in self.logs(tail=10**7)
+
     def wait_exit(self, timeout: float = 30.0) -> int:
         """Wait for a burst worker to finish; its exit code (asserted 0 by ``assert_clean``).
 

@@ -46,6 +46,20 @@ def test_class8_a_burst_worker_hung_after_done_is_stopped_and_its_work_counts(
     assert Worker.all(connection=conn) == []  # it deregistered before the hang
 
 
+def test_class8_a_worker_hung_in_its_teardown_is_stopped_without_the_warm_grace(
+    conn: redis.Redis, pool: WorkerPool
+) -> None:
+    worker = pool.start(extra=LATE_STOP)
+    worker.wait_registered(conn)
+    started = time.monotonic()
+    worker.stop()
+    elapsed = time.monotonic() - started
+    assert not worker.alive
+    assert "cold shut down" in worker.logs(), worker.describe()
+    # It ran nothing more once its teardown began: the follow-up came without the grace.
+    assert elapsed < scaled(worker.GRACE), (elapsed, worker.describe())
+
+
 def test_class8_a_burst_worker_that_never_finishes_fails_with_its_log(
     conn: redis.Redis, pool: WorkerPool
 ) -> None:
