@@ -28,18 +28,19 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar
 
 from jobbridge import offload
 from jobbridge.adapters import celery_actions as actions
 from jobbridge.adapters import celery_records as records
+from jobbridge.adapters import times
 from jobbridge.adapters.base import MAX_NAME_CHARS, glob_escape, key_text
 from jobbridge.adapters.celery_index import Bucket, ResultIndex
 from jobbridge.adapters.celery_keys import DEFAULT_SEP, PRIORITY_STEPS, CeleryKeys, JobbridgeKeys
 from jobbridge.adapters.celery_task_events import TaskEventFeed
 from jobbridge.adapters.celery_unacked import UnackedView
 from jobbridge.adapters.celery_workers import WorkerWatch
-from jobbridge.adapters.operator import MAX_LIFECYCLE_BYTES, OperatorKeys, OperatorLog
+from jobbridge.adapters.operator import OperatorKeys, OperatorLog
 from jobbridge.adapters.paging import spans
 from jobbridge.adapters.scripts import BoundScripts, bind
 from jobbridge.adapters.values import is_wrongtype, ok
@@ -322,6 +323,11 @@ class CeleryAdapter:
             base.lengths[(queue, step)] = int(reply)
         unacked = replies[n]
         base.unacked = int(unacked) if isinstance(unacked, int) else 0
+        if is_wrongtype(unacked):
+            base.problems.append(
+                f"{key_text(self.keys.unacked)!r} is not a hash: the messages workers hold "
+                "cannot be read"
+            )
         counts = self.index.take_counts(replies[n + 1 :])
         base.totals = dict(counts.totals)
         base.completed_24h = counts.completed_24h
@@ -477,7 +483,7 @@ class CeleryAdapter:
         rows = []
         for tag, raw, score, entry in held:
             message = entry.message
-            since = datetime.fromtimestamp(float(score), tz=UTC) if score is not None else None
+            since = times.epoch_s(score)
             row_status, words = status, "held until its eta"
             if status is JobStatus.RUNNING:
                 running = message.task_id in started
@@ -495,6 +501,8 @@ class CeleryAdapter:
             )
             if entry.problem and row.problem is None:
                 row = replace(row, problem=entry.problem)
+            if score is not None and since is None:
+                row = times.with_problem(row, "its score in unacked_index is not a time")
             rows.append(row)
             await pacer.tick()
         return rows
@@ -534,7 +542,15 @@ class CeleryAdapter:
     async def job(self, job_id: str) -> JobDetail | None:
         """One task: its result meta and index row, the message holding it (``unacked``, or a
         bounded search of the waiting lists), and its lifecycle entry."""
-        lifecycle = await self._lifecycle(job_id)
+        lifecycle, problem = await self.operator.entry(job_id)
+        detail = await self._job(job_id, lifecycle)
+        if problem is None:
+            return detail
+        if detail is None:
+            return self.operator.unreadable(job_id, problem)
+        return replace(detail, job=times.with_problem(detail.job, problem))
+
+    async def _job(self, job_id: str, lifecycle: LifecycleEntry | None) -> JobDetail | None:
         indexed = await self.index.get(job_id)
         meta = None
         if not job_id.startswith(records.MESSAGE_ID_PREFIX):
@@ -586,12 +602,6 @@ class CeleryAdapter:
             )
         return None
 
-    async def _lifecycle(self, job_id: str) -> LifecycleEntry | None:
-        raw = await self.client.getrange(
-            self.operator.keys.lifecycle(job_id), 0, MAX_LIFECYCLE_BYTES - 1
-        )
-        return self.operator.parse(raw or None, job_id)
-
     async def _find_message(
         self, job_id: str, *, search_waiting: bool
     ) -> tuple[JobRecord, str, str, str] | None:
@@ -599,7 +609,10 @@ class CeleryAdapter:
         ``search_waiting``)."""
         tag = self.unacked.tag_of(job_id)
         if tag is not None:
-            (raw,) = cast("list[bytes | None]", await self.client.hmget(self.keys.unacked, [tag]))
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hmget(self.keys.unacked, [tag])
+            (reply,) = [ok(r) for r in await pipe.execute(raise_on_error=False)]
+            raw = None if is_wrongtype(reply) else reply[0]
             if raw is not None:
                 entry = await offload.decode(actions.decode_held, raw, inline_bytes=0)
                 status = JobStatus.SCHEDULED if entry.message.eta else JobStatus.RUNNING

@@ -34,7 +34,8 @@ from jobbridge.adapters.base import (
     ms_to_datetime,
     whole_ms,
 )
-from jobbridge.model import AuditEntry, JobRecord, JobStatus, LifecycleEntry, System
+from jobbridge.adapters.values import NOT_A_STRING, is_wrongtype, ok
+from jobbridge.model import AuditEntry, JobDetail, JobRecord, JobStatus, LifecycleEntry, System
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -107,6 +108,31 @@ class OperatorLog:
         key = self.keys.lifecycle_list
         raws = cast("list[bytes]", await self.client.lrange(key, 0, max(0, limit - 1)))
         return [e for e in (self.parse(r) for r in raws) if e is not None]
+
+    async def entry(self, job_id: str) -> tuple[LifecycleEntry | None, str | None]:
+        """A job's lifecycle entry, and why it could not be read (its key holds another
+        type: a problem on the job's page, not an unavailable Redis)."""
+        key = self.keys.lifecycle(job_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.getrange(key, 0, MAX_LIFECYCLE_BYTES - 1)
+        (raw,) = [ok(r) for r in await pipe.execute(raise_on_error=False)]
+        if is_wrongtype(raw):
+            return None, f"jobbridge's lifecycle key {key} {NOT_A_STRING}"
+        return self.parse(raw or None, job_id), None
+
+    def unreadable(self, job_id: str, problem: str) -> JobDetail:
+        """The page of a job known only by a key that cannot be read: a flagged row."""
+        row = JobRecord(
+            source=self.source,
+            system=self.keys.system,
+            id=job_id,
+            name="",
+            queue="",
+            status=JobStatus.UNKNOWN,
+            raw_status="unreadable",
+            problem=problem,
+        )
+        return JobDetail(job=row, payload="", payload_kind="not read")
 
     def parse(self, raw: bytes | str | None, job_id: str | None = None) -> LifecycleEntry | None:
         return parse_lifecycle(raw, self.source, self.keys.system, self.read_record, job_id)

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from jobbridge import payloads, safejson
+from jobbridge.adapters import times
 from jobbridge.adapters.base import (
     MAX_ERROR_CHARS,
     MAX_NAME_CHARS,
@@ -102,15 +103,7 @@ def parse_int(raw: bytes | str | None) -> int | None:
 def epoch_datetime(value: float | bytes | str | None) -> datetime | None:
     """Epoch seconds (a score, or a float RQ wrote as text) as an aware UTC datetime; None
     for missing, non-numbers, ±inf, NaN and years past 9999."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError, UnicodeDecodeError):
-        return None
-    if not math.isfinite(seconds) or not 0 <= seconds <= 253_402_300_799:
-        return None
-    return datetime.fromtimestamp(seconds, tz=UTC)
+    return times.epoch_s(value)
 
 
 # ------------------------------------------------------------------------------------------
