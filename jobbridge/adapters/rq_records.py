@@ -769,8 +769,10 @@ def with_deadline(job: JobRecord, deadline: float | None, now_s: float) -> JobRe
     """Mark a running row whose ``wip`` score (its heartbeat deadline) has passed: its
     worker stopped heartbeating, and only RQ's maintenance will fail or retry it."""
     moment = epoch_datetime(deadline)
-    if job.status is not JobStatus.RUNNING or deadline is None or moment is None:
+    if job.status is not JobStatus.RUNNING or deadline is None:
         return job
+    if moment is None:
+        return times.with_problem(job, "its score in the wip registry is not a time")
     if deadline > now_s:
         return job
     return replace(job, overdue_since=moment)
