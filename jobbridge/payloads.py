@@ -501,20 +501,28 @@ def _clean_name(name: str) -> str:
 
 
 def _first_pickled_string(data: bytes) -> str | None:
-    """RQ's function name: the first value its pickled tuple pushes, when a string.
+    """RQ's function name: the first item of its pickled 4-tuple, when a string.
 
-    Read from the opcodes alone, so it comes back even when the arguments are refused.
+    Read from the opcodes alone, so it comes back even when the arguments are refused. RQ
+    pickles ``(func_name, instance, args, kwargs)``, which every protocol writes as MARK,
+    the items, TUPLE: a pickle that does not open with MARK and a string (a bare
+    ``__reduce__``: "posix", "system", STACK_GLOBAL, ...) or whose string is the module
+    half of a global is not RQ's, and has no function name.
     """
     try:
-        for opcode, arg, _pos in pickletools.genops(data):
-            if opcode.name in _FRAMING_OPS:
-                continue
-            if opcode.name in _STRING_OPS and isinstance(arg, str):
-                return _clean_name(arg)
+        ops = (
+            (op.name, arg)
+            for op, arg, _pos in pickletools.genops(data)
+            if op.name not in _PUT_OPS and op.name not in ("PROTO", "FRAME")
+        )
+        first, (kind, name), after = next(ops), next(ops), next(ops, ("STOP", None))
+        if first[0] != "MARK" or kind not in _STRING_OPS or not isinstance(name, str):
             return None
+        if after[0] in _STRING_OPS and next(ops, ("STOP", None))[0] == "STACK_GLOBAL":
+            return None
+        return _clean_name(name)
     except Exception:  # genops raises many types on hostile input: the name is unknown
         return None
-    return None
 
 
 def _first_json_string(text: bytes) -> str | None:
@@ -578,8 +586,12 @@ def _pickle_call(data: bytes) -> DecodedCall:
     try:
         value = restricted_loads(data)
     except ValueError as exc:
-        problem = f"arguments not decoded (pickle: {exc})"
-        return DecodedCall(_first_pickled_string(data), None, None, "pickle", problem)
+        name = _first_pickled_string(data)
+        if name is None:
+            problem = f"not RQ's (function, instance, args, kwargs) tuple (pickle: {exc})"
+        else:
+            problem = f"arguments not decoded (pickle: {exc})"
+        return DecodedCall(name, None, None, "pickle", problem)
     return _call_from(value, "pickle")
 
 

@@ -6,6 +6,7 @@ repaint a terminal, become visible replacement marks. Escaping for HTML is Jinja
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 
@@ -35,7 +36,7 @@ def show_time(value: datetime | None) -> str:
 
 def age(seconds: float | None) -> str:
     """A short duration in at most two units: "12s", "5m 3s", "2h 5m", "3d 4h"; "—" if None."""
-    if seconds is None:
+    if seconds is None or not math.isfinite(seconds):
         return "—"
     total = max(0, int(seconds))
     if total < 60:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from jobbridge import offload
 from jobbridge.adapters import autumn_records as records
+from jobbridge.adapters import times
 from jobbridge.adapters.autumn_history import (
     HISTORY_LIMIT,
     AutumnHistories,
@@ -53,6 +54,7 @@ from jobbridge.adapters.paging import spans
 from jobbridge.adapters.scripts import bind
 from jobbridge.adapters.values import (
     MAX_VALUE_BYTES,
+    NOT_A_STRING,
     Unread,
     Value,
     is_wrongtype,
@@ -440,7 +442,7 @@ class AutumnAdapter:
         pacer = Pacer()
         for job_id, value, status, raw_status, score in items:
             if isinstance(value, Unread):
-                rows.append(self._unread_row(job_id, status, raw_status, value.reason))
+                rows.append(self._unread_row(job_id, status, raw_status, value))
             elif value is None:
                 rows.append(self._row(None, job_id, status, raw_status, score))
             else:
@@ -463,9 +465,11 @@ class AutumnAdapter:
         return records.live_row(body, self.source, job_id, status, raw_status, due)
 
     def _unread_row(
-        self, job_id: str, status: JobStatus, raw_status: str, reason: str
+        self, job_id: str, status: JobStatus, raw_status: str, value: Unread
     ) -> JobRecord:
-        actions = (Action.CANCEL,) if status in _WAITING else ()
+        # A record too large to read can still be canceled; one of another type cannot
+        # (the script refuses it), so its row offers nothing and says why.
+        actions = (Action.CANCEL,) if status in _WAITING and not value.wrong_type else ()
         return JobRecord(
             source=self.source,
             system="autumn",
@@ -475,7 +479,7 @@ class AutumnAdapter:
             status=status,
             raw_status=raw_status,
             actions=actions,
-            problem=f"not read: {reason}",
+            problem=f"not read: {value.reason}",
         )
 
     async def _enqueued_page(
@@ -543,7 +547,16 @@ class AutumnAdapter:
         return await self._history_job(job_id)
 
     async def _live_job(self, job_id: str) -> JobDetail | None:
-        """A job by the keys its id names: its dead-record, its record, its lifecycle entry."""
+        """A job by the keys its id names: its dead-record, its record, its lifecycle entry
+        (one of another type is a problem on the page, not an unavailable Redis)."""
+        detail, problem = await self._live_parts(job_id)
+        if problem is None:
+            return detail
+        if detail is None:
+            return self.operator.unreadable(job_id, problem)
+        return replace(detail, job=times.with_problem(detail.job, problem))
+
+    async def _live_parts(self, job_id: str) -> tuple[JobDetail | None, str | None]:
         keys = self.keys
         pipe = self.client.pipeline(transaction=False)
         pipe.zscore(keys.processing, job_id)
@@ -555,6 +568,15 @@ class AutumnAdapter:
         processing, delayed, blocked, job_raw, dead_raw = (
             None if is_wrongtype(r) else r for r in replies
         )
+        problems = [
+            f"jobbridge's lifecycle key {key} {NOT_A_STRING}"
+            for key, reply in (
+                (self.operator.keys.lifecycle(job_id), replies[3]),
+                (self.operator.keys.lifecycle(job_id, DEAD), replies[4]),
+            )
+            if is_wrongtype(reply)
+        ]
+        problem = "; ".join(problems) or None
         dead, body = await self._read_values(
             [keys.dead_record(job_id), keys.record(job_id)], ROW_BYTES, budget=MAX_VALUE_BYTES
         )
@@ -564,15 +586,18 @@ class AutumnAdapter:
         of_dead = self.operator.parse(dead_raw or None, job_id)
         if dead is not None:
             failed = (JobStatus.FAILED, records.RAW_DEAD, None)
-            return await self._live_detail(job_id, dead, failed, of_dead)
+            return await self._live_detail(job_id, dead, failed, of_dead), problem
         if body is not None:
             place = _live_place(processing, delayed, blocked)
-            return await self._live_detail(job_id, body, place, of_job)
+            return await self._live_detail(job_id, body, place, of_job), problem
         for lifecycle in (of_job, of_dead):
             if lifecycle is not None and lifecycle.record is not None:
                 preview = lifecycle.record.payload_preview
-                return _detail(lifecycle.record, None, lifecycle, preview, "json (preview)")
-        return None
+                return (
+                    _detail(lifecycle.record, None, lifecycle, preview, "json (preview)"),
+                    problem,
+                )
+        return None, problem
 
     async def _live_detail(
         self,
@@ -583,7 +608,7 @@ class AutumnAdapter:
     ) -> JobDetail:
         status, raw_status, score = place
         if isinstance(value, Unread):
-            job = self._unread_row(job_id, status, raw_status, value.reason)
+            job = self._unread_row(job_id, status, raw_status, value)
             return JobDetail(
                 job=job,
                 payload="",

@@ -80,6 +80,10 @@ class Decoded:
         return self.data is not None and not self.problems
 
 
+#: the record's times, Unix ms
+_TIME_FIELDS = ("enqueued_at_ms", "started_at_ms", "finished_at_ms", "claimed_at_ms", "run_at_ms")
+
+
 def _is_uint(value: object, limit: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit
 
@@ -247,6 +251,11 @@ def to_job(
         shown = _str_or_none(recorded, MAX_NAME_CHARS) or "null"
         problems.append(f"the record names another job id ({shown})")
         extra["recorded_id"] = shown
+    for field in _TIME_FIELDS:
+        # serde takes any u64; past the year 9999 it is no time a page can show
+        value = data.get(field)
+        if _is_uint(value, U64_MAX) and ms_to_datetime(value) is None:
+            problems.append(f"{field} is past the year 9999: not a time")
     return JobRecord(
         source=source,
         system="autumn",

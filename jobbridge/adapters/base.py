@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_chec
 
 import redis.exceptions
 
+from jobbridge.adapters import times
 from jobbridge.errors import SourceUnavailable
 from jobbridge.model import (
     ActionResult,
@@ -298,9 +299,10 @@ def key_text(value: bytes | str) -> str:
 
 def score_ms(score: float) -> int | None:
     """A sorted-set score as Unix ms; None for +/-inf, NaN and years past 9999."""
-    if not math.isfinite(score) or abs(score) > 253_402_300_799_000:
+    ms = times.finite(score)
+    if ms is None or abs(ms) > times.MAX_EPOCH_MS:
         return None
-    return int(score)
+    return int(ms)
 
 
 def cap(value: str | None, limit: int) -> str | None:
@@ -319,9 +321,7 @@ def ms_to_datetime(value: object) -> datetime | None:
     """Unix milliseconds to an aware UTC datetime; None for null, non-integers or nonsense."""
     if isinstance(value, bool) or not isinstance(value, int):
         return None
-    if value < 0 or value > 253_402_300_799_000:  # year 9999
-        return None
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
+    return times.epoch_ms(value)
 
 
 def whole_ms(value: object) -> object:

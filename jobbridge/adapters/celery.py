@@ -28,13 +28,14 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar
 
 import redis.exceptions
 
 from jobbridge import offload
 from jobbridge.adapters import celery_actions as actions
 from jobbridge.adapters import celery_records as records
+from jobbridge.adapters import times
 from jobbridge.adapters.base import glob_escape, key_text
 from jobbridge.adapters.celery_index import Bucket, ResultIndex
 from jobbridge.adapters.celery_keys import DEFAULT_SEP, PRIORITY_STEPS, CeleryKeys, JobbridgeKeys
@@ -42,7 +43,7 @@ from jobbridge.adapters.celery_task_events import TaskEventFeed
 from jobbridge.adapters.celery_unacked import UnackedView
 from jobbridge.adapters.celery_workers import WorkerWatch
 from jobbridge.adapters.keyguard import text_problem
-from jobbridge.adapters.operator import MAX_LIFECYCLE_BYTES, OperatorKeys, OperatorLog
+from jobbridge.adapters.operator import OperatorKeys, OperatorLog
 from jobbridge.adapters.paging import spans
 from jobbridge.adapters.scripts import BoundScripts, bind
 from jobbridge.adapters.values import is_wrongtype, ok
@@ -335,6 +336,11 @@ class CeleryAdapter:
             base.lengths[(queue, step)] = int(reply)
         unacked = replies[n]
         base.unacked = int(unacked) if isinstance(unacked, int) else 0
+        if is_wrongtype(unacked):
+            base.problems.append(
+                f"{key_text(self.keys.unacked)!r} is not a hash: the messages workers hold "
+                "cannot be read"
+            )
         counts = self.index.take_counts(replies[n + 1 :])
         base.totals = dict(counts.totals)
         base.completed_24h = counts.completed_24h
@@ -495,7 +501,7 @@ class CeleryAdapter:
         rows = []
         for tag, raw, score, entry in held:
             message = entry.message
-            since = datetime.fromtimestamp(float(score), tz=UTC) if score is not None else None
+            since = times.epoch_s(score)
             row_status, words = status, "held until its eta"
             if status is JobStatus.RUNNING:
                 running = message.task_id in started
@@ -515,6 +521,8 @@ class CeleryAdapter:
                 row = replace(row, problem=entry.problem)
             if row.id in revoked:
                 row = records.revoked_pending(row)
+            if score is not None and since is None:
+                row = times.with_problem(row, "its score in unacked_index is not a time")
             rows.append(row)
             await pacer.tick()
         return rows
@@ -557,13 +565,25 @@ class CeleryAdapter:
         if found is None:
             return await self.job(job_id)
         row, payload, kind, raw = found
-        lifecycles = tuple(e for e in await self._lifecycle(job_id) if e is not None)
+        found_entries, _ = await self.operator.entries(job_id, "", actions.WAITING)
+        lifecycles = tuple(e for e in found_entries if e is not None)
         return JobDetail(job=row, payload=payload, payload_kind=kind, lifecycle=lifecycles, raw=raw)
 
     async def job(self, job_id: str) -> JobDetail | None:
         """One task: its result meta and index row, the message holding it (``unacked``, or a
-        bounded search of the waiting lists), and its lifecycle entries."""
-        ended, waiting = await self._lifecycle(job_id)
+        bounded search of the waiting lists), and its lifecycle entries: of its result
+        (retried, discarded) and of a waiting message of it (canceled)."""
+        (ended, waiting), problem = await self.operator.entries(job_id, "", actions.WAITING)
+        detail = await self._job(job_id, ended, waiting)
+        if problem is None:
+            return detail
+        if detail is None:
+            return self.operator.unreadable(job_id, problem)
+        return replace(detail, job=times.with_problem(detail.job, problem))
+
+    async def _job(
+        self, job_id: str, ended: LifecycleEntry | None, waiting: LifecycleEntry | None
+    ) -> JobDetail | None:
         # The task's own entry (retried, discarded) before one of a canceled message of it.
         lifecycle = ended or waiting
         indexed = await self.index.get(job_id)
@@ -617,18 +637,6 @@ class CeleryAdapter:
             )
         return None
 
-    async def _lifecycle(self, job_id: str) -> tuple[LifecycleEntry | None, LifecycleEntry | None]:
-        """The task's lifecycle entries: of its result (retried, discarded) and of a waiting
-        message of it (canceled)."""
-        keys = self.operator.keys
-        pipe = self.client.pipeline(transaction=False)
-        pipe.getrange(keys.lifecycle(job_id), 0, MAX_LIFECYCLE_BYTES - 1)
-        pipe.getrange(keys.lifecycle(job_id, actions.WAITING), 0, MAX_LIFECYCLE_BYTES - 1)
-        ended, waiting = await pipe.execute()
-        return self.operator.parse(ended or None, job_id), self.operator.parse(
-            waiting or None, job_id
-        )
-
     async def _find_message(
         self, job_id: str, *, search_waiting: bool, entry: str | None = None
     ) -> tuple[JobRecord, str, str, str] | None:
@@ -636,7 +644,10 @@ class CeleryAdapter:
         ``search_waiting``); with ``entry``, only the waiting message of that digest."""
         tag = self.unacked.tag_of(job_id) if entry is None else None
         if tag is not None:
-            (raw,) = cast("list[bytes | None]", await self.client.hmget(self.keys.unacked, [tag]))
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hmget(self.keys.unacked, [tag])
+            (reply,) = [ok(r) for r in await pipe.execute(raise_on_error=False)]
+            raw = None if is_wrongtype(reply) else reply[0]
             if raw is not None:
                 held = await offload.decode(actions.decode_held, raw, inline_bytes=0)
                 status = JobStatus.SCHEDULED if held.message.eta else JobStatus.RUNNING

@@ -38,7 +38,7 @@ from jobbridge.adapters.celery_messages import (
 )
 from jobbridge.adapters.keyguard import Refusal, forged, refuse, text_problem, unknown
 from jobbridge.adapters.outcomes import changed_too_often, run_script
-from jobbridge.adapters.values import is_wrongtype
+from jobbridge.adapters.values import NOT_A_STRING, is_wrongtype, ok
 from jobbridge.model import Action, ActionResult, JobRecord, JobStatus, Outcome
 from jobbridge.pacing import Pacer
 
@@ -228,7 +228,11 @@ async def read_meta(adapter: CeleryAdapter, job_id: str) -> ReadMeta | None:
     pipe.strlen(key)
     pipe.getrange(key, 0, META_BYTES - 1)
     pipe.getrange(key, -TAIL_BYTES, -1)
-    size, head, tail = await pipe.execute()
+    size, head, tail = [ok(r) for r in await pipe.execute(raise_on_error=False)]
+    if is_wrongtype(size):
+        # A key of another type is a flagged row, not an unavailable Redis.
+        problem = f"its result key {key} {NOT_A_STRING}"
+        return ReadMeta(ResultMeta(task_id=job_id, problem=problem), b"", False)
     if not head:
         return None
     if int(size) <= META_BYTES:

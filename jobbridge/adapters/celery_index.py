@@ -56,6 +56,7 @@ from jobbridge.adapters.base import (
 from jobbridge.adapters.celery_messages import READY_STATES, decode_result_meta, parse_datetime
 from jobbridge.adapters.outcomes import WRONG_TYPE, wrong_type_words
 from jobbridge.adapters.subscription import resubscribe_forever
+from jobbridge.adapters.values import is_wrongtype, ok
 from jobbridge.pacing import Pacer
 
 if TYPE_CHECKING:
@@ -471,11 +472,14 @@ def read_row(
     if stored_problem:
         problems.insert(0, stored_problem)
     at_ms = score_ms(score) if score is not None else None
+    at = ms_to_datetime(at_ms)
+    if score is not None and at is None:
+        problems.append(f"its score in the {bucket.value} index is not a time")
     return IndexedTask(
         task_id=key_text(task_id),
         state=state,
         bucket=bucket,
-        at=ms_to_datetime(at_ms) or _EPOCH,
+        at=at or _EPOCH,
         name=_field(fields, "name", MAX_NAME_CHARS, problems),
         queue=_field(fields, "queue", ID_CHARS, problems),
         worker=_field(fields, "worker", ID_CHARS, problems),
@@ -705,9 +709,13 @@ class ResultIndex:
         pipe.hget(self.rows, task_id)
         for bucket in BUCKETS:
             pipe.zscore(self.key(bucket), task_id)
-        raw, *scores = await pipe.execute()
+        # jobbridge's own keys, but anyone can write them: one of another type is a
+        # flagged row (or no row), never an unavailable source
+        raw, *scores = [ok(r) for r in await pipe.execute(raise_on_error=False)]
+        if is_wrongtype(raw):
+            raw = None
         for bucket, score in zip(BUCKETS, scores, strict=True):
-            if score is not None:
+            if score is not None and not is_wrongtype(score):
                 return read_row(task_id, raw, bucket, float(score))
         return None
 

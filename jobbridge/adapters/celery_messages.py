@@ -167,12 +167,34 @@ def _clean(value: str, limit: int) -> str:
     return (cap(value, limit) or "").encode("utf-8", "replace").decode("utf-8")
 
 
+#: longest priority text read (kombu would take more; nobody writes it)
+_MAX_PRIORITY_CHARS = 24
+
+
 def _int(value: Any, name: str, problems: list[str]) -> int | None:
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63:
         return value
     problems.append(f"{name} is not an integer")
+    return None
+
+
+def _priority(value: Any, problems: list[str]) -> int | None:
+    """``properties.priority`` as kombu's virtual transport reads it: ``int()`` of it (so
+    ``"9"`` and ``9.0`` are 9), the default where ``int()`` refuses it. Only a value kombu
+    cannot read (or would crash on: ``int(inf)`` raises what kombu does not catch) is flagged.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str | int | float) and not (
+        isinstance(value, str) and len(value) > _MAX_PRIORITY_CHARS
+    ):
+        try:
+            return int(value)
+        except (ValueError, OverflowError):
+            pass
+    problems.append("priority is not a number kombu reads (it takes the default)")
     return None
 
 
@@ -362,7 +384,7 @@ def _read_properties(properties: Mapping[str, Any], out: _Fields) -> None:
     p = out.problems
     v = out.values
     v["delivery_tag"] = _text(properties.get("delivery_tag"), "delivery_tag", p)
-    v["priority"] = _int(properties.get("priority"), "priority", p)
+    v["priority"] = _priority(properties.get("priority"), p)
     info = properties.get("delivery_info")
     if not isinstance(info, dict) or not info:
         p.append("no delivery_info (a worker loses such a message)")

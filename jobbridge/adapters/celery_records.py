@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from jobbridge import offload, payloads
+from jobbridge.adapters import times
 from jobbridge.adapters.base import cap
 from jobbridge.adapters.celery_messages import CeleryMessage, ResultMeta, decode_message, preview
 from jobbridge.model import Action, JobRecord, JobStatus
@@ -206,7 +207,11 @@ def meta_row(source: str, task_id: str, meta: ResultMeta, base: JobRecord | None
         "problem": meta.problem,
         "extra": dict(base.extra) if base else {},
     }
-    return JobRecord(**fields)
+    row = JobRecord(**fields)
+    if meta.task_id is not None and meta.task_id != task_id:
+        # The index flags the same meta on its row: the job page says it too.
+        row = times.with_problem(row, "its task_id names another task")
+    return row
 
 
 #: the note on a held task already revoked (jobbridge.web's row shows it with a badge)

@@ -12,7 +12,9 @@ through the index's script, marked as coming from events. The script lets a meta
 event (lua/index/celery_results.lua): an event adds a task the results do not hold, moves
 one from running to finished, and never replaces a stored result. Events name the task
 only when it is received, so the names, argument reprs and links of recently received tasks
-are remembered (a bounded map) for the events that follow.
+are remembered for the events that follow: at most ``REMEMBERED`` tasks in at most
+``REMEMBERED_BYTES``, each field cut (``describe``), the least recently described forgotten
+first.
 
 Events missed while jobbridge was not subscribed are gone (Celery keeps none): a task known
 only from its events and finished then stays in the running list for the running window.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sys
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
@@ -66,6 +69,13 @@ EVENT_STATES: Mapping[str, str] = {
 DESCRIBING = frozenset({"task-sent", "task-received"})
 #: tasks whose description is remembered, the least recently described going first
 REMEMBERED = 20_000
+#: and the bytes their descriptions may take (ids, names, args, queues as Python holds
+#: them: an astral character is 4 bytes): hostile events with long fields of such
+#: characters would otherwise make the 20,000 take 100 MB. A typical task takes ~600 bytes,
+#: so about 13,000 fit; one with every field at its cap ~5 KB (1,600 fit).
+REMEMBERED_BYTES = 8 * 1024 * 1024
+#: what one remembered entry costs beyond its strings (the tuple, the map's slot)
+_ENTRY_OVERHEAD = 160
 #: an event's timestamp is trusted up to this far ahead of its arrival, ms (clock skew)
 FUTURE_SKEW_MS = 60_000
 #: an event from before this (2001) is no time: its arrival stands in
@@ -96,6 +106,16 @@ def _text(value: object, limit: int) -> str | None:
         return None
     text = value.encode("utf-8", "replace").decode("utf-8")
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def remembered_size(task_id: str, described: Described) -> int:
+    """Bytes one remembered description holds (``sys.getsizeof`` of its strings, which
+    counts 4 bytes for each astral character, and the entry's own overhead)."""
+    size = _ENTRY_OVERHEAD + sys.getsizeof(task_id)
+    for value in described:
+        if isinstance(value, str):
+            size += sys.getsizeof(value)
+    return size
 
 
 def _count(value: object) -> int | None:
@@ -228,6 +248,8 @@ class TaskEventFeed:
         self.clock = clock
         self.pattern = events_pattern(global_keyprefix, db, "task")
         self._described: OrderedDict[str, Described] = OrderedDict()
+        #: bytes the remembered descriptions take (see REMEMBERED_BYTES)
+        self.remembered_bytes = 0
         self._task: asyncio.Task[None] | None = None
         self._outage = False
         #: task events read, entries written by the script, events of no use (by type)
@@ -271,18 +293,33 @@ class TaskEventFeed:
         kind = str(event["type"])[:40]
         task_id = event.get("uuid")
         if kind in DESCRIBING and isinstance(task_id, str) and 0 < len(task_id) <= ID_CHARS:
-            earlier = self._described.pop(task_id, None)
-            self._described[task_id] = describe(event, earlier)
-            if len(self._described) > REMEMBERED:
-                self._described.popitem(last=False)
+            earlier = self._forget(task_id)
+            self._remember(task_id, describe(event, earlier))
             return None
         described = self._described.get(task_id) if isinstance(task_id, str) else None
         entry = entry_of(event, described, arrived_ms)
         if entry is None:
             self.ignored[kind] += 1
         elif entry.state in READY_STATES and isinstance(task_id, str):
-            self._described.pop(task_id, None)
+            self._forget(task_id)
         return entry
+
+    def _remember(self, task_id: str, described: Described) -> None:
+        """Keep a description, forgetting the least recently described ones past either
+        bound (entries, bytes)."""
+        self._described[task_id] = described
+        self.remembered_bytes += remembered_size(task_id, described)
+        while self._described and (
+            len(self._described) > REMEMBERED or self.remembered_bytes > REMEMBERED_BYTES
+        ):
+            oldest, gone = self._described.popitem(last=False)
+            self.remembered_bytes -= remembered_size(oldest, gone)
+
+    def _forget(self, task_id: str) -> Described | None:
+        gone = self._described.pop(task_id, None)
+        if gone is not None:
+            self.remembered_bytes -= remembered_size(task_id, gone)
+        return gone
 
     async def _follow(self) -> None:
         await resubscribe_forever(

@@ -252,10 +252,11 @@ class UnackedView:
         found: dict[str, _Stored] = {}
         for start in range(0, len(new), VALUES_PER_READ):
             batch = new[start : start + VALUES_PER_READ]
-            values = cast(
-                "list[bytes | None]",
-                await self.client.hmget(self.keys.unacked, [tag for tag, _ in batch]),
-            )
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hmget(self.keys.unacked, [tag for tag, _ in batch])
+            (values,) = [ok(r) for r in await pipe.execute(raise_on_error=False)]
+            if is_wrongtype(values):
+                break  # named by the counters (``unacked`` is not a hash); nothing to sort
             for (tag, score), raw in zip(batch, values, strict=True):
                 if raw is None:
                     continue  # acknowledged since the tags were read

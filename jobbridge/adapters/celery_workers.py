@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import redis.exceptions
 
+from jobbridge.adapters import times
 from jobbridge.adapters.base import MAX_NAME_CHARS, cap
 from jobbridge.adapters.celery_control import (
     REPLY_EXCHANGE,
@@ -682,11 +683,9 @@ def _freq(value: object) -> float:
 
 def _timestamp(value: object) -> datetime | None:
     """An event's ``timestamp`` (epoch seconds) as an aware UTC datetime."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not isinstance(value, int | float):
         return None
-    if not 0 <= value <= 253_402_300_799:  # up to the year 9999
-        return None
-    return datetime.fromtimestamp(value, tz=UTC)
+    return times.epoch_s(value)
 
 
 def _loadavg(value: object) -> tuple[float, ...] | None:

@@ -34,7 +34,8 @@ from jobbridge.adapters.base import (
     ms_to_datetime,
     whole_ms,
 )
-from jobbridge.model import AuditEntry, JobRecord, JobStatus, LifecycleEntry, System
+from jobbridge.adapters.values import NOT_A_STRING, is_wrongtype, ok
+from jobbridge.model import AuditEntry, JobDetail, JobRecord, JobStatus, LifecycleEntry, System
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -113,6 +114,46 @@ class OperatorLog:
         key = self.keys.lifecycle_list
         raws = cast("list[bytes]", await self.client.lrange(key, 0, max(0, limit - 1)))
         return [e for e in (self.parse(r) for r in raws) if e is not None]
+
+    async def entry(self, job_id: str) -> tuple[LifecycleEntry | None, str | None]:
+        """A job's lifecycle entry, and why it could not be read (its key holds another
+        type: a problem on the job's page, not an unavailable Redis)."""
+        (found,), problem = await self.entries(job_id, "")
+        return found, problem
+
+    async def entries(
+        self, job_id: str, *kinds: str
+    ) -> tuple[tuple[LifecycleEntry | None, ...], str | None]:
+        """The lifecycle entries of a job, one per kind of entry acted on (``""`` the job
+        itself; OperatorKeys.lifecycle), and why any could not be read."""
+        keys = [self.keys.lifecycle(job_id, kind) for kind in kinds]
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.getrange(key, 0, MAX_LIFECYCLE_BYTES - 1)
+        raws = [ok(r) for r in await pipe.execute(raise_on_error=False)]
+        problems = [
+            f"jobbridge's lifecycle key {key} {NOT_A_STRING}"
+            for key, raw in zip(keys, raws, strict=True)
+            if is_wrongtype(raw)
+        ]
+        found = tuple(
+            None if is_wrongtype(raw) else self.parse(raw or None, job_id) for raw in raws
+        )
+        return found, "; ".join(problems) or None
+
+    def unreadable(self, job_id: str, problem: str) -> JobDetail:
+        """The page of a job known only by a key that cannot be read: a flagged row."""
+        row = JobRecord(
+            source=self.source,
+            system=self.keys.system,
+            id=job_id,
+            name="",
+            queue="",
+            status=JobStatus.UNKNOWN,
+            raw_status="unreadable",
+            problem=problem,
+        )
+        return JobDetail(job=row, payload="", payload_kind="not read")
 
     def parse(self, raw: bytes | str | None, job_id: str | None = None) -> LifecycleEntry | None:
         return parse_lifecycle(raw, self.source, self.keys.system, self.read_record, job_id)

@@ -28,8 +28,9 @@ import redis.exceptions
 
 from jobbridge import offload
 from jobbridge.adapters import rq_records as records
+from jobbridge.adapters import times
 from jobbridge.adapters.base import MAX_NAME_CHARS, key_text, text
-from jobbridge.adapters.operator import MAX_LIFECYCLE_BYTES, OperatorKeys, OperatorLog
+from jobbridge.adapters.operator import OperatorKeys, OperatorLog
 from jobbridge.adapters.paging import Span, spans
 from jobbridge.adapters.rq_keys import DEFAULT_KEY_PREFIX, DEFAULT_QUEUE, RqKeys
 from jobbridge.adapters.rq_records import Found, JobHash, Where
@@ -613,9 +614,17 @@ class RqAdapter:
         """One job wherever it is: its hash (place from ZSCOREs over its ``origin`` queue's
         registries, never a scan of a queue list), its payload, its latest result, and its
         lifecycle entry; a job known only by its lifecycle entry still shows."""
+        lifecycle, problem = await self.operator.entry(job_id)
+        detail = await self._job(job_id, lifecycle)
+        if problem is None:
+            return detail
+        if detail is None:
+            return self.operator.unreadable(job_id, problem)
+        return replace(detail, job=times.with_problem(detail.job, problem))
+
+    async def _job(self, job_id: str, lifecycle: LifecycleEntry | None) -> JobDetail | None:
         read = await self._read_hashes([job_id], _DETAIL_CAPS, MAX_VALUE_BYTES, [job_id])
         job = read.hashes[job_id]
-        lifecycle = await self._lifecycle(job_id)
         if job.exists:
             found, execution = await self._place(job_id, job)
             return await self._detail(job_id, job, found, execution, read, lifecycle)
@@ -628,12 +637,6 @@ class RqAdapter:
                 lifecycle=(lifecycle,),
             )
         return await self._dangling(job_id, read)
-
-    async def _lifecycle(self, job_id: str) -> LifecycleEntry | None:
-        raw = await self.client.getrange(
-            self.operator.keys.lifecycle(job_id), 0, MAX_LIFECYCLE_BYTES - 1
-        )
-        return self.operator.parse(raw or None, job_id)
 
     async def _place(self, job_id: str, job: JobHash) -> tuple[Found, dict[bytes, bytes]]:
         """Where a job with a hash is: ZSCORE of its id in each registry of its ``origin``

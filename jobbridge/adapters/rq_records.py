@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from jobbridge import payloads, safejson
+from jobbridge.adapters import times
 from jobbridge.adapters.base import (
     MAX_ERROR_CHARS,
     MAX_NAME_CHARS,
@@ -102,15 +103,7 @@ def parse_int(raw: bytes | str | None) -> int | None:
 def epoch_datetime(value: float | bytes | str | None) -> datetime | None:
     """Epoch seconds (a score, or a float RQ wrote as text) as an aware UTC datetime; None
     for missing, non-numbers, ±inf, NaN and years past 9999."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError, UnicodeDecodeError):
-        return None
-    if not math.isfinite(seconds) or not 0 <= seconds <= 253_402_300_799:
-        return None
-    return datetime.fromtimestamp(seconds, tz=UTC)
+    return times.epoch_s(value)
 
 
 # ------------------------------------------------------------------------------------------
@@ -815,8 +808,10 @@ def with_deadline(job: JobRecord, deadline: float | None, now_s: float) -> JobRe
     """Mark a running row whose ``wip`` score (its heartbeat deadline) has passed: its
     worker stopped heartbeating, and only RQ's maintenance will fail or retry it."""
     moment = epoch_datetime(deadline)
-    if job.status is not JobStatus.RUNNING or deadline is None or moment is None:
+    if job.status is not JobStatus.RUNNING or deadline is None:
         return job
+    if moment is None:
+        return times.with_problem(job, "its score in the wip registry is not a time")
     if deadline > now_s:
         return job
     return replace(job, overdue_since=moment)

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 #: Largest value read whole (for a job page or an action); bigger ones are not read whole.
 MAX_VALUE_BYTES = 64 * 1024 * 1024
 
+#: what a row says of a string key (a record, a meta, a lifecycle entry) of another type
+NOT_A_STRING = "holds another type than a string: it cannot be read"
+
 _TYPE_WORDS = {
     "list": "a list",
     "zset": "a sorted set",
@@ -38,6 +41,8 @@ class Unread:
     """A value that was not read: why, in words for the row."""
 
     reason: str
+    #: the key holds another type: no action can use it either (the row offers none)
+    wrong_type: bool = False
 
 
 #: a string value as read: its bytes, None when missing, or why it was not read
@@ -72,7 +77,7 @@ async def read_strings(client: Redis, keys: Sequence[str], first: int, budget: i
     for reply in await pipe.execute(raise_on_error=False):
         value = ok(reply)
         if is_wrongtype(value):
-            out.append(Unread("its key holds another type than a string"))
+            out.append(Unread("its key holds another type than a string", wrong_type=True))
         else:
             out.append(value or None)
     longer = [i for i, value in enumerate(out) if isinstance(value, bytes) and len(value) >= first]
@@ -93,7 +98,7 @@ async def _read_longer(
     for index, size in zip(longer, sizes, strict=True):
         head = out[index]
         if is_wrongtype(size):
-            out[index] = Unread("it changed while it was read")
+            out[index] = Unread("it changed while it was read", wrong_type=True)
         elif isinstance(head, bytes) and int(size) <= len(head):
             continue  # exactly ``first`` bytes long: already whole
         elif int(size) <= min(budget, MAX_VALUE_BYTES):

@@ -17,6 +17,12 @@ from jobbridge.text import age, clean, clean_block, show_time
 ERROR_CUT = 80
 #: characters of a full error shown inside a table row's <details>
 TABLE_ERROR_CHARS = 4000
+#: longest id a data attribute carries whole: a registry member may be a megabyte, and a
+#: table repeats it per row (the text shows 200 characters; the job page shows it all)
+ATTR_ID_CHARS = 1000
+#: longest link a page renders: aiohttp reads request lines up to 8190 bytes, so a longer
+#: URL could not be followed, and a megabyte id would make every row a megabyte
+LINK_CHARS = 8000
 
 
 def iso_seconds(value: datetime | None) -> str:
@@ -28,6 +34,17 @@ def iso_seconds(value: datetime | None) -> str:
 def cut(value: object, limit: int = ERROR_CUT) -> str:
     """Autumn's error cut: at most ``limit`` characters, ``limit - 1`` plus "…" when longer."""
     return clean(value, limit)
+
+
+def attr_id(value: object) -> str:
+    """An id for a ``data-`` attribute: exact up to ``ATTR_ID_CHARS``, cut past it."""
+    text = "" if value is None else str(value)
+    return text if len(text) <= ATTR_ID_CHARS else text[:ATTR_ID_CHARS] + "…"
+
+
+def linkable(url: str) -> bool:
+    """Whether a link is short enough to be followed (see ``LINK_CHARS``)."""
+    return len(url) <= LINK_CHARS
 
 
 def is_cut(value: object, limit: int = ERROR_CUT) -> bool:
@@ -42,4 +59,6 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "clean_block": clean_block,
     "cut": cut,
     "is_cut": is_cut,
+    "attr_id": attr_id,
+    "linkable": linkable,
 }
