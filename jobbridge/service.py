@@ -27,6 +27,7 @@ from jobbridge.adapters.base import (
     read_again_after_drop,
     redis_errors,
 )
+from jobbridge.adapters.stopping import cancel_until_done
 from jobbridge.errors import SourceTimedOut, SourceUnavailable, UnknownSource
 from jobbridge.model import (
     MAX_JOB_ID_CHARS,
@@ -46,6 +47,9 @@ from jobbridge.model import (
 from jobbridge.read_limits import DEFAULT_READ_TIMEOUT_S, ReadLimits
 
 log = logging.getLogger(__name__)
+
+#: longest the service waits for its own background tasks to stop
+CLOSE_S = 5.0
 
 T = TypeVar("T")
 
@@ -278,12 +282,7 @@ class JobService:
 
     async def close(self) -> None:
         tasks, self._discovery = self._discovery, []
-        # Python 3.11's asyncio.wait_for (inside redis-py) can swallow a cancel that races with
-        # a reply (CPython gh-86296), leaving a task looping: cancel until each has ended.
-        while pending := [task for task in tasks if not task.done()]:
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(pending, timeout=0.1)
+        await cancel_until_done(tasks, CLOSE_S)
         for adapter in self.adapters.values():
             await adapter.close()
 

@@ -46,6 +46,7 @@ from jobbridge.adapters.celery_index import (
     dump_summary,
 )
 from jobbridge.adapters.celery_messages import READY_STATES
+from jobbridge.adapters.stopping import cancel_until_done
 from jobbridge.adapters.subscription import resubscribe_forever
 
 if TYPE_CHECKING:
@@ -267,8 +268,7 @@ class TaskEventFeed:
     async def close(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.wait([task], timeout=CLOSE_WAIT_S)
+            await cancel_until_done([task], CLOSE_WAIT_S)
 
     def read(self, data: object) -> list[Entry]:
         """The entries one message of a task channel gives; bounded work, never raises."""

@@ -67,6 +67,7 @@ from jobbridge.adapters.celery_control import (
     reply_to,
 )
 from jobbridge.adapters.celery_keys import DEFAULT_SEP, CeleryKeys
+from jobbridge.adapters.stopping import cancel_until_done
 from jobbridge.model import Worker
 
 if TYPE_CHECKING:
@@ -302,10 +303,7 @@ class WorkerWatch:
     async def close(self) -> None:
         """Stop the background tasks and close the pubsub connection; bounded in time."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=_CLOSE_WAIT_S)
+        await cancel_until_done(tasks, _CLOSE_WAIT_S)
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call,unused-ignore]

@@ -27,8 +27,9 @@
 --   {-5, key, type, expected}              KEYS[n] holds another type: nothing was sent
 jb.action = ARGV[11]
 
--- KEYS[4] is written only with a meta to store (ARGV[12]).
-local wrong = jb_wrong_type(ARGV[12] ~= '' and {{KEYS[4], 'string'}} or {})
+-- KEYS[4] is written only with a meta to store (ARGV[12]); a result key of another type is
+-- refused either way, so a revoke never goes out for a task whose result is not Celery's.
+local wrong = jb_wrong_type({{KEYS[4], 'string'}})
 if wrong then return wrong end
 
 if ARGV[8] == 'gone' then
