@@ -78,35 +78,6 @@ SCRIPT_WRITES = (
     "hdel",
 )
 
-#: Celery sources, whatever the role: the reads of kombu's keys, and what jobbridge's own
-#: background work runs (jobbridge/adapters/celery_index.py keeps the result index in
-#: jobbridge's keys; jobbridge/adapters/celery_workers.py asks workers for their stats as
-#: Celery's own inspect does, through a reply binding, the pidbox channel and a reply list)
-CELERY_COMMANDS = (
-    "hlen",
-    "zmscore",
-    "zrangebyscore",
-    "psubscribe",
-    "punsubscribe",
-    "evalsha",
-    "script|load",
-    "zadd",
-    "zrem",
-    "hset",
-    "hdel",
-    "set",
-    "del",
-    "pexpire",
-    "watch",
-    "unwatch",
-    "multi",
-    "exec",
-    "sadd",
-    "srem",
-    "blpop",
-    "publish",
-)
-
 
 #: what a Celery source reads besides READ_COMMANDS, whatever the role (the unacked sort, the
 #: result index's pages and windows, the result and event subscriptions)
@@ -129,6 +100,12 @@ CELERY_OWN_WRITES = (
     "multi",
     "exec",
 )
+
+#: Celery sources, whatever the role: the reads of kombu's keys, and what jobbridge's own
+#: background work runs (jobbridge/adapters/celery_index.py keeps the result index in
+#: jobbridge's keys; jobbridge/adapters/celery_workers.py asks workers for their stats as
+#: Celery's own inspect does, through a reply binding, the pidbox channel and a reply list)
+CELERY_COMMANDS = (*CELERY_READS, *CELERY_OWN_WRITES, "sadd", "srem", "blpop", "publish")
 #: the first Redis with ACL key selectors and read-only key patterns (``%R~``)
 SELECTORS_SINCE = (7, 0)
 
