@@ -13,9 +13,10 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
+from jobbridge.model import reachable_id
 from jobbridge.web import keys
 from jobbridge.web.auth import Principal
-from jobbridge.web.responses import JOB_BY_QUERY, entry_query, id_query, linkable, path_unsafe
+from jobbridge.web.responses import JOB_BY_QUERY, entry_query, id_query, path_unsafe
 from jobbridge.web.sessions import FlashKind
 
 
@@ -88,7 +89,7 @@ class Ui:
         return f"{self.prefix}/jobs/{quote(source, safe='')}/{JOB_BY_QUERY}"
 
     def _job_path(self, source: str, job_id: str, tail: str, entry: str | None) -> str:
-        if not linkable(job_id):
+        if not reachable_id(job_id):
             return ""
         base = f"{self.prefix}/jobs/{quote(source, safe='')}/"
         if path_unsafe(job_id):

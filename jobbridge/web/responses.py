@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
-from jobbridge.model import MAX_ENTRY_CHARS, MAX_JOB_ID_CHARS, reachable_id
+from jobbridge.model import MAX_ENTRY_CHARS, MAX_JOB_ID_CHARS
 
 #: longest source name accepted from a URL (job ids: jobbridge.model.MAX_JOB_ID_CHARS)
 MAX_PARAM_CHARS = 200
@@ -115,9 +115,6 @@ def entry_param(request: web.Request) -> str | None:
     if entry is not None and (not entry or len(entry) > MAX_ENTRY_CHARS):
         raise HttpError(404, "not_found", "No such job entry.")
     return entry
-
-
-linkable = reachable_id
 
 
 def path_unsafe(job_id: str) -> bool:
