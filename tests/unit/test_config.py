@@ -281,6 +281,7 @@ def test_env_read_only_words(word, expected):
     assert load(env={"JOBBRIDGE_READ_ONLY": word}).server.read_only is expected
 
 
+@pytest.mark.production_read_timeout
 def test_read_timeout_from_file_env_and_default(write):
     assert load().server.read_timeout_s == 2.0
     path = write("[server]\nread_timeout_s = 0.5\n")
