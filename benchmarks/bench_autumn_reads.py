@@ -19,8 +19,8 @@ import uuid
 import redis
 import redis.asyncio
 
-from jobbridge.adapters.autumn import AutumnAdapter
-from jobbridge.devredis import start_redis_server
+from jobbridge.adapters.autumn.adapter import AutumnAdapter
+from jobbridge.dev.private_redis import start_redis_server
 from jobbridge.model import ListName, SnapshotQuery
 from jobbridge.service import JobService
 

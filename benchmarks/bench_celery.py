@@ -107,7 +107,7 @@ from benchmarks.side_by_side import (
 )
 from benchmarks.side_by_side import ratio as median_ratio
 from examples.celery_app import BACKEND_ENV, BROKER_ENV, make_app, task_name
-from jobbridge.devredis import RedisServer, free_port, start_redis_server
+from jobbridge.dev.private_redis import RedisServer, free_port, start_redis_server
 
 QUEUE = "celery"
 TASK = task_name("add")

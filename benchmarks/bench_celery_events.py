@@ -28,11 +28,11 @@ import redis.asyncio
 
 from benchmarks.bench_celery_unacked import Ticker
 from benchmarks.side_by_side import proc_status
-from jobbridge.adapters.celery_control import events_channel
-from jobbridge.adapters.celery_index import Bucket, ResultIndex
-from jobbridge.adapters.celery_keys import CeleryKeys
-from jobbridge.adapters.celery_task_events import TaskEventFeed
-from jobbridge.devredis import start_redis_server
+from jobbridge.adapters.celery.control import events_channel
+from jobbridge.adapters.celery.index import Bucket, ResultIndex
+from jobbridge.adapters.celery.keys import CeleryKeys
+from jobbridge.adapters.celery.task_events import TaskEventFeed
+from jobbridge.dev.private_redis import start_redis_server
 from tests.integration.celery_unacked_seed import event_message
 
 

@@ -19,9 +19,9 @@ import time
 import redis
 import redis.asyncio
 
-from jobbridge.adapters.celery_keys import CeleryKeys
-from jobbridge.adapters.celery_unacked import UnackedView
-from jobbridge.devredis import start_redis_server
+from jobbridge.adapters.celery.keys import CeleryKeys
+from jobbridge.adapters.celery.unacked import UnackedView
+from jobbridge.dev.private_redis import start_redis_server
 from tests.integration.celery_unacked_seed import seed_held
 
 

@@ -36,7 +36,7 @@ from typing import Any
 import aiohttp
 import redis
 
-from jobbridge.devredis import RedisServer, free_port, start_redis_server
+from jobbridge.dev.private_redis import RedisServer, free_port, start_redis_server
 
 PREFIX = "autumn:jobs"
 

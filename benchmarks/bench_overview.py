@@ -34,7 +34,7 @@ import redis
 import redis.asyncio
 from aiohttp import web
 
-from jobbridge.devredis import RedisServer, free_port, start_redis_server
+from jobbridge.dev.private_redis import RedisServer, free_port, start_redis_server
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from jobbridge.web.app import create_app
 

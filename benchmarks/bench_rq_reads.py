@@ -72,7 +72,7 @@ from benchmarks.side_by_side import (
     ratio,
     run_benchmark,
 )
-from jobbridge.devredis import RedisServer, free_port, start_redis_server
+from jobbridge.dev.private_redis import RedisServer, free_port, start_redis_server
 
 QUEUE = "default"
 #: the task every seeded job calls; not importable, so the burst worker's job fails

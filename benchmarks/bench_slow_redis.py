@@ -35,7 +35,7 @@ from aiohttp import web
 
 from benchmarks.bench_overview import fill
 from benchmarks.side_by_side import load_average, print_table
-from jobbridge.devredis import RedisServer, free_port, start_redis_server
+from jobbridge.dev.private_redis import RedisServer, free_port, start_redis_server
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from jobbridge.web.app import create_app
 

@@ -20,7 +20,7 @@ import redis.asyncio
 from aiohttp import web
 
 from benchmarks.bench_autumn_reads import fill
-from jobbridge.devredis import free_port, start_redis_server
+from jobbridge.dev.private_redis import free_port, start_redis_server
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from jobbridge.web.app import create_app
 

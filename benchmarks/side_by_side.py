@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobbridge.devredis import RedisServer
+from jobbridge.dev.private_redis import RedisServer
 
 # --- processes -------------------------------------------------------------------------------
 

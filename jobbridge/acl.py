@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from jobbridge.adapters.base import glob_escape
+from jobbridge.adapters.fields import glob_escape
 from jobbridge.redis_urls import is_sentinel_url, parse_sentinel_url, redact_url
 from jobbridge.settings import Role, SourceConfig
 
@@ -188,7 +188,7 @@ def acl_rules(sources: Sequence[SourceConfig], role: Role, *, selectors: bool = 
 def own_celery_patterns(celery: Sequence[SourceConfig]) -> list[str]:
     """``~pattern`` rules of jobbridge's own keys of these Celery sources (index, recorded
     priorities, lifecycle: ``<jobbridge_prefix>celery:<global_keyprefix>:*``)."""
-    from jobbridge.adapters.celery_keys import JobbridgeKeys
+    from jobbridge.adapters.celery.keys import JobbridgeKeys
 
     patterns: list[str] = []
     for source in celery:
@@ -275,8 +275,8 @@ def channel_patterns(sources: Sequence[SourceConfig], role: Role = "operator") -
 
 
 def _celery_channels(source: SourceConfig, *, inspect: bool = True) -> list[str]:
-    from jobbridge.adapters.celery_control import events_pattern, pidbox_channel
-    from jobbridge.adapters.celery_keys import CeleryKeys
+    from jobbridge.adapters.celery.control import events_pattern, pidbox_channel
+    from jobbridge.adapters.celery.keys import CeleryKeys
 
     prefix = source.effective_key_prefix
     db = _db_of(source.redis_url)

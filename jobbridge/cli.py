@@ -31,7 +31,8 @@ from jobbridge.acl import (
     state_acl_setuser,
     viewer_notes,
 )
-from jobbridge.adapters.base import DiscoversQueues, redis_errors
+from jobbridge.adapters.contract import DiscoversQueues
+from jobbridge.adapters.redis_errors import redis_errors
 from jobbridge.config import load_settings
 from jobbridge.errors import ConfigError, JobbridgeError, SourceUnavailable, UnknownSource
 from jobbridge.model import Action, ListName, Outcome, SnapshotQuery

@@ -1,6 +1,6 @@
 """``jobbridge demo``: a private Redis with live Autumn traffic, and the dashboard over it.
 
-Runs on jobbridge's emulator of Autumn (``jobbridge.autumn_emulator``). Starts its own
+Runs on jobbridge's emulator of Autumn (``jobbridge.dev.autumn_emulator``). Starts its own
 redis-server on a free port (never 6379), seeds a realistic mix of jobs, keeps a producer and a
 worker running so the counters move, and serves the dashboard until Ctrl-C.
 """
@@ -13,8 +13,8 @@ import threading
 import click
 import redis
 
-from jobbridge import autumn_emulator as emulator
-from jobbridge.devredis import start_redis_server
+from jobbridge.dev import autumn_emulator as emulator
+from jobbridge.dev.private_redis import start_redis_server
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 
 #: Queues of the demo, highest priority first.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from jobbridge.adapters.base import (
+from jobbridge.adapters.contract import (
     DiscoversQueues,
     JobAdapter,
     ListsWorkers,
@@ -24,9 +24,8 @@ from jobbridge.adapters.base import (
     RevokesTasks,
     RunsInBackground,
     StopsJobs,
-    read_again_after_drop,
-    redis_errors,
 )
+from jobbridge.adapters.redis_errors import read_again_after_drop, redis_errors
 from jobbridge.adapters.stopping import cancel_until_done
 from jobbridge.errors import SourceTimedOut, SourceUnavailable, UnknownSource
 from jobbridge.model import (

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from jobbridge.adapters.autumn_keys import DEFAULT_KEY_PREFIX as AUTUMN_DEFAULT_KEY_PREFIX
+from jobbridge.adapters.autumn.keys import DEFAULT_KEY_PREFIX as AUTUMN_DEFAULT_KEY_PREFIX
 from jobbridge.addresses import parse_ip
 from jobbridge.errors import UnknownSource
 from jobbridge.model import System

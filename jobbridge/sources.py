@@ -23,11 +23,13 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 
-from jobbridge.adapters.autumn import AutumnAdapter
-from jobbridge.adapters.autumn_keys import DEFAULT_KEY_PREFIX as AUTUMN_DEFAULT_PREFIX
-from jobbridge.adapters.base import JobAdapter, redis_errors, text
-from jobbridge.adapters.celery import CeleryAdapter
-from jobbridge.adapters.rq import RqAdapter
+from jobbridge.adapters.autumn.adapter import AutumnAdapter
+from jobbridge.adapters.autumn.keys import DEFAULT_KEY_PREFIX as AUTUMN_DEFAULT_PREFIX
+from jobbridge.adapters.celery.adapter import CeleryAdapter
+from jobbridge.adapters.contract import JobAdapter
+from jobbridge.adapters.fields import text
+from jobbridge.adapters.redis_errors import redis_errors
+from jobbridge.adapters.rq.adapter import RqAdapter
 from jobbridge.config_values import RESERVED_SOURCE_NAMES, parse_key_prefix
 from jobbridge.errors import ConfigError, SourceUnavailable
 from jobbridge.model import System
@@ -73,7 +75,7 @@ _CLIENT_OPTIONS: dict[str, Any] = {
     "socket_timeout": 5,
     "health_check_interval": 30,
     "retry_on_timeout": False,
-    # Job ids and key names that are not UTF-8 round-trip (jobbridge.adapters.base.key_text).
+    # Job ids and key names that are not UTF-8 round-trip (jobbridge.adapters.contract.key_text).
     "encoding_errors": "surrogateescape",
 }
 #: Seconds a master address the sentinels gave is trusted before a pooled connection is

@@ -12,8 +12,8 @@ import pytest
 import redis
 import redis.asyncio
 
-from jobbridge.autumn_emulator import Autumn
-from jobbridge.devredis import RedisServer, start_redis_server
+from jobbridge.dev.autumn_emulator import Autumn
+from jobbridge.dev.private_redis import RedisServer, start_redis_server
 from jobbridge.service import JobService
 from jobbridge.settings import ServerConfig
 from tests.integration.rq_support import WorkerPool, worker_pool

@@ -93,7 +93,7 @@ def test_show_prints_detail(app, redis_url) -> None:
 
 
 def test_unreachable_redis_exits_3(redis_server) -> None:
-    from jobbridge.devredis import free_port
+    from jobbridge.dev.private_redis import free_port
 
     url = f"redis://127.0.0.1:{free_port()}/0"
     code, out = run("snapshot", "--redis", url)
@@ -145,7 +145,7 @@ def test_serve_runs_the_dashboard(app, redis_url) -> None:
     import time
     import urllib.request
 
-    from jobbridge.devredis import free_port
+    from jobbridge.dev.private_redis import free_port
 
     app.enqueue("send_email", {})
     port = free_port()

@@ -23,12 +23,12 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from jobbridge.adapters.base import MAX_NAME_CHARS
+from jobbridge.adapters.fields import MAX_NAME_CHARS
 from jobbridge.adapters.outcomes import result, run_script
 from jobbridge.model import Action, ActionResult, Outcome
 
 if TYPE_CHECKING:
-    from jobbridge.adapters.operator import OperatorLog
+    from jobbridge.adapters.operator_log import OperatorLog
     from jobbridge.adapters.scripts import BoundScripts
 
 #: characters no queue or worker name a system writes holds: C0 controls, DEL, C1 controls

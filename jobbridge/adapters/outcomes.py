@@ -22,14 +22,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from jobbridge.adapters.base import MAX_NAME_CHARS, cap, key_text, now_ms, text
-from jobbridge.adapters.operator import script_argv
+from jobbridge.adapters.fields import MAX_NAME_CHARS, cap, key_text, now_ms, text
+from jobbridge.adapters.operator_log import script_argv
 from jobbridge.model import Action, ActionResult, Outcome
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
-    from jobbridge.adapters.operator import OperatorLog
+    from jobbridge.adapters.operator_log import OperatorLog
 
 CODES: Mapping[int, Outcome] = {
     1: Outcome.DONE,

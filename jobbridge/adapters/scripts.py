@@ -1,12 +1,15 @@
 """The Lua scripts of every action, read once from package files.
 
-Each ``lua/<system>_<action>.lua`` holds one operation with a ``-- KEYS[n]:``, ``-- ARGV[n]:``
-and ``-- Returns:`` header. Adapters bind them to their client once, in their constructor;
-redis-py's ``Script`` then runs EVALSHA and reloads the script itself after a NOSCRIPT.
+Each system's package holds ``lua/<action>.lua``: one operation with a ``-- KEYS[n]:``,
+``-- ARGV[n]:`` and ``-- Returns:`` header. The shared ``jobbridge/adapters/lua/`` holds the
+prelude every script starts with and the ``any_*.lua`` scripts every system binds. Adapters bind
+them to their client once, in their constructor; redis-py's ``Script`` then runs EVALSHA and
+reloads the script itself after a NOSCRIPT.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -15,9 +18,16 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
+#: the package whose ``lua/`` folder holds the prelude and the scripts every system binds
+SHARED_PACKAGE = "jobbridge.adapters"
+#: the file stem prefix of scripts every system binds (``any_refuse`` -> "refuse")
+SHARED_PREFIX = "any_"
 
-def _read_files() -> dict[str, str]:
-    folder = resources.files("jobbridge.adapters") / "lua"
+
+@functools.cache
+def files(package: str = SHARED_PACKAGE) -> dict[str, str]:
+    """File stem -> file text of every ``lua/*.lua`` of a package, as shipped."""
+    folder = resources.files(package) / "lua"
     return {
         entry.name.removesuffix(".lua"): entry.read_text(encoding="utf-8")
         for entry in folder.iterdir()
@@ -25,16 +35,9 @@ def _read_files() -> dict[str, str]:
     }
 
 
-#: file stem ("autumn_retry", "_prelude") -> file text, as shipped
-FILES: dict[str, str] = _read_files()
-
-#: action script name ("autumn_retry") -> the Lua that runs: the shared prelude, then the file.
-#: Files whose name starts with "_" are preludes, not scripts.
-SOURCES: dict[str, str] = {
-    name: FILES["_prelude"] + "\n" + text
-    for name, text in FILES.items()
-    if not name.startswith("_")
-}
+def source(package: str, stem: str) -> str:
+    """The Lua that runs for one file: the shared prelude, then the file."""
+    return files()["_prelude"] + "\n" + files(package)[stem]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,16 +50,17 @@ class BoundScripts:
         return self.scripts[action]
 
 
-#: the file stem prefix of scripts every system binds (``any_refuse`` -> "refuse")
-SHARED_PREFIX = "any_"
-
-
-def bind(redis: Redis, system: str) -> BoundScripts:
-    """Register every ``<system>_*.lua`` and ``any_*.lua`` on a client, keyed by the action
-    name."""
+def bind(redis: Redis, package: str, skip: tuple[str, ...] = ()) -> BoundScripts:
+    """Register the ``any_*.lua`` scripts and every ``lua/*.lua`` of a system's package on a
+    client, keyed by the action name (the file stem, without ``any_``). Files named in
+    ``skip`` are not actions (a system's own background scripts)."""
     bound: dict[str, AsyncScript] = {}
-    for prefix in (SHARED_PREFIX, f"{system}_"):
-        for name, source in SOURCES.items():
-            if name.startswith(prefix):
-                bound[name.removeprefix(prefix)] = redis.register_script(source)
+    for stem in files():
+        if stem.startswith(SHARED_PREFIX):
+            bound[stem.removeprefix(SHARED_PREFIX)] = redis.register_script(
+                source(SHARED_PACKAGE, stem)
+            )
+    for stem in files(package):
+        if stem not in skip:
+            bound[stem] = redis.register_script(source(package, stem))
     return BoundScripts(bound)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
 
-from jobbridge.adapters.base import key_text
+from jobbridge.adapters.fields import key_text
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from jobbridge.autumn_emulator import BUILTIN_HANDLERS, Autumn, Worker
+from jobbridge.dev.autumn_emulator import BUILTIN_HANDLERS, Autumn, Worker
 
 DAY_MS = 86_400_000
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from jobbridge.adapters.celery_control import build_task_message
+from jobbridge.adapters.celery.control import build_task_message
 
 
 def held_value(

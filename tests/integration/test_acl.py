@@ -7,7 +7,7 @@ import pytest
 import redis.exceptions
 
 from jobbridge.acl import acl_rules, selectors_supported, viewer_notes
-from jobbridge.adapters.autumn import AutumnAdapter
+from jobbridge.adapters.autumn.adapter import AutumnAdapter
 from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
 from jobbridge.service import JobService
 from jobbridge.settings import Settings, SourceConfig
@@ -132,7 +132,7 @@ async def test_rq_viewer_reads_and_operator_acts_including_stop(
     from rq import Queue
     from rq.registry import FailedJobRegistry
 
-    from jobbridge.adapters.rq import RqAdapter
+    from jobbridge.adapters.rq.adapter import RqAdapter
     from tests import rq_tasks
     from tests.integration.rq_support import make_failed, status_of, sync_redis, worker_pool
 
@@ -187,7 +187,7 @@ async def test_celery_viewer_reads_and_keeps_the_index_and_operator_acts(
     import asyncio
     import json
 
-    from jobbridge.adapters.celery import CeleryAdapter
+    from jobbridge.adapters.celery.adapter import CeleryAdapter
     from tests.integration.celery_support import client_app, meta_key, send, state_of
 
     celery_source = SourceConfig(name="celery", system="celery", redis_url=redis_url)
@@ -272,7 +272,7 @@ async def test_class7_celery_viewer_writes_only_jobbridges_keys(
     import asyncio
     import json
 
-    from jobbridge.adapters.celery import CeleryAdapter
+    from jobbridge.adapters.celery.adapter import CeleryAdapter
     from tests.integration.celery_support import client_app, meta_key, send
 
     celery_source = SourceConfig(name="celery", system="celery", redis_url=redis_url)

@@ -30,19 +30,20 @@ from rq import Queue
 from rq.job import JobStatus as RqStatus
 from rq.registry import FailedJobRegistry
 
-from jobbridge.adapters import celery_index
-from jobbridge.adapters.autumn import AutumnAdapter
-from jobbridge.adapters.celery import CeleryAdapter
-from jobbridge.adapters.celery_index import IndexKeyWrongType
-from jobbridge.adapters.operator import parse_audit
-from jobbridge.adapters.rq import RqAdapter
-from jobbridge.adapters.scripts import FILES, BoundScripts
+from jobbridge.adapters.autumn.adapter import AutumnAdapter
+from jobbridge.adapters.celery import index as celery_index
+from jobbridge.adapters.celery.adapter import CeleryAdapter
+from jobbridge.adapters.celery.index import IndexKeyWrongType
+from jobbridge.adapters.operator_log import parse_audit
+from jobbridge.adapters.rq.adapter import RqAdapter
+from jobbridge.adapters.scripts import BoundScripts
 from jobbridge.model import Action, ActionResult, Outcome
 from jobbridge.service import JobService
 from tests import rq_tasks
 from tests.integration.autumn_fixtures import Autumn, failing_job
 from tests.integration.celery_support import client_app, realistic_meta, send
 from tests.integration.rq_support import rq_api
+from tests.lua_files import FILES
 
 pytestmark = pytest.mark.redis
 
@@ -389,7 +390,7 @@ async def test_key_of_another_type_before_the_action(
 
 @pytest.mark.parametrize("n", sorted(index_keys()))
 async def test_index_script_refuses_a_key_of_another_type(n, redis_url, conn, client) -> None:
-    """The Celery index writer (lua/index/celery_results.lua) writes nothing when one of its
+    """The Celery index writer (celery/lua/index/results.lua) writes nothing when one of its
     keys holds another type, and says which."""
     adapter = CeleryAdapter(client, source=SOURCE, queues=["celery"])
     index = adapter.index

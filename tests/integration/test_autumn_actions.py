@@ -8,7 +8,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from jobbridge.adapters.autumn import AutumnAdapter
+from jobbridge.adapters.autumn.adapter import AutumnAdapter
 from jobbridge.model import Action, JobStatus, Outcome
 from tests.integration.autumn_fixtures import (
     Autumn,

@@ -13,7 +13,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from jobbridge.adapters.autumn import AutumnAdapter
+from jobbridge.adapters.autumn.adapter import AutumnAdapter
 from jobbridge.model import ActionResult, Outcome
 from tests.integration.autumn_fixtures import Autumn, failing_job, ran
 from tests.integration.processes import WorkerProcess, spawn, stop_all
@@ -29,7 +29,7 @@ def start_workers(redis_url: str, count: int, log_dir: Path) -> list[WorkerProce
     command = [
         sys.executable,
         "-m",
-        "jobbridge.autumn_emulator",
+        "jobbridge.dev.autumn_emulator",
         "worker",
         "--redis",
         redis_url,

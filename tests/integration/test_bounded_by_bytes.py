@@ -18,8 +18,8 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient, TestServer
 
-from jobbridge.adapters.celery_task_events import REMEMBERED_BYTES, TaskEventFeed
-from jobbridge.autumn_emulator import Autumn
+from jobbridge.adapters.celery.task_events import REMEMBERED_BYTES, TaskEventFeed
+from jobbridge.dev.autumn_emulator import Autumn
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from jobbridge.web import responses
 from jobbridge.web.app import create_app

@@ -1,6 +1,6 @@
 """jobbridge's Celery control messages against real workers on the test Redis.
 
-Every message here is built by ``jobbridge.adapters.celery_control`` and written with plain
+Every message here is built by ``jobbridge.adapters.celery.control`` and written with plain
 redis-py (``PUBLISH``, ``LPUSH``, ``SET``): no Celery client sends anything that is checked.
 The Celery client only reads results back (``state_of``, ``AsyncResult.get``) and starts the
 ``sleep`` and countdown tasks the revokes act on.
@@ -25,7 +25,7 @@ from celery.exceptions import TaskRevokedError  # type: ignore[import-untyped]
 from celery.result import AsyncResult  # type: ignore[import-untyped]
 
 from examples import celery_app as example
-from jobbridge.adapters.celery_control import (
+from jobbridge.adapters.celery.control import (
     build_task_message,
     decode_event,
     decode_reply,
@@ -39,10 +39,10 @@ from jobbridge.adapters.celery_control import (
     revoked_meta,
     validate_task_message,
 )
-from jobbridge.adapters.celery_keys import CeleryKeys
-from jobbridge.adapters.celery_messages import decode_result_meta
-from jobbridge.adapters.celery_workers import MAX_EVENT_MESSAGE_BYTES, WorkerWatch
-from jobbridge.devredis import start_redis_server
+from jobbridge.adapters.celery.keys import CeleryKeys
+from jobbridge.adapters.celery.messages import decode_result_meta
+from jobbridge.adapters.celery.workers import MAX_EVENT_MESSAGE_BYTES, WorkerWatch
+from jobbridge.dev.private_redis import start_redis_server
 from tests.integration.celery_support import (
     CeleryWorker,
     meta_key,

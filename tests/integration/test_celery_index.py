@@ -18,7 +18,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from jobbridge.adapters.celery_index import (
+from jobbridge.adapters.celery.index import (
     BUCKETS,
     Bucket,
     Entry,
@@ -28,7 +28,7 @@ from jobbridge.adapters.celery_index import (
     WriteCounts,
     summarize,
 )
-from jobbridge.adapters.celery_keys import CeleryKeys
+from jobbridge.adapters.celery.keys import CeleryKeys
 from tests.integration.celery_support import (
     meta_key,
     realistic_meta,

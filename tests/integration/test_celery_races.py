@@ -22,7 +22,7 @@ import redis.asyncio
 from celery import Celery  # type: ignore[import-untyped]
 
 from examples.celery_app import FLAKY_KEY, task_name
-from jobbridge.adapters.celery import CeleryAdapter
+from jobbridge.adapters.celery.adapter import CeleryAdapter
 from jobbridge.model import Outcome
 from tests.integration.celery_jobbridge import celery_api, wait_row
 from tests.integration.celery_support import (

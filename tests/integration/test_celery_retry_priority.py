@@ -20,9 +20,9 @@ import pytest
 import redis
 import redis.asyncio
 
-from jobbridge.adapters.celery_control import validate_task_message
-from jobbridge.adapters.celery_keys import CeleryKeys
-from jobbridge.adapters.celery_unacked import PRIORITY_SEEN_TTL_S, UnackedView
+from jobbridge.adapters.celery.control import validate_task_message
+from jobbridge.adapters.celery.keys import CeleryKeys
+from jobbridge.adapters.celery.unacked import PRIORITY_SEEN_TTL_S, UnackedView
 from tests.integration.celery_jobbridge import celery_api, wait_row
 from tests.integration.celery_support import meta_key, send, wait_for_state
 from tests.integration.celery_unacked_seed import held_value
@@ -170,7 +170,7 @@ async def test_a_record_redis_refuses_leaves_the_sort_working_and_is_logged_once
     )
     try:
         view = UnackedView(limited, CeleryKeys())
-        with caplog.at_level(logging.WARNING, logger="jobbridge.adapters.celery_unacked"):
+        with caplog.at_level(logging.WARNING, logger="jobbridge.adapters.celery.unacked"):
             hold(conn, {"a": 7, "b": 3}, 1_700_000_000.0)
             first = await view.refresh()
             hold(conn, {"c": 9}, 1_700_000_100.0)

@@ -12,16 +12,16 @@ import pytest
 import redis
 import redis.asyncio
 
-from jobbridge.adapters.celery_control import events_channel
-from jobbridge.adapters.celery_index import (
+from jobbridge.adapters.celery.control import events_channel
+from jobbridge.adapters.celery.index import (
     Bucket,
     Entry,
     IndexSettings,
     ResultIndex,
     summarize,
 )
-from jobbridge.adapters.celery_keys import CeleryKeys
-from jobbridge.adapters.celery_task_events import TaskEventFeed, entry_of
+from jobbridge.adapters.celery.keys import CeleryKeys
+from jobbridge.adapters.celery.task_events import TaskEventFeed, entry_of
 from tests.integration.celery_jobbridge import celery_api, wait_row
 from tests.integration.celery_support import meta_key, realistic_meta, send
 from tests.integration.celery_unacked_seed import event_message

@@ -8,8 +8,8 @@ import pytest
 import redis
 import redis.asyncio
 
-from jobbridge.adapters.celery_keys import CeleryKeys
-from jobbridge.adapters.celery_unacked import UnackedView
+from jobbridge.adapters.celery.keys import CeleryKeys
+from jobbridge.adapters.celery.unacked import UnackedView
 from tests.integration.celery_unacked_seed import held_value, seed_held
 
 pytestmark = pytest.mark.redis

@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 import pytest
 import redis.asyncio
 
-from jobbridge.adapters import celery_workers
-from jobbridge.adapters.celery_workers import (
+from jobbridge.adapters.celery import workers as celery_workers
+from jobbridge.adapters.celery.workers import (
     ANSWER_TTL_S,
     FORGET_AFTER_S,
     INSPECT_DISCOVER_S,
@@ -343,7 +343,7 @@ async def test_a_worker_without_heartbeats_beside_a_heartbeat_worker(
 async def test_a_started_task_of_a_killed_worker_is_overdue(capp, workers, redis_url) -> None:
     """SIGKILL (no worker-offline, no result): the task's STARTED meta stays, as in Celery.
     Once the watch counts the worker offline, the row and the job page say it is overdue."""
-    from jobbridge.adapters.celery import LOST_NOTE
+    from jobbridge.adapters.celery.adapter import LOST_NOTE
 
     async with celery_api(redis_url) as api:
         worker = workers.start(pool="prefork", concurrency=1)
@@ -370,7 +370,7 @@ async def test_a_started_task_of_a_killed_worker_is_overdue(capp, workers, redis
 
 def test_only_a_known_non_solo_worker_offline_makes_a_task_overdue() -> None:
     """The rules of CeleryAdapter._mark_lost, on a watch handed what it knows (no I/O)."""
-    from jobbridge.adapters.celery import CeleryAdapter
+    from jobbridge.adapters.celery.adapter import CeleryAdapter
     from jobbridge.model import JobRecord, JobStatus
 
     adapter = CeleryAdapter(redis.asyncio.Redis(host="unused.invalid"), source="c")

@@ -177,8 +177,8 @@ async def test_class7_revoked_results_on_another_backend_keep_name_and_queue(
     import redis as redis_py
 
     from examples.celery_app import make_app
-    from jobbridge.adapters import celery_actions
-    from jobbridge.adapters.celery import CeleryAdapter
+    from jobbridge.adapters.celery import actions as celery_actions
+    from jobbridge.adapters.celery.adapter import CeleryAdapter
 
     results_url = redis_server.url(0)
     results = redis_py.Redis.from_url(results_url)
@@ -233,9 +233,9 @@ async def test_class7_revoke_script_writes_only_over_a_state_a_worker_would(
 ) -> None:
     """The revoke script re-checks the stored state (it may have moved since Python read
     it): its REVOKED result goes only over none, PENDING, RECEIVED, RETRY or REJECTED."""
-    from jobbridge.adapters import celery_actions
-    from jobbridge.adapters import celery_control as control
-    from jobbridge.adapters.celery import CeleryAdapter
+    from jobbridge.adapters.celery import actions as celery_actions
+    from jobbridge.adapters.celery import control
+    from jobbridge.adapters.celery.adapter import CeleryAdapter
     from jobbridge.model import Action
 
     listener = conn.pubsub()

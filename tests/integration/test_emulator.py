@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from jobbridge.autumn_emulator import (
+from jobbridge.dev.autumn_emulator import (
     DEFAULT_PREFIX,
     Autumn,
     Worker,
@@ -95,7 +95,7 @@ def strict_ints(raw: str | bytes) -> Any:
 
 def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "jobbridge.autumn_emulator", *args],
+        [sys.executable, "-m", "jobbridge.dev.autumn_emulator", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -721,7 +721,7 @@ def test_cli_worker_stops_on_sigterm(client: redis.Redis, redis_url: str) -> Non
     app = Autumn(client)
     job_id = app.enqueue("noop", {})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jobbridge.autumn_emulator", "worker", "--redis", redis_url],
+        [sys.executable, "-m", "jobbridge.dev.autumn_emulator", "worker", "--redis", redis_url],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -26,11 +26,11 @@ import pytest
 import redis
 import redis.asyncio
 
-from jobbridge.adapters.autumn import AutumnAdapter
-from jobbridge.adapters.base import now_ms
-from jobbridge.adapters.celery import CeleryAdapter
-from jobbridge.adapters.rq import RqAdapter
-from jobbridge.autumn_emulator import Autumn
+from jobbridge.adapters.autumn.adapter import AutumnAdapter
+from jobbridge.adapters.celery.adapter import CeleryAdapter
+from jobbridge.adapters.fields import now_ms
+from jobbridge.adapters.rq.adapter import RqAdapter
+from jobbridge.dev.autumn_emulator import Autumn
 from jobbridge.model import ActionResult, Outcome
 from tests.integration.autumn_fixtures import history_record
 

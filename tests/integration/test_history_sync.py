@@ -8,8 +8,8 @@ from typing import NamedTuple
 import pytest
 import redis.asyncio
 
-from jobbridge.adapters.autumn import AutumnAdapter
-from jobbridge.adapters.history import ListHistory
+from jobbridge.adapters.autumn.adapter import AutumnAdapter
+from jobbridge.adapters.autumn.list_history import ListHistory
 from jobbridge.model import ListName
 from jobbridge.offload import digest_now
 from tests.integration.autumn_fixtures import DAY_MS, history_record

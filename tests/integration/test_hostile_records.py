@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from jobbridge.adapters.autumn import AutumnAdapter
-from jobbridge.adapters.autumn_keys import entry_id
+from jobbridge.adapters.autumn.adapter import AutumnAdapter
+from jobbridge.adapters.autumn.keys import entry_id
 from jobbridge.model import Action, JobStatus, ListName, Outcome, SnapshotQuery
 from jobbridge.offload import digest_now
 from jobbridge.sources import connect
@@ -296,7 +296,7 @@ async def test_a_huge_payload_is_decoded_away_from_the_loop(app, adapter) -> Non
 
 
 async def test_records_too_big_for_a_page_are_flagged_not_read(app, adapter, monkeypatch) -> None:
-    from jobbridge.adapters import autumn
+    from jobbridge.adapters.autumn import adapter as autumn
 
     monkeypatch.setattr(autumn, "PAGE_BYTES", 200_000)
     big = [app.enqueue("noop", {"blob": "z" * 150_000}) for _ in range(3)]

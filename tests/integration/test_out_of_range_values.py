@@ -28,10 +28,10 @@ import redis
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 
-from jobbridge.adapters.celery_control import build_task_message
-from jobbridge.adapters.celery_index import dump_summary
-from jobbridge.autumn_emulator import Autumn
+from jobbridge.adapters.celery.control import build_task_message
+from jobbridge.adapters.celery.index import dump_summary
 from jobbridge.cli import main
+from jobbridge.dev.autumn_emulator import Autumn
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from jobbridge.web.app import create_app
 from tests.integration.celery_support import realistic_meta

@@ -17,8 +17,8 @@ import pytest
 import redis.asyncio
 
 from jobbridge import service as service_module
-from jobbridge.adapters.autumn import AutumnAdapter
-from jobbridge.devredis import RedisServer
+from jobbridge.adapters.autumn.adapter import AutumnAdapter
+from jobbridge.dev.private_redis import RedisServer
 from jobbridge.errors import SourceUnavailable
 from jobbridge.model import Action, Outcome
 from jobbridge.service import JobService

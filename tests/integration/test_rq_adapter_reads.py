@@ -22,7 +22,7 @@ from rq.cron import CronScheduler
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from jobbridge.adapters.rq import RqAdapter
+from jobbridge.adapters.rq.adapter import RqAdapter
 from jobbridge.model import (
     CORE_LISTS,
     Action,

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from jobbridge.acl import redis_server_of
 from jobbridge.cli import main
 from jobbridge.config import load_settings
-from jobbridge.devredis import (
+from jobbridge.dev.private_redis import (
     RedisServer,
     SentinelServer,
     free_port,

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 import redis.asyncio
 
-from jobbridge.adapters.autumn import AutumnAdapter
-from jobbridge.devredis import free_port
+from jobbridge.adapters.autumn.adapter import AutumnAdapter
+from jobbridge.dev.private_redis import free_port
 from jobbridge.errors import SourceUnavailable, UnknownSource
 from jobbridge.model import Action, Outcome
 from jobbridge.service import JobService

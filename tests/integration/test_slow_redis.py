@@ -29,9 +29,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from rq import Queue
 
-from jobbridge.adapters.autumn import AutumnAdapter
-from jobbridge.autumn_emulator import Autumn
-from jobbridge.devredis import RedisServer, start_redis_server
+from jobbridge.adapters.autumn.adapter import AutumnAdapter
+from jobbridge.dev.autumn_emulator import Autumn
+from jobbridge.dev.private_redis import RedisServer, start_redis_server
 from jobbridge.errors import SourceTimedOut
 from jobbridge.read_limits import ReadLimits, server_of
 from jobbridge.settings import ServerConfig, Settings, SourceConfig

@@ -15,8 +15,8 @@ from jobbridge.acl import (
     selectors_supported,
     viewer_notes,
 )
-from jobbridge.adapters.scripts import FILES
 from jobbridge.settings import SourceConfig
+from tests.lua_files import FILES
 
 
 def test_every_command_a_script_runs_is_granted_to_operators() -> None:
@@ -64,7 +64,7 @@ def granted(rules: list[str]) -> set[str]:
 def test_celery_sources_grant_what_the_index_script_runs_whatever_the_role() -> None:
     from importlib import resources
 
-    text = (resources.files("jobbridge.adapters") / "lua/index/celery_results.lua").read_text()
+    text = (resources.files("jobbridge.adapters") / "celery/lua/index/results.lua").read_text()
     used = {c.lower() for c in re.findall(r"redis\.p?call\(\s*['\"]([A-Za-z]+)['\"]", text)}
     assert used
     source = SourceConfig(name="c", system="celery", redis_url="redis://h/2")

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jobbridge.adapters import autumn_records as records
-from jobbridge.adapters.base import correlation_of, principal_of
+from jobbridge.adapters.autumn import records
+from jobbridge.adapters.fields import correlation_of, principal_of
 from jobbridge.model import Action, JobStatus
 
 T0 = 1_780_000_000_000  # 2026-05-28T20:26:40Z

@@ -22,9 +22,8 @@ import redis.asyncio
 from celery import Celery  # type: ignore[import-untyped]
 from celery.exceptions import TaskRevokedError  # type: ignore[import-untyped]
 
-from jobbridge.adapters import celery_workers
-from jobbridge.adapters.base import MAX_NAME_CHARS
-from jobbridge.adapters.celery_control import (
+from jobbridge.adapters.celery import workers as celery_workers
+from jobbridge.adapters.celery.control import (
     EMPTY_EMBED,
     MAX_ENVELOPE_BYTES,
     MAX_EVENTS,
@@ -45,8 +44,9 @@ from jobbridge.adapters.celery_control import (
     short_repr,
     validate_task_message,
 )
-from jobbridge.adapters.celery_messages import decode_message, decode_result_meta
-from jobbridge.adapters.celery_workers import WorkerWatch
+from jobbridge.adapters.celery.messages import decode_message, decode_result_meta
+from jobbridge.adapters.celery.workers import WorkerWatch
+from jobbridge.adapters.fields import MAX_NAME_CHARS
 
 #: a worker-heartbeat message as a celery 5.7 worker published it on /3.celeryev/worker.heartbeat
 REAL_HEARTBEAT = (

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jobbridge.adapters.celery_index import (
+from jobbridge.adapters.celery.index import (
     ARGS_PREVIEW_CHARS,
     BUCKETS,
     COUNT_REPLIES,
@@ -280,7 +280,7 @@ def test_rows_someone_broke_become_problems(raw, words):
 
 
 def test_counts_read_junk_replies_as_zero():
-    from jobbridge.adapters.celery_index import ResultIndex
+    from jobbridge.adapters.celery.index import ResultIndex
 
     take = ResultIndex.take_counts
     counts = take(None, [1, 2, 3, 4, 5, 6, 7])  # type: ignore[arg-type]
@@ -299,7 +299,7 @@ def test_settings_need_every_window():
 
 
 def test_the_script_ships_with_its_header():
-    shipped = resources.files("jobbridge.adapters") / "lua" / "index" / "celery_results.lua"
+    shipped = resources.files("jobbridge.adapters.celery") / "lua" / "index" / "results.lua"
     assert shipped.read_text(encoding="utf-8") == SCRIPT
     header = [line for line in SCRIPT.splitlines() if line.startswith("-- ")]
     for tag in ("-- KEYS[1]:", "-- KEYS[6]:", "-- ARGV[1]:", "-- ARGV[9]:", "-- Returns:"):
@@ -309,8 +309,8 @@ def test_the_script_ships_with_its_header():
 def test_key_layout():
     import redis.asyncio
 
-    from jobbridge.adapters.celery_index import ResultIndex
-    from jobbridge.adapters.celery_keys import CeleryKeys
+    from jobbridge.adapters.celery.index import ResultIndex
+    from jobbridge.adapters.celery.keys import CeleryKeys
 
     client = redis.asyncio.Redis()  # never connects: only names are asked for
     index = ResultIndex(

@@ -18,15 +18,15 @@ import pytest
 import redis
 from celery import Celery
 
-from jobbridge.adapters.celery_keys import CeleryKeys, clamp_priority, result_keyprefix
-from jobbridge.adapters.celery_messages import (
+from jobbridge.adapters.celery.keys import CeleryKeys, clamp_priority, result_keyprefix
+from jobbridge.adapters.celery.messages import (
     CeleryMessage,
     decode_message,
     decode_result_meta,
     decode_unacked,
     preview,
 )
-from jobbridge.payloads import PREVIEW_CHARS
+from jobbridge.adapters.payloads import PREVIEW_CHARS
 
 KEYS = CeleryKeys()
 

@@ -9,7 +9,7 @@ import pickle
 import pytest
 
 from jobbridge import offload
-from jobbridge.adapters import autumn_records as records
+from jobbridge.adapters.autumn import records
 from jobbridge.model import JobStatus
 
 

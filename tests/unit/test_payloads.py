@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 import zlib
 
-from jobbridge.payloads import describe_bytes, json_detail, json_preview
+from jobbridge.adapters.payloads import describe_bytes, json_detail, json_preview
 
 
 class Boom:

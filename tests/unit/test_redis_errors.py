@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import redis.exceptions as e
 
-from jobbridge.adapters.base import MAX_DETAIL_CHARS, redis_errors, unavailable_detail
+from jobbridge.adapters.redis_errors import MAX_DETAIL_CHARS, redis_errors, unavailable_detail
 from jobbridge.errors import SourceUnavailable
 from jobbridge.service import JobService
 from jobbridge.web.actuator import actuator_jobs

@@ -24,7 +24,7 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from jobbridge import offload, safejson
-from jobbridge.payloads import (
+from jobbridge.adapters.payloads import (
     MAX_INFLATED_BYTES,
     MAX_INPUT_BYTES,
     MAX_ITEMS,

@@ -23,10 +23,10 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.utils import utcformat, utcparse
 
-from jobbridge.adapters import rq_records as records
-from jobbridge.adapters.base import MAX_ERROR_CHARS, MAX_NAME_CHARS
-from jobbridge.adapters.rq_keys import RqKeys
-from jobbridge.adapters.rq_records import Found, JobHash, Where
+from jobbridge.adapters.fields import MAX_ERROR_CHARS, MAX_NAME_CHARS
+from jobbridge.adapters.rq import records
+from jobbridge.adapters.rq.keys import RqKeys
+from jobbridge.adapters.rq.records import Found, JobHash, Where
 from jobbridge.model import Action, JobStatus
 
 #: a client that is never connected: Job.create and to_dict need one but send nothing

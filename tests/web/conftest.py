@@ -12,8 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
-from jobbridge.autumn_emulator import Autumn
-from jobbridge.devredis import free_port
+from jobbridge.dev.autumn_emulator import Autumn
+from jobbridge.dev.private_redis import free_port
 from jobbridge.settings import (
     AuthConfig,
     ProxyAuthConfig,

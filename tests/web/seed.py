@@ -1,10 +1,10 @@
-"""Seeding Autumn state for the web tests, through jobbridge.autumn_emulator."""
+"""Seeding Autumn state for the web tests, through jobbridge.dev.autumn_emulator."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobbridge.autumn_emulator import Autumn, Worker
+from jobbridge.dev.autumn_emulator import Autumn, Worker
 
 HOUR_MS = 3_600_000
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from jobbridge.autumn_emulator import Autumn
 from jobbridge.cli import main
+from jobbridge.dev.autumn_emulator import Autumn
 from tests.web import seed
 from tests.web.conftest import csrf_token
 

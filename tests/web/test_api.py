@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from jobbridge.autumn_emulator import Autumn, Worker
+from jobbridge.dev.autumn_emulator import Autumn, Worker
 from tests.web import seed
 from tests.web.conftest import csrf_token
 

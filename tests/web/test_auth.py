@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from jobbridge.autumn_emulator import Autumn
+from jobbridge.dev.autumn_emulator import Autumn
 from jobbridge.errors import ConfigError
 from jobbridge.settings import AuthConfig, ServerConfig, Settings
 from jobbridge.web.auth import Security

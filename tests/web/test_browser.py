@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from jobbridge.autumn_emulator import Autumn
+from jobbridge.dev.autumn_emulator import Autumn
 from tests.web import seed
 from tests.web.conftest import base_url
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from jobbridge.autumn_emulator import Autumn
+from jobbridge.dev.autumn_emulator import Autumn
 from jobbridge.settings import AuthConfig
 from tests.web import seed
 from tests.web.conftest import OPERATOR_TOKEN, auth_config, bearer, csrf_token, proxy_config

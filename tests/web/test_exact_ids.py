@@ -23,8 +23,8 @@ from celery import Celery
 from click.testing import CliRunner
 from rq import Queue
 
-from jobbridge.autumn_emulator import Autumn
 from jobbridge.cli import main
+from jobbridge.dev.autumn_emulator import Autumn
 from jobbridge.model import MAX_JOB_ID_CHARS, System
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from tests import rq_tasks

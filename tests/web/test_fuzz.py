@@ -16,7 +16,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from jobbridge.adapters import autumn_history
+from jobbridge.adapters.autumn import history as autumn_history
 from jobbridge.cli import main
 from jobbridge.web import keys
 from tests.integration.autumn_fixtures import Autumn, Worker, failing_job, history_record

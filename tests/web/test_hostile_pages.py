@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from jobbridge.adapters.autumn_keys import entry_id
-from jobbridge.devredis import start_redis_server
+from jobbridge.adapters.autumn.keys import entry_id
+from jobbridge.dev.private_redis import start_redis_server
 from jobbridge.offload import digest_now
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from jobbridge.web import keys

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from jobbridge.autumn_emulator import Autumn
+from jobbridge.dev.autumn_emulator import Autumn
 from tests.web import seed
 from tests.web.conftest import csrf_token, make_settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobbridge.autumn_emulator import Autumn
+from jobbridge.dev.autumn_emulator import Autumn
 from jobbridge.settings import AuthConfig
 from tests.web import seed
 from tests.web.conftest import OPERATOR_TOKEN, auth_config, bearer, proxy_config

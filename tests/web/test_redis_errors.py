@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from jobbridge.autumn_emulator import Autumn
+from jobbridge.dev.autumn_emulator import Autumn
 from jobbridge.settings import SourceConfig
 from tests.integration.test_redis_errors import NO_PERMISSIONS, READ_ONLY, acl_user, not_redis
 from tests.web import seed

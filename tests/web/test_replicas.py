@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from jobbridge.devredis import RedisServer, free_port, start_redis_server
+from jobbridge.dev.private_redis import RedisServer, free_port, start_redis_server
 from tests.web.conftest import OPERATOR_TOKEN, SECRET, TOKENS
 
 pytestmark = pytest.mark.redis

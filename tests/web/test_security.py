@@ -7,7 +7,7 @@ import json
 import aiohttp_jinja2
 import pytest
 
-from jobbridge.autumn_emulator import Autumn, Worker
+from jobbridge.dev.autumn_emulator import Autumn, Worker
 from jobbridge.service import JobService
 from jobbridge.sources import build_adapters
 from jobbridge.web.app import create_app

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from jobbridge.autumn_emulator import Autumn
-from jobbridge.devredis import start_redis_server
+from jobbridge.dev.autumn_emulator import Autumn
+from jobbridge.dev.private_redis import start_redis_server
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from tests.web import seed
 from tests.web.conftest import csrf_token, make_settings

@@ -9,7 +9,7 @@ task without ``task_track_started`` has no STARTED meta, while both send events.
 
 :class:`TaskEventFeed` subscribes on a connection of its own and writes what the events say
 through the index's script, marked as coming from events. The script lets a meta outrank an
-event (lua/index/celery_results.lua): an event adds a task the results do not hold, moves
+event (celery/lua/index/results.lua): an event adds a task the results do not hold, moves
 one from running to finished, and never replaces a stored result. Events name the task
 only when it is received, so the names, argument reprs and links of recently received tasks
 are remembered for the events that follow: at most ``REMEMBERED`` tasks in at most
@@ -34,9 +34,8 @@ from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from jobbridge.adapters.base import MAX_NAME_CHARS, UNAVAILABLE_ERRORS
-from jobbridge.adapters.celery_control import decode_event, events_pattern
-from jobbridge.adapters.celery_index import (
+from jobbridge.adapters.celery.control import decode_event, events_pattern
+from jobbridge.adapters.celery.index import (
     ARGS_PREVIEW_CHARS,
     ERROR_CHARS,
     ID_CHARS,
@@ -45,15 +44,17 @@ from jobbridge.adapters.celery_index import (
     WriteCounts,
     dump_summary,
 )
-from jobbridge.adapters.celery_messages import READY_STATES
+from jobbridge.adapters.celery.messages import READY_STATES
+from jobbridge.adapters.celery.subscription import resubscribe_forever
+from jobbridge.adapters.fields import MAX_NAME_CHARS
+from jobbridge.adapters.redis_errors import UNAVAILABLE_ERRORS
 from jobbridge.adapters.stopping import cancel_until_done
-from jobbridge.adapters.subscription import resubscribe_forever
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.client import PubSub
 
-    from jobbridge.adapters.celery_index import ResultIndex
+    from jobbridge.adapters.celery.index import ResultIndex
 
 log = logging.getLogger(__name__)
 

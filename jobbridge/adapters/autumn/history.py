@@ -19,10 +19,17 @@ from typing import TYPE_CHECKING, Any
 import redis.exceptions
 
 from jobbridge import offload
-from jobbridge.adapters import autumn_records as records
-from jobbridge.adapters.autumn_keys import AutumnKeys, entry_digest, entry_id
-from jobbridge.adapters.base import ms_to_datetime
-from jobbridge.adapters.history import Entry, ListChanged, ListHistory, RowCache, Window, window_of
+from jobbridge.adapters.autumn import records
+from jobbridge.adapters.autumn.keys import AutumnKeys, entry_digest, entry_id
+from jobbridge.adapters.autumn.list_history import (
+    Entry,
+    ListChanged,
+    ListHistory,
+    RowCache,
+    Window,
+    window_of,
+)
+from jobbridge.adapters.fields import ms_to_datetime
 from jobbridge.adapters.values import MAX_VALUE_BYTES, Value, is_wrongtype, megabytes, ok
 from jobbridge.adapters.values import read_strings as _read_strings
 from jobbridge.model import (

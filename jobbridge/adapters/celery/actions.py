@@ -1,5 +1,5 @@
 """Celery's actions: cancel, retry, discard, and revoke / terminate, one Lua script each
-(``lua/celery_*.lua``).
+(``celery/lua/*.lua``).
 
 Python finds what the script acts on (the exact bytes of a waiting message, the arguments
 of a failed task) and decides what it can from Celery's result; each script re-checks what
@@ -22,11 +22,9 @@ from typing import TYPE_CHECKING, Any, cast
 import redis.exceptions
 
 from jobbridge import offload, safejson
-from jobbridge.adapters import celery_control as control
-from jobbridge.adapters import celery_records as records
-from jobbridge.adapters.base import MAX_NAME_CHARS, cap
-from jobbridge.adapters.celery_index import Bucket, IndexedTask
-from jobbridge.adapters.celery_messages import (
+from jobbridge.adapters.celery import control, records
+from jobbridge.adapters.celery.index import Bucket, IndexedTask
+from jobbridge.adapters.celery.messages import (
     READY_STATES,
     CeleryMessage,
     ResultMeta,
@@ -36,6 +34,7 @@ from jobbridge.adapters.celery_messages import (
     decode_unacked,
     parse_datetime,
 )
+from jobbridge.adapters.fields import MAX_NAME_CHARS, cap
 from jobbridge.adapters.keyguard import Refusal, forged, refuse, text_problem, unknown
 from jobbridge.adapters.outcomes import changed_too_often, run_script
 from jobbridge.adapters.values import NOT_A_STRING, is_wrongtype, ok
@@ -43,7 +42,7 @@ from jobbridge.model import Action, ActionResult, JobRecord, JobStatus, Outcome
 from jobbridge.pacing import Pacer
 
 if TYPE_CHECKING:
-    from jobbridge.adapters.celery import CeleryAdapter
+    from jobbridge.adapters.celery.adapter import CeleryAdapter
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from jobbridge import safejson
-from jobbridge.adapters.autumn_keys import DEFAULT_QUEUE
-from jobbridge.adapters.base import (
+from jobbridge.adapters.autumn.keys import DEFAULT_QUEUE
+from jobbridge.adapters.fields import (
     MAX_ERROR_CHARS,
     MAX_NAME_CHARS,
     cap,
@@ -23,8 +23,8 @@ from jobbridge.adapters.base import (
     ms_to_datetime,
     principal_of,
 )
+from jobbridge.adapters.payloads import PREVIEW_CHARS, json_detail, json_preview
 from jobbridge.model import Action, JobRecord, JobStatus
-from jobbridge.payloads import PREVIEW_CHARS, json_detail, json_preview
 
 #: u32 / u64 fields serde requires as JSON integers
 REQUIRED_INT_FIELDS = ("attempt", "max_attempts", "initial_backoff_ms")

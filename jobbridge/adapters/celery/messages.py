@@ -2,7 +2,7 @@
 
 Pure functions, no Redis (docs/celery.md §2, §3). Everything read here is hostile: a broker
 list element may be any bytes, and each way it is malformed becomes words in ``problem``,
-never an exception. Arguments are decoded by :mod:`jobbridge.payloads`: JSON through
+never an exception. Arguments are decoded by :mod:`jobbridge.adapters.payloads`: JSON through
 safejson, pickles only through its refusing unpickler, compressed bodies through its capped
 inflater. Celery and kombu are never imported.
 
@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from jobbridge import payloads, safejson
-from jobbridge.adapters.base import MAX_NAME_CHARS, cap, correlation_of, principal_of
-from jobbridge.payloads import DETAIL_CHARS, PREVIEW_CHARS
+from jobbridge import safejson
+from jobbridge.adapters import payloads
+from jobbridge.adapters.fields import MAX_NAME_CHARS, cap, correlation_of, principal_of
+from jobbridge.adapters.payloads import DETAIL_CHARS, PREVIEW_CHARS
 
 #: bytes of a broker element (or unacked value) decoded as a whole; a bigger one has its
 #: base64 body cut out unread first, so that its headers can still be shown

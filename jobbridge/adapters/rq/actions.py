@@ -1,4 +1,4 @@
-"""RQ's actions: cancel, retry, discard and stop, one Lua script each (``lua/rq_*.lua``).
+"""RQ's actions: cancel, retry, discard and stop, one Lua script each (``rq/lua/*.lua``).
 
 Python reads what the script needs to name its keys (the job's origin queue, its worker)
 and refuses a value that is not one of the source's queues or live workers
@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING
 
 import redis.exceptions
 
-from jobbridge.adapters import rq_records as records
-from jobbridge.adapters.base import MAX_NAME_CHARS, cap, key_text, now_ms
+from jobbridge.adapters.fields import MAX_NAME_CHARS, cap, key_text, now_ms
 from jobbridge.adapters.keyguard import Refusal, forged, refuse, text_problem, unknown
 from jobbridge.adapters.outcomes import WORDS as WORDS_SHARED
 from jobbridge.adapters.outcomes import changed_too_often, run_script
+from jobbridge.adapters.rq import records
 from jobbridge.adapters.values import is_wrongtype, ok
 from jobbridge.model import Action, ActionResult, Outcome
 
 if TYPE_CHECKING:
-    from jobbridge.adapters.rq import RqAdapter
+    from jobbridge.adapters.rq.adapter import RqAdapter
 
 #: Tries of an action whose re-check found the job moved under it.
 ACTION_TRIES = 3

@@ -32,14 +32,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple, cast, overload
 
 from jobbridge import offload
-from jobbridge.adapters.base import UNAVAILABLE_ERRORS, key_text
-from jobbridge.adapters.celery_keys import (
+from jobbridge.adapters.celery.keys import (
     JOBBRIDGE_PREFIX,
     CeleryKeys,
     JobbridgeKeys,
     clamp_priority,
 )
-from jobbridge.adapters.celery_messages import decode_unacked
+from jobbridge.adapters.celery.messages import decode_unacked
+from jobbridge.adapters.fields import key_text
+from jobbridge.adapters.redis_errors import UNAVAILABLE_ERRORS
 from jobbridge.adapters.values import is_wrongtype, ok
 from jobbridge.pacing import Pacer
 

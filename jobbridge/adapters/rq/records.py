@@ -3,8 +3,8 @@
 Pure functions, no Redis (docs/rq.md §2-§4). Everything here reads hostile input: a
 hash may be partial, any field may be missing, of the wrong type, not UTF-8 or absurd, and
 each such field becomes words in the row's ``problem``, never an exception, so one bad hash
-never breaks a page. Payloads are decoded by :mod:`jobbridge.payloads`, which never executes
-a pickle.
+never breaks a page. Payloads are decoded by :mod:`jobbridge.adapters.payloads`, which never
+executes a pickle.
 
 Identity: a job is where Redis holds it (the queue or registry member the adapter found),
 never what its hash says; ``Found`` carries that place into the row.
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from jobbridge import payloads, safejson
-from jobbridge.adapters import times
-from jobbridge.adapters.base import (
+from jobbridge import safejson
+from jobbridge.adapters import payloads, times
+from jobbridge.adapters.fields import (
     MAX_ERROR_CHARS,
     MAX_NAME_CHARS,
     cap,
@@ -34,6 +34,7 @@ from jobbridge.adapters.base import (
     principal_of,
     text,
 )
+from jobbridge.adapters.payloads import DETAIL_CHARS, PREVIEW_CHARS
 from jobbridge.model import (
     Action,
     JobDetail,
@@ -43,7 +44,6 @@ from jobbridge.model import (
     Schedule,
     Worker,
 )
-from jobbridge.payloads import DETAIL_CHARS, PREVIEW_CHARS
 
 # ------------------------------------------------------------------------------------------
 # Timestamps and numbers

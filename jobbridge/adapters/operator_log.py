@@ -21,25 +21,28 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from jobbridge import safejson
-from jobbridge.adapters.base import (
-    AUDIT_LIMIT,
-    LIFECYCLE_LIMIT,
-    LIFECYCLE_TTL_S,
-    MAX_DETAIL_CHARS,
+from jobbridge.adapters.fields import (
     MAX_NAME_CHARS,
-    RECORD_COPY_CAP,
     cap,
     client_location,
     key_text,
     ms_to_datetime,
     whole_ms,
 )
+from jobbridge.adapters.redis_errors import MAX_DETAIL_CHARS
 from jobbridge.adapters.values import NOT_A_STRING, is_wrongtype, ok
 from jobbridge.model import AuditEntry, JobDetail, JobRecord, JobStatus, LifecycleEntry, System
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+#: How many audit entries jobbridge keeps per Redis.
+AUDIT_LIMIT = 10_000
+#: How many lifecycle entries jobbridge keeps per source, and for how long per job.
+LIFECYCLE_LIMIT = 10_000
+LIFECYCLE_TTL_S = 7 * 86_400
+#: Largest job record a lifecycle entry keeps a copy of (JB_RECORD_COPY_CAP in lua/_prelude.lua).
+RECORD_COPY_CAP = 16_384
 #: Largest lifecycle entry read (jobbridge writes at most RECORD_COPY_CAP plus a little).
 MAX_LIFECYCLE_BYTES = 64 * 1024
 

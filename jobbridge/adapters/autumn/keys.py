@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobbridge.adapters.base import glob_escape
+from jobbridge.adapters.fields import glob_escape
 
 DEFAULT_KEY_PREFIX = "autumn:jobs"
 DEFAULT_QUEUE = "default"
@@ -15,7 +15,7 @@ ENTRY_ID_PREFIX = "entry:"
 
 @dataclass(frozen=True, slots=True)
 class AutumnKeys:
-    """Key names under one Autumn prefix (jobbridge's own: jobbridge.adapters.operator)."""
+    """Key names under one Autumn prefix (jobbridge's own: jobbridge.adapters.operator_log)."""
 
     prefix: str
 

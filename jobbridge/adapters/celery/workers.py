@@ -54,8 +54,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import redis.exceptions
 
 from jobbridge.adapters import times
-from jobbridge.adapters.base import MAX_NAME_CHARS, cap
-from jobbridge.adapters.celery_control import (
+from jobbridge.adapters.celery.control import (
     REPLY_EXCHANGE,
     control_envelope,
     decode_event,
@@ -66,7 +65,8 @@ from jobbridge.adapters.celery_control import (
     reply_list,
     reply_to,
 )
-from jobbridge.adapters.celery_keys import DEFAULT_SEP, CeleryKeys
+from jobbridge.adapters.celery.keys import DEFAULT_SEP, CeleryKeys
+from jobbridge.adapters.fields import MAX_NAME_CHARS, cap
 from jobbridge.adapters.stopping import cancel_until_done
 from jobbridge.model import Worker
 

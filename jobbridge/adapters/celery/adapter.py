@@ -11,15 +11,15 @@ Lists, newest first:
   acknowledges late), newest delivered first, then tasks whose result says STARTED and that
   no worker holds in ``unacked`` (acknowledged early, the default), newest first;
 - completed / failed / canceled: SUCCESS / FAILURE / REVOKED results from jobbridge's index
-  (:mod:`jobbridge.adapters.celery_index`), newest first.
+  (:mod:`jobbridge.adapters.celery.index`), newest first.
 
 Reads are bounded: counters are one pipeline of LLENs (every list of every queue) plus the
 index's ZCARD/ZCOUNTs; pages are LRANGEs over the spans they cover, HMGETs of held tags, or
 ZREVRANGE + HMGET in the index. What needs a scan runs in the background: queue discovery
-(SCAN of the binding keys), sorting ``unacked`` (:mod:`jobbridge.adapters.celery_unacked`),
+(SCAN of the binding keys), sorting ``unacked`` (:mod:`jobbridge.adapters.celery.unacked`),
 the index's backfill, and the worker watch.
 
-Actions live in :mod:`jobbridge.adapters.celery_actions`.
+Actions live in :mod:`jobbridge.adapters.celery.actions`.
 """
 
 from __future__ import annotations
@@ -33,18 +33,18 @@ from typing import TYPE_CHECKING, ClassVar
 import redis.exceptions
 
 from jobbridge import offload
-from jobbridge.adapters import celery_actions as actions
-from jobbridge.adapters import celery_records as records
 from jobbridge.adapters import times
-from jobbridge.adapters.base import glob_escape, key_text
-from jobbridge.adapters.celery_index import Bucket, ResultIndex
-from jobbridge.adapters.celery_keys import DEFAULT_SEP, PRIORITY_STEPS, CeleryKeys, JobbridgeKeys
-from jobbridge.adapters.celery_task_events import TaskEventFeed
-from jobbridge.adapters.celery_unacked import UnackedView
-from jobbridge.adapters.celery_workers import WorkerWatch
+from jobbridge.adapters.celery import actions, records
+from jobbridge.adapters.celery.index import Bucket, ResultIndex
+from jobbridge.adapters.celery.keys import DEFAULT_SEP, PRIORITY_STEPS, CeleryKeys, JobbridgeKeys
+from jobbridge.adapters.celery.task_events import TaskEventFeed
+from jobbridge.adapters.celery.unacked import UnackedView
+from jobbridge.adapters.celery.workers import WorkerWatch
+from jobbridge.adapters.fields import glob_escape, key_text
 from jobbridge.adapters.keyguard import text_problem
-from jobbridge.adapters.operator import OperatorKeys, OperatorLog
+from jobbridge.adapters.operator_log import OperatorKeys, OperatorLog
 from jobbridge.adapters.paging import spans
+from jobbridge.adapters.payloads import MAX_INPUT_BYTES
 from jobbridge.adapters.scripts import BoundScripts, bind
 from jobbridge.adapters.values import is_wrongtype, ok
 from jobbridge.model import (
@@ -63,7 +63,6 @@ from jobbridge.model import (
     Worker,
 )
 from jobbridge.pacing import Pacer
-from jobbridge.payloads import MAX_INPUT_BYTES
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -174,7 +173,7 @@ class CeleryAdapter:
         self.configured_queues = tuple(q for q in queues or () if q)
         operator_keys = OperatorKeys(jobbridge_prefix, "celery", global_keyprefix)
         self.operator = OperatorLog(client, source, operator_keys, self._read_record)
-        self._scripts = bind(client, "celery")
+        self._scripts = bind(client, __name__.rpartition(".")[0])
         self.index = ResultIndex(
             client,
             self.results,
@@ -205,7 +204,7 @@ class CeleryAdapter:
 
     @property
     def scripts(self) -> BoundScripts:
-        """The ``lua/celery_*.lua`` action scripts bound to the broker's client."""
+        """The ``celery/lua/*.lua`` action scripts bound to the broker's client."""
         return self._scripts
 
     def _read_record(self, stored: str, job_id: str, status: JobStatus) -> JobRecord:

@@ -10,9 +10,9 @@ callbacks, so jobbridge only ever uses plain ZCARDs and ranges (spec §2 "Counts
 
 Identity: a job is where Redis holds it. Registry members whose hash expired are shown as
 flagged rows, never dropped, and every field of a hash may be garbage
-(:mod:`jobbridge.adapters.rq_records` turns each into words on the row).
+(:mod:`jobbridge.adapters.rq.records` turns each into words on the row).
 
-Actions live in :mod:`jobbridge.adapters.rq_actions` (one Lua script each, ``lua/rq_*.lua``).
+Actions live in :mod:`jobbridge.adapters.rq.actions` (one Lua script each, ``rq/lua/*.lua``).
 Redis errors propagate: the service turns them into ``SourceUnavailable``.
 """
 
@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import redis.exceptions
 
 from jobbridge import offload
-from jobbridge.adapters import rq_records as records
 from jobbridge.adapters import times
-from jobbridge.adapters.base import MAX_NAME_CHARS, key_text, text
-from jobbridge.adapters.operator import OperatorKeys, OperatorLog
+from jobbridge.adapters.fields import MAX_NAME_CHARS, key_text, text
+from jobbridge.adapters.operator_log import OperatorKeys, OperatorLog
 from jobbridge.adapters.paging import Span, spans
-from jobbridge.adapters.rq_keys import DEFAULT_KEY_PREFIX, DEFAULT_QUEUE, RqKeys
-from jobbridge.adapters.rq_records import Found, JobHash, Where
+from jobbridge.adapters.payloads import MAX_INPUT_BYTES
+from jobbridge.adapters.rq import records
+from jobbridge.adapters.rq.keys import DEFAULT_KEY_PREFIX, DEFAULT_QUEUE, RqKeys
+from jobbridge.adapters.rq.records import Found, JobHash, Where
 from jobbridge.adapters.scripts import BoundScripts, bind
 from jobbridge.adapters.values import MAX_VALUE_BYTES, is_wrongtype, ok, type_problems
 from jobbridge.model import (
@@ -53,7 +54,6 @@ from jobbridge.model import (
     Worker,
 )
 from jobbridge.pacing import Pacer
-from jobbridge.payloads import MAX_INPUT_BYTES
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -189,7 +189,7 @@ class RqAdapter:
         self.operator = OperatorLog(
             client, source, OperatorKeys(jobbridge_prefix, "rq", key_prefix), self._read_record
         )
-        self._scripts = bind(client, "rq")
+        self._scripts = bind(client, __name__.rpartition(".")[0])
         #: queues found by the last complete discovery pass ("default" until the first)
         self._discovered: tuple[str, ...] = (DEFAULT_QUEUE,)
         self._discovered_total = 1
@@ -205,7 +205,7 @@ class RqAdapter:
 
     @property
     def scripts(self) -> BoundScripts:
-        """The ``lua/rq_*.lua`` action scripts, bound to this client (for rq_actions)."""
+        """The ``rq/lua/*.lua`` action scripts, bound to this client (for rq_actions)."""
         return self._scripts
 
     def _read_record(self, stored: str, job_id: str, status: JobStatus) -> JobRecord:
@@ -846,22 +846,22 @@ class RqAdapter:
     # ---------------------------------------------------------------- actions
 
     async def cancel(self, job_id: str, actor: str) -> ActionResult:
-        from jobbridge.adapters import rq_actions
+        from jobbridge.adapters.rq import actions as rq_actions
 
         return await rq_actions.cancel(self, job_id, actor)
 
     async def retry(self, job_id: str, actor: str) -> ActionResult:
-        from jobbridge.adapters import rq_actions
+        from jobbridge.adapters.rq import actions as rq_actions
 
         return await rq_actions.retry(self, job_id, actor)
 
     async def discard(self, job_id: str, actor: str) -> ActionResult:
-        from jobbridge.adapters import rq_actions
+        from jobbridge.adapters.rq import actions as rq_actions
 
         return await rq_actions.discard(self, job_id, actor)
 
     async def stop(self, job_id: str, actor: str) -> ActionResult:
-        from jobbridge.adapters import rq_actions
+        from jobbridge.adapters.rq import actions as rq_actions
 
         return await rq_actions.stop(self, job_id, actor)
 

@@ -1,6 +1,6 @@
 """Celery's messages, held messages and indexed results mapped onto the shared rows.
 
-Pure functions over what :mod:`jobbridge.adapters.celery_messages` decoded and what the
+Pure functions over what :mod:`jobbridge.adapters.celery.messages` decoded and what the
 result index holds; the adapter reads Redis and calls these.
 """
 
@@ -11,14 +11,14 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from jobbridge import offload, payloads
-from jobbridge.adapters import times
-from jobbridge.adapters.base import cap
-from jobbridge.adapters.celery_messages import CeleryMessage, ResultMeta, decode_message, preview
+from jobbridge import offload
+from jobbridge.adapters import payloads, times
+from jobbridge.adapters.celery.messages import CeleryMessage, ResultMeta, decode_message, preview
+from jobbridge.adapters.fields import cap
 from jobbridge.model import Action, JobRecord, JobStatus
 
 if TYPE_CHECKING:
-    from jobbridge.adapters.celery_index import IndexedTask
+    from jobbridge.adapters.celery.index import IndexedTask
 
 #: the id of a waiting message that names no task id: its bytes' digest, so that cancel can
 #: still find exactly it (a poison message can be removed like any other)

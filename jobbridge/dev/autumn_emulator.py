@@ -16,9 +16,9 @@ Two deliberate differences from Autumn:
 
 Command line::
 
-    python -m jobbridge.autumn_emulator worker --redis URL [--prefix P] [--queues a,b]
+    python -m jobbridge.dev.autumn_emulator worker --redis URL [--prefix P] [--queues a,b]
         [--visibility-timeout-ms N] [--max-seconds S] [--until-idle] [--ran-key K]
-    python -m jobbridge.autumn_emulator seed --redis URL [--prefix P] [--no-reset]
+    python -m jobbridge.dev.autumn_emulator seed --redis URL [--prefix P] [--no-reset]
 """
 
 from __future__ import annotations
@@ -1330,7 +1330,7 @@ def seed(
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m jobbridge.autumn_emulator", description=__doc__.split("\n")[0]
+        prog="python -m jobbridge.dev.autumn_emulator", description=__doc__.split("\n")[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
     worker = sub.add_parser("worker", help="run one Autumn worker")

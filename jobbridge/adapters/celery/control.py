@@ -31,9 +31,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobbridge import safejson
-from jobbridge.adapters.base import glob_escape
-from jobbridge.adapters.celery_keys import DEFAULT_SEP, MAX_PRIORITY, MIN_PRIORITY, CeleryKeys
-from jobbridge.adapters.celery_messages import decode_message
+from jobbridge.adapters.celery.keys import DEFAULT_SEP, MAX_PRIORITY, MIN_PRIORITY, CeleryKeys
+from jobbridge.adapters.celery.messages import decode_message
+from jobbridge.adapters.fields import glob_escape
 
 #: the fanout exchange every worker's pidbox consumes (``control_exchange`` "celery")
 PIDBOX_EXCHANGE = "celery.pidbox"

@@ -12,7 +12,7 @@ durable across restarts and bounded:
 * ``<base>backfill``: a hash of the backfill's progress, and ``<base>backfill:lock``.
 
 Entries come from two places, both written by one Lua script
-(``lua/index/celery_results.lua``) that applies Celery's precedence, so any number of
+(``celery/lua/index/results.lua``) that applies Celery's precedence, so any number of
 replicas may write the same metas in any order and end with the same index:
 
 * a subscriber: the backend ``PUBLISH``es every meta it writes on a channel named like its
@@ -44,18 +44,19 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import redis.exceptions
 
-from jobbridge import payloads, safejson
-from jobbridge.adapters.base import (
+from jobbridge import safejson
+from jobbridge.adapters import payloads
+from jobbridge.adapters.celery.messages import READY_STATES, decode_result_meta, parse_datetime
+from jobbridge.adapters.celery.subscription import resubscribe_forever
+from jobbridge.adapters.fields import (
     MAX_NAME_CHARS,
-    UNAVAILABLE_ERRORS,
     glob_escape,
     key_text,
     ms_to_datetime,
     score_ms,
 )
-from jobbridge.adapters.celery_messages import READY_STATES, decode_result_meta, parse_datetime
 from jobbridge.adapters.outcomes import WRONG_TYPE, wrong_type_words
-from jobbridge.adapters.subscription import resubscribe_forever
+from jobbridge.adapters.redis_errors import UNAVAILABLE_ERRORS
 from jobbridge.adapters.values import is_wrongtype, ok
 from jobbridge.pacing import Pacer
 
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.client import Pipeline, PubSub
 
-    from jobbridge.adapters.celery_keys import CeleryKeys
+    from jobbridge.adapters.celery.keys import CeleryKeys
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ COUNT_REPLIES = len(BUCKETS) + 2
 
 
 def _read_script() -> str:
-    path = resources.files("jobbridge.adapters") / "lua" / "index" / "celery_results.lua"
+    path = resources.files("jobbridge.adapters.celery") / "lua" / "index" / "results.lua"
     return path.read_text(encoding="utf-8")
 
 
@@ -313,7 +314,7 @@ class Entry(NamedTuple):
 
     task_id: bytes
     state: str
-    #: orders the metas of one task (see lua/index/celery_results.lua)
+    #: orders the metas of one task (see celery/lua/index/results.lua)
     version: str
     #: ms: date_done when finished and known, else when seen
     score: int

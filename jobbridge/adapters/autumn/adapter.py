@@ -3,8 +3,8 @@
 Reads follow Autumn's own admin backend within fixed bounds: counters and the history probes
 in one pipeline, one range read per list page, and one pipelined, size-capped read of the
 page's records. The completed and dead lists (bounded by Autumn to 1,000 entries) are followed
-incrementally (jobbridge.adapters.autumn_history): a poll reads what changed, not what is
-kept. Actions are one Lua script each (``lua/autumn_*.lua``).
+incrementally (jobbridge.adapters.autumn.history): a poll reads what changed, not what is
+kept. Actions are one Lua script each (``autumn/lua/*.lua``).
 
 Identity: a job is where Redis holds it — a queue member, a sorted-set member, the key of its
 record — never what its record says; a record whose inner id names another job is flagged.
@@ -20,21 +20,21 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from jobbridge import offload
-from jobbridge.adapters import autumn_records as records
 from jobbridge.adapters import times
-from jobbridge.adapters.autumn_history import (
+from jobbridge.adapters.autumn import records
+from jobbridge.adapters.autumn.history import (
     HISTORY_LIMIT,
     AutumnHistories,
     as_identity,
 )
-from jobbridge.adapters.autumn_history import STATUS as HISTORY_STATUS
-from jobbridge.adapters.autumn_keys import (
+from jobbridge.adapters.autumn.history import STATUS as HISTORY_STATUS
+from jobbridge.adapters.autumn.keys import (
     DEFAULT_KEY_PREFIX,
     DEFAULT_QUEUE,
     AutumnKeys,
     entry_digest,
 )
-from jobbridge.adapters.base import (
+from jobbridge.adapters.fields import (
     MAX_NAME_CHARS,
     key_text,
     ms_to_datetime,
@@ -43,7 +43,7 @@ from jobbridge.adapters.base import (
     text,
 )
 from jobbridge.adapters.keyguard import Refusal, forged, refuse, text_problem, unknown
-from jobbridge.adapters.operator import (
+from jobbridge.adapters.operator_log import (
     MAX_LIFECYCLE_BYTES,
     OperatorKeys,
     OperatorLog,
@@ -51,6 +51,7 @@ from jobbridge.adapters.operator import (
 )
 from jobbridge.adapters.outcomes import changed_too_often, result, run_script
 from jobbridge.adapters.paging import spans
+from jobbridge.adapters.payloads import DETAIL_CHARS
 from jobbridge.adapters.scripts import bind
 from jobbridge.adapters.values import (
     MAX_VALUE_BYTES,
@@ -79,7 +80,6 @@ from jobbridge.model import (
     System,
 )
 from jobbridge.pacing import Pacer
-from jobbridge.payloads import DETAIL_CHARS
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -173,7 +173,7 @@ class AutumnAdapter:
             OperatorKeys(jobbridge_prefix, "autumn", key_prefix),
             _lifecycle_copy(source),
         )
-        self._scripts = bind(client, "autumn")
+        self._scripts = bind(client, __name__.rpartition(".")[0])
 
     # ---------------------------------------------------------------- queues
 
