@@ -33,7 +33,7 @@ from jobbridge.adapters.celery.index import Bucket, ResultIndex
 from jobbridge.adapters.celery.keys import CeleryKeys
 from jobbridge.adapters.celery.task_events import TaskEventFeed
 from jobbridge.dev.private_redis import start_redis_server
-from tests.integration.celery_unacked_seed import event_message
+from tests.celery.celery_unacked_seed import event_message
 
 
 def publish(url: str, tasks: int, per_message: int, rate: float) -> None:

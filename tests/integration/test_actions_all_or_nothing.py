@@ -39,11 +39,11 @@ from jobbridge.adapters.rq.adapter import RqAdapter
 from jobbridge.adapters.scripts import BoundScripts
 from jobbridge.model import Action, ActionResult, Outcome
 from jobbridge.service import JobService
-from tests import rq_tasks
-from tests.integration.autumn_fixtures import Autumn, failing_job
-from tests.integration.celery_support import client_app, realistic_meta, send
-from tests.integration.rq_support import rq_api
+from tests.autumn.autumn_fixtures import Autumn, failing_job
+from tests.celery.celery_support import client_app, realistic_meta, send
 from tests.lua_files import FILES
+from tests.rq import tasks as rq_tasks
+from tests.rq.rq_support import rq_api
 
 pytestmark = pytest.mark.redis
 

@@ -23,7 +23,7 @@ from jobbridge.dev.autumn_emulator import Autumn
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from jobbridge.web import responses
 from jobbridge.web.app import create_app
-from tests.integration.celery_unacked_seed import event_message
+from tests.celery.celery_unacked_seed import event_message
 
 pytestmark = pytest.mark.redis
 

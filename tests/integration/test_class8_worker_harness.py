@@ -2,7 +2,7 @@
 
 On a loaded machine an ``rq worker --burst`` that logged "done, quitting" hung for a minute in
 its teardown (RQ stops its pub/sub thread with an unbounded join after the thread has read
-the UNSUBSCRIBE reply; ``tests/rq_late_stop.py`` takes that path every time). The harness
+the UNSUBSCRIBE reply; ``tests/rq/late_stop.py`` takes that path every time). The harness
 stops such a worker and counts its work, still fails a worker that never finished, stops a
 pool together, and never gives a worker a pipe to fill.
 """
@@ -20,13 +20,13 @@ import redis
 from rq import Worker
 from rq.job import Job
 
-from tests import rq_tasks
 from tests.integration.processes import WorkerProcess, scaled, spawn, stop_all
-from tests.integration.rq_support import EXIT_GRACE, WorkerPool, enqueue, ran_ids
+from tests.rq import tasks as rq_tasks
+from tests.rq.rq_support import EXIT_GRACE, WorkerPool, enqueue, ran_ids
 
 pytestmark = pytest.mark.redis
 
-LATE_STOP = ("--worker-class", "tests.rq_late_stop.LateStopWorker")
+LATE_STOP = ("--worker-class", "tests.rq.late_stop.LateStopWorker")
 
 
 def test_class8_a_burst_worker_hung_after_done_is_stopped_and_its_work_counts(

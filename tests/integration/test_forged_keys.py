@@ -32,7 +32,7 @@ from jobbridge.adapters.fields import now_ms
 from jobbridge.adapters.rq.adapter import RqAdapter
 from jobbridge.dev.autumn_emulator import Autumn
 from jobbridge.model import ActionResult, Outcome
-from tests.integration.autumn_fixtures import history_record
+from tests.autumn.autumn_fixtures import history_record
 
 pytestmark = pytest.mark.redis
 
@@ -125,7 +125,7 @@ def rq_job(conn: redis.Redis, job_id: str, status: str, **fields: str | bytes) -
             "status": status,
             "origin": "default",
             "data": b"x\x9c\x03\x00\x00\x00\x00\x01",
-            "description": "tests.rq_tasks.add(1, 2)",
+            "description": "tests.rq.tasks.add(1, 2)",
             "created_at": "2026-01-01T00:00:00.000000Z",
             "enqueued_at": "2026-01-01T00:00:00.000000Z",
             "started_at": "",

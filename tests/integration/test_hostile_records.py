@@ -12,7 +12,7 @@ from jobbridge.adapters.autumn.keys import entry_id
 from jobbridge.model import Action, JobStatus, ListName, Outcome, SnapshotQuery
 from jobbridge.offload import digest_now
 from jobbridge.sources import connect
-from tests.integration.autumn_fixtures import (
+from tests.autumn.autumn_fixtures import (
     Worker,
     failing_job,
     history_record,

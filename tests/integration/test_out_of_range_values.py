@@ -34,8 +34,8 @@ from jobbridge.cli import main
 from jobbridge.dev.autumn_emulator import Autumn
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from jobbridge.web.app import create_app
-from tests.integration.celery_support import realistic_meta
-from tests.integration.celery_unacked_seed import held_value
+from tests.celery.celery_support import realistic_meta
+from tests.celery.celery_unacked_seed import held_value
 from tests.integration.processes import scaled
 
 pytestmark = pytest.mark.redis
@@ -83,14 +83,14 @@ def rq_ts(at: float) -> str:
 
 
 def rq_job(conn: redis.Redis, job_id: str, status: str, **fields: str) -> None:
-    data = zlib.compress(pickle.dumps(("tests.rq_tasks.add", None, (1, 2), {}), protocol=4))
+    data = zlib.compress(pickle.dumps(("tests.rq.tasks.add", None, (1, 2), {}), protocol=4))
     record: dict[str, Any] = {
         "data": data,
         "created_at": rq_ts(NOW - 50),
         "enqueued_at": rq_ts(NOW - 40),
         "started_at": rq_ts(NOW - 30),
         "origin": "default",
-        "description": "tests.rq_tasks.add(1, 2)",
+        "description": "tests.rq.tasks.add(1, 2)",
         "status": status,
         "timeout": "180",
     }

@@ -38,7 +38,7 @@ from jobbridge.service import JobService
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from jobbridge.sources import build_adapters, detect, resolve_sources
 from jobbridge.web.app import create_app
-from tests.integration.autumn_fixtures import Autumn, failing_job
+from tests.autumn.autumn_fixtures import Autumn, failing_job
 
 pytestmark = pytest.mark.redis
 

@@ -13,7 +13,7 @@ from jobbridge.errors import SourceUnavailable, UnknownSource
 from jobbridge.model import Action, Outcome
 from jobbridge.service import JobService
 from jobbridge.sources import connect
-from tests.integration.autumn_fixtures import Autumn, failing_job
+from tests.autumn.autumn_fixtures import Autumn, failing_job
 
 pytestmark = pytest.mark.redis
 

@@ -37,7 +37,7 @@ from jobbridge.read_limits import ReadLimits, server_of
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from jobbridge.sources import connect
 from jobbridge.web.app import create_app
-from tests.integration.celery_support import meta_key, realistic_meta
+from tests.celery.celery_support import meta_key, realistic_meta
 from tests.web import seed
 
 pytestmark = pytest.mark.redis

@@ -16,7 +16,7 @@ from playwright.async_api import Page, expect
 
 from examples.celery_app import MAIL_QUEUE
 from jobbridge.settings import AuthConfig, ServerConfig, Settings, SourceConfig
-from tests.integration.celery_support import (
+from tests.celery.celery_support import (
     CeleryWorkerPool,
     send,
     state_of,

@@ -9,8 +9,8 @@ import pytest
 from playwright.async_api import Page, expect
 
 from jobbridge.settings import AuthConfig, ServerConfig, Settings, SourceConfig
-from tests import rq_tasks
-from tests.integration.rq_support import (
+from tests.rq import tasks as rq_tasks
+from tests.rq.rq_support import (
     WorkerPool,
     enqueue,
     status_of,

@@ -27,8 +27,8 @@ from jobbridge.cli import main
 from jobbridge.dev.autumn_emulator import Autumn
 from jobbridge.model import MAX_JOB_ID_CHARS, System
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
-from tests import rq_tasks
-from tests.integration.celery_support import send, state_of
+from tests.celery.celery_support import send, state_of
+from tests.rq import tasks as rq_tasks
 from tests.web import seed
 from tests.web.conftest import ClientFactory, csrf_token
 

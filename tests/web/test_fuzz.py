@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from jobbridge.adapters.autumn import history as autumn_history
 from jobbridge.cli import main
 from jobbridge.web import keys
-from tests.integration.autumn_fixtures import Autumn, Worker, failing_job, history_record
+from tests.autumn.autumn_fixtures import Autumn, Worker, failing_job, history_record
 from tests.web.conftest import csrf_token
 
 pytestmark = pytest.mark.redis

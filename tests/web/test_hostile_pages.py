@@ -13,7 +13,7 @@ from jobbridge.dev.private_redis import start_redis_server
 from jobbridge.offload import digest_now
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from jobbridge.web import keys
-from tests.integration.autumn_fixtures import failing_job, queued_decoy
+from tests.autumn.autumn_fixtures import failing_job, queued_decoy
 from tests.web.conftest import csrf_token
 
 pytestmark = pytest.mark.redis
