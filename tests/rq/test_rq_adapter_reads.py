@@ -485,7 +485,7 @@ async def test_another_key_prefix_with_braces(client: redis.asyncio.Redis, redis
     prefix = "{app}:rq"
     script = (
         "import redis, rq\n"
-        "from tests import rq_tasks\n"
+        "from tests.rq import tasks as rq_tasks\n"
         f"c = redis.Redis.from_url({redis_url!r})\n"
         "q = rq.Queue('default', connection=c)\n"
         "q.enqueue(rq_tasks.add, 1); q.enqueue(rq_tasks.fail)\n"
