@@ -164,6 +164,34 @@ def test_every_command_is_documented() -> None:
         assert f"`jobbridge {name}" in text, name
 
 
+def test_every_flag_is_documented() -> None:
+    text = CONFIGURATION.read_text()
+    options = {o for p in main.params for o in p.opts if o.startswith("--")}
+    wrong = [f"jobbridge {o}" for o in sorted(options) if o not in text]
+    for name, command in main.commands.items():
+        flags = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+        wrong += [
+            f"jobbridge {name} {f}" for f in sorted(flags) if f.startswith("--") and f not in text
+        ]
+        # A flag the commands table gives a command is one of that command's options.
+        for row in re.findall(rf"^\| `jobbridge {name}\b.*$", text, flags=re.M):
+            wrong += [f"{name}: {f}" for f in re.findall(r"--[a-z][a-z-]*", row) if f not in flags]
+    assert wrong == []
+
+
+def test_every_make_target_the_docs_name_exists() -> None:
+    targets = set(re.findall(r"^([a-z0-9-]+):", (ROOT / "Makefile").read_text(), flags=re.M))
+    wrong = [
+        f"{page.name}: make {target}"
+        for page in _pages()
+        for target in sorted(
+            set(re.findall(r"(?:^|`)make ([a-z0-9-]+)", page.read_text(), flags=re.M))
+        )
+        if target not in targets
+    ]
+    assert wrong == []
+
+
 def test_every_setting_is_documented() -> None:
     # In docs/configuration.md or in the page of the system the key belongs to.
     documented: set[tuple[str, str]] = set()
@@ -257,7 +285,7 @@ def _cited_paths(text: str) -> Iterator[str]:
         code = re.sub(r":[\d-]+$", "", code)  # a line number or range after a path
         if " " in code or "://" in code or code.startswith("/"):
             continue
-        if code.split("/")[0] in _TOP_LEVEL and code not in _TOP_LEVEL or code.endswith(
+        if (code.split("/")[0] in _TOP_LEVEL and code not in _TOP_LEVEL) or code.endswith(
             _FILE_ENDINGS
         ):
             yield code
