@@ -158,6 +158,15 @@ def test_the_readme_is_short() -> None:
     assert len(README.read_bytes()) < README_MAX_BYTES
 
 
+def test_the_readme_examples_load(tmp_path: Path) -> None:
+    blocks = list(_toml_blocks(README.read_text()))
+    assert blocks
+    for index, block in enumerate(blocks):
+        file = tmp_path / f"example{index}.toml"
+        file.write_text(block)
+        assert config.load_settings(file, env={}).sources, block
+
+
 def test_every_command_is_documented() -> None:
     text = CONFIGURATION.read_text()
     for name in main.commands:
