@@ -125,6 +125,6 @@ async def test_detected_sources_pass_config_file_validation(
     assert load_settings(config, env={}).sources == settings.sources
 
 
-def test_the_readme_states_the_cap() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    assert f"at most {detection.DETECT_SOURCE_LIMIT} Autumn sources" in readme
+def test_the_docs_state_the_cap() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    assert f"at most {detection.DETECT_SOURCE_LIMIT} Autumn sources" in page
