@@ -63,9 +63,6 @@ class RqKeys:
         """Ids a worker moved off the queue (BLMOVE) and has not started yet (RQ 1.15+)."""
         return f"{self.queue(name)}:intermediate"
 
-    def intermediate_first_seen(self, name: str, job_id: str) -> str:
-        return f"{self.intermediate(name)}:first_seen:{job_id}"
-
     # ------------------------------------------------------------ registries
 
     def registry(self, kind: str, name: str) -> str:
@@ -149,17 +146,11 @@ class RqKeys:
         """The set of every live worker's key."""
         return f"{self.prefix}:workers"
 
-    def queue_workers(self, name: str) -> str:
-        return f"{self.prefix}:workers:{name}"
-
     def pubsub(self, worker_name: str) -> str:
         """The channel a worker listens on for ``stop-job`` / ``shutdown`` / ``kill-horse``."""
         return f"{self.prefix}:pubsub:{worker_name}"
 
     # ------------------------------------------------------------ schedulers and cron
-
-    def scheduler_lock(self, name: str) -> str:
-        return f"{self.prefix}:scheduler-lock:{name}"
 
     def scheduler(self, name: str) -> str:
         return f"{self.prefix}:scheduler:{name}"

@@ -77,13 +77,6 @@ def parse_timestamp(raw: bytes | str | None) -> datetime | None:
     return parsed.replace(tzinfo=UTC)
 
 
-def format_timestamp(value: datetime) -> str:
-    """A time as RQ writes it (microseconds, ``Z``); an aware datetime is converted to UTC."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return value.strftime(TIMESTAMP_FORMAT)
-
-
 def parse_int(raw: bytes | str | None) -> int | None:
     """An integer field RQ wrote with ``str(int)``; None when missing or ``''``.
 
@@ -363,11 +356,6 @@ def detail_call(data: bytes) -> tuple[CallSummary, str, str]:
     text, and its serializer."""
     call = payloads.decode_call(data)
     return _summary(call), *_call_text(call)
-
-
-def describe_call(data: bytes) -> tuple[str, str]:
-    """The call a ``data`` field holds, as text for the job page, and its serializer."""
-    return _call_text(payloads.decode_call(data))
 
 
 def _call_text(call: payloads.DecodedCall) -> tuple[str, str]:
