@@ -23,6 +23,7 @@ from jobbridge.adapters.fields import (
     text,
 )
 from jobbridge.adapters.payloads import DETAIL_CHARS, PREVIEW_CHARS
+from jobbridge.adapters.rq import decode
 from jobbridge.adapters.rq.hashes import epoch_datetime
 
 # ------------------------------------------------------------------------------------------
@@ -52,7 +53,7 @@ ROW_INFLATED_BYTES = 64 * 1024
 
 def summarize_call(data: bytes) -> CallSummary:
     """The function name, a one-line preview and the identity fields of a ``data`` field."""
-    return _summary(payloads.decode_call(data, ROW_INFLATED_BYTES))
+    return _summary(decode.decode_call(data, ROW_INFLATED_BYTES))
 
 
 def _summary(call: payloads.DecodedCall) -> CallSummary:
@@ -71,7 +72,7 @@ def _summary(call: payloads.DecodedCall) -> CallSummary:
 def detail_call(data: bytes) -> tuple[CallSummary, str, str]:
     """A ``data`` field decoded once for the job page: the row's summary, the call as
     text, and its serializer."""
-    call = payloads.decode_call(data)
+    call = decode.decode_call(data)
     return _summary(call), *_call_text(call)
 
 
@@ -147,7 +148,7 @@ def result_error(entry: Mapping[bytes, bytes] | None) -> tuple[str | None, str |
     raw = entry.get(b"exc_string")
     if not raw:
         return None, None
-    shown, problem = payloads.decode_exc_string(raw, ROW_INFLATED_BYTES)
+    shown, problem = decode.decode_exc_string(raw, ROW_INFLATED_BYTES)
     return cap(headline_first(shown), MAX_ERROR_CHARS), _error_problem(problem)
 
 
@@ -156,7 +157,7 @@ def legacy_error(raw: bytes | None) -> tuple[str | None, str | None]:
     ``zlib('')``, which RQ's requeue writes, is no error."""
     if not raw:
         return None, None
-    shown, problem = payloads.decode_exc_info(raw, ROW_INFLATED_BYTES)
+    shown, problem = decode.decode_exc_info(raw, ROW_INFLATED_BYTES)
     return cap(headline_first(shown or None), MAX_ERROR_CHARS), _error_problem(problem)
 
 
