@@ -1,9 +1,5 @@
-"""Key names of RQ's Redis layout under one key prefix (docs/rq.md §1).
-
-RQ 3 reads its prefix from ``RQ_KEY_PREFIX`` (default ``rq``; letters, digits and
-``_ . : - { }``). Every key below is that prefix followed by RQ's own suffix, spelled exactly
-as rq does (``rq/queue.py``, ``rq/registry.py``, ``rq/job.py`` …), so one ``RqKeys`` serves
-any RQ version from 1.15 on and any prefix, braces included.
+"""Key names of RQ's Redis layout under one key prefix (docs/rq.md §1), spelled exactly as rq
+does, so one ``RqKeys`` serves any RQ version from 1.15 on and any prefix, braces included.
 """
 
 from __future__ import annotations

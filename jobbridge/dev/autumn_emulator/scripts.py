@@ -1,5 +1,5 @@
 """The emulator's copy of Autumn's Lua transitions: enqueue, claim, settle, stale recovery,
-delayed and blocked promotion (docs/autumn.md §5). Each is one atomic script, as Autumn's."""
+delayed and blocked promotion (docs/autumn.md §3). Each is one atomic script, as Autumn's."""
 
 from __future__ import annotations
 

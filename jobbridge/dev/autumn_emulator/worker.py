@@ -1,5 +1,5 @@
 """The worker side of the emulator: claims, runs handlers, settles, recovers stale claims and
-promotes delayed and blocked jobs (docs/autumn.md §5)."""
+promotes delayed and blocked jobs (docs/autumn.md §3)."""
 
 from __future__ import annotations
 
