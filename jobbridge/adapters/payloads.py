@@ -8,9 +8,7 @@ templates escape, and every input is capped before any work. Pickles go through
 
 from __future__ import annotations
 
-import io
 import json
-import pickletools
 import re
 import zlib
 from collections.abc import Iterator
@@ -84,63 +82,6 @@ def json_detail(value: Any, limit: int = DETAIL_CHARS) -> tuple[str, str]:
         return "", "empty"
     text, cut = _encode_bounded(value, limit, 2)
     return text, "json (truncated)" if cut else "json"
-
-
-def _pickle_listing(data: bytes, limit: int) -> str:
-    out = io.StringIO()
-    try:
-        for opcode, arg, pos in pickletools.genops(data):
-            shown = "" if arg is None else " " + repr(arg)[:200]
-            out.write(f"{pos:>6}: {opcode.name}{shown}\n")
-            if out.tell() > limit:
-                break
-    except Exception as exc:  # genops raises many types on hostile input
-        out.write(f"[listing stopped: {type(exc).__name__}]\n")
-    return _cut(out.getvalue(), limit)[0]
-
-
-def describe_bytes(raw: bytes, limit: int = DETAIL_CHARS) -> tuple[str, str]:
-    """Text for an opaque stored payload, and what kind it was found to be.
-
-    Tries, in order: JSON (UTF-8), zlib-compressed data (then the same checks on what it
-    holds), a pickle opcode listing, UTF-8 text, and finally a hex dump.
-    """
-    data = raw[:MAX_INPUT_BYTES]
-    truncated_input = len(raw) > MAX_INPUT_BYTES
-    kind, text = _describe(data, limit, depth=0)
-    if truncated_input:
-        kind += f" (first {MAX_INPUT_BYTES} bytes)"
-    return text, kind
-
-
-def _describe(data: bytes, limit: int, depth: int) -> tuple[str, str]:
-    if not data:
-        return "empty", ""
-    try:
-        decoded = safejson.loads(data)
-    except safejson.JSONError:
-        pass
-    else:
-        text, kind = json_detail(decoded, limit)
-        return kind, text
-    if depth == 0 and data[:1] == b"x":
-        try:
-            # Cap the output too: a small zlib bomb must not become a huge string.
-            inflater = zlib.decompressobj()
-            inner = inflater.decompress(data, MAX_INPUT_BYTES)
-        except zlib.error:
-            pass
-        else:
-            kind, text = _describe(inner, limit, depth + 1)
-            return f"zlib, {kind}", text
-    if data[:1] == b"\x80" and len(data) > 2 and data[1] <= 5:
-        return "pickle (opcodes listed, not loaded)", _pickle_listing(data, limit)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        hexed = data[: limit // 3].hex(" ")
-        return "binary (hex)", _cut(hexed, limit)[0]
-    return "text", _cut(text, limit)[0]
 
 
 #: compressed bytes fed to the inflater at a time, so what it leaves unread is never copied
