@@ -1,7 +1,7 @@
 """RQ's payloads as text: the call in ``data``, ``meta``, results and tracebacks.
 
 Each entry point takes bytes and returns plain values, so :mod:`jobbridge.offload` may run it
-in its decoding process; decoding is :mod:`jobbridge.adapters.rq.pickles` (docs/rq.md).
+in its decoding process; decoding is :mod:`jobbridge.adapters.rq.decode` (docs/rq.md).
 """
 
 from __future__ import annotations
