@@ -1,20 +1,8 @@
 """Decoding big values in a worker process, so the event loop never waits on it.
 
-Python's JSON decoder holds the GIL for the whole document: a record of a few megabytes takes
-tens to hundreds of milliseconds to decode, and a thread would stall the event loop just as
-long. Values up to :data:`INLINE_BYTES` are decoded in place (a few milliseconds at most);
-bigger ones go to one worker process (``python -m jobbridge.offload``), started on first use
-and kept for the life of the process.
-
-The worker is a plain subprocess talking over its stdin and stdout, not a
-``multiprocessing`` pool: a pool started with "spawn" re-imports the parent's main script,
-which breaks any program that embeds jobbridge without an ``if __name__ == "__main__"``
-guard, and "fork" copies the event loop's threads mid-flight. The parent sends the name of
-a function of this package and the stored bytes, the worker returns a small result (a row, a
-capped preview), as length-prefixed pickle frames between jobbridge's own two processes.
-Each side reads frames with an unpickler that builds only plain values, datetimes and
-jobbridge's own dataclasses and enums, so even a frame that was tampered with cannot run
-code. Job data itself is only ever JSON-decoded.
+Python's JSON decoder holds the GIL for the whole document, so a thread would stall the loop
+as long. Values up to :data:`INLINE_BYTES` are decoded in place; bigger ones go to one worker
+process (``python -m jobbridge.offload``, see :class:`_Worker`), started on first use.
 """
 
 from __future__ import annotations
@@ -99,7 +87,17 @@ def _read(stream: IO[bytes]) -> Any:
 
 
 class _Worker:
-    """One worker process; calls go through it one at a time, from any thread."""
+    """One worker process; calls go through it one at a time, from any thread.
+
+    A plain subprocess talking over stdin and stdout, not a ``multiprocessing`` pool: "spawn"
+    re-imports the parent's main script, which breaks a program embedding jobbridge without
+    an ``if __name__ == "__main__"`` guard, and "fork" copies the event loop's threads
+    mid-flight. The parent sends the name of a function of this package and the stored bytes;
+    the worker returns a small result (a row, a capped preview), as length-prefixed pickle
+    frames. Each side reads frames with an unpickler that builds only plain values, datetimes
+    and jobbridge's own dataclasses and enums, so even a tampered frame cannot run code. Job
+    data itself is only ever JSON-decoded.
+    """
 
     def __init__(self) -> None:
         self._process: subprocess.Popen[bytes] | None = None

@@ -1,15 +1,8 @@
 """How many reads each Redis server has in flight, and how long a read may take.
 
-One server that is slow (a long ``DEBUG SLEEP``, a big ``KEYS`` from another client, a frozen
-process) must stall no source on another server. So reads are limited per server, never
-across all of them, and every read has a deadline: a source whose server does not answer in
-time is reported "timed out after N s" (:class:`~jobbridge.errors.SourceTimedOut`) while
-the others answer as usual.
-
-A source's reads share one limit with every source that reads exactly the same servers.
-A Celery source whose result backend is another server reads two servers, so it has a limit
-of its own: a slow backend then holds none of the broker server's slots that other sources
-wait for (that server may then see the broker's share plus this source's share at once).
+Reads are limited per server, never across all of them, and each has a deadline, so one slow
+server stalls no source on another: its sources report "timed out after N s"
+(:class:`~jobbridge.errors.SourceTimedOut`) while the others answer (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -22,7 +15,7 @@ from jobbridge.errors import SourceTimedOut
 
 T = TypeVar("T")
 
-#: Reads of one server (or of one set of servers, see the module docstring) in flight at once.
+#: Reads of one server (or of one set of servers, see ReadLimits) in flight at once.
 READS_PER_SERVER = 4
 #: Seconds a read may take, waiting for its server's limit included, by default.
 DEFAULT_READ_TIMEOUT_S = 2.0
@@ -59,7 +52,13 @@ def servers_of(adapter: Any) -> tuple[str, ...]:
 
 
 class ReadLimits:
-    """Per-server read limits, each read under one deadline."""
+    """Per-server read limits, each read under one deadline.
+
+    A source's reads share one limit with every source that reads exactly the same servers. A
+    Celery source whose result backend is another server reads two servers, so it has a limit
+    of its own: a slow backend then holds none of the broker server's slots that other sources
+    wait for (that server may then see the broker's share plus this source's share at once).
+    """
 
     def __init__(self, timeout_s: float, per_server: int = READS_PER_SERVER) -> None:
         self.timeout_s = timeout_s

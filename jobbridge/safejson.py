@@ -1,20 +1,8 @@
 """Decoding JSON that an attacker may have written, without crashing on it.
 
-Everything jobbridge reads from Redis is hostile input: job records, history entries, and its
-own lifecycle and audit entries too, since anyone who can write to Redis can write those.
-``loads`` turns every way such text can fail into one exception, :class:`JSONError`:
-
-* bytes that are not UTF-8, or escaped lone surrogates (``"\\ud800"``), which no UTF-8 output
-  can carry;
-* ``NaN`` / ``Infinity`` constants, which JSON does not have;
-* nesting deeper than :data:`MAX_DEPTH` levels. serde_json, which Autumn decodes with, starts
-  with a depth budget of 128 and refuses the container that uses its last unit, so 127 levels
-  is the most it reads; Python's own decoder recurses and raises ``RecursionError`` near
-  1,000, and every later step that walks the value (encoding it for a page) would recurse too.
-
-Numbers too large for a float (``1e999``) decode to ``inf`` in Python but are refused by
-serde_json: ``loads`` keeps the value and names the number in :attr:`Loaded.problems`, so a
-record holding one can be shown but is never offered for a retry.
+Everything read from Redis is hostile, jobbridge's own lifecycle and audit entries included:
+:func:`loads_checked` turns every way such text can fail into one :class:`JSONError` and
+names what serde_json (Autumn's decoder) would still refuse.
 """
 
 from __future__ import annotations
@@ -90,6 +78,13 @@ _HOOK_CHARS = 64 * 1024
 
 def loads_checked(raw: bytes | str, *, top_keys: bool = False) -> Loaded:
     """Decode hostile JSON text.
+
+    Refused: bytes that are not UTF-8 and escaped lone surrogates (``"\\ud800"``), which no
+    UTF-8 output can carry; ``NaN`` / ``Infinity``, which JSON does not have; nesting deeper
+    than :data:`MAX_DEPTH` (Python's decoder would recurse to ``RecursionError`` near 1,000, and
+    so would every later walk over the value). A number too large for a float (``1e999``)
+    decodes to ``inf`` but serde_json refuses it: it is kept and named in
+    :attr:`Loaded.problems`, so a record holding one is shown but never offered for a retry.
 
     Args:
         raw: the stored bytes (strict UTF-8) or text.

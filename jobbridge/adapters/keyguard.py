@@ -1,20 +1,10 @@
 """Key names an action builds from stored data: a forged value never chooses where a write
 goes.
 
-A job's queue (RQ's ``origin``, Celery's result ``queue``, Autumn's record ``queue``) or its
-worker is read from data anyone with write access to one job could have forged. Before an
-action names a key after such a value, each system's planning checks it in three steps:
-
-1. the text itself could be a name: not empty, at most ``MAX_NAME_CHARS`` characters, no
-   control characters, valid UTF-8 (:func:`text_problem`);
-2. the keys it makes keep the system's own shapes and collide with none of its bookkeeping
-   (each system's ``queue_name_problem``: kombu's ``unacked``, RQ's intermediate lists ...);
-3. it is one of the source's known queues or workers (each system's actions module).
-
-A value failing any step refuses the action with the reason, before any script that would
-write runs; the refusal is audited by ``lua/any_refuse.lua`` (:func:`refuse`), like every
-other refusal. The list of every key built from stored data, and what guards it, is in each
-system's docs page (docs/<system>.md, actions).
+A queue or worker name read from a job is checked before a key is named after it: it could be
+a name (:func:`text_problem`), its keys keep the system's shapes (each system's
+``queue_name_problem``) and it is a known queue or worker (each system's actions). A failure
+refuses the action, audited by :func:`refuse`. Each system's keys: docs/<system>.md, actions.
 """
 
 from __future__ import annotations

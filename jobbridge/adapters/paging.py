@@ -1,9 +1,7 @@
 """One page across several keys read end to end, newest first.
 
-Every source shows a list's newest entry first. Autumn's queues (LPUSH, a worker pops the
-right end) hold the newest at index 0; RQ's (RPUSH, a worker pops the left end) hold it at
-index -1. Either way a page is a run of display offsets, split over the keys in display order
-and turned into one LRANGE per key, so a page costs O(page) whatever the depth.
+A page is a run of display offsets split over the keys in display order, one LRANGE per key,
+so it costs O(page) whatever the depth (Autumn's newest is at index 0, RQ's at -1).
 """
 
 from __future__ import annotations

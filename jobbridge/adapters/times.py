@@ -1,10 +1,8 @@
 """Numbers read from Redis as times and counts, whatever they hold.
 
-A score or field may be ``1e300``, ``inf``, ``-inf``, NaN, a year past 9999 or an integer of
-thirty digits: ``datetime.fromtimestamp`` raises ``OverflowError``/``ValueError``/``OSError``
-on those and ``int()`` of inf raises too. Every conversion of a stored number goes through
-here and answers None for what is not a time (or not a count in range); the caller flags the
-row with :func:`with_problem`, so hostile values make a flagged row, never a 500.
+``1e300``, ``inf``, NaN or a year past 9999 make ``datetime`` and ``int()`` raise: every stored
+number is converted here, None for what is not a time or count in range, so a hostile value
+makes a flagged row (:func:`with_problem`), never a 500.
 """
 
 from __future__ import annotations

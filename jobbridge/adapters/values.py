@@ -1,9 +1,8 @@
 """Reading values of hostile size and type from Redis: what every adapter needs.
 
-A string may be megabytes, a key may hold another type than the system gives it, and one bad
-key must not take the whole source down. So string values are read in capped steps, pipeline
-replies are taken one by one (``WRONGTYPE`` becomes a named problem, any other error still
-makes the source unavailable), and a key of the wrong type is named in words.
+Strings are read in capped steps and pipeline replies one by one: a key of another type
+(``WRONGTYPE``) becomes a problem named in words, any other error still makes the source
+unavailable.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 
 from jobbridge.adapters.autumn import records
 from jobbridge.adapters.fields import correlation_of, principal_of
-from jobbridge.model import Action, JobStatus
+from jobbridge.model import Action, JobRecord, JobStatus
 
 T0 = 1_780_000_000_000  # 2026-05-28T20:26:40Z
 
@@ -106,13 +106,18 @@ def test_completed_and_failed_statuses_and_actions() -> None:
     assert failed.actions == (Action.RETRY, Action.DISCARD)
 
 
+def sort_time_ms(job: JobRecord) -> int | None:
+    moment = job.sort_time
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
 def test_sort_time_prefers_finished_then_started_then_enqueued() -> None:
     both = to_job(record(started_at_ms=T0 + 1, finished_at_ms=T0 + 2), JobStatus.COMPLETED)
-    assert records.sort_time_ms(both) == T0 + 2
+    assert sort_time_ms(both) == T0 + 2
     started = to_job(record(started_at_ms=T0 + 1), JobStatus.FAILED)
-    assert records.sort_time_ms(started) == T0 + 1
-    assert records.sort_time_ms(to_job(record(), JobStatus.FAILED)) == T0
-    assert records.sort_time_ms(to_job(record(enqueued_at_ms=None), JobStatus.FAILED)) is None
+    assert sort_time_ms(started) == T0 + 1
+    assert sort_time_ms(to_job(record(), JobStatus.FAILED)) == T0
+    assert sort_time_ms(to_job(record(enqueued_at_ms=None), JobStatus.FAILED)) is None
 
 
 @pytest.mark.parametrize(

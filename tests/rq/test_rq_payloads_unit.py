@@ -25,17 +25,17 @@ from rq.serializers import JSONSerializer
 
 from jobbridge import offload, safejson
 from jobbridge.adapters.payloads import (
-    MAX_INFLATED_BYTES,
     MAX_INPUT_BYTES,
-    MAX_ITEMS,
     DecodedCall,
-    UnsafePickle,
     call_preview,
-    decode_call,
-    decode_exc_info,
-    decode_exc_string,
     decode_value,
     inflate,
+)
+from jobbridge.adapters.rq.decode import decode_call, decode_exc_info, decode_exc_string
+from jobbridge.adapters.unpickle import (
+    MAX_INFLATED_BYTES,
+    MAX_ITEMS,
+    UnsafePickle,
     restricted_loads,
 )
 from tests.rq import tasks as rq_tasks

@@ -24,9 +24,9 @@ from rq.serializers import JSONSerializer
 from rq.utils import utcformat, utcparse
 
 from jobbridge.adapters.fields import MAX_ERROR_CHARS, MAX_NAME_CHARS
-from jobbridge.adapters.rq import records
+from jobbridge.adapters.rq import calls, hashes, records, workers
+from jobbridge.adapters.rq.hashes import Found, JobHash, Where
 from jobbridge.adapters.rq.keys import RqKeys
-from jobbridge.adapters.rq.records import Found, JobHash, Where
 from jobbridge.model import Action, JobStatus
 
 #: a client that is never connected: Job.create and to_dict need one but send nothing
@@ -61,13 +61,13 @@ def rq_hash(func: str = "tests.rq.tasks.add", *args: Any, **options: Any) -> dic
 
 def as_read(fields: dict[str, bytes], *, exists: bool = True) -> JobHash:
     """A hash as the adapter's capped read gives it: every field read."""
-    sizes = {n: len(fields[n]) for n in records.LARGE_FIELDS if n in fields}
+    sizes = {n: len(fields[n]) for n in hashes.LARGE_FIELDS if n in fields}
     return JobHash(exists=exists, fields=fields, sizes=sizes)
 
 
 def row(fields: dict[str, bytes], found: Found | None = None, **kw: Any):
     job = as_read(fields)
-    call = records.summarize_call(fields["data"]) if fields.get("data") else None
+    call = calls.summarize_call(fields["data"]) if fields.get("data") else None
     return records.to_job(
         job, found or Found(Where.QUEUE, "default"), source=SOURCE, job_id="j1", call=call, **kw
     )
@@ -78,39 +78,39 @@ def row(fields: dict[str, bytes], found: Found | None = None, **kw: Any):
 
 def test_timestamps_round_trip_with_rq() -> None:
     moment = datetime(2026, 3, 4, 5, 6, 7, 89, tzinfo=UTC)
-    text = records.format_timestamp(moment)
-    assert text == utcformat(moment) == "2026-03-04T05:06:07.000089Z"
-    assert records.parse_timestamp(text) == utcparse(text) == moment
-    assert records.parse_timestamp(text.encode()) == moment
+    text = utcformat(moment)
+    assert text == "2026-03-04T05:06:07.000089Z"
+    assert hashes.parse_timestamp(text) == utcparse(text) == moment
+    assert hashes.parse_timestamp(text.encode()) == moment
     # without microseconds, as old RQ versions wrote it
-    assert records.parse_timestamp(b"2026-03-04T05:06:07Z") == moment.replace(microsecond=0)
-    parsed = records.parse_timestamp(b"2026-03-04T05:06:07Z")
+    assert hashes.parse_timestamp(b"2026-03-04T05:06:07Z") == moment.replace(microsecond=0)
+    parsed = hashes.parse_timestamp(b"2026-03-04T05:06:07Z")
     assert parsed is not None and parsed.tzinfo is UTC
 
 
 def test_timestamps_unset_and_garbage() -> None:
-    assert records.parse_timestamp(None) is None
-    assert records.parse_timestamp(b"") is None
+    assert hashes.parse_timestamp(None) is None
+    assert hashes.parse_timestamp(b"") is None
     for bad in (b"yesterday", b"\xff\xfe", b"2026-13-01T00:00:00Z", b"9" * 100, "2026-01-01"):
         with pytest.raises(ValueError):
-            records.parse_timestamp(bad)
+            hashes.parse_timestamp(bad)
 
 
-def test_format_timestamp_converts_to_utc() -> None:
+def test_timestamps_read_as_the_same_instant_in_any_zone() -> None:
     local = datetime(2026, 1, 1, 12, 0, tzinfo=UTC).astimezone()
-    assert records.format_timestamp(local) == "2026-01-01T12:00:00.000000Z"
+    assert hashes.parse_timestamp("2026-01-01T12:00:00.000000Z") == local
 
 
 def test_parse_int_and_epoch() -> None:
-    assert records.parse_int(b"180") == 180
-    assert records.parse_int(b"-1") == -1
-    assert records.parse_int(b"") is None
+    assert hashes.parse_int(b"180") == 180
+    assert hashes.parse_int(b"-1") == -1
+    assert hashes.parse_int(b"") is None
     for bad in (b"1.5", b"ten", b"\xff", b"9" * 30):
         with pytest.raises(ValueError):
-            records.parse_int(bad)
-    assert records.epoch_datetime(0.0) == datetime(1970, 1, 1, tzinfo=UTC)
+            hashes.parse_int(bad)
+    assert hashes.epoch_datetime(0.0) == datetime(1970, 1, 1, tzinfo=UTC)
     for bad in (float("inf"), float("nan"), -1.0, 1e300, b"x", None):
-        assert records.epoch_datetime(bad) is None
+        assert hashes.epoch_datetime(bad) is None
 
 
 # ------------------------------------------------------------------ statuses
@@ -118,7 +118,7 @@ def test_parse_int_and_epoch() -> None:
 
 def test_every_rq_status_is_mapped() -> None:
     for status in RqStatus:
-        shared, word = records.map_status(status.value.encode())
+        shared, word = hashes.map_status(status.value.encode())
         assert shared is not JobStatus.UNKNOWN, status
         assert word == status.value
 
@@ -140,13 +140,13 @@ def test_every_rq_status_is_mapped() -> None:
     ],
 )
 def test_status_words(word: str, shared: JobStatus) -> None:
-    assert records.map_status(word) == (shared, word)
+    assert hashes.map_status(word) == (shared, word)
 
 
 def test_unknown_status_words() -> None:
-    assert records.map_status(b"discarded") == (JobStatus.UNKNOWN, "discarded")
-    assert records.map_status(None) == (JobStatus.UNKNOWN, "")
-    status, word = records.map_status(b"x" * 10_000)
+    assert hashes.map_status(b"discarded") == (JobStatus.UNKNOWN, "discarded")
+    assert hashes.map_status(None) == (JobStatus.UNKNOWN, "")
+    status, word = hashes.map_status(b"x" * 10_000)
     assert status is JobStatus.UNKNOWN and len(word) < 300
 
 
@@ -380,7 +380,7 @@ def test_garbage_in_every_field_becomes_words() -> None:
 
 def test_random_hashes_never_raise() -> None:
     rng = random.Random(1234)
-    names = [*records.SMALL_FIELDS, *records.LARGE_FIELDS]
+    names = [*hashes.SMALL_FIELDS, *hashes.LARGE_FIELDS]
     for _ in range(300):
         fields = {
             name: bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
@@ -400,24 +400,24 @@ def test_error_text_from_rq_results() -> None:
         ).serialize()
     )
     raw = {k.encode(): v for k, v in entry.items()}
-    assert records.result_error(raw) == ("Traceback\nValueError: x", None)
+    assert calls.result_error(raw) == ("Traceback\nValueError: x", None)
     traceback = (
         'Traceback (most recent call last):\n  File "t.py", line 1\n    f()\nValueError: x\n'
     )
     shown = Result("j1", Result.Type.FAILED, connection=OFFLINE, exc_string=traceback).serialize()
-    text, problem = records.result_error({b"exc_string": shown["exc_string"].encode()})
+    text, problem = calls.result_error({b"exc_string": shown["exc_string"].encode()})
     assert problem is None and text == "ValueError: x\n\n" + traceback
-    assert records.result_error(None) == (None, None)
-    assert records.result_error({b"exc_string": b"not base64!"})[1] is not None
+    assert calls.result_error(None) == (None, None)
+    assert calls.result_error({b"exc_string": b"not base64!"})[1] is not None
     huge = Result("j1", Result.Type.FAILED, connection=OFFLINE, exc_string="x" * 100_000)
-    text, _ = records.result_error({b"exc_string": huge.serialize()["exc_string"].encode()})
+    text, _ = calls.result_error({b"exc_string": huge.serialize()["exc_string"].encode()})
     assert text is not None and len(text) < MAX_ERROR_CHARS + 100
 
 
 def test_legacy_exc_info() -> None:
-    assert records.legacy_error(zlib.compress(b"ValueError: old")) == ("ValueError: old", None)
+    assert calls.legacy_error(zlib.compress(b"ValueError: old")) == ("ValueError: old", None)
     # what RQ's requeue writes: no error
-    assert records.legacy_error(zlib.compress(b"")) == (None, None)
+    assert calls.legacy_error(zlib.compress(b"")) == (None, None)
 
 
 def test_result_description_never_unpickles(tmp_path) -> None:
@@ -432,11 +432,11 @@ def test_result_description_never_unpickles(tmp_path) -> None:
     import base64
 
     value = base64.b64encode(pickle.dumps(Boom()))
-    shown = records.describe_stream_value(value)
+    shown = calls.describe_stream_value(value)
     assert "not" in shown and not marker.exists()
     entry = {b"type": b"1", b"return_value": base64.b64encode(pickle.dumps({"a": 1}))}
-    text = records.describe_result(
-        b"1700000000000-0", entry, records.describe_stream_value(entry[b"return_value"])
+    text = calls.describe_result(
+        b"1700000000000-0", entry, calls.describe_stream_value(entry[b"return_value"])
     )
     assert "successful" in text and '"a": 1' in text and "2023-11-14" in text
 
@@ -459,7 +459,7 @@ def test_split_wip_member() -> None:
 
 def test_detail_call_and_raw_text() -> None:
     fields = rq_hash("tests.rq.tasks.add", 2, kwargs={"b": 3}, fields={"status": "queued"})
-    summary, shown, serializer = records.detail_call(fields["data"])
+    summary, shown, serializer = calls.detail_call(fields["data"])
     assert summary.name == "tests.rq.tasks.add" and serializer == "pickle"
     assert "function: tests.rq.tasks.add" in shown and '"b": 3' in shown
     raw = records.raw_text(as_read(fields))
@@ -496,7 +496,7 @@ def test_worker_rows() -> None:
         b"4242",
         None,
     ]
-    worker = records.to_worker("w1", values)
+    worker = workers.to_worker("w1", values)
     assert (worker.state, worker.queues, worker.current_job) == (
         "busy",
         ("default", "high"),
@@ -504,14 +504,14 @@ def test_worker_rows() -> None:
     )
     assert (worker.successful, worker.failed, worker.pid) == (3, 1, 4242)
     assert worker.problem is None
-    dead = records.to_worker("w1", [*values[:-1], b"2026-01-02T03:06:05.000000Z"])
+    dead = workers.to_worker("w1", [*values[:-1], b"2026-01-02T03:06:05.000000Z"])
     assert dead.state == "dead"
-    gone = records.to_worker("w2", [None] * len(records.WORKER_FIELDS))
+    gone = workers.to_worker("w2", [None] * len(workers.WORKER_FIELDS))
     assert gone.state == "dead" and gone.problem is not None
     # RQ 3 keeps the current job in the worker's executions set, not in its hash
-    rq3 = records.to_worker("w3", [b"busy", *[None] * 9], b"job-9:" + b"f" * 32)
+    rq3 = workers.to_worker("w3", [b"busy", *[None] * 9], b"job-9:" + b"f" * 32)
     assert rq3.current_job == "job-9"
-    bad = records.to_worker(
+    bad = workers.to_worker(
         "w4", [b"\xff", b"\xff", None, b"x", b"y", b"-3", b"z", None, b"p", None]
     )
     assert bad.problem is not None and bad.successful is None and bad.pid is None
@@ -528,15 +528,15 @@ def test_cron_schedules_from_rq_cron_jobs() -> None:
         CronJob("reports", func_name="tests.rq.tasks.echo", cron="*/5 * * * *", name="report"),
     ]
     raw = json.dumps([j.to_dict() for j in jobs]).encode()
-    schedules, problem = records.cron_schedules(raw, 100)
+    schedules, problem = workers.cron_schedules(raw, 100)
     assert problem is None
     assert [(s.name, s.schedule) for s in schedules] == [
         ("tests.rq.tasks.add", "every 60s on queue default"),
         ("report", "cron */5 * * * * on queue reports"),
     ]
     assert schedules[1].next_run_at is not None and schedules[0].next_run_at is None
-    assert records.cron_schedules(b"{", 10)[1] is not None
-    assert records.cron_schedules(b'[1, {"name": 2}]', 10) == (
+    assert workers.cron_schedules(b"{", 10)[1] is not None
+    assert workers.cron_schedules(b'[1, {"name": 2}]', 10) == (
         [],
         "2 of its cron jobs could not be read",
     )

@@ -1,11 +1,11 @@
-"""Safe payload previews."""
+"""Safe payload previews and decoding shared by every system."""
 
 from __future__ import annotations
 
 import pickle
 import zlib
 
-from jobbridge.adapters.payloads import describe_bytes, json_detail, json_preview
+from jobbridge.adapters.payloads import decode_value, inflate, json_detail, json_preview
 
 
 class Boom:
@@ -33,26 +33,23 @@ def test_json_detail_kinds() -> None:
     assert kind == "json (truncated)"
 
 
-def test_pickle_is_listed_never_loaded(tmp_path) -> None:
+def test_pickle_is_refused_never_loaded(tmp_path) -> None:
     marker = tmp_path / "pwned"
-    data = pickle.dumps(Boom(str(marker)))
-    text, kind = describe_bytes(data)
-    assert kind.startswith("pickle")
-    assert "REDUCE" in text and "system" in text
+    value, serializer, problem = decode_value(pickle.dumps(Boom(str(marker))))
+    assert value is None and serializer == "pickle"
+    assert problem is not None and "never loaded" in problem
     assert not marker.exists()
 
 
-def test_zlib_json_and_text_and_binary() -> None:
-    text, kind = describe_bytes(zlib.compress(b'{"k": "v"}'))
-    assert kind == "zlib, json" and '"k": "v"' in text
-    assert describe_bytes(b"hello") == ("hello", "text")
-    text, kind = describe_bytes(b"\xff\xfe\x00")
-    assert kind == "binary (hex)" and text == "ff fe 00"
-    assert describe_bytes(b"") == ("", "empty")
+def test_inflate_keeps_what_is_not_zlib() -> None:
+    assert inflate(zlib.compress(b'{"k": "v"}')) == (b'{"k": "v"}', None)
+    assert inflate(b"hello") == (b"hello", None)
+    assert inflate(b"\xff\xfe\x00") == (b"\xff\xfe\x00", None)
+    assert inflate(b"") == (b"", None)
 
 
 def test_zlib_bomb_is_bounded() -> None:
     bomb = zlib.compress(b"a" * 50_000_000)
-    text, kind = describe_bytes(bomb, limit=1000)
-    assert kind.startswith("zlib")
-    assert len(text) <= 1001
+    data, problem = inflate(bomb, limit=1000)
+    assert data == b"a" * 1000
+    assert problem is not None and "1,000-byte cap" in problem

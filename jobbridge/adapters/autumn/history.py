@@ -1,11 +1,8 @@
 """Autumn's completed and dead lists, followed incrementally, and the identity of their entries.
 
-A history entry is known only by its bytes: Autumn pushes whole records. An entry is shown
-under the id it records only when an action on that id acts on exactly that entry: for a
-failed entry, when its ``dead-record`` key holds the same bytes, or, for Autumn's malformed
-entries (which have none), when no other failed entry names the id. Otherwise it is shown, and
-acted on, by the digest of its bytes (``entry:<hex>``). Completed entries take no action, so
-the id they record is enough.
+An entry is known by its bytes: it shows under the id it records only when an action on that
+id acts on exactly that entry (docs/autumn.md §6), else under the digest of its bytes
+(``entry:<hex>``).
 """
 
 from __future__ import annotations

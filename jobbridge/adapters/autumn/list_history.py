@@ -1,27 +1,6 @@
 """History lists read by what changed: newest-first Redis lists that a system pushes at the
-head and trims at the tail (Autumn's completed and dead lists).
-
-A :class:`ListHistory` remembers, for the first ``limit`` entries of one list, a digest of each
-entry's exact bytes and a small summary (its time, the id it records) — never the bytes. Each
-read starts from three cheap probes taken with the counters (``LLEN``, the head and the tail)
-and then costs what changed:
-
-* nothing, when length, head and tail are what was known;
-* the new entries only, when the known head is found further down and the list is exactly
-  the new entries followed by what was known, cut at the new length (checked on the tail);
-* one read of the whole bounded list otherwise (an entry removed from the middle, the list
-  rewritten, deleted or trimmed past what was known), decoding only entries not seen before.
-
-Two byte-identical entries are indistinguishable here, as they are to the ``LREM`` that
-removes them, so a change that only swaps identical copies goes unnoticed.
-
-The reads are plain pipelines, not MULTI (a read-only ACL user built from ``+@read`` has no
-MULTI): each check compares only what one pipeline returned, so a list that changed while it
-was being read fails a check and is read in full, or at worst is known as it was a moment
-earlier and corrected by the next read's probes.
-
-Rows for a page are read by position (``LRANGE`` / ``LINDEX``) and checked against the
-digests, so a list that moves between the probe and the page read is read again.
+head and trims at the tail (Autumn's completed and dead lists). How a read decides what
+changed is :class:`ListHistory`'s docstring.
 """
 
 from __future__ import annotations
@@ -104,7 +83,25 @@ Summarize = Callable[[bytes], Awaitable[S]]
 
 
 class ListHistory(Generic[S]):
-    """The known state of the first ``limit`` entries of one list."""
+    """The known state of the first ``limit`` entries of one list.
+
+    It remembers a digest of each entry's exact bytes and a small summary (its time, the id it
+    records), never the bytes. Each read starts from three cheap probes taken with the
+    counters (``LLEN``, the head and the tail) and then costs what changed: nothing, when
+    length, head and tail are what was known; the new entries only, when the known head is
+    found further down and the list is exactly the new entries followed by what was known, cut
+    at the new length (checked on the tail); otherwise one read of the whole bounded list (an
+    entry removed from the middle, the list rewritten, deleted or trimmed past what was known),
+    decoding only entries not seen before.
+
+    Two byte-identical entries are indistinguishable here, as they are to the ``LREM`` that
+    removes them, so a change that only swaps identical copies goes unnoticed. The reads are
+    plain pipelines, not MULTI (a read-only ACL user built from ``+@read`` has no MULTI): each
+    check compares only what one pipeline returned, so a list that changed while it was read
+    fails a check and is read in full, or is known as it was a moment earlier and corrected by
+    the next probes. Rows for a page are read by position (``LRANGE`` / ``LINDEX``) and checked
+    against the digests, so a list that moves between the probe and the page read is read again.
+    """
 
     def __init__(
         self,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, NamedTuple
 
 from jobbridge import safejson
@@ -279,11 +278,6 @@ def to_job(
         problem="; ".join(problems) if problems else None,
         extra=extra,
     )
-
-
-def sort_time_ms(job: JobRecord) -> int | None:
-    moment: datetime | None = job.sort_time
-    return None if moment is None else int(moment.timestamp() * 1000)
 
 
 def retried_record(data: dict[str, Any], new_id: str, now_ms: int) -> str:

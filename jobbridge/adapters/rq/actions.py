@@ -22,7 +22,7 @@ from jobbridge.adapters.fields import MAX_NAME_CHARS, cap, key_text, now_ms
 from jobbridge.adapters.keyguard import Refusal, forged, refuse, text_problem, unknown
 from jobbridge.adapters.outcomes import WORDS as WORDS_SHARED
 from jobbridge.adapters.outcomes import changed_too_often, run_script
-from jobbridge.adapters.rq import records
+from jobbridge.adapters.rq import hashes
 from jobbridge.adapters.values import is_wrongtype, ok
 from jobbridge.model import Action, ActionResult, Outcome
 
@@ -89,7 +89,7 @@ class RetryPolicy:
 
 def retry_policy(raw: bytes | None, at_front: bytes | None) -> RetryPolicy:
     """The Retry policy a retry gives the new job, from the original's stored fields."""
-    intervals = records.retry_intervals(raw)
+    intervals = hashes.retry_intervals(raw)
     front = "1" if at_front == b"1" else ""
     if intervals is None:
         why = (

@@ -32,9 +32,9 @@ from jobbridge.adapters.fields import MAX_NAME_CHARS, key_text, text
 from jobbridge.adapters.operator_log import OperatorKeys, OperatorLog
 from jobbridge.adapters.paging import Span, spans
 from jobbridge.adapters.payloads import MAX_INPUT_BYTES
-from jobbridge.adapters.rq import records
+from jobbridge.adapters.rq import calls, hashes, records, workers
+from jobbridge.adapters.rq.hashes import Found, JobHash, Where
 from jobbridge.adapters.rq.keys import DEFAULT_KEY_PREFIX, DEFAULT_QUEUE, RqKeys
-from jobbridge.adapters.rq.records import Found, JobHash, Where
 from jobbridge.adapters.scripts import BoundScripts, bind
 from jobbridge.adapters.values import MAX_VALUE_BYTES, is_wrongtype, ok, type_problems
 from jobbridge.model import (
@@ -108,7 +108,7 @@ _ZSETS = (
 )
 #: the large fields a row reads (its call, for the preview), within their caps
 _ROW_CAPS: Mapping[str, int] = {"data": ROW_DATA_BYTES}
-_DETAIL_CAPS: Mapping[str, int] = dict.fromkeys(records.LARGE_FIELDS, DETAIL_VALUE_BYTES)
+_DETAIL_CAPS: Mapping[str, int] = dict.fromkeys(hashes.LARGE_FIELDS, DETAIL_VALUE_BYTES)
 
 #: (where, queue) of one key of a list
 _Part = tuple[Where, str]
@@ -502,11 +502,11 @@ class RqAdapter:
         found: Found,
         job_id: str,
         read: _Read,
-        call: records.CallSummary | None = None,
+        call: calls.CallSummary | None = None,
     ) -> JobRecord:
         data = job.fields.get("data")
         if call is None and data:
-            call = await offload.decode(records.summarize_call, data)
+            call = await offload.decode(calls.summarize_call, data)
         error, problem = _latest_error(job, read, job_id)
         return records.to_job(
             job,
@@ -561,7 +561,7 @@ class RqAdapter:
             job_id = ids[index]
             key = self.keys.job(job_id)
             pipe.exists(key)
-            pipe.hmget(key, list(records.SMALL_FIELDS))
+            pipe.hmget(key, list(hashes.SMALL_FIELDS))
             for name in large:
                 pipe.hstrlen(key, name)
             if job_id in wants:
@@ -681,11 +681,11 @@ class RqAdapter:
         if data:
             # Always off the loop: a few stored bytes may inflate to MAX_INFLATED_BYTES.
             call, call_text, serializer = await offload.decode(
-                records.detail_call, data, inline_bytes=0
+                calls.detail_call, data, inline_bytes=0
             )
         row = await self._row(job, found, job_id, read, call)
         if row.worker is None and row.status is JobStatus.RUNNING and execution:
-            worker = records.cap_name(text(execution.get(b"worker_name")))
+            worker = hashes.cap_name(text(execution.get(b"worker_name")))
             row = replace(row, worker=worker)
         if found.where is Where.WIP:
             row = records.with_deadline(row, found.score, time.time())
@@ -706,9 +706,9 @@ class RqAdapter:
         shown = ""
         if value:
             shown = await offload.decode(
-                records.describe_stream_value, value, inline_bytes=records.ROW_INFLATED_BYTES
+                calls.describe_stream_value, value, inline_bytes=calls.ROW_INFLATED_BYTES
             )
-        return records.describe_result(entry_id, entry, shown)
+        return calls.describe_result(entry_id, entry, shown)
 
     async def _dangling(self, job_id: str, read: _Read) -> JobDetail | None:
         """An id without a hash that a registry of a shown queue still holds (the page of a
@@ -750,7 +750,7 @@ class RqAdapter:
             return ()
         pipe = self.client.pipeline(transaction=False)
         for name in names:
-            pipe.hmget(self.keys.worker(name), list(records.WORKER_FIELDS))
+            pipe.hmget(self.keys.worker(name), list(workers.WORKER_FIELDS))
             pipe.srandmember(self.keys.worker_executions(name))
         replies = [ok(r) for r in await pipe.execute(raise_on_error=False)]
         out = []
@@ -759,14 +759,14 @@ class RqAdapter:
             if is_wrongtype(values):
                 out.append(
                     Worker(
-                        name=records.cap_name(name) or "",
+                        name=hashes.cap_name(name) or "",
                         state="?",
                         problem="its key holds another type than a hash",
                     )
                 )
                 continue
             member = None if is_wrongtype(member) else member
-            out.append(records.to_worker(name, values, member))
+            out.append(workers.to_worker(name, values, member))
         return tuple(out)
 
     async def _worker_names(self) -> list[str]:
@@ -797,7 +797,7 @@ class RqAdapter:
         fields = await self._cron_fields(names)
         schedules: dict[tuple[str, str], Schedule] = {}
         for raw in fields:
-            found, _ = records.cron_schedules(raw, MAX_SCHEDULES)
+            found, _ = workers.cron_schedules(raw, MAX_SCHEDULES)
             for schedule in found:
                 schedules.setdefault((schedule.name, schedule.schedule), schedule)
         return await self._with_last_status(list(schedules.values())[:MAX_SCHEDULES])
@@ -838,7 +838,7 @@ class RqAdapter:
         for schedule, job_id in zip(schedules, ids, strict=True):
             if job_id is not None:
                 status = next(statuses)
-                word = None if is_wrongtype(status) else records.cap_name(text(status))
+                word = None if is_wrongtype(status) else hashes.cap_name(text(status))
                 schedule = replace(schedule, last_status=word)
             out.append(schedule)
         return tuple(out)
@@ -912,7 +912,7 @@ def _first_read(replies: Sequence[Any], large: Sequence[str]) -> JobHash:
         return JobHash(exists=True, wrong_type=True)
     if not exists:
         return JobHash(exists=False)
-    fields = {n: v for n, v in zip(records.SMALL_FIELDS, values, strict=True) if v is not None}
+    fields = {n: v for n, v in zip(hashes.SMALL_FIELDS, values, strict=True) if v is not None}
     return JobHash(
         exists=True,
         fields=fields,
@@ -934,9 +934,9 @@ def _latest_error(job: JobHash, read: _Read, job_id: str) -> tuple[str | None, s
     if job_id in read.bad_results:
         return None, "its results key holds another type than a stream"
     newest = read.results.get(job_id)
-    error, problem = records.result_error(newest[1] if newest else None)
+    error, problem = calls.result_error(newest[1] if newest else None)
     if error is None and problem is None:
-        error, problem = records.legacy_error(job.fields.get("exc_info"))
+        error, problem = calls.legacy_error(job.fields.get("exc_info"))
     return error, problem
 
 
@@ -944,7 +944,7 @@ def _enqueued(reply: object) -> datetime | None:
     if not isinstance(reply, bytes):
         return None
     try:
-        return records.parse_timestamp(reply)
+        return hashes.parse_timestamp(reply)
     except ValueError:
         return None
 
@@ -954,5 +954,5 @@ async def _described(raw: bytes | None, label: str = "") -> str:
     if not raw:
         return ""
     return label + await offload.decode(
-        records.describe_value, raw, inline_bytes=records.ROW_INFLATED_BYTES
+        calls.describe_value, raw, inline_bytes=calls.ROW_INFLATED_BYTES
     )

@@ -1,9 +1,5 @@
-"""Key names of RQ's Redis layout under one key prefix (docs/rq.md §1).
-
-RQ 3 reads its prefix from ``RQ_KEY_PREFIX`` (default ``rq``; letters, digits and
-``_ . : - { }``). Every key below is that prefix followed by RQ's own suffix, spelled exactly
-as rq does (``rq/queue.py``, ``rq/registry.py``, ``rq/job.py`` …), so one ``RqKeys`` serves
-any RQ version from 1.15 on and any prefix, braces included.
+"""Key names of RQ's Redis layout under one key prefix (docs/rq.md §1), spelled exactly as rq
+does, so one ``RqKeys`` serves any RQ version from 1.15 on and any prefix, braces included.
 """
 
 from __future__ import annotations
@@ -62,9 +58,6 @@ class RqKeys:
     def intermediate(self, name: str) -> str:
         """Ids a worker moved off the queue (BLMOVE) and has not started yet (RQ 1.15+)."""
         return f"{self.queue(name)}:intermediate"
-
-    def intermediate_first_seen(self, name: str, job_id: str) -> str:
-        return f"{self.intermediate(name)}:first_seen:{job_id}"
 
     # ------------------------------------------------------------ registries
 
@@ -149,17 +142,11 @@ class RqKeys:
         """The set of every live worker's key."""
         return f"{self.prefix}:workers"
 
-    def queue_workers(self, name: str) -> str:
-        return f"{self.prefix}:workers:{name}"
-
     def pubsub(self, worker_name: str) -> str:
         """The channel a worker listens on for ``stop-job`` / ``shutdown`` / ``kill-horse``."""
         return f"{self.prefix}:pubsub:{worker_name}"
 
     # ------------------------------------------------------------ schedulers and cron
-
-    def scheduler_lock(self, name: str) -> str:
-        return f"{self.prefix}:scheduler-lock:{name}"
 
     def scheduler(self, name: str) -> str:
         return f"{self.prefix}:scheduler:{name}"

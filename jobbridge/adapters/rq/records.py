@@ -1,532 +1,52 @@
-"""RQ's job hashes, worker hashes and cron schedulers mapped onto the shared model.
+"""RQ's job hashes as the shared model's rows, job pages and lifecycle copies.
 
-Pure functions, no Redis (docs/rq.md §2-§4). Everything here reads hostile input: a
-hash may be partial, any field may be missing, of the wrong type, not UTF-8 or absurd, and
-each such field becomes words in the row's ``problem``, never an exception, so one bad hash
-never breaks a page. Payloads are decoded by :mod:`jobbridge.adapters.payloads`, which never
-executes a pickle.
-
-Identity: a job is where Redis holds it (the queue or registry member the adapter found),
-never what its hash says; ``Found`` carries that place into the row.
+Pure functions, no Redis (docs/rq.md). A job is where Redis holds it (the queue or registry
+member the adapter found), never what its hash says: ``Found`` carries that place into the row.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import enum
 import json
-import math
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from dataclasses import replace
 
 from jobbridge import safejson
-from jobbridge.adapters import payloads, times
+from jobbridge.adapters import times
 from jobbridge.adapters.fields import (
-    MAX_ERROR_CHARS,
     MAX_NAME_CHARS,
     cap,
-    correlation_of,
-    key_text,
-    principal_of,
     text,
 )
 from jobbridge.adapters.payloads import DETAIL_CHARS, PREVIEW_CHARS
+from jobbridge.adapters.rq.calls import CallSummary, clip, summarize_call
+from jobbridge.adapters.rq.hashes import (
+    BINARY_FIELDS,
+    LARGE_FIELDS,
+    SMALL_FIELDS,
+    WHERE_STATUS,
+    Fields,
+    Found,
+    JobHash,
+    Where,
+    epoch_datetime,
+    kilobytes,
+    map_status,
+    retry_intervals,
+    shown_bad,
+)
 from jobbridge.model import (
     Action,
     JobDetail,
     JobRecord,
     JobStatus,
     LifecycleEntry,
-    Schedule,
-    Worker,
 )
-
-# ------------------------------------------------------------------------------------------
-# Timestamps and numbers
-
-#: how RQ writes every timestamp (rq/utils.py ``utcformat``), always UTC
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-#: what RQ's parser also accepts (jobs written by old versions)
-TIMESTAMP_FORMAT_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
-#: longer text is not a timestamp RQ wrote, whatever it holds
-_MAX_TIMESTAMP_CHARS = 40
-_MAX_INT_CHARS = 24
-
-
-def parse_timestamp(raw: bytes | str | None) -> datetime | None:
-    """An RQ timestamp as an aware UTC datetime; None when missing or ``''`` (RQ's unset).
-
-    Raises:
-        ValueError: the value is not a timestamp in RQ's format.
-    """
-    if raw is None:
-        return None
-    value = raw.decode("ascii") if isinstance(raw, bytes) else raw
-    if not value:
-        return None
-    if len(value) > _MAX_TIMESTAMP_CHARS:
-        raise ValueError("too long")
-    try:
-        parsed = datetime.strptime(value, TIMESTAMP_FORMAT)
-    except ValueError:
-        parsed = datetime.strptime(value, TIMESTAMP_FORMAT_SECONDS)
-    return parsed.replace(tzinfo=UTC)
-
-
-def format_timestamp(value: datetime) -> str:
-    """A time as RQ writes it (microseconds, ``Z``); an aware datetime is converted to UTC."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return value.strftime(TIMESTAMP_FORMAT)
-
-
-def parse_int(raw: bytes | str | None) -> int | None:
-    """An integer field RQ wrote with ``str(int)``; None when missing or ``''``.
-
-    Raises:
-        ValueError: the value is not a (reasonably sized) integer.
-    """
-    if raw is None:
-        return None
-    value = raw.decode("ascii") if isinstance(raw, bytes) else raw
-    if not value:
-        return None
-    if len(value) > _MAX_INT_CHARS:
-        raise ValueError("too long")
-    return int(value)
-
-
-def epoch_datetime(value: float | bytes | str | None) -> datetime | None:
-    """Epoch seconds (a score, or a float RQ wrote as text) as an aware UTC datetime; None
-    for missing, non-numbers, ±inf, NaN and years past 9999."""
-    return times.epoch_s(value)
-
-
-# ------------------------------------------------------------------------------------------
-# Statuses
-
-#: RQ's job statuses (rq/job.py ``JobStatus``, RQ 3's included) in the shared vocabulary
-STATUSES: Mapping[str, JobStatus] = {
-    # saved but not enqueued: RQ's own fallback for a hash without a status
-    "created": JobStatus.ENQUEUED,
-    "queued": JobStatus.ENQUEUED,
-    # RQ 3: dependencies met, being moved onto the queue
-    "ready_to_enqueue": JobStatus.ENQUEUED,
-    "deferred": JobStatus.SCHEDULED,
-    "scheduled": JobStatus.SCHEDULED,
-    "started": JobStatus.RUNNING,
-    "finished": JobStatus.COMPLETED,
-    "failed": JobStatus.FAILED,
-    # ended by a stop-job command; sits in the failed registry beside failed jobs
-    "stopped": JobStatus.FAILED,
-    "canceled": JobStatus.CANCELED,
-    # RQ 3: held back by its rate limit, outside any queue until a slot frees
-    "rate_limited": JobStatus.BLOCKED,
-}
-
-
-def map_status(raw: bytes | str | None) -> tuple[JobStatus, str]:
-    """RQ's status word -> (shared status, the word as text); UNKNOWN for anything else
-    (the word capped), and (UNKNOWN, "") when there is none."""
-    word = text(raw) or ""
-    status = STATUSES.get(word)
-    if status is None:
-        return JobStatus.UNKNOWN, cap(word, MAX_NAME_CHARS) or ""
-    return status, word
-
-
-class Where(enum.StrEnum):
-    """Which of RQ's keys holds a job id."""
-
-    QUEUE = "queue"
-    #: moved off the queue by a worker that has not started it yet
-    INTERMEDIATE = "intermediate"
-    SCHEDULED = "scheduled"
-    DEFERRED = "deferred"
-    WIP = "wip"
-    FINISHED = "finished"
-    FAILED = "failed"
-    CANCELED = "canceled"
-    READY = "ready"
-    #: found by its hash alone (a job page), in none of the keys above
-    HASH = "hash"
-
-
-#: the status a job has where it is found, when its hash cannot say
-_WHERE_STATUS: Mapping[Where, tuple[JobStatus, str]] = {
-    Where.QUEUE: (JobStatus.ENQUEUED, "queued"),
-    Where.INTERMEDIATE: (JobStatus.RUNNING, "intermediate"),
-    Where.SCHEDULED: (JobStatus.SCHEDULED, "scheduled"),
-    Where.DEFERRED: (JobStatus.SCHEDULED, "deferred"),
-    Where.WIP: (JobStatus.RUNNING, "started"),
-    Where.FINISHED: (JobStatus.COMPLETED, "finished"),
-    Where.FAILED: (JobStatus.FAILED, "failed"),
-    Where.CANCELED: (JobStatus.CANCELED, "canceled"),
-    Where.READY: (JobStatus.ENQUEUED, "ready_to_enqueue"),
-    Where.HASH: (JobStatus.UNKNOWN, ""),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Found:
-    """Where the adapter found a job id: the key's kind, its queue, the member's score."""
-
-    where: Where
-    queue: str
-    #: the sorted-set score (epoch seconds), None for lists and the hash alone
-    score: float | None = None
-    #: the execution of a ``wip`` member (RQ 2.0+ ``<job_id>:<execution_id>``)
-    execution_id: str | None = None
-
-
-# ------------------------------------------------------------------------------------------
-# The job hash as read
-
-#: fields RQ keeps small (timestamps, words, numbers, the call string with each argument's
-#: repr cut to 75 characters, dependency ids, the legacy traceback): read with one HMGET per
-#: job, and capped as text
-SMALL_FIELDS = (
-    "status",
-    "origin",
-    "created_at",
-    "enqueued_at",
-    "started_at",
-    "ended_at",
-    "last_heartbeat",
-    "worker_name",
-    "timeout",
-    "retries_left",
-    "retry_intervals",
-    "number_of_retries",
-    "repeats_left",
-    "dependency_id",
-    "result_ttl",
-    "failure_ttl",
-    "ttl",
-    "group_id",
-    "rate_limit_key",
-    "enqueue_at_front",
-    "allow_dependency_failures",
-    "description",
-    "dependency_ids",
-    "exc_info",
-)
-#: small fields that hold bytes, not text (zlib of a traceback)
-BINARY_FIELDS = frozenset({"exc_info"})
-#: fields as large as the job's arguments, metadata and return value: their size is asked
-#: first (HSTRLEN) and each is read only within a cap
-LARGE_FIELDS = ("data", "meta", "result")
-
-
-@dataclass(frozen=True, slots=True)
-class JobHash:
-    """A job hash as far as it was read."""
-
-    #: whether the key existed
-    exists: bool
-    #: the fields read: name -> bytes (missing fields are absent)
-    fields: Mapping[str, bytes] = field(default_factory=dict)
-    #: HSTRLEN of the large fields (0: missing or empty)
-    sizes: Mapping[str, int] = field(default_factory=dict)
-    #: the key holds another type than a hash
-    wrong_type: bool = False
-
-    def unread(self, name: str) -> int | None:
-        """The size of a field that exists but was not read (too large), else None."""
-        size = self.sizes.get(name, 0)
-        if size > 0 and name not in self.fields:
-            return size
-        return None
-
-
-def kilobytes(size: int) -> str:
-    if size >= 1_048_576:
-        return f"{size / 1_048_576:.1f} MB"
-    return f"{max(1, round(size / 1024))} KB"
-
-
-class _Fields:
-    """Typed reads of a hash's fields that turn each bad one into words, not exceptions."""
-
-    def __init__(self, job: JobHash) -> None:
-        self.job = job
-        self.problems: list[str] = []
-
-    def raw(self, name: str) -> bytes | None:
-        value = self.job.fields.get(name)
-        return value if isinstance(value, bytes) and value else None
-
-    def text(self, name: str, limit: int = MAX_NAME_CHARS) -> str | None:
-        return cap(text(self.raw(name)), limit)
-
-    def time(self, name: str) -> datetime | None:
-        try:
-            return parse_timestamp(self.raw(name))
-        except ValueError:
-            self.problems.append(f"{name} is not an RQ timestamp ({_shown(self.raw(name))})")
-            return None
-
-    def int(self, name: str) -> int | None:
-        try:
-            return parse_int(self.raw(name))
-        except ValueError:
-            self.problems.append(f"{name} is not an integer ({_shown(self.raw(name))})")
-            return None
-
-
-#: RQ's Retry intervals jobbridge accepts as stored: at most this many, each at most ten
-#: years (a worker adds it to now(): a larger one overflows its datetime and crashes it)
-MAX_RETRY_INTERVALS = 100
-MAX_RETRY_INTERVAL_S = 10 * 365 * 86_400
-
-
-def retry_intervals(raw: bytes | None) -> list[int] | None:
-    """RQ's ``retry_intervals`` field (``json.dumps`` of the Retry's interval list, seconds;
-    RQ stores it for any Retry, ``[0]`` when none was given); None when absent or not a list
-    of whole seconds a worker could use."""
-    if not raw or len(raw) > 4096:
-        return None
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(value, list) or not 0 < len(value) <= MAX_RETRY_INTERVALS:
-        return None
-    if not all(type(v) is int and 0 <= v <= MAX_RETRY_INTERVAL_S for v in value):
-        return None
-    return value
-
-
-def _seconds(intervals: list[int]) -> str:
-    return ", ".join(str(v) for v in intervals) + " s"
-
-
-def cap_name(value: str | None) -> str | None:
-    """A name (worker, status word) read from Redis, capped."""
-    return cap(value, MAX_NAME_CHARS)
-
-
-def _shown(raw: bytes | None, limit: int = 40) -> str:
-    """A bad value, short, for a problem sentence."""
-    return repr(cap(text(raw) or "", limit))
-
-
-# ------------------------------------------------------------------------------------------
-# Payloads (each entry point takes bytes and returns plain values: jobbridge.offload may run
-# it in its decoding process)
-
-
-class CallSummary(NamedTuple):
-    """What a row shows of a job's ``data``: the call, never executed."""
-
-    name: str
-    preview: str
-    principal_id: str | None
-    correlation_id: str | None
-    #: what could not be decoded (None when all was)
-    problem: str | None
-    #: "pickle", "json", … as payloads found it
-    serializer: str
-
-
-#: bytes a row inflates a ``data`` field or an error text to, at most: a row shows 160
-#: characters of the call and MAX_ERROR_CHARS of the error, and decoding costs what the
-#: inflated bytes weigh, not what is stored (a 138-byte zlib stream can inflate to 4 MiB),
-#: so this keeps each row's decoding to about a millisecond on the event loop
-ROW_INFLATED_BYTES = 64 * 1024
-
-
-def summarize_call(data: bytes) -> CallSummary:
-    """The function name, a one-line preview and the identity fields of a ``data`` field."""
-    return _summary(payloads.decode_call(data, ROW_INFLATED_BYTES))
-
-
-def _summary(call: payloads.DecodedCall) -> CallSummary:
-    kwargs = call.kwargs if isinstance(call.kwargs, Mapping) else None
-    name = call.func_name if isinstance(call.func_name, str) else ""
-    return CallSummary(
-        name=cap(name, MAX_NAME_CHARS) or "",
-        preview=payloads.call_preview(call, PREVIEW_CHARS),
-        principal_id=principal_of(kwargs),
-        correlation_id=correlation_of(kwargs),
-        problem=cap(call.problem, MAX_NAME_CHARS) if call.problem else None,
-        serializer=str(call.serializer or ""),
-    )
-
-
-def detail_call(data: bytes) -> tuple[CallSummary, str, str]:
-    """A ``data`` field decoded once for the job page: the row's summary, the call as
-    text, and its serializer."""
-    call = payloads.decode_call(data)
-    return _summary(call), *_call_text(call)
-
-
-def describe_call(data: bytes) -> tuple[str, str]:
-    """The call a ``data`` field holds, as text for the job page, and its serializer."""
-    return _call_text(payloads.decode_call(data))
-
-
-def _call_text(call: payloads.DecodedCall) -> tuple[str, str]:
-    lines = [f"function: {call.func_name or '(unknown)'}"]
-    if call.args is not None:
-        lines.append("args: " + _jsonish_text(call.args))
-    if call.kwargs is not None:
-        lines.append("kwargs: " + _jsonish_text(call.kwargs))
-    if call.problem:
-        lines.append(f"[not fully decoded: {call.problem}]")
-    return _cut("\n".join(lines), DETAIL_CHARS), str(call.serializer or "")
-
-
-def describe_value(raw: bytes) -> str:
-    """A serialized value (``meta``, a return value) as text; never unpickled."""
-    value, serializer, problem = payloads.decode_value(raw)
-    shown = _jsonish_text(value) if problem is None or value is not None else ""
-    if problem:
-        shown += f"{' ' if shown else ''}[{serializer or 'value'} not fully decoded: {problem}]"
-    return _cut(shown, DETAIL_CHARS)
-
-
-#: how deep and how wide a decoded value is walked to make it JSON-ready
-_JSONISH_DEPTH = 32
-_JSONISH_ITEMS = 10_000
-
-
-def jsonish(value: Any, depth: int = 0) -> Any:
-    """A decoded value made of plain JSON types: tuples and sets become lists, bytes and
-    anything else their short repr, keys text; bounded in depth and width."""
-    if value is None or isinstance(value, str | bool | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
-    if depth >= _JSONISH_DEPTH:
-        return "…"
-    if isinstance(value, Mapping):
-        items = list(value.items())[:_JSONISH_ITEMS]
-        return {_key_text(k): jsonish(v, depth + 1) for k, v in items}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonish(v, depth + 1) for v in list(value)[:_JSONISH_ITEMS]]
-    return cap(repr(value), MAX_NAME_CHARS)
-
-
-def _key_text(key: object) -> str:
-    return key if isinstance(key, str) else cap(repr(key), MAX_NAME_CHARS) or ""
-
-
-def _jsonish_text(value: Any) -> str:
-    shown, _ = payloads.json_detail(jsonish(value))
-    return shown or "null"
-
-
-def _cut(shown: str, limit: int) -> str:
-    return shown if len(shown) <= limit else shown[:limit] + "…"
-
-
-#: RQ's result types (rq/results.py ``Result.Type``)
-RESULT_TYPES: Mapping[str, str] = {
-    "1": "successful",
-    "2": "failed",
-    "3": "stopped",
-    "4": "retried",
-    "5": "max retries exceeded",
-}
-
-
-def result_error(entry: Mapping[bytes, bytes] | None) -> tuple[str | None, str | None]:
-    """(error text, problem) of a results-stream entry: its ``exc_string``, capped."""
-    if not entry:
-        return None, None
-    raw = entry.get(b"exc_string")
-    if not raw:
-        return None, None
-    shown, problem = payloads.decode_exc_string(raw, ROW_INFLATED_BYTES)
-    return cap(headline_first(shown), MAX_ERROR_CHARS), _error_problem(problem)
-
-
-def legacy_error(raw: bytes | None) -> tuple[str | None, str | None]:
-    """(error text, problem) of a hash's legacy ``exc_info`` (zlib of UTF-8), capped;
-    ``zlib('')``, which RQ's requeue writes, is no error."""
-    if not raw:
-        return None, None
-    shown, problem = payloads.decode_exc_info(raw, ROW_INFLATED_BYTES)
-    return cap(headline_first(shown or None), MAX_ERROR_CHARS), _error_problem(problem)
-
-
-_TRACEBACK_HEAD = "Traceback (most recent call last):"
-
-
-def headline_first(error: str | None) -> str | None:
-    """A Python traceback with its exception line (``ValueError: kaput``) put first.
-
-    Lists show the start of an error, and every traceback starts with the same line; the
-    exception line, which tells failures apart, is its last unindented line.
-    """
-    if error is None or not error.startswith(_TRACEBACK_HEAD):
-        return error
-    lines = [line for line in error.rstrip().splitlines()[-50:] if line.strip()]
-    last = next((line for line in reversed(lines) if not line[:1].isspace()), None)
-    if last is None or last == _TRACEBACK_HEAD:
-        return error
-    return f"{last}\n\n{error}"
-
-
-def _error_problem(problem: str | None) -> str | None:
-    return f"its error text could not be decoded: {problem}" if problem else None
-
-
-def describe_result(
-    entry_id: bytes | None, entry: Mapping[bytes, bytes] | None, value_text: str = ""
-) -> str:
-    """The latest results-stream entry as text for the job page: its type, time, worker,
-    and the return value (``value_text``: :func:`describe_stream_value` of it) or the
-    exception text."""
-    if not entry:
-        return ""
-    kind = RESULT_TYPES.get(text(entry.get(b"type")) or "", "of unknown type")
-    lines = [f"latest result: {kind}"]
-    when = _stream_time(entry_id)
-    if when is not None:
-        lines[0] += f" at {when.strftime('%Y-%m-%d %H:%M:%S.%fZ')}"
-    worker = cap(text(entry.get(b"worker_name")), MAX_NAME_CHARS)
-    if worker:
-        lines.append(f"worker: {worker}")
-    if value_text:
-        lines.append("return value: " + value_text)
-    error, problem = result_error(entry)
-    if error:
-        lines.append(error)
-    if problem:
-        lines.append(f"[{problem}]")
-    return "\n".join(lines)
-
-
-def describe_stream_value(value: bytes) -> str:
-    """A results-stream ``return_value``: base64 of the serializer's bytes."""
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        return "[not base64: it cannot be decoded]"
-    return describe_value(raw)
-
-
-def _stream_time(entry_id: bytes | None) -> datetime | None:
-    """The creation time a stream entry id (``<ms>-<seq>``) carries."""
-    if not entry_id:
-        return None
-    head = entry_id.split(b"-", 1)[0]
-    if not head.isdigit() or len(head) > 15:
-        return None
-    return epoch_datetime(int(head) / 1000)
-
 
 # ------------------------------------------------------------------------------------------
 # Rows
 
 
-def status_of(fields: _Fields, found: Found) -> tuple[JobStatus, str]:
+def status_of(fields: Fields, found: Found) -> tuple[JobStatus, str]:
     """A row's status: its hash's word when RQ's, else the place it was found.
 
     An id in an intermediate list is reserved by a worker that has not started it (its
@@ -538,9 +58,9 @@ def status_of(fields: _Fields, found: Found) -> tuple[JobStatus, str]:
     raw = fields.raw("status")
     status, word = map_status(raw)
     if raw is not None and status is JobStatus.UNKNOWN:
-        fields.problems.append(f"its status {_shown(raw)} is not one of RQ's")
+        fields.problems.append(f"its status {shown_bad(raw)} is not one of RQ's")
     if status is JobStatus.UNKNOWN:
-        status, word = _WHERE_STATUS[found.where]
+        status, word = WHERE_STATUS[found.where]
         if raw is None:
             fields.problems.append("it has no status")
     if found.where is Where.INTERMEDIATE and word in ("queued", "created", ""):
@@ -550,7 +70,7 @@ def status_of(fields: _Fields, found: Found) -> tuple[JobStatus, str]:
     return status, word
 
 
-def _attempted(fields: _Fields) -> bool:
+def _attempted(fields: Fields) -> bool:
     return fields.raw("started_at") is not None or fields.raw("ended_at") is not None
 
 
@@ -571,7 +91,7 @@ def actions_for(
     return ()
 
 
-def _name(fields: _Fields, call: CallSummary | None) -> str:
+def _name(fields: Fields, call: CallSummary | None) -> str:
     """The function's dotted name; RQ's ``description`` (the call string) up to its first
     parenthesis when the data could not give it."""
     if call is not None and call.name:
@@ -581,7 +101,7 @@ def _name(fields: _Fields, call: CallSummary | None) -> str:
     return cap(head, MAX_NAME_CHARS) or ""
 
 
-def _queue(fields: _Fields, found: Found) -> str:
+def _queue(fields: Fields, found: Found) -> str:
     """The queue that holds the id; a hash naming another queue is flagged."""
     origin = fields.text("origin")
     if found.where is Where.HASH:
@@ -617,7 +137,7 @@ def _data_problem(job: JobHash, call: CallSummary | None) -> str | None:
 WAITING_STATUSES = frozenset({JobStatus.ENQUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING})
 
 
-def _extra(fields: _Fields, found: Found, status: JobStatus) -> dict[str, str]:
+def _extra(fields: Fields, found: Found, status: JobStatus) -> dict[str, str]:
     extra: dict[str, str] = {}
     retries_left = fields.int("retries_left")
     if retries_left is not None:
@@ -658,7 +178,11 @@ def _extra(fields: _Fields, found: Found, status: JobStatus) -> dict[str, str]:
 _MAX_DEPENDENCIES_SHOWN = 10
 
 
-def _dependencies(fields: _Fields) -> str:
+def _seconds(intervals: list[int]) -> str:
+    return ", ".join(str(v) for v in intervals) + " s"
+
+
+def _dependencies(fields: Fields) -> str:
     """The ids a deferred job waits on: ``dependency_ids`` (JSON), else ``dependency_id``."""
     raw = fields.raw("dependency_ids")
     ids: list[str] = []
@@ -680,7 +204,7 @@ def _dependencies(fields: _Fields) -> str:
     return ", ".join(ids)
 
 
-def _attempt(fields: _Fields) -> int | None:
+def _attempt(fields: Fields) -> int | None:
     """The attempt a job is on, where RQ counts it: a job that returned ``Retry`` has run
     ``number_of_retries`` + 1 times. Exception-triggered retries only count down
     ``retries_left`` from a maximum RQ does not store."""
@@ -719,7 +243,7 @@ def to_job(
     if not job.exists:
         row = _flagged(found, source, job_id, "its job hash no longer exists")
         return replace(row, last_error=last_error)
-    fields = _Fields(job)
+    fields = Fields(job)
     shown_status, word = status or status_of(fields, found)
     queue = _queue(fields, found)
     problem = None if copy else _data_problem(job, call)
@@ -732,7 +256,7 @@ def to_job(
 
 
 def _record(
-    fields: _Fields,
+    fields: Fields,
     found: Found,
     source: str,
     job_id: str,
@@ -789,7 +313,7 @@ def _has_data(job: JobHash) -> bool:
 
 def _flagged(found: Found, source: str, job_id: str, problem: str) -> JobRecord:
     """A row for an id whose hash cannot be read: what its place says, and why."""
-    status, word = _WHERE_STATUS[found.where]
+    status, word = WHERE_STATUS[found.where]
     return JobRecord(
         source=source,
         system="rq",
@@ -855,7 +379,7 @@ def raw_text(job: JobHash, limit: int = DETAIL_CHARS) -> str:
         size = job.sizes.get(name, 0)
         if size:
             lines.append(f"{name}: <{size} bytes>")
-    return _cut("\n".join(lines), limit)
+    return clip("\n".join(lines), limit)
 
 
 def detail_payload(
@@ -872,7 +396,7 @@ def detail_payload(
         parts.append(result_text)
     if legacy_text:
         parts.append(legacy_text)
-    return _cut("\n\n".join(p for p in parts if p), DETAIL_CHARS)
+    return clip("\n\n".join(p for p in parts if p), DETAIL_CHARS)
 
 
 def to_detail(
@@ -935,117 +459,3 @@ def lifecycle_record(source: str, stored: str, job_id: str, status: JobStatus) -
         status=(status, status.value),
         copy=True,
     )
-
-
-# ------------------------------------------------------------------------------------------
-# Workers
-
-#: fields of a worker hash read (rq/worker/base.py)
-WORKER_FIELDS = (
-    "state",
-    "queues",
-    "current_job",
-    "birth",
-    "last_heartbeat",
-    "successful_job_count",
-    "failed_job_count",
-    "hostname",
-    "pid",
-    "death",
-)
-
-
-def to_worker(
-    name: str,
-    values: Iterable[bytes | None],
-    execution_member: bytes | None = None,
-) -> Worker:
-    """One worker's hash (HMGET of :data:`WORKER_FIELDS`) as a Worker.
-
-    A worker whose hash expired (still listed: it died without unregistering) or that
-    recorded its ``death`` is "dead". RQ 3 keeps no ``current_job`` field; its current
-    job is a member of the worker's executions set (``execution_member``).
-    """
-    raw = dict(zip(WORKER_FIELDS, values, strict=True))
-    shown_name = cap(name, MAX_NAME_CHARS) or ""
-    if all(v is None for v in raw.values()):
-        return Worker(name=shown_name, state="dead", problem="its worker hash no longer exists")
-    fields = _Fields(JobHash(exists=True, fields={k: v for k, v in raw.items() if v is not None}))
-    state = fields.text("state") or "?"
-    if fields.raw("death") is not None:
-        state = "dead"
-    current = fields.text("current_job")
-    if current is None and execution_member:
-        current = cap(split_wip_member(key_text(execution_member))[0], MAX_NAME_CHARS)
-    queues = tuple(
-        cap(q, MAX_NAME_CHARS) or "" for q in (fields.text("queues", 10_000) or "").split(",") if q
-    )[:100]
-    return Worker(
-        name=shown_name,
-        state=state,
-        queues=queues,
-        current_job=current,
-        birth=fields.time("birth"),
-        last_heartbeat=fields.time("last_heartbeat"),
-        successful=_count(fields, "successful_job_count"),
-        failed=_count(fields, "failed_job_count"),
-        hostname=fields.text("hostname"),
-        pid=_count(fields, "pid"),
-        problem="; ".join(fields.problems) if fields.problems else None,
-    )
-
-
-def _count(fields: _Fields, name: str) -> int | None:
-    value = fields.int(name)
-    if value is not None and value < 0:
-        fields.problems.append(f"{name} is negative")
-        return None
-    return value
-
-
-# ------------------------------------------------------------------------------------------
-# Cron
-
-
-def cron_schedules(raw: bytes, limit: int) -> tuple[list[Schedule], str | None]:
-    """The cron jobs one cron scheduler's hash lists (its ``cron_jobs`` JSON), at most
-    ``limit``; and a problem in words when the field is not what RQ writes."""
-    try:
-        loaded = safejson.loads(raw)
-    except safejson.JSONError as exc:
-        return [], f"its cron_jobs field is not JSON ({cap(str(exc), 80)})"
-    if not isinstance(loaded, list):
-        return [], "its cron_jobs field is not a JSON list"
-    out = []
-    bad = 0
-    for item in loaded[:limit]:
-        schedule = _cron_schedule(item)
-        if schedule is None:
-            bad += 1
-        else:
-            out.append(schedule)
-    return out, f"{bad} of its cron jobs could not be read" if bad else None
-
-
-def _cron_schedule(item: object) -> Schedule | None:
-    if not isinstance(item, dict):
-        return None
-    name = item.get("name") or item.get("func_name")
-    if not isinstance(name, str) or not name:
-        return None
-    cron, interval, queue = item.get("cron"), item.get("interval"), item.get("queue_name")
-    if isinstance(cron, str) and cron:
-        every = f"cron {cap(cron, MAX_NAME_CHARS)}"
-    elif isinstance(interval, int) and not isinstance(interval, bool) and interval > 0:
-        every = f"every {interval}s"
-    else:
-        return None
-    if isinstance(queue, str) and queue:
-        every += f" on queue {cap(queue, MAX_NAME_CHARS)}"
-    next_run = None
-    if isinstance(item.get("next_enqueue_time"), str):
-        try:
-            next_run = parse_timestamp(item["next_enqueue_time"])
-        except (ValueError, UnicodeEncodeError):
-            next_run = None
-    return Schedule(name=cap(name, MAX_NAME_CHARS) or "", schedule=every, next_run_at=next_run)
