@@ -24,18 +24,9 @@ from jobbridge.adapters.contract import (
     RunsInBackground,
     StopsJobs,
 )
-
-# Web's shared state words the failures of its own Redis as a source's: it asks here.
-from jobbridge.adapters.redis_errors import (
-    UNAVAILABLE_ERRORS as UNAVAILABLE_ERRORS,
-)
-from jobbridge.adapters.redis_errors import (
-    read_again_after_drop,
-    redis_errors,
-)
-from jobbridge.adapters.redis_errors import (
-    unavailable_detail as unavailable_detail,
-)
+from jobbridge.adapters.redis_errors import UNAVAILABLE_ERRORS as UNAVAILABLE_ERRORS
+from jobbridge.adapters.redis_errors import read_again_after_drop, redis_errors
+from jobbridge.adapters.redis_errors import unavailable_detail as unavailable_detail
 from jobbridge.adapters.stopping import cancel_until_done
 from jobbridge.coalescer import Coalescer as Coalescer
 from jobbridge.errors import SourceTimedOut, SourceUnavailable, UnknownSource
@@ -56,6 +47,9 @@ from jobbridge.model import (
 )
 from jobbridge.read_limits import DEFAULT_READ_TIMEOUT_S, ReadLimits
 from jobbridge.tally import TALLY_QUERY, SourceSample, tally_document
+
+# ``X as X`` above re-exports: web's shared state words the failures of its own Redis as a
+# source's and reaches adapters' modules only through this one; the Coalescer lived here.
 
 log = logging.getLogger(__name__)
 
