@@ -33,6 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check jobbridge tests benchmarks examples
 	$(BIN)/ruff format --check jobbridge tests benchmarks examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo --no-cache
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix jobbridge tests benchmarks examples

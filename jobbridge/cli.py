@@ -31,8 +31,6 @@ from jobbridge.acl import (
     state_acl_setuser,
     viewer_notes,
 )
-from jobbridge.adapters.contract import DiscoversQueues
-from jobbridge.adapters.redis_errors import redis_errors
 from jobbridge.config import load_settings
 from jobbridge.errors import ConfigError, JobbridgeError, SourceUnavailable, UnknownSource
 from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
@@ -149,13 +147,7 @@ async def _with_service(settings: Settings, use: Callable[[JobService], Awaitabl
         read_timeout_s=settings.server.read_timeout_s,
     )
     try:
-        for adapter in service.adapters.values():
-            if isinstance(adapter, DiscoversQueues):
-                try:
-                    async with redis_errors(adapter.source):
-                        await adapter.discover_queues()
-                except SourceUnavailable:
-                    pass
+        await service.discover_once()
         return await use(service)
     finally:
         await service.close()

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from jobbridge.adapters.contract import (
     DiscoversQueues,
@@ -25,8 +24,11 @@ from jobbridge.adapters.contract import (
     RunsInBackground,
     StopsJobs,
 )
+from jobbridge.adapters.redis_errors import UNAVAILABLE_ERRORS as UNAVAILABLE_ERRORS
 from jobbridge.adapters.redis_errors import read_again_after_drop, redis_errors
+from jobbridge.adapters.redis_errors import unavailable_detail as unavailable_detail
 from jobbridge.adapters.stopping import cancel_until_done
+from jobbridge.coalescer import Coalescer as Coalescer
 from jobbridge.errors import SourceTimedOut, SourceUnavailable, UnknownSource
 from jobbridge.model import (
     MAX_JOB_ID_CHARS,
@@ -44,6 +46,10 @@ from jobbridge.model import (
     reachable_id,
 )
 from jobbridge.read_limits import DEFAULT_READ_TIMEOUT_S, ReadLimits
+from jobbridge.tally import TALLY_QUERY, SourceSample, tally_document
+
+# ``X as X`` above re-exports: web's shared state words the failures of its own Redis as a
+# source's and reaches adapters' modules only through this one; the Coalescer lived here.
 
 log = logging.getLogger(__name__)
 
@@ -82,94 +88,47 @@ AUDIT_SCAN = 2000
 DISCOVERY_INTERVAL_S = 0.5
 
 
-class Coalescer:
-    """Share one in-flight or recent result among identical callers.
-
-    A result is reused for ``ttl_s`` seconds after it arrives; an exception is handed to every
-    caller that was waiting for it and is not kept. At most ``max_entries`` finished results
-    are kept (the oldest go first), and expired ones are dropped a moment after they expire,
-    idle or not: however many distinct queries viewers send, memory stays bounded.
-    """
-
-    def __init__(self, ttl_s: float, max_entries: int = 64) -> None:
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._entries: dict[Hashable, tuple[float, asyncio.Future[Any]]] = {}
-        self._sweep: asyncio.TimerHandle | None = None
-        #: how many calls reached Redis (for tests and /metrics)
-        self.misses = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    async def get(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
-        now = time.monotonic()
-        entry = self._entries.get(key)
-        if entry is not None:
-            expires, future = entry
-            if not future.done() or now < expires:
-                result: T = await asyncio.shield(future)
-                return result
-            del self._entries[key]
-        self.misses += 1
-        future = asyncio.get_running_loop().create_future()
-        self._entries[key] = (float("inf"), future)
-        try:
-            value = await load()
-        except BaseException as exc:
-            if self._entries.get(key, (0, None))[1] is future:
-                del self._entries[key]
-            future.set_exception(exc)
-            # Waiters get it; mark it retrieved so asyncio does not warn when there are none.
-            future.exception()
-            raise
-        future.set_result(value)
-        if self._entries.get(key, (0, None))[1] is future:
-            if self.ttl_s > 0:
-                # Re-inserted, so the dict's order is the order results arrived in.
-                del self._entries[key]
-                self._entries[key] = (time.monotonic() + self.ttl_s, future)
-                self._trim()
-            else:
-                del self._entries[key]
-        return value
-
-    def _trim(self) -> None:
-        """Drop expired results, then the oldest finished ones beyond ``max_entries``."""
-        now = time.monotonic()
-        finished = [k for k, (expires, f) in self._entries.items() if f.done()]
-        for key in finished:
-            if self._entries[key][0] <= now:
-                del self._entries[key]
-        excess = len(self._entries) - self.max_entries
-        for key in finished:
-            if excess <= 0:
-                break
-            if key in self._entries:
-                del self._entries[key]
-                excess -= 1
-        if self._sweep is None and self._entries:
-            loop = asyncio.get_running_loop()
-            self._sweep = loop.call_later(self.ttl_s + 0.05, self._swept)
-
-    def _swept(self) -> None:
-        self._sweep = None
-        self._trim()
-
-    def invalidate(self, prefix: Hashable | None = None) -> None:
-        """Forget finished results (of keys starting with ``prefix`` when given)."""
-        for key, (_, future) in list(self._entries.items()):
-            if not future.done():
-                continue
-            if prefix is None or (isinstance(key, tuple) and key[:1] == (prefix,)):
-                del self._entries[key]
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SourceInfo:
     name: str
     system: System
     capabilities: tuple[str, ...]
+
+
+#: what a source whose read hit a bug of jobbridge's shows (the traceback goes to the log)
+INTERNAL_ERROR = "internal error reading this source"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceRead(Generic[T]):
+    """One source's part of a read of every source: what was read, or why it could not be."""
+
+    name: str
+    system: System
+    value: T | None = None
+    #: why the read failed: Redis's words, or ``INTERNAL_ERROR``; None when it did not
+    detail: str | None = None
+    #: the source's Redis did not answer in time (slow, not down): ``detail`` says how long
+    slow: bool = False
+    #: the read hit a bug of jobbridge's, not a Redis failure
+    internal: bool = False
+
+    @property
+    def error(self) -> str | None:
+        """The failure in the one wording every page and the API show."""
+        if self.detail is None or self.internal:
+            return self.detail
+        return f"Redis {'slow' if self.slow else 'unavailable'} ({self.detail})"
+
+    @property
+    def public_error(self) -> str | None:
+        """What an unauthenticated probe may know: how long a slow Redis was given ("timed out
+        after 2 s"), "unavailable" or "internal", never Redis's own words."""
+        if self.detail is None:
+            return None
+        if self.slow:
+            return self.detail
+        return "internal" if self.internal else "unavailable"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -186,6 +145,12 @@ class SourceStatus:
     @property
     def healthy(self) -> bool:
         return self.error is None
+
+    @classmethod
+    def of(cls, read: SourceRead[Any], counters: Counters | None) -> SourceStatus:
+        return cls(
+            name=read.name, system=read.system, counters=counters, error=read.error, slow=read.slow
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -279,6 +244,17 @@ class JobService:
                 # Same level as the failure, so whoever saw one sees the other.
                 log.warning("queue discovery of source %s recovered", source)
 
+    async def discover_once(self) -> None:
+        """One whole queue discovery of every source that discovers, for a one-shot command;
+        a source whose Redis fails is left for its own read to report."""
+        for adapter in self.adapters.values():
+            if isinstance(adapter, DiscoversQueues):
+                try:
+                    async with redis_errors(adapter.source):
+                        await adapter.discover_queues()
+                except SourceUnavailable:
+                    pass
+
     async def close(self) -> None:
         tasks, self._discovery = self._discovery, []
         await cancel_until_done(tasks, CLOSE_S)
@@ -332,40 +308,51 @@ class JobService:
             lambda: self.limits.run(adapter, lambda: read(adapter, adapter.counters)),
         )
 
+    async def read_every_source(
+        self, read: Callable[[str], Awaitable[T]], what: str
+    ) -> list[SourceRead[T]]:
+        """``read`` of every source side by side, in their configured order; a source that
+        fails is reported, never raised, so the others still show.
+
+        Args:
+            read: reads one source, by name.
+            what: names the read in the log line of a bug.
+        """
+
+        async def one(name: str, adapter: JobAdapter) -> SourceRead[T]:
+            try:
+                return SourceRead(name=name, system=adapter.system, value=await read(name))
+            except SourceUnavailable as exc:
+                slow = isinstance(exc, SourceTimedOut)
+                return SourceRead(name=name, system=adapter.system, detail=exc.detail, slow=slow)
+            except Exception:  # one source's bug must not fail the others' read
+                log.exception("%s of source %s failed", what, name)
+                return SourceRead(
+                    name=name, system=adapter.system, detail=INTERNAL_ERROR, internal=True
+                )
+
+        return list(await asyncio.gather(*(one(n, a) for n, a in self.adapters.items())))
+
+    async def every_counters(self) -> list[SourceRead[Counters]]:
+        """Every source's counters (the overview's refresh, the API, /metrics)."""
+        return await self.read_every_source(self.counters, "counters")
+
     async def overview(self) -> Overview:
         """Counters of every source side by side, plus the newest failures across them."""
-        names = list(self.adapters)
         # Counters and the newest failures: no other list's page is read.
         first_pages = SnapshotQuery.build(
             per_page=OVERVIEW_FAILURES, only=frozenset({ListName.FAILED})
         )
-        results = await asyncio.gather(
-            *(self.snapshot(name, first_pages) for name in names), return_exceptions=True
+        reads = await self.read_every_source(
+            lambda name: self.snapshot(name, first_pages), "overview"
         )
         rows: list[SourceStatus] = []
         failures: list[JobRecord] = []
-        for name, result in zip(names, results, strict=True):
-            system = self.adapters[name].system
-            if isinstance(result, SourceUnavailable):
-                slow = isinstance(result, SourceTimedOut)
-                rows.append(
-                    SourceStatus(
-                        name=name, system=system, counters=None, error=result.detail, slow=slow
-                    )
-                )
-            elif isinstance(result, BaseException):
-                log.error("overview of source %s failed", name, exc_info=result)
-                rows.append(
-                    SourceStatus(
-                        name=name,
-                        system=system,
-                        counters=None,
-                        error="internal error reading this source",
-                    )
-                )
-            else:
-                rows.append(SourceStatus(name=name, system=system, counters=result.counters))
-                failures.extend(result.lists[ListName.FAILED].items)
+        for read in reads:
+            snapshot = read.value
+            rows.append(SourceStatus.of(read, snapshot.counters if snapshot else None))
+            if snapshot is not None:
+                failures.extend(snapshot.lists[ListName.FAILED].items)
         epoch = datetime.fromtimestamp(0, tz=UTC)
         # Equal times (Autumn stamps whole ms) fall back to source and id, so the merged list
         # does not reorder between polls.
@@ -374,6 +361,15 @@ class JobService:
             taken_at=datetime.now(tz=UTC),
             sources=tuple(rows),
             recent_failures=tuple(failures[:OVERVIEW_FAILURES]),
+        )
+
+    async def job_name_counts(self) -> dict[str, Any]:
+        """Per-job-name counters across sources (``/actuator/jobs``; see ``jobbridge.tally``)."""
+        reads = await self.read_every_source(
+            lambda name: self.snapshot(name, TALLY_QUERY), "job-name counts"
+        )
+        return tally_document(
+            [SourceSample(r.name, r.system, r.value, r.public_error) for r in reads]
         )
 
     async def job(self, source: str, job_id: str, *, entry: str | None = None) -> JobDetail | None:
@@ -443,22 +439,18 @@ class JobService:
         entries.sort(key=lambda e: e.at, reverse=True)
         return entries[:limit]
 
+    async def readiness(self) -> list[SourceRead[None]]:
+        """Whether each source's Redis answers a PING."""
+
+        async def ping(name: str) -> None:
+            adapter = self.adapters[name]
+            await self.limits.run(adapter, lambda: read(adapter, adapter.client.ping))
+
+        return await self.read_every_source(ping, "readiness check")
+
     async def ready(self) -> dict[str, str | None]:
         """Each source's readiness: None when its Redis answers, else the reason."""
-
-        async def one(adapter: JobAdapter) -> str | None:
-            try:
-                await self.limits.run(adapter, lambda: read(adapter, adapter.client.ping))
-            except SourceUnavailable as exc:
-                return exc.detail
-            except Exception:  # one source's bug must not fail the others' readiness
-                log.exception("readiness check of source %s failed", adapter.source)
-                return "internal error"
-            return None
-
-        names = list(self.adapters)
-        states = await asyncio.gather(*(one(self.adapters[n]) for n in names))
-        return dict(zip(names, states, strict=True))
+        return {r.name: r.detail for r in await self.readiness()}
 
     # ------------------------------------------------------------ actions
 

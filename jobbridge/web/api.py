@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from datetime import UTC, datetime
 
 from aiohttp import web
 
-from jobbridge.errors import SourceTimedOut, SourceUnavailable
-from jobbridge.model import Action, Counters, ListName, Outcome, SnapshotQuery
+from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
 from jobbridge.serialize import (
     action_json,
     audit_json,
@@ -18,7 +15,6 @@ from jobbridge.serialize import (
     rfc3339,
     snapshot_json,
 )
-from jobbridge.service import JobService, SourceInfo
 from jobbridge.web import keys
 from jobbridge.web.actuator import actuator_jobs
 from jobbridge.web.metrics import CONTENT_TYPE
@@ -31,8 +27,6 @@ from jobbridge.web.responses import (
     json_response,
     route_param,
 )
-
-log = logging.getLogger(__name__)
 
 #: HTTP status of each action outcome
 OUTCOME_STATUS: dict[Outcome, int] = {
@@ -128,43 +122,21 @@ async def act(request: web.Request) -> web.Response:
     return json_response(action_json(result), status=OUTCOME_STATUS[result.outcome])
 
 
-CounterRow = tuple[SourceInfo, Counters | None, str | None, bool]
-
-
-async def source_counters(service: JobService, infos: list[SourceInfo]) -> list[CounterRow]:
-    """Every source's counters, read concurrently; (info, counters or None, error or None,
-    whether the source's Redis timed out)."""
-
-    async def one(info: SourceInfo) -> CounterRow:
-        try:
-            return info, await service.counters(info.name), None, False
-        except SourceTimedOut as exc:
-            return info, None, f"Redis slow ({exc.detail})", True
-        except SourceUnavailable as exc:
-            return info, None, f"Redis unavailable ({exc.detail})", False
-        except Exception:  # one source's bug must not hide the others' counters
-            log.exception("counters of source %s failed", info.name)
-            return info, None, "internal error reading this source", False
-
-    return list(await asyncio.gather(*(one(i) for i in infos)))
-
-
 async def counters(request: web.Request) -> web.Response:
-    service = request.app[keys.SERVICE]
-    rows = await source_counters(service, service.sources())
+    reads = await request.app[keys.SERVICE].every_counters()
     return json_response(
         {
             "taken_at": rfc3339(datetime.now(tz=UTC)),
             "sources": [
                 {
-                    "name": info.name,
-                    "system": info.system,
-                    "up": error is None,
-                    "slow": slow,
-                    "error": error,
-                    "counters": counters_json(c) if c is not None else None,
+                    "name": r.name,
+                    "system": r.system,
+                    "up": r.error is None,
+                    "slow": r.slow,
+                    "error": r.error,
+                    "counters": counters_json(r.value) if r.value is not None else None,
                 }
-                for info, c, error, slow in rows
+                for r in reads
             ],
         }
     )
@@ -183,23 +155,12 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
-def readiness_error(detail: str | None) -> str | None:
-    """What an unauthenticated probe may know: "unavailable", or how long a slow Redis was
-    given ("timed out after 2 s"), never Redis's own words."""
-    if detail is None:
-        return None
-    return detail if detail.startswith(SourceTimedOut.PREFIX) else "unavailable"
-
-
 async def readyz(request: web.Request) -> web.Response:
-    states = await request.app[keys.SERVICE].ready()
-    ready = all(error is None for error in states.values())
+    reads = await request.app[keys.SERVICE].readiness()
+    ready = all(r.detail is None for r in reads)
     body = {
         "ready": ready,
-        "sources": {
-            name: {"ready": error is None, "error": readiness_error(error)}
-            for name, error in states.items()
-        },
+        "sources": {r.name: {"ready": r.detail is None, "error": r.public_error} for r in reads},
     }
     return json_response(body, status=200 if ready else 503)
 

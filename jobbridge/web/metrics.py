@@ -7,39 +7,25 @@ several apps in one process (tests, two listeners) do not collide.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from jobbridge.errors import SourceTimedOut, SourceUnavailable
 from jobbridge.model import Counters
-from jobbridge.service import JobService, SourceInfo
+from jobbridge.service import JobService, SourceRead
 from jobbridge.web.shared_state import SharedState
 
-log = logging.getLogger(__name__)
-
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One source's counters as of the current scrape (None when its Redis did not answer)."""
-
-    source: SourceInfo
-    counters: Counters | None
-    #: its Redis did not answer within the read timeout (slow rather than down)
-    timed_out: bool = False
 
 
 class SourceCollector(Collector):
     """Turns the readings of the current scrape into gauge families."""
 
     def __init__(self) -> None:
-        self.readings: Sequence[Reading] = ()
+        #: every source's counters as of the current scrape
+        self.readings: Sequence[SourceRead[Counters]] = ()
 
     def collect(self) -> Iterable[Metric]:
         up = GaugeMetricFamily(
@@ -87,10 +73,10 @@ class SourceCollector(Collector):
             labels=["source", "queue"],
         )
         for reading in self.readings:
-            name = reading.source.name
-            counters = reading.counters
-            up.add_metric([name, reading.source.system], 0 if counters is None else 1)
-            timed_out.add_metric([name], 1 if reading.timed_out else 0)
+            name = reading.name
+            counters = reading.value
+            up.add_metric([name, reading.system], 0 if counters is None else 1)
+            timed_out.add_metric([name], 1 if reading.slow else 0)
             if counters is None:
                 continue
             for field, family in families.items():
@@ -111,8 +97,8 @@ class SourceCollector(Collector):
             labels=["source"],
         )
         for reading in self.readings:
-            if reading.counters is not None:
-                problems.add_metric([reading.source.name], len(reading.counters.problems))
+            if reading.value is not None:
+                problems.add_metric([reading.name], len(reading.value.problems))
         yield up
         yield timed_out
         yield problems
@@ -180,18 +166,7 @@ class Metrics:
     async def render(self, service: JobService, shared: SharedState | None = None) -> bytes:
         """Read every source's counters now, then expose the whole registry as text."""
         self.shared.shared = shared
-
-        async def read(info: SourceInfo) -> Reading:
-            # No deadline of its own: every read has the service's (``read_timeout_s``).
-            try:
-                counters = await service.counters(info.name)
-            except SourceUnavailable as exc:
-                return Reading(info, None, timed_out=isinstance(exc, SourceTimedOut))
-            except Exception:  # one source's bug must not fail the whole scrape
-                log.exception("metrics read of source %s failed", info.name)
-                counters = None
-            return Reading(info, counters)
-
         async with self._lock:
-            self.sources.readings = await asyncio.gather(*(read(s) for s in service.sources()))
+            # No deadline of its own: every read has the service's (``read_timeout_s``).
+            self.sources.readings = await service.every_counters()
             return generate_latest(self.registry)

@@ -32,7 +32,7 @@ import socket
 import time
 from typing import TYPE_CHECKING
 
-from jobbridge.adapters.redis_errors import UNAVAILABLE_ERRORS, unavailable_detail
+from jobbridge.service import UNAVAILABLE_ERRORS, unavailable_detail
 from jobbridge.settings import Settings
 from jobbridge.web.throttle import WINDOW_S
 

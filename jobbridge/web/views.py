@@ -21,7 +21,7 @@ from jobbridge.model import (
 )
 from jobbridge.service import SourceStatus
 from jobbridge.web import keys
-from jobbridge.web.api import audit_limit, audit_source, snapshot_query, source_counters
+from jobbridge.web.api import audit_limit, audit_source, snapshot_query
 from jobbridge.web.auth import too_many_attempts
 from jobbridge.web.context import Ui
 from jobbridge.web.rendering import paced_template, render
@@ -84,11 +84,8 @@ async def overview(request: web.Request) -> dict[str, Any]:
 
 @paced_template("_overview_counters.html")
 async def overview_counters(request: web.Request) -> dict[str, Any]:
-    service = request.app[keys.SERVICE]
-    rows = [
-        SourceStatus(name=info.name, system=info.system, counters=c, error=error, slow=slow)
-        for info, c, error, slow in await source_counters(service, service.sources())
-    ]
+    reads = await request.app[keys.SERVICE].every_counters()
+    rows = [SourceStatus.of(r, r.value) for r in reads]
     return {"ui": Ui(request), "rows": rows, "initial": False}
 
 

@@ -51,6 +51,25 @@ async def test_overview_survives_a_source_that_is_down(app, service) -> None:
     assert {j.source for j in overview.recent_failures} == {"orders", "billing"}
 
 
+async def test_every_read_across_sources_reports_the_down_one_in_one_wording(app, service) -> None:
+    failing_job(app)
+    counters = {r.name: r for r in await service.every_counters()}
+    assert list(counters) == ["orders", "billing", "down"]
+    assert counters["orders"].error is None and counters["orders"].value.failed_7d == 1
+    down = counters["down"]
+    assert down.value is None and not down.slow and not down.internal
+    assert down.error == f"Redis unavailable ({down.detail})"
+    overview = {r.name: r for r in (await service.overview()).sources}
+    assert overview["down"].error == down.error and not overview["down"].slow
+    ready = {r.name: r for r in await service.readiness()}
+    assert ready["down"].error == down.error and ready["orders"].error is None
+    # Unauthenticated probes get the verdict, never Redis's words.
+    assert ready["down"].public_error == "unavailable"
+    tally = await service.job_name_counts()
+    assert tally["sources"]["down"] == {"system": "autumn", "up": False, "error": "unavailable"}
+    assert tally["sources"]["orders"]["up"] is True
+
+
 async def test_reads_of_a_down_source_raise_unavailable(service) -> None:
     with pytest.raises(SourceUnavailable) as info:
         await service.snapshot("down")

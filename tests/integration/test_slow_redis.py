@@ -278,6 +278,8 @@ async def test_one_slow_redis_stalls_no_other_source(
     frozen_row = overview[overview.index('data-source="frozen"') :]
     frozen_row = frozen_row[: frozen_row.index("</tr>")]
     assert "timed out after 1 s" in frozen_row and ">slow</span>" in frozen_row
+    # The overview words it as the API does (one read of every source, one wording).
+    assert f">Redis slow (timed out after {READ_TIMEOUT_S:g} s)</td>" in frozen_row
     assert 'data-state="slow"' in fragment and "is slow: it timed out after 1 s" in fragment
     assert ready.status == 503
     assert ready_body["sources"]["frozen"] == {"ready": False, "error": "timed out after 1 s"}

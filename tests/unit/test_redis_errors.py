@@ -10,7 +10,6 @@ from jobbridge.adapters.redis_errors import MAX_DETAIL_CHARS, redis_errors, unav
 from jobbridge.errors import SourceUnavailable
 from jobbridge.service import JobService
 from jobbridge.web.actuator import actuator_jobs
-from jobbridge.web.api import source_counters
 from jobbridge.web.metrics import Metrics
 
 
@@ -119,11 +118,12 @@ async def test_a_bug_in_one_source_fails_no_endpoint_that_gathers_across_sources
     caplog,
 ) -> None:
     service = JobService({"buggy": BuggySource()})  # type: ignore[dict-item]
-    rows = await source_counters(service, service.sources())
-    assert [(info.name, c, error, slow) for info, c, error, slow in rows] == [
+    rows = await service.every_counters()
+    assert [(r.name, r.value, r.error, r.slow) for r in rows] == [
         ("buggy", None, "internal error reading this source", False)
     ]
-    assert await service.ready() == {"buggy": "internal error"}
+    assert await service.ready() == {"buggy": "internal error reading this source"}
+    assert [r.public_error for r in await service.readiness()] == ["internal"]
     overview = await service.overview()
     assert overview.sources[0].error == "internal error reading this source"
     document = await actuator_jobs(service)

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from markupsafe import escape
 
 from jobbridge.dev.autumn_emulator import Autumn
 from jobbridge.settings import SourceConfig
+from jobbridge.text import clean
 from tests.integration.test_redis_errors import NO_PERMISSIONS, READ_ONLY, acl_user, not_redis
 from tests.web import seed
 from tests.web.conftest import csrf_token, make_settings
@@ -79,6 +81,39 @@ async def test_overview_pages_show_the_broken_source_down(client) -> None:
         html = await response.text()
         assert "badge-ok" in html and "badge-down" in html, path
     assert (await client.get("/admin/jobs/orders")).status == 200
+
+
+async def test_every_read_across_sources_words_the_broken_source_the_same_way(
+    client, broken
+) -> None:
+    """One read of every source (``JobService.read_every_source``), one wording: the overview,
+    its refresh and the API show it whole; readiness, /metrics and /actuator/jobs tell
+    unauthenticated probes the same verdict without Redis's words."""
+    body = await (await client.get("/admin/api/counters")).json()
+    rows = {row["name"]: row for row in body["sources"]}
+    wording = rows["billing"]["error"]
+    assert wording.startswith(f"Redis unavailable ({broken[1]}")
+    assert (rows["billing"]["up"], rows["billing"]["slow"]) == (False, False)
+    shown = str(escape(clean(wording, 300)))
+    for path in ("/admin/jobs", "/admin/jobs/counters"):
+        html = await (await client.get(path)).text()
+        billing = html[html.index('data-source="billing"') :]
+        row = billing[: billing.index("</tr>")]
+        assert f'<td colspan="6" class="muted">{shown}</td>' in row, path
+        assert '<span class="badge badge-down">unavailable</span>' in row, path
+    overview = await (await client.get("/admin/jobs")).text()
+    assert f'<p class="muted">{shown}</p>' in overview
+    ready = await (await client.get("/readyz")).json()
+    assert ready["sources"]["billing"] == {"ready": False, "error": "unavailable"}
+    actuator = await (await client.get("/actuator/jobs")).json()
+    assert actuator["sources"]["billing"] == {
+        "system": "autumn",
+        "up": False,
+        "error": "unavailable",
+    }
+    metrics = await (await client.get("/metrics")).text()
+    assert 'jobbridge_source_up{source="billing",system="autumn"} 0.0' in metrics
+    assert 'jobbridge_source_timed_out{source="billing"} 0.0' in metrics
 
 
 async def test_the_broken_sources_own_pages_are_503_naming_it(client, broken) -> None:
