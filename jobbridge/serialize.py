@@ -76,6 +76,10 @@ def _value(item: Any) -> Any:
     return item.value
 
 
+def _same(item: Any) -> Any:
+    return item
+
+
 def _encoder(hint: Any) -> Encoder | None:
     """How to encode a value of type ``hint`` (None: as it is)."""
     inner, nullable = optional(hint)
@@ -92,13 +96,16 @@ def _encoder(hint: Any) -> Encoder | None:
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return to_json
     if origin is tuple:
-        item = _encoder(args[0])
-        return list if item is None else lambda v: [item(x) for x in v]
+        each = _encoder(args[0])
+        if each is None:
+            return list
+        return lambda v: [each(x) for x in v]
     if origin in (Mapping, dict):
         key, item = _encoder(args[0]) or str, _encoder(args[1])
         if item is None and key is str:
             return dict
-        return lambda v: {key(k): x if item is None else item(x) for k, x in v.items()}
+        value = item or _same
+        return lambda v: {key(k): value(x) for k, x in v.items()}
     if hint in (str, int, float, bool) or origin is typing.Literal:
         return None
     raise TypeError(f"no JSON encoding for {hint!r}")
@@ -112,7 +119,8 @@ def _plan(cls: type) -> tuple[tuple[str, str, Encoder | None, bool], ...]:
 def to_json(record: Any) -> dict[str, Any]:
     """A model record as a JSON-ready dict."""
     data: dict[str, Any] = {}
-    for key, attr, encode, inline in _plan(type(record)):
+    cls: type = record.__class__
+    for key, attr, encode, inline in _plan(cls):
         value = getattr(record, attr)
         if encode is not None:
             value = encode(value)
