@@ -142,9 +142,78 @@ def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _object(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """An object whose listed keys are always present."""
-    return {"type": "object", "required": list(properties), "properties": properties, **extra}
+def _object(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An object whose listed keys are present (all but the ``optional`` ones)."""
+    required = [key for key in properties if key not in optional]
+    return {"type": "object", "required": required, "properties": properties}
+
+
+def _root_schemas() -> dict[str, Any]:
+    """The replies of the root endpoints (web/api.py, web/actuator.py), written out."""
+    names = ("queued", "in_flight", "success", "failure", "dead_letter")
+    counts = {name: {"type": "integer"} for name in names}
+    tally = {**counts, "last_error": _STR_OR_NULL}
+    source_up = _object(
+        {
+            "system": _system(),
+            "up": {"const": True},
+            "approximate": {"type": "boolean"},
+            "sample_size": {"type": "integer", "description": "rows read"},
+            "truncated_lists": {
+                "type": "array",
+                "items": {"type": "string", "enum": [n.value for n in ListName]},
+            },
+            "totals": {"type": "object", "additionalProperties": {"type": "integer"}},
+        }
+    )
+    source_down = _object(
+        {
+            "system": _system(),
+            "up": {"const": False},
+            "error": {
+                "type": "string",
+                "description": '"unavailable", "internal", or how '
+                'long a slow Redis was given ("timed out after 2 s")',
+            },
+        }
+    )
+    job = _object(
+        {
+            **tally,
+            "sources": {"type": "object", "additionalProperties": _object(tally)},
+            "approximate": {"const": True},
+            "sample_size": {"type": "integer"},
+        },
+        optional=("approximate", "sample_size"),
+    )
+    ready = _object(
+        {
+            "ready": {"type": "boolean"},
+            "sources": {
+                "type": "object",
+                "additionalProperties": _object(
+                    {"ready": {"type": "boolean"}, "error": _STR_OR_NULL}
+                ),
+            },
+        }
+    )
+    return {
+        "Actuator": _object(
+            {
+                "taken_at": _TIME,
+                "jobs": {"type": "object", "additionalProperties": job},
+                "sources": {
+                    "type": "object",
+                    "additionalProperties": {"oneOf": [source_up, source_down]},
+                },
+                "approximate": {"type": "boolean"},
+                "sample_size": {"type": "integer"},
+            },
+            optional=("sample_size",),
+        ),
+        "Health": _object({"status": {"const": "ok"}}),
+        "Readiness": ready,
+    }
 
 
 _AUTH_ERRORS = {
@@ -204,6 +273,7 @@ def schemas() -> dict[str, Any]:
             },
         },
         **{name: record_schema(cls) for name, cls in RECORDS.items()},
+        **_root_schemas(),
     }
 
 
@@ -396,25 +466,26 @@ def _paths(prefix: str) -> dict[str, Any]:
             "get": {
                 "summary": "Per-job-name counters across sources, as Autumn's actuator.",
                 "description": (actuator.__doc__ or "").strip(),
-                "responses": {"200": {"description": "OK"}, **_AUTH_ERRORS},
+                "responses": {"200": _ok(_ref("Actuator")), **_AUTH_ERRORS},
             }
         },
         "/healthz": {
             "get": {
                 "summary": "Liveness: the process answers. No authentication.",
-                "responses": {"200": {"description": "OK"}},
+                "responses": {"200": _ok(_ref("Health"))},
             }
         },
         "/readyz": {
             "get": {
                 "summary": "Readiness: every source's Redis answers a PING. No authentication.",
                 "responses": {
-                    "200": {"description": "All sources ready."},
-                    "503": {
-                        "description": "At least one source is unavailable: its ``error`` "
+                    "200": _ok(_ref("Readiness"), "All sources ready."),
+                    "503": _ok(
+                        _ref("Readiness"),
+                        "At least one source is unavailable: its ``error`` "
                         'is "unavailable", or "timed out after N s" when its Redis did not '
-                        "answer within the read timeout."
-                    },
+                        "answer within the read timeout.",
+                    ),
                 },
             }
         },
@@ -423,7 +494,10 @@ def _paths(prefix: str) -> dict[str, Any]:
                 "summary": "Prometheus text: per-source and per-queue gauges, HTTP metrics.",
                 "description": "Gauges are read from every source at scrape time. When "
                 "authentication is configured, scrape with a bearer token (any role).",
-                "responses": {"200": {"description": "OK"}, **_AUTH_ERRORS},
+                "responses": {
+                    "200": {"description": "OK", "content": {"text/plain": {}}},
+                    **_AUTH_ERRORS,
+                },
             }
         },
     }
