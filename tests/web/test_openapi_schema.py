@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient
 from jsonschema import Draft202012Validator, FormatChecker
 from rq import Queue
 
+from examples.celery_app import MAIL_QUEUE
 from jobbridge.dev.autumn_emulator import Autumn
 from jobbridge.web.openapi import RECORDS, build_openapi
 from tests.celery.celery_jobbridge import celery_api, wait_row
@@ -236,10 +237,12 @@ async def test_rq_responses_match_the_document(conn, pool, redis_url) -> None:
 
 
 async def test_celery_responses_match_the_document(capp, workers, redis_url) -> None:
+    workers.start(pool="prefork", concurrency=2, queues=("celery",))
+    # No worker consumes "mail": the message waits. (Queues are found when the app starts.)
+    waiting = send(capp, "record", "wait", queue=MAIL_QUEUE)
     async with celery_api(redis_url) as api:
         checker = Checker(api.client, api.headers, api.source)
         await checker.load()
-        workers.start(pool="prefork", concurrency=2)
         done = send(capp, "add", 2, 3)
         failed = send(capp, "fail", "kaboom")
         other = send(capp, "fail", "kaboom again")
@@ -249,7 +252,6 @@ async def test_celery_responses_match_the_document(capp, workers, redis_url) -> 
         long = send(capp, "sleep", 20)
         wait_for_state(capp, long.id, "STARTED", workers=workers)
         held = send(capp, "add", 1, 1, countdown=120)
-        waiting = send(capp, "send_email", "a@example.com")  # nobody consumes "mail"
         await wait_row(api, "failed", failed.id)
         await wait_row(api, "failed", other.id)
         await wait_row(api, "completed", done.id)
