@@ -169,7 +169,8 @@ def api(
     if values is not None:
         chosen = frozenset(values)
         # in the enum's own order, whatever the set's
-        meta["values"] = tuple(m.value for v in list(chosen)[:1] for m in type(v) if m in chosen)
+        members = list(type(next(iter(chosen)))) if chosen else []
+        meta["values"] = tuple(m.value for m in members if m in chosen)
     if systems:
         meta["systems"] = True
     return meta

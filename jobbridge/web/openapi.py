@@ -142,9 +142,9 @@ def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _object(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> dict[str, Any]:
-    """An object whose listed keys are present (all but the ``optional`` ones)."""
-    required = [key for key in properties if key not in optional]
+def _object(properties: dict[str, Any], *, sometimes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An object whose listed keys are always present (but the ``sometimes`` ones)."""
+    required = [key for key in properties if key not in sometimes]
     return {"type": "object", "required": required, "properties": properties}
 
 
@@ -184,7 +184,7 @@ def _root_schemas() -> dict[str, Any]:
             "approximate": {"const": True},
             "sample_size": {"type": "integer"},
         },
-        optional=("approximate", "sample_size"),
+        sometimes=("approximate", "sample_size"),
     )
     ready = _object(
         {
@@ -209,7 +209,7 @@ def _root_schemas() -> dict[str, Any]:
                 "approximate": {"type": "boolean"},
                 "sample_size": {"type": "integer"},
             },
-            optional=("sample_size",),
+            sometimes=("sample_size",),
         ),
         "Health": _object({"status": {"const": "ok"}}),
         "Readiness": ready,
