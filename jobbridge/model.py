@@ -7,10 +7,10 @@ so nothing upstream is lost. All timestamps are aware UTC datetimes.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 System = Literal["autumn", "rq", "celery"]
 SYSTEMS: tuple[System, ...] = ("autumn", "rq", "celery")
@@ -144,6 +144,38 @@ def clamp_page(value: int | None) -> int:
     return max(1, min(value, 10_000_000))
 
 
+def api(
+    description: str = "",
+    *,
+    name: str | None = None,
+    omit: bool = False,
+    inline: bool = False,
+    values: Iterable[enum.StrEnum] | None = None,
+    systems: bool = False,
+) -> dict[str, Any]:
+    """A field's ``metadata`` for its JSON encoding (serialize.py) and its OpenAPI schema.
+
+    ``name``: its JSON key, when not the field's; ``omit``: left out of the JSON; ``inline``:
+    a nested record whose keys go into this object's; ``values``: the members of its enum it
+    can hold; ``systems``: it names a system (the document's enum lists the known ones).
+    """
+    meta: dict[str, Any] = {"description": description} if description else {}
+    if name is not None:
+        meta["name"] = name
+    if omit:
+        meta["omit"] = True
+    if inline:
+        meta["inline"] = True
+    if values is not None:
+        chosen = frozenset(values)
+        # in the enum's own order, whatever the set's
+        members = list(type(next(iter(chosen)))) if chosen else []
+        meta["values"] = tuple(m.value for m in members if m in chosen)
+    if systems:
+        meta["systems"] = True
+    return meta
+
+
 def check_aware(value: datetime | None, name: str) -> None:
     if value is not None and (value.tzinfo is None or value.utcoffset() is None):
         raise ValueError(f"{name} must be an aware datetime, got {value!r}")
@@ -153,20 +185,15 @@ def check_aware(value: datetime | None, name: str) -> None:
 class JobRecord:
     """One job, as every source maps it."""
 
-    #: name of the configured source the job came from
-    source: str
-    #: which system stores it
-    system: System
-    #: the system's job id
-    id: str
-    #: registered job / task name ("" when unreadable)
-    name: str
-    #: queue name
-    queue: str
-    #: shared status
-    status: JobStatus
-    #: the system's own word for the state (e.g. Autumn's list name)
-    raw_status: str
+    source: str = field(metadata=api("name of the configured source the job came from"))
+    system: System = field(metadata=api("which system stores it", systems=True))
+    id: str = field(metadata=api("the system's job id"))
+    name: str = field(metadata=api('registered job / task name ("" when unreadable)'))
+    queue: str = field(metadata=api("queue name"))
+    status: JobStatus = field(metadata=api("shared status, in Autumn's words"))
+    raw_status: str = field(
+        metadata=api("the system's own word for the state (e.g. Autumn's list name)")
+    )
     enqueued_at: datetime | None = None
     scheduled_for: datetime | None = None
     started_at: datetime | None = None
@@ -176,25 +203,43 @@ class JobRecord:
     last_error: str | None = None
     principal_id: str | None = None
     correlation_id: str | None = None
-    #: worker that holds the job, when running
-    worker: str | None = None
-    #: short, safe, size-capped text preview of the payload
-    payload_preview: str = ""
-    #: actions allowed in this state
-    actions: tuple[Action, ...] = ()
-    #: why the record could not be fully read (None when it was fine)
-    problem: str | None = None
-    #: for lifecycle entries: the id of the job a retry created
-    new_id: str | None = None
-    #: system-specific extras worth showing (unique key, concurrency group, ...)
-    extra: Mapping[str, str] = field(default_factory=dict)
-    #: running jobs: when the claim's deadline passed (None while within it). Its worker is
-    #: likely gone; the job waits for the system's own recovery, which needs a live worker.
-    overdue_since: datetime | None = None
-    #: which of the job's entries this row is, when one id can stand for several (two Celery
-    #: messages carrying one task id): its links and actions name it, so they reach this entry
-    #: only. None when the id alone names what the row shows.
-    entry: str | None = None
+    worker: str | None = field(
+        default=None, metadata=api("worker that holds the job, when running")
+    )
+    payload_preview: str = field(
+        default="", metadata=api("short, safe, size-capped text preview of the payload")
+    )
+    actions: tuple[Action, ...] = field(
+        default=(), metadata=api("the actions that apply to this job in its present state")
+    )
+    problem: str | None = field(
+        default=None,
+        metadata=api("why the stored record could not be fully read (null when it was fine)"),
+    )
+    new_id: str | None = field(
+        default=None, metadata=api("lifecycle rows: the id of the job a retry created")
+    )
+    extra: Mapping[str, str] = field(
+        default_factory=dict,
+        metadata=api("system-specific extras worth showing (unique key, concurrency group, ...)"),
+    )
+    overdue_since: datetime | None = field(
+        default=None,
+        metadata=api(
+            "running jobs: when the claim's deadline passed (null while within it); its "
+            "worker is likely gone and the job waits for the system's own recovery, which "
+            "needs a live worker"
+        ),
+    )
+    #: links and actions name it, so they reach this entry only
+    entry: str | None = field(
+        default=None,
+        metadata=api(
+            "which of the job's entries this row is, when one id can stand for several (two "
+            "Celery messages carrying one task id): pass it as `?entry=` to reach that one; "
+            "null when the id alone names it"
+        ),
+    )
 
     def __post_init__(self) -> None:
         for name in ("enqueued_at", "scheduled_for", "started_at", "finished_at", "overdue_since"):
@@ -211,13 +256,17 @@ class Page:
     """One page of one list."""
 
     items: tuple[JobRecord, ...]
-    #: number of entries in the whole list (within its window)
-    total: int
+    total: int = field(metadata=api("number of entries in the whole list (within its window)"))
     page: int
     per_page: int
-    #: entries on this page that were dropped as unreadable (shown as flagged rows instead
-    #: when there is anything to show)
-    skipped: int = 0
+    skipped: int = field(
+        default=0,
+        metadata=api(
+            "entries on this page that were dropped as unreadable (shown as flagged rows "
+            "instead when there is anything to show)",
+            name="flagged",
+        ),
+    )
 
     @property
     def pages(self) -> int:
@@ -228,8 +277,12 @@ class Page:
 class QueueCounters:
     name: str
     enqueued: int
-    #: age of the oldest waiting job of this queue, seconds (None when empty or unknown)
-    oldest_enqueued_age_s: float | None = None
+    oldest_enqueued_age_s: float | None = field(
+        default=None,
+        metadata=api(
+            "age of the oldest waiting job of this queue, seconds (null when empty or unknown)"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -239,29 +292,59 @@ class Counters:
     enqueued: int
     scheduled: int
     running: int
-    #: jobs completed in the last 24 h / failed in the last 7 days, where the system's keys
-    #: let them be counted exactly in bounded work; None where they cannot (RQ scores its
-    #: registries by expiry, not by end time): see ``completed_kept`` / ``failed_kept``
-    completed_24h: int | None
-    failed_7d: int | None
-    #: age of the oldest waiting job across queues, seconds: the queue latency
-    oldest_enqueued_age_s: float | None = None
+    completed_24h: int | None = field(
+        metadata=api(
+            "jobs completed in the last 24 h, where the system's keys let them be counted "
+            "exactly in bounded work; null where they cannot (RQ scores its registries by "
+            "expiry, not by end time): see completed_kept"
+        )
+    )
+    failed_7d: int | None = field(
+        metadata=api("jobs failed in the last 7 days; null as completed_24h: see failed_kept")
+    )
+    oldest_enqueued_age_s: float | None = field(
+        default=None,
+        metadata=api("age of the oldest waiting job across queues, seconds: the queue latency"),
+    )
+    blocked: int = field(
+        default=0,
+        metadata=api("jobs parked by a full concurrency group (Autumn), not part of any list"),
+    )
+    running_overdue: int = field(
+        default=0,
+        metadata=api(
+            "running jobs past their claim's deadline (see the job's overdue_since): stuck "
+            "until a worker recovers them"
+        ),
+    )
+    completed_kept: int | None = field(
+        default=None,
+        metadata=api(
+            "completed entries the system still keeps, whatever their age (null when unknown)"
+        ),
+    )
+    failed_kept: int | None = field(
+        default=None,
+        metadata=api(
+            "failed entries the system still keeps, whatever their age (null when unknown)"
+        ),
+    )
+    #: Autumn deletes a canceled job: jobbridge's lifecycle entries remember it
+    canceled: int | None = field(
+        default=None,
+        metadata=api(
+            "jobs the system itself keeps as canceled (RQ's canceled registries); null where "
+            "it keeps none"
+        ),
+    )
+    problems: tuple[str, ...] = field(
+        default=(),
+        metadata=api(
+            "what could not be read, in words (a key of the wrong type, queues left out): the "
+            "counts above leave those parts out"
+        ),
+    )
     queues: tuple[QueueCounters, ...] = ()
-    #: jobs parked by a full concurrency group (Autumn) - not part of any list
-    blocked: int = 0
-    #: running jobs past their claim's deadline (see JobRecord.overdue_since): stuck until a
-    #: worker recovers them
-    running_overdue: int = 0
-    #: what could not be read, in words (a key of the wrong type, queues left out): the
-    #: counts above leave those parts out
-    problems: tuple[str, ...] = ()
-    #: entries the system still keeps in its completed / failed lists, whatever their age
-    #: (None when unknown)
-    completed_kept: int | None = None
-    failed_kept: int | None = None
-    #: jobs the system itself keeps as canceled (RQ's canceled registries); None where it
-    #: keeps none (Autumn deletes a canceled job: jobbridge's lifecycle entries remember it)
-    canceled: int | None = None
 
 
 def list_title(name: ListName, counters: Counters) -> str:
@@ -281,9 +364,12 @@ class Worker:
     """One worker process, as the system registers it."""
 
     name: str
-    #: the system's word: idle, busy, suspended, started; "dead" when its record expired or
-    #: it recorded its death but is still listed
-    state: str
+    state: str = field(
+        metadata=api(
+            'the system\'s word: idle, busy, suspended, started; "dead" when its record expired '
+            "or it recorded its death but is still listed"
+        )
+    )
     queues: tuple[str, ...] = ()
     current_job: str | None = None
     birth: datetime | None = None
@@ -292,14 +378,18 @@ class Worker:
     failed: int | None = None
     hostname: str | None = None
     pid: int | None = None
-    #: why the worker's record could not be fully read
-    problem: str | None = None
-    #: the worker's pool (Celery: prefork, solo, threads, ...) and its process/thread count
-    pool: str | None = None
-    concurrency: int | None = None
-    #: tasks it is executing, and tasks it holds reserved (prefetched, or waiting for an eta)
-    active: int | None = None
-    reserved: int | None = None
+    problem: str | None = field(
+        default=None, metadata=api("why the worker's record could not be fully read")
+    )
+    pool: str | None = field(
+        default=None, metadata=api("the worker's pool (Celery: prefork, solo, threads, ...)")
+    )
+    concurrency: int | None = field(default=None, metadata=api("the pool's process / thread count"))
+    active: int | None = field(default=None, metadata=api("tasks it is executing"))
+    reserved: int | None = field(
+        default=None,
+        metadata=api("tasks it holds reserved (prefetched, or waiting for an eta)"),
+    )
 
     def __post_init__(self) -> None:
         check_aware(self.birth, "birth")
@@ -379,15 +469,21 @@ class Snapshot:
     """Everything one source's dashboard shows."""
 
     source: str
-    system: System
+    system: System = field(metadata=api(systems=True))
     taken_at: datetime
     counters: Counters
-    lists: Mapping[ListName, Page]
+    lists: Mapping[ListName, Page] = field(
+        metadata=api("one page of each list (the lists the system has)")
+    )
     schedules: tuple[Schedule, ...] = ()
-    #: how many entries the system keeps in its completed / failed histories
-    history_limit: int | None = None
-    #: the system's workers, where it registers them (None: the system keeps no such list)
-    workers: tuple[Worker, ...] | None = None
+    history_limit: int | None = field(
+        default=None,
+        metadata=api("how many entries the system keeps in its completed / failed histories"),
+    )
+    workers: tuple[Worker, ...] | None = field(
+        default=None,
+        metadata=api("the system's workers, where it registers them (null: it keeps no such list)"),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -412,12 +508,12 @@ class LifecycleEntry:
     """An operator lifecycle row jobbridge keeps for a job it canceled, retried or discarded."""
 
     job_id: str
-    status: JobStatus
+    status: JobStatus = field(metadata=api(values=LIFECYCLE_STATUSES))
     at: datetime
     actor: str
-    new_id: str | None = None
+    new_id: str | None = field(default=None, metadata=api("the job a retry created"))
     #: the job as it was when the action took it (may be None for old or trimmed entries)
-    record: JobRecord | None = None
+    record: JobRecord | None = field(default=None, metadata=api(omit=True))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -432,20 +528,26 @@ class AuditEntry:
     outcome: str
     new_id: str | None = None
     message: str = ""
-    #: what was acted on besides the id ("" the job itself; "waiting" a waiting message of a
-    #: Celery task; "dead" an Autumn dead entry)
-    entry: str = ""
+    entry: str = field(
+        default="",
+        metadata=api(
+            'what was acted on besides the id: "" the job itself, "waiting" a waiting message '
+            'of a Celery task, "dead" an Autumn dead entry'
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobDetail:
     """A job with everything the detail page shows."""
 
-    job: JobRecord
-    #: the safely decoded payload (text, never an executed unpickle)
-    payload: str
-    #: what the payload is ("json", "json (truncated)", "empty", ...)
-    payload_kind: str
+    job: JobRecord = field(metadata=api(inline=True))
+    payload: str = field(
+        metadata=api("the safely decoded payload (text, never an executed unpickle), size-capped")
+    )
+    payload_kind: str = field(
+        metadata=api('what the payload is ("json", "json (truncated)", "empty", ...)')
+    )
     lifecycle: tuple[LifecycleEntry, ...] = ()
-    #: the stored record as text, size-capped
-    raw: str = ""
+    #: the stored record as text, size-capped (pages only)
+    raw: str = field(default="", metadata=api(omit=True))

@@ -1,7 +1,18 @@
-"""The model as JSON-ready dicts: one shape for the API and the CLI's ``--json``."""
+"""The model as JSON-ready dicts: one shape for the API and the CLI's ``--json``.
+
+A record is encoded field by field in declaration order, from its type hints and its fields'
+``model.api(...)`` metadata: datetimes as RFC 3339, enums by value, tuples as lists, mappings as
+objects, nested records likewise. web/openapi.py derives the schema from the same fields.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import functools
+import types
+import typing
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -11,14 +22,11 @@ from jobbridge.model import (
     AuditEntry,
     Counters,
     JobDetail,
-    JobRecord,
-    LifecycleEntry,
     Outcome,
-    Page,
-    Schedule,
     Snapshot,
-    Worker,
 )
+
+Encoder = Callable[[Any], Any]
 
 
 def rfc3339(value: datetime | None) -> str | None:
@@ -28,146 +36,123 @@ def rfc3339(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def job_json(job: JobRecord) -> dict[str, Any]:
-    return {
-        "source": job.source,
-        "system": job.system,
-        "id": job.id,
-        "name": job.name,
-        "queue": job.queue,
-        "status": job.status.value,
-        "raw_status": job.raw_status,
-        "enqueued_at": rfc3339(job.enqueued_at),
-        "scheduled_for": rfc3339(job.scheduled_for),
-        "started_at": rfc3339(job.started_at),
-        "finished_at": rfc3339(job.finished_at),
-        "attempt": job.attempt,
-        "max_attempts": job.max_attempts,
-        "last_error": job.last_error,
-        "principal_id": job.principal_id,
-        "correlation_id": job.correlation_id,
-        "worker": job.worker,
-        "payload_preview": job.payload_preview,
-        "actions": [a.value for a in job.actions],
-        "problem": job.problem,
-        "new_id": job.new_id,
-        "extra": dict(job.extra),
-        "overdue_since": rfc3339(job.overdue_since),
-        "entry": job.entry,
-    }
+@dataclasses.dataclass(frozen=True, slots=True)
+class JsonField:
+    """One key of a record's JSON object."""
+
+    key: str
+    attr: str
+    #: the field's resolved type hint
+    hint: Any
+    metadata: Mapping[str, Any]
+
+    @property
+    def inline(self) -> bool:
+        return bool(self.metadata.get("inline"))
 
 
-def counters_json(counters: Counters) -> dict[str, Any]:
-    return {
-        "enqueued": counters.enqueued,
-        "scheduled": counters.scheduled,
-        "running": counters.running,
-        "completed_24h": counters.completed_24h,
-        "failed_7d": counters.failed_7d,
-        "oldest_enqueued_age_s": counters.oldest_enqueued_age_s,
-        "blocked": counters.blocked,
-        "running_overdue": counters.running_overdue,
-        "completed_kept": counters.completed_kept,
-        "failed_kept": counters.failed_kept,
-        "canceled": counters.canceled,
-        "problems": list(counters.problems),
-        "queues": [
-            {
-                "name": q.name,
-                "enqueued": q.enqueued,
-                "oldest_enqueued_age_s": q.oldest_enqueued_age_s,
-            }
-            for q in counters.queues
-        ],
-    }
+@functools.cache
+def json_fields(cls: type) -> tuple[JsonField, ...]:
+    """The keys a record of ``cls`` encodes to, in order (omitted fields left out)."""
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        JsonField(f.metadata.get("name", f.name), f.name, hints[f.name], f.metadata)
+        for f in dataclasses.fields(cls)
+        if not f.metadata.get("omit")
+    )
 
 
-def page_json(page: Page) -> dict[str, Any]:
-    return {
-        "items": [job_json(j) for j in page.items],
-        "total": page.total,
-        "page": page.page,
-        "per_page": page.per_page,
-        "flagged": page.skipped,
-    }
+def optional(hint: Any) -> tuple[Any, bool]:
+    """``X | None`` as (X, True); any other hint as (hint, False)."""
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"no JSON encoding for the union {hint!r}")
+        return args[0], True
+    return hint, False
 
 
-def schedule_json(schedule: Schedule) -> dict[str, Any]:
-    return {
-        "name": schedule.name,
-        "schedule": schedule.schedule,
-        "next_run_at": rfc3339(schedule.next_run_at),
-        "last_status": schedule.last_status,
-    }
+def _value(item: Any) -> Any:
+    return item.value
 
 
-def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
-    return {
-        "source": snapshot.source,
-        "system": snapshot.system,
-        "taken_at": rfc3339(snapshot.taken_at),
-        "counters": counters_json(snapshot.counters),
-        "lists": {name.value: page_json(page) for name, page in snapshot.lists.items()},
-        "schedules": [schedule_json(s) for s in snapshot.schedules],
-        "history_limit": snapshot.history_limit,
-        "workers": None if snapshot.workers is None else [worker_json(w) for w in snapshot.workers],
-    }
+def _same(item: Any) -> Any:
+    return item
 
 
-def worker_json(worker: Worker) -> dict[str, Any]:
-    return {
-        "name": worker.name,
-        "state": worker.state,
-        "queues": list(worker.queues),
-        "current_job": worker.current_job,
-        "birth": rfc3339(worker.birth),
-        "last_heartbeat": rfc3339(worker.last_heartbeat),
-        "successful": worker.successful,
-        "failed": worker.failed,
-        "hostname": worker.hostname,
-        "pid": worker.pid,
-        "problem": worker.problem,
-        "pool": worker.pool,
-        "concurrency": worker.concurrency,
-        "active": worker.active,
-        "reserved": worker.reserved,
-    }
+def _encoder(hint: Any) -> Encoder | None:
+    """How to encode a value of type ``hint`` (None: as it is)."""
+    inner, nullable = optional(hint)
+    if nullable:
+        encode = _encoder(inner)
+        if encode is None:
+            return None
+        return lambda v: None if v is None else encode(v)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is datetime:
+        return rfc3339
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return _value
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return to_json
+    if origin is tuple:
+        each = _encoder(args[0])
+        if each is None:
+            return list
+        return lambda v: [each(x) for x in v]
+    if origin in (Mapping, dict):
+        key, item = _encoder(args[0]) or str, _encoder(args[1])
+        if item is None and key is str:
+            return dict
+        value = item or _same
+        return lambda v: {key(k): value(x) for k, x in v.items()}
+    if hint in (str, int, float, bool) or origin is typing.Literal:
+        return None
+    raise TypeError(f"no JSON encoding for {hint!r}")
 
 
-def lifecycle_json(entry: LifecycleEntry) -> dict[str, Any]:
-    return {
-        "job_id": entry.job_id,
-        "status": entry.status.value,
-        "at": rfc3339(entry.at),
-        "actor": entry.actor,
-        "new_id": entry.new_id,
-    }
+@functools.cache
+def _plan(cls: type) -> tuple[tuple[str, str, Encoder | None, bool], ...]:
+    return tuple((f.key, f.attr, _encoder(f.hint), f.inline) for f in json_fields(cls))
 
 
-def detail_json(detail: JobDetail) -> dict[str, Any]:
-    data = job_json(detail.job)
-    data["payload"] = detail.payload
-    data["payload_kind"] = detail.payload_kind
-    data["lifecycle"] = [lifecycle_json(e) for e in detail.lifecycle]
+def to_json(record: Any) -> dict[str, Any]:
+    """A model record as a JSON-ready dict."""
+    data: dict[str, Any] = {}
+    cls: type = record.__class__
+    for key, attr, encode, inline in _plan(cls):
+        value = getattr(record, attr)
+        if encode is not None:
+            value = encode(value)
+        if inline:
+            data.update(value)
+        else:
+            data[key] = value
     return data
 
 
+def counters_json(counters: Counters) -> dict[str, Any]:
+    return to_json(counters)
+
+
+def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
+    return to_json(snapshot)
+
+
+def detail_json(detail: JobDetail) -> dict[str, Any]:
+    """The job's keys, then its payload and lifecycle entries (not the raw record)."""
+    return to_json(detail)
+
+
 def audit_json(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "at": rfc3339(entry.at),
-        "actor": entry.actor,
-        "source": entry.source,
-        "job_id": entry.job_id,
-        "action": entry.action,
-        "outcome": entry.outcome,
-        "new_id": entry.new_id,
-        "message": entry.message,
-        "entry": entry.entry,
-    }
+    return to_json(entry)
 
 
 def action_json(result: ActionResult) -> dict[str, Any]:
-    """``{"outcome": "retried", "id", "new_id"?}`` on success, else ``{"error", "message"}``."""
+    """``{"outcome": "retried", "id", "new_id"?}`` on success, else ``{"error", "message"}``.
+
+    Written out by hand: its two shapes are the ActionDone and Error schemas of the document.
+    """
     if result.outcome is Outcome.DONE:
         data: dict[str, Any] = {"outcome": DONE_WORDS[result.action], "id": result.job_id}
         if result.new_id:

@@ -1,24 +1,134 @@
-"""The OpenAPI 3.1 document of the JSON API, served at ``{prefix}/api/openapi.json``."""
+"""The OpenAPI 3.1 document of the JSON API, served at ``{prefix}/api/openapi.json``.
+
+The records' schemas are derived from the model's dataclasses through the fields serialize.py
+encodes (``json_fields``): types from the type hints, names and descriptions from ``model.api``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import typing
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import jobbridge
-from jobbridge.model import DONE_WORDS, Action, ListName
+from jobbridge.model import (
+    DONE_WORDS,
+    SYSTEMS,
+    Action,
+    AuditEntry,
+    Counters,
+    JobDetail,
+    JobRecord,
+    LifecycleEntry,
+    ListName,
+    Page,
+    QueueCounters,
+    Schedule,
+    Snapshot,
+    Worker,
+)
+from jobbridge.serialize import JsonField, json_fields, optional
 from jobbridge.web import actuator
 
-_TIME = {
-    "type": ["string", "null"],
-    "format": "date-time",
-    "description": "RFC 3339, UTC, whole seconds, Z suffix",
-}
-_INT_OR_NULL = {"type": ["integer", "null"]}
+
+def system_names() -> list[str]:
+    """The document's ``system`` enum: every system jobbridge knows."""
+    return list(SYSTEMS)
+
+
+_TIME_TEXT = "RFC 3339, UTC, whole seconds, Z suffix"
+_TIME = {"type": "string", "format": "date-time", "description": _TIME_TEXT}
 _STR_OR_NULL = {"type": ["string", "null"]}
+
+#: the model's records the document names, under their schema names
+RECORDS: dict[str, type] = {
+    "Job": JobRecord,
+    "JobDetail": JobDetail,
+    "LifecycleEntry": LifecycleEntry,
+    "Counters": Counters,
+    "QueueCounters": QueueCounters,
+    "Page": Page,
+    "Snapshot": Snapshot,
+    "Schedule": Schedule,
+    "Worker": Worker,
+    "AuditEntry": AuditEntry,
+}
+_SCHEMA_NAMES = {cls: name for name, cls in RECORDS.items()}
+_SCALARS: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _system() -> dict[str, Any]:
+    return {"type": "string", "enum": system_names()}
+
+
+def _type_schema(hint: Any, metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The schema of a value of type ``hint`` as serialize.py encodes it (never null)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if metadata.get("systems"):
+        return _system()
+    if hint is datetime:
+        return {"type": "string", "format": "date-time"}
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        values = metadata.get("values") or [m.value for m in hint]
+        return {"type": "string", "enum": list(values)}
+    if hint in _SCALARS:
+        return {"type": _SCALARS[hint]}
+    if origin is typing.Literal:
+        return {"type": "string", "enum": list(args)}
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _ref(_SCHEMA_NAMES[hint])
+    if origin is tuple:
+        return {"type": "array", "items": _type_schema(args[0], {})}
+    if origin in (Mapping, dict):
+        key, value = args
+        if isinstance(key, type) and issubclass(key, enum.Enum):
+            # one entry per member it has, none other
+            members = {m.value: _type_schema(value, {}) for m in key}
+            return {"type": "object", "properties": members, "additionalProperties": False}
+        return {"type": "object", "additionalProperties": _type_schema(value, {})}
+    raise TypeError(f"no schema for {hint!r}")
+
+
+def _field_schema(field: JsonField) -> dict[str, Any]:
+    hint, nullable = optional(field.hint)
+    schema = _type_schema(hint, field.metadata)
+    if nullable:
+        if "$ref" in schema:
+            schema = {"oneOf": [schema, {"type": "null"}]}
+        else:
+            schema["type"] = [schema["type"], "null"]
+            if "enum" in schema:
+                schema["enum"] = [*schema["enum"], None]
+    description = field.metadata.get("description")
+    if hint is datetime:
+        description = f"{description}; {_TIME_TEXT}" if description else _TIME_TEXT
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def record_schema(cls: type) -> dict[str, Any]:
+    """A record's object schema: every key it encodes to, each always present."""
+    properties: dict[str, Any] = {}
+    for field in json_fields(cls):
+        if field.inline:  # its keys are the parent's, in its order
+            properties.update(record_schema(field.hint)["properties"])
+        else:
+            properties[field.key] = _field_schema(field)
+    schema: dict[str, Any] = {"type": "object", "required": list(properties)}
+    # dataclass() writes a signature where a class has no docstring of its own
+    doc = cls.__doc__ or ""
+    if doc and not doc.startswith(f"{cls.__name__}("):
+        schema["description"] = doc.strip().splitlines()[0]
+    schema["properties"] = properties
+    return schema
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -30,6 +140,80 @@ def _error(description: str) -> dict[str, Any]:
 
 def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _object(properties: dict[str, Any], *, sometimes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An object whose listed keys are always present (but the ``sometimes`` ones)."""
+    required = [key for key in properties if key not in sometimes]
+    return {"type": "object", "required": required, "properties": properties}
+
+
+def _root_schemas() -> dict[str, Any]:
+    """The replies of the root endpoints (web/api.py, web/actuator.py), written out."""
+    names = ("queued", "in_flight", "success", "failure", "dead_letter")
+    counts = {name: {"type": "integer"} for name in names}
+    tally = {**counts, "last_error": _STR_OR_NULL}
+    source_up = _object(
+        {
+            "system": _system(),
+            "up": {"const": True},
+            "approximate": {"type": "boolean"},
+            "sample_size": {"type": "integer", "description": "rows read"},
+            "truncated_lists": {
+                "type": "array",
+                "items": {"type": "string", "enum": [n.value for n in ListName]},
+            },
+            "totals": {"type": "object", "additionalProperties": {"type": "integer"}},
+        }
+    )
+    source_down = _object(
+        {
+            "system": _system(),
+            "up": {"const": False},
+            "error": {
+                "type": "string",
+                "description": '"unavailable", "internal", or how '
+                'long a slow Redis was given ("timed out after 2 s")',
+            },
+        }
+    )
+    job = _object(
+        {
+            **tally,
+            "sources": {"type": "object", "additionalProperties": _object(tally)},
+            "approximate": {"const": True},
+            "sample_size": {"type": "integer"},
+        },
+        sometimes=("approximate", "sample_size"),
+    )
+    ready = _object(
+        {
+            "ready": {"type": "boolean"},
+            "sources": {
+                "type": "object",
+                "additionalProperties": _object(
+                    {"ready": {"type": "boolean"}, "error": _STR_OR_NULL}
+                ),
+            },
+        }
+    )
+    return {
+        "Actuator": _object(
+            {
+                "taken_at": _TIME,
+                "jobs": {"type": "object", "additionalProperties": job},
+                "sources": {
+                    "type": "object",
+                    "additionalProperties": {"oneOf": [source_up, source_down]},
+                },
+                "approximate": {"type": "boolean"},
+                "sample_size": {"type": "integer"},
+            },
+            sometimes=("sample_size",),
+        ),
+        "Health": _object({"status": {"const": "ok"}}),
+        "Readiness": ready,
+    }
 
 
 _AUTH_ERRORS = {
@@ -61,231 +245,36 @@ _ENTRY = {
     "(two Celery messages of one task id) to show or act on; without it, the first found",
 }
 
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error", "message"],
-        "properties": {
-            "error": {
-                "type": "string",
-                "description": "not_found, wrong_state, conflict, corrupt, unavailable, "
-                "forbidden, unauthorized, too_many_attempts, csrf, cross_origin, internal",
-            },
-            "message": {"type": "string"},
-            "id": {"type": "string", "description": "refused actions: the job id"},
-        },
-    },
-    "Job": {
-        "type": "object",
-        "properties": {
-            "source": {"type": "string"},
-            "system": {"type": "string", "enum": ["autumn", "rq", "celery"]},
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-            "queue": {"type": "string"},
-            "status": {"type": "string"},
-            "raw_status": {"type": "string"},
-            "enqueued_at": _TIME,
-            "scheduled_for": _TIME,
-            "started_at": _TIME,
-            "finished_at": _TIME,
-            "attempt": _INT_OR_NULL,
-            "max_attempts": _INT_OR_NULL,
-            "last_error": _STR_OR_NULL,
-            "principal_id": _STR_OR_NULL,
-            "correlation_id": _STR_OR_NULL,
-            "worker": _STR_OR_NULL,
-            "payload_preview": {"type": "string"},
-            "actions": {
-                "type": "array",
-                "items": {"enum": [a.value for a in Action]},
-                "description": "the actions that apply to this job in its present state",
-            },
-            "problem": {
-                **_STR_OR_NULL,
-                "description": "why the stored record could not be fully read",
-            },
-            "new_id": {**_STR_OR_NULL, "description": "lifecycle rows: the job a retry made"},
-            "extra": {
-                "type": "object",
-                "additionalProperties": {"type": "string"},
-                "description": "system-specific fields (unique key, concurrency group, ...)",
-            },
-            "overdue_since": {
-                **_TIME,
-                "description": "running jobs: when the claim's deadline passed; its worker is "
-                "likely gone and the job waits for the system's recovery",
-            },
-            "entry": {
-                **_STR_OR_NULL,
-                "description": "which of the entries sharing this id the row is (pass it as "
-                "`?entry=` to reach that one); null when the id alone names it",
-            },
-        },
-    },
-    "JobDetail": {
-        "allOf": [
-            _ref("Job"),
-            {
-                "type": "object",
-                "properties": {
-                    "payload": {"type": "string", "description": "safely decoded, size-capped"},
-                    "payload_kind": {"type": "string"},
-                    "lifecycle": {"type": "array", "items": _ref("LifecycleEntry")},
+
+def schemas() -> dict[str, Any]:
+    """The components: the model's records, plus the action replies' two shapes."""
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error", "message"],
+            "properties": {
+                "error": {
+                    "type": "string",
+                    "description": "not_found, wrong_state, conflict, corrupt, unavailable, "
+                    "forbidden, unauthorized, too_many_attempts, csrf, cross_origin, internal",
                 },
-            },
-        ]
-    },
-    "LifecycleEntry": {
-        "type": "object",
-        "properties": {
-            "job_id": {"type": "string"},
-            "status": {"enum": ["canceled", "retried", "discarded"]},
-            "at": _TIME,
-            "actor": {"type": "string"},
-            "new_id": _STR_OR_NULL,
-        },
-    },
-    "Counters": {
-        "type": "object",
-        "properties": {
-            "enqueued": {"type": "integer"},
-            "scheduled": {"type": "integer"},
-            "running": {"type": "integer"},
-            "completed_24h": {
-                **_INT_OR_NULL,
-                "description": "null where the system cannot count the window exactly in "
-                "bounded work (RQ scores its registries by expiry): see completed_kept",
-            },
-            "failed_7d": {**_INT_OR_NULL, "description": "null as completed_24h: see failed_kept"},
-            "completed_kept": {
-                **_INT_OR_NULL,
-                "description": "completed entries the system still keeps, whatever their age",
-            },
-            "failed_kept": {
-                **_INT_OR_NULL,
-                "description": "failed entries the system still keeps, whatever their age",
-            },
-            "canceled": {
-                **_INT_OR_NULL,
-                "description": "jobs the system keeps as canceled (RQ's canceled registries); "
-                "null where it keeps none",
-            },
-            "oldest_enqueued_age_s": {"type": ["number", "null"]},
-            "blocked": {"type": "integer"},
-            "running_overdue": {
-                "type": "integer",
-                "description": "running jobs past their claim's deadline",
-            },
-            "queues": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "name": {"type": "string"},
-                        "enqueued": {"type": "integer"},
-                        "oldest_enqueued_age_s": {"type": ["number", "null"]},
-                    },
-                },
+                "message": {"type": "string"},
+                "id": {"type": "string", "description": "refused actions: the job id"},
             },
         },
-    },
-    "Page": {
-        "type": "object",
-        "properties": {
-            "items": {"type": "array", "items": _ref("Job")},
-            "total": {"type": "integer"},
-            "page": {"type": "integer"},
-            "per_page": {"type": "integer"},
-            "flagged": {
-                "type": "integer",
-                "description": "rows on this page whose record could not be fully read",
+        "ActionDone": {
+            "type": "object",
+            "required": ["outcome", "id", "message"],
+            "properties": {
+                "outcome": {"enum": [DONE_WORDS[a] for a in Action]},
+                "id": {"type": "string"},
+                "new_id": {"type": "string", "description": "the job a retry created"},
+                "message": {"type": "string"},
             },
         },
-    },
-    "Snapshot": {
-        "type": "object",
-        "properties": {
-            "source": {"type": "string"},
-            "system": {"type": "string"},
-            "taken_at": _TIME,
-            "counters": _ref("Counters"),
-            "lists": {
-                "type": "object",
-                "properties": {name.value: _ref("Page") for name in ListName},
-            },
-            "schedules": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "name": {"type": "string"},
-                        "schedule": {"type": "string"},
-                        "next_run_at": _TIME,
-                        "last_status": _STR_OR_NULL,
-                    },
-                },
-            },
-            "history_limit": _INT_OR_NULL,
-            "workers": {
-                "type": ["array", "null"],
-                "description": "the system's registered workers; null where it keeps none",
-                "items": _ref("Worker"),
-            },
-        },
-    },
-    "Worker": {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string"},
-            "state": {
-                "type": "string",
-                "description": "the system's word (idle, busy, ...), or dead",
-            },
-            "queues": {"type": "array", "items": {"type": "string"}},
-            "current_job": _STR_OR_NULL,
-            "birth": _TIME,
-            "last_heartbeat": _TIME,
-            "successful": _INT_OR_NULL,
-            "failed": _INT_OR_NULL,
-            "hostname": _STR_OR_NULL,
-            "pid": _INT_OR_NULL,
-            "problem": _STR_OR_NULL,
-            "pool": {**_STR_OR_NULL, "description": "Celery: the pool (prefork, solo, ...)"},
-            "concurrency": _INT_OR_NULL,
-            "active": {**_INT_OR_NULL, "description": "tasks executing now"},
-            "reserved": {**_INT_OR_NULL, "description": "tasks held reserved (prefetched, eta)"},
-        },
-    },
-    "ActionDone": {
-        "type": "object",
-        "required": ["outcome", "id"],
-        "properties": {
-            "outcome": {"enum": [DONE_WORDS[a] for a in Action]},
-            "id": {"type": "string"},
-            "new_id": {"type": "string", "description": "the job a retry created"},
-            "message": {"type": "string"},
-        },
-    },
-    "AuditEntry": {
-        "type": "object",
-        "properties": {
-            "at": _TIME,
-            "actor": {"type": "string"},
-            "source": {"type": "string"},
-            "job_id": {"type": "string"},
-            "action": {"type": "string"},
-            "outcome": {"type": "string"},
-            "new_id": _STR_OR_NULL,
-            "message": {"type": "string"},
-            "entry": {
-                "type": "string",
-                "description": 'what was acted on besides the id: "" the job itself, '
-                '"waiting" a waiting message (Celery), "dead" a dead entry (Autumn)',
-            },
-        },
-    },
-}
+        **{name: record_schema(cls) for name, cls in RECORDS.items()},
+        **_root_schemas(),
+    }
 
 
 def _page_params() -> list[dict[str, Any]]:
@@ -341,25 +330,23 @@ def _paths(prefix: str) -> dict[str, Any]:
                 "summary": "Configured sources.",
                 "responses": {
                     "200": _ok(
-                        {
-                            "type": "object",
-                            "properties": {
+                        _object(
+                            {
                                 "sources": {
                                     "type": "array",
-                                    "items": {
-                                        "type": "object",
-                                        "properties": {
+                                    "items": _object(
+                                        {
                                             "name": {"type": "string"},
-                                            "system": {"type": "string"},
+                                            "system": _system(),
                                             "capabilities": {
                                                 "type": "array",
                                                 "items": {"type": "string"},
                                             },
-                                        },
-                                    },
+                                        }
+                                    ),
                                 }
-                            },
-                        }
+                            }
+                        )
                     ),
                     **_AUTH_ERRORS,
                 },
@@ -429,28 +416,26 @@ def _paths(prefix: str) -> dict[str, Any]:
                 "summary": "Every source's counters (or why they could not be read).",
                 "responses": {
                     "200": _ok(
-                        {
-                            "type": "object",
-                            "properties": {
+                        _object(
+                            {
                                 "taken_at": _TIME,
                                 "sources": {
                                     "type": "array",
-                                    "items": {
-                                        "type": "object",
-                                        "properties": {
+                                    "items": _object(
+                                        {
                                             "name": {"type": "string"},
-                                            "system": {"type": "string"},
+                                            "system": _system(),
                                             "up": {"type": "boolean"},
                                             "slow": {"type": "boolean"},
                                             "error": _STR_OR_NULL,
                                             "counters": {
                                                 "oneOf": [_ref("Counters"), {"type": "null"}]
                                             },
-                                        },
-                                    },
+                                        }
+                                    ),
                                 },
-                            },
-                        }
+                            }
+                        )
                     ),
                     **_AUTH_ERRORS,
                 },
@@ -469,12 +454,7 @@ def _paths(prefix: str) -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _ok(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "entries": {"type": "array", "items": _ref("AuditEntry")}
-                            },
-                        }
+                        _object({"entries": {"type": "array", "items": _ref("AuditEntry")}})
                     ),
                     **_AUTH_ERRORS,
                     "404": _error("No such source."),
@@ -486,25 +466,26 @@ def _paths(prefix: str) -> dict[str, Any]:
             "get": {
                 "summary": "Per-job-name counters across sources, as Autumn's actuator.",
                 "description": (actuator.__doc__ or "").strip(),
-                "responses": {"200": {"description": "OK"}, **_AUTH_ERRORS},
+                "responses": {"200": _ok(_ref("Actuator")), **_AUTH_ERRORS},
             }
         },
         "/healthz": {
             "get": {
                 "summary": "Liveness: the process answers. No authentication.",
-                "responses": {"200": {"description": "OK"}},
+                "responses": {"200": _ok(_ref("Health"))},
             }
         },
         "/readyz": {
             "get": {
                 "summary": "Readiness: every source's Redis answers a PING. No authentication.",
                 "responses": {
-                    "200": {"description": "All sources ready."},
-                    "503": {
-                        "description": "At least one source is unavailable: its ``error`` "
+                    "200": _ok(_ref("Readiness"), "All sources ready."),
+                    "503": _ok(
+                        _ref("Readiness"),
+                        "At least one source is unavailable: its ``error`` "
                         'is "unavailable", or "timed out after N s" when its Redis did not '
-                        "answer within the read timeout."
-                    },
+                        "answer within the read timeout.",
+                    ),
                 },
             }
         },
@@ -513,7 +494,10 @@ def _paths(prefix: str) -> dict[str, Any]:
                 "summary": "Prometheus text: per-source and per-queue gauges, HTTP metrics.",
                 "description": "Gauges are read from every source at scrape time. When "
                 "authentication is configured, scrape with a bearer token (any role).",
-                "responses": {"200": {"description": "OK"}, **_AUTH_ERRORS},
+                "responses": {
+                    "200": {"description": "OK", "content": {"text/plain": {}}},
+                    **_AUTH_ERRORS,
+                },
             }
         },
     }
@@ -532,7 +516,7 @@ def build_openapi(prefix: str) -> dict[str, Any]:
         },
         "paths": _paths(prefix),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas(),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "jobbridge_session"},
