@@ -1,23 +1,8 @@
-"""What every jobbridge process behind one load balancer must agree on, kept in Redis.
-
-Sessions are signed cookies: any process with the same ``session_secret`` accepts them, and
-no process keeps them. What processes must share is what changes: which sessions were signed
-out before their cookie expires, and how many sign-ins failed from each address. Both live
-under ``<prefix>state:`` in one Redis (``[server] shared_state_url``, by default the first
-source's), bounded and expiring:
-
-* ``state:signed-out:<sid>``: "1", expiring when the session would have;
-* ``state:sign-in-failures:<address>``: a sorted set of failure times, expiring with the
-  throttle's window;
-* ``state:replicas``: a hash of the live processes (their pid, host, start, last heartbeat
-  and a fingerprint of the key they sign sessions with), so that processes that would not
-  accept each other's sessions say so.
-
-When that Redis cannot be reached, each process goes on with what it knows itself: a sign-out
-ends the session on this process at once and on the others once the Redis is back (it is
-written then); failed sign-ins count per process. That is logged once, and once again on
-recovery. Requests never wait on a Redis that is down: after a failure, requests skip it until
-a background check (every few seconds) finds it answering again.
+"""What every jobbridge process behind one load balancer must agree on, kept in Redis:
+signed-out sessions, failed sign-ins per address and the live replicas, under
+``<prefix>state:``, bounded and expiring. When that Redis is down each process goes on with
+what it knows and requests never wait on it. The keys and the outage behaviour:
+docs/operations.md ("Several replicas").
 """
 
 from __future__ import annotations
