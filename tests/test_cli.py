@@ -141,6 +141,7 @@ def test_serve_refuses_a_public_address_without_auth(redis_url) -> None:
     assert "refusing to listen on 0.0.0.0 without authentication" in out
 
 
+@pytest.mark.slow
 def test_serve_runs_the_dashboard(autumn_emulator, redis_url) -> None:
     import subprocess
     import sys
@@ -283,6 +284,7 @@ def test_acl_role_follows_read_only_and_rejects_odd_user_names(tmp_path, redis_u
     assert code == 2 and "--user" in out
 
 
+@pytest.mark.slow
 def test_snapshot_detects_celery_and_cancel_makes_a_waiting_task_revoked(
     redis_url, sync_redis, tmp_path
 ) -> None:

@@ -702,6 +702,7 @@ def test_run_until_idle_in_process(client: redis.Redis) -> None:
     assert sorted(ran) == sorted([*ids, retry, retry])  # type: ignore[type-var]
 
 
+@pytest.mark.slow
 def test_cli_worker_drains_until_idle(client: redis.Redis, redis_url: str) -> None:
     prefix = "myapp:jobs"
     app = Autumn(client, prefix, initial_backoff_ms=20)
@@ -738,6 +739,7 @@ def test_cli_worker_drains_until_idle(client: redis.Redis, redis_url: str) -> No
     assert app.queue_ids("critical") == [] and app.queue_ids() == []
 
 
+@pytest.mark.slow
 def test_cli_worker_stops_on_sigterm(client: redis.Redis, redis_url: str) -> None:
     app = Autumn(client)
     job_id = app.enqueue("noop", {})
@@ -763,6 +765,7 @@ def test_cli_worker_stops_on_sigterm(client: redis.Redis, redis_url: str) -> Non
     assert json.loads(out.strip().splitlines()[-1])["processed"] == 1
 
 
+@pytest.mark.slow
 def test_seed_fills_every_list(client: redis.Redis, redis_url: str) -> None:
     proc = run_cli("seed", "--redis", redis_url)
     assert proc.returncode == 0, proc.stderr

@@ -405,6 +405,7 @@ async def test_worker_watch_sees_a_killed_worker_expire(
         await watch.close()
 
 
+@pytest.mark.slow
 async def test_worker_watch_reconnects_after_redis_restarts(redis_server, caplog):
     server = start_redis_server(binary=redis_server.binary)
     client = redis.asyncio.Redis.from_url(server.url(0), socket_timeout=5)

@@ -126,6 +126,7 @@ async def test_detection_as_a_least_privilege_user_finds_its_own_prefix(
     assert not any("unreachable" in note for note in notes), notes
 
 
+@pytest.mark.slow
 async def test_rq_viewer_reads_and_operator_acts_including_stop(
     redis_client, redis_server, redis_url, tmp_path
 ) -> None:

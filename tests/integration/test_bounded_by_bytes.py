@@ -49,6 +49,7 @@ def received(n: int) -> dict[str, object]:
     }
 
 
+@pytest.mark.slow
 def test_remembered_task_descriptions_are_bounded_by_bytes() -> None:
     feed = TaskEventFeed(None, None, global_keyprefix="", db=0, source="bytes")  # type: ignore[arg-type]
     gc.collect()

@@ -86,6 +86,7 @@ STUBBORN = (
 )
 
 
+@pytest.mark.slow
 def test_class8_a_pool_of_stubborn_workers_is_stopped_together(tmp_path: Path) -> None:
     workers = [
         WorkerProcess(f"s{n}", spawn([sys.executable, "-c", STUBBORN], os.environ, log), log)
@@ -106,6 +107,7 @@ def test_class8_a_pool_of_stubborn_workers_is_stopped_together(tmp_path: Path) -
     assert elapsed < scaled(one) * 1.75, (elapsed, scaled(one))
 
 
+@pytest.mark.slow
 def test_class8_a_worker_writing_a_lot_never_blocks_on_its_output(tmp_path: Path) -> None:
     chatty = "import sys\nfor _ in range(64):\n    sys.stdout.write('x' * 16384 + '\\n')\n"
     log = tmp_path / "chatty.log"

@@ -132,6 +132,7 @@ def ended_at(conn: redis.Redis, job_id: str) -> datetime | None:
 # ------------------------------------------------------------------ lists and counters
 
 
+@pytest.mark.slow
 async def test_snapshot_matches_rq(
     adapter: RqAdapter, sync_redis: redis.Redis, redis_url: str
 ) -> None:
@@ -204,6 +205,7 @@ async def test_snapshot_matches_rq(
     assert detail is not None and detail.job.status is JobStatus.CANCELED
 
 
+@pytest.mark.slow
 async def test_pages_join_queues_end_to_end(
     adapter: RqAdapter, sync_redis: redis.Redis, redis_url: str
 ) -> None:
@@ -334,6 +336,7 @@ GARBAGE = {
 }
 
 
+@pytest.mark.slow
 async def test_dangling_and_garbage_rows_are_flagged(
     adapter: RqAdapter, sync_redis: redis.Redis, redis_url: str
 ) -> None:
@@ -405,6 +408,7 @@ async def test_counters_name_keys_of_the_wrong_type(
 # ------------------------------------------------------------------ the job page
 
 
+@pytest.mark.slow
 async def test_job_page_finds_each_place(
     adapter: RqAdapter, sync_redis: redis.Redis, redis_url: str
 ) -> None:
@@ -491,6 +495,7 @@ async def test_queue_discovery_and_configured_queues(
     assert any("8 more queues" in p for p in (await discovered.counters()).problems)
 
 
+@pytest.mark.slow
 async def test_another_key_prefix_with_braces(client: redis.asyncio.Redis, redis_url: str) -> None:
     prefix = "{app}:rq"
     script = (

@@ -240,6 +240,7 @@ def run_cli(redis_url: str, *args: str) -> tuple[int, str]:
     return result.exit_code, text
 
 
+@pytest.mark.slow
 async def test_hostile_data_never_breaks_a_page_a_route_or_the_cli(
     make_client, autumn_emulator: Autumn, redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -107,6 +107,7 @@ async def test_a_job_id_that_is_not_utf8_opens_and_cancels(client, autumn_emulat
     ]
 
 
+@pytest.mark.slow
 async def test_distinct_queries_do_not_grow_the_read_cache(
     make_client, autumn_emulator, redis_url
 ) -> None:
@@ -130,6 +131,7 @@ async def test_expired_reads_are_dropped_while_idle(make_client, autumn_emulator
     assert len(service.cache) == 0
 
 
+@pytest.mark.slow
 async def test_a_quick_redis_restart_costs_no_request(make_client, redis_server) -> None:
     server = start_redis_server(binary=redis_server.binary)
     try:

@@ -119,6 +119,7 @@ async def test_one_source_down_does_not_hide_the_others(
     }
 
 
+@pytest.mark.slow
 async def test_page_recovers_when_redis_returns(make_client, redis_server) -> None:
     server = start_redis_server(binary=redis_server.binary)
     try:
