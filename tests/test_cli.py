@@ -20,9 +20,9 @@ def run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.stdout + result.stderr
 
 
-def test_snapshot_table_detects_autumn(app, redis_url) -> None:
-    app.enqueue("send_email", {"principal_id": "u-1"}, queue="mail")
-    failing_job(app, payload={"message": "bad \x1b[31mred"})
+def test_snapshot_table_detects_autumn(autumn_emulator, redis_url) -> None:
+    autumn_emulator.enqueue("send_email", {"principal_id": "u-1"}, queue="mail")
+    failing_job(autumn_emulator, payload={"message": "bad \x1b[31mred"})
     code, out = run("snapshot", "--redis", redis_url)
     assert code == 0, out
     assert "== autumn (autumn)" in out
@@ -31,14 +31,16 @@ def test_snapshot_table_detects_autumn(app, redis_url) -> None:
     assert "\x1b" not in out and "bad \ufffd[31mred" in out
 
 
-def test_snapshot_detects_rq_and_stop_refuses_a_waiting_job(conn, pool, redis_url) -> None:
+def test_snapshot_detects_rq_and_stop_refuses_a_waiting_job(
+    sync_redis, rq_workers, redis_url
+) -> None:
     from rq import Queue
 
     from tests.rq import tasks as rq_tasks
     from tests.rq.rq_support import make_failed
 
-    make_failed(conn, pool)
-    waiting = Queue("mail", connection=conn).enqueue(rq_tasks.add, 1, 2)
+    make_failed(sync_redis, rq_workers)
+    waiting = Queue("mail", connection=sync_redis).enqueue(rq_tasks.add, 1, 2)
     code, out = run("snapshot", "--redis", redis_url)
     assert code == 0, out
     assert "== rq (rq)" in out
@@ -48,9 +50,9 @@ def test_snapshot_detects_rq_and_stop_refuses_a_waiting_job(conn, pool, redis_ur
     assert code == 1 and "wrong_state" in out and "not running" in out, out
 
 
-def test_snapshot_json_and_paging(app, redis_url) -> None:
+def test_snapshot_json_and_paging(autumn_emulator, redis_url) -> None:
     for n in range(5):
-        app.enqueue("noop", {"n": n})
+        autumn_emulator.enqueue("noop", {"n": n})
     result = CliRunner().invoke(
         main,
         ["snapshot", "--redis", redis_url, "--json", "--per-page", "2", "--page", "enqueued=3"],
@@ -67,13 +69,13 @@ def test_bad_page_argument_is_a_usage_error(redis_url) -> None:
     assert code == 2 and "expected LIST=N" in out
 
 
-def test_actions_report_outcomes_and_exit_codes(app, redis_url) -> None:
-    dead = failing_job(app)
+def test_actions_report_outcomes_and_exit_codes(autumn_emulator, redis_url) -> None:
+    dead = failing_job(autumn_emulator)
     code, out = run("retry", "--redis", redis_url, "--actor", "tester", dead)
     assert code == 0 and re.search(r"^done: Retried job", out, re.M)
     code, out = run("retry", "--redis", redis_url, dead)
     assert code == 1 and re.search(r"^wrong_state: .* by tester", out, re.M)
-    waiting = app.enqueue("noop", {})
+    waiting = autumn_emulator.enqueue("noop", {})
     result = CliRunner().invoke(
         main, ["cancel", "--redis", redis_url, "--json", waiting, "missing"]
     )
@@ -84,8 +86,8 @@ def test_actions_report_outcomes_and_exit_codes(app, redis_url) -> None:
     assert code == 0 and "tester" in out and "cancel missing: not_found" in out
 
 
-def test_show_prints_detail(app, redis_url) -> None:
-    job = app.enqueue("noop", {"principal_id": "u-9", "x": 1})
+def test_show_prints_detail(autumn_emulator, redis_url) -> None:
+    job = autumn_emulator.enqueue("noop", {"principal_id": "u-9", "x": 1})
     code, out = run("show", "--redis", redis_url, job)
     assert code == 0 and "u-9" in out and '"x": 1' in out
     code, out = run("show", "--redis", redis_url, "nope")
@@ -102,11 +104,11 @@ def test_unreachable_redis_exits_3(redis_server) -> None:
     assert code == 3 and "unreachable" in out
 
 
-def test_doctor_reports_systems(app, redis_url) -> None:
-    Autumn(app.client, "billing:jobs").enqueue("noop", {}, delay_ms=60_000)
-    app.enqueue("noop", {})
-    app.client.sadd("rq:queues", "rq:queue:default")
-    app.client.sadd("_kombu.binding.celery", "x")
+def test_doctor_reports_systems(autumn_emulator, redis_url) -> None:
+    Autumn(autumn_emulator.client, "billing:jobs").enqueue("noop", {}, delay_ms=60_000)
+    autumn_emulator.enqueue("noop", {})
+    autumn_emulator.client.sadd("rq:queues", "rq:queue:default")
+    autumn_emulator.client.sadd("_kombu.binding.celery", "x")
     code, out = run("doctor", "--redis", redis_url)
     assert code == 0, out
     assert "autumn (prefix 'autumn:jobs'" in out
@@ -126,11 +128,11 @@ def test_bad_config_is_one_clear_line(tmp_path) -> None:
     assert len(out.strip().splitlines()) == 1
 
 
-def test_worker_keeps_working_after_cli_actions(app, redis_url) -> None:
-    keep, drop = app.enqueue("noop", {}), app.enqueue("noop", {})
+def test_worker_keeps_working_after_cli_actions(autumn_emulator, redis_url) -> None:
+    keep, drop = autumn_emulator.enqueue("noop", {}), autumn_emulator.enqueue("noop", {})
     assert run("cancel", "--redis", redis_url, drop)[0] == 0
-    Worker(app, ran_key="ran").run(until_idle=True)
-    assert [v.decode() for v in app.client.lrange("ran", 0, -1)] == [keep]
+    Worker(autumn_emulator, ran_key="ran").run(until_idle=True)
+    assert [v.decode() for v in autumn_emulator.client.lrange("ran", 0, -1)] == [keep]
 
 
 def test_serve_refuses_a_public_address_without_auth(redis_url) -> None:
@@ -139,7 +141,8 @@ def test_serve_refuses_a_public_address_without_auth(redis_url) -> None:
     assert "refusing to listen on 0.0.0.0 without authentication" in out
 
 
-def test_serve_runs_the_dashboard(app, redis_url) -> None:
+@pytest.mark.slow
+def test_serve_runs_the_dashboard(autumn_emulator, redis_url) -> None:
     import subprocess
     import sys
     import time
@@ -147,7 +150,7 @@ def test_serve_runs_the_dashboard(app, redis_url) -> None:
 
     from jobbridge.dev.private_redis import free_port
 
-    app.enqueue("send_email", {})
+    autumn_emulator.enqueue("send_email", {})
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "jobbridge", "serve", "--redis", redis_url, "--port", str(port)],
@@ -174,8 +177,10 @@ def test_serve_runs_the_dashboard(app, redis_url) -> None:
         server.stdout.close()
 
 
-def test_acl_prints_a_user_that_redis_accepts_and_enforces(app, redis_url, redis_server) -> None:
-    app.enqueue("noop", {})
+def test_acl_prints_a_user_that_redis_accepts_and_enforces(
+    autumn_emulator, redis_url, redis_server
+) -> None:
+    autumn_emulator.enqueue("noop", {})
     code, out = run("acl", "--redis", redis_url, "--role", "viewer", "--user", "jb-cli-viewer")
     assert code == 0, out
     version, comment, line = [x for x in out.splitlines() if not x.startswith("note:")]
@@ -190,9 +195,9 @@ def test_acl_prints_a_user_that_redis_accepts_and_enforces(app, redis_url, redis
         viewer = redis.Redis.from_url(
             f"redis://jb-cli-viewer:s3cret@127.0.0.1:{redis_server.port}/{redis_url.rsplit('/')[-1]}"
         )
-        assert viewer.llen(app.queue_key("default")) == 1
+        assert viewer.llen(autumn_emulator.queue_key("default")) == 1
         with pytest.raises(redis.exceptions.NoPermissionError):
-            viewer.delete(app.queue_key("default"))
+            viewer.delete(autumn_emulator.queue_key("default"))
         with pytest.raises(redis.exceptions.NoPermissionError):
             viewer.get("some-other-app:key")
         viewer.close()
@@ -202,12 +207,12 @@ def test_acl_prints_a_user_that_redis_accepts_and_enforces(app, redis_url, redis
 
 
 def test_class7_acl_celery_viewer_line_works_as_printed_and_says_what_it_allows(
-    redis_url, redis_server, conn, tmp_path
+    redis_url, redis_server, sync_redis, tmp_path
 ) -> None:
     import shlex
 
-    conn.set("celery-task-meta-x", "{}")
-    conn.lpush("celery", "{}")
+    sync_redis.set("celery-task-meta-x", "{}")
+    sync_redis.lpush("celery", "{}")
     db = redis_url.rsplit("/")[-1]
     source = f'[[sources]]\nname = "tasks"\nsystem = "celery"\nredis_url = "{redis_url}"\n'
     version = str(redis.Redis(port=redis_server.port).info("server")["redis_version"])
@@ -253,7 +258,7 @@ def test_class7_acl_celery_viewer_line_works_as_printed_and_says_what_it_allows(
         finally:
             admin.execute_command("ACL", "DELUSER", "jb-cli-celery")
             admin.close()
-    assert conn.get("celery-task-meta-x") == b"{}" and conn.llen("celery") == 1
+    assert sync_redis.get("celery-task-meta-x") == b"{}" and sync_redis.llen("celery") == 1
 
 
 def test_class7_discard_help_says_celery_keeps_its_failure_result() -> None:
@@ -279,8 +284,9 @@ def test_acl_role_follows_read_only_and_rejects_odd_user_names(tmp_path, redis_u
     assert code == 2 and "--user" in out
 
 
+@pytest.mark.slow
 def test_snapshot_detects_celery_and_cancel_makes_a_waiting_task_revoked(
-    redis_url, conn, tmp_path
+    redis_url, sync_redis, tmp_path
 ) -> None:
     import gc
 
@@ -321,9 +327,9 @@ def test_snapshot_detects_celery_and_cancel_makes_a_waiting_task_revoked(
         # A worker started now runs what is left of the queue, never the canceled task.
         pool.start(("celery",), pool="solo")
         wait_for_state(capp, keep, "SUCCESS", workers=pool)
-        assert ran_ids(conn) == [keep]
+        assert ran_ids(sync_redis) == [keep]
         assert state_of(capp, gone) == "REVOKED"
-        assert conn.llen("celery") == 0 and conn.llen("mail") == 1
+        assert sync_redis.llen("celery") == 0 and sync_redis.llen("mail") == 1
     # Whatever the commands left unclosed is reported here, not in the next test.
     gc.collect()
 

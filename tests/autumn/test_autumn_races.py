@@ -43,6 +43,7 @@ def start_workers(redis_url: str, count: int, log_dir: Path) -> list[WorkerProce
     return [WorkerProcess(log.stem, spawn(command, os.environ, log), log) for log in logs]
 
 
+@pytest.mark.slow
 async def test_cancels_racing_four_workers_lose_nothing_and_run_nothing_twice(
     redis_url: str, tmp_path: Path
 ) -> None:

@@ -38,9 +38,11 @@ def ids(page) -> list[str]:
     return [j.id for j in page.items]
 
 
-async def test_enqueued_pages_span_queues_in_priority_order_newest_first(app, adapter) -> None:
+async def test_enqueued_pages_span_queues_in_priority_order_newest_first(
+    autumn_emulator, adapter
+) -> None:
     made = {
-        name: [app.enqueue("noop", {"n": i}, queue=name) for i in range(n)]
+        name: [autumn_emulator.enqueue("noop", {"n": i}, queue=name) for i in range(n)]
         for name, n in (("critical", 3), ("default", 4), ("low", 5))
     }
     # Newest first within each queue, queues in priority order.
@@ -56,12 +58,12 @@ async def test_enqueued_pages_span_queues_in_priority_order_newest_first(app, ad
     assert first.actions == (Action.CANCEL,)
 
 
-async def test_counters_per_queue_and_oldest_age(app, adapter) -> None:
-    now = app.now_ms()
-    old = Autumn(app.client, clock=lambda: now - 90_000)
+async def test_counters_per_queue_and_oldest_age(autumn_emulator, adapter) -> None:
+    now = autumn_emulator.now_ms()
+    old = Autumn(autumn_emulator.client, clock=lambda: now - 90_000)
     old.enqueue("noop", {}, queue="low")
-    app.enqueue("noop", {}, queue="low")
-    app.enqueue("noop", {}, queue="critical")
+    autumn_emulator.enqueue("noop", {}, queue="low")
+    autumn_emulator.enqueue("noop", {}, queue="critical")
     counters = await adapter.counters()
     assert counters.enqueued == 3
     by_queue = {c.name: c for c in counters.queues}
@@ -71,11 +73,11 @@ async def test_counters_per_queue_and_oldest_age(app, adapter) -> None:
     assert counters.oldest_enqueued_age_s == by_queue["low"].oldest_enqueued_age_s
 
 
-async def test_scheduled_soonest_first_with_retrying_backoffs(app, adapter) -> None:
-    late = app.enqueue("noop", {}, delay_ms=600_000)
-    soon = app.enqueue("noop", {}, delay_ms=60_000)
-    flaky = app.enqueue("fail_times", {"fail_times": 1}, initial_backoff_ms=300_000)
-    worker = Worker(app, ["default"])
+async def test_scheduled_soonest_first_with_retrying_backoffs(autumn_emulator, adapter) -> None:
+    late = autumn_emulator.enqueue("noop", {}, delay_ms=600_000)
+    soon = autumn_emulator.enqueue("noop", {}, delay_ms=60_000)
+    flaky = autumn_emulator.enqueue("fail_times", {"fail_times": 1}, initial_backoff_ms=300_000)
+    worker = Worker(autumn_emulator, ["default"])
     worker.execute(worker.claim())  # fails once: now a retry backoff in delayed
 
     shot = await adapter.snapshot(q())
@@ -90,13 +92,13 @@ async def test_scheduled_soonest_first_with_retrying_backoffs(app, adapter) -> N
     assert shot.counters.scheduled == 3
 
 
-async def test_running_page_shows_worker_newest_start_first(app, adapter) -> None:
-    first = app.enqueue("noop", {})
-    second = app.enqueue("noop", {})
-    slow = Autumn(app.client, visibility_timeout_ms=3_600_000)
+async def test_running_page_shows_worker_newest_start_first(autumn_emulator, adapter) -> None:
+    first = autumn_emulator.enqueue("noop", {})
+    second = autumn_emulator.enqueue("noop", {})
+    slow = Autumn(autumn_emulator.client, visibility_timeout_ms=3_600_000)
     worker = Worker(slow, ["default"], worker_id="w-1")
     worker.claim()
-    Autumn(app.client, clock=lambda: app.now_ms() + 5)
+    Autumn(autumn_emulator.client, clock=lambda: autumn_emulator.now_ms() + 5)
     worker.claim()
     shot = await adapter.snapshot(q())
     running = shot.lists[ListName.RUNNING]
@@ -107,31 +109,35 @@ async def test_running_page_shows_worker_newest_start_first(app, adapter) -> Non
     assert starts == sorted(starts, reverse=True)
 
 
-async def test_running_jobs_past_their_claim_deadline_are_overdue(app, adapter) -> None:
-    stuck, fine = app.enqueue("noop", {}), app.enqueue("noop", {})
+async def test_running_jobs_past_their_claim_deadline_are_overdue(autumn_emulator, adapter) -> None:
+    stuck, fine = autumn_emulator.enqueue("noop", {}), autumn_emulator.enqueue("noop", {})
     # Claimed a minute ago with a 30 s visibility timeout: its worker never settled it.
-    past = Autumn(app.client, clock=lambda: app.now_ms() - 60_000)
+    past = Autumn(autumn_emulator.client, clock=lambda: autumn_emulator.now_ms() - 60_000)
     claimed = Worker(past, ["default"], worker_id="gone").claim()
     assert claimed is not None and claimed["id"] == stuck
-    assert Worker(app, ["default"], worker_id="alive").claim() is not None
+    assert Worker(autumn_emulator, ["default"], worker_id="alive").claim() is not None
     shot = await adapter.snapshot(q())
     assert shot.counters.running == 2 and shot.counters.running_overdue == 1
     rows = {j.id: j for j in shot.lists[ListName.RUNNING].items}
-    deadline = dict(app.processing_entries())[stuck]
+    deadline = dict(autumn_emulator.processing_entries())[stuck]
     assert rows[stuck].overdue_since == datetime.fromtimestamp(deadline / 1000, tz=UTC)
-    assert deadline < app.now_ms() - 29_000
+    assert deadline < autumn_emulator.now_ms() - 29_000
     assert rows[fine].overdue_since is None
     detail = await adapter.job(stuck)
     assert detail is not None and detail.job.overdue_since == rows[stuck].overdue_since
     assert (await adapter.counters()).running_overdue == 1
 
 
-async def test_completed_keeps_only_the_last_24_hours_newest_first(app, adapter) -> None:
-    now = app.now_ms()
+async def test_completed_keeps_only_the_last_24_hours_newest_first(
+    autumn_emulator, adapter
+) -> None:
+    now = autumn_emulator.now_ms()
     for age_ms in (25 * 3600_000, 2 * 3600_000, 60_000, 23 * 3600_000):
-        app.client.lpush(app.completed_key, history_record(app, finished_ms=now - age_ms))
-    done = app.enqueue("noop", {"principal": "p-1", "request_id": "r-9"})
-    Worker(app).run(until_idle=True)
+        autumn_emulator.client.lpush(
+            autumn_emulator.completed_key, history_record(autumn_emulator, finished_ms=now - age_ms)
+        )
+    done = autumn_emulator.enqueue("noop", {"principal": "p-1", "request_id": "r-9"})
+    Worker(autumn_emulator).run(until_idle=True)
 
     shot = await adapter.snapshot(q(2))
     completed = shot.lists[ListName.COMPLETED]
@@ -146,14 +152,22 @@ async def test_completed_keeps_only_the_last_24_hours_newest_first(app, adapter)
     assert len(page2.items) == 2
 
 
-async def test_failed_keeps_7_days_and_flags_malformed_entries(app, adapter) -> None:
-    now = app.now_ms()
-    push_dead(app, history_record(app, finished_ms=now - 8 * DAY_MS, last_error="old"))
-    push_dead(app, history_record(app, finished_ms=now - 6 * DAY_MS, last_error="six days"))
-    real = failing_job(app, payload={"message": "<script>alert(1)</script>", "user_id": 5})
+async def test_failed_keeps_7_days_and_flags_malformed_entries(autumn_emulator, adapter) -> None:
+    now = autumn_emulator.now_ms()
+    push_dead(
+        autumn_emulator,
+        history_record(autumn_emulator, finished_ms=now - 8 * DAY_MS, last_error="old"),
+    )
+    push_dead(
+        autumn_emulator,
+        history_record(autumn_emulator, finished_ms=now - 6 * DAY_MS, last_error="six days"),
+    )
+    real = failing_job(
+        autumn_emulator, payload={"message": "<script>alert(1)</script>", "user_id": 5}
+    )
     # Autumn's own malformed entry (docs/autumn.md §3.4): no dead-record key, no timestamps.
-    app.client.lpush(
-        app.dead_key,
+    autumn_emulator.client.lpush(
+        autumn_emulator.dead_key,
         json.dumps({"id": "bad-1", "error": "invalid job payload: attempt", "raw_payload": "{x"}),
     )
 
@@ -170,15 +184,15 @@ async def test_failed_keeps_7_days_and_flags_malformed_entries(app, adapter) -> 
     assert failed.skipped == 1
 
 
-async def test_broken_records_become_flagged_rows(app, adapter) -> None:
-    good = app.enqueue("noop", {})
-    app.client.lpush(app.queue_key("default"), "ghost")  # id with no record
-    app.client.set(app.record_key("garbled"), b"\xff{not json")
-    app.client.lpush(app.queue_key("default"), "garbled")
-    typed = json.loads(app.record_raw(good))
+async def test_broken_records_become_flagged_rows(autumn_emulator, adapter) -> None:
+    good = autumn_emulator.enqueue("noop", {})
+    autumn_emulator.client.lpush(autumn_emulator.queue_key("default"), "ghost")  # id with no record
+    autumn_emulator.client.set(autumn_emulator.record_key("garbled"), b"\xff{not json")
+    autumn_emulator.client.lpush(autumn_emulator.queue_key("default"), "garbled")
+    typed = json.loads(autumn_emulator.record_raw(good))
     typed.update(id="typed", attempt=1.0)
-    app.client.set(app.record_key("typed"), json.dumps(typed))
-    app.client.lpush(app.queue_key("default"), "typed")
+    autumn_emulator.client.set(autumn_emulator.record_key("typed"), json.dumps(typed))
+    autumn_emulator.client.lpush(autumn_emulator.queue_key("default"), "typed")
 
     page = (await adapter.snapshot(q())).lists[ListName.ENQUEUED]
     rows = {j.id: j for j in page.items}
@@ -190,12 +204,12 @@ async def test_broken_records_become_flagged_rows(app, adapter) -> None:
     assert page.skipped == 3
 
 
-async def test_queues_are_discovered_with_a_bounded_scan(app, redis_client) -> None:
+async def test_queues_are_discovered_with_a_bounded_scan(autumn_emulator, redis_client) -> None:
     for name in ("alpha", "default", "zeta"):
-        app.enqueue("noop", {}, queue=name)
-    app.client.set("autumn:jobs:queue:notalist", "x")
+        autumn_emulator.enqueue("noop", {}, queue=name)
+    autumn_emulator.client.set("autumn:jobs:queue:notalist", "x")
     for n in range(3000):  # other keys the scan must page through
-        app.client.set(f"noise:{n}", 1)
+        autumn_emulator.client.set(f"noise:{n}", 1)
     adapter = AutumnAdapter(redis_client, source="s")
     assert adapter.queues == ("default",)
     await adapter.discover_queues()
@@ -217,9 +231,9 @@ async def test_discovery_takes_glob_characters_in_the_prefix_literally(
     assert (await adapter.counters()).enqueued == 1
 
 
-async def test_configured_queues_keep_their_order(app, redis_client) -> None:
+async def test_configured_queues_keep_their_order(autumn_emulator, redis_client) -> None:
     adapter = AutumnAdapter(redis_client, source="s", queues=["low", "critical"])
-    app.enqueue("noop", {}, queue="extra")
+    autumn_emulator.enqueue("noop", {}, queue="extra")
     await adapter.discover_queues()
     assert adapter.queues == ("low", "critical", "extra")
 
@@ -235,13 +249,13 @@ async def test_custom_prefix_is_isolated(redis_url, redis_client) -> None:
     client.close()
 
 
-async def test_job_lookup_everywhere(app, adapter) -> None:
-    waiting = app.enqueue("noop", {"principal_id": "p"})
-    due = app.enqueue("noop", {}, delay_ms=60_000)
-    dead = failing_job(app, queue="critical")
-    assert app.enqueue("noop", {}, queue="low")
-    Worker(app, ["low"]).run(until_idle=True)
-    done = app.completed_entries()[0]["id"]
+async def test_job_lookup_everywhere(autumn_emulator, adapter) -> None:
+    waiting = autumn_emulator.enqueue("noop", {"principal_id": "p"})
+    due = autumn_emulator.enqueue("noop", {}, delay_ms=60_000)
+    dead = failing_job(autumn_emulator, queue="critical")
+    assert autumn_emulator.enqueue("noop", {}, queue="low")
+    Worker(autumn_emulator, ["low"]).run(until_idle=True)
+    done = autumn_emulator.completed_entries()[0]["id"]
 
     assert (await adapter.job(waiting)).job.status is JobStatus.ENQUEUED
     detail = await adapter.job(due)
@@ -249,14 +263,16 @@ async def test_job_lookup_everywhere(app, adapter) -> None:
     failed = await adapter.job(dead)
     assert failed.job.status is JobStatus.FAILED and failed.job.queue == "critical"
     assert '"message": "boom"' in failed.payload and failed.payload_kind == "json"
-    assert failed.raw == app.dead_record_raw(dead)
+    assert failed.raw == autumn_emulator.dead_record_raw(dead)
     assert (await adapter.job(done)).job.status is JobStatus.COMPLETED
     assert await adapter.job("nope") is None
 
 
-async def test_snapshot_costs_a_fixed_number_of_round_trips(app, adapter, redis_client) -> None:
+async def test_snapshot_costs_a_fixed_number_of_round_trips(
+    autumn_emulator, adapter, redis_client
+) -> None:
     for n in range(300):
-        app.enqueue("noop", {"n": n}, queue=QUEUES[n % 3])
+        autumn_emulator.enqueue("noop", {"n": n}, queue=QUEUES[n % 3])
 
     async def commands(query) -> int:
         before = (await redis_client.info("stats"))["total_commands_processed"]

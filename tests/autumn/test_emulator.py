@@ -78,7 +78,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def app(client: redis.Redis, clock: Clock) -> Autumn:
+def autumn_emulator(client: redis.Redis, clock: Clock) -> Autumn:
     return Autumn(client, clock=clock)
 
 
@@ -147,19 +147,21 @@ def test_queue_keys() -> None:
 # -- enqueue ----------------------------------------------------------------------------------
 
 
-def test_enqueue_immediate_writes_serde_record(app: Autumn, client: redis.Redis) -> None:
-    job_id = app.enqueue("noop", {"b": [1.5, "x/y"], "a": 1}, job_id="job-1")
+def test_enqueue_immediate_writes_serde_record(
+    autumn_emulator: Autumn, client: redis.Redis
+) -> None:
+    job_id = autumn_emulator.enqueue("noop", {"b": [1.5, "x/y"], "a": 1}, job_id="job-1")
     assert job_id == "job-1"
-    assert app.record_raw("job-1") == (
+    assert autumn_emulator.record_raw("job-1") == (
         '{"id":"job-1","name":"noop","queue":"default","payload":{"a":1,"b":[1.5,"x/y"]},'
         '"attempt":1,"max_attempts":5,"initial_backoff_ms":250,"enqueued_at_ms":1700000000000,'
         '"started_at_ms":null,"finished_at_ms":null,"claimed_by":null,"claimed_at_ms":null,'
         '"last_error":null}'
     )
-    assert app.queue_ids() == ["job-1"]
+    assert autumn_emulator.queue_ids() == ["job-1"]
     assert client.exists(f"{P}:queue:default") == 0
 
-    other = app.enqueue(
+    other = autumn_emulator.enqueue(
         "noop",
         {"acct": "a-1"},
         queue=" critical ",
@@ -170,79 +172,81 @@ def test_enqueue_immediate_writes_serde_record(app: Autumn, client: redis.Redis)
         initial_backoff_ms=10,
     )
     assert other is not None
-    rec = app.record(other)
+    rec = autumn_emulator.record(other)
     assert rec is not None
     assert list(rec)[-4:] == ["unique_key", "unique_window", "concurrency_key", "concurrency_limit"]
     assert rec["queue"] == "critical"
     assert rec["concurrency_key"] == '"a-1"'
     assert (rec["max_attempts"], rec["initial_backoff_ms"]) == (3, 10)
-    assert app.queue_ids("critical") == [other]
+    assert autumn_emulator.queue_ids("critical") == [other]
 
 
-def test_enqueue_delayed(app: Autumn, client: redis.Redis) -> None:
-    job_id = app.enqueue("noop", None, delay_ms=5000)
+def test_enqueue_delayed(autumn_emulator: Autumn, client: redis.Redis) -> None:
+    job_id = autumn_emulator.enqueue("noop", None, delay_ms=5000)
     assert job_id is not None
-    assert app.delayed_entries() == [(job_id, T0 + 5000)]
-    assert app.queue_ids() == []
-    assert app.record(job_id)["enqueued_at_ms"] == T0  # type: ignore[index]
+    assert autumn_emulator.delayed_entries() == [(job_id, T0 + 5000)]
+    assert autumn_emulator.queue_ids() == []
+    assert autumn_emulator.record(job_id)["enqueued_at_ms"] == T0  # type: ignore[index]
     # A due time that is not strictly in the future is immediate.
-    now_id = app.enqueue("noop", None, delay_ms=0)
-    assert app.queue_ids() == [now_id]
+    now_id = autumn_emulator.enqueue("noop", None, delay_ms=0)
+    assert autumn_emulator.queue_ids() == [now_id]
     # Delayed non-ttl unique lock: due - now + 86_400_000.
-    uid = app.enqueue("noop", {"k": 1}, delay_ms=3_600_000, unique="running")
+    uid = autumn_emulator.enqueue("noop", {"k": 1}, delay_ms=3_600_000, unique="running")
     lock = f"{P}:unique:noop:" + unique_key_for({"k": 1}, None)
     assert client.get(lock) == uid.encode()  # type: ignore[union-attr]
     assert 86_400_000 + 3_600_000 - 5000 < client.pttl(lock) <= 86_400_000 + 3_600_000
 
 
-def test_unique_windows_coalesce(app: Autumn, client: redis.Redis) -> None:
-    w = worker(app)
+def test_unique_windows_coalesce(autumn_emulator: Autumn, client: redis.Redis) -> None:
+    w = worker(autumn_emulator)
     lock = f"{P}:unique:noop:" + unique_key_for({"k": 1}, None)
     # running: held while pending and running, released on success.
-    first = app.enqueue("noop", {"k": 1}, unique="running")
+    first = autumn_emulator.enqueue("noop", {"k": 1}, unique="running")
     assert first is not None
-    assert app.enqueue("noop", {"k": 1}, unique="running") is None
-    assert app.queue_ids() == [first]
+    assert autumn_emulator.enqueue("noop", {"k": 1}, unique="running") is None
+    assert autumn_emulator.queue_ids() == [first]
     assert client.get(lock) == first.encode()
     assert client.pttl(lock) > 86_000_000
     rec = w.claim()
     assert rec is not None
-    assert app.enqueue("noop", {"k": 1}, unique="running") is None
+    assert autumn_emulator.enqueue("noop", {"k": 1}, unique="running") is None
     w.execute(rec)
     assert client.exists(lock) == 0
     # pending: released at claim, so a duplicate may be enqueued while it runs.
-    pend = app.enqueue("noop", {"k": 1}, unique="pending")
+    pend = autumn_emulator.enqueue("noop", {"k": 1}, unique="pending")
     rec = w.claim()
     assert rec is not None and rec["id"] == pend
     assert client.exists(lock) == 0
-    assert app.enqueue("noop", {"k": 1}, unique="pending") is not None
-    client.delete(lock, app.queue_key("default"))
+    assert autumn_emulator.enqueue("noop", {"k": 1}, unique="pending") is not None
+    client.delete(lock, autumn_emulator.queue_key("default"))
     # ttl: the lock outlives the job.
-    ttl_id = app.enqueue("noop", {"k": 1}, unique="ttl", unique_ttl_ms=60_000)
+    ttl_id = autumn_emulator.enqueue("noop", {"k": 1}, unique="ttl", unique_ttl_ms=60_000)
     assert 0 < client.pttl(lock) <= 60_000
     rec = w.claim()
     assert rec is not None and rec["id"] == ttl_id
     w.execute(rec)
     assert client.get(lock) == ttl_id.encode()  # type: ignore[union-attr]
-    assert app.enqueue("noop", {"k": 1}, unique="ttl", unique_ttl_ms=60_000) is None
+    assert autumn_emulator.enqueue("noop", {"k": 1}, unique="ttl", unique_ttl_ms=60_000) is None
     # unique_by: only the named fields count.
-    by = app.enqueue("noop", {"acct": "a", "n": 1}, unique_by=["acct"])
+    by = autumn_emulator.enqueue("noop", {"acct": "a", "n": 1}, unique_by=["acct"])
     assert by is not None
-    assert app.enqueue("noop", {"acct": "a", "n": 2}, unique_by=["acct"]) is None
+    assert autumn_emulator.enqueue("noop", {"acct": "a", "n": 2}, unique_by=["acct"]) is None
     assert client.get(f'{P}:unique:noop:acct="a"') == by.encode()
 
 
-def test_pending_retry_dropped_when_lock_taken(app: Autumn, client: redis.Redis) -> None:
-    w = worker(app)
-    first = app.enqueue("always_fail", {"k": 1}, unique="pending")
+def test_pending_retry_dropped_when_lock_taken(
+    autumn_emulator: Autumn, client: redis.Redis
+) -> None:
+    w = worker(autumn_emulator)
+    first = autumn_emulator.enqueue("always_fail", {"k": 1}, unique="pending")
     rec = w.claim()
     assert rec is not None
-    second = app.enqueue("always_fail", {"k": 1}, unique="pending")
+    second = autumn_emulator.enqueue("always_fail", {"k": 1}, unique="pending")
     assert second is not None
     assert w.settle(rec, "failure", "boom") == 2
-    assert app.record(first) is None  # type: ignore[arg-type]
-    assert app.delayed_entries() == []
-    assert app.processing_entries() == []
+    assert autumn_emulator.record(first) is None  # type: ignore[arg-type]
+    assert autumn_emulator.delayed_entries() == []
+    assert autumn_emulator.processing_entries() == []
     assert client.get(f"{P}:unique:always_fail:" + unique_key_for({"k": 1}, None)) == (
         second.encode()
     )
@@ -251,34 +255,36 @@ def test_pending_retry_dropped_when_lock_taken(app: Autumn, client: redis.Redis)
 # -- claim ------------------------------------------------------------------------------------
 
 
-def test_claim_fifo_priority_and_scan_limit(app: Autumn, client: redis.Redis, clock: Clock) -> None:
-    ids = [app.enqueue("noop", {"n": n}) for n in range(3)]
-    low = app.enqueue("noop", None, queue="low")
-    crit = app.enqueue("noop", None, queue="critical")
-    w = worker(app, ["critical", "default", "low"])
+def test_claim_fifo_priority_and_scan_limit(
+    autumn_emulator: Autumn, client: redis.Redis, clock: Clock
+) -> None:
+    ids = [autumn_emulator.enqueue("noop", {"n": n}) for n in range(3)]
+    low = autumn_emulator.enqueue("noop", None, queue="low")
+    crit = autumn_emulator.enqueue("noop", None, queue="critical")
+    w = worker(autumn_emulator, ["critical", "default", "low"])
     order = []
     while (rec := w.claim()) is not None:
         order.append(rec["id"])
     assert order == [crit, *ids, low]
 
     # Up to 8 RPOPs per queue; ids without a record are dropped silently.
-    client.delete(app.processing_key)
-    client.lpush(app.queue_key("critical"), *[f"ghost-{n}" for n in range(9)])
-    real = app.enqueue("noop", None)
+    client.delete(autumn_emulator.processing_key)
+    client.lpush(autumn_emulator.queue_key("critical"), *[f"ghost-{n}" for n in range(9)])
+    real = autumn_emulator.enqueue("noop", None)
     rec = w.claim()
     assert rec is not None and rec["id"] == real
-    assert app.queue_ids("critical") == ["ghost-8"]
+    assert autumn_emulator.queue_ids("critical") == ["ghost-8"]
     rec = w.claim()
     assert rec is None
-    assert app.queue_ids("critical") == []
+    assert autumn_emulator.queue_ids("critical") == []
 
 
-def test_claim_sets_claim_fields_and_keeps_integers(app: Autumn, clock: Clock) -> None:
-    job_id = app.enqueue("noop", {"n": 1, "big": 1_700_000_000_000, "s": "a/b"})
-    w = worker(app)
+def test_claim_sets_claim_fields_and_keeps_integers(autumn_emulator: Autumn, clock: Clock) -> None:
+    job_id = autumn_emulator.enqueue("noop", {"n": 1, "big": 1_700_000_000_000, "s": "a/b"})
+    w = worker(autumn_emulator)
     rec = w.claim()
     assert rec is not None
-    raw = app.record_raw(job_id)  # type: ignore[arg-type]
+    raw = autumn_emulator.record_raw(job_id)  # type: ignore[arg-type]
     assert raw is not None and "\\/" in raw  # cjson re-encoded it
     stored = strict_ints(raw)
     assert stored["claimed_by"] == "4242:w1"
@@ -288,14 +294,14 @@ def test_claim_sets_claim_fields_and_keeps_integers(app: Autumn, clock: Clock) -
     for field in ("attempt", "max_attempts", "initial_backoff_ms", "enqueued_at_ms"):
         assert type(stored[field]) is int, field
     assert stored["payload"]["big"] == 1_700_000_000_000
-    assert app.processing_entries() == [(job_id, T0 + 30_000)]
+    assert autumn_emulator.processing_entries() == [(job_id, T0 + 30_000)]
 
 
-def test_claim_reencodes_like_cjson(app: Autumn) -> None:
+def test_claim_reencodes_like_cjson(autumn_emulator: Autumn) -> None:
     """The claim rewrite is cjson's, quirks included (docs/autumn.md §5.5)."""
-    job_id = app.enqueue("noop", {"huge": 123456789012345, "empty": [], "url": "a/b"})
-    assert worker(app).claim() is not None
-    raw = app.record_raw(job_id)  # type: ignore[arg-type]
+    job_id = autumn_emulator.enqueue("noop", {"huge": 123456789012345, "empty": [], "url": "a/b"})
+    assert worker(autumn_emulator).claim() is not None
+    raw = autumn_emulator.record_raw(job_id)  # type: ignore[arg-type]
     assert raw is not None
     payload = json.loads(raw)["payload"]
     assert isinstance(payload["huge"], float) and "e+14" in raw
@@ -325,91 +331,93 @@ def test_integers_survive_with_the_real_clock(client: redis.Redis) -> None:
 # -- settle -----------------------------------------------------------------------------------
 
 
-def test_success_goes_to_completed_and_trims(app: Autumn, client: redis.Redis) -> None:
-    client.lpush(app.completed_key, *[json.dumps({"id": f"old-{n}"}) for n in range(1000)])
-    job_id = app.enqueue("noop", {"x": 1})
-    w = worker(app, ran_key="ran")
+def test_success_goes_to_completed_and_trims(autumn_emulator: Autumn, client: redis.Redis) -> None:
+    client.lpush(
+        autumn_emulator.completed_key, *[json.dumps({"id": f"old-{n}"}) for n in range(1000)]
+    )
+    job_id = autumn_emulator.enqueue("noop", {"x": 1})
+    w = worker(autumn_emulator, ran_key="ran")
     assert w.run_once()
-    assert client.llen(app.completed_key) == 1000
-    head = app.completed_raw()[0]
+    assert client.llen(autumn_emulator.completed_key) == 1000
+    head = autumn_emulator.completed_raw()[0]
     entry = strict_ints(head)
     assert entry["id"] == job_id
     assert list(entry) == SERDE_FIELD_ORDER
     assert entry["finished_at_ms"] == entry["started_at_ms"] == T0
     assert entry["claimed_by"] is None and entry["last_error"] is None
-    assert json.loads(app.completed_raw()[-1])["id"] == "old-1"
-    assert app.record(job_id) is None  # type: ignore[arg-type]
-    assert app.processing_entries() == []
+    assert json.loads(autumn_emulator.completed_raw()[-1])["id"] == "old-1"
+    assert autumn_emulator.record(job_id) is None  # type: ignore[arg-type]
+    assert autumn_emulator.processing_entries() == []
     assert client.lrange("ran", 0, -1) == [job_id.encode()]  # type: ignore[union-attr]
 
 
-def test_retry_with_exponential_backoff_then_dead(app: Autumn, clock: Clock) -> None:
-    job_id = app.enqueue("always_fail", {"message": "nope"}, max_attempts=3)
+def test_retry_with_exponential_backoff_then_dead(autumn_emulator: Autumn, clock: Clock) -> None:
+    job_id = autumn_emulator.enqueue("always_fail", {"message": "nope"}, max_attempts=3)
     assert job_id is not None
-    w = worker(app)
+    w = worker(autumn_emulator)
     assert w.run_once()
-    assert app.delayed_entries() == [(job_id, T0 + 250)]
-    rec = app.record(job_id)
+    assert autumn_emulator.delayed_entries() == [(job_id, T0 + 250)]
+    rec = autumn_emulator.record(job_id)
     assert rec is not None
     assert (rec["attempt"], rec["last_error"], rec["finished_at_ms"]) == (2, "nope", T0)
     assert rec["started_at_ms"] == T0 and rec["claimed_by"] is None and rec["claimed_at_ms"] is None
 
     clock.advance(250)
     assert w.run_once()  # promote, claim attempt 2, fail
-    assert app.delayed_entries() == [(job_id, clock.now + 500)]
-    assert app.record(job_id)["attempt"] == 3  # type: ignore[index]
+    assert autumn_emulator.delayed_entries() == [(job_id, clock.now + 500)]
+    assert autumn_emulator.record(job_id)["attempt"] == 3  # type: ignore[index]
 
     clock.advance(500)
     assert w.run_once()
-    assert app.delayed_entries() == []
-    assert app.record(job_id) is None
-    dead = app.dead_raw()
+    assert autumn_emulator.delayed_entries() == []
+    assert autumn_emulator.record(job_id) is None
+    dead = autumn_emulator.dead_raw()
     assert len(dead) == 1
     entry = strict_ints(dead[0])
     assert (entry["attempt"], entry["max_attempts"], entry["last_error"]) == (3, 3, "nope")
     assert entry["finished_at_ms"] == clock.now
-    assert app.dead_record_raw(job_id) == dead[0]
+    assert autumn_emulator.dead_record_raw(job_id) == dead[0]
 
 
-def test_fail_times_handler_recovers(app: Autumn, clock: Clock) -> None:
-    job_id = app.enqueue("fail_times", {"fail_times": 1}, initial_backoff_ms=10)
-    w = worker(app)
+def test_fail_times_handler_recovers(autumn_emulator: Autumn, clock: Clock) -> None:
+    job_id = autumn_emulator.enqueue("fail_times", {"fail_times": 1}, initial_backoff_ms=10)
+    w = worker(autumn_emulator)
     assert w.run_once()
-    assert app.record(job_id)["last_error"] == "failing on purpose (attempt 1)"  # type: ignore[index]
+    assert autumn_emulator.record(job_id)["last_error"] == "failing on purpose (attempt 1)"  # type: ignore[index]
     clock.advance(10)
     assert w.run_once()
-    [entry] = app.completed_entries()
+    [entry] = autumn_emulator.completed_entries()
     assert (entry["id"], entry["attempt"], entry["last_error"]) == (job_id, 2, None)
 
 
-def test_dead_trim_deletes_dead_records(app: Autumn, client: redis.Redis) -> None:
+def test_dead_trim_deletes_dead_records(autumn_emulator: Autumn, client: redis.Redis) -> None:
     pipe = client.pipeline(transaction=False)
     for n in range(1000):
         entry = json.dumps({"id": f"old-{n}"})
-        pipe.lpush(app.dead_key, entry)
-        pipe.set(app.dead_record_key(f"old-{n}"), entry)
+        pipe.lpush(autumn_emulator.dead_key, entry)
+        pipe.set(autumn_emulator.dead_record_key(f"old-{n}"), entry)
     pipe.execute()
-    job_id = app.enqueue("always_fail", {}, max_attempts=1)
-    assert worker(app).run_once()
-    assert client.llen(app.dead_key) == 1000
-    assert client.exists(app.dead_record_key("old-0")) == 0
-    assert client.exists(app.dead_record_key("old-1")) == 1
-    head = app.dead_raw()[0]
+    job_id = autumn_emulator.enqueue("always_fail", {}, max_attempts=1)
+    assert worker(autumn_emulator).run_once()
+    assert client.llen(autumn_emulator.dead_key) == 1000
+    assert client.exists(autumn_emulator.dead_record_key("old-0")) == 0
+    assert client.exists(autumn_emulator.dead_record_key("old-1")) == 1
+    head = autumn_emulator.dead_raw()[0]
     assert json.loads(head)["id"] == job_id
-    assert app.dead_record_raw(job_id) == head  # byte-identical
+    assert autumn_emulator.dead_record_raw(job_id) == head  # byte-identical
     assert json.loads(head)["last_error"] == "boom"
 
 
-def test_panic_unknown_name_and_attempt_zero(app: Autumn, client: redis.Redis) -> None:
-    w = worker(app, ran_key="ran")
-    panic_id = app.enqueue("panic", {"message": "kaboom"}, max_attempts=5)
-    unknown_id = app.enqueue("no_such_job", {})
-    zero_id = app.enqueue("noop", {})
-    rec = app.record(zero_id)  # type: ignore[arg-type]
-    client.set(app.record_key(zero_id), app.encode({**rec, "attempt": 0}))  # type: ignore[arg-type]
+def test_panic_unknown_name_and_attempt_zero(autumn_emulator: Autumn, client: redis.Redis) -> None:
+    w = worker(autumn_emulator, ran_key="ran")
+    panic_id = autumn_emulator.enqueue("panic", {"message": "kaboom"}, max_attempts=5)
+    unknown_id = autumn_emulator.enqueue("no_such_job", {})
+    zero_id = autumn_emulator.enqueue("noop", {})
+    rec = autumn_emulator.record(zero_id)  # type: ignore[arg-type]
+    client.set(autumn_emulator.record_key(zero_id), autumn_emulator.encode({**rec, "attempt": 0}))  # type: ignore[arg-type]
     for _ in range(3):
         assert w.run_once()
-    dead = {e["id"]: e for e in app.dead_entries()}
+    dead = {e["id"]: e for e in autumn_emulator.dead_entries()}
     assert dead[panic_id]["last_error"] == "job handler panicked: kaboom"
     assert dead[panic_id]["attempt"] == 1
     assert dead[panic_id]["finished_at_ms"] == T0
@@ -418,96 +426,100 @@ def test_panic_unknown_name_and_attempt_zero(app: Autumn, client: redis.Redis) -
     for job in (unknown_id, zero_id):
         assert dead[job]["finished_at_ms"] is None
         assert dead[job]["claimed_by"] is None and dead[job]["started_at_ms"] == T0
-        assert app.dead_record_raw(job) is not None  # type: ignore[arg-type]
+        assert autumn_emulator.dead_record_raw(job) is not None  # type: ignore[arg-type]
     assert client.lrange("ran", 0, -1) == [panic_id.encode()]  # type: ignore[union-attr]
 
 
-def test_zero_max_attempts_is_resolved_and_persisted(app: Autumn) -> None:
-    job_id = app.enqueue("always_fail", {}, max_attempts=0)
-    assert app.record(job_id)["max_attempts"] == 0  # type: ignore[arg-type,index]
-    assert worker(app).run_once()
-    assert app.record(job_id)["max_attempts"] == 5  # type: ignore[arg-type,index]
+def test_zero_max_attempts_is_resolved_and_persisted(autumn_emulator: Autumn) -> None:
+    job_id = autumn_emulator.enqueue("always_fail", {}, max_attempts=0)
+    assert autumn_emulator.record(job_id)["max_attempts"] == 0  # type: ignore[arg-type,index]
+    assert worker(autumn_emulator).run_once()
+    assert autumn_emulator.record(job_id)["max_attempts"] == 5  # type: ignore[arg-type,index]
 
 
-def test_settle_identity_check(app: Autumn, client: redis.Redis) -> None:
-    job_id = app.enqueue("noop", {})
-    w = worker(app)
+def test_settle_identity_check(autumn_emulator: Autumn, client: redis.Redis) -> None:
+    job_id = autumn_emulator.enqueue("noop", {})
+    w = worker(autumn_emulator)
     rec = w.claim()
     assert rec is not None
-    stored = json.loads(app.record_raw(job_id))  # type: ignore[arg-type]
+    stored = json.loads(autumn_emulator.record_raw(job_id))  # type: ignore[arg-type]
     stored["claimed_at_ms"] += 1
-    client.set(app.record_key(job_id), json.dumps(stored))  # type: ignore[arg-type]
+    client.set(autumn_emulator.record_key(job_id), json.dumps(stored))  # type: ignore[arg-type]
     assert w.settle(rec, "success") == 0
-    assert app.completed_raw() == []
-    assert [m for m, _ in app.processing_entries()] == [job_id]
+    assert autumn_emulator.completed_raw() == []
+    assert [m for m, _ in autumn_emulator.processing_entries()] == [job_id]
     stored["claimed_at_ms"] -= 1
     stored["claimed_by"] = "someone-else"
-    client.set(app.record_key(job_id), json.dumps(stored))  # type: ignore[arg-type]
+    client.set(autumn_emulator.record_key(job_id), json.dumps(stored))  # type: ignore[arg-type]
     assert w.settle(rec, "failure", "x") == 0
-    assert app.delayed_entries() == []
+    assert autumn_emulator.delayed_entries() == []
 
 
 # -- stale recovery ---------------------------------------------------------------------------
 
 
-def test_stale_recovery_requeues(app: Autumn, client: redis.Redis, clock: Clock) -> None:
-    job_id = app.enqueue(
+def test_stale_recovery_requeues(
+    autumn_emulator: Autumn, client: redis.Redis, clock: Clock
+) -> None:
+    job_id = autumn_emulator.enqueue(
         "noop", {"acct": "a"}, unique="running", concurrency_limit=1, concurrency_scope_field="acct"
     )
     assert job_id is not None
-    rec = worker(app, worker_id="1:dead-worker").claim()
+    rec = worker(autumn_emulator, worker_id="1:dead-worker").claim()
     assert rec is not None
     counter = f'{P}:concurrency:noop:"a"'
     assert client.get(counter) == b"1"
-    rescuer = worker(app, worker_id="2:rescuer")
+    rescuer = worker(autumn_emulator, worker_id="2:rescuer")
     clock.advance(29_999)
     assert rescuer.recover_stale() == 0
     clock.advance(1)
     assert rescuer.recover_stale() == 1
-    stored = strict_ints(app.record_raw(job_id))
+    stored = strict_ints(autumn_emulator.record_raw(job_id))
     assert stored["attempt"] == 2
     assert stored["last_error"] == f"visibility timeout expired for claim by 1:dead-worker at {T0}"
     assert stored["finished_at_ms"] == clock.now
     assert stored["claimed_by"] is None and stored["claimed_at_ms"] is None
-    assert app.queue_ids() == [job_id]
-    assert app.processing_entries() == []
+    assert autumn_emulator.queue_ids() == [job_id]
+    assert autumn_emulator.processing_entries() == []
     assert client.exists(counter) == 0
     lock = f"{P}:unique:noop:" + unique_key_for({"acct": "a"}, None)
     assert client.get(lock) == job_id.encode()
 
 
 def test_stale_recovery_dead_when_no_attempts_left(
-    app: Autumn, client: redis.Redis, clock: Clock
+    autumn_emulator: Autumn, client: redis.Redis, clock: Clock
 ) -> None:
-    job_id = app.enqueue("noop", {"k": 2}, max_attempts=1, unique="running")
+    job_id = autumn_emulator.enqueue("noop", {"k": 2}, max_attempts=1, unique="running")
     assert job_id is not None
-    assert worker(app, worker_id="1:gone").claim() is not None
+    assert worker(autumn_emulator, worker_id="1:gone").claim() is not None
     clock.advance(30_000)
-    assert worker(app, worker_id="2:rescuer").recover_stale() == 1
-    [entry] = app.dead_entries()
+    assert worker(autumn_emulator, worker_id="2:rescuer").recover_stale() == 1
+    [entry] = autumn_emulator.dead_entries()
     assert entry["id"] == job_id and entry["attempt"] == 1
     assert entry["last_error"] == f"visibility timeout expired for claim by 1:gone at {T0}"
-    assert app.dead_record_raw(job_id) == app.dead_raw()[0]
-    assert app.record(job_id) is None
+    assert autumn_emulator.dead_record_raw(job_id) == autumn_emulator.dead_raw()[0]
+    assert autumn_emulator.record(job_id) is None
     assert client.exists(f"{P}:unique:noop:" + unique_key_for({"k": 2}, None)) == 0
 
 
-def test_stale_recovery_edge_cases(app: Autumn, client: redis.Redis, clock: Clock) -> None:
+def test_stale_recovery_edge_cases(
+    autumn_emulator: Autumn, client: redis.Redis, clock: Clock
+) -> None:
     short = Autumn(client, visibility_timeout_ms=1000, clock=clock)
     # The recovering worker's own visibility decides, not the processing score.
-    job_id = app.enqueue("noop", {})
+    job_id = autumn_emulator.enqueue("noop", {})
     assert worker(short, worker_id="1:short").claim() is not None
     clock.advance(1000)
-    assert worker(app, worker_id="2:long").recover_stale() == 0
-    assert [m for m, _ in app.processing_entries()] == [job_id]
+    assert worker(autumn_emulator, worker_id="2:long").recover_stale() == 0
+    assert [m for m, _ in autumn_emulator.processing_entries()] == [job_id]
     # A missing record is only ZREMed; its concurrency slot stays taken.
-    client.zrem(app.processing_key, job_id)
-    limited = app.enqueue("noop", {}, concurrency_limit=1)
+    client.zrem(autumn_emulator.processing_key, job_id)
+    limited = autumn_emulator.enqueue("noop", {}, concurrency_limit=1)
     assert worker(short, worker_id="1:short").claim() is not None
-    client.delete(app.record_key(limited))  # type: ignore[arg-type]
+    client.delete(autumn_emulator.record_key(limited))  # type: ignore[arg-type]
     clock.advance(1000)
     assert worker(short, worker_id="3:r").recover_stale() == 0
-    assert app.processing_entries() == []
+    assert autumn_emulator.processing_entries() == []
     assert client.get(f"{P}:concurrency:noop:") == b"1"
 
 
@@ -515,14 +527,16 @@ def test_stale_recovery_edge_cases(app: Autumn, client: redis.Redis, clock: Cloc
 
 
 def test_delayed_promotion_is_atomic_and_rewrites(
-    app: Autumn, client: redis.Redis, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    autumn_emulator: Autumn, client: redis.Redis, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    w = worker(app)
-    job_id = app.enqueue("always_fail", {"message": "first"}, queue="low", unique="running")
+    w = worker(autumn_emulator)
+    job_id = autumn_emulator.enqueue(
+        "always_fail", {"message": "first"}, queue="low", unique="running"
+    )
     assert job_id is not None
-    assert worker(app, ["low"]).run_once()  # attempt 1 fails -> delayed at +250
-    later = app.enqueue("noop", {}, delay_ms=10_000)
-    client.zadd(app.delayed_key, {"orphan": T0})  # no record: goes to the default queue
+    assert worker(autumn_emulator, ["low"]).run_once()  # attempt 1 fails -> delayed at +250
+    later = autumn_emulator.enqueue("noop", {}, delay_ms=10_000)
+    client.zadd(autumn_emulator.delayed_key, {"orphan": T0})  # no record: goes to the default queue
     clock.advance(250)
 
     sent: list[str] = []
@@ -541,10 +555,10 @@ def test_delayed_promotion_is_atomic_and_rewrites(
     assert set(sent[2:]) <= {"EVALSHA", "EVAL", "SCRIPT LOAD"}
     assert sent.count("EVALSHA") + sent.count("EVAL") in (1, 2)
 
-    assert app.delayed_entries() == [(later, T0 + 10_000)]
-    assert app.queue_ids("low") == [job_id]
-    assert app.queue_ids() == ["orphan"]
-    raw = app.record_raw(job_id)
+    assert autumn_emulator.delayed_entries() == [(later, T0 + 10_000)]
+    assert autumn_emulator.queue_ids("low") == [job_id]
+    assert autumn_emulator.queue_ids() == ["orphan"]
+    raw = autumn_emulator.record_raw(job_id)
     rec = strict_ints(raw)
     assert list(rec)[:13] == SERDE_FIELD_ORDER
     assert list(rec)[13:] == ["unique_key", "unique_window"]
@@ -554,33 +568,35 @@ def test_delayed_promotion_is_atomic_and_rewrites(
     ] * 4
     assert (rec["attempt"], rec["last_error"]) == (2, "first")
     # The next claim keeps last_error.
-    claimed = worker(app, ["low"]).claim()
+    claimed = worker(autumn_emulator, ["low"]).claim()
     assert claimed is not None and claimed["last_error"] == "first"
 
 
-def test_delayed_promotion_writes_serde_bytes(app: Autumn, clock: Clock) -> None:
+def test_delayed_promotion_writes_serde_bytes(autumn_emulator: Autumn, clock: Clock) -> None:
     payload = {"tags": [], "url": "a/b", "big": 12345678901234567, "f": 1e20, "s": "é"}
-    job_id = app.enqueue("noop", payload, delay_ms=10)
+    job_id = autumn_emulator.enqueue("noop", payload, delay_ms=10)
     assert job_id is not None
     clock.advance(10)
-    assert worker(app).promote_delayed() == 1
-    raw = app.record_raw(job_id)
+    assert worker(autumn_emulator).promote_delayed() == 1
+    raw = autumn_emulator.record_raw(job_id)
     assert raw is not None
     # What serde writes, byte for byte (a Value's keys sorted): no cjson "{}" for [], "\\/"
     # or 1.2345678901235e+16.
     assert '"payload":{"big":12345678901234567,"f":1e20,"s":"é","tags":[],"url":"a/b"},' in raw
 
 
-def test_blocked_parking_and_promotion(app: Autumn, client: redis.Redis, clock: Clock) -> None:
+def test_blocked_parking_and_promotion(
+    autumn_emulator: Autumn, client: redis.Redis, clock: Clock
+) -> None:
     def job(acct: str) -> str:
-        job_id = app.enqueue(
+        job_id = autumn_emulator.enqueue(
             "sync", {"acct": acct}, concurrency_limit=1, concurrency_scope_field="acct"
         )
         assert job_id is not None
         return job_id
 
     a1, a2, b1 = job("acct-1"), job("acct-1"), job("acct-2")
-    w = worker(app, handlers={"sync": lambda r: None})
+    w = worker(autumn_emulator, handlers={"sync": lambda r: None})
     counter1 = f'{P}:concurrency:sync:"acct-1"'
     counter2 = f'{P}:concurrency:sync:"acct-2"'
     first = w.claim()
@@ -588,9 +604,9 @@ def test_blocked_parking_and_promotion(app: Autumn, client: redis.Redis, clock: 
     assert client.get(counter1) == b"1"
     second = w.claim()  # a2 is parked, b1 claimed in the same scan
     assert second is not None and second["id"] == b1
-    assert app.blocked_entries() == [(a2, T0 + 100)]
+    assert autumn_emulator.blocked_entries() == [(a2, T0 + 100)]
     assert client.get(counter2) == b"1"
-    assert app.record(a2)["claimed_by"] is None  # type: ignore[index]
+    assert autumn_emulator.record(a2)["claimed_by"] is None  # type: ignore[index]
 
     w.execute(first)
     assert client.exists(counter1) == 0
@@ -598,8 +614,8 @@ def test_blocked_parking_and_promotion(app: Autumn, client: redis.Redis, clock: 
     assert w.promote_blocked() == 0
     clock.advance(1)
     assert w.promote_blocked() == 1
-    assert app.blocked_entries() == []
-    assert app.queue_ids() == [a2]
+    assert autumn_emulator.blocked_entries() == []
+    assert autumn_emulator.queue_ids() == [a2]
     third = w.claim()
     assert third is not None and third["id"] == a2
     assert client.get(counter1) == b"1"
@@ -608,7 +624,7 @@ def test_blocked_parking_and_promotion(app: Autumn, client: redis.Redis, clock: 
     w.execute(second)
     assert client.exists(counter1) == 0 and client.exists(counter2) == 0
     for _ in range(2):
-        app.enqueue("sync", {}, concurrency_limit=2)
+        autumn_emulator.enqueue("sync", {}, concurrency_limit=2)
     assert w.claim() is not None and w.claim() is not None
     assert client.get(f"{P}:concurrency:sync:") == b"2"
 
@@ -616,17 +632,17 @@ def test_blocked_parking_and_promotion(app: Autumn, client: redis.Redis, clock: 
 # -- malformed records ------------------------------------------------------------------------
 
 
-def test_malformed_record_at_claim(app: Autumn, client: redis.Redis) -> None:
-    client.set(app.record_key("bad-json"), "{not json")
-    client.lpush(app.queue_key("default"), "bad-json")
-    bad_type = app.enqueue("noop", {})
-    rec = app.record(bad_type)  # type: ignore[arg-type]
-    client.set(app.record_key(bad_type), json.dumps({**rec, "attempt": -1}))  # type: ignore[arg-type]
-    good = app.enqueue("noop", {})
-    w = worker(app)
+def test_malformed_record_at_claim(autumn_emulator: Autumn, client: redis.Redis) -> None:
+    client.set(autumn_emulator.record_key("bad-json"), "{not json")
+    client.lpush(autumn_emulator.queue_key("default"), "bad-json")
+    bad_type = autumn_emulator.enqueue("noop", {})
+    rec = autumn_emulator.record(bad_type)  # type: ignore[arg-type]
+    client.set(autumn_emulator.record_key(bad_type), json.dumps({**rec, "attempt": -1}))  # type: ignore[arg-type]
+    good = autumn_emulator.enqueue("noop", {})
+    w = worker(autumn_emulator)
     claimed = w.claim()
     assert claimed is not None and claimed["id"] == good
-    dead = app.dead_raw()
+    dead = autumn_emulator.dead_raw()
     assert len(dead) == 2
     entries = [json.loads(d) for d in reversed(dead)]
     for entry in entries:
@@ -637,10 +653,15 @@ def test_malformed_record_at_claim(app: Autumn, client: redis.Redis) -> None:
     assert "expected u32" in entries[1]["error"]
     assert json.loads(entries[1]["raw_payload"])["claimed_by"] == "4242:w1"
     # Orphaned: the record stays, no dead-record key, not in processing.
-    assert client.get(app.record_key("bad-json")) == b"{not json"
-    assert app.record(bad_type)["claimed_by"] == "4242:w1"  # type: ignore[arg-type,index]
-    assert client.exists(app.dead_record_key("bad-json"), app.dead_record_key(bad_type)) == 0
-    assert [m for m, _ in app.processing_entries()] == [good]
+    assert client.get(autumn_emulator.record_key("bad-json")) == b"{not json"
+    assert autumn_emulator.record(bad_type)["claimed_by"] == "4242:w1"  # type: ignore[arg-type,index]
+    assert (
+        client.exists(
+            autumn_emulator.dead_record_key("bad-json"), autumn_emulator.dead_record_key(bad_type)
+        )
+        == 0
+    )
+    assert [m for m, _ in autumn_emulator.processing_entries()] == [good]
 
 
 def test_decode_record_refuses_what_serde_refuses() -> None:
@@ -681,6 +702,7 @@ def test_run_until_idle_in_process(client: redis.Redis) -> None:
     assert sorted(ran) == sorted([*ids, retry, retry])  # type: ignore[type-var]
 
 
+@pytest.mark.slow
 def test_cli_worker_drains_until_idle(client: redis.Redis, redis_url: str) -> None:
     prefix = "myapp:jobs"
     app = Autumn(client, prefix, initial_backoff_ms=20)
@@ -717,6 +739,7 @@ def test_cli_worker_drains_until_idle(client: redis.Redis, redis_url: str) -> No
     assert app.queue_ids("critical") == [] and app.queue_ids() == []
 
 
+@pytest.mark.slow
 def test_cli_worker_stops_on_sigterm(client: redis.Redis, redis_url: str) -> None:
     app = Autumn(client)
     job_id = app.enqueue("noop", {})
@@ -742,6 +765,7 @@ def test_cli_worker_stops_on_sigterm(client: redis.Redis, redis_url: str) -> Non
     assert json.loads(out.strip().splitlines()[-1])["processed"] == 1
 
 
+@pytest.mark.slow
 def test_seed_fills_every_list(client: redis.Redis, redis_url: str) -> None:
     proc = run_cli("seed", "--redis", redis_url)
     assert proc.returncode == 0, proc.stderr

@@ -101,23 +101,27 @@ async def test_a_poll_that_finds_nothing_new_reads_no_entries(redis_client) -> N
     assert [e.digest for e in history.entries] == await full(redis_client)
 
 
-async def test_counts_of_a_followed_source_equal_a_fresh_one(app, redis_url) -> None:
+async def test_counts_of_a_followed_source_equal_a_fresh_one(autumn_emulator, redis_url) -> None:
     rng = random.Random(5)
-    now = app.now_ms()
+    now = autumn_emulator.now_ms()
     follower_client = redis.asyncio.Redis.from_url(redis_url)
     follower = AutumnAdapter(follower_client, source="s")
     try:
         for step in range(120):
             for _ in range(rng.randrange(0, 5)):
                 age = rng.randrange(0, 10 * DAY_MS)
-                body = history_record(app, finished_ms=now - age)
-                key = app.completed_key if rng.random() < 0.5 else app.dead_key
-                app.client.lpush(key, body)
-                app.client.ltrim(key, 0, 999)
+                body = history_record(autumn_emulator, finished_ms=now - age)
+                key = (
+                    autumn_emulator.completed_key
+                    if rng.random() < 0.5
+                    else autumn_emulator.dead_key
+                )
+                autumn_emulator.client.lpush(key, body)
+                autumn_emulator.client.ltrim(key, 0, 999)
             if rng.random() < 0.2:
-                entries = app.client.lrange(app.dead_key, 0, -1)
+                entries = autumn_emulator.client.lrange(autumn_emulator.dead_key, 0, -1)
                 if entries:
-                    app.client.lrem(app.dead_key, 1, rng.choice(entries))
+                    autumn_emulator.client.lrem(autumn_emulator.dead_key, 1, rng.choice(entries))
             followed = await follower.counters()
             fresh_client = redis.asyncio.Redis.from_url(redis_url)
             fresh = await AutumnAdapter(fresh_client, source="s").counters()

@@ -34,21 +34,21 @@ async def audit(api: RqApi) -> list[tuple[str, str, str]]:
 
 
 async def test_cancel_waiting_task_never_runs_and_reads_revoked(
-    capp, workers, redis_url, conn
+    celery_app, celery_workers, redis_url, sync_redis
 ) -> None:
-    keep = send(capp, "record", "keep")
-    gone = send(capp, "record", "gone")
+    keep = send(celery_app, "record", "keep")
+    gone = send(celery_app, "record", "gone")
     async with celery_api(redis_url) as api:
         await wait_row(api, "enqueued", gone.id)
         status, body = await api.act(gone.id, "cancel")
         assert status == 200, body
         assert body["outcome"] == "canceled" and body["id"] == gone.id
-        assert state_of(capp, gone.id) == "REVOKED"
+        assert state_of(celery_app, gone.id) == "REVOKED"
 
-        workers.start(pool="solo")
-        wait_for_state(capp, keep.id, "SUCCESS", workers=workers)
-        assert ran_ids(conn) == [keep.id]
-        assert state_of(capp, gone.id) == "REVOKED"
+        celery_workers.start(pool="solo")
+        wait_for_state(celery_app, keep.id, "SUCCESS", workers=celery_workers)
+        assert ran_ids(sync_redis) == [keep.id]
+        assert state_of(celery_app, gone.id) == "REVOKED"
         row = await wait_row(api, "canceled", gone.id)
         assert row["raw_status"] == "REVOKED"
 
@@ -68,8 +68,8 @@ async def test_cancel_waiting_task_never_runs_and_reads_revoked(
         assert [e["status"] for e in detail["lifecycle"]] == ["canceled"]
 
 
-async def test_cancel_unblocks_a_caller_waiting_on_the_result(capp, redis_url) -> None:
-    waiting = send(capp, "add", 1, 1)
+async def test_cancel_unblocks_a_caller_waiting_on_the_result(celery_app, redis_url) -> None:
+    waiting = send(celery_app, "add", 1, 1)
     async with celery_api(redis_url) as api:
         await wait_row(api, "enqueued", waiting.id)
         status, body = await api.act(waiting.id, "cancel")
@@ -79,29 +79,31 @@ async def test_cancel_unblocks_a_caller_waiting_on_the_result(capp, redis_url) -
     assert type(raised.value).__name__ == "TaskRevokedError"
 
 
-async def test_cancel_of_a_taken_task_is_refused(capp, workers, redis_url) -> None:
-    workers.start(pool="solo")
-    taken = send(capp, "sleep", 3)
-    wait_for_state(capp, taken.id, "STARTED", workers=workers)
+async def test_cancel_of_a_taken_task_is_refused(celery_app, celery_workers, redis_url) -> None:
+    celery_workers.start(pool="solo")
+    taken = send(celery_app, "sleep", 3)
+    wait_for_state(celery_app, taken.id, "STARTED", workers=celery_workers)
     async with celery_api(redis_url) as api:
         status, body = await api.act(taken.id, "cancel")
     assert status == 409 and body["error"] == "wrong_state", body
     assert "a worker took it" in body["message"]
-    wait_for_state(capp, taken.id, "SUCCESS", workers=workers)
+    wait_for_state(celery_app, taken.id, "SUCCESS", workers=celery_workers)
 
 
-async def test_retry_runs_to_success_under_a_new_id(capp, workers, redis_url, conn) -> None:
-    workers.start(pool="solo")
-    first = send(capp, "flaky", "retry-me")
-    wait_for_state(capp, first.id, "FAILURE", workers=workers)
+async def test_retry_runs_to_success_under_a_new_id(
+    celery_app, celery_workers, redis_url, sync_redis
+) -> None:
+    celery_workers.start(pool="solo")
+    first = send(celery_app, "flaky", "retry-me")
+    wait_for_state(celery_app, first.id, "FAILURE", workers=celery_workers)
     async with celery_api(redis_url) as api:
         await wait_row(api, "failed", first.id)
         status, body = await api.act(first.id, "retry")
         assert status == 200, body
         new_id = body["new_id"]
         assert new_id and new_id != first.id
-        wait_for_state(capp, new_id, "SUCCESS", workers=workers)
-        meta = json.loads(conn.get(meta_key(new_id)))
+        wait_for_state(celery_app, new_id, "SUCCESS", workers=celery_workers)
+        meta = json.loads(sync_redis.get(meta_key(new_id)))
         assert meta["result"] == 2
         assert meta["parent_id"] == first.id
         assert meta["name"] == task_name("flaky") and meta["args"] == ["retry-me"]
@@ -114,10 +116,10 @@ async def test_retry_runs_to_success_under_a_new_id(capp, workers, redis_url, co
         assert detail["lifecycle"][0]["status"] == "retried"
         assert detail["lifecycle"][0]["new_id"] == new_id
         await wait_row(api, "completed", new_id)
-    assert state_of(capp, first.id) == "FAILURE"  # Celery's own result is left alone
+    assert state_of(celery_app, first.id) == "FAILURE"  # Celery's own result is left alone
 
 
-async def test_retry_without_extended_results_is_refused(capp, redis_url, conn) -> None:
+async def test_retry_without_extended_results_is_refused(celery_app, redis_url, sync_redis) -> None:
     # What a worker without result_extended stores: no name, args or kwargs.
     task_id = "no-extended-0001"
     meta = json.dumps(
@@ -131,21 +133,23 @@ async def test_retry_without_extended_results_is_refused(capp, redis_url, conn) 
         }
     )
     async with celery_api(redis_url) as api:
-        conn.set(meta_key(task_id), meta, ex=3600)
-        conn.publish(meta_key(task_id), meta)
+        sync_redis.set(meta_key(task_id), meta, ex=3600)
+        sync_redis.publish(meta_key(task_id), meta)
         row = await wait_row(api, "failed", task_id)
         assert "result_extended" in row["extra"]["retry"]
         status, body = await api.act(task_id, "retry")
         assert status == 409, body
         assert "result_extended = True" in body["message"]
         assert task_id in ids(await snapshot(api, per_page=100), "failed")
-        assert conn.llen("celery") == 0
+        assert sync_redis.llen("celery") == 0
 
 
-async def test_discard_leaves_celerys_result_alone(capp, workers, redis_url, conn) -> None:
-    workers.start(pool="solo")
-    failed = send(capp, "fail", "discard me")
-    wait_for_state(capp, failed.id, "FAILURE", workers=workers)
+async def test_discard_leaves_celerys_result_alone(
+    celery_app, celery_workers, redis_url, sync_redis
+) -> None:
+    celery_workers.start(pool="solo")
+    failed = send(celery_app, "fail", "discard me")
+    wait_for_state(celery_app, failed.id, "FAILURE", workers=celery_workers)
     async with celery_api(redis_url) as api:
         await wait_row(api, "failed", failed.id)
         status, body = await api.act(failed.id, "discard")
@@ -155,52 +159,54 @@ async def test_discard_leaves_celerys_result_alone(capp, workers, redis_url, con
         assert status == 409 and "already discarded" in body["message"], body
         status, detail = await api.job(failed.id)
         assert status == 200 and detail["lifecycle"][0]["status"] == "discarded"
-    assert state_of(capp, failed.id) == "FAILURE"
-    assert conn.exists(meta_key(failed.id))
+    assert state_of(celery_app, failed.id) == "FAILURE"
+    assert sync_redis.exists(meta_key(failed.id))
 
 
 async def test_revoke_a_held_task_and_terminate_a_running_one(
-    capp, workers, redis_url, conn
+    celery_app, celery_workers, redis_url, sync_redis
 ) -> None:
-    workers.start(pool="prefork", concurrency=2)
-    held = send(capp, "record", "held", countdown=60)
-    running = send(capp, "sleep", 30)
-    wait_for_state(capp, running.id, "STARTED", workers=workers)
+    celery_workers.start(pool="prefork", concurrency=2)
+    held = send(celery_app, "record", "held", countdown=60)
+    running = send(celery_app, "sleep", 30)
+    wait_for_state(celery_app, running.id, "STARTED", workers=celery_workers)
     async with celery_api(redis_url) as api:
         await wait_row(api, "scheduled", held.id)
         # Revoking and terminating need the page's confirmation step; the API is explicit.
         status, body = await api.act(held.id, "revoke")
         assert status == 200 and body["outcome"] == "revoke_requested", body
-        wait_for_state(capp, held.id, "REVOKED", workers=workers)
+        wait_for_state(celery_app, held.id, "REVOKED", workers=celery_workers)
 
         status, body = await api.act(running.id, "stop")
         assert status == 200 and body["outcome"] == "stop_requested", body
         assert "terminate" in body["message"]
-        wait_for_state(capp, running.id, "REVOKED", 15, workers=workers)
+        wait_for_state(celery_app, running.id, "REVOKED", 15, workers=celery_workers)
 
-        done = send(capp, "add", 1, 1)
-        wait_for_state(capp, done.id, "SUCCESS", workers=workers)
+        done = send(celery_app, "add", 1, 1)
+        wait_for_state(celery_app, done.id, "SUCCESS", workers=celery_workers)
         status, body = await api.act(done.id, "revoke")
         assert status == 409 and "already finished" in body["message"], body
         status, body = await api.act(done.id, "stop")
         assert status == 409, body
-    assert held.id not in ran_ids(conn)
-    assert all(w.alive for w in workers.workers)
+    assert held.id not in ran_ids(sync_redis)
+    assert all(w.alive for w in celery_workers.workers)
 
 
-async def test_revoke_with_no_worker_listening_is_refused(capp, redis_url) -> None:
-    waiting = send(capp, "add", 1, 1)
+async def test_revoke_with_no_worker_listening_is_refused(celery_app, redis_url) -> None:
+    waiting = send(celery_app, "add", 1, 1)
     async with celery_api(redis_url) as api:
         await wait_row(api, "enqueued", waiting.id)
         status, body = await api.act(waiting.id, "revoke")
     assert status == 409 and "No Celery worker listens" in body["message"], body
 
 
-async def test_metrics_actuator_and_workers_cover_celery(capp, workers, redis_url) -> None:
-    worker = workers.start(pool="solo", queues=("celery",))
-    failed = send(capp, "fail", "for metrics")
-    wait_for_state(capp, failed.id, "FAILURE", workers=workers)
-    waiting = [capp.send_task(task_name("send_email"), args=[f"{n}@x"]) for n in range(2)]
+async def test_metrics_actuator_and_workers_cover_celery(
+    celery_app, celery_workers, redis_url
+) -> None:
+    worker = celery_workers.start(pool="solo", queues=("celery",))
+    failed = send(celery_app, "fail", "for metrics")
+    wait_for_state(celery_app, failed.id, "FAILURE", workers=celery_workers)
+    waiting = [celery_app.send_task(task_name("send_email"), args=[f"{n}@x"]) for n in range(2)]
     async with celery_api(redis_url) as api:
         await wait_row(api, "failed", failed.id)
         metrics = await api.client.get("/metrics", headers=api.headers)

@@ -109,17 +109,21 @@ class EventTap:
 # ------------------------------------------------------------------ revoke
 
 
-def test_revoke_envelope_makes_a_worker_discard_a_task_it_holds(capp, workers, conn, redis_url):
-    worker = workers.start(pool="solo")
-    held = send(capp, "record", "held", countdown=3)
-    wait_for(lambda: held.id in held_tags(conn), "the worker to hold the countdown task")
+def test_revoke_envelope_makes_a_worker_discard_a_task_it_holds(
+    celery_app, celery_workers, sync_redis, redis_url
+):
+    worker = celery_workers.start(pool="solo")
+    held = send(celery_app, "record", "held", countdown=3)
+    wait_for(lambda: held.id in held_tags(sync_redis), "the worker to hold the countdown task")
 
-    assert broadcast(conn, redis_url, revoke_envelope(held.id, ticket=str(uuid.uuid4()))) >= 1
+    assert broadcast(sync_redis, redis_url, revoke_envelope(held.id, ticket=str(uuid.uuid4()))) >= 1
     # Celery 5.7's revoke handler stores REVOKED at once for a task that has no result yet ...
-    wait_for_state(capp, held.id, "REVOKED", 8, workers=workers)
-    assert decode_result_meta(conn.get(meta_key(held.id))).error == "TaskRevokedError: revoked"
+    wait_for_state(celery_app, held.id, "REVOKED", 8, workers=celery_workers)
+    assert (
+        decode_result_meta(sync_redis.get(meta_key(held.id))).error == "TaskRevokedError: revoked"
+    )
     # ... and the worker discards the message it holds when its eta comes.
-    wait_for(lambda: held.id not in held_tags(conn), "the held message to be discarded", 8)
+    wait_for(lambda: held.id not in held_tags(sync_redis), "the held message to be discarded", 8)
     wait_for(
         lambda: (
             f"Discarding revoked task: {example.task_name('record')}[{held.id}]"
@@ -127,48 +131,52 @@ def test_revoke_envelope_makes_a_worker_discard_a_task_it_holds(capp, workers, c
         ),
         "the discard in the worker's log",
     )
-    meta = decode_result_meta(conn.get(meta_key(held.id)))
+    meta = decode_result_meta(sync_redis.get(meta_key(held.id)))
     assert (meta.status, meta.worker) == ("REVOKED", worker.hostname)
 
     # With a reply_to the worker answers on jobbridge's own reply list.
     oid = str(uuid.uuid4())
     set_key, member = reply_binding("", oid)
-    conn.sadd(set_key, member)
-    other = send(capp, "record", "other", countdown=3)
-    wait_for(lambda: other.id in held_tags(conn), "the worker to hold the second task")
+    sync_redis.sadd(set_key, member)
+    other = send(celery_app, "record", "other", countdown=3)
+    wait_for(lambda: other.id in held_tags(sync_redis), "the worker to hold the second task")
     ticket = str(uuid.uuid4())
-    broadcast(conn, redis_url, revoke_envelope(other.id, ticket=ticket, reply_to=reply_to(oid)))
-    popped = conn.blpop([reply_list("", oid)], timeout=5)
+    broadcast(
+        sync_redis, redis_url, revoke_envelope(other.id, ticket=ticket, reply_to=reply_to(oid))
+    )
+    popped = sync_redis.blpop([reply_list("", oid)], timeout=5)
     assert popped is not None, worker.describe()
     answer = decode_reply(popped[1], ticket=ticket)
     assert answer is not None and worker.hostname in answer
     assert other.id in answer[worker.hostname]["ok"]  # "tasks flagged as revoked: <id>"
-    conn.srem(set_key, member)
-    wait_for_state(capp, other.id, "REVOKED", 8, workers=workers)
-    wait_for(lambda: other.id not in held_tags(conn), "the second message to be discarded", 8)
+    sync_redis.srem(set_key, member)
+    wait_for_state(celery_app, other.id, "REVOKED", 8, workers=celery_workers)
+    wait_for(lambda: other.id not in held_tags(sync_redis), "the second message to be discarded", 8)
 
-    control = send(capp, "record", "control")
-    wait_for_state(capp, control.id, "SUCCESS", workers=workers)
-    assert ran_ids(conn) == [control.id]  # the revoked ones never ran
+    control = send(celery_app, "record", "control")
+    wait_for_state(celery_app, control.id, "SUCCESS", workers=celery_workers)
+    assert ran_ids(sync_redis) == [control.id]  # the revoked ones never ran
     worker.assert_alive()
 
 
-def test_revoke_envelope_terminate_ends_a_running_task(capp, workers, conn, redis_url):
-    worker = workers.start(pool="prefork", concurrency=1)
-    running = send(capp, "sleep", 30)
-    wait_for_state(capp, running.id, "STARTED", 8, workers=workers)
+def test_revoke_envelope_terminate_ends_a_running_task(
+    celery_app, celery_workers, sync_redis, redis_url
+):
+    worker = celery_workers.start(pool="prefork", concurrency=1)
+    running = send(celery_app, "sleep", 30)
+    wait_for_state(celery_app, running.id, "STARTED", 8, workers=celery_workers)
 
     started = time.monotonic()
     raw = revoke_envelope(running.id, terminate=True, ticket=str(uuid.uuid4()))
-    assert broadcast(conn, redis_url, raw) >= 1
-    wait_for_state(capp, running.id, "REVOKED", 8, workers=workers)
+    assert broadcast(sync_redis, redis_url, raw) >= 1
+    wait_for_state(celery_app, running.id, "REVOKED", 8, workers=celery_workers)
     assert time.monotonic() - started < 8  # not the 30 s of the task
-    meta = decode_result_meta(conn.get(meta_key(running.id)))
+    meta = decode_result_meta(sync_redis.get(meta_key(running.id)))
     assert meta.error == "TaskRevokedError: terminated"
 
     # The pool replaced its process: the worker goes on running tasks.
-    after = send(capp, "add", 1, 2)
-    wait_for_state(capp, after.id, "SUCCESS", 10, workers=workers)
+    after = send(celery_app, "add", 1, 2)
+    wait_for_state(celery_app, after.id, "SUCCESS", 10, workers=celery_workers)
     worker.assert_alive()
 
 
@@ -176,9 +184,11 @@ def test_revoke_envelope_terminate_ends_a_running_task(capp, workers, conn, redi
 
 
 @pytest.mark.parametrize(("pool", "priority"), [("solo", None), ("prefork", 6)])
-def test_built_message_runs_to_success(capp, workers, conn, redis_url, pool, priority):
-    worker = workers.start(pool=pool, concurrency=2)
-    tap = EventTap(conn, events_pattern("", db_of(redis_url), "task"))
+def test_built_message_runs_to_success(
+    celery_app, celery_workers, sync_redis, redis_url, pool, priority
+):
+    worker = celery_workers.start(pool=pool, concurrency=2)
+    tap = EventTap(sync_redis, events_pattern("", db_of(redis_url), "task"))
     try:
         task_id = str(uuid.uuid4())
         parent_id, root_id = f"parent-{uuid.uuid4()}", f"root-{uuid.uuid4()}"
@@ -194,10 +204,10 @@ def test_built_message_runs_to_success(capp, workers, conn, redis_url, pool, pri
             origin="jobbridge@test",
         )
         assert validate_task_message(raw, queue="celery") is None
-        conn.lpush(CeleryKeys().priority_list("celery", priority or 0), raw)
+        sync_redis.lpush(CeleryKeys().priority_list("celery", priority or 0), raw)
 
-        wait_for_state(capp, task_id, "SUCCESS", 10, workers=workers)
-        meta = decode_result_meta(conn.get(meta_key(task_id)))
+        wait_for_state(celery_app, task_id, "SUCCESS", 10, workers=celery_workers)
+        meta = decode_result_meta(sync_redis.get(meta_key(task_id)))
         assert (meta.parent_id, meta.name, meta.args, meta.queue) == (
             parent_id,
             example.task_name("record"),
@@ -205,7 +215,7 @@ def test_built_message_runs_to_success(capp, workers, conn, redis_url, pool, pri
             "celery",
         )
         assert meta.worker == worker.hostname
-        assert ran_ids(conn) == [task_id]
+        assert ran_ids(sync_redis) == [task_id]
         # Celery keeps no root_id in a meta; the worker's task-received event shows it.
         received = tap.wait_for(
             "task-received", lambda e: e["type"] == "task-received" and e["uuid"] == task_id
@@ -214,27 +224,27 @@ def test_built_message_runs_to_success(capp, workers, conn, redis_url, pool, pri
     finally:
         tap.close()
     worker.assert_alive()
-    assert worker.ping(capp)
+    assert worker.ping(celery_app)
 
 
 # ------------------------------------------------------------------ result metas
 
 
-def test_revoked_meta_unblocks_a_waiting_get(capp, conn):
+def test_revoked_meta_unblocks_a_waiting_get(celery_app, sync_redis):
     task_id = str(uuid.uuid4())
     key = meta_key(task_id)
     outcome: dict[str, Any] = {}
 
     def wait() -> None:
         try:
-            outcome["value"] = AsyncResult(task_id, app=capp).get(timeout=15)
+            outcome["value"] = AsyncResult(task_id, app=celery_app).get(timeout=15)
         except Exception as exc:  # what get raised is the point
             outcome["error"] = exc
         outcome["at"] = time.monotonic()
 
     waiter = threading.Thread(target=wait, daemon=True)
     waiter.start()
-    wait_for(lambda: conn.pubsub_numsub(key)[0][1] >= 1, "the waiter to subscribe")
+    wait_for(lambda: sync_redis.pubsub_numsub(key)[0][1] >= 1, "the waiter to subscribe")
     # Right after subscribing, the client reads the key once (so it misses nothing written
     # before); write after that read, to see what wakes it.
     time.sleep(0.5)
@@ -249,35 +259,35 @@ def test_revoked_meta_unblocks_a_waiting_get(capp, conn):
         root_id=None,
         extended=True,
     )
-    conn.set(key, meta, ex=86400)
+    sync_redis.set(key, meta, ex=86400)
     time.sleep(0.5)
     assert "at" not in outcome  # the client does not poll: the PUBLISH is what wakes it
     published = time.monotonic()
-    assert conn.publish(key, meta) >= 1
+    assert sync_redis.publish(key, meta) >= 1
     waiter.join(timeout=5)
     assert "at" in outcome, "AsyncResult.get did not return"
     assert outcome["at"] - published < 1.0
     assert isinstance(outcome.get("error"), TaskRevokedError), outcome
-    assert state_of(capp, task_id) == "REVOKED"
-    assert 86000 < conn.ttl(key) <= 86400
-    assert AsyncResult(task_id, app=capp).name == example.task_name("add")
+    assert state_of(celery_app, task_id) == "REVOKED"
+    assert 86000 < sync_redis.ttl(key) <= 86400
+    assert AsyncResult(task_id, app=celery_app).name == example.task_name("add")
 
 
 # ------------------------------------------------------------------ events
 
 
-def test_decode_event_reads_a_workers_events(capp, workers, conn, redis_url):
+def test_decode_event_reads_a_workers_events(celery_app, celery_workers, sync_redis, redis_url):
     db = db_of(redis_url)
-    tap = EventTap(conn, events_pattern("", db))
+    tap = EventTap(sync_redis, events_pattern("", db))
     try:
-        worker = workers.start(pool="solo", events=True)
+        worker = celery_workers.start(pool="solo", events=True)
         online = tap.wait_for("worker-online", lambda e: e["type"] == "worker-online")
         assert online["hostname"] == worker.hostname
         beat = tap.wait_for("worker-heartbeat", lambda e: e["type"] == "worker-heartbeat")
         assert isinstance(beat["timestamp"], float) and beat["freq"] == 2.0
 
-        result = send(capp, "add", 2, 3)
-        wait_for_state(capp, result.id, "SUCCESS", workers=workers)
+        result = send(celery_app, "add", 2, 3)
+        wait_for_state(celery_app, result.id, "SUCCESS", workers=celery_workers)
         for kind in ("task-received", "task-started", "task-succeeded"):
             tap.wait_for(kind, lambda e, k=kind: e["type"] == k and e.get("uuid") == result.id)
         mine = {(channel, e["type"]) for channel, e in tap.events if e.get("uuid") == result.id}
@@ -307,14 +317,16 @@ def watched(watch: WorkerWatch, name: str) -> Any:
     return next((w for w in watch.workers() if w.name == name), None)
 
 
-async def test_worker_watch_follows_a_prefork_worker(workers, conn, redis_url, redis_client):
+async def test_worker_watch_follows_a_prefork_worker(
+    celery_workers, sync_redis, redis_url, redis_client
+):
     watch = WorkerWatch(redis_client, global_keyprefix="", db=db_of(redis_url), source="t")
     await watch.start()
     await watch.start()  # idempotent
     try:
         # (without -E; the example app turns task events on in its configuration anyway)
         worker: CeleryWorker = await asyncio.to_thread(
-            workers.start, pool="prefork", concurrency=2, events=False
+            celery_workers.start, pool="prefork", concurrency=2, events=False
         )
 
         def described() -> bool:
@@ -346,7 +358,7 @@ async def test_worker_watch_follows_a_prefork_worker(workers, conn, redis_url, r
         closing = time.monotonic()
         await watch.close()
         assert time.monotonic() - closing < 1.5
-    assert_no_reply_keys(conn, "")
+    assert_no_reply_keys(sync_redis, "")
 
 
 def assert_no_reply_keys(conn: redis.Redis, prefix: str) -> None:
@@ -356,9 +368,9 @@ def assert_no_reply_keys(conn: redis.Redis, prefix: str) -> None:
 
 
 async def test_worker_watch_sees_a_killed_worker_expire(
-    capp, workers, conn, redis_url, redis_client
+    celery_app, celery_workers, sync_redis, redis_url, redis_client
 ):
-    worker = await asyncio.to_thread(workers.start, pool="solo")
+    worker = await asyncio.to_thread(celery_workers.start, pool="solo")
     watch = WorkerWatch(redis_client, global_keyprefix="", db=db_of(redis_url), source="t")
     await watch.start()
     try:
@@ -371,8 +383,8 @@ async def test_worker_watch_sees_a_killed_worker_expire(
         seen = watched(watch, worker.hostname)
         assert (seen.state, seen.concurrency, seen.reserved) == ("online", 1, 0)
         # reserved counts the tasks a worker holds for their eta too
-        eta_ids = {send(capp, "add", 1, n, countdown=30).id for n in range(2)}
-        await async_wait_for(lambda: eta_ids <= held_tags(conn), "the worker to hold both")
+        eta_ids = {send(celery_app, "add", 1, n, countdown=30).id for n in range(2)}
+        await async_wait_for(lambda: eta_ids <= held_tags(sync_redis), "the worker to hold both")
         await watch.inspect()
         assert watched(watch, worker.hostname).reserved == 2
         await async_wait_for(
@@ -393,6 +405,7 @@ async def test_worker_watch_sees_a_killed_worker_expire(
         await watch.close()
 
 
+@pytest.mark.slow
 async def test_worker_watch_reconnects_after_redis_restarts(redis_server, caplog):
     server = start_redis_server(binary=redis_server.binary)
     client = redis.asyncio.Redis.from_url(server.url(0), socket_timeout=5)
@@ -444,14 +457,17 @@ async def test_worker_watch_reconnects_after_redis_restarts(redis_server, caplog
 
 
 async def test_a_prefixed_worker_obeys_and_answers(
-    workers, conn, redis_url, redis_client, tmp_path
+    celery_workers, sync_redis, redis_url, redis_client, tmp_path
 ):
     prefix = "jb:"
     db = db_of(redis_url)
     worker = await asyncio.to_thread(
-        start_with_transport_options, workers, {"global_keyprefix": prefix}, tmp_path / "config"
+        start_with_transport_options,
+        celery_workers,
+        {"global_keyprefix": prefix},
+        tmp_path / "config",
     )
-    assert conn.exists(CeleryKeys(global_keyprefix=prefix).binding("celery"))
+    assert sync_redis.exists(CeleryKeys(global_keyprefix=prefix).binding("celery"))
     watch = WorkerWatch(redis_client, global_keyprefix=prefix, db=db, source="t")
     await watch.start()
     try:
@@ -475,26 +491,28 @@ async def test_a_prefixed_worker_obeys_and_answers(
             root_id=None,
             origin="jobbridge@test",
         )
-        conn.lpush(CeleryKeys(global_keyprefix=prefix).priority_list("celery"), raw)
-        await async_wait_for(lambda: task_id in ran_ids(conn), "the task on the prefixed list")
+        sync_redis.lpush(CeleryKeys(global_keyprefix=prefix).priority_list("celery"), raw)
+        await async_wait_for(
+            lambda: task_id in ran_ids(sync_redis), "the task on the prefixed list"
+        )
 
         unknown = str(uuid.uuid4())
         revoke = revoke_envelope(unknown, ticket=str(uuid.uuid4()))
-        assert conn.publish(pidbox_channel("", db), revoke) == 0
-        assert conn.publish(pidbox_channel(prefix, db), revoke) >= 1
+        assert sync_redis.publish(pidbox_channel("", db), revoke) == 0
+        assert sync_redis.publish(pidbox_channel(prefix, db), revoke) >= 1
         # (the result backend has no prefix: its own transport options are not set)
-        await async_wait_for(lambda: conn.get(meta_key(unknown)), "the worker to obey")
-        assert decode_result_meta(conn.get(meta_key(unknown))).status == "REVOKED"
+        await async_wait_for(lambda: sync_redis.get(meta_key(unknown)), "the worker to obey")
+        assert decode_result_meta(sync_redis.get(meta_key(unknown))).status == "REVOKED"
     finally:
         await watch.close()
-    assert_no_reply_keys(conn, prefix)
+    assert_no_reply_keys(sync_redis, prefix)
 
 
-async def test_worker_watch_survives_forged_replies(conn, redis_url, redis_client):
+async def test_worker_watch_survives_forged_replies(sync_redis, redis_url, redis_client):
     """Anyone who can subscribe to the pidbox channel learns the watch's reply lists and
     tickets: replies pushed there are hostile input like any other."""
     db = db_of(redis_url)
-    tap = conn.pubsub(ignore_subscribe_messages=True)
+    tap = sync_redis.pubsub(ignore_subscribe_messages=True)
     tap.subscribe(pidbox_channel("", db))
     watch = WorkerWatch(redis_client, global_keyprefix="", db=db, source="t")
     try:
@@ -531,10 +549,10 @@ async def test_worker_watch_survives_forged_replies(conn, redis_url, redis_clien
             "scheduled": {"forged@h": [], "ok@h": [{}, {}]},
         }
         for method, body in forged.items():
-            conn.lpush(list_of(method), b"\x00garbage", b"[1, 2]", reply(method, [1]))
-            conn.lpush(list_of(method), reply(method, {"spoof@h": []}, ticket="another"))
-            conn.lpush(list_of(method), reply(method, {"big@h": "x" * 600_000}))
-            conn.lpush(list_of(method), reply(method, body))
+            sync_redis.lpush(list_of(method), b"\x00garbage", b"[1, 2]", reply(method, [1]))
+            sync_redis.lpush(list_of(method), reply(method, {"spoof@h": []}, ticket="another"))
+            sync_redis.lpush(list_of(method), reply(method, {"big@h": "x" * 600_000}))
+            sync_redis.lpush(list_of(method), reply(method, body))
         await asyncio.wait_for(inspection, 5)
 
         by_name = {w.name: w for w in watch.workers()}
@@ -546,7 +564,7 @@ async def test_worker_watch_survives_forged_replies(conn, redis_url, redis_clien
     finally:
         tap.close()
         await watch.close()
-    assert_no_reply_keys(conn, "")
+    assert_no_reply_keys(sync_redis, "")
 
 
 class LagProbe:
@@ -575,7 +593,7 @@ class LagProbe:
         self._task.cancel()
 
 
-async def test_worker_watch_keeps_the_loop_free_under_a_flood(conn, redis_url, redis_client):
+async def test_worker_watch_keeps_the_loop_free_under_a_flood(sync_redis, redis_url, redis_client):
     db = db_of(redis_url)
     watch = WorkerWatch(redis_client, global_keyprefix="", db=db, source="t")
     await watch.start()
@@ -597,9 +615,9 @@ async def test_worker_watch_keeps_the_loop_free_under_a_flood(conn, redis_url, r
     ).encode()
     assert len(big) < MAX_EVENT_MESSAGE_BYTES
     try:
-        await async_wait_for(conn.pubsub_numpat, "the subscription")
+        await async_wait_for(sync_redis.pubsub_numpat, "the subscription")
         with LagProbe() as probe:
-            pipe = conn.pipeline(transaction=False)
+            pipe = sync_redis.pipeline(transaction=False)
             for _ in range(100):
                 pipe.publish(channel, big)
                 pipe.publish(channel, b"\x00" * 200_000)

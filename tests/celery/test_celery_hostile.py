@@ -83,12 +83,14 @@ SHAPES: list[tuple[str, list[Any], dict[str, Any], str, str]] = [
 
 @pytest.mark.parametrize(("pool", "concurrency"), [("solo", 1), ("prefork", 2)])
 async def test_every_retry_message_is_accepted_by_a_real_worker(
-    capp, workers, redis_url, conn, pool, concurrency
+    celery_app, celery_workers, redis_url, sync_redis, pool, concurrency
 ) -> None:
-    worker = workers.start(pool=pool, concurrency=concurrency)
-    failed = [send(capp, task, *args, kwargs=kwargs).id for task, args, kwargs, _, _ in SHAPES]
+    worker = celery_workers.start(pool=pool, concurrency=concurrency)
+    failed = [
+        send(celery_app, task, *args, kwargs=kwargs).id for task, args, kwargs, _, _ in SHAPES
+    ]
     for task_id in failed:
-        wait_for_state(capp, task_id, "FAILURE", workers=workers)
+        wait_for_state(celery_app, task_id, "FAILURE", workers=celery_workers)
     async with celery_api(redis_url) as api:
         new_ids = []
         for task_id in failed:
@@ -97,9 +99,9 @@ async def test_every_retry_message_is_accepted_by_a_real_worker(
             assert status == 200, body
             new_ids.append(body["new_id"])
         for (task, _, _, queue, ends), old, new in zip(SHAPES, failed, new_ids, strict=True):
-            old_meta = json.loads(conn.get(meta_key(old)))
-            wait_for_state(capp, new, ends, 15, workers=workers)
-            meta = json.loads(conn.get(meta_key(new)))
+            old_meta = json.loads(sync_redis.get(meta_key(old)))
+            wait_for_state(celery_app, new, ends, 15, workers=celery_workers)
+            meta = json.loads(sync_redis.get(meta_key(new)))
             # The arguments arrive as the first run had them, byte for byte.
             assert (meta["args"], meta["kwargs"]) == (old_meta["args"], old_meta["kwargs"]), task
             assert meta["name"] == old_meta["name"] and meta["queue"] == queue
@@ -107,8 +109,8 @@ async def test_every_retry_message_is_accepted_by_a_real_worker(
         assert set(new_ids).isdisjoint(failed)
     worker.assert_alive()
     assert worker.is_ready()
-    assert worker_crashed(workers) == []
-    assert conn.llen("celery") == 0 and conn.llen(MAIL_QUEUE) == 0
+    assert worker_crashed(celery_workers) == []
+    assert sync_redis.llen("celery") == 0 and sync_redis.llen(MAIL_QUEUE) == 0
 
 
 # ------------------------------------------------------------------------------------------
@@ -188,13 +190,13 @@ def path_id(task_id: str) -> str:
 
 
 async def test_hostile_messages_are_flagged_never_run_and_cancel_clears_them(
-    capp, workers, redis_url, conn, tmp_path
+    celery_app, celery_workers, redis_url, sync_redis, tmp_path
 ) -> None:
     marker = tmp_path / "pwned"
-    hostile = hostile_messages(envelope_of(capp, conn), marker)
+    hostile = hostile_messages(envelope_of(celery_app, sync_redis), marker)
     for raw in hostile.values():
-        conn.lpush("celery", raw)
-    normal = send(capp, "record", "after the poison").id
+        sync_redis.lpush("celery", raw)
+    normal = send(celery_app, "record", "after the poison").id
     async with celery_api(redis_url) as api:
         body = await snapshot(api, per_page=100)
         assert body["lists"]["enqueued"]["total"] == len(hostile) + 1
@@ -219,8 +221,8 @@ async def test_hostile_messages_are_flagged_never_run_and_cancel_clears_them(
         for name, row in rows.items():
             status, result = await api.act(path_id(row["id"]), "cancel")
             assert status == 200 and result["outcome"] == "canceled", (name, result)
-            assert hostile[name] not in conn.lrange("celery", 0, -1), name
-        (left,) = conn.lrange("celery", 0, -1)
+            assert hostile[name] not in sync_redis.lrange("celery", 0, -1), name
+        (left,) = sync_redis.lrange("celery", 0, -1)
         assert json.loads(left)["headers"]["id"] == normal
         assert ids(await snapshot(api, per_page=100), "enqueued") == [normal]
         status, html = await api.get("/audit")
@@ -228,52 +230,52 @@ async def test_hostile_messages_are_flagged_never_run_and_cancel_clears_them(
 
     # A worker started now never meets the poison: it stays up and runs the normal task.
     for pool in ("solo", "prefork"):
-        worker = workers.start(pool=pool)
+        worker = celery_workers.start(pool=pool)
         if pool == "solo":
-            wait_for_state(capp, normal, "SUCCESS", workers=workers)
-        check = send(capp, "add", 2, 2).id
-        wait_for_state(capp, check, "SUCCESS", workers=workers)
+            wait_for_state(celery_app, normal, "SUCCESS", workers=celery_workers)
+        check = send(celery_app, "add", 2, 2).id
+        wait_for_state(celery_app, check, "SUCCESS", workers=celery_workers)
         worker.assert_alive()
         worker.stop()
-    assert conn.lrange("test:celery:ran", 0, -1) == [normal.encode()]
-    assert worker_crashed(workers) == []
+    assert sync_redis.lrange("test:celery:ran", 0, -1) == [normal.encode()]
+    assert worker_crashed(celery_workers) == []
     assert not marker.exists()
 
 
-def test_the_poison_is_live(capp, workers, conn, tmp_path) -> None:
+def test_the_poison_is_live(celery_app, celery_workers, sync_redis, tmp_path) -> None:
     """Control: a worker that takes the two-item message dies, and the pickle, loaded, makes
     its file. (What the cancel above spares a real deployment.)"""
     marker = tmp_path / "pwned"
-    hostile = hostile_messages(envelope_of(capp, conn), marker)
+    hostile = hostile_messages(envelope_of(celery_app, sync_redis), marker)
     body = json.loads(hostile["pickle"])["body"]
     pickle.loads(base64.b64decode(body))  # the file appears
     assert marker.exists()
-    conn.lpush("celery", hostile["two-items"])
-    worker = workers.start(pool="solo", wait=False)
+    sync_redis.lpush("celery", hostile["two-items"])
+    worker = celery_workers.start(pool="solo", wait=False)
     code = worker.process.wait(timeout=30)
     assert code != 0 and "Unrecoverable error" in worker.logs(tail=10**6), worker.describe()
     # Restored at its shutdown, it waits for the next worker, to kill it too.
-    (restored,) = conn.lrange("celery", 0, -1)
+    (restored,) = sync_redis.lrange("celery", 0, -1)
     assert json.loads(restored)["headers"]["id"] == "hostile-two-items"
 
 
 async def test_cancel_of_a_message_without_an_id_invents_no_celery_result(
-    capp, redis_url, conn, tmp_path
+    celery_app, redis_url, sync_redis, tmp_path
 ) -> None:
     """A message with no usable task id is canceled under its ``message:<hex>`` id, which is
     jobbridge's name for it, not a Celery task id: nothing should be stored or published
     under it in Celery's result backend (a REVOKED result for a task that never existed)."""
-    hostile = hostile_messages(envelope_of(capp, conn), tmp_path / "pwned")
+    hostile = hostile_messages(envelope_of(celery_app, sync_redis), tmp_path / "pwned")
     for name in ("no-id", "garbage", "bad-json"):
-        conn.lpush("celery", hostile[name])
+        sync_redis.lpush("celery", hostile[name])
     async with celery_api(redis_url) as api:
         rows = [r for r in (await snapshot(api, per_page=100))["lists"]["enqueued"]["items"]]
         assert len(rows) == 3 and all(r["id"].startswith("message:") for r in rows), rows
         for row in rows:
             status, result = await api.act(path_id(row["id"]), "cancel")
             assert status == 200, result
-    assert conn.llen("celery") == 0
-    invented = sorted(k.decode() for k in conn.scan_iter(match="celery-task-meta-*"))
+    assert sync_redis.llen("celery") == 0
+    invented = sorted(k.decode() for k in sync_redis.scan_iter(match="celery-task-meta-*"))
     assert invented == [], invented
 
 
@@ -329,7 +331,7 @@ def hostile_metas(marker: Path) -> dict[str, bytes]:
 
 
 async def test_hostile_result_metas_are_flagged_or_skipped_never_a_500(
-    capp, redis_url, conn, tmp_path
+    celery_app, redis_url, sync_redis, tmp_path
 ) -> None:
     marker = tmp_path / "pwned"
     metas = hostile_metas(marker)
@@ -343,8 +345,8 @@ async def test_hostile_result_metas_are_flagged_or_skipped_never_a_500(
     }
     async with celery_api(redis_url) as api:
         for task_id, raw in {**metas, "meta-good": json.dumps(good).encode()}.items():
-            conn.set(meta_key(task_id), raw, ex=3600)
-            conn.publish(meta_key(task_id), raw)
+            sync_redis.set(meta_key(task_id), raw, ex=3600)
+            sync_redis.publish(meta_key(task_id), raw)
         # The subscriber took the metas in order: once the good one is listed, all were seen.
         await wait_row(api, "completed", "meta-good")
         body = await snapshot(api, per_page=100)
@@ -367,21 +369,21 @@ async def test_hostile_result_metas_are_flagged_or_skipped_never_a_500(
             for action in ("retry", "discard", "revoke"):
                 status, result = await api.act(task_id, action)
                 assert status in (200, 404, 409), (task_id, action, result)
-        assert conn.llen("celery") == 0, "a retry sent a message built from a hostile meta"
+        assert sync_redis.llen("celery") == 0, "a retry sent a message built from a hostile meta"
     assert not marker.exists(), "a meta's pickle was loaded"
 
 
 async def test_job_page_of_a_task_with_a_result_over_a_mebibyte_says_success(
-    capp, workers, redis_url, conn
+    celery_app, celery_workers, redis_url, sync_redis
 ) -> None:
     """Not hostile, only big: a real task returning 1.2 MB stores a SUCCESS meta over the
     1 MiB the job page reads. The completed list shows it completed (the index reads the
     status at the meta's start); the job page must agree rather than call it an undecodable
     meta in an unknown state."""
-    workers.start(pool="solo")
-    big = send(capp, "add", "x" * 1_200_000, "!").id
-    wait_for_state(capp, big, "SUCCESS", workers=workers)
-    assert conn.strlen(meta_key(big)) > 1_048_576
+    celery_workers.start(pool="solo")
+    big = send(celery_app, "add", "x" * 1_200_000, "!").id
+    wait_for_state(celery_app, big, "SUCCESS", workers=celery_workers)
+    assert sync_redis.strlen(meta_key(big)) > 1_048_576
     async with celery_api(redis_url) as api:
         row = await wait_row(api, "completed", big)
         assert row["status"] == "completed", row
@@ -397,13 +399,15 @@ def cli(*args: str) -> tuple[int, str]:
     return result.exit_code, result.stdout + result.stderr
 
 
-def test_hostile_messages_and_metas_never_break_the_cli(capp, redis_url, conn, tmp_path) -> None:
+def test_hostile_messages_and_metas_never_break_the_cli(
+    celery_app, redis_url, sync_redis, tmp_path
+) -> None:
     marker = tmp_path / "pwned"
-    hostile = hostile_messages(envelope_of(capp, conn), marker)
+    hostile = hostile_messages(envelope_of(celery_app, sync_redis), marker)
     for raw in hostile.values():
-        conn.lpush("celery", raw)
+        sync_redis.lpush("celery", raw)
     for task_id, raw in hostile_metas(marker).items():
-        conn.set(meta_key(task_id), raw, ex=3600)
+        sync_redis.set(meta_key(task_id), raw, ex=3600)
     for args in (("snapshot",), ("snapshot", "--json")):
         code, out = cli(*args, "--redis", redis_url)
         assert code == 0, out
@@ -423,7 +427,7 @@ def test_hostile_messages_and_metas_never_break_the_cli(capp, redis_url, conn, t
     anonymous = next(r["id"] for r in rows if r["id"].startswith("message:"))
     code, out = cli("cancel", "--redis", redis_url, "hostile-two-items", anonymous)
     assert code == 0, out
-    assert conn.llen("celery") == len(hostile) - 2
+    assert sync_redis.llen("celery") == len(hostile) - 2
     assert not marker.exists()
     # Whatever the commands left unclosed is reported here, not in the next test.
     gc.collect()

@@ -116,7 +116,7 @@ async def where(index: ResultIndex, task_id: str) -> Bucket | None:
 # ------------------------------------------------------------------ the script
 
 
-async def test_precedence_of_states(make_index, conn):
+async def test_precedence_of_states(make_index, sync_redis):
     index = make_index(clock=fixed())
     t = "task-1"
     at = NOW - timedelta(hours=1)
@@ -126,13 +126,13 @@ async def test_precedence_of_states(make_index, conn):
     assert await where(index, t) is Bucket.RUNNING
     # seen again later: still first seen at the earlier time
     await index.ingest([(t.encode(), started, NOW_MS - 1000)])
-    assert conn.zscore(index.key(Bucket.RUNNING), t) == NOW_MS - 5000
+    assert sync_redis.zscore(index.key(Bucket.RUNNING), t) == NOW_MS - 5000
 
     counts = await index.ingest([(t.encode(), done_meta(t, "SUCCESS", at), NOW_MS)])
     assert counts.written == 1
     task = await index.get(t)
     assert task is not None and task.bucket is Bucket.COMPLETED and task.at == at
-    assert conn.zscore(index.key(Bucket.RUNNING), t) is None
+    assert sync_redis.zscore(index.key(Bucket.RUNNING), t) is None
 
     # an unfinished meta never replaces a finished one; an older finished one neither
     late = await index.ingest([(t.encode(), started, NOW_MS + 1000)])
@@ -143,8 +143,8 @@ async def test_precedence_of_states(make_index, conn):
     # a newer finished one does
     await index.ingest([(t.encode(), done_meta(t, "REVOKED", at + timedelta(seconds=1)), NOW_MS)])
     assert await where(index, t) is Bucket.CANCELED
-    assert conn.zcard(index.key(Bucket.COMPLETED)) == 0
-    assert conn.hlen(index.rows) == 1
+    assert sync_redis.zcard(index.key(Bucket.COMPLETED)) == 0
+    assert sync_redis.hlen(index.rows) == 1
 
 
 def _events(rng: random.Random) -> list[tuple[bytes, bytes, int]]:
@@ -178,18 +178,18 @@ def _events(rng: random.Random) -> list[tuple[bytes, bytes, int]]:
     return events
 
 
-async def test_any_order_and_any_number_of_writers_end_the_same(make_index, conn):
+async def test_any_order_and_any_number_of_writers_end_the_same(make_index, sync_redis):
     events = _events(random.Random(7))
     reference = make_index(base="ref:", clock=fixed())
     for event in events:
         await reference.ingest([event])
-    expected = dump(conn, "ref:")
+    expected = dump(sync_redis, "ref:")
     assert sum(len(v) for k, v in expected.items() if k != "rows") == 40
 
     backwards = make_index(base="back:", clock=fixed())
     for event in reversed(events):
         await backwards.ingest([event])
-    assert dump(conn, "back:") == expected
+    assert dump(sync_redis, "back:") == expected
 
     for attempt in range(3):
         base = f"mixed{attempt}:"
@@ -206,10 +206,10 @@ async def test_any_order_and_any_number_of_writers_end_the_same(make_index, conn
         other = shuffled[:]
         random.Random(attempt + 100).shuffle(other)
         await asyncio.gather(feed(one, shuffled), feed(two, other))
-        assert dump(conn, base) == expected, attempt
+        assert dump(sync_redis, base) == expected, attempt
 
 
-async def test_trim_by_count_keeps_the_newest(make_index, conn):
+async def test_trim_by_count_keeps_the_newest(make_index, sync_redis):
     index = make_index(clock=fixed(), settings=IndexSettings(cap=5, trim_per_call=1000))
     metas = [
         (f"c{n}".encode(), done_meta(f"c{n}", "SUCCESS", NOW - timedelta(minutes=10 - n)), NOW_MS)
@@ -224,23 +224,23 @@ async def test_trim_by_count_keeps_the_newest(make_index, conn):
         "c4",
         "c3",
     ]
-    assert sorted(conn.hkeys(index.rows)) == [f"c{n}".encode() for n in range(3, 8)]
+    assert sorted(sync_redis.hkeys(index.rows)) == [f"c{n}".encode() for n in range(3, 8)]
 
 
-async def test_trim_work_per_call_is_bounded(make_index, conn):
+async def test_trim_work_per_call_is_bounded(make_index, sync_redis):
     index = make_index(clock=fixed(), settings=IndexSettings(cap=2, trim_per_call=2))
     entries = [
         index_entry(f"d{n}", done_meta(f"d{n}", "FAILURE", NOW - timedelta(minutes=n)))
         for n in range(8)
     ]
     assert (await index.write(entries)).trimmed == 2
-    assert conn.zcard(index.key(Bucket.FAILED)) == 6
+    assert sync_redis.zcard(index.key(Bucket.FAILED)) == 6
     assert [(await index.trim()).trimmed for _ in range(3)] == [2, 2, 0]
     assert [t.task_id for t in await index.page(Bucket.FAILED, 0, 10)] == ["d0", "d1"]
-    assert sorted(conn.hkeys(index.rows)) == [b"d0", b"d1"]
+    assert sorted(sync_redis.hkeys(index.rows)) == [b"d0", b"d1"]
 
 
-async def test_trim_by_window(make_index, conn):
+async def test_trim_by_window(make_index, sync_redis):
     now = [NOW_S]
     index = make_index(clock=lambda: now[0])
     day = timedelta(days=1)
@@ -258,19 +258,19 @@ async def test_trim_by_window(make_index, conn):
     assert await where(index, "old") is None
     assert await where(index, "run-old") is None
     assert await where(index, "new") is Bucket.COMPLETED
-    assert conn.hexists(index.rows, "old") == 0
+    assert sync_redis.hexists(index.rows, "old") == 0
 
     now[0] = NOW_S + 2 * 86_400  # two days on: nothing written, the periodic trim runs
     assert (await index.trim()).trimmed == 2  # the failure, now 8 days old; the run, 49 hours
     assert await where(index, "new") is Bucket.COMPLETED
-    assert conn.hlen(index.rows) == 1
+    assert sync_redis.hlen(index.rows) == 1
 
 
-async def test_a_task_an_operator_acted_on_is_not_indexed_again(make_index, conn):
+async def test_a_task_an_operator_acted_on_is_not_indexed_again(make_index, sync_redis):
     index = make_index(clock=fixed())
-    conn.set(f"{LIFECYCLE}gone", "{}")
-    conn.set(meta_key("gone"), done_meta("gone", "FAILURE", NOW))
-    conn.set(meta_key("kept"), done_meta("kept", "FAILURE", NOW))
+    sync_redis.set(f"{LIFECYCLE}gone", "{}")
+    sync_redis.set(meta_key("gone"), done_meta("gone", "FAILURE", NOW))
+    sync_redis.set(meta_key("kept"), done_meta("kept", "FAILURE", NOW))
     counts = await index.ingest([(b"gone", done_meta("gone", "FAILURE", NOW), NOW_MS)])
     assert counts == WriteCounts(operator=1)
     report = await index.backfill_pass()
@@ -278,7 +278,7 @@ async def test_a_task_an_operator_acted_on_is_not_indexed_again(make_index, conn
     assert await index.get("gone") is None
     assert await where(index, "kept") is Bucket.FAILED
     # A task an operator canceled: its REVOKED meta is what shows it, in the canceled list.
-    conn.set(f"{LIFECYCLE}revoked", "{}")
+    sync_redis.set(f"{LIFECYCLE}revoked", "{}")
     counts = await index.ingest([(b"revoked", done_meta("revoked", "REVOKED", NOW), NOW_MS)])
     assert counts == WriteCounts(written=1)
     assert await where(index, "revoked") is Bucket.CANCELED
@@ -287,13 +287,13 @@ async def test_a_task_an_operator_acted_on_is_not_indexed_again(make_index, conn
 # ------------------------------------------------------------------ reads
 
 
-async def test_reads_never_scan(make_index, conn):
-    seed_metas(conn, 300)
+async def test_reads_never_scan(make_index, sync_redis):
+    seed_metas(sync_redis, 300)
     index = make_index()
     await index.backfill_pass()
 
     def stats() -> tuple[int, int]:
-        info = conn.info("commandstats")
+        info = sync_redis.info("commandstats")
         return (
             info.get("cmdstat_scan", {}).get("calls", 0),
             info.get("cmdstat_keys", {}).get("calls", 0),
@@ -314,11 +314,11 @@ async def test_reads_never_scan(make_index, conn):
     assert stats() == before
 
 
-async def test_rows_someone_broke_do_not_break_a_page(make_index, conn):
+async def test_rows_someone_broke_do_not_break_a_page(make_index, sync_redis):
     index = make_index(clock=fixed())
     await index.ingest([(b"good", done_meta("good", "FAILURE", NOW), NOW_MS)])
-    conn.zadd(index.key(Bucket.FAILED), {"junk": NOW_MS + 1, "bare": NOW_MS + 2, b"\xff": 1})
-    conn.hset(index.rows, mapping={"junk": b"\x00{not json", b"\xff": "[]"})
+    sync_redis.zadd(index.key(Bucket.FAILED), {"junk": NOW_MS + 1, "bare": NOW_MS + 2, b"\xff": 1})
+    sync_redis.hset(index.rows, mapping={"junk": b"\x00{not json", b"\xff": "[]"})
     page = await index.page(Bucket.FAILED, 0, 10)
     by_id = {t.task_id: t for t in page}
     assert [t.task_id for t in page][:3] == ["bare", "junk", "good"]
@@ -355,11 +355,11 @@ def _hostile(marker: Path) -> dict[str, bytes]:
     }
 
 
-async def test_hostile_metas_found_by_the_backfill(make_index, conn, tmp_path):
+async def test_hostile_metas_found_by_the_backfill(make_index, sync_redis, tmp_path):
     marker = tmp_path / "ran"
     for task_id, raw in _hostile(marker).items():
-        conn.set(meta_key(task_id), raw)
-    conn.rpush(meta_key("a-list"), "x")
+        sync_redis.set(meta_key(task_id), raw)
+    sync_redis.rpush(meta_key("a-list"), "x")
     index = make_index(clock=fixed())
     report = await index.backfill_pass()
     assert report.completed and report.keys_seen == 7
@@ -375,14 +375,14 @@ async def test_hostile_metas_found_by_the_backfill(make_index, conn, tmp_path):
     assert await index.get("garbage") is None
 
 
-async def test_hostile_metas_published_to_the_subscriber(make_index, conn, tmp_path):
+async def test_hostile_metas_published_to_the_subscriber(make_index, sync_redis, tmp_path):
     marker = tmp_path / "ran"
     index = make_index(clock=fixed())
     await index.start()
     await async_wait_for(lambda: index._subscribed, "the subscription")
     for task_id, raw in _hostile(marker).items():
-        conn.publish(meta_key(task_id), raw)
-    conn.publish("celery-task-meta-", b"no id")
+        sync_redis.publish(meta_key(task_id), raw)
+    sync_redis.publish("celery-task-meta-", b"no id")
     await async_wait_for(lambda: index.events >= 7, "the events")
     await async_wait_for(lambda: index.get("types"), "the indexed metas")
     assert await where(index, "huge") is Bucket.COMPLETED
@@ -394,8 +394,8 @@ async def test_hostile_metas_published_to_the_subscriber(make_index, conn, tmp_p
 # ------------------------------------------------------------------ backfill
 
 
-async def test_backfill_resumes_from_its_stored_cursor(make_index, conn):
-    ids = seed_metas(conn, 600)
+async def test_backfill_resumes_from_its_stored_cursor(make_index, sync_redis):
+    ids = seed_metas(sync_redis, 600)
     settings = IndexSettings(step_sleep_s=0, scan_count=50)
     first = make_index(settings=settings)
     stopped = await first.backfill_pass(max_keys=200)
@@ -418,69 +418,72 @@ async def test_backfill_resumes_from_its_stored_cursor(make_index, conn):
     assert await where(second, ids[0]) is Bucket.COMPLETED
 
 
-async def test_a_closed_index_leaves_its_pass_for_the_next(make_index, conn):
-    seed_metas(conn, 400)
+async def test_a_closed_index_leaves_its_pass_for_the_next(make_index, sync_redis):
+    seed_metas(sync_redis, 400)
     slow = IndexSettings(step_sleep_s=0.05, scan_count=20, pass_interval_s=3600)
     first = make_index(settings=slow)
     await first.start()
     await async_wait_for(
-        lambda: conn.hget(first.backfill_key, "keys_seen") not in (None, b"0"), "a step stored"
+        lambda: sync_redis.hget(first.backfill_key, "keys_seen") not in (None, b"0"),
+        "a step stored",
     )
     started = time.monotonic()
     await first.close()
     assert time.monotonic() - started < 1.5
-    stored = conn.hgetall(first.backfill_key)
+    stored = sync_redis.hgetall(first.backfill_key)
     assert stored[b"cursor"] != b"0" and stored[b"pass_started_ms"]
-    assert not conn.exists(first.lock_key)  # released at close
+    assert not sync_redis.exists(first.lock_key)  # released at close
 
     second = make_index(settings=IndexSettings(step_sleep_s=0, scan_count=20))
     report = await second.backfill_pass()
     assert report.resumed and report.completed and report.keys_seen < 400
-    assert conn.zcard(second.key(Bucket.COMPLETED)) == 280
+    assert sync_redis.zcard(second.key(Bucket.COMPLETED)) == 280
 
 
-async def test_one_replica_backfills_at_a_time(make_index, conn):
-    seed_metas(conn, 300)
+async def test_one_replica_backfills_at_a_time(make_index, sync_redis):
+    seed_metas(sync_redis, 300)
     settings = IndexSettings(step_sleep_s=0.02, scan_count=20, lock_retry_s=0.05)
     one, two = make_index(settings=settings), make_index(settings=settings)
     first = asyncio.create_task(one.backfill_pass())
-    await async_wait_for(lambda: conn.exists(one.lock_key), "the lock taken")
+    await async_wait_for(lambda: sync_redis.exists(one.lock_key), "the lock taken")
     refused = await two.backfill_pass()
     assert refused.held_by_other and not refused.ran
     assert (await first).completed
-    assert not conn.exists(one.lock_key)
+    assert not sync_redis.exists(one.lock_key)
 
     # in the background too: never both at once, and every result indexed once
-    conn.delete(one.backfill_key)
+    sync_redis.delete(one.backfill_key)
     both: list[bool] = []
     await one.start()
     await two.start()
 
     async def passes() -> int:
         both.append(one._backfilling and two._backfilling)
-        return int(conn.hget(one.backfill_key, "passes") or 0)
+        return int(sync_redis.hget(one.backfill_key, "passes") or 0)
 
     await async_wait_for(passes, "a background pass", every=0.005)
     await asyncio.sleep(0.3)
     assert not any(both)
-    assert int(conn.hget(one.backfill_key, "passes") or 0) in (1, 2)
+    assert int(sync_redis.hget(one.backfill_key, "passes") or 0) in (1, 2)
 
 
-async def test_a_lost_subscription_is_followed_by_a_pass(make_index, conn):
+async def test_a_lost_subscription_is_followed_by_a_pass(make_index, sync_redis):
     index = make_index(settings=IndexSettings(step_sleep_s=0, pass_interval_s=3600))
     await index.start()
-    await async_wait_for(lambda: conn.hget(index.backfill_key, "passes") == b"1", "first pass")
+    await async_wait_for(
+        lambda: sync_redis.hget(index.backfill_key, "passes") == b"1", "first pass"
+    )
     await async_wait_for(lambda: index._subscribed, "the subscription")
     # a meta written while nobody listened (no PUBLISH), then the connection drops
-    conn.set(meta_key("missed"), done_meta("missed", "SUCCESS", datetime.now(UTC)))
-    conn.client_kill_filter(_type="pubsub")
+    sync_redis.set(meta_key("missed"), done_meta("missed", "SUCCESS", datetime.now(UTC)))
+    sync_redis.client_kill_filter(_type="pubsub")
     await async_wait_for(lambda: index.reconnects >= 1, "the reconnection")
     await async_wait_for(lambda: where(index, "missed"), "the missed meta")
-    assert int(conn.hget(index.backfill_key, "passes") or 0) >= 2
+    assert int(sync_redis.hget(index.backfill_key, "passes") or 0) >= 2
 
 
-async def test_backfill_of_seeded_metas_is_quick(make_index, conn):
-    seed_metas(conn, 5000)
+async def test_backfill_of_seeded_metas_is_quick(make_index, sync_redis):
+    seed_metas(sync_redis, 5000)
     index = make_index(settings=IndexSettings(step_sleep_s=0))
     report = await index.backfill_pass()
     assert report.completed and report.written == 5000
@@ -502,16 +505,20 @@ async def in_bucket(index: ResultIndex, task_id: str, bucket: Bucket) -> Indexed
     return found
 
 
-async def test_real_worker_states_land_in_their_buckets(make_index, capp, workers, conn):
+async def test_real_worker_states_land_in_their_buckets(
+    make_index, celery_app, celery_workers, sync_redis
+):
     index = make_index(settings=LIVE)
     await index.start()
-    await async_wait_for(lambda: conn.hget(index.backfill_key, "passes") == b"1", "first pass")
-    workers.start(pool="prefork", concurrency=2)
+    await async_wait_for(
+        lambda: sync_redis.hget(index.backfill_key, "passes") == b"1", "first pass"
+    )
+    celery_workers.start(pool="prefork", concurrency=2)
 
-    added = send(capp, "add", 2, 3)
-    failed = send(capp, "fail", "kaboom")
-    retried = send(capp, "retrying", 1, 1.5)
-    slow = send(capp, "sleep", 30)
+    added = send(celery_app, "add", 2, 3)
+    failed = send(celery_app, "fail", "kaboom")
+    retried = send(celery_app, "retrying", 1, 1.5)
+    slow = send(celery_app, "sleep", 30)
 
     ok = await in_bucket(index, added.id, Bucket.COMPLETED)
     assert (ok.state, ok.args_preview, ok.queue) == (
@@ -527,7 +534,7 @@ async def test_real_worker_states_land_in_their_buckets(make_index, capp, worker
     running = await in_bucket(index, slow.id, Bucket.RUNNING)
     assert running.state == "STARTED"
 
-    capp.control.revoke(slow.id, terminate=True)
+    celery_app.control.revoke(slow.id, terminate=True)
     canceled = await in_bucket(index, slow.id, Bucket.CANCELED)
     assert canceled.state == "REVOKED"
     done = await in_bucket(index, retried.id, Bucket.COMPLETED)
@@ -539,17 +546,17 @@ async def test_real_worker_states_land_in_their_buckets(make_index, capp, worker
 
 
 async def test_results_written_while_no_index_ran_are_found_after_restart(
-    make_index, capp, workers, conn
+    make_index, celery_app, celery_workers, sync_redis
 ):
     first = make_index(settings=LIVE)
     await first.start()
-    workers.start(pool="prefork", concurrency=2)
-    tasks = [send(capp, "sleep", 1.5), send(capp, "sleep", 1.5)]
+    celery_workers.start(pool="prefork", concurrency=2)
+    tasks = [send(celery_app, "sleep", 1.5), send(celery_app, "sleep", 1.5)]
     for task in tasks:
         await in_bucket(first, task.id, Bucket.RUNNING)
     await first.close()  # jobbridge goes down while they run
     for task in tasks:
-        wait_for_state(capp, task.id, "SUCCESS", workers=workers)
+        wait_for_state(celery_app, task.id, "SUCCESS", workers=celery_workers)
     assert [await where(first, t.id) for t in tasks] == [Bucket.RUNNING] * 2
 
     second = make_index(settings=LIVE)
@@ -557,59 +564,63 @@ async def test_results_written_while_no_index_ran_are_found_after_restart(
     for task in tasks:
         found = await in_bucket(second, task.id, Bucket.COMPLETED)
         assert found.state == "SUCCESS"
-    assert conn.zcard(second.key(Bucket.RUNNING)) == 0
+    assert sync_redis.zcard(second.key(Bucket.RUNNING)) == 0
 
 
-async def test_two_replicas_index_what_one_would(make_index, capp, workers, conn):
+async def test_two_replicas_index_what_one_would(
+    make_index, celery_app, celery_workers, sync_redis
+):
     one, two = make_index(settings=LIVE), make_index(settings=LIVE)
     await one.start()
     await two.start()
     await async_wait_for(lambda: one._subscribed and two._subscribed, "both subscriptions")
-    workers.start(pool="solo")
-    sent = [send(capp, "add", n, n) for n in range(5)] + [send(capp, "fail", "no")]
-    sent.append(send(capp, "retrying", 1, 0.2))
+    celery_workers.start(pool="solo")
+    sent = [send(celery_app, "add", n, n) for n in range(5)] + [send(celery_app, "fail", "no")]
+    sent.append(send(celery_app, "retrying", 1, 0.2))
     for task in sent:
         task_id = task.id
         await async_wait_for(lambda: where(one, task_id), "indexed", timeout=15)  # noqa: B023
-        wait_for_state(capp, task_id, "FAILURE" if task is sent[5] else "SUCCESS", workers=workers)
+        wait_for_state(
+            celery_app, task_id, "FAILURE" if task is sent[5] else "SUCCESS", workers=celery_workers
+        )
     await in_bucket(one, sent[-1].id, Bucket.COMPLETED)
     await asyncio.sleep(0.3)  # the last batches of both subscribers
     assert one.events >= len(sent) * 2 and two.events >= len(sent) * 2
 
     alone = make_index(base="alone:", settings=LIVE)
     await alone.backfill_pass()
-    shared, single = dump(conn), dump(conn, "alone:")
+    shared, single = dump(sync_redis), dump(sync_redis, "alone:")
     assert shared == single
     assert len(shared["completed"]) == 6 and len(shared["failed"]) == 1
 
 
-async def test_a_replica_that_lost_the_lock_stops_and_leaves_it(make_index, conn):
-    seed_metas(conn, 200)
+async def test_a_replica_that_lost_the_lock_stops_and_leaves_it(make_index, sync_redis):
+    seed_metas(sync_redis, 200)
     index = make_index(settings=IndexSettings(step_sleep_s=0, scan_count=20))
 
     stored: list[int] = []
 
     def steal(report):
         stored.append(report.keys_seen)
-        conn.set(index.lock_key, "another replica")
+        sync_redis.set(index.lock_key, "another replica")
 
     report = await index.backfill_pass(progress=steal)
     assert report.ran and report.lock_lost and not report.completed
     assert report.steps == 2  # the step after the theft is not stored
-    assert conn.get(index.lock_key) == b"another replica"  # not released by the loser
+    assert sync_redis.get(index.lock_key) == b"another replica"  # not released by the loser
     # the progress stored is the first step's
-    assert conn.hget(index.backfill_key, "keys_seen") == str(stored[0]).encode()
+    assert sync_redis.hget(index.backfill_key, "keys_seen") == str(stored[0]).encode()
 
 
-async def test_a_stored_state_someone_broke_starts_a_clean_pass(make_index, conn):
-    seed_metas(conn, 50)
+async def test_a_stored_state_someone_broke_starts_a_clean_pass(make_index, sync_redis):
+    seed_metas(sync_redis, 50)
     index = make_index()
-    conn.hset(
+    sync_redis.hset(
         index.backfill_key, mapping={"cursor": "9" * 40, "pass_started_ms": "x", "passes": "-"}
     )
     report = await index.backfill_pass()
     assert report.completed and not report.resumed and report.keys_seen == 50
-    conn.hset(index.backfill_key, mapping={"cursor": "not a number", "pass_started_ms": "5"})
+    sync_redis.hset(index.backfill_key, mapping={"cursor": "not a number", "pass_started_ms": "5"})
     report = await index.backfill_pass()
     assert report.completed and report.resumed and report.keys_seen == 50
     assert (await index.status())["passes"] == 2

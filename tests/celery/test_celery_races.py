@@ -72,11 +72,11 @@ def classify(status: int, body: dict[str, Any]) -> str:
 
 
 async def test_cancels_racing_a_worker_lose_nothing_and_run_nothing_twice(
-    capp, workers, redis_url, conn
+    celery_app, celery_workers, redis_url, sync_redis
 ) -> None:
     rng = random.Random(int(os.environ.get("JOBBRIDGE_RACE_SEED", "20261203")))
-    ids = [send(capp, "record", f"n{n}").id for n in range(TASKS)]
-    assert conn.llen("celery") == TASKS
+    ids = [send(celery_app, "record", f"n{n}").id for n in range(TASKS)]
+    assert sync_redis.llen("celery") == TASKS
     known = set(ids)
     targets = rng.sample(ids, RANDOM_CANCELS)
     #: every cancel's (HTTP status, body), per id: an id may be hit twice
@@ -99,24 +99,26 @@ async def test_cancels_racing_a_worker_lose_nothing_and_run_nothing_twice(
         async def snipe() -> None:
             """Cancel the next messages to be popped (the list's right end) as they go."""
             shot = 0
-            while shot < HEAD_CANCELS and conn.llen("celery"):
-                heads = [json.loads(raw)["headers"]["id"] for raw in conn.lrange("celery", -3, -1)]
+            while shot < HEAD_CANCELS and sync_redis.llen("celery"):
+                heads = [
+                    json.loads(raw)["headers"]["id"] for raw in sync_redis.lrange("celery", -3, -1)
+                ]
                 fresh = [h for h in heads if h not in outcomes]
                 await asyncio.gather(*(cancel(second, h) for h in fresh))
                 shot += len(fresh)
                 await asyncio.sleep(rng.random() / 200)
 
         started = time.monotonic()
-        worker = workers.start(pool="prefork", concurrency=2, wait=False)
+        worker = celery_workers.start(pool="prefork", concurrency=2, wait=False)
         # Fire as the worker comes up and drains: the first cancels find messages waiting,
         # later ones meet messages the worker holds, runs or already ran.
-        await async_wait_for(lambda: conn.llen("celery") < TASKS, "the worker to start", 30)
+        await async_wait_for(lambda: sync_redis.llen("celery") < TASKS, "the worker to start", 30)
         took_first = time.monotonic() - started
         await asyncio.gather(fire(targets), snipe())
         cancel_seconds = time.monotonic() - started
 
         def settled() -> bool:
-            states = final_states(conn, ids)
+            states = final_states(sync_redis, ids)
             return all(s in ("SUCCESS", "REVOKED") for s in states.values())
 
         await async_wait_for(settled, "every task to finish or be revoked", 40, every=0.2)
@@ -135,9 +137,9 @@ async def test_cancels_racing_a_worker_lose_nothing_and_run_nothing_twice(
     every = [(status, body) for seen in outcomes.values() for status, body in seen]
     kinds = Counter(classify(status, body) for status, body in every)
     canceled = {i for i, seen in outcomes.items() if any(s == 200 for s, _ in seen)}
-    runs = ran_ids(conn)
+    runs = ran_ids(sync_redis)
     ran = set(runs)
-    states = final_states(conn, ids)
+    states = final_states(sync_redis, ids)
     not_found = {i for i, seen in outcomes.items() if any(s == 404 for s, _ in seen)}
     print(
         f"\ncelery race: {TASKS} tasks, prefork -c 2, {len(every)} cancels of "
@@ -159,8 +161,8 @@ async def test_cancels_racing_a_worker_lose_nothing_and_run_nothing_twice(
     assert {states[i] for i in ran} == {"SUCCESS"}
     assert {states[i] for i in canceled} <= {"REVOKED"}
     assert (counters["completed_kept"], counters["canceled"]) == (len(ran), len(canceled))
-    assert all(state_of(capp, i) == "REVOKED" for i in canceled)
-    assert conn.llen("celery") == 0 and conn.hlen("unacked") == 0
+    assert all(state_of(celery_app, i) == "REVOKED" for i in canceled)
+    assert sync_redis.llen("celery") == 0 and sync_redis.hlen("unacked") == 0
     # Every cancel was audited once, with the outcome the API answered.
     audited = Counter(e["outcome"] for e in audit if e["action"] == "cancel")
     assert audited["done"] == len(canceled)
@@ -171,32 +173,32 @@ async def test_cancels_racing_a_worker_lose_nothing_and_run_nothing_twice(
 
 
 async def test_cancel_of_a_task_prefetched_since_the_last_sort_says_taken(
-    capp, workers, redis_url, conn
+    celery_app, celery_workers, redis_url, sync_redis
 ) -> None:
     """A message a worker prefetched after jobbridge last sorted ``unacked`` (the app sorts
     it at most once a second; the CLI once, before acting) is held, not unknown: the cancel
     must be refused as taken (409), not answered "not found" (404). The race above meets this
     on 50 to 90 of its ~300 cancels (its ``not found``)."""
-    workers.start(pool="prefork", concurrency=1)
-    busy = send(capp, "sleep", 3).id
-    wait_for_state(capp, busy, "STARTED", workers=workers)
+    celery_workers.start(pool="prefork", concurrency=1)
+    busy = send(celery_app, "sleep", 3).id
+    wait_for_state(celery_app, busy, "STARTED", workers=celery_workers)
     client = redis.asyncio.Redis.from_url(redis_url)
     adapter = CeleryAdapter(client, source="celery")
     try:
         await adapter.discover_queues()  # jobbridge's last look at unacked: nothing held
-        held = send(capp, "record", "held").id
+        held = send(celery_app, "record", "held").id
 
         def prefetched() -> bool:
-            return any(held.encode() in raw for raw in conn.hvals("unacked"))
+            return any(held.encode() in raw for raw in sync_redis.hvals("unacked"))
 
         await async_wait_for(prefetched, "the worker to prefetch the task", 10)
-        assert conn.llen("celery") == 0
+        assert sync_redis.llen("celery") == 0
         result = await adapter.cancel(held, "test")
     finally:
         await adapter.close()
         await client.aclose()
-    wait_for_state(capp, held, "SUCCESS", workers=workers)
-    assert ran_ids(conn) == [held]
+    wait_for_state(celery_app, held, "SUCCESS", workers=celery_workers)
+    assert ran_ids(sync_redis) == [held]
     assert (result.outcome, result.message) == (
         Outcome.WRONG_STATE,
         f"Task {held} is no longer waiting: a worker took it. Nothing was changed; revoke "
@@ -250,10 +252,10 @@ def assert_one_winner(
 
 
 async def test_two_simultaneous_retries_make_one_task_that_runs(
-    capp, workers, redis_url, conn
+    celery_app, celery_workers, redis_url, sync_redis
 ) -> None:
-    workers.start(pool="solo")
-    failed = failed_tasks(capp, workers, 6)
+    celery_workers.start(pool="solo")
+    failed = failed_tasks(celery_app, celery_workers, 6)
     same_app, replicas = failed[:3], failed[3:]
     new_ids = []
     async with celery_api(redis_url) as first, celery_api(redis_url) as second:
@@ -262,22 +264,26 @@ async def test_two_simultaneous_retries_make_one_task_that_runs(
             await wait_row(second, "failed", task_id)
         for task_id in same_app:
             replies = await asyncio.gather(first.act(task_id, "retry"), first.act(task_id, "retry"))
-            new_ids.append(assert_one_winner(capp, workers, conn, task_id, replies))
+            new_ids.append(
+                assert_one_winner(celery_app, celery_workers, sync_redis, task_id, replies)
+            )
         for task_id in replicas:
             replies = await asyncio.gather(
                 first.act(task_id, "retry"), second.act(task_id, "retry")
             )
-            new_ids.append(assert_one_winner(capp, workers, conn, task_id, replies))
+            new_ids.append(
+                assert_one_winner(celery_app, celery_workers, sync_redis, task_id, replies)
+            )
         audit = await second.audit()
 
     assert len(set(new_ids)) == len(failed)
     for task_id, new_id in zip(failed, new_ids, strict=True):
-        key = json.loads(conn.get(meta_key(task_id)))["args"][0]
+        key = json.loads(sync_redis.get(meta_key(task_id)))["args"][0]
         # The original run and exactly one retry: flaky counted two runs for its key.
-        assert conn.get(FLAKY_KEY.format(key)) == b"2", key
-        assert children_of(conn, task_id) == [new_id]
-        assert state_of(capp, task_id) == "FAILURE"  # Celery's own result is left alone
+        assert sync_redis.get(FLAKY_KEY.format(key)) == b"2", key
+        assert children_of(sync_redis, task_id) == [new_id]
+        assert state_of(celery_app, task_id) == "FAILURE"  # Celery's own result is left alone
     outcomes = sorted(e["outcome"] for e in audit if e["action"] == "retry")
     assert outcomes == ["done"] * len(failed) + ["wrong_state"] * len(failed)
-    assert conn.llen("celery") == 0
-    assert all(w.alive for w in workers.workers)
+    assert sync_redis.llen("celery") == 0
+    assert all(w.alive for w in celery_workers.workers)

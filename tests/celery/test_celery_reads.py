@@ -23,16 +23,19 @@ from tests.celery.celery_support import (
 pytestmark = pytest.mark.redis
 
 
-async def test_waiting_messages_newest_first_with_their_fields(capp, redis_url, conn) -> None:
-    first = send(capp, "add", 1, 2)
-    urgent = send(capp, "add", 3, 4, priority=9)
-    later = send(capp, "add", 5, 6, countdown=300)
-    kwargs = capp.send_task(task_name("add"), kwargs={"a": 7, "b": 8}, priority=4)
-    mail = capp.send_task(task_name("send_email"), args=["ops@example.com"])
+async def test_waiting_messages_newest_first_with_their_fields(
+    celery_app, redis_url, sync_redis
+) -> None:
+    first = send(celery_app, "add", 1, 2)
+    urgent = send(celery_app, "add", 3, 4, priority=9)
+    later = send(celery_app, "add", 5, 6, countdown=300)
+    kwargs = celery_app.send_task(task_name("add"), kwargs={"a": 7, "b": 8}, priority=4)
+    mail = celery_app.send_task(task_name("send_email"), args=["ops@example.com"])
     chain = (
-        capp.signature(task_name("add"), args=(1, 1)) | capp.signature(task_name("mul"), args=(3,))
+        celery_app.signature(task_name("add"), args=(1, 1))
+        | celery_app.signature(task_name("mul"), args=(3,))
     ).apply_async()
-    newest = send(capp, "add", 9, 9)
+    newest = send(celery_app, "add", 9, 9)
 
     async with celery_api(redis_url) as api:
         row = await wait_row(api, "enqueued", mail.id)
@@ -70,13 +73,13 @@ async def test_waiting_messages_newest_first_with_their_fields(capp, redis_url, 
     assert ids(second, "enqueued") == listed[3:6]
 
 
-async def test_held_running_and_finished_tasks(capp, workers, redis_url) -> None:
+async def test_held_running_and_finished_tasks(celery_app, celery_workers, redis_url) -> None:
     async with celery_api(redis_url) as api:
-        workers.start(pool="prefork", concurrency=2)
-        done = send(capp, "add", 2, 3)
-        failed = send(capp, "fail", "kaboom")
-        wait_for_state(capp, done.id, "SUCCESS", workers=workers)
-        wait_for_state(capp, failed.id, "FAILURE", workers=workers)
+        celery_workers.start(pool="prefork", concurrency=2)
+        done = send(celery_app, "add", 2, 3)
+        failed = send(celery_app, "fail", "kaboom")
+        wait_for_state(celery_app, done.id, "SUCCESS", workers=celery_workers)
+        wait_for_state(celery_app, failed.id, "FAILURE", workers=celery_workers)
         completed = await wait_row(api, "completed", done.id)
         assert completed["status"] == "completed" and completed["raw_status"] == "SUCCESS"
         assert completed["name"] == task_name("add")
@@ -85,11 +88,11 @@ async def test_held_running_and_finished_tasks(capp, workers, redis_url) -> None
         assert row["status"] == "failed" and "kaboom" in row["last_error"]
         assert row["actions"] == ["retry", "discard"]
 
-        long_a, long_b = send(capp, "sleep", 4), send(capp, "sleep", 4)
-        wait_for_state(capp, long_a.id, "STARTED", workers=workers)
-        wait_for_state(capp, long_b.id, "STARTED", workers=workers)
-        eta = send(capp, "add", 1, 1, countdown=120)
-        prefetched = send(capp, "add", 4, 4)
+        long_a, long_b = send(celery_app, "sleep", 4), send(celery_app, "sleep", 4)
+        wait_for_state(celery_app, long_a.id, "STARTED", workers=celery_workers)
+        wait_for_state(celery_app, long_b.id, "STARTED", workers=celery_workers)
+        eta = send(celery_app, "add", 1, 1, countdown=120)
+        prefetched = send(celery_app, "add", 4, 4)
         running = await wait_row(api, "running", long_a.id)
         assert running["status"] == "running"
         held = await wait_row(api, "scheduled", eta.id)
@@ -102,31 +105,31 @@ async def test_held_running_and_finished_tasks(capp, workers, redis_url) -> None
         assert body["counters"]["running"] >= 3
         assert body["counters"]["completed_24h"] >= 1 and body["counters"]["failed_7d"] == 1
 
-        retrying = send(capp, "retrying", 1, countdown=0.3)
-        revoked = send(capp, "add", 8, 8, countdown=60)
+        retrying = send(celery_app, "retrying", 1, countdown=0.3)
+        revoked = send(celery_app, "add", 8, 8, countdown=60)
         await wait_row(api, "scheduled", revoked.id)
-        capp.control.revoke(revoked.id)
-        wait_for_state(capp, revoked.id, "REVOKED", workers=workers)
+        celery_app.control.revoke(revoked.id)
+        wait_for_state(celery_app, revoked.id, "REVOKED", workers=celery_workers)
         canceled = await wait_row(api, "canceled", revoked.id)
         assert canceled["raw_status"] == "REVOKED"
-        wait_for_state(capp, retrying.id, "SUCCESS", workers=workers)
+        wait_for_state(celery_app, retrying.id, "SUCCESS", workers=celery_workers)
         await wait_row(api, "completed", retrying.id)
 
 
 async def test_restart_keeps_history_and_backfills_what_finished_meanwhile(
-    capp, workers, redis_url
+    celery_app, celery_workers, redis_url
 ) -> None:
-    workers.start(pool="solo")
-    before = send(capp, "add", 1, 1)
+    celery_workers.start(pool="solo")
+    before = send(celery_app, "add", 1, 1)
     async with celery_api(redis_url) as api:
-        wait_for_state(capp, before.id, "SUCCESS", workers=workers)
+        wait_for_state(celery_app, before.id, "SUCCESS", workers=celery_workers)
         await wait_row(api, "completed", before.id)
     # jobbridge is down while these finish: nobody hears their results published.
-    meanwhile = [send(capp, "add", n, n) for n in range(5)]
-    broken = send(capp, "fail", "while away")
+    meanwhile = [send(celery_app, "add", n, n) for n in range(5)]
+    broken = send(celery_app, "fail", "while away")
     for result in meanwhile:
-        wait_for_state(capp, result.id, "SUCCESS", workers=workers)
-    wait_for_state(capp, broken.id, "FAILURE", workers=workers)
+        wait_for_state(celery_app, result.id, "SUCCESS", workers=celery_workers)
+    wait_for_state(celery_app, broken.id, "FAILURE", workers=celery_workers)
     async with celery_api(redis_url) as api:
         for result in meanwhile:
             await wait_row(api, "completed", result.id, timeout=30)
@@ -135,10 +138,12 @@ async def test_restart_keeps_history_and_backfills_what_finished_meanwhile(
         assert before.id in ids(body, "completed")
 
 
-async def test_queues_from_bindings_and_a_broken_list(capp, redis_url, conn: redis.Redis) -> None:
-    send(capp, "add", 1, 1)
-    capp.send_task(task_name("send_email"), args=["a@example.com"])
-    conn.set("celery\x06\x163", "not a list")
+async def test_queues_from_bindings_and_a_broken_list(
+    celery_app, redis_url, sync_redis: redis.Redis
+) -> None:
+    send(celery_app, "add", 1, 1)
+    celery_app.send_task(task_name("send_email"), args=["a@example.com"])
+    sync_redis.set("celery\x06\x163", "not a list")
     async with celery_api(redis_url) as api:
         body = await snapshot(api)
         for _ in range(50):

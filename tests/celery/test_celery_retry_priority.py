@@ -50,25 +50,25 @@ def waiting(conn: redis.Redis, key: str) -> dict[str, tuple[bytes, dict[str, Any
 
 
 async def test_retry_sends_the_task_again_at_the_priority_jobbridge_saw(
-    capp, workers, redis_url, conn
+    celery_app, celery_workers, redis_url, sync_redis
 ) -> None:
-    worker = workers.start(pool="solo")
+    worker = celery_workers.start(pool="solo")
     async with celery_api(redis_url) as api:
         # Held for its countdown at the default priority: sorted, never recorded.
-        plain = send(capp, "add", 1, 1, countdown=COUNTDOWN_S)
+        plain = send(celery_app, "add", 1, 1, countdown=COUNTDOWN_S)
         await wait_row(api, "scheduled", plain.id)
-        held = send(capp, "flaky", "at-7", priority=7, countdown=COUNTDOWN_S)
+        held = send(celery_app, "flaky", "at-7", priority=7, countdown=COUNTDOWN_S)
         key = PRIORITY_KEY.format(held.id)
         await async_wait_for(
-            lambda: conn.exists(key), f"jobbridge to record {held.id}'s priority", timeout=15
+            lambda: sync_redis.exists(key), f"jobbridge to record {held.id}'s priority", timeout=15
         )
         # Records are written in the order messages are decoded: plain's would be there.
-        assert not conn.exists(PRIORITY_KEY.format(plain.id))
-        assert conn.get(key) == b"7"
-        assert 7 * DAY_S < conn.ttl(key) <= PRIORITY_SEEN_TTL_S
+        assert not sync_redis.exists(PRIORITY_KEY.format(plain.id))
+        assert sync_redis.get(key) == b"7"
+        assert 7 * DAY_S < sync_redis.ttl(key) <= PRIORITY_SEEN_TTL_S
 
-        wait_for_state(capp, held.id, "FAILURE", COUNTDOWN_S + 15, workers=workers)
-        wait_for_state(capp, plain.id, "SUCCESS", workers=workers)
+        wait_for_state(celery_app, held.id, "FAILURE", COUNTDOWN_S + 15, workers=celery_workers)
+        wait_for_state(celery_app, plain.id, "SUCCESS", workers=celery_workers)
         await wait_row(api, "failed", held.id)
         worker.stop()  # what the retry pushes stays where it lands
 
@@ -77,29 +77,29 @@ async def test_retry_sends_the_task_again_at_the_priority_jobbridge_saw(
         new_id = body["new_id"]
         assert f"as {new_id} at priority 7 (as jobbridge saw it queued)" in body["message"]
         # Priority 7 waits in step 6's list, and the message keeps 7 (kombu's own choice).
-        sent = waiting(conn, STEP_6)
+        sent = waiting(sync_redis, STEP_6)
         assert list(sent) == [new_id], sent
         raw, envelope = sent[new_id]
         assert envelope["properties"]["priority"] == 7
         assert envelope["headers"]["parent_id"] == held.id
         assert validate_task_message(raw, queue="celery") is None
-        assert conn.llen(STEP_0) == 0
+        assert sync_redis.llen(STEP_0) == 0
 
-        workers.start(pool="solo")
-        wait_for_state(capp, new_id, "SUCCESS", 20, workers=workers)
-        meta = json.loads(conn.get(meta_key(new_id)))
+        celery_workers.start(pool="solo")
+        wait_for_state(celery_app, new_id, "SUCCESS", 20, workers=celery_workers)
+        meta = json.loads(sync_redis.get(meta_key(new_id)))
         assert meta["result"] == 2 and meta["parent_id"] == held.id
 
 
 async def test_retry_of_a_task_jobbridge_never_saw_held_is_at_priority_0(
-    capp, workers, redis_url, conn
+    celery_app, celery_workers, redis_url, sync_redis
 ) -> None:
-    worker = workers.start(pool="solo")
+    worker = celery_workers.start(pool="solo")
     # Sent, held and failed while no jobbridge ran: nobody saw its priority.
-    unseen = send(capp, "flaky", "unseen", priority=7)
-    wait_for_state(capp, unseen.id, "FAILURE", workers=workers)
+    unseen = send(celery_app, "flaky", "unseen", priority=7)
+    wait_for_state(celery_app, unseen.id, "FAILURE", workers=celery_workers)
     worker.stop()
-    assert not conn.exists(PRIORITY_KEY.format(unseen.id))
+    assert not sync_redis.exists(PRIORITY_KEY.format(unseen.id))
     async with celery_api(redis_url) as api:
         await wait_row(api, "failed", unseen.id)
         status, body = await api.act(unseen.id, "retry")
@@ -109,10 +109,10 @@ async def test_retry_of_a_task_jobbridge_never_saw_held_is_at_priority_0(
             f"as {new_id} at priority 0 (its priority was never seen: Celery's result does "
             "not keep it)." in body["message"]
         ), body
-    sent = waiting(conn, STEP_0)
+    sent = waiting(sync_redis, STEP_0)
     assert list(sent) == [new_id], sent
     assert sent[new_id][1]["properties"]["priority"] == 0
-    assert conn.llen(STEP_6) == 0
+    assert sync_redis.llen(STEP_6) == 0
 
 
 # ------------------------------------------------------------------ the record itself
@@ -133,7 +133,7 @@ def records(conn: redis.Redis, prefix: str = "jobbridge:") -> dict[str, bytes]:
 
 
 async def test_priorities_off_the_default_step_are_recorded_by_the_background_only(
-    conn: redis.Redis, redis_client: redis.asyncio.Redis
+    sync_redis: redis.Redis, redis_client: redis.asyncio.Redis
 ) -> None:
     priorities: dict[str, object] = {
         "none": None,
@@ -144,26 +144,28 @@ async def test_priorities_off_the_default_step_are_recorded_by_the_background_on
         "nine": 9,
         "huge": 200,  # kombu clamps it to 9
     }
-    hold(conn, priorities, 1_700_000_000.0)
+    hold(sync_redis, priorities, 1_700_000_000.0)
     view = UnackedView(redis_client, CeleryKeys())
     # A refresh made for a request sorts but does not write.
     sorted_ = await view.refresh(record=False)
     assert len(sorted_.reserved) == len(priorities)
-    assert records(conn) == {}
+    assert records(sync_redis) == {}
     # The next background refresh writes what was decoded, without decoding it again.
     await view.refresh()
     assert view.decoded == len(priorities)
-    assert records(conn) == {"three": b"3", "seven": b"7", "nine": b"9", "huge": b"9"}
-    ttls = {conn.ttl(PRIORITY_KEY.format(task_id)) for task_id in ("three", "huge")}
+    assert records(sync_redis) == {"three": b"3", "seven": b"7", "nine": b"9", "huge": b"9"}
+    ttls = {sync_redis.ttl(PRIORITY_KEY.format(task_id)) for task_id in ("three", "huge")}
     assert all(7 * DAY_S < ttl <= PRIORITY_SEEN_TTL_S for ttl in ttls), ttls
     assert view.priority_key("seven") == PRIORITY_KEY.format("seven")
 
 
 async def test_a_record_redis_refuses_leaves_the_sort_working_and_is_logged_once(
-    redis_url: str, conn: redis.Redis, caplog: pytest.LogCaptureFixture
+    redis_url: str, sync_redis: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     user, password = "jb-no-set", "pw-0123456789"
-    conn.execute_command(*shlex.split(f"ACL SETUSER {user} reset on >{password} ~* +@all -set"))
+    sync_redis.execute_command(
+        *shlex.split(f"ACL SETUSER {user} reset on >{password} ~* +@all -set")
+    )
     parts = urlsplit(redis_url)
     limited = redis.asyncio.Redis.from_url(
         f"redis://{user}:{password}@{parts.hostname}:{parts.port}{parts.path}"
@@ -171,17 +173,17 @@ async def test_a_record_redis_refuses_leaves_the_sort_working_and_is_logged_once
     try:
         view = UnackedView(limited, CeleryKeys())
         with caplog.at_level(logging.WARNING, logger="jobbridge.adapters.celery.unacked"):
-            hold(conn, {"a": 7, "b": 3}, 1_700_000_000.0)
+            hold(sync_redis, {"a": 7, "b": 3}, 1_700_000_000.0)
             first = await view.refresh()
-            hold(conn, {"c": 9}, 1_700_000_100.0)
+            hold(sync_redis, {"c": 9}, 1_700_000_100.0)
             second = await view.refresh()
         assert list(first.reserved) == ["tag-b", "tag-a"]
         assert list(second.reserved) == ["tag-c", "tag-b", "tag-a"]
         assert second.task_ids == {"a", "b", "c"} and second.problem is None
-        assert records(conn) == {}
+        assert records(sync_redis) == {}
         warnings = [r.getMessage() for r in caplog.records]
         assert len(warnings) == 1, warnings
         assert "priorities of 2 held tasks not recorded" in warnings[0]
     finally:
         await limited.aclose()
-        conn.execute_command("ACL", "DELUSER", user)
+        sync_redis.execute_command("ACL", "DELUSER", user)

@@ -195,19 +195,19 @@ async def test_the_feed_remembers_names_and_survives_hostile_events(
 
 
 async def test_a_task_that_stores_no_result_shows_through_its_events(
-    capp, workers, redis_url: str, conn: redis.Redis
+    celery_app, celery_workers, redis_url: str, sync_redis: redis.Redis
 ) -> None:
     async with celery_api(redis_url) as api:
-        workers.start(pool="solo")  # -E: task events
-        running = send(capp, "quiet", 3)
+        celery_workers.start(pool="solo")  # -E: task events
+        running = send(celery_app, "quiet", 3)
         row = await wait_row(api, "running", running.id)
         assert row["name"] == "examples.celery_app.quiet"
         done = await wait_row(api, "completed", running.id, timeout=20)
         assert done["worker"].endswith("@jbtest")
-        failing = send(capp, "quiet", 0, "quietly broken")
+        failing = send(celery_app, "quiet", 0, "quietly broken")
         failed = await wait_row(api, "failed", failing.id)
         assert "quietly broken" in (failed["last_error"] or "")
-        assert not conn.exists(meta_key(running.id), meta_key(failing.id))
+        assert not sync_redis.exists(meta_key(running.id), meta_key(failing.id))
         status, job = await api.get(f"/api/sources/{api.source}/jobs/{failing.id}")
         assert status == 200 and "from the task's events" in json.dumps(job)
         # its arguments are nowhere: retry is refused, and nothing is sent
@@ -216,7 +216,7 @@ async def test_a_task_that_stores_no_result_shows_through_its_events(
         assert "task events" in failed["extra"]["known from"]
         assert "none was stored" in failed["extra"]["retry"]
         # a task that stores its result is indexed from it, events or not
-        stored = send(capp, "add", 2, 3)
+        stored = send(celery_app, "add", 2, 3)
         await wait_row(api, "completed", stored.id)
         index = api.service.adapter(api.source).index  # type: ignore[attr-defined]
 

@@ -22,9 +22,9 @@ def expected(made: dict) -> tuple[list[str], list[str]]:
 
 
 async def test_sorts_decodes_each_tag_once_and_merges_changes(
-    conn: redis.Redis, redis_client: redis.asyncio.Redis
+    sync_redis: redis.Redis, redis_client: redis.asyncio.Redis
 ) -> None:
-    made = seed_held(conn, 3000)
+    made = seed_held(sync_redis, 3000)
     view = UnackedView(redis_client, CeleryKeys())
     first = await view.refresh()
     scheduled, reserved = expected(made)
@@ -39,11 +39,11 @@ async def test_sorts_decodes_each_tag_once_and_merges_changes(
 
     # Some acknowledged, some delivered: only the new ones are decoded.
     leaving = list(made)[:100]
-    conn.hdel("unacked", *leaving)
-    conn.zrem("unacked_index", *leaving)
+    sync_redis.hdel("unacked", *leaving)
+    sync_redis.zrem("unacked_index", *leaving)
     for tag in leaving:
         del made[tag]
-    made.update(seed_held(conn, 50, start_s=1_800_000_000.0))
+    made.update(seed_held(sync_redis, 50, start_s=1_800_000_000.0))
     changed = await view.refresh()
     assert view.decoded == 3050
     assert (list(changed.scheduled), list(changed.reserved)) == expected(made)
@@ -54,10 +54,10 @@ async def test_sorts_decodes_each_tag_once_and_merges_changes(
 
 
 async def test_a_broken_index_is_a_problem_not_an_error(
-    conn: redis.Redis, redis_client: redis.asyncio.Redis
+    sync_redis: redis.Redis, redis_client: redis.asyncio.Redis
 ) -> None:
-    conn.set("unacked_index", "not a zset")
-    conn.hset("unacked", "t1", held_value("x", None))
+    sync_redis.set("unacked_index", "not a zset")
+    sync_redis.hset("unacked", "t1", held_value("x", None))
     view = UnackedView(redis_client, CeleryKeys())
     result = await view.refresh()
     assert result.problem == "unacked_index is not a sorted set"

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis.asyncio
 
-from jobbridge.adapters.celery import workers as celery_workers
+from jobbridge.adapters.celery import workers as worker_watch
 from jobbridge.adapters.celery.workers import (
     ANSWER_TTL_S,
     FORGET_AFTER_S,
@@ -143,7 +143,7 @@ def test_a_worker_whose_answers_stop_goes_offline_then_is_forgotten(idle_watch: 
 
 
 def test_heartbeats_take_over_from_answers_and_back(idle_watch: WorkerWatch):
-    expiry = celery_workers.DEFAULT_FREQ * celery_workers.EXPIRE_FACTOR
+    expiry = worker_watch.DEFAULT_FREQ * worker_watch.EXPIRE_FACTOR
     base = time.monotonic() - 3 * expiry  # times in the past, so the last step is now
     # first heard of by its answer (the watch started after the worker)
     idle_watch._apply_replies(answers("w1@host", **FULL), base, base + 0.1)
@@ -229,7 +229,7 @@ def test_hostile_answers_read_as_unknown(idle_watch: WorkerWatch, hostile: dict[
 
 @pytest.mark.redis
 async def test_a_worker_without_heartbeats_started_after_the_watch(
-    capp, workers, redis_url, redis_client
+    celery_app, celery_workers, redis_url, redis_client
 ):
     watch = WorkerWatch(redis_client, global_keyprefix="", db=db_of(redis_url), source="t")
     await watch.start()
@@ -237,7 +237,7 @@ async def test_a_worker_without_heartbeats_started_after_the_watch(
         # nobody is online, yet the watch keeps asking
         await async_wait_for(lambda: watch.inspections >= 1, "the inspection at start", 5)
         worker: CeleryWorker = await asyncio.to_thread(
-            workers.start, pool="prefork", concurrency=2, extra=NO_HEARTBEAT
+            celery_workers.start, pool="prefork", concurrency=2, extra=NO_HEARTBEAT
         )
 
         def described() -> bool:
@@ -258,11 +258,11 @@ async def test_a_worker_without_heartbeats_started_after_the_watch(
         assert details.last_answer is not None and found.birth is not None
 
         # a running task is counted, by the pace kept while it lacks heartbeats
-        result = send(capp, "sleep", INSPECT_NO_HEARTBEAT_S + 3.0)
+        result = send(celery_app, "sleep", INSPECT_NO_HEARTBEAT_S + 3.0)
         wait_round = INSPECT_NO_HEARTBEAT_S + SLACK_S
         await async_wait_for(lambda: watch.workers()[0].active == 1, "active 1", wait_round)
         assert watch.workers()[0].state == "online"
-        await asyncio.to_thread(wait_for_state, capp, result.id, "SUCCESS", 3 * wait_round)
+        await asyncio.to_thread(wait_for_state, celery_app, result.id, "SUCCESS", 3 * wait_round)
         await async_wait_for(
             lambda: watch.workers()[0].active == 0, "active 0 again", 2 * wait_round
         )
@@ -285,10 +285,12 @@ async def test_a_worker_without_heartbeats_started_after_the_watch(
 
 @pytest.mark.redis
 async def test_a_worker_without_heartbeats_beside_a_heartbeat_worker(
-    workers, redis_url, redis_client
+    celery_workers, redis_url, redis_client
 ):
-    quiet: CeleryWorker = await asyncio.to_thread(workers.start, pool="solo", extra=NO_HEARTBEAT)
-    beating: CeleryWorker = await asyncio.to_thread(workers.start, pool="solo")
+    quiet: CeleryWorker = await asyncio.to_thread(
+        celery_workers.start, pool="solo", extra=NO_HEARTBEAT
+    )
+    beating: CeleryWorker = await asyncio.to_thread(celery_workers.start, pool="solo")
     watch = WorkerWatch(redis_client, global_keyprefix="", db=db_of(redis_url), source="t")
     await watch.start()
     try:
@@ -340,20 +342,22 @@ async def test_a_worker_without_heartbeats_beside_a_heartbeat_worker(
 # ------------------------------------------------------------------ a running task's worker gone
 
 
-async def test_a_started_task_of_a_killed_worker_is_overdue(capp, workers, redis_url) -> None:
+async def test_a_started_task_of_a_killed_worker_is_overdue(
+    celery_app, celery_workers, redis_url
+) -> None:
     """SIGKILL (no worker-offline, no result): the task's STARTED meta stays, as in Celery.
     Once the watch counts the worker offline, the row and the job page say it is overdue."""
     from jobbridge.adapters.celery.adapter import LOST_NOTE
 
     async with celery_api(redis_url) as api:
-        worker = workers.start(pool="prefork", concurrency=1)
+        worker = celery_workers.start(pool="prefork", concurrency=1)
         adapter = api.service.adapter(api.source)
         await async_wait_for(
             lambda: any(w.pool == "prefork" for w in adapter.watch.workers()),
             "the worker's pool",
             timeout=30,
         )
-        task = send(capp, "sleep", 60)
+        task = send(celery_app, "sleep", 60)
         row = await wait_row(api, "running", task.id)
         assert row["overdue_since"] is None and row["worker"] == worker.hostname
         os.killpg(worker.process.pid, signal.SIGKILL)

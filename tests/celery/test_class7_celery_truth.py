@@ -48,12 +48,12 @@ def assert_revoked_for_celery(capp, task_id: str) -> None:
 
 
 async def test_class7_canceled_and_revoked_tasks_keep_name_queue_and_read_revoked(
-    capp, workers, redis_url, conn
+    celery_app, celery_workers, redis_url, sync_redis
 ) -> None:
     # No worker consumes "mail": that message waits, to be canceled.
-    worker = workers.start(pool="solo", queues=("celery",))
-    waiting = send(capp, "record", "cancel me", queue=MAIL_QUEUE)
-    held = send(capp, "record", "revoke me", countdown=120)
+    worker = celery_workers.start(pool="solo", queues=("celery",))
+    waiting = send(celery_app, "record", "cancel me", queue=MAIL_QUEUE)
+    held = send(celery_app, "record", "revoke me", countdown=120)
     async with celery_api(redis_url) as api:
         await wait_row(api, "enqueued", waiting.id)
         await wait_row(api, "scheduled", held.id)
@@ -72,7 +72,7 @@ async def test_class7_canceled_and_revoked_tasks_keep_name_queue_and_read_revoke
             (waiting.id, MAIL_QUEUE, "cancel me"),
             (held.id, "celery", "revoke me"),
         ):
-            meta = json.loads(conn.get(meta_key(task_id)))
+            meta = json.loads(sync_redis.get(meta_key(task_id)))
             # The worker saw a ready state and left jobbridge's result as written.
             assert set(EXTENDED) <= set(meta), meta
             assert meta["status"] == "REVOKED" and meta["task_id"] == task_id
@@ -80,7 +80,7 @@ async def test_class7_canceled_and_revoked_tasks_keep_name_queue_and_read_revoke
             assert meta["args"] == [tag] and meta["kwargs"] == {}
             assert meta["queue"] == queue and meta["retries"] == 0
             assert meta["result"]["exc_type"] == "TaskRevokedError"
-            assert_revoked_for_celery(capp, task_id)
+            assert_revoked_for_celery(celery_app, task_id)
             row = await wait_row(api, "canceled", task_id)
             assert row["name"] == task_name("record"), row
             assert row["queue"] == queue, row
@@ -90,21 +90,21 @@ async def test_class7_canceled_and_revoked_tasks_keep_name_queue_and_read_revoke
             assert "(unreadable)" not in row_html(
                 canceled_page.split('id="list-canceled"')[-1], task_id
             )
-    assert waiting.id not in ran_ids(conn) and held.id not in ran_ids(conn)
+    assert waiting.id not in ran_ids(sync_redis) and held.id not in ran_ids(sync_redis)
 
 
 async def test_class7_revoked_eta_task_shows_revoked_pending_with_no_action(
-    capp, workers, redis_url, conn
+    celery_app, celery_workers, redis_url, sync_redis
 ) -> None:
-    workers.start(pool="solo", queues=("celery",))
-    held = send(capp, "record", "held", countdown=120)
-    other = send(capp, "record", "other", countdown=120)
+    celery_workers.start(pool="solo", queues=("celery",))
+    held = send(celery_app, "record", "held", countdown=120)
+    other = send(celery_app, "record", "other", countdown=120)
     async with celery_api(redis_url) as api:
         await wait_row(api, "scheduled", held.id)
         await wait_row(api, "scheduled", other.id)
         status, body = await api.act(held.id, "revoke")
         assert status == 200, body
-        wait_for_state(capp, held.id, "REVOKED", workers=workers)
+        wait_for_state(celery_app, held.id, "REVOKED", workers=celery_workers)
 
         # Celery keeps the revoked task held (unacked) until its eta: still listed there.
         row = await wait_row(api, "scheduled", held.id)
@@ -124,10 +124,12 @@ async def test_class7_revoked_eta_task_shows_revoked_pending_with_no_action(
         # Revoking again is refused, saying why, and sends nothing.
         status, body = await api.act(held.id, "revoke")
         assert status == 409 and "already revoked" in body["message"], body
-    assert held.id not in ran_ids(conn)
+    assert held.id not in ran_ids(sync_redis)
 
 
-async def test_class7_celery_discard_says_only_jobbridge_forgets_it(capp, redis_url, conn) -> None:
+async def test_class7_celery_discard_says_only_jobbridge_forgets_it(
+    celery_app, redis_url, sync_redis
+) -> None:
     task_id = "discard-me-0001"
     meta = json.dumps(
         {
@@ -146,8 +148,8 @@ async def test_class7_celery_discard_says_only_jobbridge_forgets_it(capp, redis_
         }
     )
     async with celery_api(redis_url) as api:
-        conn.set(meta_key(task_id), meta, ex=3600)
-        conn.publish(meta_key(task_id), meta)
+        sync_redis.set(meta_key(task_id), meta, ex=3600)
+        sync_redis.publish(meta_key(task_id), meta)
         await wait_row(api, "failed", task_id)
         for path in ("/jobs/celery", f"/jobs/celery/{task_id}"):
             html = await page(api, path)
@@ -164,11 +166,11 @@ async def test_class7_celery_discard_says_only_jobbridge_forgets_it(capp, redis_
         status, spec = await api.get("/api/openapi.json")
         discard = spec["paths"]["/admin/api/sources/{source}/jobs/{id}/discard"]["post"]
         assert "only hides the task from jobbridge's index" in discard["summary"]
-    assert state_of(capp, task_id) == "FAILURE"
+    assert state_of(celery_app, task_id) == "FAILURE"
 
 
 async def test_class7_revoked_results_on_another_backend_keep_name_and_queue(
-    redis_server, redis_url, conn
+    redis_server, redis_url, sync_redis
 ) -> None:
     """The result backend on another database: Python writes the REVOKED result after the
     script, with the same fields (cancel), and by the worker's rule (revoke: only over no
@@ -190,7 +192,7 @@ async def test_class7_revoked_results_on_another_backend_keep_name_and_queue(
             await wait_row(api, "enqueued", waiting.id)
             status, body = await api.act(waiting.id, "cancel")
             assert status == 200, body
-            assert not conn.exists(meta_key(waiting.id))
+            assert not sync_redis.exists(meta_key(waiting.id))
             meta = json.loads(results.get(meta_key(waiting.id)))
             assert (meta["status"], meta["name"], meta["queue"], meta["args"]) == (
                 "REVOKED",
@@ -229,7 +231,7 @@ async def test_class7_revoked_results_on_another_backend_keep_name_and_queue(
 
 
 async def test_class7_revoke_script_writes_only_over_a_state_a_worker_would(
-    redis_url, conn
+    redis_url, sync_redis
 ) -> None:
     """The revoke script re-checks the stored state (it may have moved since Python read
     it): its REVOKED result goes only over none, PENDING, RECEIVED, RETRY or REJECTED."""
@@ -238,7 +240,7 @@ async def test_class7_revoke_script_writes_only_over_a_state_a_worker_would(
     from jobbridge.adapters.celery.adapter import CeleryAdapter
     from jobbridge.model import Action
 
-    listener = conn.pubsub()
+    listener = sync_redis.pubsub()
     async with celery_api(redis_url) as api:
         adapter = api.service.adapters["celery"]
         assert isinstance(adapter, CeleryAdapter)
@@ -258,7 +260,7 @@ async def test_class7_revoke_script_writes_only_over_a_state_a_worker_would(
             task_id = f"t-{state}"
             stored = json.dumps({"status": state, "result": None}).encode()
             if state is not None:
-                conn.set(meta_key(task_id), stored)
+                sync_redis.set(meta_key(task_id), stored)
             result = await celery_actions._run(
                 adapter,
                 Action.REVOKE,
@@ -269,5 +271,5 @@ async def test_class7_revoke_script_writes_only_over_a_state_a_worker_would(
             )
             assert result is not None and result.ok, result
             expected = revoked if written else stored
-            assert conn.get(meta_key(task_id)) == expected, state
+            assert sync_redis.get(meta_key(task_id)) == expected, state
     listener.close()

@@ -28,13 +28,13 @@ def source(redis_url: str, key_prefix: str = "autumn:jobs") -> SourceConfig:
 
 
 async def test_a_viewer_reads_every_list_and_cannot_act(
-    app: Autumn, redis_client, redis_server, redis_url
+    autumn_emulator: Autumn, redis_client, redis_server, redis_url
 ) -> None:
-    dead = failing_job(app)
-    app.enqueue("noop", {}, queue="reports")
-    assert Worker(app, ["reports"]).claim() is not None  # running
-    app.enqueue("noop", {}, queue="reports")  # discovered: a non-empty queue list
-    app.enqueue("noop", {}, delay_ms=60_000)
+    dead = failing_job(autumn_emulator)
+    autumn_emulator.enqueue("noop", {}, queue="reports")
+    assert Worker(autumn_emulator, ["reports"]).claim() is not None  # running
+    autumn_emulator.enqueue("noop", {}, queue="reports")  # discovered: a non-empty queue list
+    autumn_emulator.enqueue("noop", {}, delay_ms=60_000)
     rules = acl_rules([source(redis_url)], "viewer")
     async with acl_user(redis_client, redis_server, db_of(redis_url), *rules) as url:
         adapter = AutumnAdapter(connect(url), source="orders")
@@ -60,14 +60,14 @@ async def test_a_viewer_reads_every_list_and_cannot_act(
             await svc.close()
     assert result.outcome is Outcome.UNAVAILABLE
     assert "permission denied" in result.message
-    assert app.dead_record_raw(dead) is not None
+    assert autumn_emulator.dead_record_raw(dead) is not None
 
 
 async def test_an_operator_acts_and_writes_only_where_it_should(
-    app: Autumn, redis_client, redis_server, redis_url
+    autumn_emulator: Autumn, redis_client, redis_server, redis_url
 ) -> None:
-    dead, discarded = failing_job(app), failing_job(app)
-    queued = app.enqueue("noop", {})
+    dead, discarded = failing_job(autumn_emulator), failing_job(autumn_emulator)
+    queued = autumn_emulator.enqueue("noop", {})
     rules = acl_rules([source(redis_url)], "operator")
     async with acl_user(redis_client, redis_server, db_of(redis_url), *rules) as url:
         adapter = AutumnAdapter(connect(url), source="orders")
@@ -85,14 +85,14 @@ async def test_an_operator_acts_and_writes_only_where_it_should(
                 script = client.register_script("return redis.call('SET', KEYS[1], 'x')")
                 with pytest.raises(redis.exceptions.NoPermissionError, match="keys"):
                     await script(keys=["elsewhere"])
-                assert app.client.exists("elsewhere") == 0
+                assert autumn_emulator.client.exists("elsewhere") == 0
             finally:
                 await client.aclose()
         finally:
             await svc.close()
     assert outcomes == [Outcome.DONE] * 3
     assert [e.action for e in audit] == ["cancel", "discard", "retry"]
-    assert app.queue_ids() != [] and queued not in app.queue_ids()
+    assert autumn_emulator.queue_ids() != [] and queued not in autumn_emulator.queue_ids()
 
 
 async def test_glob_characters_in_prefixes_are_escaped(
@@ -111,11 +111,11 @@ async def test_glob_characters_in_prefixes_are_escaped(
 
 
 async def test_detection_as_a_least_privilege_user_finds_its_own_prefix(
-    app: Autumn, redis_client, redis_server, redis_url
+    autumn_emulator: Autumn, redis_client, redis_server, redis_url
 ) -> None:
-    app.enqueue("noop", {}, delay_ms=60_000)  # autumn:jobs, another app's: not readable
-    app.client.sadd("rq:queues", "rq:queue:default")
-    mine = Autumn(app.client, "app:jobs")
+    autumn_emulator.enqueue("noop", {}, delay_ms=60_000)  # autumn:jobs, another app's: not readable
+    autumn_emulator.client.sadd("rq:queues", "rq:queue:default")
+    mine = Autumn(autumn_emulator.client, "app:jobs")
     mine.enqueue("noop", {}, delay_ms=60_000)
     rules = acl_rules([source(redis_url, key_prefix="app:jobs")], "viewer")
     async with acl_user(redis_client, redis_server, db_of(redis_url), *rules) as url:
@@ -126,6 +126,7 @@ async def test_detection_as_a_least_privilege_user_finds_its_own_prefix(
     assert not any("unreachable" in note for note in notes), notes
 
 
+@pytest.mark.slow
 async def test_rq_viewer_reads_and_operator_acts_including_stop(
     redis_client, redis_server, redis_url, tmp_path
 ) -> None:
@@ -182,7 +183,7 @@ async def test_rq_viewer_reads_and_operator_acts_including_stop(
 
 
 async def test_celery_viewer_reads_and_keeps_the_index_and_operator_acts(
-    redis_client, redis_server, redis_url, workers
+    redis_client, redis_server, redis_url, celery_workers
 ) -> None:
     import asyncio
     import json
@@ -204,7 +205,7 @@ async def test_celery_viewer_reads_and_keeps_the_index_and_operator_acts(
     )
     conn.set(meta_key("failed-1"), failure)
     # A worker of another queue: the watch hears it (events, inspection) as any user
-    worker = workers.start(queues=("mail",))
+    worker = celery_workers.start(queues=("mail",))
     with client_app(redis_url) as capp:
         waiting = send(capp, "add", 1, 2)
 
@@ -263,7 +264,7 @@ SYSTEM_WRITES = (
 
 
 async def test_class7_celery_viewer_writes_only_jobbridges_keys(
-    redis_client, redis_server, redis_url, workers
+    redis_client, redis_server, redis_url, celery_workers
 ) -> None:
     """Redis 7: the viewer keeps the result index and reads everything; every write to a
     Celery key, direct or through a script, answers NOPERM, and it cannot publish remote
@@ -290,7 +291,7 @@ async def test_class7_celery_viewer_writes_only_jobbridges_keys(
     selectors = await has_selectors(redis_client)
     rules = acl_rules([celery_source], "viewer", selectors=selectors)
     (note,) = viewer_notes([celery_source], "viewer", selectors=selectors)
-    worker = workers.start(queues=("mail",))
+    worker = celery_workers.start(queues=("mail",))
     with client_app(redis_url) as capp:
         waiting = send(capp, "add", 1, 2)
         before = {k: conn.dump(k) for k in ("celery", meta_key("x"))}

@@ -315,24 +315,24 @@ async def keys_passed(s: Setup) -> list[bytes]:
 
 @pytest.mark.parametrize("name", ACTION_SCRIPTS)
 async def test_each_setup_is_one_the_action_applies_to(
-    name, redis_url, conn, client, published
+    name, redis_url, sync_redis, client, published
 ) -> None:
     """Control: with every key of its type, the action is done (so a refusal below is the
     check's, and the comparison below sees an action's writes)."""
-    s = await setup(name, redis_url, conn, client)
-    before = everything(conn)
+    s = await setup(name, redis_url, sync_redis, client)
+    before = everything(sync_redis)
     result = await act(s)
     assert result.outcome is Outcome.DONE, result
-    assert everything(conn) != before
+    assert everything(sync_redis) != before
 
 
 @pytest.mark.parametrize(("name", "n"), CASES)
 async def test_key_of_another_type_between_read_and_script(
-    name, n, redis_url, conn, client, published
+    name, n, redis_url, sync_redis, client, published
 ) -> None:
     """The key turns wrong-typed after Python read what it needs: the script's check refuses,
     naming the key, and writes nothing but the refusal's audit entry."""
-    s = await setup(name, redis_url, conn, client)
+    s = await setup(name, redis_url, sync_redis, client)
     expected = script_keys(name)[n]
     real = s.scripts.scripts[s.script]
     seen: dict[str, Any] = {}
@@ -340,8 +340,8 @@ async def test_key_of_another_type_between_read_and_script(
     async def wrong_first(*, keys: list[Any], args: list[Any]) -> Any:
         key = keys[n - 1]
         seen["key"] = key.encode("utf-8", "surrogateescape") if isinstance(key, str) else key
-        make_wrong(conn, key, expected)
-        seen["before"] = everything(conn)
+        make_wrong(sync_redis, key, expected)
+        seen["before"] = everything(sync_redis)
         await published()
         return await real(keys=keys, args=args)
 
@@ -349,7 +349,7 @@ async def test_key_of_another_type_between_read_and_script(
     result = await act(s)
     assert "key" in seen, result
     assert_names_key(result, seen["key"], expected)
-    assert_unchanged(conn, seen["before"], seen["key"], result)
+    assert_unchanged(sync_redis, seen["before"], seen["key"], result)
     assert await published() == []
 
 
@@ -360,36 +360,36 @@ NOT_FOUND_FIRST = {("celery_cancel", 4)}
 
 @pytest.mark.parametrize(("name", "n"), CASES)
 async def test_key_of_another_type_before_the_action(
-    name, n, redis_url, conn, client, published
+    name, n, redis_url, sync_redis, client, published
 ) -> None:
     """The key is wrong-typed before the action starts (the issue's repros: ``SET
     jobbridge:audit x``, ``SET rq:queues x``, ``SET rq:canceled:default x``): the action is
     refused, never a 503, naming the key, and nothing changes."""
-    s = await setup(name, redis_url, conn, client)
+    s = await setup(name, redis_url, sync_redis, client)
     expected = script_keys(name)[n]
     first, second = await keys_passed(s), await keys_passed(s)
     if first[n - 1] != second[n - 1]:
         # the new job's key, named after an id chosen afresh by each call: nobody can make it
         # wrong-typed beforehand (the race test above makes it so)
-        assert s.action is Action.RETRY and first[n - 1] not in everything(conn)
+        assert s.action is Action.RETRY and first[n - 1] not in everything(sync_redis)
         return
     key = first[n - 1]
-    make_wrong(conn, key, expected)
-    before = everything(conn)
+    make_wrong(sync_redis, key, expected)
+    before = everything(sync_redis)
     await published()
     result = await act(s)
     assert result.outcome is not Outcome.UNAVAILABLE, result
     assert await published() == []
     if (name, n) in NOT_FOUND_FIRST:
         assert result.outcome is Outcome.NOT_FOUND, result
-        assert {k for k in before if before[k] != everything(conn).get(k)} <= {AUDIT.encode()}
+        assert {k for k in before if before[k] != everything(sync_redis).get(k)} <= {AUDIT.encode()}
         return
     assert_names_key(result, key, expected)
-    assert_unchanged(conn, before, key, result)
+    assert_unchanged(sync_redis, before, key, result)
 
 
 @pytest.mark.parametrize("n", sorted(index_keys()))
-async def test_index_script_refuses_a_key_of_another_type(n, redis_url, conn, client) -> None:
+async def test_index_script_refuses_a_key_of_another_type(n, redis_url, sync_redis, client) -> None:
     """The Celery index writer (celery/lua/index/results.lua) writes nothing when one of its
     keys holds another type, and says which."""
     adapter = CeleryAdapter(client, source=SOURCE, queues=["celery"])
@@ -399,8 +399,8 @@ async def test_index_script_refuses_a_key_of_another_type(n, redis_url, conn, cl
     buckets = [index.key(b) for b in celery_index.BUCKETS]
     key = [*buckets, index.rows][n - 1]
     expected = index_keys()[n]
-    make_wrong(conn, key, expected)
-    before = everything(conn)
+    make_wrong(sync_redis, key, expected)
+    before = everything(sync_redis)
     metas = [
         (f"t-{state}".encode(), realistic_meta(f"t-{state}", state, datetime.now(UTC)), 0)
         for state in ("SUCCESS", "FAILURE", "REVOKED", "STARTED", "RETRY")
@@ -410,20 +410,20 @@ async def test_index_script_refuses_a_key_of_another_type(n, redis_url, conn, cl
     assert f"key {key} is " in str(raised.value) and "nothing was written" in str(raised.value)
     with pytest.raises(IndexKeyWrongType):
         await index.trim()
-    assert everything(conn) == before
+    assert everything(sync_redis) == before
 
 
 # ------------------------------------------------------------------ through the HTTP API
 
 
-async def test_api_refuses_with_422_naming_the_key_and_loses_nothing(redis_url, conn) -> None:
+async def test_api_refuses_with_422_naming_the_key_and_loses_nothing(redis_url, sync_redis) -> None:
     """The issue's first repro through the API: ``SET jobbridge:audit x``, then cancel and
     retry RQ jobs. Each is refused (422, the key named), the jobs stay where they were, and
     once the key is fixed the same actions are done."""
-    queued = _rq_job(conn, "queued")
-    failed = _rq_job(conn, "failed")
-    conn.set(AUDIT, "x")
-    before = everything(conn)
+    queued = _rq_job(sync_redis, "queued")
+    failed = _rq_job(sync_redis, "failed")
+    sync_redis.set(AUDIT, "x")
+    before = everything(sync_redis)
     async with rq_api(redis_url) as api:
         for job_id, action in ((queued, "cancel"), (failed, "retry")):
             status, body = await api.act(job_id, action)
@@ -433,30 +433,30 @@ async def test_api_refuses_with_422_naming_the_key_and_loses_nothing(redis_url, 
                 f"The {action} of job {job_id} was refused: key {AUDIT} is a string, "
                 "expected a list; nothing was changed."
             )
-        assert everything(conn) == before
-        assert Queue("default", connection=conn).get_job_ids() == [queued]
-        assert failed in FailedJobRegistry("default", connection=conn).get_job_ids()
+        assert everything(sync_redis) == before
+        assert Queue("default", connection=sync_redis).get_job_ids() == [queued]
+        assert failed in FailedJobRegistry("default", connection=sync_redis).get_job_ids()
 
-        conn.delete(AUDIT)
+        sync_redis.delete(AUDIT)
         for job_id, action in ((queued, "cancel"), (failed, "retry")):
             status, body = await api.act(job_id, action)
             assert status == 200, body
         assert [e["outcome"] for e in await api.audit()] == ["done", "done"]
 
 
-async def test_a_second_action_after_a_refusal_is_not_a_503(redis_url, conn) -> None:
+async def test_a_second_action_after_a_refusal_is_not_a_503(redis_url, sync_redis) -> None:
     """Before the fix every later action on that Redis answered 503: now each one is refused
     on its own, and the rest of the source reads as before."""
-    queued = [_rq_job(conn, "queued") for _ in range(3)]
-    conn.set("rq:canceled:default", "x")
+    queued = [_rq_job(sync_redis, "queued") for _ in range(3)]
+    sync_redis.set("rq:canceled:default", "x")
     async with rq_api(redis_url) as api:
         for job_id in queued:
             status, body = await api.act(job_id, "cancel")
             assert status == 422 and "key rq:canceled:default is a string" in body["message"]
-        assert Queue("default", connection=conn).get_job_ids() == queued
+        assert Queue("default", connection=sync_redis).get_job_ids() == queued
         status, _ = await api.get(f"/api/sources/{api.source}/snapshot")
         assert status == 200
-    assert json.loads(conn.lindex(AUDIT, 0) or b"{}")["outcome"] == "corrupt"
+    assert json.loads(sync_redis.lindex(AUDIT, 0) or b"{}")["outcome"] == "corrupt"
 
 
 # ------------------------------------------------------------------ a value a write refuses
@@ -464,30 +464,30 @@ async def test_a_second_action_after_a_refusal_is_not_a_503(redis_url, conn) -> 
 
 @pytest.mark.parametrize("ttl", ["1e300", "inf", "99999999999999999999", "1.5", "nan", "0x10"])
 async def test_rq_retry_of_a_ttl_expire_would_refuse_writes_nothing(
-    ttl, redis_url, conn, client, published
+    ttl, redis_url, sync_redis, client, published
 ) -> None:
     """rq_retry.lua gave the new hash the old job's ttl with EXPIRE after writing it: a ttl
     EXPIRE refuses left an orphan hash and a 503. Such a ttl is refused first."""
-    s = await setup("rq_retry", redis_url, conn, client)
-    conn.hset(f"rq:job:{s.job_id}", "ttl", ttl)
-    before = everything(conn)
+    s = await setup("rq_retry", redis_url, sync_redis, client)
+    sync_redis.hset(f"rq:job:{s.job_id}", "ttl", ttl)
+    before = everything(sync_redis)
     result = await act(s)
     assert result.outcome is Outcome.CORRUPT, result
     assert (
         "ttl field is not an integer" in result.message and "Nothing was changed" in result.message
     )
-    after = everything(conn)
+    after = everything(sync_redis)
     audit = AUDIT.encode()
     assert {k: v for k, v in after.items() if k != audit} == before
-    assert json.loads(conn.lindex(AUDIT, 0) or b"{}")["outcome"] == "corrupt"
+    assert json.loads(sync_redis.lindex(AUDIT, 0) or b"{}")["outcome"] == "corrupt"
 
 
 @pytest.mark.parametrize("ttl", ["-1", "60", "999999999999"])
-async def test_rq_retry_keeps_a_ttl_rq_wrote(ttl, redis_url, conn, client, published) -> None:
-    s = await setup("rq_retry", redis_url, conn, client)
-    conn.hset(f"rq:job:{s.job_id}", "ttl", ttl)
+async def test_rq_retry_keeps_a_ttl_rq_wrote(ttl, redis_url, sync_redis, client, published) -> None:
+    s = await setup("rq_retry", redis_url, sync_redis, client)
+    sync_redis.hset(f"rq:job:{s.job_id}", "ttl", ttl)
     result = await act(s)
     assert result.outcome is Outcome.DONE and result.new_id, result
-    assert conn.hget(f"rq:job:{result.new_id}", "ttl") == ttl.encode()
-    left = conn.ttl(f"rq:job:{result.new_id}")
+    assert sync_redis.hget(f"rq:job:{result.new_id}", "ttl") == ttl.encode()
+    left = sync_redis.ttl(f"rq:job:{result.new_id}")
     assert left == -1 if ttl == "-1" else int(ttl) - 2 <= left <= int(ttl)

@@ -49,6 +49,7 @@ def received(n: int) -> dict[str, object]:
     }
 
 
+@pytest.mark.slow
 def test_remembered_task_descriptions_are_bounded_by_bytes() -> None:
     feed = TaskEventFeed(None, None, global_keyprefix="", db=0, source="bytes")  # type: ignore[arg-type]
     gc.collect()
@@ -106,15 +107,17 @@ async def web(redis_url: str) -> AsyncIterator[TestClient]:
         await client.close()
 
 
-async def test_a_megabyte_member_makes_a_small_page(web: TestClient, conn: redis.Redis) -> None:
+async def test_a_megabyte_member_makes_a_small_page(
+    web: TestClient, sync_redis: redis.Redis
+) -> None:
     now = time.time()
-    conn.sadd("rq:queues", "rq:queue:default")
+    sync_redis.sadd("rq:queues", "rq:queue:default")
     for registry in ("failed", "finished", "wip", "scheduled", "canceled", "deferred"):
-        conn.zadd(f"rq:{registry}:default", {BIG: now + 100})
-    conn.rpush("rq:queue:default", BIG)
-    conn.rpush("autumn:jobs:queue:default", BIG)
-    conn.zadd("autumn:jobs:delayed", {BIG: int(now * 1000)})
-    conn.lpush("autumn:jobs:dead", '{"id": "' + BIG + '", "error": "x", "raw_payload": "{"}')
+        sync_redis.zadd(f"rq:{registry}:default", {BIG: now + 100})
+    sync_redis.rpush("rq:queue:default", BIG)
+    sync_redis.rpush("autumn:jobs:queue:default", BIG)
+    sync_redis.zadd("autumn:jobs:delayed", {BIG: int(now * 1000)})
+    sync_redis.lpush("autumn:jobs:dead", '{"id": "' + BIG + '", "error": "x", "raw_payload": "{"}')
     for path in ("/admin/jobs", "/admin/jobs/orders", "/admin/jobs/work"):
         response = await web.get(path)
         assert response.status == 200, path
@@ -126,11 +129,11 @@ async def test_a_megabyte_member_makes_a_small_page(web: TestClient, conn: redis
     assert "too long to link" in rows
 
 
-async def test_the_job_page_shows_the_whole_id(web: TestClient, app: Autumn) -> None:
+async def test_the_job_page_shows_the_whole_id(web: TestClient, autumn_emulator: Autumn) -> None:
     # As long an id as the job route takes (class 1 lifts its 200 limit): the job page
     # shows it whole, however long, where tables cut it.
     length = min(3000, getattr(responses, "MAX_PARAM_CHARS", 3000))
-    long_id = app.enqueue("noop", {}, job_id="L" * length)
+    long_id = autumn_emulator.enqueue("noop", {}, job_id="L" * length)
     page = await web.get(f"/admin/jobs/orders/job?id={long_id}")
     assert page.status == 200
     assert f"<code>{long_id}</code>" in await page.text()

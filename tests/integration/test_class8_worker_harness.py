@@ -30,10 +30,10 @@ LATE_STOP = ("--worker-class", "tests.rq.late_stop.LateStopWorker")
 
 
 def test_class8_a_burst_worker_hung_after_done_is_stopped_and_its_work_counts(
-    conn: redis.Redis, pool: WorkerPool
+    sync_redis: redis.Redis, rq_workers: WorkerPool
 ) -> None:
-    jobs = [enqueue(conn, rq_tasks.add, n, 1) for n in range(3)]
-    worker = pool.start(burst=True, extra=LATE_STOP)
+    jobs = [enqueue(sync_redis, rq_tasks.add, n, 1) for n in range(3)]
+    worker = rq_workers.start(burst=True, extra=LATE_STOP)
     started = time.monotonic()
     worker.assert_clean_exit()
     elapsed = time.monotonic() - started
@@ -41,16 +41,16 @@ def test_class8_a_burst_worker_hung_after_done_is_stopped_and_its_work_counts(
     assert not worker.alive
     # RQ would have held it for its 60 s pub/sub sleep; the harness waits its grace.
     assert elapsed < scaled(EXIT_GRACE + 20), elapsed
-    assert [Job.fetch(j.id, connection=conn).return_value() for j in jobs] == [1, 2, 3]
-    assert sorted(ran_ids(conn)) == sorted(j.id for j in jobs)
-    assert Worker.all(connection=conn) == []  # it deregistered before the hang
+    assert [Job.fetch(j.id, connection=sync_redis).return_value() for j in jobs] == [1, 2, 3]
+    assert sorted(ran_ids(sync_redis)) == sorted(j.id for j in jobs)
+    assert Worker.all(connection=sync_redis) == []  # it deregistered before the hang
 
 
 def test_class8_a_worker_hung_in_its_teardown_is_stopped_without_the_warm_grace(
-    conn: redis.Redis, pool: WorkerPool
+    sync_redis: redis.Redis, rq_workers: WorkerPool
 ) -> None:
-    worker = pool.start(extra=LATE_STOP)
-    worker.wait_registered(conn)
+    worker = rq_workers.start(extra=LATE_STOP)
+    worker.wait_registered(sync_redis)
     started = time.monotonic()
     worker.stop()
     elapsed = time.monotonic() - started
@@ -61,10 +61,10 @@ def test_class8_a_worker_hung_in_its_teardown_is_stopped_without_the_warm_grace(
 
 
 def test_class8_a_burst_worker_that_never_finishes_fails_with_its_log(
-    conn: redis.Redis, pool: WorkerPool
+    sync_redis: redis.Redis, rq_workers: WorkerPool
 ) -> None:
-    job = enqueue(conn, rq_tasks.sleep, 60)
-    worker = pool.start(burst=True)
+    job = enqueue(sync_redis, rq_tasks.sleep, 60)
+    worker = rq_workers.start(burst=True)
     with pytest.raises(AssertionError) as failed:
         worker.wait_exit(timeout=3)
     message = str(failed.value)
@@ -75,7 +75,7 @@ def test_class8_a_burst_worker_that_never_finishes_fails_with_its_log(
     assert not worker.alive
     with pytest.raises(ProcessLookupError):  # nor its work horse
         os.killpg(worker.process.pid, 0)
-    assert Job.fetch(job.id, connection=conn).get_status().value != "finished"
+    assert Job.fetch(job.id, connection=sync_redis).get_status().value != "finished"
 
 
 STUBBORN = (
@@ -86,6 +86,7 @@ STUBBORN = (
 )
 
 
+@pytest.mark.slow
 def test_class8_a_pool_of_stubborn_workers_is_stopped_together(tmp_path: Path) -> None:
     workers = [
         WorkerProcess(f"s{n}", spawn([sys.executable, "-c", STUBBORN], os.environ, log), log)
@@ -106,6 +107,7 @@ def test_class8_a_pool_of_stubborn_workers_is_stopped_together(tmp_path: Path) -
     assert elapsed < scaled(one) * 1.75, (elapsed, scaled(one))
 
 
+@pytest.mark.slow
 def test_class8_a_worker_writing_a_lot_never_blocks_on_its_output(tmp_path: Path) -> None:
     chatty = "import sys\nfor _ in range(64):\n    sys.stdout.write('x' * 16384 + '\\n')\n"
     log = tmp_path / "chatty.log"

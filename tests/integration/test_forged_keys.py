@@ -336,12 +336,12 @@ async def listen(client: redis.asyncio.Redis, channels: tuple[bytes, ...]) -> An
 
 @pytest.mark.parametrize(("setup", "value"), FORGED)
 async def test_forged_key_names_are_refused_and_change_nothing(
-    conn: redis.Redis, client: redis.asyncio.Redis, setup: Setup, value: str
+    sync_redis: redis.Redis, client: redis.asyncio.Redis, setup: Setup, value: str
 ) -> None:
-    seed_world(conn)
-    case = await setup(conn, client, value)
+    seed_world(sync_redis)
+    case = await setup(sync_redis, client, value)
     pubsub = await listen(client, case.channels)
-    before, audit_before = keyspace(conn), conn.lrange(AUDIT, 0, -1)
+    before, audit_before = keyspace(sync_redis), sync_redis.lrange(AUDIT, 0, -1)
 
     result = await case.act()
 
@@ -350,8 +350,8 @@ async def test_forged_key_names_are_refused_and_change_nothing(
         "othing was changed."
     )
     assert by_name or any(words in result.message for words in case.own), result
-    assert keyspace(conn) == before
-    audit_after = conn.lrange(AUDIT, 0, -1)
+    assert keyspace(sync_redis) == before
+    audit_after = sync_redis.lrange(AUDIT, 0, -1)
     assert audit_after[1:] == audit_before
     entry = json.loads(audit_after[0])
     assert (entry["action"], entry["job_id"], entry["outcome"]) == (
@@ -368,12 +368,12 @@ async def test_forged_key_names_are_refused_and_change_nothing(
     ("setup", "value"), [pytest.param(setup, value, id=name) for name, setup, value, _ in CASES]
 )
 async def test_a_known_name_is_acted_on(
-    conn: redis.Redis, client: redis.asyncio.Redis, setup: Setup, value: str
+    sync_redis: redis.Redis, client: redis.asyncio.Redis, setup: Setup, value: str
 ) -> None:
-    seed_world(conn)
-    case = await setup(conn, client, value)
+    seed_world(sync_redis)
+    case = await setup(sync_redis, client, value)
     pubsub = await listen(client, case.channels)
-    before = keyspace(conn)
+    before = keyspace(sync_redis)
 
     result = await case.act()
 
@@ -381,37 +381,37 @@ async def test_a_known_name_is_acted_on(
     if case.channels:
         assert (await pubsub.get_message(timeout=2.0))["channel"] == case.channels[0]
     else:
-        assert keyspace(conn) != before
+        assert keyspace(sync_redis) != before
     await pubsub.aclose()
 
 
 async def test_a_refusal_stands_when_the_audit_list_is_not_a_list(
-    conn: redis.Redis, client: redis.asyncio.Redis
+    sync_redis: redis.Redis, client: redis.asyncio.Redis
 ) -> None:
-    seed_world(conn)
-    case = await celery_retry(conn, client, "unacked")
-    conn.delete(AUDIT)
-    conn.set(AUDIT, "x")
-    before = keyspace(conn)
+    seed_world(sync_redis)
+    case = await celery_retry(sync_redis, client, "unacked")
+    sync_redis.delete(AUDIT)
+    sync_redis.set(AUDIT, "x")
+    before = keyspace(sync_redis)
 
     result = await case.act()
 
     assert result.outcome is Outcome.CORRUPT and "'unacked'" in result.message, result
-    assert keyspace(conn) == before and conn.get(AUDIT) == b"x"
+    assert keyspace(sync_redis) == before and sync_redis.get(AUDIT) == b"x"
 
 
 async def test_celery_retry_onto_a_queue_bound_since_discovery(
-    conn: redis.Redis, client: redis.asyncio.Redis
+    sync_redis: redis.Redis, client: redis.asyncio.Redis
 ) -> None:
     """A queue Celery declared after the last discovery pass is known by its binding."""
-    seed_world(conn)
-    case = await celery_retry(conn, client, "fresh")
+    seed_world(sync_redis)
+    case = await celery_retry(sync_redis, client, "fresh")
     refused = await case.act()
     assert refused.outcome is Outcome.WRONG_STATE and "'fresh'" in refused.message, refused
-    conn.sadd("_kombu.binding.fresh", f"fresh{SEP}{SEP}fresh")
+    sync_redis.sadd("_kombu.binding.fresh", f"fresh{SEP}{SEP}fresh")
 
     result = await case.act()
 
     assert result.outcome is Outcome.DONE, result
-    (pushed,) = conn.lrange("fresh", 0, -1)
+    (pushed,) = sync_redis.lrange("fresh", 0, -1)
     assert json.loads(pushed)["headers"]["id"] == result.new_id

@@ -44,8 +44,10 @@ def rows(snapshot, which: ListName) -> dict[str, object]:
 # --------------------------------------------------------------- 1. identity
 
 
-async def test_a_queued_decoy_naming_another_id_cancels_only_itself(app, adapter) -> None:
-    victim = queued_decoy(app)
+async def test_a_queued_decoy_naming_another_id_cancels_only_itself(
+    autumn_emulator, adapter
+) -> None:
+    victim = queued_decoy(autumn_emulator)
     shown = rows(await adapter.snapshot(q()), ListName.ENQUEUED)
     row = shown["decoy"]
     assert row.name == "harmless"
@@ -54,16 +56,18 @@ async def test_a_queued_decoy_naming_another_id_cancels_only_itself(app, adapter
 
     result = await adapter.cancel("decoy", "ops")
     assert result.outcome is Outcome.DONE and result.job_id == "decoy"
-    assert app.queue_ids() == [victim]
-    assert app.record(victim) is not None
+    assert autumn_emulator.queue_ids() == [victim]
+    assert autumn_emulator.record(victim) is not None
 
 
-async def test_a_dead_decoy_naming_a_failed_job_is_known_by_its_bytes(app, adapter) -> None:
-    victim = failing_job(app, payload={"order": 1})
-    decoy_record = json.loads(app.dead_record_raw(victim))
+async def test_a_dead_decoy_naming_a_failed_job_is_known_by_its_bytes(
+    autumn_emulator, adapter
+) -> None:
+    victim = failing_job(autumn_emulator, payload={"order": 1})
+    decoy_record = json.loads(autumn_emulator.dead_record_raw(victim))
     decoy_record["name"] = "decoy"
     decoy = json.dumps(decoy_record)
-    app.client.lpush(app.dead_key, decoy)
+    autumn_emulator.client.lpush(autumn_emulator.dead_key, decoy)
 
     failed = rows(await adapter.snapshot(q()), ListName.FAILED)
     decoy_id = entry_id(digest_now(decoy.encode()))
@@ -77,17 +81,19 @@ async def test_a_dead_decoy_naming_a_failed_job_is_known_by_its_bytes(app, adapt
     # Acting on what the operator saw: the decoy goes, the victim stays.
     result = await adapter.discard(decoy_id, "ops")
     assert result.outcome is Outcome.DONE, result.message
-    assert app.dead_raw() == [app.dead_record_raw(victim)]
+    assert autumn_emulator.dead_raw() == [autumn_emulator.dead_record_raw(victim)]
     retry = await adapter.retry(decoy_id, "ops")
     assert retry.outcome in (Outcome.NOT_FOUND, Outcome.WRONG_STATE)
-    assert app.dead_record_raw(victim) is not None
+    assert autumn_emulator.dead_record_raw(victim) is not None
 
 
-async def test_dead_entries_without_a_usable_id_can_be_opened_and_discarded(app, adapter) -> None:
+async def test_dead_entries_without_a_usable_id_can_be_opened_and_discarded(
+    autumn_emulator, adapter
+) -> None:
     nameless = json.dumps({"error": "invalid job payload", "raw_payload": "{"})
     numbered = json.dumps({"id": 12345, "error": "invalid job payload", "raw_payload": "{"})
     for entry in (nameless, numbered):
-        app.client.lpush(app.dead_key, entry)
+        autumn_emulator.client.lpush(autumn_emulator.dead_key, entry)
 
     failed = rows(await adapter.snapshot(q()), ListName.FAILED)
     ids = {entry_id(digest_now(e.encode())) for e in (nameless, numbered)}
@@ -98,34 +104,34 @@ async def test_dead_entries_without_a_usable_id_can_be_opened_and_discarded(app,
         assert detail is not None and detail.job.id == job_id
         assert (await adapter.retry(job_id, "ops")).outcome is Outcome.CORRUPT
         assert (await adapter.discard(job_id, "ops")).outcome is Outcome.DONE
-    assert app.dead_raw() == []
+    assert autumn_emulator.dead_raw() == []
     assert (await adapter.snapshot(q())).counters.failed_7d == 0
 
 
-async def test_two_entries_naming_one_id_are_each_their_own(app, adapter) -> None:
+async def test_two_entries_naming_one_id_are_each_their_own(autumn_emulator, adapter) -> None:
     first = json.dumps({"id": "same", "error": "one", "raw_payload": "{"})
     second = json.dumps({"id": "same", "error": "two", "raw_payload": "{"})
-    app.client.lpush(app.dead_key, first, second)
+    autumn_emulator.client.lpush(autumn_emulator.dead_key, first, second)
     failed = rows(await adapter.snapshot(q()), ListName.FAILED)
     assert "same" not in failed and len(failed) == 2
     refused = await adapter.discard("same", "ops")
     assert refused.outcome is Outcome.CONFLICT and "2 failed entries" in refused.message
-    assert len(app.dead_raw()) == 2
+    assert len(autumn_emulator.dead_raw()) == 2
     second_id = entry_id(digest_now(second.encode()))
     assert (await adapter.discard(second_id, "ops")).outcome is Outcome.DONE
-    assert app.dead_raw() == [first]
+    assert autumn_emulator.dead_raw() == [first]
     # One left: its id acts on it again, as for any malformed entry Autumn writes.
     assert (await adapter.discard("same", "ops")).outcome is Outcome.DONE
-    assert app.dead_raw() == []
+    assert autumn_emulator.dead_raw() == []
 
 
-async def test_ids_that_are_not_utf8_round_trip(app, adapter) -> None:
-    job = app.enqueue("noop", {})
-    record = json.loads(app.record_raw(job))
+async def test_ids_that_are_not_utf8_round_trip(autumn_emulator, adapter) -> None:
+    job = autumn_emulator.enqueue("noop", {})
+    record = json.loads(autumn_emulator.record_raw(job))
     odd = b"job-\x80\xff"
     record["id"] = odd.decode("latin-1")
-    app.client.set(b"autumn:jobs:record:" + odd, json.dumps(record))
-    app.client.lpush(app.queue_key("default"), odd)
+    autumn_emulator.client.set(b"autumn:jobs:record:" + odd, json.dumps(record))
+    autumn_emulator.client.lpush(autumn_emulator.queue_key("default"), odd)
 
     listed = [j.id for j in (await adapter.snapshot(q())).lists[ListName.ENQUEUED].items]
     strange = next(i for i in listed if i != job)
@@ -133,7 +139,9 @@ async def test_ids_that_are_not_utf8_round_trip(app, adapter) -> None:
     detail = await adapter.job(strange)
     assert detail is not None and detail.job.status is JobStatus.ENQUEUED
     assert (await adapter.cancel(strange, "ops")).outcome is Outcome.DONE
-    assert app.client.lrange(app.queue_key("default"), 0, -1) == [job.encode()]
+    assert autumn_emulator.client.lrange(autumn_emulator.queue_key("default"), 0, -1) == [
+        job.encode()
+    ]
     entry = (await adapter.operator.audit(1))[0]
     assert entry.job_id == strange and entry.outcome == "done"
 
@@ -141,14 +149,20 @@ async def test_ids_that_are_not_utf8_round_trip(app, adapter) -> None:
 # --------------------------------------------------------------- 3, 5, 12. JSON
 
 
-async def test_json_nested_ten_thousand_deep_is_a_flagged_row(app, adapter) -> None:
-    body = history_record(app, finished_ms=app.now_ms(), id="deep", payload={})
+async def test_json_nested_ten_thousand_deep_is_a_flagged_row(autumn_emulator, adapter) -> None:
+    body = history_record(
+        autumn_emulator, finished_ms=autumn_emulator.now_ms(), id="deep", payload={}
+    )
     body = body.replace('"payload":{}', f'"payload":{DEEP}')
-    app.client.lpush(app.dead_key, body)
-    app.client.set(app.dead_record_key("deep"), body)
-    app.client.lpush(app.dead_key, json.dumps({"id": "m", "error": "e", "raw_payload": "{"}))
-    app.client.set(app.record_key("deep-live"), '{"id":"deep-live","payload":' + DEEP + "}")
-    app.client.lpush(app.queue_key("default"), "deep-live")
+    autumn_emulator.client.lpush(autumn_emulator.dead_key, body)
+    autumn_emulator.client.set(autumn_emulator.dead_record_key("deep"), body)
+    autumn_emulator.client.lpush(
+        autumn_emulator.dead_key, json.dumps({"id": "m", "error": "e", "raw_payload": "{"})
+    )
+    autumn_emulator.client.set(
+        autumn_emulator.record_key("deep-live"), '{"id":"deep-live","payload":' + DEEP + "}"
+    )
+    autumn_emulator.client.lpush(autumn_emulator.queue_key("default"), "deep-live")
 
     shot = await adapter.snapshot(q())
     failed = rows(shot, ListName.FAILED)
@@ -163,12 +177,12 @@ async def test_json_nested_ten_thousand_deep_is_a_flagged_row(app, adapter) -> N
     assert (await adapter.discard("deep", "ops")).outcome is Outcome.DONE
 
 
-async def test_a_number_out_of_range_is_shown_but_never_retried(app, adapter) -> None:
-    job_id = failing_job(app, payload={"amount": 1})
-    raw = app.dead_record_raw(job_id)
+async def test_a_number_out_of_range_is_shown_but_never_retried(autumn_emulator, adapter) -> None:
+    job_id = failing_job(autumn_emulator, payload={"amount": 1})
+    raw = autumn_emulator.dead_record_raw(job_id)
     huge = raw.replace('"amount":1', '"amount":1e999')
-    app.client.delete(app.dead_key)
-    push_dead(app, huge)
+    autumn_emulator.client.delete(autumn_emulator.dead_key)
+    push_dead(autumn_emulator, huge)
 
     row = rows(await adapter.snapshot(q()), ListName.FAILED)[job_id]
     assert row.actions == (Action.DISCARD,)
@@ -176,17 +190,17 @@ async def test_a_number_out_of_range_is_shown_but_never_retried(app, adapter) ->
     assert "Infinity" in row.payload_preview
     result = await adapter.retry(job_id, "ops")
     assert result.outcome is Outcome.CORRUPT
-    assert app.dead_raw() == [huge]
+    assert autumn_emulator.dead_raw() == [huge]
 
 
-async def test_hostile_jobbridge_entries_are_skipped(app, adapter) -> None:
-    job_id = app.enqueue("noop", {})
+async def test_hostile_jobbridge_entries_are_skipped(autumn_emulator, adapter) -> None:
+    job_id = autumn_emulator.enqueue("noop", {})
     assert (await adapter.cancel(job_id, "ops")).outcome is Outcome.DONE
     lifecycle_key = f"jobbridge:autumn:autumn:jobs:lifecycle:{job_id}"
-    entry = json.loads(app.client.get(lifecycle_key))
+    entry = json.loads(autumn_emulator.client.get(lifecycle_key))
     entry["at_ms"] = 1e999
-    app.client.set(lifecycle_key, json.dumps(entry).replace("Infinity", "1e999"))
-    app.client.lpush("jobbridge:audit", '{"at_ms":' + DEEP + "}", '{"at_ms":1e999}')
+    autumn_emulator.client.set(lifecycle_key, json.dumps(entry).replace("Infinity", "1e999"))
+    autumn_emulator.client.lpush("jobbridge:audit", '{"at_ms":' + DEEP + "}", '{"at_ms":1e999}')
 
     detail = await adapter.job(job_id)
     assert detail is not None and detail.job.status is JobStatus.CANCELED
@@ -197,12 +211,12 @@ async def test_hostile_jobbridge_entries_are_skipped(app, adapter) -> None:
 # --------------------------------------------------------------- 4. scores
 
 
-async def test_infinite_scores_are_flagged_rows(app, adapter) -> None:
-    due = app.enqueue("noop", {}, delay_ms=60_000)
-    app.client.zadd(app.delayed_key, {due: float("inf")})
-    running = app.enqueue("noop", {})
-    Worker(app).claim()
-    app.client.zadd(app.processing_key, {running: float("-inf")})
+async def test_infinite_scores_are_flagged_rows(autumn_emulator, adapter) -> None:
+    due = autumn_emulator.enqueue("noop", {}, delay_ms=60_000)
+    autumn_emulator.client.zadd(autumn_emulator.delayed_key, {due: float("inf")})
+    running = autumn_emulator.enqueue("noop", {})
+    Worker(autumn_emulator).claim()
+    autumn_emulator.client.zadd(autumn_emulator.processing_key, {running: float("-inf")})
 
     shot = await adapter.snapshot(q())
     scheduled = rows(shot, ListName.SCHEDULED)[due]
@@ -218,21 +232,27 @@ async def test_infinite_scores_are_flagged_rows(app, adapter) -> None:
 # --------------------------------------------------------------- 6, 7. keys
 
 
-async def test_records_naming_fake_queues_do_not_crowd_out_real_ones(app, adapter) -> None:
+async def test_records_naming_fake_queues_do_not_crowd_out_real_ones(
+    autumn_emulator, adapter
+) -> None:
     adapter = AutumnAdapter(adapter.client, source="orders")
-    now = app.now_ms()
+    now = autumn_emulator.now_ms()
     for n in range(200):
-        app.client.lpush(
-            app.completed_key, history_record(app, finished_ms=now - n, queue=f"fake{n}")
+        autumn_emulator.client.lpush(
+            autumn_emulator.completed_key,
+            history_record(autumn_emulator, finished_ms=now - n, queue=f"fake{n}"),
         )
-    app.client.set("autumn:jobs:queue:trap", "a string")
-    app.client.set(app.record_key("t"), app.encode({"id": "t", "name": "x", "queue": "trap"}))
-    app.client.zadd(app.delayed_key, {"t": now + 60_000})
+    autumn_emulator.client.set("autumn:jobs:queue:trap", "a string")
+    autumn_emulator.client.set(
+        autumn_emulator.record_key("t"),
+        autumn_emulator.encode({"id": "t", "name": "x", "queue": "trap"}),
+    )
+    autumn_emulator.client.zadd(autumn_emulator.delayed_key, {"t": now + 60_000})
     await adapter.snapshot(SnapshotQuery.build(per_page=100))
     for _ in range(5):
         await adapter.discover_queues()
     for n in range(50):
-        app.enqueue("noop", {"n": n}, queue="real")
+        autumn_emulator.enqueue("noop", {"n": n}, queue="real")
     await adapter.discover_queues()
 
     assert "trap" not in adapter.queues and not any(q.startswith("fake") for q in adapter.queues)
@@ -241,15 +261,17 @@ async def test_records_naming_fake_queues_do_not_crowd_out_real_ones(app, adapte
     assert counters.enqueued == 50 and counters.problems == ()
 
 
-async def test_a_wrong_typed_core_key_is_named_and_the_rest_is_read(app, adapter) -> None:
-    waiting = app.enqueue("noop", {}, queue="low")
-    failing_job(app)
-    app.client.delete(app.queue_key("default"))
-    app.client.hset(app.queue_key("default"), "x", "y")
-    app.client.delete(app.completed_key)
-    app.client.set(app.completed_key, "not a list")
-    app.client.set(app.delayed_key, "not a zset")
-    app.client.rpush(app.processing_key, "not a zset")
+async def test_a_wrong_typed_core_key_is_named_and_the_rest_is_read(
+    autumn_emulator, adapter
+) -> None:
+    waiting = autumn_emulator.enqueue("noop", {}, queue="low")
+    failing_job(autumn_emulator)
+    autumn_emulator.client.delete(autumn_emulator.queue_key("default"))
+    autumn_emulator.client.hset(autumn_emulator.queue_key("default"), "x", "y")
+    autumn_emulator.client.delete(autumn_emulator.completed_key)
+    autumn_emulator.client.set(autumn_emulator.completed_key, "not a list")
+    autumn_emulator.client.set(autumn_emulator.delayed_key, "not a zset")
+    autumn_emulator.client.rpush(autumn_emulator.processing_key, "not a zset")
 
     shot = await adapter.snapshot(q())
     problems = " | ".join(shot.counters.problems)
@@ -268,10 +290,15 @@ async def test_a_wrong_typed_core_key_is_named_and_the_rest_is_read(app, adapter
 # --------------------------------------------------------------- 8. size
 
 
-async def test_lookups_of_unknown_ids_read_no_history(app, adapter, redis_client) -> None:
-    now = app.now_ms()
+async def test_lookups_of_unknown_ids_read_no_history(
+    autumn_emulator, adapter, redis_client
+) -> None:
+    now = autumn_emulator.now_ms()
     for n in range(200):
-        push_dead(app, history_record(app, finished_ms=now - n, last_error="x" * 5000))
+        push_dead(
+            autumn_emulator,
+            history_record(autumn_emulator, finished_ms=now - n, last_error="x" * 5000),
+        )
     await adapter.counters()
     history = adapter.histories.lists[ListName.FAILED]
     read = history.transferred
@@ -280,10 +307,10 @@ async def test_lookups_of_unknown_ids_read_no_history(app, adapter, redis_client
     assert history.transferred == read
 
 
-async def test_a_huge_payload_is_decoded_away_from_the_loop(app, adapter) -> None:
+async def test_a_huge_payload_is_decoded_away_from_the_loop(autumn_emulator, adapter) -> None:
     payload = {"items": [{"n": n, "text": "y" * 20} for n in range(60_000)]}
-    job_id = failing_job(app, payload=payload)
-    assert len(app.dead_record_raw(job_id)) > 2_000_000
+    job_id = failing_job(autumn_emulator, payload=payload)
+    assert len(autumn_emulator.dead_record_raw(job_id)) > 2_000_000
 
     detail = await adapter.job(job_id)
     assert detail is not None and detail.payload_kind == "json (truncated)"
@@ -292,14 +319,16 @@ async def test_a_huge_payload_is_decoded_away_from_the_loop(app, adapter) -> Non
     assert row.actions == (Action.RETRY, Action.DISCARD) and row.problem is None
     result = await adapter.retry(job_id, "ops")
     assert result.outcome is Outcome.DONE
-    assert json.loads(app.record_raw(result.new_id))["payload"] == payload
+    assert json.loads(autumn_emulator.record_raw(result.new_id))["payload"] == payload
 
 
-async def test_records_too_big_for_a_page_are_flagged_not_read(app, adapter, monkeypatch) -> None:
+async def test_records_too_big_for_a_page_are_flagged_not_read(
+    autumn_emulator, adapter, monkeypatch
+) -> None:
     from jobbridge.adapters.autumn import adapter as autumn
 
     monkeypatch.setattr(autumn, "PAGE_BYTES", 200_000)
-    big = [app.enqueue("noop", {"blob": "z" * 150_000}) for _ in range(3)]
+    big = [autumn_emulator.enqueue("noop", {"blob": "z" * 150_000}) for _ in range(3)]
     shot = await adapter.snapshot(q())
     enqueued = rows(shot, ListName.ENQUEUED)
     read = [i for i in big if enqueued[i].problem is None]
@@ -311,9 +340,9 @@ async def test_records_too_big_for_a_page_are_flagged_not_read(app, adapter, mon
     assert detail is not None and detail.job.problem is None and detail.job.name == "noop"
 
 
-async def test_a_record_that_is_not_a_string_is_a_flagged_row(app, adapter) -> None:
-    app.client.rpush(app.record_key("listy"), "x")
-    app.client.lpush(app.queue_key("default"), "listy")
+async def test_a_record_that_is_not_a_string_is_a_flagged_row(autumn_emulator, adapter) -> None:
+    autumn_emulator.client.rpush(autumn_emulator.record_key("listy"), "x")
+    autumn_emulator.client.lpush(autumn_emulator.queue_key("default"), "listy")
     row = rows(await adapter.snapshot(q()), ListName.ENQUEUED)["listy"]
     assert "another type than a string" in (row.problem or "")
     assert (await adapter.job("listy")) is not None

@@ -333,9 +333,14 @@ async def assert_flagged_everywhere(
 @pytest.mark.parametrize("value", VALUES)
 @pytest.mark.parametrize("system", sorted(SEEDS))
 async def test_a_value_out_of_range_is_a_flagged_row(
-    web: TestClient, conn: redis.Redis, redis_url: str, tmp_path: Path, system: str, value: str
+    web: TestClient,
+    sync_redis: redis.Redis,
+    redis_url: str,
+    tmp_path: Path,
+    system: str,
+    value: str,
 ) -> None:
-    targets = SEEDS[system](conn, value)
+    targets = SEEDS[system](sync_redis, value)
     await assert_flagged_everywhere(web, targets, config_file(tmp_path, redis_url))
 
 
@@ -388,9 +393,9 @@ WRONG = {"autumn": seed_wrong_autumn, "rq": seed_wrong_rq, "celery": seed_wrong_
 
 @pytest.mark.parametrize("system", sorted(WRONG))
 async def test_a_key_of_the_wrong_type_is_a_flagged_row(
-    web: TestClient, conn: redis.Redis, redis_url: str, tmp_path: Path, system: str
+    web: TestClient, sync_redis: redis.Redis, redis_url: str, tmp_path: Path, system: str
 ) -> None:
-    targets = WRONG[system](conn)
+    targets = WRONG[system](sync_redis)
     await assert_flagged_everywhere(web, targets, config_file(tmp_path, redis_url))
     if system == "autumn":  # a record no script can use offers no action
         body = await (await web.get("/admin/api/sources/orders/snapshot")).json()
@@ -400,11 +405,11 @@ async def test_a_key_of_the_wrong_type_is_a_flagged_row(
 
 @pytest.mark.parametrize("key", ["unacked", "unacked_index", "celery"])
 async def test_a_wrong_typed_celery_key_is_named_in_the_counters(
-    web: TestClient, conn: redis.Redis, key: str
+    web: TestClient, sync_redis: redis.Redis, key: str
 ) -> None:
-    conn.hset("unacked", "tag", held_value("held", None))
-    conn.zadd("unacked_index", {"tag": NOW})
-    wrong_type(conn, key, "set" if key == "celery" else "list")
+    sync_redis.hset("unacked", "tag", held_value("held", None))
+    sync_redis.zadd("unacked_index", {"tag": NOW})
+    wrong_type(sync_redis, key, "set" if key == "celery" else "list")
     # Some of these are found by the background sort of unacked: under load it may come a
     # moment after the first read. Every read answers 200 meanwhile.
     deadline = time.monotonic() + scaled(15)
@@ -424,20 +429,22 @@ async def test_a_wrong_typed_celery_key_is_named_in_the_counters(
 
 
 async def test_a_meta_naming_another_task_shows_the_problem_on_its_page(
-    web: TestClient, conn: redis.Redis
+    web: TestClient, sync_redis: redis.Redis
 ) -> None:
-    conn.set("celery-task-meta-mine", realistic_meta("theirs", "FAILURE", datetime.now(UTC)))
+    sync_redis.set("celery-task-meta-mine", realistic_meta("theirs", "FAILURE", datetime.now(UTC)))
     page = await web.get(job_path("cel", "mine"))
     assert page.status == 200
     assert "its task_id names another task" in await page.text()
 
 
 async def test_a_string_priority_is_read_as_kombu_reads_it(
-    web: TestClient, conn: redis.Redis
+    web: TestClient, sync_redis: redis.Redis
 ) -> None:
     for task_id, priority in (("p-text", "9"), ("p-float", 9.0), ("p-word", "high")):
-        conn.hset("unacked", task_id, held_value(task_id, None, properties={"priority": priority}))
-        conn.zadd("unacked_index", {task_id: NOW})
+        sync_redis.hset(
+            "unacked", task_id, held_value(task_id, None, properties={"priority": priority})
+        )
+        sync_redis.zadd("unacked_index", {task_id: NOW})
     await listed(web, [Target("cel", t) for t in ("p-text", "p-float", "p-word")])
     body = await (await web.get("/admin/api/sources/cel/snapshot")).json()
     rows = {i["id"]: i for page in body["lists"].values() for i in page["items"]}
@@ -446,15 +453,15 @@ async def test_a_string_priority_is_read_as_kombu_reads_it(
 
 
 async def test_a_bare_reduce_pickle_in_rq_data_is_flagged_not_named(
-    web: TestClient, conn: redis.Redis
+    web: TestClient, sync_redis: redis.Redis
 ) -> None:
     # what pickle.dumps writes for an object whose __reduce__ returns (os.system, ("id",)):
     # no RQ tuple around it, so "posix" is no function name
     reduce = b"\x80\x04\x95\x1e\x00\x00\x00\x00\x00\x00\x00\x8c\x05posix\x94\x8c\x06system"
     reduce += b"\x94\x93\x94\x8c\x02id\x94\x85\x94R\x94."
-    conn.sadd("rq:queues", "rq:queue:default")
-    rq_job(conn, "reduce", "queued", data=zlib.compress(reduce))  # type: ignore[arg-type]
-    place_rq(conn, "reduce", "queued")
+    sync_redis.sadd("rq:queues", "rq:queue:default")
+    rq_job(sync_redis, "reduce", "queued", data=zlib.compress(reduce))  # type: ignore[arg-type]
+    place_rq(sync_redis, "reduce", "queued")
     body = await (await web.get("/admin/api/sources/work/snapshot")).json()
     (row,) = [i for i in body["lists"]["enqueued"]["items"] if i["id"] == "reduce"]
     assert row["name"] != "posix" and "not RQ's" in (row["problem"] or ""), row

@@ -109,8 +109,8 @@ async def test_reads_of_a_refusing_redis_raise_unavailable_naming_the_kind(servi
     assert http.value.detail.startswith("not a Redis server (invalid response")
 
 
-async def test_overview_and_ready_report_only_the_broken_sources(app, service) -> None:
-    failing_job(app)
+async def test_overview_and_ready_report_only_the_broken_sources(autumn_emulator, service) -> None:
+    failing_job(autumn_emulator)
     overview = await service.overview()
     rows = {r.name: r for r in overview.sources}
     assert rows["orders"].healthy and rows["orders"].counters.failed_7d == 1
@@ -153,9 +153,9 @@ async def test_discovery_logs_once_per_outage_not_per_retry(
 
 
 async def test_read_only_user_reads_but_actions_are_unavailable(
-    app, redis_client, redis_server, redis_url
+    autumn_emulator, redis_client, redis_server, redis_url
 ) -> None:
-    job = failing_job(app)
+    job = failing_job(autumn_emulator)
     async with acl_user(redis_client, redis_server, db_of(redis_url), *READ_ONLY) as url:
         svc = JobService({"orders": AutumnAdapter(connect(url), source="orders")})
         try:
@@ -166,13 +166,13 @@ async def test_read_only_user_reads_but_actions_are_unavailable(
     assert result.outcome is Outcome.UNAVAILABLE
     assert "permission denied: NOPERM" in result.message
     assert "'evalsha'" in result.message
-    assert app.dead_record_raw(job) is not None
+    assert autumn_emulator.dead_record_raw(job) is not None
 
 
 async def test_an_error_inside_a_jobbridge_script_surfaces_with_its_text(
-    app: Autumn, redis_client, redis_server, redis_url
+    autumn_emulator: Autumn, redis_client, redis_server, redis_url
 ) -> None:
-    job = app.enqueue("noop", {})
+    job = autumn_emulator.enqueue("noop", {})
     assert job is not None
     # A user that may run scripts but write nothing: the cancel script's first write fails
     # inside Lua (a key of another type no longer does: every script checks types first).
@@ -187,7 +187,7 @@ async def test_an_error_inside_a_jobbridge_script_surfaces_with_its_text(
     assert "Lua script failed: " in result.message, result.message
     assert "can't run this command" in result.message, result.message
     assert "user_script" in result.message, result.message
-    assert app.queue_ids() == [job]
+    assert autumn_emulator.queue_ids() == [job]
 
 
 def test_the_suite_runs_on_the_redis_it_was_asked_for(redis_server) -> None:

@@ -40,7 +40,7 @@ from jobbridge.sources import build_adapters, detect, resolve_sources
 from jobbridge.web.app import create_app
 from tests.autumn.autumn_fixtures import Autumn, failing_job
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 MASTER = "mymaster"
 T = TypeVar("T")

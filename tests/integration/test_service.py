@@ -37,10 +37,10 @@ async def service(redis_url: str):
     await svc.close()
 
 
-async def test_overview_survives_a_source_that_is_down(app, service) -> None:
-    failing_job(app, payload={"message": "first"})
+async def test_overview_survives_a_source_that_is_down(autumn_emulator, service) -> None:
+    failing_job(autumn_emulator, payload={"message": "first"})
     await asyncio.sleep(0.01)  # Autumn stamps ms: equal finish times would have no order
-    failing_job(Autumn(app.client, "billing:jobs"), payload={"message": "second"})
+    failing_job(Autumn(autumn_emulator.client, "billing:jobs"), payload={"message": "second"})
     overview = await service.overview()
     rows = {r.name: r for r in overview.sources}
     assert rows["orders"].healthy and rows["orders"].counters.failed_7d == 1
@@ -83,8 +83,8 @@ async def test_unknown_source(service) -> None:
         await service.counters("nope")
 
 
-async def test_identical_reads_share_one_round_trip(app, service, redis_client) -> None:
-    app.enqueue("noop", {})
+async def test_identical_reads_share_one_round_trip(autumn_emulator, service, redis_client) -> None:
+    autumn_emulator.enqueue("noop", {})
     await service.snapshot("orders")  # warm the script and history caches
     service.cache.invalidate()
     before = (await redis_client.info("stats"))["total_commands_processed"]
@@ -94,8 +94,8 @@ async def test_identical_reads_share_one_round_trip(app, service, redis_client) 
     assert after - before - 1 < 20  # one snapshot's worth, not a hundred
 
 
-async def test_actions_invalidate_the_cache(app, service) -> None:
-    job = app.enqueue("noop", {})
+async def test_actions_invalidate_the_cache(autumn_emulator, service) -> None:
+    job = autumn_emulator.enqueue("noop", {})
     assert (await service.counters("orders")).enqueued == 1
     result = await service.act("orders", job, Action.CANCEL, "ops")
     assert result.outcome is Outcome.DONE
@@ -108,8 +108,8 @@ async def test_action_on_a_down_source_is_unavailable(service) -> None:
     assert "audit log" in result.message
 
 
-async def test_read_only_refuses_before_redis(app, redis_url) -> None:
-    job = app.enqueue("noop", {})
+async def test_read_only_refuses_before_redis(autumn_emulator, redis_url) -> None:
+    job = autumn_emulator.enqueue("noop", {})
     svc = JobService(
         {"orders": AutumnAdapter(redis.asyncio.Redis.from_url(redis_url), source="orders")},
         read_only=True,
@@ -119,10 +119,10 @@ async def test_read_only_refuses_before_redis(app, redis_url) -> None:
     finally:
         await svc.close()
     assert result.outcome is Outcome.FORBIDDEN
-    assert app.queue_ids() == [job]
+    assert autumn_emulator.queue_ids() == [job]
 
 
-async def test_audit_merges_sources_and_filters(app, service) -> None:
+async def test_audit_merges_sources_and_filters(autumn_emulator, service) -> None:
     await service.act("orders", "a", Action.CANCEL, "ops")
     await service.act("billing", "b", Action.RETRY, "ops")
     everything = await service.audit()
@@ -131,10 +131,10 @@ async def test_audit_merges_sources_and_filters(app, service) -> None:
     assert [(e.source, e.job_id) for e in only] == [("orders", "a")]
 
 
-async def test_background_discovery_finds_new_queues(app, redis_url) -> None:
+async def test_background_discovery_finds_new_queues(autumn_emulator, redis_url) -> None:
     adapter = AutumnAdapter(redis.asyncio.Redis.from_url(redis_url), source="orders")
     svc = JobService({"orders": adapter})
-    app.enqueue("noop", {}, queue="reports")
+    autumn_emulator.enqueue("noop", {}, queue="reports")
     await svc.start()
     try:
         for _ in range(100):
@@ -146,8 +146,10 @@ async def test_background_discovery_finds_new_queues(app, redis_url) -> None:
     assert "reports" in adapter.queues
 
 
-async def test_audit_filters_by_job_including_the_job_a_retry_made(app, service) -> None:
-    old = failing_job(app)
+async def test_audit_filters_by_job_including_the_job_a_retry_made(
+    autumn_emulator, service
+) -> None:
+    old = failing_job(autumn_emulator)
     result = await service.act("orders", old, Action.RETRY, "ops")
     await service.act("orders", "other", Action.CANCEL, "ops")
     about_old = await service.audit("orders", job_id=old)

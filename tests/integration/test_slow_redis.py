@@ -40,7 +40,7 @@ from jobbridge.web.app import create_app
 from tests.celery.celery_support import meta_key, realistic_meta
 from tests.web import seed
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 #: how long the neighbour stays frozen; every bound below is a fraction of it
 FREEZE_S = 3.0

@@ -28,21 +28,25 @@ def runs(conn, job_id: str) -> int:
 
 
 async def test_class7_rq_retry_keeps_the_retry_policy_and_says_the_attempts(
-    conn, pool, redis_url
+    sync_redis, rq_workers, redis_url
 ) -> None:
     # Two intervals or more: one per retry, so the new job gets as many retries.
-    listed = enqueue(conn, rq_tasks.fail, "listed", retry=Retry(max=3, interval=[0, 1, 0]))
+    listed = enqueue(sync_redis, rq_tasks.fail, "listed", retry=Retry(max=3, interval=[0, 1, 0]))
     # One interval (Retry(max=2) stores [0]): RQ keeps no count to give back.
-    single = enqueue(conn, rq_tasks.fail, "single", retry=Retry(max=2))
-    plain = enqueue(conn, rq_tasks.fail, "plain")
-    worker = pool.start(scheduler=True)
+    single = enqueue(sync_redis, rq_tasks.fail, "single", retry=Retry(max=2))
+    plain = enqueue(sync_redis, rq_tasks.fail, "plain")
+    worker = rq_workers.start(scheduler=True)
     wait_for(
-        lambda: {listed.id, single.id, plain.id} <= failed_ids(conn),
+        lambda: {listed.id, single.id, plain.id} <= failed_ids(sync_redis),
         "the three jobs to fail for good",
         30,
     )
-    assert (runs(conn, listed.id), runs(conn, single.id), runs(conn, plain.id)) == (4, 3, 1)
-    assert conn.hget(f"rq:job:{listed.id}", "retries_left") == b"0"
+    assert (
+        runs(sync_redis, listed.id),
+        runs(sync_redis, single.id),
+        runs(sync_redis, plain.id),
+    ) == (4, 3, 1)
+    assert sync_redis.hget(f"rq:job:{listed.id}", "retries_left") == b"0"
 
     async with rq_api(redis_url) as api:
         status, body = await api.act(listed.id, "retry")
@@ -53,10 +57,10 @@ async def test_class7_rq_retry_keeps_the_retry_policy_and_says_the_attempts(
             "0, 1, 0 s, the original's RQ Retry (RQ stores its intervals, one per retry, "
             "not its max)."
         )
-        stored = conn.hgetall(f"rq:job:{new_listed}")
+        stored = sync_redis.hgetall(f"rq:job:{new_listed}")
         assert stored[b"retries_left"] == b"3"
         assert stored[b"retry_intervals"] == b"[0, 1, 0]"
-        new_job = Job.fetch(new_listed, connection=conn)  # RQ's own reading of the hash
+        new_job = Job.fetch(new_listed, connection=sync_redis)  # RQ's own reading of the hash
         assert (new_job.retries_left, new_job.retry_intervals) == (3, [0, 1, 0])
 
         status, page = await api.get(f"/jobs/{api.source}/{new_listed}")
@@ -75,7 +79,7 @@ async def test_class7_rq_retry_keeps_the_retry_policy_and_says_the_attempts(
             "it has 1 attempt: RQ stored the original Retry's interval (0 s) but not its "
             in (body["message"])
         )
-        assert not conn.hexists(f"rq:job:{new_single}", "retries_left")
+        assert not sync_redis.hexists(f"rq:job:{new_single}", "retries_left")
 
         status, body = await api.act(plain.id, "retry")
         assert status == 200, body
@@ -84,10 +88,14 @@ async def test_class7_rq_retry_keeps_the_retry_policy_and_says_the_attempts(
 
     # RQ itself retries the new jobs: 1 + 3 runs, 1 run, 1 run, then failed for good.
     wait_for(
-        lambda: {new_listed, new_single, new_plain} <= failed_ids(conn),
+        lambda: {new_listed, new_single, new_plain} <= failed_ids(sync_redis),
         "the new jobs to fail for good",
         30,
     )
-    assert (runs(conn, new_listed), runs(conn, new_single), runs(conn, new_plain)) == (4, 1, 1)
+    assert (
+        runs(sync_redis, new_listed),
+        runs(sync_redis, new_single),
+        runs(sync_redis, new_plain),
+    ) == (4, 1, 1)
     assert worker.alive, worker.describe()
-    assert conn.hget(f"rq:job:{new_listed}", "retries_left") == b"0"
+    assert sync_redis.hget(f"rq:job:{new_listed}", "retries_left") == b"0"

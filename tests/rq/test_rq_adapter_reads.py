@@ -132,10 +132,13 @@ def ended_at(conn: redis.Redis, job_id: str) -> datetime | None:
 # ------------------------------------------------------------------ lists and counters
 
 
-async def test_snapshot_matches_rq(adapter: RqAdapter, conn: redis.Redis, redis_url: str) -> None:
-    default = Queue("default", connection=conn)
-    high = Queue("high", connection=conn)
-    jsonq = Queue("jsonq", connection=conn, serializer=JSONSerializer)
+@pytest.mark.slow
+async def test_snapshot_matches_rq(
+    adapter: RqAdapter, sync_redis: redis.Redis, redis_url: str
+) -> None:
+    default = Queue("default", connection=sync_redis)
+    high = Queue("high", connection=sync_redis)
+    jsonq = Queue("jsonq", connection=sync_redis, serializer=JSONSerializer)
     ok = default.enqueue(rq_tasks.add, 2, b=3, principal_id="alice")
     bad = default.enqueue(rq_tasks.fail, "kaput")
     retrying = default.enqueue(rq_tasks.fail, "again", retry=Retry(max=2, interval=600))
@@ -152,7 +155,7 @@ async def test_snapshot_matches_rq(adapter: RqAdapter, conn: redis.Redis, redis_
     await adapter.discover_queues()
     assert adapter.queues == ("default", "high", "jsonq")
     snap = await adapter.snapshot(ALL)
-    assert_matches_rq(snap, conn, adapter.queues)
+    assert_matches_rq(snap, sync_redis, adapter.queues)
     for page in snap.lists.values():
         assert len(page.items) == page.total and page.skipped == 0
 
@@ -160,7 +163,7 @@ async def test_snapshot_matches_rq(adapter: RqAdapter, conn: redis.Redis, redis_
     assert set(done) == {ok.id, echoed.id}
     assert done[ok.id].status is JobStatus.COMPLETED and done[ok.id].raw_status == "finished"
     assert done[ok.id].name == "tests.rq.tasks.add" and done[ok.id].principal_id == "alice"
-    assert done[ok.id].finished_at == ended_at(conn, ok.id) is not None
+    assert done[ok.id].finished_at == ended_at(sync_redis, ok.id) is not None
     assert done[echoed.id].name == "tests.rq.tasks.add"
     assert done[echoed.id].correlation_id == "r-1"
 
@@ -168,7 +171,7 @@ async def test_snapshot_matches_rq(adapter: RqAdapter, conn: redis.Redis, redis_
     assert failed.status is JobStatus.FAILED and failed.raw_status == "failed"
     assert failed.last_error is not None and "ValueError: kaput" in failed.last_error
     assert failed.actions == (Action.RETRY, Action.DISCARD)
-    assert failed.finished_at == ended_at(conn, bad.id)
+    assert failed.finished_at == ended_at(sync_redis, bad.id)
 
     scheduled = rows(snap, ListName.SCHEDULED)
     registry = default.scheduled_job_registry
@@ -188,7 +191,7 @@ async def test_snapshot_matches_rq(adapter: RqAdapter, conn: redis.Redis, redis_
     assert [j.id for j in enqueued] == [w.id for w in reversed(waiting)] + [front.id]
     assert [j.extra["place in line"] for j in enqueued] == ["4", "3", "2", "1"]
     assert all(j.status is JobStatus.ENQUEUED and j.actions == (Action.CANCEL,) for j in enqueued)
-    front_enqueued = Job.fetch(front.id, connection=conn).enqueued_at
+    front_enqueued = Job.fetch(front.id, connection=sync_redis).enqueued_at
     assert front_enqueued is not None and snap.counters.oldest_enqueued_age_s is not None
     age = datetime.now(UTC).timestamp() - front_enqueued.timestamp()
     assert abs(snap.counters.oldest_enqueued_age_s - age) < 5
@@ -202,31 +205,36 @@ async def test_snapshot_matches_rq(adapter: RqAdapter, conn: redis.Redis, redis_
     assert detail is not None and detail.job.status is JobStatus.CANCELED
 
 
+@pytest.mark.slow
 async def test_pages_join_queues_end_to_end(
-    adapter: RqAdapter, conn: redis.Redis, redis_url: str
+    adapter: RqAdapter, sync_redis: redis.Redis, redis_url: str
 ) -> None:
     sizes = {"default": 5, "mid": 0, "zeta": 7}
     for name, size in sizes.items():
-        queue = Queue(name, connection=conn)
+        queue = Queue(name, connection=sync_redis)
         for i in range(size):
             queue.enqueue(rq_tasks.add, i)
         if not size:  # an empty queue RQ still lists
-            conn.sadd("rq:queues", queue.key)
+            sync_redis.sadd("rq:queues", queue.key)
     for name in ("default", "zeta"):
-        queue = Queue(name, connection=conn)
+        queue = Queue(name, connection=sync_redis)
         for i in range(3):
             queue.enqueue(rq_tasks.fail, f"{name}-{i}")
     burst(redis_url, "default", "zeta")
     for name, size in sizes.items():
-        queue = Queue(name, connection=conn)
+        queue = Queue(name, connection=sync_redis)
         for i in range(size):
             queue.enqueue(rq_tasks.add, i)
     await adapter.discover_queues()
     assert adapter.queues == ("default", "mid", "zeta")
 
-    expected = [i for q in adapter.queues for i in reversed(Queue(q, connection=conn).job_ids)]
+    expected = [
+        i for q in adapter.queues for i in reversed(Queue(q, connection=sync_redis).job_ids)
+    ]
     failed_expected = [
-        m.decode() for q in adapter.queues for m in conn.zrange(f"rq:failed:{q}", 0, -1, desc=True)
+        m.decode()
+        for q in adapter.queues
+        for m in sync_redis.zrange(f"rq:failed:{q}", 0, -1, desc=True)
     ]
     for which, want in ((ListName.ENQUEUED, expected), (ListName.FAILED, failed_expected)):
         seen: list[str] = []
@@ -237,18 +245,18 @@ async def test_pages_join_queues_end_to_end(
             seen += [j.id for j in snap.lists[which].items]
         assert seen == want
     snap = await adapter.snapshot(ALL)
-    assert_matches_rq(snap, conn, adapter.queues)
+    assert_matches_rq(snap, sync_redis, adapter.queues)
 
 
 async def test_running_job_and_its_worker(
-    adapter: RqAdapter, conn: redis.Redis, pool: WorkerPool
+    adapter: RqAdapter, sync_redis: redis.Redis, rq_workers: WorkerPool
 ) -> None:
-    slow = Queue("slow", connection=conn)
+    slow = Queue("slow", connection=sync_redis)
     job = slow.enqueue(rq_tasks.sleep, 4)
-    process = pool.start(["slow"], burst=True)
+    process = rq_workers.start(["slow"], burst=True)
     try:
         wait_for(lambda: job.get_status(refresh=True) == "started", "the job to start")
-        fetched = Job.fetch(job.id, connection=conn)
+        fetched = Job.fetch(job.id, connection=sync_redis)
         await adapter.discover_queues()
         snap = await adapter.snapshot(ALL)
         running = rows(snap, ListName.RUNNING)[job.id]
@@ -278,16 +286,16 @@ async def test_running_job_and_its_worker(
     assert await adapter.workers() == ()
 
 
-async def test_intermediate_and_1x_wip_members(adapter: RqAdapter, conn: redis.Redis) -> None:
-    default = Queue("default", connection=conn)
+async def test_intermediate_and_1x_wip_members(adapter: RqAdapter, sync_redis: redis.Redis) -> None:
+    default = Queue("default", connection=sync_redis)
     taken, waiting = default.enqueue(rq_tasks.add, 1), default.enqueue(rq_tasks.add, 2)
     old = default.enqueue(rq_tasks.add, 3)
     # what a worker listening on one queue does: BLMOVE LEFT -> RIGHT into the intermediate list
-    conn.lmove(default.key, f"{default.key}:intermediate", "LEFT", "RIGHT")
+    sync_redis.lmove(default.key, f"{default.key}:intermediate", "LEFT", "RIGHT")
     # an RQ 1.x wip member: the plain job id, scored by its (passed) heartbeat deadline
-    conn.lrem(default.key, 0, old.id)
-    conn.hset(old.key, mapping={"status": "started", "worker_name": "w-old"})
-    conn.zadd(f"rq:wip:{default.name}", {old.id: time.time() - 30})
+    sync_redis.lrem(default.key, 0, old.id)
+    sync_redis.hset(old.key, mapping={"status": "started", "worker_name": "w-old"})
+    sync_redis.zadd(f"rq:wip:{default.name}", {old.id: time.time() - 30})
 
     snap = await adapter.snapshot(ALL)
     enqueued = snap.lists[ListName.ENQUEUED]
@@ -328,25 +336,26 @@ GARBAGE = {
 }
 
 
+@pytest.mark.slow
 async def test_dangling_and_garbage_rows_are_flagged(
-    adapter: RqAdapter, conn: redis.Redis, redis_url: str
+    adapter: RqAdapter, sync_redis: redis.Redis, redis_url: str
 ) -> None:
-    default = Queue("default", connection=conn)
+    default = Queue("default", connection=sync_redis)
     finished = default.enqueue(rq_tasks.add, 1)
     failed = default.enqueue(rq_tasks.fail)
     burst(redis_url, "default")
-    conn.delete(finished.key)  # its registry entry stays: a dangling member
-    conn.zadd("rq:failed:default", {"ghost-failed": time.time() + 3600})
-    conn.zadd("rq:scheduled:default", {"ghost-scheduled": time.time() + 3600})
-    conn.rpush(default.key, "ghost-queued")
+    sync_redis.delete(finished.key)  # its registry entry stays: a dangling member
+    sync_redis.zadd("rq:failed:default", {"ghost-failed": time.time() + 3600})
+    sync_redis.zadd("rq:scheduled:default", {"ghost-scheduled": time.time() + 3600})
+    sync_redis.rpush(default.key, "ghost-queued")
     garbage = default.enqueue(rq_tasks.add, 1)
-    conn.hset(garbage.key, mapping=GARBAGE)
-    conn.set("rq:job:not-a-hash", "x")
-    conn.rpush(default.key, "not-a-hash")
-    conn.rpush(default.key, b"\xff\xfe-id")
+    sync_redis.hset(garbage.key, mapping=GARBAGE)
+    sync_redis.set("rq:job:not-a-hash", "x")
+    sync_redis.rpush(default.key, "not-a-hash")
+    sync_redis.rpush(default.key, b"\xff\xfe-id")
 
     snap = await adapter.snapshot(ALL)
-    assert_matches_rq(snap, conn, ["default"])
+    assert_matches_rq(snap, sync_redis, ["default"])
     done = rows(snap, ListName.COMPLETED)[finished.id]
     assert done.problem == "its job hash no longer exists" and done.actions == ()
     ghost = rows(snap, ListName.FAILED)["ghost-failed"]
@@ -373,12 +382,14 @@ async def test_dangling_and_garbage_rows_are_flagged(
     assert await adapter.job("never-existed") is None
 
 
-async def test_counters_name_keys_of_the_wrong_type(adapter: RqAdapter, conn: redis.Redis) -> None:
-    Queue("default", connection=conn).enqueue(rq_tasks.add, 1)
-    conn.sadd("rq:queues", "rq:queue:broken")
-    conn.set("rq:queue:broken", "x")
-    conn.set("rq:wip:broken", "x")
-    conn.hset("rq:failed:broken", "a", "b")
+async def test_counters_name_keys_of_the_wrong_type(
+    adapter: RqAdapter, sync_redis: redis.Redis
+) -> None:
+    Queue("default", connection=sync_redis).enqueue(rq_tasks.add, 1)
+    sync_redis.sadd("rq:queues", "rq:queue:broken")
+    sync_redis.set("rq:queue:broken", "x")
+    sync_redis.set("rq:wip:broken", "x")
+    sync_redis.hset("rq:failed:broken", "a", "b")
     await adapter.discover_queues()
     counters = await adapter.counters()
     assert counters.enqueued == 1
@@ -388,8 +399,8 @@ async def test_counters_name_keys_of_the_wrong_type(adapter: RqAdapter, conn: re
     snap = await adapter.snapshot(ALL)
     assert snap.lists[ListName.ENQUEUED].total == 1
 
-    conn.delete("rq:queues")
-    conn.set("rq:queues", "x")
+    sync_redis.delete("rq:queues")
+    sync_redis.set("rq:queues", "x")
     await adapter.discover_queues()
     assert any("rq:queues" in p for p in (await adapter.counters()).problems)
 
@@ -397,10 +408,11 @@ async def test_counters_name_keys_of_the_wrong_type(adapter: RqAdapter, conn: re
 # ------------------------------------------------------------------ the job page
 
 
+@pytest.mark.slow
 async def test_job_page_finds_each_place(
-    adapter: RqAdapter, conn: redis.Redis, redis_url: str
+    adapter: RqAdapter, sync_redis: redis.Redis, redis_url: str
 ) -> None:
-    default = Queue("default", connection=conn)
+    default = Queue("default", connection=sync_redis)
     ok = default.enqueue(rq_tasks.add, 2, b=3)
     bad = default.enqueue(rq_tasks.fail, "kaput")
     burst(redis_url, "default")
@@ -439,7 +451,9 @@ async def test_job_page_finds_each_place(
     )
 
 
-async def test_job_known_only_by_its_lifecycle_entry(adapter: RqAdapter, conn: redis.Redis) -> None:
+async def test_job_known_only_by_its_lifecycle_entry(
+    adapter: RqAdapter, sync_redis: redis.Redis
+) -> None:
     copy = {"id": "gone-1", "origin": "default", "status": "failed", "description": "t.f('x')"}
     entry = {
         "status": "discarded",
@@ -448,7 +462,7 @@ async def test_job_known_only_by_its_lifecycle_entry(adapter: RqAdapter, conn: r
         "actor": "alice",
         "record": json.dumps(copy),
     }
-    conn.set(adapter.operator.keys.lifecycle("gone-1"), json.dumps(entry))
+    sync_redis.set(adapter.operator.keys.lifecycle("gone-1"), json.dumps(entry))
     detail = await adapter.job("gone-1")
     assert detail is not None
     assert (detail.job.status, detail.job.queue, detail.job.name) == (
@@ -463,10 +477,10 @@ async def test_job_known_only_by_its_lifecycle_entry(adapter: RqAdapter, conn: r
 
 
 async def test_queue_discovery_and_configured_queues(
-    client: redis.asyncio.Redis, conn: redis.Redis
+    client: redis.asyncio.Redis, sync_redis: redis.Redis
 ) -> None:
     for name in ("b", "a", "default"):
-        Queue(name, connection=conn).enqueue(rq_tasks.add, 1)
+        Queue(name, connection=sync_redis).enqueue(rq_tasks.add, 1)
     discovered = RqAdapter(client, source="rq")
     assert discovered.queues == ("default",)  # until the first pass
     await discovered.discover_queues()
@@ -475,12 +489,13 @@ async def test_queue_discovery_and_configured_queues(
     await configured.discover_queues()
     counters = await configured.counters()
     assert configured.queues == ("b",) and counters.enqueued == 1
-    conn.sadd("rq:queues", *[f"rq:queue:extra-{i:03}" for i in range(105)])
+    sync_redis.sadd("rq:queues", *[f"rq:queue:extra-{i:03}" for i in range(105)])
     await discovered.discover_queues()
     assert len(discovered.queues) == 100
     assert any("8 more queues" in p for p in (await discovered.counters()).problems)
 
 
+@pytest.mark.slow
 async def test_another_key_prefix_with_braces(client: redis.asyncio.Redis, redis_url: str) -> None:
     prefix = "{app}:rq"
     script = (
@@ -508,8 +523,8 @@ async def test_another_key_prefix_with_braces(client: redis.asyncio.Redis, redis
     assert (await plain.counters()).enqueued == 0
 
 
-async def test_cron_schedules(adapter: RqAdapter, conn: redis.Redis) -> None:
-    scheduler = CronScheduler(connection=conn, name="cron-1")
+async def test_cron_schedules(adapter: RqAdapter, sync_redis: redis.Redis) -> None:
+    scheduler = CronScheduler(connection=sync_redis, name="cron-1")
     scheduler.register(rq_tasks.add, "default", args=(1,), interval=60)
     scheduler.register(rq_tasks.echo, "reports", cron="*/5 * * * *", name="report")
     scheduler.register_birth()

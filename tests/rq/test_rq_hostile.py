@@ -245,8 +245,10 @@ def test_the_evil_payloads_are_live(tmp_path) -> None:
     assert markers["instance"].exists()
 
 
-async def test_evil_pickles_never_run_through_pages_and_api(conn, redis_url, tmp_path) -> None:
-    ids, markers = seed_evil(conn, tmp_path)
+async def test_evil_pickles_never_run_through_pages_and_api(
+    sync_redis, redis_url, tmp_path
+) -> None:
+    ids, markers = seed_evil(sync_redis, tmp_path)
     async with rq_api(redis_url, queues=QUEUES) as api:
         status, html = await api.get(f"/jobs/{api.source}")
         assert status == 200, html
@@ -274,10 +276,10 @@ def cli(*args: str) -> tuple[int, str]:
     return result.exit_code, result.stdout + result.stderr
 
 
-def test_evil_and_garbage_never_break_the_cli(conn, redis_url, tmp_path) -> None:
-    ids, markers = seed_evil(conn, tmp_path)
-    ids += seed_garbage(conn)
-    put_job(conn, "bomb", "queue", job_hash("bomb", status="queued", data=zlib_bomb()))
+def test_evil_and_garbage_never_break_the_cli(sync_redis, redis_url, tmp_path) -> None:
+    ids, markers = seed_evil(sync_redis, tmp_path)
+    ids += seed_garbage(sync_redis)
+    put_job(sync_redis, "bomb", "queue", job_hash("bomb", status="queued", data=zlib_bomb()))
     ids.append("bomb")
     config = write_config(tmp_path / "jb.toml", redis_url, QUEUES)
     for args in (("snapshot",), ("snapshot", "--json")):
@@ -327,17 +329,17 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def test_zlib_bomb_renders_with_a_problem_in_bounded_time(conn, redis_url) -> None:
+async def test_zlib_bomb_renders_with_a_problem_in_bounded_time(sync_redis, redis_url) -> None:
     bomb = zlib_bomb()
-    put_job(conn, "bomb", "queue", job_hash("bomb", status="queued", data=bomb))
+    put_job(sync_redis, "bomb", "queue", job_hash("bomb", status="queued", data=bomb))
     # The same bomb as an exception text (results stream) and a legacy exc_info.
     put_job(
-        conn,
+        sync_redis,
         "bomb-failed",
         "failed",
         job_hash("bomb-failed", status="failed", exc_info=bomb, ended_at=rq_time(NOW)),
     )
-    result_entry(conn, "bomb-failed", type="2", worker_name="w", exc_string=b64(bomb))
+    result_entry(sync_redis, "bomb-failed", type="2", worker_name="w", exc_string=b64(bomb))
     rss_before = peak_rss_mib()
     async with rq_api(redis_url, queues=QUEUES) as api:
         timings: dict[str, float] = {}
@@ -407,8 +409,8 @@ def seed_garbage(conn: redis.Redis) -> list[str]:
     return list(GARBAGE_IDS)
 
 
-async def test_garbage_fields_render_as_flagged_rows(conn, redis_url) -> None:
-    ids = seed_garbage(conn)
+async def test_garbage_fields_render_as_flagged_rows(sync_redis, redis_url) -> None:
+    ids = seed_garbage(sync_redis)
     async with rq_api(redis_url, queues=QUEUES) as api:
         status, html = await api.get(f"/jobs/{api.source}")
         assert status == 200, html
@@ -429,9 +431,9 @@ async def test_garbage_fields_render_as_flagged_rows(conn, redis_url) -> None:
 # ------------------------------------------------------------------ RQ 1.x layout
 
 
-async def test_rq_1x_layout_reads_right(conn, redis_url) -> None:
+async def test_rq_1x_layout_reads_right(sync_redis, redis_url) -> None:
     put_job(
-        conn,
+        sync_redis,
         "old-running",
         "wip",
         {
@@ -448,10 +450,10 @@ async def test_rq_1x_layout_reads_right(conn, redis_url) -> None:
         },
         plain=True,
     )
-    put_worker(conn, "old-worker", "legacy", "old-running")
+    put_worker(sync_redis, "old-worker", "legacy", "old-running")
     traceback = "Traceback (most recent call last):\n  ...\nValueError: legacy boom\n"
     put_job(
-        conn,
+        sync_redis,
         "old-failed",
         "failed",
         {

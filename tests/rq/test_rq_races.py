@@ -47,10 +47,10 @@ def statuses(conn: redis.Redis, ids: list[str]) -> dict[str, str | None]:
 
 
 async def test_cancels_racing_two_workers_lose_nothing_and_run_nothing_twice(
-    conn, pool, redis_url
+    sync_redis, rq_workers, redis_url
 ) -> None:
     rng = random.Random(int(os.environ.get("JOBBRIDGE_RACE_SEED", "20261203")))
-    queue = Queue("default", connection=conn)
+    queue = Queue("default", connection=sync_redis)
     jobs = queue.enqueue_many([Queue.prepare_data(rq_tasks.record) for _ in range(JOBS)])
     ids = [job.id for job in jobs]
     assert queue.count == JOBS
@@ -68,8 +68,8 @@ async def test_cancels_racing_two_workers_lose_nothing_and_run_nothing_twice(
         async def snipe(api: RqApi) -> None:
             """Cancel the next jobs to be popped (the left end) while workers pop them."""
             shot = 0
-            while shot < HEAD_CANCELS and conn.llen(queue.key):
-                for raw in conn.lrange(queue.key, 0, 1):
+            while shot < HEAD_CANCELS and sync_redis.llen(queue.key):
+                for raw in sync_redis.lrange(queue.key, 0, 1):
                     job_id = raw.decode()
                     if job_id not in outcomes:
                         outcomes.setdefault(job_id, []).append(await api.act(job_id, "cancel"))
@@ -77,7 +77,7 @@ async def test_cancels_racing_two_workers_lose_nothing_and_run_nothing_twice(
                 await asyncio.sleep(rng.random() / 50)
 
         started = time.monotonic()
-        workers = [pool.start(burst=True, extra=["-q"]) for _ in range(WORKERS)]
+        workers = [rq_workers.start(burst=True, extra=["-q"]) for _ in range(WORKERS)]
         await asyncio.gather(fire(targets[0::2], first), fire(targets[1::2], second), snipe(second))
         cancel_seconds = time.monotonic() - started
         for worker in workers:
@@ -86,7 +86,7 @@ async def test_cancels_racing_two_workers_lose_nothing_and_run_nothing_twice(
 
     every = [(status, body) for seen in outcomes.values() for status, body in seen]
     canceled = {j for j, seen in outcomes.items() if any(s == 200 for s, _ in seen)}
-    runs = ran_ids(conn)
+    runs = ran_ids(sync_redis)
     ran = set(runs)
     refused = [body for status, body in every if status != 200]
     running = sum(bool(TAKEN.search(body["message"])) for body in refused)
@@ -112,18 +112,20 @@ async def test_cancels_racing_two_workers_lose_nothing_and_run_nothing_twice(
     assert all(job_id in ran for job_id in outcomes if job_id not in canceled)
 
     # RQ's own view agrees: ran -> finished, canceled -> canceled, and nothing left over.
-    states = statuses(conn, ids)
+    states = statuses(sync_redis, ids)
     assert {states[j] for j in ran} == {"finished"}
     assert {states[j] for j in canceled} == {"canceled"}
-    assert set(CanceledJobRegistry("default", connection=conn).get_job_ids()) == canceled
-    assert queue.count == 0 and conn.llen(queue.intermediate_queue_key) == 0
-    assert StartedJobRegistry("default", connection=conn).get_job_ids(cleanup=False) == []
+    assert set(CanceledJobRegistry("default", connection=sync_redis).get_job_ids()) == canceled
+    assert queue.count == 0 and sync_redis.llen(queue.intermediate_queue_key) == 0
+    assert StartedJobRegistry("default", connection=sync_redis).get_job_ids(cleanup=False) == []
     assert 0 < len(canceled) < len(outcomes), "the race did not interleave; tune the test"
 
 
-async def test_two_simultaneous_retries_create_exactly_one_job(conn, pool, redis_url) -> None:
-    failed = make_failed(conn, pool, 20)
-    registry = FailedJobRegistry("default", connection=conn)
+async def test_two_simultaneous_retries_create_exactly_one_job(
+    sync_redis, rq_workers, redis_url
+) -> None:
+    failed = make_failed(sync_redis, rq_workers, 20)
+    registry = FailedJobRegistry("default", connection=sync_redis)
     new_ids: list[str] = []
     async with rq_api(redis_url) as first, rq_api(redis_url) as second:
         for job_id in failed:
@@ -136,19 +138,19 @@ async def test_two_simultaneous_retries_create_exactly_one_job(conn, pool, redis
             new_ids.append(winner["new_id"])
         audit = await first.audit()
     assert len(set(new_ids)) == len(failed) and not set(new_ids) & set(failed)
-    assert Queue("default", connection=conn).get_job_ids() == new_ids
+    assert Queue("default", connection=sync_redis).get_job_ids() == new_ids
     assert not set(failed) & set(registry.get_job_ids(cleanup=False))
     outcomes = sorted(e["outcome"] for e in audit if e["action"] == "retry")
     assert outcomes == ["done"] * 20 + ["wrong_state"] * 20
 
     # The copies are real jobs: a worker runs each once (they fail again, as the task does).
-    pool.run_burst()
-    assert sorted(ran_ids(conn)) == sorted(failed + new_ids)
+    rq_workers.run_burst()
+    assert sorted(ran_ids(sync_redis)) == sorted(failed + new_ids)
     assert set(registry.get_job_ids(cleanup=False)) == set(new_ids)
 
 
-async def test_retry_racing_discard_has_one_winner(conn, pool, redis_url) -> None:
-    failed = make_failed(conn, pool, 20)
+async def test_retry_racing_discard_has_one_winner(sync_redis, rq_workers, redis_url) -> None:
+    failed = make_failed(sync_redis, rq_workers, 20)
     retried: list[str] = []
     async with rq_api(redis_url) as first, rq_api(redis_url) as second:
         for job_id in failed:
@@ -159,5 +161,5 @@ async def test_retry_racing_discard_has_one_winner(conn, pool, redis_url) -> Non
             assert sorted([r_status, d_status]) in ([200, 404], [200, 409]), (r, d)
             if r_status == 200:
                 retried.append(r["new_id"])
-    assert Queue("default", connection=conn).get_job_ids() == retried
-    assert FailedJobRegistry("default", connection=conn).get_job_ids(cleanup=False) == []
+    assert Queue("default", connection=sync_redis).get_job_ids() == retried
+    assert FailedJobRegistry("default", connection=sync_redis).get_job_ids(cleanup=False) == []

@@ -1,4 +1,4 @@
-"""Web test fixtures: an Autumn emulator on the test Redis and app/client factories."""
+"""Web test fixtures: app and client factories, tokens, and the headless browser."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
-from jobbridge.dev.autumn_emulator import Autumn
 from jobbridge.dev.private_redis import free_port
 from jobbridge.settings import (
     AuthConfig,
@@ -42,13 +41,6 @@ TOKENS = (token("ops-bot", "operator", OPERATOR_TOKEN), token("watcher", "viewer
 
 def bearer(value: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {value}"}
-
-
-@pytest.fixture
-def autumn(app: Autumn) -> Autumn:
-    """The shared emulator fixture (tests/conftest.py), under the name these tests use."""
-    assert app.prefix == PREFIX
-    return app
 
 
 @pytest.fixture

@@ -15,9 +15,11 @@ from tests.web.conftest import csrf_token
 AUDIT = "jobbridge:audit"
 
 
-async def test_page_action_on_a_wrong_typed_key_is_an_error_flash(client, autumn: Autumn) -> None:
-    waiting = seed.enqueue(autumn)
-    autumn.client.set(AUDIT, "x")
+async def test_page_action_on_a_wrong_typed_key_is_an_error_flash(
+    client, autumn_emulator: Autumn
+) -> None:
+    waiting = seed.enqueue(autumn_emulator)
+    autumn_emulator.client.set(AUDIT, "x")
     token = await csrf_token(client, "/admin/jobs/orders")
     response = await client.post(
         f"/admin/jobs/orders/{waiting}/cancel",
@@ -31,19 +33,22 @@ async def test_page_action_on_a_wrong_typed_key_is_an_error_flash(client, autumn
         f"{waiting} was refused: key {AUDIT} is a string, expected a list; nothing was "
         "changed.</div>"
     ) in html, html
-    assert autumn.queue_ids() == [waiting] and autumn.record(waiting) is not None
-    assert autumn.client.get(AUDIT) == b"x"
+    assert autumn_emulator.queue_ids() == [waiting] and autumn_emulator.record(waiting) is not None
+    assert autumn_emulator.client.get(AUDIT) == b"x"
 
 
-def test_cli_action_on_a_wrong_typed_key_says_corrupt(app: Autumn, redis_url: str) -> None:
-    waiting = app.enqueue("noop", {})
+def test_cli_action_on_a_wrong_typed_key_says_corrupt(
+    autumn_emulator: Autumn, redis_url: str
+) -> None:
+    waiting = autumn_emulator.enqueue("noop", {})
     assert waiting is not None
-    app.client.delete(app.queue_key("default"))
-    app.client.set(app.queue_key("default"), "x")
+    autumn_emulator.client.delete(autumn_emulator.queue_key("default"))
+    autumn_emulator.client.set(autumn_emulator.queue_key("default"), "x")
     result = CliRunner().invoke(main, ["cancel", "--redis", redis_url, waiting])
     assert result.exit_code == 1, result.output
     assert result.stdout == (
-        f"corrupt: The cancel of job {waiting} was refused: key {app.queue_key('default')} is "
-        "a string, expected a list; nothing was changed.\n"
+        f"corrupt: The cancel of job {waiting} was refused: key "
+        f"{autumn_emulator.queue_key('default')} is a string, expected a list; "
+        "nothing was changed.\n"
     )
-    assert app.record(waiting) is not None
+    assert autumn_emulator.record(waiting) is not None

@@ -69,8 +69,8 @@ async def test_sources(client) -> None:
     }
 
 
-async def test_snapshot_only_reads_the_named_lists(client, autumn: Autumn) -> None:
-    mix = seed.mix(autumn)
+async def test_snapshot_only_reads_the_named_lists(client, autumn_emulator: Autumn) -> None:
+    mix = seed.mix(autumn_emulator)
     response = await client.get("/admin/api/sources/orders/snapshot?only=failed,bogus")
     assert response.status == 200
     lists = (await response.json())["lists"]
@@ -80,8 +80,8 @@ async def test_snapshot_only_reads_the_named_lists(client, autumn: Autumn) -> No
     assert lists["scheduled"]["items"] == [] and lists["scheduled"]["total"] == 2
 
 
-async def test_snapshot_shape(client, autumn: Autumn) -> None:
-    mix = seed.mix(autumn)
+async def test_snapshot_shape(client, autumn_emulator: Autumn) -> None:
+    mix = seed.mix(autumn_emulator)
     response = await client.get("/admin/api/sources/orders/snapshot")
     assert response.status == 200
     body = await response.json()
@@ -144,8 +144,8 @@ async def test_snapshot_shape(client, autumn: Autumn) -> None:
     assert enqueued["actions"] == ["cancel"]
 
 
-async def test_snapshot_pagination(client, autumn: Autumn) -> None:
-    ids = [seed.enqueue(autumn) for _ in range(7)]
+async def test_snapshot_pagination(client, autumn_emulator: Autumn) -> None:
+    ids = [seed.enqueue(autumn_emulator) for _ in range(7)]
     body = await (
         await client.get("/admin/api/sources/orders/snapshot?per_page=3&enqueued_page=2")
     ).json()
@@ -163,8 +163,8 @@ async def test_snapshot_pagination(client, autumn: Autumn) -> None:
     assert beyond["lists"]["enqueued"]["items"] == []
 
 
-async def test_snapshot_clamps_bad_values(client, autumn: Autumn) -> None:
-    seed.enqueue(autumn)
+async def test_snapshot_clamps_bad_values(client, autumn_emulator: Autumn) -> None:
+    seed.enqueue(autumn_emulator)
     cases = {
         "per_page=0": (1, 1),
         "per_page=10000": (100, 1),
@@ -183,8 +183,8 @@ async def test_snapshot_clamps_bad_values(client, autumn: Autumn) -> None:
         assert (got["per_page"], got["page"]) == (per_page, page), query
 
 
-async def test_job_detail_json(client, autumn: Autumn) -> None:
-    job_id = seed.fail(autumn, "bad", order=17)
+async def test_job_detail_json(client, autumn_emulator: Autumn) -> None:
+    job_id = seed.fail(autumn_emulator, "bad", order=17)
     response = await client.get(f"/admin/api/sources/orders/jobs/{job_id}")
     assert response.status == 200
     body = await response.json()
@@ -211,16 +211,16 @@ async def test_unknown_source_and_job_are_404_json(client) -> None:
         assert isinstance(body["message"], str)
 
 
-async def test_retry_done(client, autumn: Autumn) -> None:
-    job_id = seed.fail(autumn)
+async def test_retry_done(client, autumn_emulator: Autumn) -> None:
+    job_id = seed.fail(autumn_emulator)
     response = await _post(client, f"/admin/api/sources/orders/jobs/{job_id}/retry")
     assert response.status == 200
     body = await response.json()
     assert body["outcome"] == "retried" and body["id"] == job_id
     new_id = body["new_id"]
-    assert autumn.record(new_id)["attempt"] == 1
-    assert autumn.queue_ids() == [new_id]
-    assert autumn.dead_raw() == []
+    assert autumn_emulator.record(new_id)["attempt"] == 1
+    assert autumn_emulator.queue_ids() == [new_id]
+    assert autumn_emulator.dead_raw() == []
     # A second retry of the same failed job is refused as wrong state.
     again = await _post(client, f"/admin/api/sources/orders/jobs/{job_id}/retry")
     assert again.status == 409
@@ -229,8 +229,8 @@ async def test_retry_done(client, autumn: Autumn) -> None:
     assert new_id in refused["message"]
 
 
-async def test_discard_done_then_not_found(client, autumn: Autumn) -> None:
-    job_id = seed.fail(autumn)
+async def test_discard_done_then_not_found(client, autumn_emulator: Autumn) -> None:
+    job_id = seed.fail(autumn_emulator)
     response = await _post(client, f"/admin/api/sources/orders/jobs/{job_id}/discard")
     assert response.status == 200
     assert await response.json() == {
@@ -238,14 +238,14 @@ async def test_discard_done_then_not_found(client, autumn: Autumn) -> None:
         "id": job_id,
         "message": f"Discarded job {job_id}.",
     }
-    assert autumn.dead_raw() == []
+    assert autumn_emulator.dead_raw() == []
     missing = await _post(client, "/admin/api/sources/orders/jobs/no-such-job/discard")
     assert missing.status == 404
     assert (await missing.json())["error"] == "not_found"
 
 
-async def test_cancel_done_and_running_is_wrong_state(client, autumn: Autumn) -> None:
-    waiting = seed.schedule(autumn)
+async def test_cancel_done_and_running_is_wrong_state(client, autumn_emulator: Autumn) -> None:
+    waiting = seed.schedule(autumn_emulator)
     response = await _post(client, f"/admin/api/sources/orders/jobs/{waiting}/cancel")
     assert response.status == 200
     assert await response.json() == {
@@ -253,48 +253,48 @@ async def test_cancel_done_and_running_is_wrong_state(client, autumn: Autumn) ->
         "id": waiting,
         "message": f"Canceled job {waiting}.",
     }
-    assert autumn.record(waiting) is None and autumn.delayed_entries() == []
-    busy = seed.running(autumn)
+    assert autumn_emulator.record(waiting) is None and autumn_emulator.delayed_entries() == []
+    busy = seed.running(autumn_emulator)
     refused = await _post(client, f"/admin/api/sources/orders/jobs/{busy}/cancel")
     assert refused.status == 409
     body = await refused.json()
     assert body["error"] == "wrong_state" and "already running" in body["message"]
-    assert autumn.record(busy) is not None
+    assert autumn_emulator.record(busy) is not None
 
 
-async def test_retry_conflict_when_unique_job_pending(client, autumn: Autumn) -> None:
-    failed = autumn.enqueue("always_fail", {"k": 1}, unique="pending", max_attempts=1)
-    Worker(autumn, ["default"]).run(until_idle=True)
-    pending = autumn.enqueue("always_fail", {"k": 1}, unique="pending", max_attempts=1)
+async def test_retry_conflict_when_unique_job_pending(client, autumn_emulator: Autumn) -> None:
+    failed = autumn_emulator.enqueue("always_fail", {"k": 1}, unique="pending", max_attempts=1)
+    Worker(autumn_emulator, ["default"]).run(until_idle=True)
+    pending = autumn_emulator.enqueue("always_fail", {"k": 1}, unique="pending", max_attempts=1)
     assert pending is not None
     response = await _post(client, f"/admin/api/sources/orders/jobs/{failed}/retry")
     assert response.status == 409
     assert (await response.json())["error"] == "conflict"
-    assert len(autumn.dead_raw()) == 1
+    assert len(autumn_emulator.dead_raw()) == 1
 
 
-async def test_retry_corrupt_record_is_422(client, autumn: Autumn, redis_client) -> None:
+async def test_retry_corrupt_record_is_422(client, autumn_emulator: Autumn, redis_client) -> None:
     raw = b'{"id":"bad-9","name":"x","attempt":"one"'
-    await redis_client.set(f"{autumn.prefix}:dead-record:bad-9", raw)
-    await redis_client.lpush(f"{autumn.prefix}:dead", raw)
+    await redis_client.set(f"{autumn_emulator.prefix}:dead-record:bad-9", raw)
+    await redis_client.lpush(f"{autumn_emulator.prefix}:dead", raw)
     response = await _post(client, "/admin/api/sources/orders/jobs/bad-9/retry")
     assert response.status == 422
     assert (await response.json())["error"] == "corrupt"
-    assert await redis_client.llen(f"{autumn.prefix}:dead") == 1
+    assert await redis_client.llen(f"{autumn_emulator.prefix}:dead") == 1
 
 
-async def test_unknown_action_and_get_on_action(client, autumn: Autumn) -> None:
-    job_id = seed.fail(autumn)
+async def test_unknown_action_and_get_on_action(client, autumn_emulator: Autumn) -> None:
+    job_id = seed.fail(autumn_emulator)
     response = await _post(client, f"/admin/api/sources/orders/jobs/{job_id}/explode")
     assert response.status == 404
     response = await client.get(f"/admin/api/sources/orders/jobs/{job_id}/retry")
     assert response.status in (404, 405)
-    assert len(autumn.dead_raw()) == 1
+    assert len(autumn_emulator.dead_raw()) == 1
 
 
-async def test_counters(client, autumn: Autumn) -> None:
-    seed.fail(autumn)
-    seed.enqueue(autumn)
+async def test_counters(client, autumn_emulator: Autumn) -> None:
+    seed.fail(autumn_emulator)
+    seed.enqueue(autumn_emulator)
     body = await (await client.get("/admin/api/counters")).json()
     assert RFC3339_Z.match(body["taken_at"])
     (row,) = body["sources"]
@@ -303,8 +303,8 @@ async def test_counters(client, autumn: Autumn) -> None:
     assert row["counters"]["queues"][0]["name"] == "default"
 
 
-async def test_audit(client, autumn: Autumn) -> None:
-    first, second = seed.fail(autumn, "a"), seed.fail(autumn, "b")
+async def test_audit(client, autumn_emulator: Autumn) -> None:
+    first, second = seed.fail(autumn_emulator, "a"), seed.fail(autumn_emulator, "b")
     await _post(client, f"/admin/api/sources/orders/jobs/{first}/discard")
     await _post(client, f"/admin/api/sources/orders/jobs/{second}/retry")
     await _post(client, f"/admin/api/sources/orders/jobs/{second}/retry")
@@ -385,10 +385,10 @@ async def test_readyz_ok(client) -> None:
     }
 
 
-async def test_metrics(client, autumn: Autumn) -> None:
-    seed.fail(autumn)
-    seed.enqueue(autumn, queue="critical")
-    seed.enqueue(autumn)
+async def test_metrics(client, autumn_emulator: Autumn) -> None:
+    seed.fail(autumn_emulator)
+    seed.enqueue(autumn_emulator, queue="critical")
+    seed.enqueue(autumn_emulator)
     await client.get("/admin/jobs/orders")
     response = await client.get("/metrics")
     assert response.status == 200
@@ -419,13 +419,13 @@ async def test_metrics_registry_is_per_app(make_client) -> None:
     assert 'route="healthz"' not in text
 
 
-async def test_actuator_jobs(client, autumn: Autumn) -> None:
-    seed.fail(autumn, "first failure")
-    seed.fail(autumn, "second failure")
-    seed.complete(autumn)
-    seed.running(autumn, "resize")
-    seed.enqueue(autumn, "send_email")
-    seed.schedule(autumn, "send_email")
+async def test_actuator_jobs(client, autumn_emulator: Autumn) -> None:
+    seed.fail(autumn_emulator, "first failure")
+    seed.fail(autumn_emulator, "second failure")
+    seed.complete(autumn_emulator)
+    seed.running(autumn_emulator, "resize")
+    seed.enqueue(autumn_emulator, "send_email")
+    seed.schedule(autumn_emulator, "send_email")
     response = await client.get("/actuator/jobs")
     assert response.status == 200
     body = await response.json()
@@ -452,9 +452,9 @@ async def test_actuator_jobs(client, autumn: Autumn) -> None:
     assert body["sources"]["orders"]["up"] is True
 
 
-async def test_actuator_jobs_marks_samples_approximate(client, autumn: Autumn) -> None:
+async def test_actuator_jobs_marks_samples_approximate(client, autumn_emulator: Autumn) -> None:
     for _ in range(120):
-        seed.enqueue(autumn, "bulk")
+        seed.enqueue(autumn_emulator, "bulk")
     body = await (await client.get("/actuator/jobs")).json()
     assert body["approximate"] is True
     assert body["sample_size"] == 100
@@ -465,10 +465,10 @@ async def test_actuator_jobs_marks_samples_approximate(client, autumn: Autumn) -
     assert body["sources"]["orders"]["totals"]["enqueued"] == 120
 
 
-async def test_actuator_counts_whole_histories_exactly(client, autumn: Autumn) -> None:
+async def test_actuator_counts_whole_histories_exactly(client, autumn_emulator: Autumn) -> None:
     for n in range(150):
-        autumn.enqueue("report", {"n": n})
-    Worker(autumn, handlers={"report": lambda record: None}).run(until_idle=True)
+        autumn_emulator.enqueue("report", {"n": n})
+    Worker(autumn_emulator, handlers={"report": lambda record: None}).run(until_idle=True)
     body = await (await client.get("/actuator/jobs")).json()
     assert body["jobs"]["report"]["success"] == 150
     assert body["approximate"] is False

@@ -57,8 +57,8 @@ def _cookie_header(response) -> str:
 # ---------------------------------------------------------------- no auth configured
 
 
-async def test_no_auth_everyone_is_an_operator(client, autumn: Autumn) -> None:
-    job_id = seed.fail(autumn)
+async def test_no_auth_everyone_is_an_operator(client, autumn_emulator: Autumn) -> None:
+    job_id = seed.fail(autumn_emulator)
     html = await (await client.get("/admin/jobs/orders")).text()
     assert 'anonymous <span class="role">operator</span>' in html
     assert 'data-action="retry"' in html
@@ -67,7 +67,7 @@ async def test_no_auth_everyone_is_an_operator(client, autumn: Autumn) -> None:
         f"/admin/jobs/orders/{job_id}/discard", data={"_csrf": token}, allow_redirects=False
     )
     assert response.status == 303
-    assert autumn.dead_raw() == []
+    assert autumn_emulator.dead_raw() == []
 
 
 async def test_no_auth_login_page_says_so(client) -> None:
@@ -108,13 +108,13 @@ async def test_unauthenticated_api_is_401_json(authed) -> None:
         assert (await response.json())["error"] == "unauthorized"
 
 
-async def test_unauthenticated_post_changes_nothing(authed, autumn: Autumn) -> None:
-    job_id = seed.fail(autumn)
+async def test_unauthenticated_post_changes_nothing(authed, autumn_emulator: Autumn) -> None:
+    job_id = seed.fail(autumn_emulator)
     response = await authed.post(f"/admin/api/sources/orders/jobs/{job_id}/discard")
     assert response.status == 401
     response = await authed.post(f"/admin/jobs/orders/{job_id}/discard", allow_redirects=False)
     assert response.status == 303 and response.headers["Location"] == "/admin/login"
-    assert len(autumn.dead_raw()) == 1
+    assert len(autumn_emulator.dead_raw()) == 1
 
 
 async def test_public_paths_need_no_auth(authed) -> None:
@@ -125,8 +125,8 @@ async def test_public_paths_need_no_auth(authed) -> None:
 # ---------------------------------------------------------------- bearer tokens
 
 
-async def test_viewer_token_reads_but_cannot_act(authed, autumn: Autumn) -> None:
-    job_id = seed.fail(autumn)
+async def test_viewer_token_reads_but_cannot_act(authed, autumn_emulator: Autumn) -> None:
+    job_id = seed.fail(autumn_emulator)
     headers = bearer(VIEWER_TOKEN)
     assert (await authed.get("/admin/api/sources/orders/snapshot", headers=headers)).status == 200
     assert (await authed.get("/metrics", headers=headers)).status == 200
@@ -143,11 +143,11 @@ async def test_viewer_token_reads_but_cannot_act(authed, autumn: Autumn) -> None
     response = await authed.post(f"/admin/jobs/orders/{job_id}/retry", headers=headers)
     assert response.status == 403
     assert "viewer" in await response.text()
-    assert len(autumn.dead_raw()) == 1
+    assert len(autumn_emulator.dead_raw()) == 1
 
 
-async def test_operator_token_acts_without_csrf_token(authed, autumn: Autumn) -> None:
-    job_id = seed.fail(autumn)
+async def test_operator_token_acts_without_csrf_token(authed, autumn_emulator: Autumn) -> None:
+    job_id = seed.fail(autumn_emulator)
     response = await authed.post(
         f"/admin/api/sources/orders/jobs/{job_id}/retry", headers=bearer(OPERATOR_TOKEN)
     )
@@ -388,8 +388,10 @@ async def test_logout_needs_csrf(authed) -> None:
     assert (await authed.get("/admin/jobs")).status == 200
 
 
-async def test_viewer_session_sees_no_buttons_and_is_refused(authed, autumn: Autumn) -> None:
-    job_id = seed.fail(autumn)
+async def test_viewer_session_sees_no_buttons_and_is_refused(
+    authed, autumn_emulator: Autumn
+) -> None:
+    job_id = seed.fail(autumn_emulator)
     await _login(authed, VIEWER_TOKEN)
     html = await (await authed.get("/admin/jobs/orders")).text()
     assert "data-action=" not in html
@@ -400,11 +402,11 @@ async def test_viewer_session_sees_no_buttons_and_is_refused(authed, autumn: Aut
         f"/admin/api/sources/orders/jobs/{job_id}/retry", headers={"X-CSRF-Token": token}
     )
     assert api.status == 403
-    assert len(autumn.dead_raw()) == 1
+    assert len(autumn_emulator.dead_raw()) == 1
 
 
-async def test_operator_session_acts_with_flash(authed, autumn: Autumn) -> None:
-    job_id = seed.fail(autumn)
+async def test_operator_session_acts_with_flash(authed, autumn_emulator: Autumn) -> None:
+    job_id = seed.fail(autumn_emulator)
     await _login(authed, OPERATOR_TOKEN)
     token = await csrf_token(authed, "/admin/jobs/orders")
     response = await authed.post(
@@ -470,10 +472,10 @@ async def test_random_secret_when_none_is_configured(make_client) -> None:
 # ---------------------------------------------------------------- proxy headers
 
 
-async def test_trusted_proxy_operator(make_client, autumn: Autumn) -> None:
+async def test_trusted_proxy_operator(make_client, autumn_emulator: Autumn) -> None:
     client = await make_client(auth=AuthConfig(proxy=proxy_config(("127.0.0.1",))))
     headers = {"X-Forwarded-User": "alice", "X-Forwarded-Groups": "staff, jobbridge-operators"}
-    job_id = seed.fail(autumn)
+    job_id = seed.fail(autumn_emulator)
     page = await client.get("/admin/jobs/orders", headers=headers)
     assert page.status == 200
     html = await page.text()
@@ -489,7 +491,7 @@ async def test_trusted_proxy_operator(make_client, autumn: Autumn) -> None:
         allow_redirects=False,
     )
     assert response.status == 303
-    assert autumn.dead_raw() == []
+    assert autumn_emulator.dead_raw() == []
     audit = await (await client.get("/admin/api/audit", headers=headers)).json()
     assert audit["entries"][0]["actor"] == "proxy:alice"
 
@@ -525,9 +527,11 @@ async def test_any_proxy_user_may_view_when_viewer_groups_empty(make_client) -> 
     assert response.status == 200
 
 
-async def test_untrusted_peer_proxy_headers_are_ignored(make_client, autumn: Autumn) -> None:
+async def test_untrusted_peer_proxy_headers_are_ignored(
+    make_client, autumn_emulator: Autumn
+) -> None:
     client = await make_client(auth=AuthConfig(proxy=proxy_config(("10.9.8.7",))))
-    job_id = seed.fail(autumn)
+    job_id = seed.fail(autumn_emulator)
     headers = {"X-Forwarded-User": "mallory", "X-Forwarded-Groups": "jobbridge-operators"}
     assert (await client.get("/admin/api/sources", headers=headers)).status == 401
     page = await client.get("/admin/jobs", headers=headers, allow_redirects=False)
@@ -536,15 +540,17 @@ async def test_untrusted_peer_proxy_headers_are_ignored(make_client, autumn: Aut
         f"/admin/api/sources/orders/jobs/{job_id}/discard", headers=headers
     )
     assert response.status == 401
-    assert len(autumn.dead_raw()) == 1
+    assert len(autumn_emulator.dead_raw()) == 1
 
 
 # ---------------------------------------------------------------- read-only
 
 
-async def test_read_only_disables_every_action(make_client, redis_url, autumn: Autumn) -> None:
-    failed = seed.fail(autumn)
-    waiting = seed.enqueue(autumn)
+async def test_read_only_disables_every_action(
+    make_client, redis_url, autumn_emulator: Autumn
+) -> None:
+    failed = seed.fail(autumn_emulator)
+    waiting = seed.enqueue(autumn_emulator)
     client = await make_client(make_settings(redis_url, read_only=True))
     html = await (await client.get("/admin/jobs/orders")).text()
     assert "data-action=" not in html
@@ -561,18 +567,20 @@ async def test_read_only_disables_every_action(make_client, redis_url, autumn: A
         assert body["error"] == "forbidden" and "read-only" in body["message"]
         page = await client.post(f"/admin/jobs/orders/{job_id}/{action}", data={"_csrf": token})
         assert page.status == 403
-    assert len(autumn.dead_raw()) == 1
-    assert autumn.queue_ids() == [waiting]
+    assert len(autumn_emulator.dead_raw()) == 1
+    assert autumn_emulator.queue_ids() == [waiting]
 
 
-async def test_read_only_with_operator_token(make_client, redis_url, autumn: Autumn) -> None:
-    failed = seed.fail(autumn)
+async def test_read_only_with_operator_token(
+    make_client, redis_url, autumn_emulator: Autumn
+) -> None:
+    failed = seed.fail(autumn_emulator)
     client = await make_client(make_settings(redis_url, read_only=True, auth=auth_config()))
     response = await client.post(
         f"/admin/api/sources/orders/jobs/{failed}/retry", headers=bearer(OPERATOR_TOKEN)
     )
     assert response.status == 403
-    assert len(autumn.dead_raw()) == 1
+    assert len(autumn_emulator.dead_raw()) == 1
 
 
 # ---------------------------------------------------------------- bind check

@@ -25,10 +25,10 @@ XSS_PAYLOAD = "<img src=x onerror=window.__xss=2>"
 
 
 async def test_dashboard_loads_and_counters_update_without_reload(
-    client: Any, page: Page, autumn: Autumn
+    client: Any, page: Page, autumn_emulator: Autumn
 ) -> None:
-    seed.mix(autumn)
-    seed.stuck(autumn, queue="reports")  # its own queue: no other job is claimed first
+    seed.mix(autumn_emulator)
+    seed.stuck(autumn_emulator, queue="reports")  # its own queue: no other job is claimed first
     counter_requests: list[str] = []
     page.on("request", lambda r: counter_requests.append(r.url) if "/counters" in r.url else None)
     await page.goto(f"{base_url(client)}/admin/jobs/orders")
@@ -38,8 +38,8 @@ async def test_dashboard_loads_and_counters_update_without_reload(
     await expect(page.locator('[data-list="running"] .badge-overdue')).to_be_visible()
     await expect(page.locator('[data-counter="running_overdue"]')).to_have_text("1 overdue")
     await page.evaluate("window.__marker = 'same page'")
-    seed.enqueue(autumn)
-    seed.enqueue(autumn)
+    seed.enqueue(autumn_emulator)
+    seed.enqueue(autumn_emulator)
     await expect(enqueued).to_have_text("3", timeout=6000)
     assert await page.evaluate("window.__marker") == "same page"  # no reload happened
     # Polling is every 2 s, not a request storm after each swap.
@@ -54,9 +54,11 @@ async def test_dashboard_loads_and_counters_update_without_reload(
     await page.screenshot(path=str(ARTIFACTS / "dashboard-dark.png"), full_page=True)
 
 
-async def test_failed_error_expands_in_place(client: Any, page: Page, autumn: Autumn) -> None:
+async def test_failed_error_expands_in_place(
+    client: Any, page: Page, autumn_emulator: Autumn
+) -> None:
     message = "Traceback (most recent call last): " + "frame " * 30 + "ValueError: the end"
-    seed.fail(autumn, message)
+    seed.fail(autumn_emulator, message)
     await page.goto(f"{base_url(client)}/admin/jobs/orders")
     details = page.locator('[data-list="failed"] details.error')
     full = details.locator("pre")
@@ -68,9 +70,9 @@ async def test_failed_error_expands_in_place(client: Any, page: Page, autumn: Au
 
 
 async def test_retry_shows_flash_and_row_leaves_failed_list(
-    client: Any, page: Page, autumn: Autumn
+    client: Any, page: Page, autumn_emulator: Autumn
 ) -> None:
-    job_id = seed.fail(autumn)
+    job_id = seed.fail(autumn_emulator)
     await page.goto(f"{base_url(client)}/admin/jobs/orders")
     failed = page.locator('[data-list="failed"]')
     await expect(failed.locator(f'tr[data-job-id="{job_id}"]')).to_have_count(1)
@@ -78,11 +80,13 @@ async def test_retry_shows_flash_and_row_leaves_failed_list(
     await expect(page.locator(".flash-ok")).to_contain_text(f"Retried job {job_id} as ")
     await expect(failed.locator(f'tr[data-job-id="{job_id}"]')).to_have_count(0)
     await expect(page.locator('[data-list="enqueued"] tbody tr.row-enqueued')).to_have_count(1)
-    assert autumn.dead_raw() == []
+    assert autumn_emulator.dead_raw() == []
 
 
-async def test_xss_payloads_render_as_text(client: Any, page: Page, autumn: Autumn) -> None:
-    job_id = seed.fail(autumn, XSS_ERROR, note=XSS_PAYLOAD, principal_id=XSS_PAYLOAD)
+async def test_xss_payloads_render_as_text(
+    client: Any, page: Page, autumn_emulator: Autumn
+) -> None:
+    job_id = seed.fail(autumn_emulator, XSS_ERROR, note=XSS_PAYLOAD, principal_id=XSS_PAYLOAD)
     for path in ("/admin/jobs/orders", f"/admin/jobs/orders/{job_id}", "/admin/jobs"):
         await page.goto(f"{base_url(client)}{path}")
         await expect(page.locator("body")).to_contain_text(XSS_ERROR[:20])
@@ -92,16 +96,16 @@ async def test_xss_payloads_render_as_text(client: Any, page: Page, autumn: Autu
 
 
 async def test_form_post_without_csrf_token_is_refused(
-    client: Any, page: Page, autumn: Autumn, problems: list[str]
+    client: Any, page: Page, autumn_emulator: Autumn, problems: list[str]
 ) -> None:
-    job_id = seed.fail(autumn)
+    job_id = seed.fail(autumn_emulator)
     await page.goto(f"{base_url(client)}/admin/jobs/orders")
     form = page.locator(f'tr[data-job-id="{job_id}"] form:has(button[data-action="discard"])')
     await form.locator('input[name="_csrf"]').evaluate("input => input.remove()")
     await form.locator("button").click()
     await expect(page.locator("h1")).to_contain_text("403")
     await expect(page.locator("body")).to_contain_text("security token")
-    assert len(autumn.dead_raw()) == 1
+    assert len(autumn_emulator.dead_raw()) == 1
     # The refused POST is the one expected console error.
     assert problems == [
         "Failed to load resource: the server responded with a status of 403 (Forbidden)"
@@ -109,8 +113,10 @@ async def test_form_post_without_csrf_token_is_refused(
     problems.clear()
 
 
-async def test_find_a_job_by_pasting_its_id(client: Any, page: Page, autumn: Autumn) -> None:
-    job = seed.fail(autumn, "the one we are looking for")
+async def test_find_a_job_by_pasting_its_id(
+    client: Any, page: Page, autumn_emulator: Autumn
+) -> None:
+    job = seed.fail(autumn_emulator, "the one we are looking for")
     await page.goto(f"{base_url(client)}/admin/jobs/orders")
     await page.locator("#find-job-id").fill(f"  {job} ")
     await page.locator("#find-job-id").press("Enter")

@@ -44,7 +44,12 @@ async def reload_until(
 
 
 async def test_celery_source_page_shows_rows_workers_and_cancels(
-    make_client: Any, redis_url: str, page: Page, capp: Celery, workers: CeleryWorkerPool, conn
+    make_client: Any,
+    redis_url: str,
+    page: Page,
+    celery_app: Celery,
+    celery_workers: CeleryWorkerPool,
+    sync_redis,
 ) -> None:
     settings = Settings(
         server=ServerConfig(cache_ttl_s=0.0),
@@ -53,14 +58,14 @@ async def test_celery_source_page_shows_rows_workers_and_cancels(
     )
     client = await make_client(settings)
     # A live worker on "celery" only: it runs these two, and leaves the mail queue waiting.
-    worker = workers.start(("celery",), pool="prefork", concurrency=2)
+    worker = celery_workers.start(("celery",), pool="prefork", concurrency=2)
     # Only ids are kept: an AsyncResult collected after the test (a reference cycle through
     # a frame) would unsubscribe from a Redis that is gone.
-    done = send(capp, "add", 2, 3).id
-    failed = send(capp, "fail", "browser boom").id
-    mails = [send(capp, "send_email", f"u{n}@example.com").id for n in range(3)]
-    wait_for_state(capp, done, "SUCCESS", workers=workers)
-    wait_for_state(capp, failed, "FAILURE", workers=workers)
+    done = send(celery_app, "add", 2, 3).id
+    failed = send(celery_app, "fail", "browser boom").id
+    mails = [send(celery_app, "send_email", f"u{n}@example.com").id for n in range(3)]
+    wait_for_state(celery_app, done, "SUCCESS", workers=celery_workers)
+    wait_for_state(celery_app, failed, "FAILURE", workers=celery_workers)
 
     await page.goto(f"{base_url(client)}/admin/jobs/work")
     enqueued = page.locator("#list-enqueued")
@@ -112,8 +117,8 @@ async def test_celery_source_page_shows_rows_workers_and_cancels(
     await row.locator('button[data-action="cancel"]').click()
     await expect(page.locator(".flash")).to_contain_text(f"Canceled job {target}")
     await expect(page.locator(f'#list-enqueued tr[data-job-id="{target}"]')).to_have_count(0)
-    assert state_of(capp, target) == "REVOKED"
+    assert state_of(celery_app, target) == "REVOKED"
     # Exactly that message left the mail queue; the others still wait, in order.
-    waiting = [json.loads(raw)["headers"]["id"] for raw in conn.lrange(MAIL_QUEUE, 0, -1)]
+    waiting = [json.loads(raw)["headers"]["id"] for raw in sync_redis.lrange(MAIL_QUEUE, 0, -1)]
     assert waiting == [mails[2], mails[0]]
     worker.assert_alive()

@@ -22,12 +22,12 @@ pytestmark = pytest.mark.browser
 
 
 async def test_rq_source_page_shows_rows_workers_and_cancels(
-    make_client: Any, redis_url: str, page: Page, pool: WorkerPool
+    make_client: Any, redis_url: str, page: Page, rq_workers: WorkerPool
 ) -> None:
     conn = sync_redis(redis_url)
     jobs = [enqueue(conn, rq_tasks.add, n, 1) for n in range(3)]
     # A live worker on another queue: listed on the page, and it leaves "default" alone.
-    worker = pool.start(("elsewhere",))
+    worker = rq_workers.start(("elsewhere",))
     worker.wait_registered(conn)
     settings = Settings(
         server=ServerConfig(cache_ttl_s=0.0),

@@ -19,9 +19,9 @@ def _unchanged(autumn: Autumn, failed: str, waiting: str) -> None:
 
 
 @pytest.fixture
-def jobs(autumn: Autumn) -> tuple[str, str]:
-    failed = seed.fail(autumn)
-    waiting = seed.enqueue(autumn)
+def jobs(autumn_emulator: Autumn) -> tuple[str, str]:
+    failed = seed.fail(autumn_emulator)
+    waiting = seed.enqueue(autumn_emulator)
     return failed, waiting
 
 
@@ -36,24 +36,24 @@ def _targets(failed: str, waiting: str) -> list[str]:
     ]
 
 
-async def test_missing_token_is_refused(client, autumn, jobs) -> None:
+async def test_missing_token_is_refused(client, autumn_emulator, jobs) -> None:
     await csrf_token(client)  # a session exists; the request just does not carry its token
     for path in _targets(*jobs):
         response = await client.post(path, data={"next": "/admin/jobs"})
         assert response.status == 403, path
         text = await response.text()
         assert "security token" in text
-    _unchanged(autumn, *jobs)
+    _unchanged(autumn_emulator, *jobs)
 
 
-async def test_missing_session_is_refused(client, autumn, jobs) -> None:
+async def test_missing_session_is_refused(client, autumn_emulator, jobs) -> None:
     for path in _targets(*jobs):
         response = await client.post(path, data={"_csrf": "x"})
         assert response.status == 403, path
-    _unchanged(autumn, *jobs)
+    _unchanged(autumn_emulator, *jobs)
 
 
-async def test_wrong_token_is_refused(client, make_client, autumn, jobs) -> None:
+async def test_wrong_token_is_refused(client, make_client, autumn_emulator, jobs) -> None:
     other = await make_client()
     foreign = await csrf_token(other)  # valid, but for another session
     await csrf_token(client)
@@ -63,10 +63,10 @@ async def test_wrong_token_is_refused(client, make_client, autumn, jobs) -> None
             assert form.status == 403, (path, value[:10])
             header = await client.post(path, headers={"X-CSRF-Token": value})
             assert header.status == 403, (path, value[:10])
-    _unchanged(autumn, *jobs)
+    _unchanged(autumn_emulator, *jobs)
 
 
-async def test_cross_site_fetch_metadata_is_refused(client, autumn, jobs) -> None:
+async def test_cross_site_fetch_metadata_is_refused(client, autumn_emulator, jobs) -> None:
     token = await csrf_token(client)
     for site in ("cross-site", "same-site", "CROSS-SITE", "weird"):
         for path in _targets(*jobs):
@@ -75,10 +75,10 @@ async def test_cross_site_fetch_metadata_is_refused(client, autumn, jobs) -> Non
             )
             assert response.status == 403, (site, path)
             assert "cross-site" in (await response.text()).lower()
-    _unchanged(autumn, *jobs)
+    _unchanged(autumn_emulator, *jobs)
 
 
-async def test_foreign_origin_is_refused(client, autumn, jobs) -> None:
+async def test_foreign_origin_is_refused(client, autumn_emulator, jobs) -> None:
     token = await csrf_token(client)
     host = client.make_url("/").host
     port = client.make_url("/").port
@@ -93,11 +93,11 @@ async def test_foreign_origin_is_refused(client, autumn, jobs) -> None:
         for path in _targets(*jobs):
             response = await client.post(path, data={"_csrf": token}, headers={"Origin": origin})
             assert response.status == 403, (origin, path)
-    _unchanged(autumn, *jobs)
+    _unchanged(autumn_emulator, *jobs)
 
 
-async def test_same_origin_with_token_is_accepted(client, autumn: Autumn) -> None:
-    failed = seed.fail(autumn)
+async def test_same_origin_with_token_is_accepted(client, autumn_emulator: Autumn) -> None:
+    failed = seed.fail(autumn_emulator)
     token = await csrf_token(client)
     origin = str(client.make_url("/")).rstrip("/")
     response = await client.post(
@@ -107,11 +107,11 @@ async def test_same_origin_with_token_is_accepted(client, autumn: Autumn) -> Non
         allow_redirects=False,
     )
     assert response.status == 303
-    assert autumn.dead_raw() == []
+    assert autumn_emulator.dead_raw() == []
 
 
-async def test_htmx_header_token_is_accepted(client, autumn: Autumn) -> None:
-    failed = seed.fail(autumn)
+async def test_htmx_header_token_is_accepted(client, autumn_emulator: Autumn) -> None:
+    failed = seed.fail(autumn_emulator)
     token = await csrf_token(client)
     response = await client.post(
         f"/admin/api/sources/orders/jobs/{failed}/discard",
@@ -120,7 +120,9 @@ async def test_htmx_header_token_is_accepted(client, autumn: Autumn) -> None:
     assert response.status == 200
 
 
-async def test_bearer_is_exempt_from_token_but_not_origin(make_client, autumn, jobs) -> None:
+async def test_bearer_is_exempt_from_token_but_not_origin(
+    make_client, autumn_emulator, jobs
+) -> None:
     client = await make_client(auth=auth_config())
     failed, waiting = jobs
     for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
@@ -130,14 +132,14 @@ async def test_bearer_is_exempt_from_token_but_not_origin(make_client, autumn, j
         )
         assert response.status == 403
         assert (await response.json())["error"] == "cross_origin"
-    _unchanged(autumn, failed, waiting)
+    _unchanged(autumn_emulator, failed, waiting)
     response = await client.post(
         f"/admin/api/sources/orders/jobs/{failed}/discard", headers=bearer(OPERATOR_TOKEN)
     )
     assert response.status == 200
 
 
-async def test_session_api_calls_need_the_header(make_client, autumn, jobs) -> None:
+async def test_session_api_calls_need_the_header(make_client, autumn_emulator, jobs) -> None:
     client = await make_client(auth=auth_config())
     page = await client.get("/admin/login")
     html = await page.text()
@@ -147,11 +149,13 @@ async def test_session_api_calls_need_the_header(make_client, autumn, jobs) -> N
     response = await client.post(f"/admin/api/sources/orders/jobs/{failed}/retry")
     assert response.status == 403
     assert (await response.json())["error"] == "csrf"
-    _unchanged(autumn, failed, waiting)
+    _unchanged(autumn_emulator, failed, waiting)
 
 
-async def test_forwarded_host_counts_only_from_a_trusted_proxy(make_client, autumn) -> None:
-    failed = seed.fail(autumn)
+async def test_forwarded_host_counts_only_from_a_trusted_proxy(
+    make_client, autumn_emulator
+) -> None:
+    failed = seed.fail(autumn_emulator)
     headers = {
         "X-Forwarded-User": "alice",
         "X-Forwarded-Groups": "jobbridge-operators",
@@ -176,8 +180,8 @@ async def test_forwarded_host_counts_only_from_a_trusted_proxy(make_client, autu
     assert response.status == 200
 
 
-async def test_every_post_form_carries_the_token(client, autumn: Autumn) -> None:
-    mix = seed.mix(autumn)
+async def test_every_post_form_carries_the_token(client, autumn_emulator: Autumn) -> None:
+    mix = seed.mix(autumn_emulator)
     for path in (
         "/admin/jobs/orders",
         f"/admin/jobs/orders/{mix.failed}",

@@ -102,10 +102,10 @@ def settings(redis_url: str, name: str) -> Settings:
 
 @pytest.mark.parametrize(("kept", "acted"), TWINS)
 async def test_an_autumn_row_acts_on_exactly_its_id(
-    make_client: ClientFactory, redis_url: str, app: Autumn, kept: str, acted: str
+    make_client: ClientFactory, redis_url: str, autumn_emulator: Autumn, kept: str, acted: str
 ) -> None:
-    app.enqueue("noop", {}, job_id=kept)
-    app.enqueue("noop", {}, job_id=acted)
+    autumn_emulator.enqueue("noop", {}, job_id=kept)
+    autumn_emulator.enqueue("noop", {}, job_id=acted)
     client = await make_client(settings(redis_url, "orders"))
     page = await (await client.get("/admin/jobs/orders")).text()
     forms = rows(page)
@@ -114,7 +114,7 @@ async def test_an_autumn_row_acts_on_exactly_its_id(
     for url in links(page):
         assert (await client.get(url)).status == 200, url
     await cancel_by_form(client, forms[acted])
-    assert app.queue_ids() == [kept]
+    assert autumn_emulator.queue_ids() == [kept]
     api = await client.get(f"/admin/api/sources/orders/jobs/job?{urlencode({'id': kept})}")
     assert (await api.json())["status"] == "enqueued"
 
@@ -137,9 +137,9 @@ def rq_jobs(conn: redis.Redis, ids: list[bytes]) -> None:
     [(k.encode(), a.encode()) for k, a in TWINS] + BYTE_TWINS,
 )
 async def test_an_rq_row_acts_on_exactly_its_id(
-    make_client: ClientFactory, redis_url: str, conn: redis.Redis, kept: bytes, acted: bytes
+    make_client: ClientFactory, redis_url: str, sync_redis: redis.Redis, kept: bytes, acted: bytes
 ) -> None:
-    rq_jobs(conn, [kept, acted])
+    rq_jobs(sync_redis, [kept, acted])
     client = await make_client(settings(redis_url, "rqs"))
     page = await (await client.get("/admin/jobs/rqs")).text()
     forms = rows(page)
@@ -149,9 +149,9 @@ async def test_an_rq_row_acts_on_exactly_its_id(
     row_id = acted.decode("utf-8", "surrogateescape")
     (action,) = [url for ident, url in forms.items() if _same_row(ident, row_id)]
     await cancel_by_form(client, action)
-    assert conn.lrange("rq:queue:default", 0, -1) == [kept]
-    assert conn.hget(b"rq:job:" + acted, "status") == b"canceled"
-    assert conn.hget(b"rq:job:" + kept, "status") == b"queued"
+    assert sync_redis.lrange("rq:queue:default", 0, -1) == [kept]
+    assert sync_redis.hget(b"rq:job:" + acted, "status") == b"canceled"
+    assert sync_redis.hget(b"rq:job:" + kept, "status") == b"queued"
 
 
 def _same_row(shown: str, job_id: str) -> bool:
@@ -164,12 +164,12 @@ def _same_row(shown: str, job_id: str) -> bool:
 
 
 async def test_two_celery_messages_of_one_task_id_are_two_rows_each_canceling_its_own(
-    make_client: ClientFactory, redis_url: str, conn: redis.Redis, capp: Celery
+    make_client: ClientFactory, redis_url: str, sync_redis: redis.Redis, celery_app: Celery
 ) -> None:
     task_id = "twin-task"
-    send(capp, "add", 1, 2, task_id=task_id, queue="celery")
-    send(capp, "add", 3, 4, task_id=task_id, queue="mail")
-    send(capp, "add", 5, 6, queue="mail")  # the mail binding, so the queue is shown
+    send(celery_app, "add", 1, 2, task_id=task_id, queue="celery")
+    send(celery_app, "add", 3, 4, task_id=task_id, queue="mail")
+    send(celery_app, "add", 5, 6, queue="mail")  # the mail binding, so the queue is shown
     client = await make_client(settings(redis_url, "work"))
     snapshot = await (await client.get("/admin/api/sources/work/snapshot")).json()
     twins = [j for j in snapshot["lists"]["enqueued"]["items"] if j["id"] == task_id]
@@ -185,12 +185,12 @@ async def test_two_celery_messages_of_one_task_id_are_two_rows_each_canceling_it
 
     after = await cancel_by_form(client, mail_action)
     assert "Canceled" in after
-    assert conn.llen("celery") == 1  # the other copy still waits
-    assert not any(task_id.encode() in m for m in conn.lrange("mail", 0, -1))
+    assert sync_redis.llen("celery") == 1  # the other copy still waits
+    assert not any(task_id.encode() in m for m in sync_redis.lrange("mail", 0, -1))
     # The other row's cancel is not "already canceled": it removes the other message.
     celery_action = next(a for a in actions if urlencode({"entry": by_queue["celery"]}) in a)
     after = await cancel_by_form(client, celery_action)
-    assert "already" not in after and conn.llen("celery") == 0
+    assert "already" not in after and sync_redis.llen("celery") == 0
     audit = await (await client.get("/admin/api/audit")).json()
     assert [(e["job_id"], e["entry"], e["outcome"]) for e in audit["entries"][:2]] == [
         (task_id, "waiting", "done"),
@@ -199,34 +199,34 @@ async def test_two_celery_messages_of_one_task_id_are_two_rows_each_canceling_it
 
 
 async def test_a_discard_of_a_task_never_blocks_the_cancel_of_a_waiting_message_of_it(
-    make_client: ClientFactory, redis_url: str, conn: redis.Redis, capp: Celery
+    make_client: ClientFactory, redis_url: str, sync_redis: redis.Redis, celery_app: Celery
 ) -> None:
     """The discard of a failed run of X writes X's own lifecycle entry; a waiting message of X
     is another entry, which its cancel still acts on."""
     task_id = "discarded-then-waiting"
-    conn.set(
+    sync_redis.set(
         f"jobbridge:celery::lifecycle:{task_id}",
         json.dumps({"job_id": task_id, "status": "discarded", "at_ms": 1, "actor": "ops"}),
     )
-    send(capp, "add", 1, 2, task_id=task_id)
+    send(celery_app, "add", 1, 2, task_id=task_id)
     client = await make_client(settings(redis_url, "work"))
     result = await client.post(
         f"/admin/api/sources/work/jobs/{task_id}/cancel",
         headers={"X-CSRF-Token": await csrf_token(client)},
     )
     assert result.status == 200, await result.text()
-    assert conn.llen("celery") == 0 and state_of(capp, task_id) == "REVOKED"
+    assert sync_redis.llen("celery") == 0 and state_of(celery_app, task_id) == "REVOKED"
 
 
 async def test_a_dead_entry_carrying_a_live_jobs_id_never_relabels_the_live_job(
-    make_client: ClientFactory, redis_url: str, app: Autumn
+    make_client: ClientFactory, redis_url: str, autumn_emulator: Autumn
 ) -> None:
-    failed = seed.fail(app)
-    live = seed.enqueue(app)
-    forged = json.loads(app.dead_raw()[0])
+    failed = seed.fail(autumn_emulator)
+    live = seed.enqueue(autumn_emulator)
+    forged = json.loads(autumn_emulator.dead_raw()[0])
     forged["id"] = live
-    app.client.lpush(f"{app.prefix}:dead", json.dumps(forged))
-    app.client.delete(app.dead_record_key(failed))
+    autumn_emulator.client.lpush(f"{autumn_emulator.prefix}:dead", json.dumps(forged))
+    autumn_emulator.client.delete(autumn_emulator.dead_record_key(failed))
     client = await make_client(settings(redis_url, "orders"))
     token = await csrf_token(client)
     reply = await client.post(
@@ -237,7 +237,7 @@ async def test_a_dead_entry_carrying_a_live_jobs_id_never_relabels_the_live_job(
         await client.get(f"/admin/api/sources/orders/jobs/{live}")
     ).json()
     assert detail["status"] == "enqueued" and detail["lifecycle"] == []
-    assert app.queue_ids() == [live]
+    assert autumn_emulator.queue_ids() == [live]
     # ... and its cancel is not refused as "already discarded".
     reply = await client.post(
         f"/admin/api/sources/orders/jobs/{live}/cancel", headers={"X-CSRF-Token": token}
@@ -249,10 +249,10 @@ async def test_a_dead_entry_carrying_a_live_jobs_id_never_relabels_the_live_job(
 
 
 async def test_an_id_too_long_for_any_route_offers_no_action_anywhere(
-    make_client: ClientFactory, redis_url: str, conn: redis.Redis, capp: Celery
+    make_client: ClientFactory, redis_url: str, sync_redis: redis.Redis, celery_app: Celery
 ) -> None:
     long_id = "L" * (MAX_JOB_ID_CHARS + 1)
-    rq_jobs(conn, [long_id.encode()])
+    rq_jobs(sync_redis, [long_id.encode()])
     client = await make_client(settings(redis_url, "rqs"))
     snapshot = await (await client.get("/admin/api/sources/rqs/snapshot")).json()
     (row,) = snapshot["lists"]["enqueued"]["items"]
@@ -268,13 +268,13 @@ async def test_an_id_too_long_for_any_route_offers_no_action_anywhere(
     command = ["cancel", "--redis", redis_url, long_id]
     result = await asyncio.to_thread(CliRunner().invoke, main, command)
     assert result.exit_code == 1 and "longer than 200 characters" in result.output
-    assert conn.lrange("rq:queue:default", 0, -1) == [long_id.encode()]
+    assert sync_redis.lrange("rq:queue:default", 0, -1) == [long_id.encode()]
 
 
 async def test_a_celery_message_with_an_overlong_id_goes_by_its_digest_and_can_be_canceled(
-    make_client: ClientFactory, redis_url: str, conn: redis.Redis, capp: Celery
+    make_client: ClientFactory, redis_url: str, sync_redis: redis.Redis, celery_app: Celery
 ) -> None:
-    send(capp, "add", 1, 2, task_id="T" * 300)
+    send(celery_app, "add", 1, 2, task_id="T" * 300)
     client = await make_client(settings(redis_url, "work"))
     snapshot = await (await client.get("/admin/api/sources/work/snapshot")).json()
     (row,) = snapshot["lists"]["enqueued"]["items"]
@@ -282,4 +282,4 @@ async def test_a_celery_message_with_an_overlong_id_goes_by_its_digest_and_can_b
     assert row["actions"] == ["cancel"]
     forms = rows(await (await client.get("/admin/jobs/work")).text())
     await cancel_by_form(client, forms[row["id"]])
-    assert conn.llen("celery") == 0
+    assert sync_redis.llen("celery") == 0

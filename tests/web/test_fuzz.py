@@ -240,17 +240,18 @@ def run_cli(redis_url: str, *args: str) -> tuple[int, str]:
     return result.exit_code, text
 
 
+@pytest.mark.slow
 async def test_hostile_data_never_breaks_a_page_a_route_or_the_cli(
-    make_client, app: Autumn, redis_url: str, caplog: pytest.LogCaptureFixture
+    make_client, autumn_emulator: Autumn, redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     rng = random.Random(int(os.environ.get("JOBBRIDGE_FUZZ_SEED", "6")))
     for n in range(5):
-        failing_job(app, payload={"n": n})
+        failing_job(autumn_emulator, payload={"n": n})
     for n in range(10):
-        app.enqueue("noop", {"n": n}, queue=rng.choice(["default", "low"]))
-    Worker(app, ["default"]).run(until_idle=True, max_seconds=5)
+        autumn_emulator.enqueue("noop", {"n": n}, queue=rng.choice(["default", "low"]))
+    Worker(autumn_emulator, ["default"]).run(until_idle=True, max_seconds=5)
     for n in range(5):
-        app.enqueue("noop", {"n": n}, queue=rng.choice(["default", "low"]))
+        autumn_emulator.enqueue("noop", {"n": n}, queue=rng.choice(["default", "low"]))
     client = await make_client(queues=("default", "low"))
     service = client.server.app[keys.SERVICE]
     token = await csrf_token(client)
@@ -259,7 +260,7 @@ async def test_hostile_data_never_breaks_a_page_a_route_or_the_cli(
     for _ in range(ROUNDS):
         for _ in range(MUTATIONS):
             try:
-                mutate(rng, app)
+                mutate(rng, autumn_emulator)
             except redis.ResponseError:
                 pass  # the fuzzer wrote into a key an earlier mutation gave another type
         problems += await sweep(client, token, rng)

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.redis
 DEEP = "[" * 10_000 + "]" * 10_000
 
 
-async def test_the_decoys_cancel_form_posts_the_decoy(client, autumn) -> None:
-    victim = queued_decoy(autumn)
+async def test_the_decoys_cancel_form_posts_the_decoy(client, autumn_emulator) -> None:
+    victim = queued_decoy(autumn_emulator)
 
     html = await (await client.get("/admin/jobs/orders")).text()
     assert 'action="/admin/jobs/orders/decoy/cancel"' in html
@@ -31,18 +31,18 @@ async def test_the_decoys_cancel_form_posts_the_decoy(client, autumn) -> None:
         "/admin/jobs/orders/decoy/cancel", data={"_csrf": token}, allow_redirects=False
     )
     assert response.status == 303
-    assert autumn.queue_ids() == [victim]
+    assert autumn_emulator.queue_ids() == [victim]
 
 
-async def test_deep_json_everywhere_is_never_a_500(client, autumn) -> None:
-    job_id = failing_job(autumn)
-    raw = autumn.dead_record_raw(job_id)
+async def test_deep_json_everywhere_is_never_a_500(client, autumn_emulator) -> None:
+    job_id = failing_job(autumn_emulator)
+    raw = autumn_emulator.dead_record_raw(job_id)
     deep = raw.replace('"payload":{"message":"boom"}', f'"payload":{DEEP}')
-    autumn.client.delete(autumn.dead_key)
-    autumn.client.lpush(autumn.dead_key, deep)
-    autumn.client.set(autumn.dead_record_key(job_id), deep)
-    autumn.client.lpush("jobbridge:audit", '{"at_ms":' + DEEP + "}")
-    autumn.client.set(f"jobbridge:autumn:autumn:jobs:lifecycle:{job_id}x", DEEP)
+    autumn_emulator.client.delete(autumn_emulator.dead_key)
+    autumn_emulator.client.lpush(autumn_emulator.dead_key, deep)
+    autumn_emulator.client.set(autumn_emulator.dead_record_key(job_id), deep)
+    autumn_emulator.client.lpush("jobbridge:audit", '{"at_ms":' + DEEP + "}")
+    autumn_emulator.client.set(f"jobbridge:autumn:autumn:jobs:lifecycle:{job_id}x", DEEP)
 
     for path in (
         "/admin/jobs",
@@ -69,9 +69,11 @@ async def test_deep_json_everywhere_is_never_a_500(client, autumn) -> None:
     assert (await client.post(discard, headers=headers)).status == 200
 
 
-async def test_an_entry_known_by_its_digest_is_discarded_through_its_form(client, autumn) -> None:
+async def test_an_entry_known_by_its_digest_is_discarded_through_its_form(
+    client, autumn_emulator
+) -> None:
     entry = json.dumps({"error": "invalid job payload", "raw_payload": "{"})
-    autumn.client.lpush(autumn.dead_key, entry)
+    autumn_emulator.client.lpush(autumn_emulator.dead_key, entry)
     job_id = entry_id(digest_now(entry.encode()))
     html = await (await client.get("/admin/jobs/orders")).text()
     assert f'action="/admin/jobs/orders/{job_id.replace(":", "%3A")}/discard"' in html
@@ -80,16 +82,16 @@ async def test_an_entry_known_by_its_digest_is_discarded_through_its_form(client
     response = await client.post(
         f"/admin/jobs/orders/{job_id}/discard", data={"_csrf": token}, allow_redirects=False
     )
-    assert response.status == 303 and autumn.dead_raw() == []
+    assert response.status == 303 and autumn_emulator.dead_raw() == []
 
 
-async def test_a_job_id_that_is_not_utf8_opens_and_cancels(client, autumn) -> None:
-    job_id = autumn.enqueue("noop", {})
+async def test_a_job_id_that_is_not_utf8_opens_and_cancels(client, autumn_emulator) -> None:
+    job_id = autumn_emulator.enqueue("noop", {})
     odd = b"odd-\xff"
-    record = json.loads(autumn.record_raw(job_id))
+    record = json.loads(autumn_emulator.record_raw(job_id))
     record["id"] = "odd-?"
-    autumn.client.set(b"autumn:jobs:record:" + odd, json.dumps(record))
-    autumn.client.lpush(autumn.queue_key("default"), odd)
+    autumn_emulator.client.set(b"autumn:jobs:record:" + odd, json.dumps(record))
+    autumn_emulator.client.lpush(autumn_emulator.queue_key("default"), odd)
 
     html = await (await client.get("/admin/jobs/orders")).text()
     link = "/admin/jobs/orders/job?id=odd-%FF"
@@ -100,12 +102,17 @@ async def test_a_job_id_that_is_not_utf8_opens_and_cancels(client, autumn) -> No
         "/admin/jobs/orders/job/cancel?id=odd-%FF", data={"_csrf": token}, allow_redirects=False
     )
     assert response.status == 303
-    assert autumn.client.lrange(autumn.queue_key("default"), 0, -1) == [job_id.encode()]
+    assert autumn_emulator.client.lrange(autumn_emulator.queue_key("default"), 0, -1) == [
+        job_id.encode()
+    ]
 
 
-async def test_distinct_queries_do_not_grow_the_read_cache(make_client, autumn, redis_url) -> None:
+@pytest.mark.slow
+async def test_distinct_queries_do_not_grow_the_read_cache(
+    make_client, autumn_emulator, redis_url
+) -> None:
     for n in range(30):
-        failing_job(autumn, payload={"n": n})
+        failing_job(autumn_emulator, payload={"n": n})
     client = await make_client(cache_ttl_s=30.0)
     service = client.server.app[keys.SERVICE]
     for page in range(1, 301):
@@ -114,7 +121,7 @@ async def test_distinct_queries_do_not_grow_the_read_cache(make_client, autumn, 
     assert len(service.cache) <= service.cache.max_entries
 
 
-async def test_expired_reads_are_dropped_while_idle(make_client, autumn) -> None:
+async def test_expired_reads_are_dropped_while_idle(make_client, autumn_emulator) -> None:
     client = await make_client(cache_ttl_s=0.1)
     service = client.server.app[keys.SERVICE]
     for page in range(1, 11):
@@ -124,6 +131,7 @@ async def test_expired_reads_are_dropped_while_idle(make_client, autumn) -> None
     assert len(service.cache) == 0
 
 
+@pytest.mark.slow
 async def test_a_quick_redis_restart_costs_no_request(make_client, redis_server) -> None:
     server = start_redis_server(binary=redis_server.binary)
     try:

@@ -29,8 +29,10 @@ async def test_root_and_prefix_redirect_to_overview(client) -> None:
         assert response.headers["Location"] == "/admin/jobs"
 
 
-async def test_overview_lists_sources_queues_and_recent_failures(client, autumn: Autumn) -> None:
-    mix = seed.mix(autumn)
+async def test_overview_lists_sources_queues_and_recent_failures(
+    client, autumn_emulator: Autumn
+) -> None:
+    mix = seed.mix(autumn_emulator)
     response = await client.get("/admin/jobs")
     assert response.status == 200
     assert response.content_type == "text/html"
@@ -47,8 +49,8 @@ async def test_overview_lists_sources_queues_and_recent_failures(client, autumn:
     assert '<span class="badge badge-ok">up</span>' in html
 
 
-async def test_overview_counters_fragment(client, autumn: Autumn) -> None:
-    seed.enqueue(autumn)
+async def test_overview_counters_fragment(client, autumn_emulator: Autumn) -> None:
+    seed.enqueue(autumn_emulator)
     response = await client.get("/admin/jobs/counters")
     assert response.status == 200
     html = await response.text()
@@ -61,8 +63,8 @@ async def test_overview_counters_fragment(client, autumn: Autumn) -> None:
     assert re.search(r'<td class="num">1</td>', row)
 
 
-async def test_source_page_has_autumn_layout(client, autumn: Autumn) -> None:
-    mix = seed.mix(autumn)
+async def test_source_page_has_autumn_layout(client, autumn_emulator: Autumn) -> None:
+    mix = seed.mix(autumn_emulator)
     response = await client.get("/admin/jobs/orders")
     assert response.status == 200
     html = await response.text()
@@ -123,25 +125,25 @@ async def test_source_page_has_autumn_layout(client, autumn: Autumn) -> None:
     assert "user-8" in _section(html, "completed")
 
 
-async def test_failed_error_is_cut_at_80_with_full_text_in_details(client, autumn) -> None:
+async def test_failed_error_is_cut_at_80_with_full_text_in_details(client, autumn_emulator) -> None:
     message = "E" * 70 + " and then it went on and on: " + "x" * 200
-    seed.fail(autumn, message)
+    seed.fail(autumn_emulator, message)
     html = await (await client.get("/admin/jobs/orders")).text()
     cut = message[:79] + "…"
     assert f'<details class="error"><summary>{cut}</summary><pre>{message}</pre></details>' in html
 
 
-async def test_retrying_error_is_cut_without_details(client, autumn) -> None:
+async def test_retrying_error_is_cut_without_details(client, autumn_emulator) -> None:
     message = "R" * 100
-    seed.retrying(autumn, message)
+    seed.retrying(autumn_emulator, message)
     section = _section(await (await client.get("/admin/jobs/orders")).text(), "scheduled")
     assert "R" * 79 + "…" in section
     assert "<details" not in section
 
 
-async def test_corrupt_record_is_flagged(client, autumn, redis_client) -> None:
-    await redis_client.set(f"{autumn.prefix}:record:bad-1", b"{not json")
-    await redis_client.lpush(f"{autumn.prefix}:queue", b"bad-1")
+async def test_corrupt_record_is_flagged(client, autumn_emulator, redis_client) -> None:
+    await redis_client.set(f"{autumn_emulator.prefix}:record:bad-1", b"{not json")
+    await redis_client.lpush(f"{autumn_emulator.prefix}:queue", b"bad-1")
     html = await (await client.get("/admin/jobs/orders")).text()
     section = _section(html, "enqueued")
     assert '<span class="badge badge-corrupt">corrupt</span>' in section
@@ -149,9 +151,11 @@ async def test_corrupt_record_is_flagged(client, autumn, redis_client) -> None:
     assert "row-corrupt" in section
 
 
-async def test_pager_only_with_more_than_one_page_and_keeps_per_page(client, autumn) -> None:
+async def test_pager_only_with_more_than_one_page_and_keeps_per_page(
+    client, autumn_emulator
+) -> None:
     for _ in range(5):
-        seed.enqueue(autumn)
+        seed.enqueue(autumn_emulator)
     html = await (await client.get("/admin/jobs/orders")).text()
     assert 'class="pager"' not in html
     html = await (await client.get("/admin/jobs/orders?per_page=2&enqueued_page=2")).text()
@@ -164,8 +168,8 @@ async def test_pager_only_with_more_than_one_page_and_keeps_per_page(client, aut
     assert 'class="pager"' not in _section(html, "failed")
 
 
-async def test_bad_query_values_are_clamped_not_errors(client, autumn) -> None:
-    seed.enqueue(autumn)
+async def test_bad_query_values_are_clamped_not_errors(client, autumn_emulator) -> None:
+    seed.enqueue(autumn_emulator)
     for query in (
         "per_page=0",
         "per_page=10000",
@@ -179,9 +183,9 @@ async def test_bad_query_values_are_clamped_not_errors(client, autumn) -> None:
         assert response.status == 200, query
 
 
-async def test_source_counters_fragment(client, autumn) -> None:
-    seed.fail(autumn)
-    seed.enqueue(autumn)
+async def test_source_counters_fragment(client, autumn_emulator) -> None:
+    seed.fail(autumn_emulator)
+    seed.enqueue(autumn_emulator)
     response = await client.get("/admin/jobs/orders/counters")
     assert response.status == 200
     html = await response.text()
@@ -203,9 +207,9 @@ async def test_source_counters_fragment(client, autumn) -> None:
     assert "HX-Refresh" not in response.headers
 
 
-async def test_overdue_running_jobs_are_marked(client, autumn) -> None:
-    stuck = seed.stuck(autumn)
-    seed.running(autumn)
+async def test_overdue_running_jobs_are_marked(client, autumn_emulator) -> None:
+    stuck = seed.stuck(autumn_emulator)
+    seed.running(autumn_emulator)
     html = await (await client.get("/admin/jobs/orders")).text()
     assert html.count('class="badge badge-overdue"') == 1
     assert 'data-counter="running_overdue"' in html and "1 overdue" in html
@@ -221,8 +225,10 @@ async def test_overdue_running_jobs_are_marked(client, autumn) -> None:
 
 
 @pytest.mark.parametrize("job_id", ["counters", "job", ".", "..", "a/b"])
-async def test_ids_that_cannot_be_a_path_segment_still_work(client, autumn, job_id) -> None:
-    autumn.enqueue("noop", {}, job_id=job_id)
+async def test_ids_that_cannot_be_a_path_segment_still_work(
+    client, autumn_emulator, job_id
+) -> None:
+    autumn_emulator.enqueue("noop", {}, job_id=job_id)
     html = await (await client.get("/admin/jobs/orders")).text()
     url = f"/admin/jobs/orders/job?{urlencode({'id': job_id})}"
     assert f'href="{escape(url)}"' in html
@@ -235,14 +241,14 @@ async def test_ids_that_cannot_be_a_path_segment_still_work(client, autumn, job_
         action, data={"_csrf": await csrf_token(client)}, allow_redirects=False
     )
     assert response.status == 303
-    assert autumn.queue_ids() == []
+    assert autumn_emulator.queue_ids() == []
     api = await client.get(f"/admin/api/sources/orders/jobs/job?{urlencode({'id': job_id})}")
     body = await api.json()
     assert (body["id"], body["status"]) == (job_id, "canceled")
 
 
-async def test_find_a_job_by_id(client, autumn) -> None:
-    job = seed.enqueue(autumn)
+async def test_find_a_job_by_id(client, autumn_emulator) -> None:
+    job = seed.enqueue(autumn_emulator)
     html = await (await client.get("/admin/jobs/orders")).text()
     assert '<form class="find-job" method="get" action="/admin/jobs/orders/job"' in html
     assert 'name="find"' in html
@@ -256,16 +262,18 @@ async def test_find_a_job_by_id(client, autumn) -> None:
     assert (await client.get("/admin/jobs/orders/job", params={"find": " "})).status == 404
 
 
-async def test_counters_change_without_reload(client, autumn) -> None:
+async def test_counters_change_without_reload(client, autumn_emulator) -> None:
     first = await (await client.get("/admin/jobs/orders/counters")).text()
     assert 'data-counter="enqueued">0<' in first
-    seed.enqueue(autumn)
+    seed.enqueue(autumn_emulator)
     second = await (await client.get("/admin/jobs/orders/counters")).text()
     assert 'data-counter="enqueued">1<' in second
 
 
-async def test_job_detail_page(client, autumn) -> None:
-    job_id = seed.fail(autumn, "Traceback:\n  line 1\nValueError: nope", principal_id="p-1")
+async def test_job_detail_page(client, autumn_emulator) -> None:
+    job_id = seed.fail(
+        autumn_emulator, "Traceback:\n  line 1\nValueError: nope", principal_id="p-1"
+    )
     response = await client.get(f"/admin/jobs/orders/{job_id}")
     assert response.status == 200
     html = await response.text()
@@ -279,8 +287,10 @@ async def test_job_detail_page(client, autumn) -> None:
     assert "No operator has canceled, retried or discarded this job." in html
 
 
-async def test_job_detail_after_retry_links_new_job_and_shows_audit(client, autumn) -> None:
-    job_id = seed.fail(autumn)
+async def test_job_detail_after_retry_links_new_job_and_shows_audit(
+    client, autumn_emulator
+) -> None:
+    job_id = seed.fail(autumn_emulator)
     token = await csrf_token(client)
     response = await client.post(
         f"/admin/jobs/orders/{job_id}/retry", data={"_csrf": token}, allow_redirects=False
@@ -298,7 +308,7 @@ async def test_job_detail_after_retry_links_new_job_and_shows_audit(client, autu
     assert "status-enqueued" in await new_page.text()
 
 
-async def test_unknown_source_and_job_are_404_pages(client, autumn) -> None:
+async def test_unknown_source_and_job_are_404_pages(client, autumn_emulator) -> None:
     for path in (
         "/admin/jobs/nope",
         "/admin/jobs/nope/counters",
@@ -323,8 +333,8 @@ async def test_unknown_source_name_is_escaped_in_404(client) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
-async def test_audit_page_filters_by_source_and_limit(client, autumn) -> None:
-    ids = [seed.fail(autumn, f"e{i}") for i in range(3)]
+async def test_audit_page_filters_by_source_and_limit(client, autumn_emulator) -> None:
+    ids = [seed.fail(autumn_emulator, f"e{i}") for i in range(3)]
     token = await csrf_token(client)
     for job_id in ids:
         await client.post(f"/admin/jobs/orders/{job_id}/discard", data={"_csrf": token})
@@ -362,8 +372,8 @@ async def test_app_js_sends_csrf_header_for_htmx(client) -> None:
     assert "htmx:configRequest" in js and "X-CSRF-Token" in js
 
 
-async def test_root_prefix(make_client, redis_url, autumn) -> None:
-    seed.enqueue(autumn)
+async def test_root_prefix(make_client, redis_url, autumn_emulator) -> None:
+    seed.enqueue(autumn_emulator)
     client = await make_client(make_settings(redis_url, prefix=""))
     assert (await client.get("/jobs")).status == 200
     html = await (await client.get("/jobs/orders")).text()
@@ -381,9 +391,9 @@ async def test_custom_prefix(make_client, redis_url) -> None:
     assert (await client.get("/healthz")).status == 200
 
 
-async def test_html_actions_redirect_with_flash(client, autumn) -> None:
-    failed = seed.fail(autumn)
-    waiting = seed.enqueue(autumn)
+async def test_html_actions_redirect_with_flash(client, autumn_emulator) -> None:
+    failed = seed.fail(autumn_emulator)
+    waiting = seed.enqueue(autumn_emulator)
     token = await csrf_token(client, "/admin/jobs/orders")
     response = await client.post(
         f"/admin/jobs/orders/{waiting}/cancel",
@@ -394,7 +404,7 @@ async def test_html_actions_redirect_with_flash(client, autumn) -> None:
     assert response.headers["Location"] == "/admin/jobs/orders?per_page=5"
     html = await (await client.get(response.headers["Location"])).text()
     assert f'<div class="flash flash-ok" role="status">Canceled job {waiting}.</div>' in html
-    assert autumn.queue_ids() == []
+    assert autumn_emulator.queue_ids() == []
 
     response = await client.post(
         f"/admin/jobs/orders/{failed}/discard",
@@ -406,7 +416,7 @@ async def test_html_actions_redirect_with_flash(client, autumn) -> None:
     assert f"Discarded job {failed}." in html
 
 
-async def test_html_action_refusal_is_an_error_flash(client, autumn) -> None:
+async def test_html_action_refusal_is_an_error_flash(client, autumn_emulator) -> None:
     token = await csrf_token(client)
     response = await client.post(
         "/admin/jobs/orders/no-such-job/retry", data={"_csrf": token}, allow_redirects=False

@@ -41,10 +41,12 @@ async def test_a_malformed_host_is_refused(client, name: str) -> None:
     assert (await response.json())["error"] == "host_not_allowed"
 
 
-async def test_proxy_auth_alone_does_not_open_other_names(make_client, autumn: Autumn) -> None:
+async def test_proxy_auth_alone_does_not_open_other_names(
+    make_client, autumn_emulator: Autumn
+) -> None:
     """A rebound page can set the proxy's user headers itself; from a trusted address they
     would count. So proxy authentication does not lift the Host rule: allowed_hosts does."""
-    job = seed.enqueue(autumn)
+    job = seed.enqueue(autumn_emulator)
     proxy = proxy_config(("127.0.0.0/8",))
     client = await make_client(auth=AuthConfig(proxy=proxy))
     forged = {
@@ -58,16 +60,16 @@ async def test_proxy_auth_alone_does_not_open_other_names(make_client, autumn: A
         headers={**forged, "Origin": "http://evil.example", "Sec-Fetch-Site": "same-origin"},
     )
     assert response.status == 400
-    assert autumn.queue_ids() == [job]
+    assert autumn_emulator.queue_ids() == [job]
     named = await make_client(auth=AuthConfig(proxy=proxy), allowed_hosts=("jobs.example.com",))
     user = {"X-Forwarded-User": "alice", "X-Forwarded-Groups": "jobbridge-operators"}
     ok = await named.get("/admin/jobs", headers={**user, "Host": "jobs.example.com"})
     assert ok.status == 200
 
 
-async def test_the_rebinding_attack_changes_nothing(client, autumn: Autumn) -> None:
+async def test_the_rebinding_attack_changes_nothing(client, autumn_emulator: Autumn) -> None:
     """What a hostile page rebound to 127.0.0.1 would do: read a token, then post a cancel."""
-    job = seed.enqueue(autumn)
+    job = seed.enqueue(autumn_emulator)
     evil = {"Host": "evil.example:8080", "Origin": "http://evil.example:8080"}
     page = await client.get("/admin/jobs/orders", headers=evil)
     assert page.status == 400
@@ -80,7 +82,7 @@ async def test_the_rebinding_attack_changes_nothing(client, autumn: Autumn) -> N
         allow_redirects=False,
     )
     assert response.status == 400
-    assert autumn.queue_ids() == [job]
+    assert autumn_emulator.queue_ids() == [job]
 
 
 async def test_probes_answer_whatever_the_host(client) -> None:

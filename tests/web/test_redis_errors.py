@@ -36,8 +36,8 @@ async def broken(request, redis_client, redis_server) -> AsyncIterator[tuple[str
 
 
 @pytest.fixture
-async def client(make_client, redis_url, broken, autumn: Autumn):
-    seed.enqueue(autumn)
+async def client(make_client, redis_url, broken, autumn_emulator: Autumn):
+    seed.enqueue(autumn_emulator)
     billing = SourceConfig(name="billing", system="autumn", redis_url=broken[0])
     return await make_client(make_settings(redis_url, extra_sources=(billing,)))
 
@@ -133,9 +133,9 @@ async def test_the_broken_sources_own_pages_are_503_naming_it(client, broken) ->
 
 
 async def test_actions_as_a_read_only_acl_user_are_503_and_change_nothing(
-    make_client, redis_client, redis_server, redis_url, autumn: Autumn
+    make_client, redis_client, redis_server, redis_url, autumn_emulator: Autumn
 ) -> None:
-    job = seed.fail(autumn)
+    job = seed.fail(autumn_emulator)
     db = int(redis_url.rsplit("/", 1)[1])
     async with acl_user(redis_client, redis_server, db, *READ_ONLY) as url:
         client = await make_client(make_settings(url))
@@ -149,4 +149,4 @@ async def test_actions_as_a_read_only_acl_user_are_503_and_change_nothing(
         body = await response.json()
         assert body["error"] == "unavailable"
         assert "permission denied: NOPERM" in body["message"]
-    assert autumn.dead_record_raw(job) is not None
+    assert autumn_emulator.dead_record_raw(job) is not None

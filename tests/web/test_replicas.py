@@ -17,7 +17,7 @@ import pytest
 from jobbridge.dev.private_redis import RedisServer, free_port, start_redis_server
 from tests.web.conftest import OPERATOR_TOKEN, SECRET, TOKENS
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 MAX_FAILURES = 4
 

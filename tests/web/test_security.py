@@ -34,8 +34,8 @@ def _assert_secure_headers(response, *, cacheable: bool = False) -> None:
         assert headers["Cache-Control"] == "no-store"
 
 
-async def test_headers_on_every_kind_of_response(client, autumn: Autumn) -> None:
-    job_id = seed.fail(autumn)
+async def test_headers_on_every_kind_of_response(client, autumn_emulator: Autumn) -> None:
+    job_id = seed.fail(autumn_emulator)
     token_page = await client.get("/admin/jobs")
     _assert_secure_headers(token_page)
     for path in (
@@ -68,8 +68,8 @@ async def test_headers_on_every_kind_of_response(client, autumn: Autumn) -> None
     _assert_secure_headers(static, cacheable=True)
 
 
-async def test_error_xss_is_escaped(client, autumn: Autumn) -> None:
-    job_id = seed.fail(autumn, SCRIPT + " " + "y" * 100)
+async def test_error_xss_is_escaped(client, autumn_emulator: Autumn) -> None:
+    job_id = seed.fail(autumn_emulator, SCRIPT + " " + "y" * 100)
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
     for path in ("/admin/jobs/orders", "/admin/jobs", f"/admin/jobs/orders/{job_id}"):
         html = await (await client.get(path)).text()
@@ -77,17 +77,19 @@ async def test_error_xss_is_escaped(client, autumn: Autumn) -> None:
         assert escaped in html, path
 
 
-async def test_payload_xss_is_escaped(client, autumn: Autumn) -> None:
-    job_id = seed.enqueue(autumn, "noop", {"principal_id": IMG, "correlation_id": IMG, "x": IMG})
+async def test_payload_xss_is_escaped(client, autumn_emulator: Autumn) -> None:
+    job_id = seed.enqueue(
+        autumn_emulator, "noop", {"principal_id": IMG, "correlation_id": IMG, "x": IMG}
+    )
     for path in ("/admin/jobs/orders", f"/admin/jobs/orders/{job_id}"):
         html = await (await client.get(path)).text()
         assert IMG not in html and "<img" not in html, path
         assert "&lt;img src=x onerror=alert(1)&gt;" in html, path
 
 
-async def test_job_name_xss_is_escaped(client, autumn: Autumn) -> None:
-    job_id = seed.enqueue(autumn, IMG, {})
-    Worker(autumn, ["default"]).run(until_idle=True)  # unknown job type: dead-lettered
+async def test_job_name_xss_is_escaped(client, autumn_emulator: Autumn) -> None:
+    job_id = seed.enqueue(autumn_emulator, IMG, {})
+    Worker(autumn_emulator, ["default"]).run(until_idle=True)  # unknown job type: dead-lettered
     for path in ("/admin/jobs/orders", "/admin/jobs", f"/admin/jobs/orders/{job_id}"):
         html = await (await client.get(path)).text()
         assert "<img" not in html, path
@@ -96,10 +98,10 @@ async def test_job_name_xss_is_escaped(client, autumn: Autumn) -> None:
     assert IMG in body["jobs"]  # JSON carries the text as data, served as application/json
 
 
-async def test_queue_name_xss_is_escaped(make_client, redis_url, autumn: Autumn) -> None:
+async def test_queue_name_xss_is_escaped(make_client, redis_url, autumn_emulator: Autumn) -> None:
     queue = "<script>q</script>"
     client = await make_client(make_settings(redis_url, queues=("default", queue)))
-    seed.enqueue(autumn, "noop", {}, queue=queue)
+    seed.enqueue(autumn_emulator, "noop", {}, queue=queue)
     for path in ("/admin/jobs/orders", "/admin/jobs"):
         html = await (await client.get(path)).text()
         assert "<script>q" not in html, path
@@ -108,9 +110,9 @@ async def test_queue_name_xss_is_escaped(make_client, redis_url, autumn: Autumn)
     assert 'queue="<script>q</script>"' in metrics  # a label value, text/plain
 
 
-async def test_job_id_xss_is_escaped_in_links_and_text(client, autumn: Autumn) -> None:
+async def test_job_id_xss_is_escaped_in_links_and_text(client, autumn_emulator: Autumn) -> None:
     job_id = '"><svg onload=alert(1)>'
-    autumn.enqueue("noop", {}, job_id=job_id)
+    autumn_emulator.enqueue("noop", {}, job_id=job_id)
     html = await (await client.get("/admin/jobs/orders")).text()
     assert "<svg" not in html
     # Not a path segment (it has characters a client could fold): the exact id as ?id=.
@@ -121,15 +123,15 @@ async def test_job_id_xss_is_escaped_in_links_and_text(client, autumn: Autumn) -
     assert "<svg" not in await detail.text()
 
 
-async def test_invisible_characters_are_made_visible(client, autumn: Autumn) -> None:
-    seed.enqueue(autumn, "pay\u202eusd.exe\x1b[2J", {})
+async def test_invisible_characters_are_made_visible(client, autumn_emulator: Autumn) -> None:
+    seed.enqueue(autumn_emulator, "pay\u202eusd.exe\x1b[2J", {})
     html = await (await client.get("/admin/jobs/orders")).text()
     assert "\u202e" not in html and "\x1b" not in html
     assert "pay\ufffdusd.exe\ufffd[2J" in html
 
 
-async def test_huge_error_is_capped_in_the_table(client, autumn: Autumn) -> None:
-    seed.fail(autumn, "z" * 20_000)
+async def test_huge_error_is_capped_in_the_table(client, autumn_emulator: Autumn) -> None:
+    seed.fail(autumn_emulator, "z" * 20_000)
     html = await (await client.get("/admin/jobs/orders")).text()
     assert "z" * 4000 in html and "z" * 4001 not in html
     assert "more characters]" in html
@@ -172,14 +174,14 @@ async def test_errors_never_leak_stack_traces(exploding) -> None:
     assert (await exploding.get("/healthz")).status == 200
 
 
-async def test_a_lone_surrogate_in_job_data_breaks_no_page(client, autumn: Autumn) -> None:
+async def test_a_lone_surrogate_in_job_data_breaks_no_page(client, autumn_emulator: Autumn) -> None:
     """JSON may spell an unpaired surrogate ("\\ud800"); no UTF-8 output can carry it."""
-    queued = autumn.enqueue("noop", {"note": "x"})
-    raw = autumn.record_raw(queued)
+    queued = autumn_emulator.enqueue("noop", {"note": "x"})
+    raw = autumn_emulator.record_raw(queued)
     assert raw is not None
-    autumn.client.set(autumn.record_key(queued), raw.replace('"x"', '"\\ud800"'))
+    autumn_emulator.client.set(autumn_emulator.record_key(queued), raw.replace('"x"', '"\\ud800"'))
     dead = json.dumps({"id": "d1", "error": "bad \udfff", "raw_payload": "\ud800"})
-    autumn.client.lpush(autumn.dead_key, dead)
+    autumn_emulator.client.lpush(autumn_emulator.dead_key, dead)
     for path in (
         "/admin/jobs",
         "/admin/jobs/orders",

@@ -103,9 +103,9 @@ async def test_readyz_metrics_actuator_when_down(down) -> None:
 
 
 async def test_one_source_down_does_not_hide_the_others(
-    make_client, redis_url, dead_url, autumn: Autumn
+    make_client, redis_url, dead_url, autumn_emulator: Autumn
 ) -> None:
-    seed.enqueue(autumn)
+    seed.enqueue(autumn_emulator)
     broken = SourceConfig(name="billing", system="autumn", redis_url=dead_url)
     client = await make_client(make_settings(redis_url, extra_sources=(broken,)))
     html = await (await client.get("/admin/jobs")).text()
@@ -119,6 +119,7 @@ async def test_one_source_down_does_not_hide_the_others(
     }
 
 
+@pytest.mark.slow
 async def test_page_recovers_when_redis_returns(make_client, redis_server) -> None:
     server = start_redis_server(binary=redis_server.binary)
     try:
