@@ -51,8 +51,10 @@ async def test_overview_survives_a_source_that_is_down(autumn_emulator, service)
     assert {j.source for j in overview.recent_failures} == {"orders", "billing"}
 
 
-async def test_every_read_across_sources_reports_the_down_one_in_one_wording(app, service) -> None:
-    failing_job(app)
+async def test_every_read_across_sources_reports_the_down_one_in_one_wording(
+    autumn_emulator, service
+) -> None:
+    failing_job(autumn_emulator)
     counters = {r.name: r for r in await service.every_counters()}
     assert list(counters) == ["orders", "billing", "down"]
     assert counters["orders"].error is None and counters["orders"].value.failed_7d == 1

@@ -164,11 +164,11 @@ async def lifecycle_of(checker: Checker, job_id: str) -> list[Any]:
 
 
 async def test_autumn_responses_match_the_document(
-    make_client: ClientFactory, autumn: Autumn
+    make_client: ClientFactory, autumn_emulator: Autumn
 ) -> None:
-    mix = seed.mix(autumn)
-    seed.stuck(autumn, "resize", queue="slow")
-    unique = seed.enqueue(autumn, "send_email", {"user_id": 7}, unique_by=["user_id"])
+    mix = seed.mix(autumn_emulator)
+    seed.stuck(autumn_emulator, "resize", queue="slow")
+    unique = seed.enqueue(autumn_emulator, "send_email", {"user_id": 7}, unique_by=["user_id"])
     client = await make_client(auth=auth_config())
     checker = Checker(client, bearer(OPERATOR_TOKEN), "orders")
     await checker.load()
@@ -193,15 +193,15 @@ async def test_autumn_responses_match_the_document(
 # ---------------------------------------------------------------------------- RQ
 
 
-async def test_rq_responses_match_the_document(conn, pool, redis_url) -> None:
-    (failed, other) = make_failed(conn, pool, 2)
-    done = enqueue(conn, rq_tasks.add, 1, 2)
-    pool.run_burst()
-    worker = pool.start()
-    worker.wait_registered(conn)
-    running = enqueue(conn, rq_tasks.sleep, 30)
-    waiting = enqueue(conn, rq_tasks.add, 3, 4, queue="low")
-    later = Queue("default", connection=conn).enqueue_in(HOUR, rq_tasks.add, 5, 6).id
+async def test_rq_responses_match_the_document(sync_redis, rq_workers, redis_url) -> None:
+    (failed, other) = make_failed(sync_redis, rq_workers, 2)
+    done = enqueue(sync_redis, rq_tasks.add, 1, 2)
+    rq_workers.run_burst()
+    worker = rq_workers.start()
+    worker.wait_registered(sync_redis)
+    running = enqueue(sync_redis, rq_tasks.sleep, 30)
+    waiting = enqueue(sync_redis, rq_tasks.add, 3, 4, queue="low")
+    later = Queue("default", connection=sync_redis).enqueue_in(HOUR, rq_tasks.add, 5, 6).id
     async with rq_api(redis_url, queues=None) as api:
         checker = Checker(api.client, api.headers, api.source)
         await checker.load()
@@ -236,22 +236,22 @@ async def test_rq_responses_match_the_document(conn, pool, redis_url) -> None:
 # ---------------------------------------------------------------------------- Celery
 
 
-async def test_celery_responses_match_the_document(capp, workers, redis_url) -> None:
-    workers.start(pool="prefork", concurrency=2, queues=("celery",))
+async def test_celery_responses_match_the_document(celery_app, celery_workers, redis_url) -> None:
+    celery_workers.start(pool="prefork", concurrency=2, queues=("celery",))
     # No worker consumes "mail": the message waits. (Queues are found when the app starts.)
-    waiting = send(capp, "record", "wait", queue=MAIL_QUEUE)
+    waiting = send(celery_app, "record", "wait", queue=MAIL_QUEUE)
     async with celery_api(redis_url) as api:
         checker = Checker(api.client, api.headers, api.source)
         await checker.load()
-        done = send(capp, "add", 2, 3)
-        failed = send(capp, "fail", "kaboom")
-        other = send(capp, "fail", "kaboom again")
-        wait_for_state(capp, done.id, "SUCCESS", workers=workers)
-        wait_for_state(capp, failed.id, "FAILURE", workers=workers)
-        wait_for_state(capp, other.id, "FAILURE", workers=workers)
-        long = send(capp, "sleep", 20)
-        wait_for_state(capp, long.id, "STARTED", workers=workers)
-        held = send(capp, "add", 1, 1, countdown=120)
+        done = send(celery_app, "add", 2, 3)
+        failed = send(celery_app, "fail", "kaboom")
+        other = send(celery_app, "fail", "kaboom again")
+        wait_for_state(celery_app, done.id, "SUCCESS", workers=celery_workers)
+        wait_for_state(celery_app, failed.id, "FAILURE", workers=celery_workers)
+        wait_for_state(celery_app, other.id, "FAILURE", workers=celery_workers)
+        long = send(celery_app, "sleep", 20)
+        wait_for_state(celery_app, long.id, "STARTED", workers=celery_workers)
+        held = send(celery_app, "add", 1, 1, countdown=120)
         await wait_row(api, "failed", failed.id)
         await wait_row(api, "failed", other.id)
         await wait_row(api, "completed", done.id)
