@@ -47,7 +47,7 @@ import redis.exceptions
 from jobbridge import safejson
 from jobbridge.adapters import payloads
 from jobbridge.adapters.celery.messages import READY_STATES, decode_result_meta, parse_datetime
-from jobbridge.adapters.celery.subscription import resubscribe_forever
+from jobbridge.adapters.celery.subscription import Inbox, Subscription
 from jobbridge.adapters.fields import (
     MAX_NAME_CHARS,
     glob_escape,
@@ -62,7 +62,7 @@ from jobbridge.pacing import Pacer
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-    from redis.asyncio.client import Pipeline, PubSub
+    from redis.asyncio.client import Pipeline
 
     from jobbridge.adapters.celery.keys import CeleryKeys
 
@@ -583,6 +583,7 @@ class ResultIndex:
             REVOKED meta is still indexed).
         settings: bounds and pace.
         clock: Unix seconds (tests move it).
+        subscription: the source's shared subscription on ``results`` (None: one of its own).
     """
 
     def __init__(
@@ -596,6 +597,7 @@ class ResultIndex:
         lifecycle_prefix: str,
         settings: IndexSettings | None = None,
         clock: Callable[[], float] = time.time,
+        subscription: Subscription | None = None,
     ) -> None:
         self.broker = broker
         self.results = results
@@ -610,6 +612,12 @@ class ResultIndex:
         self._lifecycle_prefix = lifecycle_prefix.encode("utf-8", "surrogateescape")
         #: what the subscription and the SCAN match: every meta key of the source
         self.pattern = glob_escape(keys.task_meta_prefix) + "*"
+        self._owns_subscription = subscription is None
+        self.subscription = subscription or Subscription(
+            results, source=source, backoff_s=self.settings.backoff_s
+        )
+        self.subscription.route(self.pattern, self)
+        self._inbox: Inbox[_Event] = Inbox(self.settings.batch_max)
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         #: ms of the latest request for a pass not yet covered by a pass that started after it
@@ -790,16 +798,20 @@ class ResultIndex:
             return
         self._request_pass()
         self._tasks = [
-            asyncio.create_task(self._subscribe_forever(), name=f"{self.source} index subscriber"),
+            asyncio.create_task(self._write_forever(), name=f"{self.source} index subscriber"),
             asyncio.create_task(self._maintain_forever(), name=f"{self.source} index backfill"),
         ]
+        if self._owns_subscription:
+            await self.subscription.start()
 
     async def close(self) -> None:
         """Stop the background work now. A pass in progress keeps its cursor in Redis (the
         next pass, of this or another replica, resumes it); its lock is released."""
+        if self._owns_subscription:
+            await self.subscription.close()
         tasks, self._tasks = self._tasks, []
         pending = set(tasks)
-        # Each task's own cleanup (pubsub close, lock release) takes CLEANUP_S at most. A
+        # Each task's own cleanup (the lock release) takes CLEANUP_S at most. A
         # task still running after that had its cancellation swallowed (asyncio.wait_for
         # in some library can do that): it is cancelled once more.
         for wait in (CLEANUP_S + 0.2, CLOSE_WAIT_S - CLEANUP_S - 0.2):
@@ -820,17 +832,20 @@ class ResultIndex:
 
     # ---- subscriber
 
-    async def _subscribe_forever(self) -> None:
-        await resubscribe_forever(
-            self.results,
-            self.pattern,
-            self._listen,
-            backoff_s=self.settings.backoff_s,
-            confirmed=lambda: self._subscriptions,
-            lost=self._on_lost,
-        )
+    def subscribed(self) -> None:
+        if self._ever_subscribed:
+            # subscribed again (after a loss, or redis-py reconnected by itself): events
+            # were missed
+            self.reconnects += 1
+            self._request_pass()
+        if self._sub_outage:
+            log.warning("%s: result subscription back", self.source)
+        self._ever_subscribed = True
+        self._subscriptions += 1
+        self._subscribed = True
+        self._sub_outage = False
 
-    def _on_lost(self, exc: Exception) -> None:
+    def lost(self, exc: Exception) -> None:
         self._subscribed = False
         if not self._sub_outage:
             self._sub_outage = True
@@ -841,56 +856,31 @@ class ResultIndex:
                 exc_info=not isinstance(exc, UNAVAILABLE_ERRORS),
             )
 
-    async def _listen(self, pubsub: PubSub) -> None:
-        """Batch events (``batch_max`` or ``batch_wait_s``) and write them; returns only by
-        an exception."""
-        loop = asyncio.get_running_loop()
-        batch: list[_Event] = []
-        deadline = 0.0
-        while True:
-            timeout = max(0.0, deadline - loop.time()) if batch else 1.0
-            message = await pubsub.get_message(timeout=timeout)
-            if message is not None:
-                kind = message.get("type")
-                if kind == "pmessage":
-                    event = self._event(message)
-                    if event is not None:
-                        if not batch:
-                            deadline = loop.time() + self.settings.batch_wait_s
-                        batch.append(event)
-                elif kind == "psubscribe":
-                    self._on_subscribed()
-            if batch and (len(batch) >= self.settings.batch_max or loop.time() >= deadline):
-                events, batch = batch, []
-                await self._flush(events)
-
-    def _event(self, message: Mapping[str, Any]) -> _Event | None:
-        """A published meta, its two ends only when it is big (a batch holds at most
-        ``batch_max`` times READ_BYTES + TAIL_BYTES of them)."""
-        channel, data = message.get("channel"), message.get("data")
+    async def deliver(self, channel: object, data: object) -> None:
+        """A published meta, its two ends only when it is big (the inbox and a batch hold
+        at most ``batch_max`` times READ_BYTES + TAIL_BYTES of them each)."""
         channel = (
             channel.encode("utf-8", "surrogateescape") if isinstance(channel, str) else channel
         )
         data = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
         if not isinstance(channel, bytes) or not isinstance(data, bytes):
-            return None
+            return
         self.events += 1
         if not channel.startswith(self._meta_prefix) or len(channel) == len(self._meta_prefix):
             self._skip(channel, "a channel that names no task")
-            return None
-        return _Event.of(channel[len(self._meta_prefix) :], data, self._now_ms())
+            return
+        await self._inbox.put(_Event.of(channel[len(self._meta_prefix) :], data, self._now_ms()))
 
-    def _on_subscribed(self) -> None:
-        if self._ever_subscribed:
-            # redis-py reconnected and subscribed again by itself: events were missed
-            self.reconnects += 1
-            self._request_pass()
-        if self._sub_outage:
-            log.warning("%s: result subscription back", self.source)
-        self._ever_subscribed = True
-        self._subscriptions += 1
-        self._subscribed = True
-        self._sub_outage = False
+    async def _write_forever(self) -> None:
+        """Write events in batches (``batch_max``, or ``batch_wait_s`` after the first)."""
+        s = self.settings
+        while True:
+            events = await self._inbox.batch(s.batch_max, s.batch_wait_s)
+            try:
+                await self._flush(events)
+            except Exception:  # a bug: these events are lost, a pass will find their metas
+                log.exception("%s: %d result events not indexed", self.source, len(events))
+                self._request_pass()
 
     async def _flush(self, events: list[_Event]) -> None:
         try:

@@ -3,8 +3,9 @@
 Celery keeps no worker registry in Redis. A worker publishes ``worker-online``, a
 ``worker-heartbeat`` every ``freq`` seconds (2 by default) and ``worker-offline`` on the
 event channels (docs/celery.md §1.7), even without ``-E``, which adds only task events.
-:class:`WorkerWatch` subscribes to them and, as Celery's own ``events.state`` does, counts a
-worker online while its last heartbeat, timed when it arrived, is at most twice ``freq`` old.
+:class:`WorkerWatch` follows them (on the source's subscription) and, as Celery's own
+``events.state`` does, counts a worker online while its last heartbeat, timed when it
+arrived, is at most twice ``freq`` old.
 
 What the events do not tell (the pool, its concurrency, the queues, the reserved tasks) is
 asked over the pidbox: ``stats``, ``active_queues``, ``reserved``, ``scheduled`` and
@@ -33,7 +34,7 @@ Everything read is hostile: names and values are capped, wrong types read as unk
 most :data:`MAX_HOSTS` hosts are tracked (the one heard from least recently makes room),
 and each message costs bounded work, so the event loop is never held long.
 
-Redis commands used: PSUBSCRIBE (its own connection), PUBLISH, SADD/SREM and
+Redis commands used: PSUBSCRIBE (the source's subscription), PUBLISH, SADD/SREM and
 ``ZADD XX GT`` on kombu's reply binding keys, BLPOP and DEL on its reply lists.
 """
 
@@ -66,13 +67,13 @@ from jobbridge.adapters.celery.control import (
     reply_to,
 )
 from jobbridge.adapters.celery.keys import DEFAULT_SEP, CeleryKeys
+from jobbridge.adapters.celery.subscription import Subscription
 from jobbridge.adapters.fields import MAX_NAME_CHARS, cap
 from jobbridge.adapters.stopping import cancel_until_done
 from jobbridge.model import Worker
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-    from redis.asyncio.client import PubSub
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,6 @@ MAX_EVENT_MESSAGE_BYTES = 16 * 1024
 MAX_REPLY_BYTES = 512 * 1024
 #: uptimes (``stats``) over this many seconds (ten years) read as unknown
 MAX_UPTIME_S = 10 * 365 * 86_400
-#: reconnect backoff after a lost connection, seconds
-BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 10.0
 #: the commands an inspection broadcasts (``scheduled``: tasks held for their eta, which
 #: ``reserved`` leaves out; ``active``: the tasks running, counted for workers that send no
 #: heartbeats, which carry the count)
@@ -229,32 +228,28 @@ class _Outage:
 
     what: str
     down: bool = False
-    backoff: float = BACKOFF_FIRST_S
 
-    def failed(self, exc: BaseException) -> float:
-        """Note a failure; the seconds to wait before trying again."""
+    def failed(self, exc: BaseException) -> None:
         if not self.down:
             log.warning("celery %s: lost the Redis connection (%s); retrying", self.what, exc)
             self.down = True
-        wait, self.backoff = self.backoff, min(self.backoff * 2, BACKOFF_MAX_S)
-        return wait
 
     def worked(self) -> None:
         if self.down:
             log.info("celery %s: connected to Redis again", self.what)
         self.down = False
-        self.backoff = BACKOFF_FIRST_S
 
 
 class WorkerWatch:
     """Celery's workers, followed in the background.
 
     Args:
-        client: the broker's Redis (the watch takes a pubsub connection of its own from it).
+        client: the broker's Redis.
         global_keyprefix: kombu's ``global_keyprefix`` broker transport option.
         db: the broker's database number (part of every channel name).
         source: the configured source's name, for logs.
         sep: kombu's ``sep`` transport option (binding members).
+        subscription: the source's shared subscription (None: one of its own on ``client``).
     """
 
     def __init__(
@@ -265,6 +260,7 @@ class WorkerWatch:
         db: int,
         source: str,
         sep: str = DEFAULT_SEP,
+        subscription: Subscription | None = None,
     ) -> None:
         self.client = client
         self.global_keyprefix = global_keyprefix
@@ -281,13 +277,15 @@ class WorkerWatch:
         #: their pool, for :meth:`went_offline`; the oldest go first past MAX_HOSTS
         self._gone: OrderedDict[str, Gone] = OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
-        self._pubsub: PubSub | None = None
         self._wake = asyncio.Event()
         self._inspecting = asyncio.Lock()
         self._events = _Outage(f"worker events of {source}")
         self._inspections = _Outage(f"worker inspection of {source}")
         #: inspections completed (tests and the status page read it)
         self.inspections = 0
+        self._owns_subscription = subscription is None
+        self.subscription = subscription or Subscription(client, source=source)
+        self.subscription.route(self.pattern, self)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -296,17 +294,18 @@ class WorkerWatch:
         if self._tasks:
             return
         self._tasks = [
-            asyncio.create_task(self._follow_events(), name=f"celery-events-{self.source}"),
+            asyncio.create_task(self._prune_forever(), name=f"celery-events-{self.source}"),
             asyncio.create_task(self._inspect_forever(), name=f"celery-inspect-{self.source}"),
         ]
+        if self._owns_subscription:
+            await self.subscription.start()
 
     async def close(self) -> None:
-        """Stop the background tasks and close the pubsub connection; bounded in time."""
+        """Stop the background tasks (and its own subscription); bounded in time."""
+        if self._owns_subscription:
+            await self.subscription.close()
         tasks, self._tasks = self._tasks, []
         await cancel_until_done(tasks, _CLOSE_WAIT_S)
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call,unused-ignore]
 
     # ------------------------------------------------------------------ reading
 
@@ -327,36 +326,19 @@ class WorkerWatch:
 
     # ------------------------------------------------------------------ events
 
-    async def _follow_events(self) -> None:
-        while True:
-            try:
-                await self._listen()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any failure of the subscription: reconnect
-                await asyncio.sleep(self._events.failed(exc))
+    def subscribed(self) -> None:
+        self._events.worked()
 
-    async def _listen(self) -> None:
-        """Subscribe on a connection of its own and apply messages until it fails."""
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        self._pubsub = pubsub
-        try:
-            await pubsub.psubscribe(self.pattern)
-            self._events.worked()
-            pruned = time.monotonic()
-            while True:
-                message = await pubsub.get_message(timeout=1.0)
-                now = time.monotonic()
-                if message is not None:
-                    self.on_message(message.get("data"), now)
-                    # A flood of buffered messages would be read without ever suspending.
-                    await asyncio.sleep(0)
-                if now - pruned >= 1.0:
-                    self._prune(now)
-                    pruned = now
-        finally:
-            self._pubsub = None
-            await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call,unused-ignore]
+    def lost(self, exc: Exception) -> None:
+        self._events.failed(exc)
+
+    async def deliver(self, channel: object, data: object) -> None:
+        self.on_message(data, time.monotonic())
+
+    async def _prune_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self._prune(time.monotonic())
 
     def on_message(self, data: object, received: float) -> None:
         """Apply one message of an event channel (bounded work; never raises)."""
