@@ -18,16 +18,9 @@ import pytest
 import redis
 import redis.asyncio
 
-from jobbridge.adapters.celery.index import (
-    BUCKETS,
-    Bucket,
-    Entry,
-    IndexedTask,
-    IndexSettings,
-    ResultIndex,
-    WriteCounts,
-    summarize,
-)
+from jobbridge.adapters.celery.index import ResultIndex
+from jobbridge.adapters.celery.index_store import IndexSettings, WriteCounts
+from jobbridge.adapters.celery.index_summary import BUCKETS, Bucket, Entry, IndexedTask, summarize
 from jobbridge.adapters.celery.keys import CeleryKeys
 from tests.celery.celery_support import (
     meta_key,
@@ -457,7 +450,7 @@ async def test_one_replica_backfills_at_a_time(make_index, conn):
     await two.start()
 
     async def passes() -> int:
-        both.append(one._backfilling and two._backfilling)
+        both.append(one.backfill.backfilling and two.backfill.backfilling)
         return int(conn.hget(one.backfill_key, "passes") or 0)
 
     await async_wait_for(passes, "a background pass", every=0.005)

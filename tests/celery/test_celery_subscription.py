@@ -13,7 +13,7 @@ import redis.asyncio
 
 from jobbridge.adapters.celery.adapter import CeleryAdapter
 from jobbridge.adapters.celery.control import events_channel
-from jobbridge.adapters.celery.index import Bucket
+from jobbridge.adapters.celery.index_summary import Bucket
 from tests.celery.celery_unacked_seed import event_message
 from tests.rq.rq_support import async_wait_for
 

@@ -13,13 +13,9 @@ import redis
 import redis.asyncio
 
 from jobbridge.adapters.celery.control import events_channel
-from jobbridge.adapters.celery.index import (
-    Bucket,
-    Entry,
-    IndexSettings,
-    ResultIndex,
-    summarize,
-)
+from jobbridge.adapters.celery.index import ResultIndex
+from jobbridge.adapters.celery.index_store import IndexSettings
+from jobbridge.adapters.celery.index_summary import Bucket, Entry, summarize
 from jobbridge.adapters.celery.keys import CeleryKeys
 from jobbridge.adapters.celery.task_events import TaskEventFeed, entry_of
 from tests.celery.celery_jobbridge import celery_api, wait_row

@@ -23,7 +23,7 @@ import redis.exceptions
 
 from jobbridge import offload, safejson
 from jobbridge.adapters.celery import control, records
-from jobbridge.adapters.celery.index import Bucket, IndexedTask
+from jobbridge.adapters.celery.index_summary import Bucket, IndexedTask
 from jobbridge.adapters.celery.messages import (
     READY_STATES,
     CeleryMessage,

@@ -35,7 +35,8 @@ import redis.exceptions
 from jobbridge import offload
 from jobbridge.adapters import times
 from jobbridge.adapters.celery import actions, records
-from jobbridge.adapters.celery.index import Bucket, ResultIndex
+from jobbridge.adapters.celery.index import ResultIndex
+from jobbridge.adapters.celery.index_summary import Bucket
 from jobbridge.adapters.celery.keys import DEFAULT_SEP, PRIORITY_STEPS, CeleryKeys, JobbridgeKeys
 from jobbridge.adapters.celery.subscription import Subscription
 from jobbridge.adapters.celery.task_events import TaskEventFeed

@@ -247,7 +247,7 @@ class JobbridgeKeys:
 
     @property
     def index(self) -> str:
-        """The result index's key prefix (``celery_index.ResultIndex``'s ``base``)."""
+        """The result index's key prefix (``index.ResultIndex``'s ``base``)."""
         return self.base + INDEX
 
     def priority_seen(self, task_id: str) -> str:

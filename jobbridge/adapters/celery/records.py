@@ -18,7 +18,7 @@ from jobbridge.adapters.fields import cap
 from jobbridge.model import Action, JobRecord, JobStatus
 
 if TYPE_CHECKING:
-    from jobbridge.adapters.celery.index import IndexedTask
+    from jobbridge.adapters.celery.index_summary import IndexedTask
 
 #: the id of a waiting message that names no task id: its bytes' digest, so that cancel can
 #: still find exactly it (a poison message can be removed like any other)

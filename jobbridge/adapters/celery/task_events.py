@@ -35,13 +35,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from jobbridge.adapters.celery.control import decode_event, events_pattern
-from jobbridge.adapters.celery.index import (
+from jobbridge.adapters.celery.index_store import WriteCounts
+from jobbridge.adapters.celery.index_summary import (
     ARGS_PREVIEW_CHARS,
     ERROR_CHARS,
     ID_CHARS,
     STATE_RANK,
     Entry,
-    WriteCounts,
     dump_summary,
 )
 from jobbridge.adapters.celery.messages import READY_STATES
