@@ -40,7 +40,7 @@ from jobbridge.adapters.celery.control import (
     validate_task_message,
 )
 from jobbridge.adapters.celery.keys import CeleryKeys
-from jobbridge.adapters.celery.messages import decode_result_meta
+from jobbridge.adapters.celery.result_meta import decode_result_meta
 from jobbridge.adapters.celery.workers import MAX_EVENT_MESSAGE_BYTES, WorkerWatch
 from jobbridge.dev.private_redis import start_redis_server
 from tests.celery.celery_support import (

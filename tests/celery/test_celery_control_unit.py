@@ -45,7 +45,8 @@ from jobbridge.adapters.celery.control import (
     short_repr,
     validate_task_message,
 )
-from jobbridge.adapters.celery.messages import decode_message, decode_result_meta
+from jobbridge.adapters.celery.messages import decode_message
+from jobbridge.adapters.celery.result_meta import decode_result_meta
 from jobbridge.adapters.celery.workers import WorkerWatch
 from jobbridge.adapters.fields import MAX_NAME_CHARS
 

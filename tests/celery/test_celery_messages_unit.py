@@ -22,10 +22,10 @@ from jobbridge.adapters.celery.keys import CeleryKeys, clamp_priority, result_ke
 from jobbridge.adapters.celery.messages import (
     CeleryMessage,
     decode_message,
-    decode_result_meta,
     decode_unacked,
     preview,
 )
+from jobbridge.adapters.celery.result_meta import decode_result_meta
 from jobbridge.adapters.payloads import PREVIEW_CHARS
 
 KEYS = CeleryKeys()

@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 
 from jobbridge import safejson
 from jobbridge.adapters import payloads
-from jobbridge.adapters.celery.messages import READY_STATES, decode_result_meta, parse_datetime
+from jobbridge.adapters.celery.messages import parse_datetime
+from jobbridge.adapters.celery.result_meta import READY_STATES, decode_result_meta
 from jobbridge.adapters.fields import MAX_NAME_CHARS, key_text, ms_to_datetime, score_ms
 
 

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from jobbridge import offload
 from jobbridge.adapters import payloads, times
-from jobbridge.adapters.celery.messages import CeleryMessage, ResultMeta, decode_message, preview
+from jobbridge.adapters.celery.messages import CeleryMessage, decode_message, preview
+from jobbridge.adapters.celery.result_meta import ResultMeta
 from jobbridge.adapters.fields import cap
 from jobbridge.model import Action, JobRecord, JobStatus
 

@@ -44,7 +44,7 @@ from jobbridge.adapters.celery.index_summary import (
     Entry,
     dump_summary,
 )
-from jobbridge.adapters.celery.messages import READY_STATES
+from jobbridge.adapters.celery.result_meta import READY_STATES
 from jobbridge.adapters.celery.subscription import Inbox, Subscription
 from jobbridge.adapters.fields import MAX_NAME_CHARS
 from jobbridge.adapters.redis_errors import UNAVAILABLE_ERRORS
