@@ -27,8 +27,6 @@ from celery.result import AsyncResult  # type: ignore[import-untyped]
 from examples import celery_app as example
 from jobbridge.adapters.celery.control import (
     build_task_message,
-    decode_event,
-    decode_reply,
     events_channel,
     events_pattern,
     pidbox_channel,
@@ -38,6 +36,10 @@ from jobbridge.adapters.celery.control import (
     revoke_envelope,
     revoked_meta,
     validate_task_message,
+)
+from jobbridge.adapters.celery.envelope import (
+    decode_event,
+    decode_reply,
 )
 from jobbridge.adapters.celery.keys import CeleryKeys
 from jobbridge.adapters.celery.result_meta import decode_result_meta

@@ -26,14 +26,9 @@ from jobbridge.adapters.celery import worker_state
 from jobbridge.adapters.celery import workers as celery_workers
 from jobbridge.adapters.celery.control import (
     EMPTY_EMBED,
-    MAX_ENVELOPE_BYTES,
-    MAX_EVENTS,
-    MAX_REPR_CHARS,
     TASK_HEADERS,
     build_task_message,
     control_envelope,
-    decode_event,
-    decode_reply,
     events_channel,
     events_pattern,
     pidbox_channel,
@@ -42,8 +37,15 @@ from jobbridge.adapters.celery.control import (
     reply_to,
     revoke_envelope,
     revoked_meta,
-    short_repr,
     validate_task_message,
+)
+from jobbridge.adapters.celery.envelope import (
+    MAX_ENVELOPE_BYTES,
+    MAX_EVENTS,
+    MAX_REPR_CHARS,
+    decode_event,
+    decode_reply,
+    short_repr,
 )
 from jobbridge.adapters.celery.messages import decode_message
 from jobbridge.adapters.celery.result_meta import decode_result_meta

@@ -34,7 +34,8 @@ from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from jobbridge.adapters.celery.control import decode_event, events_pattern
+from jobbridge.adapters.celery.control import events_pattern
+from jobbridge.adapters.celery.envelope import decode_event
 from jobbridge.adapters.celery.index_store import WriteCounts
 from jobbridge.adapters.celery.index_summary import (
     ARGS_PREVIEW_CHARS,

@@ -56,14 +56,13 @@ import redis.exceptions
 from jobbridge.adapters.celery.control import (
     REPLY_EXCHANGE,
     control_envelope,
-    decode_event,
-    decode_reply,
     events_pattern,
     pidbox_channel,
     reply_binding,
     reply_list,
     reply_to,
 )
+from jobbridge.adapters.celery.envelope import decode_event, decode_reply
 from jobbridge.adapters.celery.keys import DEFAULT_SEP, CeleryKeys
 from jobbridge.adapters.celery.subscription import Subscription
 from jobbridge.adapters.celery.worker_state import (
