@@ -27,7 +27,6 @@ from celery.result import AsyncResult  # type: ignore[import-untyped]
 from examples import celery_app as example
 from jobbridge.adapters.celery.control import (
     build_task_message,
-    events_channel,
     events_pattern,
     pidbox_channel,
     reply_binding,
@@ -54,6 +53,7 @@ from tests.celery.celery_support import (
     state_of,
     wait_for_state,
 )
+from tests.celery.celery_unacked_seed import events_channel
 from tests.integration.processes import scaled
 from tests.rq.rq_support import async_wait_for, wait_for
 

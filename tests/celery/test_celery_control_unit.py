@@ -29,7 +29,6 @@ from jobbridge.adapters.celery.control import (
     TASK_HEADERS,
     build_task_message,
     control_envelope,
-    events_channel,
     events_pattern,
     pidbox_channel,
     reply_binding,
@@ -51,6 +50,7 @@ from jobbridge.adapters.celery.messages import decode_message
 from jobbridge.adapters.celery.result_meta import decode_result_meta
 from jobbridge.adapters.celery.workers import WorkerWatch
 from jobbridge.adapters.fields import MAX_NAME_CHARS
+from tests.celery.celery_unacked_seed import events_channel
 
 #: a worker-heartbeat message as a celery 5.7 worker published it on /3.celeryev/worker.heartbeat
 REAL_HEARTBEAT = (

@@ -12,9 +12,8 @@ import redis
 import redis.asyncio
 
 from jobbridge.adapters.celery.adapter import CeleryAdapter
-from jobbridge.adapters.celery.control import events_channel
 from jobbridge.adapters.celery.index_summary import Bucket
-from tests.celery.celery_unacked_seed import event_message
+from tests.celery.celery_unacked_seed import event_message, events_channel
 from tests.rq.rq_support import async_wait_for
 
 pytestmark = pytest.mark.redis

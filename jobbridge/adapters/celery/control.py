@@ -105,12 +105,6 @@ def pidbox_channel(global_keyprefix: str, db: int) -> str:
     return _fanout_prefix(global_keyprefix, db) + PIDBOX_EXCHANGE
 
 
-def events_channel(global_keyprefix: str, db: int, event_type: str) -> str:
-    """The channel an event of this type is PUBLISHed on: ``P/<db>.celeryev/worker.heartbeat``
-    for ``worker-heartbeat`` (the event's routing key is its type with ``-`` made ``.``)."""
-    return f"{_fanout_prefix(global_keyprefix, db)}{EVENT_EXCHANGE}/{event_type.replace('-', '.')}"
-
-
 def events_pattern(global_keyprefix: str, db: int, group: str = "*") -> str:
     """The PSUBSCRIBE pattern of Celery's event channels: every event for ``"*"``
     (``/0.celeryev/*``), else one group's (``worker`` -> ``/0.celeryev/worker.*``, the

@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING
 from jobbridge.adapters.celery.index_backfill import (
     CLEANUP_S,
     Backfill,
-    BackfillReport,
-    Progress,
 )
 from jobbridge.adapters.celery.index_store import IndexSettings, IndexStore, MetaBytes
 from jobbridge.adapters.celery.subscription import Inbox, Subscription
@@ -178,15 +176,6 @@ class ResultIndex(IndexStore):
             # the index's Redis failed: these events are lost, a pass will find their metas
             log.warning("%s: %d result events not indexed (%s)", self.source, len(events), exc)
             self.backfill.request()
-
-    async def backfill_pass(
-        self, *, max_keys: int | None = None, progress: Progress | None = None
-    ) -> BackfillReport:
-        """Run a pass now, under the same lock as the background ones: continue the stored
-        pass if one was left unfinished, else start one; stop early after ``max_keys`` keys
-        (the cursor stays stored for the next pass to resume). When another replica holds
-        the lock, nothing is done (``held_by_other``)."""
-        return await self.backfill.run(max_keys=max_keys, progress=progress)
 
     async def status(self) -> dict[str, object]:
         """The backfill's stored progress and this replica's view of its own work."""

@@ -36,7 +36,6 @@ class Bucket(enum.StrEnum):
 
 #: the buckets in the order of the script's KEYS[1..5]
 BUCKETS: tuple[Bucket, ...] = tuple(Bucket)
-FINISHED_BUCKETS = frozenset({Bucket.COMPLETED, Bucket.FAILED, Bucket.CANCELED})
 #: Celery's states a meta may hold -> their bucket (PENDING is never stored)
 STATE_BUCKET: Mapping[str, Bucket] = {
     "RECEIVED": Bucket.RUNNING,
