@@ -12,8 +12,10 @@ import redis
 import redis.asyncio
 
 from jobbridge.adapters.celery.adapter import CeleryAdapter
+from jobbridge.adapters.celery.control import events_pattern
 from jobbridge.adapters.celery.index_summary import Bucket
 from tests.celery.celery_unacked_seed import event_message, events_channel
+from tests.integration.test_redis_errors import acl_user
 from tests.rq.rq_support import async_wait_for
 
 pytestmark = pytest.mark.redis
@@ -88,3 +90,41 @@ async def test_one_connection_feeds_the_watch_the_index_and_the_events(
     finally:
         await adapter.close()
     await async_wait_for(lambda: not pubsub_clients(conn, db), "the connection to close")
+
+
+async def test_a_pattern_the_acl_refuses_leaves_the_others_followed(
+    redis_url: str, redis_server: Any, redis_client: redis.asyncio.Redis, conn: redis.Redis
+) -> None:
+    db = int(redis_url.rsplit("/", 1)[1])
+    # The worker and task event patterns, not the result channels (PSUBSCRIBE is granted
+    # by the exact pattern).
+    events = [f"&{events_pattern(PREFIX, db, group)}" for group in ("worker", "task")]
+    async with acl_user(
+        redis_client, redis_server, db, "~*", "+@all", "resetchannels", *events
+    ) as url:
+        adapter = CeleryAdapter(
+            redis.asyncio.Redis.from_url(url), source="refused", global_keyprefix=PREFIX
+        )
+        await adapter.start()
+        try:
+            await async_wait_for(lambda: adapter.subscription.confirmed >= 2, "two patterns")
+
+            async def followed(round_: int) -> bool:
+                publish_all(conn, db, round_)
+                names = [w.name for w in adapter.watch.workers()]
+                return f"w{round_}@h" in names and bool(await adapter.index.get(f"ev-{round_}"))
+
+            await async_wait_for(lambda: followed(1), "the events followed", every=0.2)
+            assert not adapter.index._subscribed
+            assert await adapter.index.get("meta-1") is None
+            (ours,) = pubsub_clients(conn, db).values()
+            assert int(ours["psub"]) == 2
+
+            # Granted later: the index follows its pattern on the same connection.
+            name = url.split("//", 1)[1].split(":", 1)[0]
+            await redis_client.execute_command("ACL", "SETUSER", name, "&celery-task-meta-*")
+            await async_wait_for(lambda: adapter.index._subscribed, "the index", timeout=20)
+            await all_three_heard(adapter, conn, db, 2)
+            assert list(pubsub_clients(conn, db)) == [int(ours["id"])]
+        finally:
+            await adapter.close()

@@ -2,7 +2,8 @@
 
 The worker watch, the result index and the task event feed each follow a pattern; they
 share one pub/sub connection and one reconnect policy (backoff doubling from its first to
-its longest wait, afresh once Redis confirmed a pattern). What a loss means is each
+its longest wait, afresh once Redis confirmed a pattern). A pattern the ACL refuses is lost
+to its listeners alone and asked for again after a wait. What a loss means is each
 listener's own: the index runs a backfill pass, the event feed has lost events for good.
 """
 
@@ -10,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+import redis.exceptions
 
 from jobbridge.adapters.stopping import cancel_until_done
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
 
 #: reconnect delays: first, longest
 BACKOFF_S = (0.5, 10.0)
@@ -93,12 +98,7 @@ class Subscription:
             before = self.confirmed
             pubsub = self.client.pubsub()
             try:
-                await pubsub.psubscribe(*self._routes)
-                while True:
-                    message = await pubsub.get_message(timeout=READ_WAIT_S)
-                    if message is not None:
-                        await self._dispatch(message)
-                        await asyncio.sleep(0)  # a flood of messages must not hold the loop
+                await self._listen(pubsub)
             except Exception as exc:  # a Redis error, or a bug: either way, subscribe again
                 for listener in self._listeners():
                     listener.lost(exc)
@@ -110,6 +110,46 @@ class Subscription:
                 delay = low  # it was subscribed for a while: start the backoff afresh
             await asyncio.sleep(delay)
             delay = min(delay * 2, high)
+
+    async def _listen(self, pubsub: PubSub) -> None:
+        """Subscribe each pattern by a command of its own (the ACL may refuse one and not
+        the others: its listeners lose it, and it is asked for again after a wait while the
+        rest are followed), then dispatch messages; returns only by an exception."""
+        loop = asyncio.get_running_loop()
+        low, high = self.backoff_s
+        #: patterns asked for and not yet answered, in the order Redis answers them
+        pending: deque[bytes] = deque()
+        refused: list[bytes] = []
+        delay, retry_at = low, 0.0
+        for pattern in self._routes:
+            await pubsub.psubscribe(pattern)
+            pending.append(pattern)
+        while True:
+            if refused and loop.time() >= retry_at:
+                for pattern in refused:
+                    await pubsub.psubscribe(pattern)
+                    pending.append(pattern)
+                refused.clear()
+            try:
+                message = await pubsub.get_message(timeout=READ_WAIT_S)
+            except redis.exceptions.NoPermissionError as exc:
+                if not pending:
+                    raise
+                pattern = pending.popleft()
+                pubsub.patterns.pop(pattern, None)  # not asked for again on a reconnection
+                refused.append(pattern)
+                retry_at, delay = loop.time() + delay, min(delay * 2, high)
+                for listener in self._routes[pattern]:
+                    listener.lost(exc)
+                continue
+            if message is None:
+                continue
+            if message.get("type") == "psubscribe" and pending:
+                if pending[0] == _raw(message.get("channel")):
+                    pending.popleft()
+                    delay = low
+            await self._dispatch(message)
+            await asyncio.sleep(0)  # a flood of messages must not hold the loop
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
