@@ -164,18 +164,16 @@ class ResultIndex(IndexStore):
         while True:
             events = await self._inbox.batch(s.batch_max, s.batch_wait_s)
             try:
-                await self._flush(events)
-            except Exception:  # a bug: these events are lost, a pass will find their metas
-                log.exception("%s: %d result events not indexed", self.source, len(events))
+                await self.ingest_metas(events)
+            except Exception as exc:  # these events are lost: a pass will find their metas
+                log.warning(
+                    "%s: %d result events not indexed (%s)",
+                    self.source,
+                    len(events),
+                    exc,
+                    exc_info=not isinstance(exc, UNAVAILABLE_ERRORS),
+                )
                 self.backfill.request()
-
-    async def _flush(self, events: list[MetaBytes]) -> None:
-        try:
-            await self.ingest_metas(events)
-        except UNAVAILABLE_ERRORS as exc:
-            # the index's Redis failed: these events are lost, a pass will find their metas
-            log.warning("%s: %d result events not indexed (%s)", self.source, len(events), exc)
-            self.backfill.request()
 
     async def status(self) -> dict[str, object]:
         """The backfill's stored progress and this replica's view of its own work."""
