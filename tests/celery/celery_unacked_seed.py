@@ -63,6 +63,12 @@ def seed_held(
     return made
 
 
+def events_channel(global_keyprefix: str, db: int, event_type: str) -> str:
+    """The channel kombu PUBLISHes an event of this type on: ``P/<db>.celeryev/worker.heartbeat``
+    for ``worker-heartbeat`` (the event's routing key is its type with ``-`` made ``.``)."""
+    return f"{global_keyprefix}/{db}.celeryev/{event_type.replace('-', '.')}"
+
+
 def event_message(body: Any, hostname: str = "w1@h") -> bytes:
     """A message of an event channel as kombu publishes it: a JSON envelope whose body is
     the event (or, on ``task.multi``, a list of them), base64."""

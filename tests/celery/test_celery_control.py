@@ -27,9 +27,6 @@ from celery.result import AsyncResult  # type: ignore[import-untyped]
 from examples import celery_app as example
 from jobbridge.adapters.celery.control import (
     build_task_message,
-    decode_event,
-    decode_reply,
-    events_channel,
     events_pattern,
     pidbox_channel,
     reply_binding,
@@ -39,8 +36,12 @@ from jobbridge.adapters.celery.control import (
     revoked_meta,
     validate_task_message,
 )
+from jobbridge.adapters.celery.envelope import (
+    decode_event,
+    decode_reply,
+)
 from jobbridge.adapters.celery.keys import CeleryKeys
-from jobbridge.adapters.celery.messages import decode_result_meta
+from jobbridge.adapters.celery.result_meta import decode_result_meta
 from jobbridge.adapters.celery.workers import MAX_EVENT_MESSAGE_BYTES, WorkerWatch
 from jobbridge.dev.private_redis import start_redis_server
 from tests.celery.celery_support import (
@@ -52,6 +53,7 @@ from tests.celery.celery_support import (
     state_of,
     wait_for_state,
 )
+from tests.celery.celery_unacked_seed import events_channel
 from tests.integration.processes import scaled
 from tests.rq.rq_support import async_wait_for, wait_for
 

@@ -22,18 +22,13 @@ import redis.asyncio
 from celery import Celery  # type: ignore[import-untyped]
 from celery.exceptions import TaskRevokedError  # type: ignore[import-untyped]
 
+from jobbridge.adapters.celery import worker_state
 from jobbridge.adapters.celery import workers as celery_workers
 from jobbridge.adapters.celery.control import (
     EMPTY_EMBED,
-    MAX_ENVELOPE_BYTES,
-    MAX_EVENTS,
-    MAX_REPR_CHARS,
     TASK_HEADERS,
     build_task_message,
     control_envelope,
-    decode_event,
-    decode_reply,
-    events_channel,
     events_pattern,
     pidbox_channel,
     reply_binding,
@@ -41,12 +36,21 @@ from jobbridge.adapters.celery.control import (
     reply_to,
     revoke_envelope,
     revoked_meta,
-    short_repr,
     validate_task_message,
 )
-from jobbridge.adapters.celery.messages import decode_message, decode_result_meta
+from jobbridge.adapters.celery.envelope import (
+    MAX_ENVELOPE_BYTES,
+    MAX_EVENTS,
+    MAX_REPR_CHARS,
+    decode_event,
+    decode_reply,
+    short_repr,
+)
+from jobbridge.adapters.celery.messages import decode_message
+from jobbridge.adapters.celery.result_meta import decode_result_meta
 from jobbridge.adapters.celery.workers import WorkerWatch
 from jobbridge.adapters.fields import MAX_NAME_CHARS
+from tests.celery.celery_unacked_seed import events_channel
 
 #: a worker-heartbeat message as a celery 5.7 worker published it on /3.celeryev/worker.heartbeat
 REAL_HEARTBEAT = (
@@ -727,7 +731,7 @@ def test_watch_reads_heartbeats(watch: WorkerWatch):
 
 
 def test_watch_forgets_workers_offline_for_ten_minutes(watch: WorkerWatch):
-    long_ago = time.monotonic() - celery_workers.FORGET_AFTER_S - 10
+    long_ago = time.monotonic() - worker_state.FORGET_AFTER_S - 10
     watch.on_message(event(hostname="old@h"), long_ago)
     watch.on_message(event(hostname="new@h"), time.monotonic())
     assert [w.name for w in watch.workers()] == ["new@h"]
@@ -776,7 +780,7 @@ def test_watch_reads_wrong_types_as_unknown(watch: WorkerWatch):
     assert worker.state == "offline"
     assert worker.last_heartbeat is None
     assert (worker.active, worker.pid, details.processed, details.loadavg) == (None,) * 4
-    assert details.freq == celery_workers.DEFAULT_FREQ
+    assert details.freq == worker_state.DEFAULT_FREQ
     assert details.sw_ident is None
     assert details.sw_ver is not None and len(details.sw_ver) < MAX_NAME_CHARS + 40
     for stamp in (-5, 1e20, math.inf, True):
@@ -850,11 +854,11 @@ def test_watch_message_work_is_bounded(watch: WorkerWatch):
     ],
 )
 def test_pool_of_stats_answers(answer: Any, expected: tuple[str | None, int | None]):
-    assert celery_workers._pool(answer) == expected
+    assert worker_state.read_pool(answer) == expected
 
 
 def test_queues_of_active_queues_answers():
     answer = [{"name": "celery"}, {"name": 5}, "x", {"name": ""}, {"name": "mail"}]
-    assert celery_workers._queues(answer) == ("celery", "mail")
-    assert celery_workers._queues({"name": "celery"}) == ()
-    assert len(celery_workers._queues([{"name": f"q{n}"} for n in range(500)])) == 100
+    assert worker_state.read_queues(answer) == ("celery", "mail")
+    assert worker_state.read_queues({"name": "celery"}) == ()
+    assert len(worker_state.read_queues([{"name": f"q{n}"} for n in range(500)])) == 100

@@ -11,16 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from jobbridge.adapters.celery.index import (
+from jobbridge.adapters.celery.index_store import COUNT_REPLIES, SCRIPT, IndexSettings
+from jobbridge.adapters.celery.index_summary import (
     ARGS_PREVIEW_CHARS,
     BUCKETS,
-    COUNT_REPLIES,
     ERROR_CHARS,
     READ_BYTES,
-    SCRIPT,
     Bucket,
     Entry,
-    IndexSettings,
     read_row,
     summarize,
     version_of,

@@ -22,10 +22,10 @@ from jobbridge.adapters.celery.keys import CeleryKeys, clamp_priority, result_ke
 from jobbridge.adapters.celery.messages import (
     CeleryMessage,
     decode_message,
-    decode_result_meta,
     decode_unacked,
     preview,
 )
+from jobbridge.adapters.celery.result_meta import decode_result_meta
 from jobbridge.adapters.payloads import PREVIEW_CHARS
 
 KEYS = CeleryKeys()
@@ -110,7 +110,6 @@ def test_keys_bindings_and_results() -> None:
     assert KEYS.queue_of_binding(b"celery\x06\x16\x06\x16celery") == "celery"
     assert KEYS.queue_of_binding("a\x06\x16b") is None
     assert KEYS.task_meta("abc") == "celery-task-meta-abc"
-    assert KEYS.task_id_of_meta_key("celery-task-meta-abc") == "abc"
     assert result_keyprefix("app") == "app_" and result_keyprefix("app:") == "app:"
     assert CeleryKeys(result_global_keyprefix="app").task_meta("x") == "app_celery-task-meta-x"
     with pytest.raises(ValueError):

@@ -12,19 +12,14 @@ import pytest
 import redis
 import redis.asyncio
 
-from jobbridge.adapters.celery.control import events_channel
-from jobbridge.adapters.celery.index import (
-    Bucket,
-    Entry,
-    IndexSettings,
-    ResultIndex,
-    summarize,
-)
+from jobbridge.adapters.celery.index import ResultIndex
+from jobbridge.adapters.celery.index_store import IndexSettings
+from jobbridge.adapters.celery.index_summary import Bucket, Entry, summarize
 from jobbridge.adapters.celery.keys import CeleryKeys
 from jobbridge.adapters.celery.task_events import TaskEventFeed, entry_of
 from tests.celery.celery_jobbridge import celery_api, wait_row
 from tests.celery.celery_support import meta_key, realistic_meta, send
-from tests.celery.celery_unacked_seed import event_message
+from tests.celery.celery_unacked_seed import event_message, events_channel
 from tests.rq.rq_support import async_wait_for
 
 pytestmark = pytest.mark.redis

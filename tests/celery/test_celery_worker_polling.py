@@ -24,19 +24,21 @@ from urllib.parse import urlsplit
 import pytest
 import redis.asyncio
 
-from jobbridge.adapters.celery import workers as worker_watch
-from jobbridge.adapters.celery.workers import (
+from jobbridge.adapters.celery import worker_state as celery_worker_state
+from jobbridge.adapters.celery.worker_state import (
     ANSWER_TTL_S,
     FORGET_AFTER_S,
+    INSPECT_NO_HEARTBEAT_S,
+    WorkerDetails,
+)
+from jobbridge.adapters.celery.workers import (
     INSPECT_DISCOVER_S,
     INSPECT_EVERY_S,
     INSPECT_METHODS,
-    INSPECT_NO_HEARTBEAT_S,
     MAX_EARLY_ASKS,
     MIN_INSPECT_GAP_S,
     REPLY_WINDOW_S,
     REVIVE_AFTER_S,
-    WorkerDetails,
     WorkerWatch,
 )
 from tests.celery.celery_jobbridge import celery_api, wait_row
@@ -143,7 +145,7 @@ def test_a_worker_whose_answers_stop_goes_offline_then_is_forgotten(idle_watch: 
 
 
 def test_heartbeats_take_over_from_answers_and_back(idle_watch: WorkerWatch):
-    expiry = worker_watch.DEFAULT_FREQ * worker_watch.EXPIRE_FACTOR
+    expiry = celery_worker_state.DEFAULT_FREQ * celery_worker_state.EXPIRE_FACTOR
     base = time.monotonic() - 3 * expiry  # times in the past, so the last step is now
     # first heard of by its answer (the watch started after the worker)
     idle_watch._apply_replies(answers("w1@host", **FULL), base, base + 0.1)

@@ -31,9 +31,9 @@ from rq.job import JobStatus as RqStatus
 from rq.registry import FailedJobRegistry
 
 from jobbridge.adapters.autumn.adapter import AutumnAdapter
-from jobbridge.adapters.celery import index as celery_index
+from jobbridge.adapters.celery import index_store, index_summary
 from jobbridge.adapters.celery.adapter import CeleryAdapter
-from jobbridge.adapters.celery.index import IndexKeyWrongType
+from jobbridge.adapters.celery.index_store import IndexKeyWrongType
 from jobbridge.adapters.operator_log import parse_audit
 from jobbridge.adapters.rq.adapter import RqAdapter
 from jobbridge.adapters.scripts import BoundScripts
@@ -75,7 +75,7 @@ SHARED_TYPES = shared_types()
 #: any_refuse writes nothing but the audit entry, after checking the audit list's type itself
 #: (tests/integration/test_forged_keys.py::test_a_refusal_stands_when_the_audit_list_is_not_a_list)
 ACTION_SCRIPTS = sorted(name for name in FILES if not name.startswith("_") and name != "any_refuse")
-INDEX_SCRIPT = celery_index.SCRIPT
+INDEX_SCRIPT = index_store.SCRIPT
 
 
 def script_keys(name: str) -> dict[int, str]:
@@ -396,7 +396,7 @@ async def test_index_script_refuses_a_key_of_another_type(n, redis_url, sync_red
     index = adapter.index
     done = realistic_meta("done-1", "SUCCESS", datetime.now(UTC))
     await index.ingest([(b"done-1", done, 0)])  # something already indexed, to keep
-    buckets = [index.key(b) for b in celery_index.BUCKETS]
+    buckets = [index.key(b) for b in index_summary.BUCKETS]
     key = [*buckets, index.rows][n - 1]
     expected = index_keys()[n]
     make_wrong(sync_redis, key, expected)

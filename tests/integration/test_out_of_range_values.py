@@ -29,7 +29,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 
 from jobbridge.adapters.celery.control import build_task_message
-from jobbridge.adapters.celery.index import dump_summary
+from jobbridge.adapters.celery.index_summary import dump_summary
 from jobbridge.cli import main
 from jobbridge.dev.autumn_emulator import Autumn
 from jobbridge.settings import ServerConfig, Settings, SourceConfig

@@ -23,17 +23,15 @@ import redis.exceptions
 
 from jobbridge import offload, safejson
 from jobbridge.adapters.celery import control, records
-from jobbridge.adapters.celery.index import Bucket, IndexedTask
+from jobbridge.adapters.celery.index_summary import Bucket, IndexedTask
 from jobbridge.adapters.celery.messages import (
-    READY_STATES,
     CeleryMessage,
-    ResultMeta,
     UnackedEntry,
     decode_message,
-    decode_result_meta,
     decode_unacked,
     parse_datetime,
 )
+from jobbridge.adapters.celery.result_meta import READY_STATES, ResultMeta, decode_result_meta
 from jobbridge.adapters.fields import MAX_NAME_CHARS, cap
 from jobbridge.adapters.keyguard import Refusal, forged, refuse, text_problem, unknown
 from jobbridge.adapters.outcomes import changed_too_often, run_script

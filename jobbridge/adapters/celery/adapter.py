@@ -35,8 +35,10 @@ import redis.exceptions
 from jobbridge import offload
 from jobbridge.adapters import times
 from jobbridge.adapters.celery import actions, records
-from jobbridge.adapters.celery.index import Bucket, ResultIndex
+from jobbridge.adapters.celery.index import ResultIndex
+from jobbridge.adapters.celery.index_summary import Bucket
 from jobbridge.adapters.celery.keys import DEFAULT_SEP, PRIORITY_STEPS, CeleryKeys, JobbridgeKeys
+from jobbridge.adapters.celery.subscription import Subscription
 from jobbridge.adapters.celery.task_events import TaskEventFeed
 from jobbridge.adapters.celery.unacked import UnackedView
 from jobbridge.adapters.celery.workers import WorkerWatch
@@ -174,6 +176,9 @@ class CeleryAdapter:
         operator_keys = OperatorKeys(jobbridge_prefix, "celery", global_keyprefix)
         self.operator = OperatorLog(client, source, operator_keys, self._read_record)
         self._scripts = bind(client, __name__.rpartition(".")[0])
+        # One pub/sub connection for the watch, the index and the event feed (the index has
+        # one of its own on a result backend that is another Redis).
+        self.subscription = Subscription(client, source=source)
         self.index = ResultIndex(
             client,
             self.results,
@@ -181,13 +186,23 @@ class CeleryAdapter:
             base=JobbridgeKeys(global_keyprefix, jobbridge_prefix).index,
             lifecycle_prefix=operator_keys.lifecycle(""),
             source=source,
+            subscription=self.subscription if self.results is client else None,
         )
         self.db = int(client.connection_pool.connection_kwargs.get("db", 0) or 0)
         self.watch = WorkerWatch(
-            client, global_keyprefix=global_keyprefix, db=self.db, source=source
+            client,
+            global_keyprefix=global_keyprefix,
+            db=self.db,
+            source=source,
+            subscription=self.subscription,
         )
         self.task_events = TaskEventFeed(
-            client, self.index, global_keyprefix=global_keyprefix, db=self.db, source=source
+            client,
+            self.index,
+            global_keyprefix=global_keyprefix,
+            db=self.db,
+            source=source,
+            subscription=self.subscription,
         )
         self.unacked = UnackedView(client, self.keys, jobbridge_prefix=jobbridge_prefix)
         self._unacked_at = float("-inf")
@@ -220,8 +235,10 @@ class CeleryAdapter:
             await self.index.start()
             await self.task_events.start()
             await self.watch.start()
+            await self.subscription.start()
 
     async def close(self) -> None:
+        await self.subscription.close()
         await self.watch.close()
         await self.task_events.close()
         await self.index.close()

@@ -1,16 +1,10 @@
-"""Celery's remote control, events and result metas on Redis, built and read without Celery.
+"""Celery's remote control, result metas and task messages on Redis, built without Celery.
 
 Pure functions (docs/celery.md §1.7, §2, §3): the channel names kombu's Redis transport
 publishes on, the pidbox broadcast a worker obeys (a ``revoke``, an ``inspect``), the meta of
-a REVOKED task, a complete protocol 2 task message and its check against §2.6/§2.7, and
-decoders for what workers publish (events) and answer (pidbox replies). Celery and kombu are
-never imported; everything read is hostile and never makes a decoder raise.
-
-Every message is kombu's JSON envelope (§2.1)::
-
-    {"body": "<base64 of JSON>", "content-encoding": "utf-8",
-     "content-type": "application/json", "headers": {...},
-     "properties": {..., "body_encoding": "base64", "delivery_tag": "<uuid4>"}}
+a REVOKED task, and a complete protocol 2 task message with its check against §2.6/§2.7.
+Each is kombu's JSON envelope (:mod:`.envelope`, which also decodes what workers publish and
+answer). Celery and kombu are never imported.
 
 Channels assume kombu's default ``fanout_prefix`` and ``fanout_patterns`` transport options
 (``/<db>.`` before the exchange name); kombu's ``global_keyprefix`` goes in front of every
@@ -23,14 +17,22 @@ import base64
 import binascii
 import itertools
 import json
-import math
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from jobbridge import safejson
+from jobbridge.adapters.celery.envelope import (
+    BODY_ENCODING,
+    CONTENT_JSON,
+    ENCODING_UTF8,
+    MAX_REPR_CHARS,
+    check_plain,
+    json_envelope,
+    short_repr,
+)
 from jobbridge.adapters.celery.keys import DEFAULT_SEP, MAX_PRIORITY, MIN_PRIORITY, CeleryKeys
 from jobbridge.adapters.celery.messages import decode_message
 from jobbridge.adapters.fields import glob_escape
@@ -42,18 +44,6 @@ REPLY_EXCHANGE = "reply.celery.pidbox"
 #: the fanout exchange of events
 EVENT_EXCHANGE = "celeryev"
 
-CONTENT_JSON = "application/json"
-#: the envelope's ``content-encoding`` of a JSON body
-ENCODING_UTF8 = "utf-8"
-#: kombu's ``body_encoding`` on Redis
-BODY_ENCODING = "base64"
-
-#: envelopes over this many bytes are not decoded (an event or reply is a few KiB)
-MAX_ENVELOPE_BYTES = 1024 * 1024
-#: events read from one message (a ``task.multi`` list)
-MAX_EVENTS = 1000
-#: Celery cuts ``argsrepr`` / ``kwargsrepr`` at this many characters
-MAX_REPR_CHARS = 1024
 
 #: Celery's protocol 2 headers, in the order it writes them (§2.2)
 TASK_HEADERS = (
@@ -115,12 +105,6 @@ def pidbox_channel(global_keyprefix: str, db: int) -> str:
     return _fanout_prefix(global_keyprefix, db) + PIDBOX_EXCHANGE
 
 
-def events_channel(global_keyprefix: str, db: int, event_type: str) -> str:
-    """The channel an event of this type is PUBLISHed on: ``P/<db>.celeryev/worker.heartbeat``
-    for ``worker-heartbeat`` (the event's routing key is its type with ``-`` made ``.``)."""
-    return f"{_fanout_prefix(global_keyprefix, db)}{EVENT_EXCHANGE}/{event_type.replace('-', '.')}"
-
-
 def events_pattern(global_keyprefix: str, db: int, group: str = "*") -> str:
     """The PSUBSCRIBE pattern of Celery's event channels: every event for ``"*"``
     (``/0.celeryev/*``), else one group's (``worker`` -> ``/0.celeryev/worker.*``, the
@@ -152,116 +136,6 @@ def reply_binding(global_keyprefix: str, oid: str, sep: str = DEFAULT_SEP) -> tu
     keys = CeleryKeys(global_keyprefix=global_keyprefix, sep=sep)
     member = sep.join((oid, "", f"{oid}.{REPLY_EXCHANGE}"))
     return keys.binding(REPLY_EXCHANGE), member
-
-
-# ------------------------------------------------------------------------------------------
-# Plain values
-
-
-def _check_plain(value: Any, what: str) -> None:
-    """Raise ValueError unless ``value`` is JSON made of plain values: None, bool, int,
-    finite float, UTF-8 text, lists (or tuples) and dicts with text keys."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > safejson.MAX_DEPTH:
-            raise ValueError(f"{what} is nested deeper than {safejson.MAX_DEPTH} levels")
-        if item is None or isinstance(item, bool | int):
-            continue
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                raise ValueError(f"{what} holds {item!r}, which JSON does not have")
-        elif isinstance(item, str):
-            _check_text(item, what)
-        elif isinstance(item, list | tuple):
-            stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                if not isinstance(key, str):
-                    raise ValueError(f"{what} has a {type(key).__name__} key: JSON keys are text")
-                _check_text(key, what)
-                stack.append((child, depth + 1))
-        else:
-            raise ValueError(f"{what} holds a {type(item).__name__}, not a plain JSON value")
-
-
-def _check_text(text: str, what: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{what} holds text that is not UTF-8 (a lone surrogate)") from None
-
-
-class _Piece(str):
-    """Literal text among :func:`short_repr`'s pieces (not a value to repr)."""
-
-
-def short_repr(value: Any, limit: int = MAX_REPR_CHARS) -> str:
-    """Python's ``repr`` of plain values, at most ``limit`` characters (cut ones end in
-    "..."), built piece by piece so a huge value costs only what is shown. A tuple (the
-    arguments of a call) is shown as one, ``(1,)``, as Celery's ``argsrepr`` shows it."""
-    out: list[str] = []
-    size = 0
-    stack: list[Iterator[Any]] = [iter((value,))]
-    while stack and size <= limit:
-        item = next(stack[-1], _DONE)
-        if item is _DONE:
-            stack.pop()
-            continue
-        if isinstance(item, _Piece):
-            piece = str(item)
-        elif isinstance(item, str):
-            piece = repr(item[: limit + 1])
-        elif isinstance(item, list | tuple | dict):
-            stack.append(_container_pieces(item))
-            continue
-        else:
-            piece = repr(item)
-        out.append(piece)
-        size += len(piece)
-    text = "".join(out)
-    if len(text) > limit:
-        return text[: max(limit - 3, 0)] + "..."
-    return text
-
-
-_DONE = object()
-
-
-def _container_pieces(item: list[Any] | tuple[Any, ...] | dict[Any, Any]) -> Iterator[Any]:
-    """A container's opening, items with separators and closing, one at a time."""
-    if isinstance(item, dict):
-        yield _Piece("{")
-        for index, (key, child) in enumerate(item.items()):
-            if index:
-                yield _Piece(", ")
-            yield key
-            yield _Piece(": ")
-            yield child
-        yield _Piece("}")
-        return
-    yield _Piece("[" if isinstance(item, list) else "(")
-    for index, child in enumerate(item):
-        if index:
-            yield _Piece(", ")
-        yield child
-    if isinstance(item, list):
-        yield _Piece("]")
-    else:
-        yield _Piece(",)" if len(item) == 1 else ")")
-
-
-def _envelope(body: Any, headers: Mapping[str, Any], properties: Mapping[str, Any]) -> bytes:
-    """kombu's JSON envelope, keys in the order kombu writes them, the body base64."""
-    encoded = base64.b64encode(json.dumps(body).encode("utf-8")).decode("ascii")
-    envelope = {
-        "body": encoded,
-        "content-encoding": ENCODING_UTF8,
-        "content-type": CONTENT_JSON,
-        "headers": dict(headers),
-        "properties": dict(properties),
-    }
-    return json.dumps(envelope).encode("utf-8")
 
 
 # ------------------------------------------------------------------------------------------
@@ -311,7 +185,7 @@ def control_envelope(
         isinstance(destination, str) or not all(isinstance(d, str) for d in destination)
     ):
         raise ValueError("destination must be a list of node names")
-    _check_plain(dict(arguments), "the arguments")
+    check_plain(dict(arguments), "the arguments")
     body: dict[str, Any] = {
         "method": method,
         "arguments": dict(arguments),
@@ -337,7 +211,7 @@ def control_envelope(
         "body_encoding": BODY_ENCODING,
         "delivery_tag": str(uuid.uuid4()),
     }
-    return _envelope(body, headers, properties)
+    return json_envelope(body, headers, properties)
 
 
 def revoke_envelope(
@@ -422,8 +296,8 @@ def revoked_meta(
     if parent_id:
         meta["parent_id"] = parent_id
     if extended:
-        _check_plain(args, "args")
-        _check_plain(kwargs, "kwargs")
+        check_plain(args, "args")
+        check_plain(kwargs, "kwargs")
         meta.update(
             name=name,
             args=list(args) if args is not None else None,
@@ -478,8 +352,8 @@ def build_task_message(
         raise ValueError("args must be a list")
     if not isinstance(kwargs, dict):
         raise ValueError("kwargs must be a dict")
-    _check_plain(list(args), "args")
-    _check_plain(kwargs, "kwargs")
+    check_plain(list(args), "args")
+    check_plain(kwargs, "kwargs")
     if priority is not None and (
         isinstance(priority, bool)
         or not isinstance(priority, int)
@@ -516,7 +390,7 @@ def build_task_message(
         "body_encoding": BODY_ENCODING,
         "delivery_tag": str(uuid.uuid4()),
     }
-    return _envelope([list(args), kwargs, dict(EMPTY_EMBED)], headers, properties)
+    return json_envelope([list(args), kwargs, dict(EMPTY_EMBED)], headers, properties)
 
 
 def validate_task_message(raw: bytes, *, queue: str) -> str | None:
@@ -638,70 +512,3 @@ def _check_body(envelope: Mapping[str, Any], problems: list[str]) -> None:
         problems.append("the body's args is not a list or its kwargs not a dict")
     if embed is not None and not isinstance(embed, dict):
         problems.append("the body's embed is neither a dict nor null")
-
-
-# ------------------------------------------------------------------------------------------
-# What workers publish: events and replies
-
-
-def _open_envelope(raw: bytes, max_bytes: int) -> tuple[Any, Mapping[str, Any]]:
-    """A JSON envelope's decoded body and its headers.
-
-    Raises:
-        ValueError: too big, not a JSON envelope, another content type, compressed, or a
-            body that is not (base64 of) JSON.
-    """
-    if not isinstance(raw, bytes | bytearray) or len(raw) > max_bytes:
-        raise ValueError("not bytes, or over the cap")
-    envelope = safejson.loads(bytes(raw))
-    if not isinstance(envelope, dict) or envelope.get("content-type") != CONTENT_JSON:
-        raise ValueError("not a JSON envelope")
-    headers = envelope.get("headers")
-    headers = headers if isinstance(headers, dict) else {}
-    if "compression" in headers:
-        raise ValueError("compressed")
-    properties = envelope.get("properties")
-    encoding = properties.get("body_encoding") if isinstance(properties, dict) else None
-    body = envelope.get("body")
-    if not isinstance(body, str):
-        raise ValueError("the body is not text")
-    if encoding == BODY_ENCODING:
-        data = base64.b64decode(body, validate=True)
-    elif encoding is None:
-        data = body.encode("utf-8")
-    else:
-        raise ValueError("an unknown body encoding")
-    return safejson.loads(data), headers
-
-
-def decode_event(raw: bytes) -> list[dict[str, Any]]:
-    """The events one message on an event channel carries; never raises.
-
-    A message holds one event (a map), or a list of them on ``…/task.multi`` (task events a
-    worker buffered). Only maps with a text ``type`` are returned, at most
-    :data:`MAX_EVENTS`; a message over :data:`MAX_ENVELOPE_BYTES`, not JSON (a pickle
-    included), compressed or malformed gives ``[]``.
-    """
-    try:
-        value, _ = _open_envelope(raw, MAX_ENVELOPE_BYTES)
-    except Exception:  # hostile bytes: whatever fails, the message carries nothing usable
-        return []
-    items = value[:MAX_EVENTS] if isinstance(value, list) else [value]
-    return [e for e in items if isinstance(e, dict) and isinstance(e.get("type"), str)]
-
-
-def decode_reply(
-    raw: bytes, *, ticket: str | None = None, max_bytes: int = MAX_ENVELOPE_BYTES
-) -> dict[str, Any] | None:
-    """A pidbox reply a worker LPUSHed onto a reply list: its body ``{node name: answer}``.
-
-    None when it is malformed, not JSON, over ``max_bytes``, or (with ``ticket``) answers
-    another broadcast (the ``ticket`` header is the broadcast's). Never raises.
-    """
-    try:
-        value, headers = _open_envelope(raw, max_bytes)
-    except Exception:  # hostile bytes
-        return None
-    if ticket is not None and headers.get("ticket") != ticket:
-        return None
-    return value if isinstance(value, dict) else None

@@ -217,14 +217,6 @@ class CeleryKeys:
         otherwise); a missing key reads as PENDING."""
         return self.task_meta_prefix + task_id
 
-    def task_id_of_meta_key(self, key: str) -> str | None:
-        head = self.task_meta_prefix
-        return key[len(head) :] if key.startswith(head) and len(key) > len(head) else None
-
-    def group_meta(self, group_id: str) -> str:
-        """A saved ``GroupResult``."""
-        return result_keyprefix(self.result_global_keyprefix) + GROUP_META_PREFIX + group_id
-
 
 @dataclass(frozen=True, slots=True)
 class JobbridgeKeys:
@@ -247,7 +239,7 @@ class JobbridgeKeys:
 
     @property
     def index(self) -> str:
-        """The result index's key prefix (``celery_index.ResultIndex``'s ``base``)."""
+        """The result index's key prefix (``index.ResultIndex``'s ``base``)."""
         return self.base + INDEX
 
     def priority_seen(self, task_id: str) -> str:

@@ -1,6 +1,7 @@
-"""Celery's task messages and result metas, decoded from the bytes Redis holds.
+"""Celery's task messages, decoded from the bytes Redis holds (result metas:
+:mod:`.result_meta`, with the small readers here).
 
-Pure functions, no Redis (docs/celery.md §2, §3). Everything read here is hostile: a broker
+Pure functions, no Redis (docs/celery.md §2). Everything read here is hostile: a broker
 list element may be any bytes, and each way it is malformed becomes words in ``problem``,
 never an exception. Arguments are decoded by :mod:`jobbridge.adapters.payloads`: JSON through
 safejson, pickles only through its refusing unpickler, compressed bodies through its capped
@@ -52,11 +53,6 @@ CONTENT_PICKLE = "application/x-python-serialize"
 #: kombu's ``zlib``/``gzip`` compression: a zlib stream (not gzip's format) under this name
 COMPRESSION_ZLIB = "application/x-gzip"
 _ZLIB_NAMES = frozenset({COMPRESSION_ZLIB, "zlib", "gzip"})
-
-#: Celery's states (``celery.states.ALL_STATES``); PENDING is never stored, RECEIVED is
-#: event-only, so either in a meta is odd but legal
-STATES = frozenset({"PENDING", "RECEIVED", "STARTED", "SUCCESS", "FAILURE", "RETRY", "REVOKED"})
-READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,51 +115,20 @@ class UnackedEntry:
     problem: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResultMeta:
-    """A ``celery-task-meta-<id>`` value, decoded."""
-
-    task_id: str | None = None
-    #: as stored; ``problem`` says when it is not one of :data:`STATES`
-    status: str | None = None
-    #: the result as JSON text (SUCCESS: the return value; FAILURE/RETRY: the exception as
-    #: Celery stores it; STARTED: pid and hostname), capped at ``DETAIL_CHARS``
-    result: str | None = None
-    #: "ExcType: message" of a stored exception
-    error: str | None = None
-    traceback: str | None = None
-    children: tuple[str, ...] = ()
-    date_done: datetime | None = None
-    group_id: str | None = None
-    parent_id: str | None = None
-    #: ``result_extended`` fields: None when the meta does not have them
-    name: str | None = None
-    args: list[Any] | None = None
-    kwargs: dict[Any, Any] | None = None
-    worker: str | None = None
-    retries: int | None = None
-    queue: str | None = None
-    principal: str | None = None
-    correlation: str | None = None
-    #: "json" or "pickle" (``result_serializer``)
-    serializer: str | None = None
-    problem: str | None = None
-
-
 # ------------------------------------------------------------------------------------------
 # Small readers: each returns a value or None, and says what was wrong in ``problems``
 
 
-def _text(value: Any, name: str, problems: list[str], limit: int = MAX_ID_CHARS) -> str | None:
+def read_text(value: Any, name: str, problems: list[str], limit: int = MAX_ID_CHARS) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return _clean(value, limit)
+        return clean_text(value, limit)
     problems.append(f"{name} is a {type(value).__name__}, not text")
     return None
 
 
-def _clean(value: str, limit: int) -> str:
+def clean_text(value: str, limit: int) -> str:
     """Text capped, without the lone surrogates (from a pickle) no page can print."""
     return (cap(value, limit) or "").encode("utf-8", "replace").decode("utf-8")
 
@@ -172,7 +137,7 @@ def _clean(value: str, limit: int) -> str:
 _MAX_PRIORITY_CHARS = 24
 
 
-def _int(value: Any, name: str, problems: list[str]) -> int | None:
+def read_int(value: Any, name: str, problems: list[str]) -> int | None:
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63:
@@ -218,7 +183,7 @@ def parse_datetime(value: Any) -> tuple[datetime | None, str | None]:
         return None, "is out of range"
 
 
-def _datetime(value: Any, name: str, problems: list[str]) -> datetime | None:
+def read_datetime(value: Any, name: str, problems: list[str]) -> datetime | None:
     parsed, problem = parse_datetime(value)
     if problem:
         problems.append(f"{name} {problem}")
@@ -230,7 +195,7 @@ def _linked(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         return ()
     names = [
-        _clean(item["task"], MAX_NAME_CHARS)
+        clean_text(item["task"], MAX_NAME_CHARS)
         for item in value[:MAX_LINKED]
         if isinstance(item, dict) and isinstance(item.get("task"), str)
     ]
@@ -356,7 +321,7 @@ class _Fields:
 def _read_headers(headers: Mapping[str, Any], out: _Fields) -> None:
     p = out.problems
     v = out.values
-    v["task"] = _text(headers.get("task"), "task", p, MAX_NAME_CHARS)
+    v["task"] = read_text(headers.get("task"), "task", p, MAX_NAME_CHARS)
     task_id = headers.get("id")
     if isinstance(task_id, str) and len(task_id) > MAX_ID_CHARS:
         # A cut id names no task: the row goes by its message's digest, which every route
@@ -366,17 +331,17 @@ def _read_headers(headers: Mapping[str, Any], out: _Fields) -> None:
             "its message's digest"
         )
         task_id = None
-    v["task_id"] = _text(task_id, "id", p)
-    v["eta"] = _datetime(headers.get("eta"), "eta", p)
-    v["expires"] = _datetime(headers.get("expires"), "expires", p)
-    v["retries"] = _int(headers.get("retries"), "retries", p)
-    v["root_id"] = _text(headers.get("root_id"), "root_id", p)
-    v["parent_id"] = _text(headers.get("parent_id"), "parent_id", p)
-    v["group"] = _text(headers.get("group"), "group", p)
-    v["origin"] = _text(headers.get("origin"), "origin", p)
-    v["argsrepr"] = _text(headers.get("argsrepr"), "argsrepr", p, MAX_REPR_CHARS)
-    v["kwargsrepr"] = _text(headers.get("kwargsrepr"), "kwargsrepr", p, MAX_REPR_CHARS)
-    v["compression"] = _text(headers.get("compression"), "compression", p)
+    v["task_id"] = read_text(task_id, "id", p)
+    v["eta"] = read_datetime(headers.get("eta"), "eta", p)
+    v["expires"] = read_datetime(headers.get("expires"), "expires", p)
+    v["retries"] = read_int(headers.get("retries"), "retries", p)
+    v["root_id"] = read_text(headers.get("root_id"), "root_id", p)
+    v["parent_id"] = read_text(headers.get("parent_id"), "parent_id", p)
+    v["group"] = read_text(headers.get("group"), "group", p)
+    v["origin"] = read_text(headers.get("origin"), "origin", p)
+    v["argsrepr"] = read_text(headers.get("argsrepr"), "argsrepr", p, MAX_REPR_CHARS)
+    v["kwargsrepr"] = read_text(headers.get("kwargsrepr"), "kwargsrepr", p, MAX_REPR_CHARS)
+    v["compression"] = read_text(headers.get("compression"), "compression", p)
     if headers.get("redelivered") is True:
         v["redelivered"] = True
 
@@ -384,14 +349,14 @@ def _read_headers(headers: Mapping[str, Any], out: _Fields) -> None:
 def _read_properties(properties: Mapping[str, Any], out: _Fields) -> None:
     p = out.problems
     v = out.values
-    v["delivery_tag"] = _text(properties.get("delivery_tag"), "delivery_tag", p)
+    v["delivery_tag"] = read_text(properties.get("delivery_tag"), "delivery_tag", p)
     v["priority"] = _priority(properties.get("priority"), p)
     info = properties.get("delivery_info")
     if not isinstance(info, dict) or not info:
         p.append("no delivery_info (a worker loses such a message)")
         return
-    v["exchange"] = _text(info.get("exchange"), "exchange", p)
-    v["routing_key"] = _text(info.get("routing_key"), "routing_key", p)
+    v["exchange"] = read_text(info.get("exchange"), "exchange", p)
+    v["routing_key"] = read_text(info.get("routing_key"), "routing_key", p)
     if info.get("redelivered") is True:
         v["redelivered"] = True
 
@@ -430,7 +395,7 @@ def _read_v1_body(body: Mapping[str, Any], out: _Fields) -> None:
     v["protocol"] = 1
     _read_headers(body, out)
     if isinstance(body.get("taskset"), str):
-        v["group"] = _text(body["taskset"], "taskset", p)
+        v["group"] = read_text(body["taskset"], "taskset", p)
     args, kwargs = body.get("args", []), body.get("kwargs", {})
     v["args"] = list(args) if isinstance(args, list | tuple) else None
     v["kwargs"] = kwargs if isinstance(kwargs, dict) else None
@@ -469,8 +434,8 @@ def _read_envelope(envelope: Any, out: _Fields, cut_body: int | None) -> None:
     properties = properties if isinstance(properties, dict) else {}
     if not properties:
         p.append("no properties")
-    v["content_type"] = _text(envelope.get("content-type"), "content-type", p)
-    v["content_encoding"] = _text(envelope.get("content-encoding"), "content-encoding", p)
+    v["content_type"] = read_text(envelope.get("content-type"), "content-type", p)
+    v["content_encoding"] = read_text(envelope.get("content-encoding"), "content-encoding", p)
     body = envelope.get("body")
     v["body_bytes"] = (
         cut_body if cut_body is not None else len(body) if isinstance(body, str) else 0
@@ -550,8 +515,8 @@ def decode_unacked(raw: bytes) -> UnackedEntry:
             problems.append("not a [message, exchange, routing_key] list")
         problem = "; ".join(problems) or None
         return UnackedEntry(message=CeleryMessage(problem=problem), problem=problem)
-    exchange = _text(value[1], "exchange", problems)
-    routing_key = _text(value[2], "routing_key", problems)
+    exchange = read_text(value[1], "exchange", problems)
+    routing_key = read_text(value[2], "routing_key", problems)
     message = _decode_parsed(value[0], cut_body, _Fields())
     return UnackedEntry(
         message=message,
@@ -577,105 +542,3 @@ def preview(message: CeleryMessage, limit: int = PREVIEW_CHARS) -> str:
         return payloads.call_preview(payloads.DecodedCall(name, None, None, "unknown"), limit)
     shown = " ".join(x for x in (name, message.argsrepr, message.kwargsrepr) if x is not None)
     return shown if len(shown) <= limit else shown[: max(limit, 0)] + "…"
-
-
-# ------------------------------------------------------------------------------------------
-# Result metas
-
-
-def _result_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return payloads.json_detail(value, DETAIL_CHARS)[0]
-
-
-def _error_of(status: Any, result: Any) -> str | None:
-    """ "ExcType: message" of an exception Celery stored as ``{"exc_type", "exc_message"}``."""
-    if status not in ("FAILURE", "RETRY", "REVOKED") or not isinstance(result, dict):
-        return None
-    exc_type = result.get("exc_type")
-    if not isinstance(exc_type, str):
-        return None
-    message = result.get("exc_message")
-    parts = message[:10] if isinstance(message, list | tuple) else [message]
-    message = ", ".join(
-        _clean(m, PREVIEW_CHARS) if isinstance(m, str) else payloads.json_preview(m)
-        for m in parts
-        if m is not None
-    )
-    text = f"{exc_type[:MAX_NAME_CHARS]}: {message}" if message else exc_type[:MAX_NAME_CHARS]
-    return cap(text, DETAIL_CHARS)
-
-
-def _children(value: Any, problems: list[str]) -> tuple[str, ...]:
-    """Ids of ``children``: each a result tuple ``[[id, parent], nested]``."""
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        problems.append("children is not a list")
-        return ()
-    ids = []
-    for child in value[:MAX_LINKED]:
-        head = child[0] if isinstance(child, list) and child else None
-        if isinstance(head, list) and head and isinstance(head[0], str):
-            ids.append(head[0][:MAX_ID_CHARS])
-    return tuple(ids)
-
-
-def _read_meta(meta: Mapping[str, Any], serializer: str, p: list[str]) -> ResultMeta:
-    status = meta.get("status")
-    if not isinstance(status, str):
-        p.append("no status" if status is None else "status is not text")
-        status = None
-    elif status not in STATES:
-        p.append(f"status {status[:40]!r} is not one of Celery's states")
-    date_done = _datetime(meta.get("date_done"), "date_done", p)
-    if status in READY_STATES and date_done is None:
-        p.append("no date_done for a finished task")
-    traceback = _text(meta.get("traceback"), "traceback", p, DETAIL_CHARS)
-    args, kwargs = meta.get("args"), meta.get("kwargs")
-    if args is not None and not isinstance(args, list | tuple):
-        p.append("args is not a list")
-    if kwargs is not None and not isinstance(kwargs, dict):
-        p.append("kwargs is not a dict")
-    kwargs = kwargs if isinstance(kwargs, dict) else None
-    return ResultMeta(
-        task_id=_text(meta.get("task_id"), "task_id", p),
-        status=status[:MAX_ID_CHARS] if status else None,
-        result=_result_text(meta.get("result")),
-        error=_error_of(status, meta.get("result")),
-        traceback=traceback,
-        children=_children(meta.get("children"), p),
-        date_done=date_done,
-        group_id=_text(meta.get("group_id"), "group_id", p),
-        parent_id=_text(meta.get("parent_id"), "parent_id", p),
-        name=_text(meta.get("name"), "name", p, MAX_NAME_CHARS),
-        args=list(args) if isinstance(args, list | tuple) else None,
-        kwargs=kwargs,
-        worker=_text(meta.get("worker"), "worker", p),
-        retries=_int(meta.get("retries"), "retries", p),
-        queue=_text(meta.get("queue"), "queue", p),
-        principal=principal_of(kwargs),
-        correlation=correlation_of(kwargs),
-        serializer=serializer,
-        problem="; ".join(dict.fromkeys(p))[:DETAIL_CHARS] or None,
-    )
-
-
-def decode_result_meta(raw: bytes) -> ResultMeta:
-    """A ``celery-task-meta-<id>`` value (JSON, or a pickle read by the refusing unpickler
-    when ``result_serializer`` is pickle). Never raises.
-
-    ``args``/``kwargs``/``name``/``worker``/``retries``/``queue`` are set only when the meta
-    has them (``result_extended``); ``problem`` names anything malformed.
-    """
-    try:
-        value, serializer, problem = payloads.decode_value(raw)
-        if problem:
-            return ResultMeta(serializer=serializer, problem=f"the meta is {problem}")
-        if not isinstance(value, dict):
-            kind = type(value).__name__
-            return ResultMeta(serializer=serializer, problem=f"the meta is a {kind}, not a map")
-        return _read_meta(value, serializer, [])
-    except Exception as exc:  # the last guard: a page must render whatever is stored
-        return ResultMeta(problem=f"could not be decoded ({type(exc).__name__})")

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from jobbridge import offload
 from jobbridge.adapters import payloads, times
-from jobbridge.adapters.celery.messages import CeleryMessage, ResultMeta, decode_message, preview
+from jobbridge.adapters.celery.messages import CeleryMessage, decode_message, preview
+from jobbridge.adapters.celery.result_meta import ResultMeta
 from jobbridge.adapters.fields import cap
 from jobbridge.model import Action, JobRecord, JobStatus
 
 if TYPE_CHECKING:
-    from jobbridge.adapters.celery.index import IndexedTask
+    from jobbridge.adapters.celery.index_summary import IndexedTask
 
 #: the id of a waiting message that names no task id: its bytes' digest, so that cancel can
 #: still find exactly it (a poison message can be removed like any other)

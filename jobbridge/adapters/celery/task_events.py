@@ -7,7 +7,7 @@ the event channels (``/<db>.celeryev/task.*``; a prefork worker buffers them int
 same ground, but not all of it: a task with ``ignore_result`` stores nothing, and a running
 task without ``task_track_started`` has no STARTED meta, while both send events.
 
-:class:`TaskEventFeed` subscribes on a connection of its own and writes what the events say
+:class:`TaskEventFeed` follows them on the source's subscription and writes what they say
 through the index's script, marked as coming from events. The script lets a meta outrank an
 event (celery/lua/index/results.lua): an event adds a task the results do not hold, moves
 one from running to finished, and never replaces a stored result. Events name the task
@@ -34,25 +34,25 @@ from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from jobbridge.adapters.celery.control import decode_event, events_pattern
-from jobbridge.adapters.celery.index import (
+from jobbridge.adapters.celery.control import events_pattern
+from jobbridge.adapters.celery.envelope import decode_event
+from jobbridge.adapters.celery.index_store import WriteCounts
+from jobbridge.adapters.celery.index_summary import (
     ARGS_PREVIEW_CHARS,
     ERROR_CHARS,
     ID_CHARS,
     STATE_RANK,
     Entry,
-    WriteCounts,
     dump_summary,
 )
-from jobbridge.adapters.celery.messages import READY_STATES
-from jobbridge.adapters.celery.subscription import resubscribe_forever
+from jobbridge.adapters.celery.result_meta import READY_STATES
+from jobbridge.adapters.celery.subscription import Inbox, Subscription
 from jobbridge.adapters.fields import MAX_NAME_CHARS
 from jobbridge.adapters.redis_errors import UNAVAILABLE_ERRORS
 from jobbridge.adapters.stopping import cancel_until_done
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-    from redis.asyncio.client import PubSub
 
     from jobbridge.adapters.celery.index import ResultIndex
 
@@ -85,8 +85,6 @@ EARLIEST_MS = 1_000_000_000_000
 #: the feed writes after this many entries, or this long after the first one
 BATCH_MAX = 500
 BATCH_WAIT_S = 0.1
-#: reconnect delays: first, longest
-BACKOFF_S = (0.5, 10.0)
 #: longest ``close`` waits for the feed to stop
 CLOSE_WAIT_S = 2.0
 
@@ -226,12 +224,13 @@ class TaskEventFeed:
     """Follows one Celery source's task events into its result index, in the background.
 
     Args:
-        client: the broker's Redis (the feed takes a pubsub connection of its own).
+        client: the broker's Redis.
         index: the source's result index.
         global_keyprefix: kombu's ``global_keyprefix`` of the broker.
         db: the broker's database number (part of every channel name).
         source: the source's name, for logs.
         clock: Unix seconds (tests move it).
+        subscription: the source's shared subscription (None: one of its own on ``client``).
     """
 
     def __init__(
@@ -243,6 +242,7 @@ class TaskEventFeed:
         db: int,
         source: str,
         clock: Any = time.time,
+        subscription: Subscription | None = None,
     ) -> None:
         self.client = client
         self.index = index
@@ -260,13 +260,21 @@ class TaskEventFeed:
         self.ignored: Counter[str] = Counter()
         #: subscriptions Redis confirmed
         self.subscriptions = 0
+        self._inbox: Inbox[Entry] = Inbox(BATCH_MAX)
+        self._owns_subscription = subscription is None
+        self.subscription = subscription or Subscription(client, source=source)
+        self.subscription.route(self.pattern, self)
 
     async def start(self) -> None:
         """Start following (idempotent)."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._follow(), name=f"{self.source} task events")
+        if self._owns_subscription:
+            await self.subscription.start()
 
     async def close(self) -> None:
+        if self._owns_subscription:
+            await self.subscription.close()
         task, self._task = self._task, None
         if task is not None:
             await cancel_until_done([task], CLOSE_WAIT_S)
@@ -322,17 +330,13 @@ class TaskEventFeed:
             self.remembered_bytes -= remembered_size(task_id, gone)
         return gone
 
-    async def _follow(self) -> None:
-        await resubscribe_forever(
-            self.client,
-            self.pattern,
-            self._listen,
-            backoff_s=BACKOFF_S,
-            confirmed=lambda: self.subscriptions,
-            lost=self._on_lost,
-        )
+    def subscribed(self) -> None:
+        self.subscriptions += 1  # Redis confirmed it (an ACL refusal raises instead)
+        if self._outage:
+            log.warning("%s: task events followed again", self.source)
+        self._outage = False
 
-    def _on_lost(self, exc: Exception) -> None:
+    def lost(self, exc: Exception) -> None:
         if not self._outage:
             self._outage = True
             log.warning(
@@ -342,35 +346,25 @@ class TaskEventFeed:
                 exc_info=not isinstance(exc, UNAVAILABLE_ERRORS),
             )
 
-    async def _listen(self, pubsub: PubSub) -> None:
-        """Batch entries (``BATCH_MAX`` tasks or ``BATCH_WAIT_S``) and write them; returns
-        only by an exception."""
-        loop = asyncio.get_running_loop()
-        # by task: of one task's events in a batch only the latest is written (the one the
-        # script would keep: among events the highest version wins)
-        batch: dict[bytes, Entry] = {}
-        deadline = 0.0
+    async def deliver(self, channel: object, data: object) -> None:
+        for entry in self.read(data):
+            await self._inbox.put(entry)
+
+    async def _follow(self) -> None:
+        """Write entries in batches (``BATCH_MAX``, or ``BATCH_WAIT_S`` after the first)."""
         while True:
-            timeout = max(0.0, deadline - loop.time()) if batch else 1.0
-            message = await pubsub.get_message(timeout=timeout)
-            kind = message.get("type") if message is not None else None
-            if kind == "psubscribe":  # Redis confirmed it (an ACL refusal raises instead)
-                self.subscriptions += 1
-                if self._outage:
-                    log.warning("%s: task events followed again", self.source)
-                self._outage = False
-            elif message is not None and kind == "pmessage":
-                entries = self.read(message.get("data"))
-                if entries and not batch:
-                    deadline = loop.time() + BATCH_WAIT_S
-                for entry in entries:
-                    held = batch.get(entry.task_id)
-                    if held is None or entry.version > held.version:
-                        batch[entry.task_id] = entry
-                await asyncio.sleep(0)  # a flood of buffered messages must not hold the loop
-            if batch and (len(batch) >= BATCH_MAX or loop.time() >= deadline):
-                entries, batch = list(batch.values()), {}
-                await self._write(entries)
+            entries = await self._inbox.batch(BATCH_MAX, BATCH_WAIT_S)
+            # by task: of one task's events in a batch only the latest is written (the one
+            # the script would keep: among events the highest version wins)
+            batch: dict[bytes, Entry] = {}
+            for entry in entries:
+                held = batch.get(entry.task_id)
+                if held is None or entry.version > held.version:
+                    batch[entry.task_id] = entry
+            try:
+                await self._write(list(batch.values()))
+            except Exception:  # a bug: these events are lost (a result, if any, is not)
+                log.exception("%s: %d task events not indexed", self.source, len(batch))
 
     async def _write(self, entries: list[Entry]) -> None:
         try:

@@ -59,7 +59,7 @@ INLINE_BYTES = 64 * 1024
 #: new tags sorted a chunk at a time (a few ms each) before they are merged in
 SORT_CHUNK = 2_000
 #: how long a recorded priority lasts, seconds: longer than the failed index keeps a task
-#: (7 days, celery_index.WINDOWS_S), so a failed task jobbridge lists can be retried at it
+#: (7 days, index_store.WINDOWS_S), so a failed task jobbridge lists can be retried at it
 PRIORITY_SEEN_TTL_S = 8 * 86_400
 #: recorded priorities written per pipeline; at most MAX_TRACKED wait to be written
 PRIORITIES_PER_WRITE = 1_000

@@ -3,8 +3,9 @@
 Celery keeps no worker registry in Redis. A worker publishes ``worker-online``, a
 ``worker-heartbeat`` every ``freq`` seconds (2 by default) and ``worker-offline`` on the
 event channels (docs/celery.md §1.7), even without ``-E``, which adds only task events.
-:class:`WorkerWatch` subscribes to them and, as Celery's own ``events.state`` does, counts a
-worker online while its last heartbeat, timed when it arrived, is at most twice ``freq`` old.
+:class:`WorkerWatch` follows them (on the source's subscription) and, as Celery's own
+``events.state`` does, counts a worker online while its last heartbeat, timed when it
+arrived, is at most twice ``freq`` old.
 
 What the events do not tell (the pool, its concurrency, the queues, the reserved tasks) is
 asked over the pidbox: ``stats``, ``active_queues``, ``reserved``, ``scheduled`` and
@@ -33,7 +34,7 @@ Everything read is hostile: names and values are capped, wrong types read as unk
 most :data:`MAX_HOSTS` hosts are tracked (the one heard from least recently makes room),
 and each message costs bounded work, so the event loop is never held long.
 
-Redis commands used: PSUBSCRIBE (its own connection), PUBLISH, SADD/SREM and
+Redis commands used: PSUBSCRIBE (the source's subscription), PUBLISH, SADD/SREM and
 ``ZADD XX GT`` on kombu's reply binding keys, BLPOP and DEL on its reply lists.
 """
 
@@ -42,68 +43,64 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
 
-from jobbridge.adapters import times
 from jobbridge.adapters.celery.control import (
     REPLY_EXCHANGE,
     control_envelope,
-    decode_event,
-    decode_reply,
     events_pattern,
     pidbox_channel,
     reply_binding,
     reply_list,
     reply_to,
 )
+from jobbridge.adapters.celery.envelope import decode_event, decode_reply
 from jobbridge.adapters.celery.keys import DEFAULT_SEP, CeleryKeys
+from jobbridge.adapters.celery.subscription import Subscription
+from jobbridge.adapters.celery.worker_state import (
+    INSPECT_NO_HEARTBEAT_S,
+    Gone,
+    Seen,
+    WorkerDetails,
+    details_of,
+    gone_of,
+    name_of,
+    read_count,
+    read_freq,
+    read_loadavg,
+    read_pid_and_birth,
+    read_pool,
+    read_queues,
+    read_text,
+    read_timestamp,
+)
 from jobbridge.adapters.fields import MAX_NAME_CHARS, cap
 from jobbridge.adapters.stopping import cancel_until_done
 from jobbridge.model import Worker
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-    from redis.asyncio.client import PubSub
 
 log = logging.getLogger(__name__)
 
-#: Celery's heartbeat interval when an event does not say (``worker_heartbeat`` 2 s)
-DEFAULT_FREQ = 2.0
-#: the interval read from an event is kept within these bounds
-MIN_FREQ, MAX_FREQ = 0.1, 3600.0
-#: a worker is online while its last heartbeat is younger than ``freq`` times this
-#: (celery/events/state.py: an expire window of 200 %)
-EXPIRE_FACTOR = 2.0
-#: offline workers are forgotten after this many seconds
-FORGET_AFTER_S = 600.0
 #: hosts tracked at most (the one heard from least recently makes room for a new one)
 MAX_HOSTS = 1000
 #: workers :meth:`WorkerWatch.workers` returns at most
 MAX_SHOWN = 200
-#: queues kept per worker
-MAX_QUEUES = 100
 #: seconds between two inspections while every online worker sends heartbeats: these carry
 #: liveness and the active count, so inspection only refreshes pool, queues and reserved
 INSPECT_EVERY_S = 10.0
-#: seconds between two inspections while an online worker sends no heartbeats: its answers
-#: are all that says it is alive and what it runs, so they must stay fresh
-INSPECT_NO_HEARTBEAT_S = 5.0
 #: seconds between two inspections while no worker is online: a worker that sends no
 #: heartbeats is found only by asking, and an idle watch should cost Redis little
 INSPECT_DISCOVER_S = 10.0
-#: a worker known by its answers alone is online while its last answer is younger than
-#: this, timed from the broadcast it answered: three rounds, so one or two answers lost to a
-#: busy worker or a short reply window do not flap it offline
-ANSWER_TTL_S = 3 * INSPECT_NO_HEARTBEAT_S
 #: an answer to a broadcast sent this long after a ``worker-offline`` brings the worker
 #: back (the one it may give while its warm shutdown stops the pidbox does not)
 REVIVE_AFTER_S = 5.0
@@ -120,10 +117,6 @@ MAX_EARLY_ASKS = 3
 MAX_EVENT_MESSAGE_BYTES = 16 * 1024
 #: a reply is decoded up to this size (a ``reserved`` list of big tasks can exceed it)
 MAX_REPLY_BYTES = 512 * 1024
-#: uptimes (``stats``) over this many seconds (ten years) read as unknown
-MAX_UPTIME_S = 10 * 365 * 86_400
-#: reconnect backoff after a lost connection, seconds
-BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 10.0
 #: the commands an inspection broadcasts (``scheduled``: tasks held for their eta, which
 #: ``reserved`` leaves out; ``active``: the tasks running, counted for workers that send no
 #: heartbeats, which carry the count)
@@ -135,92 +128,8 @@ INSPECT_ARGUMENTS: Mapping[str, Mapping[str, Any]] = {"active": {"safe": True}}
 MAX_REPLIES = len(INSPECT_METHODS) * MAX_HOSTS
 #: the worker events followed
 WORKER_EVENTS = frozenset({"worker-online", "worker-heartbeat", "worker-offline"})
-#: pool module names (``celery.concurrency.<module>:TaskPool``) and the names ``--pool`` takes
-_POOL_NAMES = {"thread": "threads"}
 #: seconds ``close`` waits for a cancelled task or a cleanup command
 _CLOSE_WAIT_S = 1.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerDetails:
-    """A worker with what its events tell beyond :class:`~jobbridge.model.Worker`."""
-
-    worker: Worker
-    #: tasks it has taken since it started (all outcomes: not a count of successes)
-    processed: int | None = None
-    #: the heartbeat interval it announces, seconds
-    freq: float = DEFAULT_FREQ
-    #: the 1, 5 and 15 minute load averages of its host
-    loadavg: tuple[float, ...] | None = None
-    #: its software, e.g. ``py-celery`` and ``5.7.0``
-    sw_ident: str | None = None
-    sw_ver: str | None = None
-    #: whether heartbeats tell it is alive (Celery's rule); False while its answers to
-    #: inspections do, as for a worker started with ``--without-heartbeat``
-    heartbeats: bool = True
-    #: when it last answered an inspection (this host's clock), None when never
-    last_answer: datetime | None = None
-
-
-@dataclass(slots=True)
-class _Seen:
-    """What is known of one worker (times: ``time.monotonic``, unless a datetime)."""
-
-    name: str
-    #: when its last heartbeat arrived; None when never
-    beat_at: float | None = None
-    #: when the last inspection it answered was broadcast; None when never
-    answered_at: float | None = None
-    #: when that answer was read, on the wall clock
-    answered_wall: datetime | None = None
-    #: when a ``worker-offline`` came (None while none since the last heartbeat)
-    offline_at: float | None = None
-    #: when it was last heard of at all
-    last_seen: float = 0.0
-    last_heartbeat: datetime | None = None
-    birth: datetime | None = None
-    freq: float = DEFAULT_FREQ
-    active: int | None = None
-    processed: int | None = None
-    pid: int | None = None
-    sw_ident: str | None = None
-    sw_ver: str | None = None
-    loadavg: tuple[float, ...] | None = None
-    pool: str | None = None
-    concurrency: int | None = None
-    queues: tuple[str, ...] = ()
-    reserved: int | None = None
-    #: how many early inspections were asked for it before it first answered
-    early_asks: int = 0
-
-    def by_answers(self) -> bool:
-        """Whether its answers, not heartbeats, tell it is alive: it answered and never sent
-        a heartbeat, or answered a broadcast sent after its last heartbeat expired."""
-        if self.answered_at is None:
-            return False
-        return self.beat_at is None or self.answered_at >= self._beat_expires(self.beat_at)
-
-    def _beat_expires(self, beat_at: float) -> float:
-        return beat_at + self.freq * EXPIRE_FACTOR
-
-    def offline_since(self, now: float) -> float | None:
-        """When it went offline; None while online. Celery's rule: until ``freq`` x 2 after
-        the last heartbeat arrived, unless a ``worker-offline`` came since; for a worker
-        known :meth:`by_answers`, until :data:`ANSWER_TTL_S` after the broadcast it last
-        answered."""
-        if self.offline_at is not None:
-            return self.offline_at
-        if self.answered_at is not None and self.by_answers():
-            expires = self.answered_at + ANSWER_TTL_S
-        elif self.beat_at is not None:
-            expires = self._beat_expires(self.beat_at)
-        else:
-            return self.last_seen
-        return None if now < expires else expires
-
-    def forgotten(self, now: float) -> bool:
-        since = self.offline_since(now)
-        return since is not None and now - since > FORGET_AFTER_S
 
 
 @dataclass(slots=True)
@@ -229,32 +138,28 @@ class _Outage:
 
     what: str
     down: bool = False
-    backoff: float = BACKOFF_FIRST_S
 
-    def failed(self, exc: BaseException) -> float:
-        """Note a failure; the seconds to wait before trying again."""
+    def failed(self, exc: BaseException) -> None:
         if not self.down:
             log.warning("celery %s: lost the Redis connection (%s); retrying", self.what, exc)
             self.down = True
-        wait, self.backoff = self.backoff, min(self.backoff * 2, BACKOFF_MAX_S)
-        return wait
 
     def worked(self) -> None:
         if self.down:
             log.info("celery %s: connected to Redis again", self.what)
         self.down = False
-        self.backoff = BACKOFF_FIRST_S
 
 
 class WorkerWatch:
     """Celery's workers, followed in the background.
 
     Args:
-        client: the broker's Redis (the watch takes a pubsub connection of its own from it).
+        client: the broker's Redis.
         global_keyprefix: kombu's ``global_keyprefix`` broker transport option.
         db: the broker's database number (part of every channel name).
         source: the configured source's name, for logs.
         sep: kombu's ``sep`` transport option (binding members).
+        subscription: the source's shared subscription (None: one of its own on ``client``).
     """
 
     def __init__(
@@ -265,6 +170,7 @@ class WorkerWatch:
         db: int,
         source: str,
         sep: str = DEFAULT_SEP,
+        subscription: Subscription | None = None,
     ) -> None:
         self.client = client
         self.global_keyprefix = global_keyprefix
@@ -276,18 +182,20 @@ class WorkerWatch:
         #: one reply queue per method, so a reply's list says what it answers
         self._oids = {method: str(uuid.uuid4()) for method in INSPECT_METHODS}
         #: by name, the host heard from least recently first
-        self._hosts: OrderedDict[str, _Seen] = OrderedDict()
+        self._hosts: OrderedDict[str, Seen] = OrderedDict()
         #: workers forgotten (offline past FORGET_AFTER_S): when they went offline, and
         #: their pool, for :meth:`went_offline`; the oldest go first past MAX_HOSTS
         self._gone: OrderedDict[str, Gone] = OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
-        self._pubsub: PubSub | None = None
         self._wake = asyncio.Event()
         self._inspecting = asyncio.Lock()
         self._events = _Outage(f"worker events of {source}")
         self._inspections = _Outage(f"worker inspection of {source}")
         #: inspections completed (tests and the status page read it)
         self.inspections = 0
+        self._owns_subscription = subscription is None
+        self.subscription = subscription or Subscription(client, source=source)
+        self.subscription.route(self.pattern, self)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -296,17 +204,18 @@ class WorkerWatch:
         if self._tasks:
             return
         self._tasks = [
-            asyncio.create_task(self._follow_events(), name=f"celery-events-{self.source}"),
+            asyncio.create_task(self._prune_forever(), name=f"celery-events-{self.source}"),
             asyncio.create_task(self._inspect_forever(), name=f"celery-inspect-{self.source}"),
         ]
+        if self._owns_subscription:
+            await self.subscription.start()
 
     async def close(self) -> None:
-        """Stop the background tasks and close the pubsub connection; bounded in time."""
+        """Stop the background tasks (and its own subscription); bounded in time."""
+        if self._owns_subscription:
+            await self.subscription.close()
         tasks, self._tasks = self._tasks, []
         await cancel_until_done(tasks, _CLOSE_WAIT_S)
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call,unused-ignore]
 
     # ------------------------------------------------------------------ reading
 
@@ -317,8 +226,8 @@ class WorkerWatch:
     def details(self) -> tuple[WorkerDetails, ...]:
         """:meth:`workers` with what else their events tell."""
         now = time.monotonic()
-        shown = sorted((s for s in self._hosts.values() if not s.forgotten(now)), key=_name)
-        return tuple(_details(seen, now) for seen in shown[:MAX_SHOWN])
+        shown = sorted((s for s in self._hosts.values() if not s.forgotten(now)), key=name_of)
+        return tuple(details_of(seen, now) for seen in shown[:MAX_SHOWN])
 
     def online(self) -> int:
         """How many workers are online now."""
@@ -327,36 +236,19 @@ class WorkerWatch:
 
     # ------------------------------------------------------------------ events
 
-    async def _follow_events(self) -> None:
-        while True:
-            try:
-                await self._listen()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any failure of the subscription: reconnect
-                await asyncio.sleep(self._events.failed(exc))
+    def subscribed(self) -> None:
+        self._events.worked()
 
-    async def _listen(self) -> None:
-        """Subscribe on a connection of its own and apply messages until it fails."""
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        self._pubsub = pubsub
-        try:
-            await pubsub.psubscribe(self.pattern)
-            self._events.worked()
-            pruned = time.monotonic()
-            while True:
-                message = await pubsub.get_message(timeout=1.0)
-                now = time.monotonic()
-                if message is not None:
-                    self.on_message(message.get("data"), now)
-                    # A flood of buffered messages would be read without ever suspending.
-                    await asyncio.sleep(0)
-                if now - pruned >= 1.0:
-                    self._prune(now)
-                    pruned = now
-        finally:
-            self._pubsub = None
-            await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call,unused-ignore]
+    def lost(self, exc: Exception) -> None:
+        self._events.failed(exc)
+
+    async def deliver(self, channel: object, data: object) -> None:
+        self.on_message(data, time.monotonic())
+
+    async def _prune_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self._prune(time.monotonic())
 
     def on_message(self, data: object, received: float) -> None:
         """Apply one message of an event channel (bounded work; never raises)."""
@@ -375,9 +267,9 @@ class WorkerWatch:
             return
         seen, new = self._host(hostname, received)
         was_online = seen.offline_since(received) is None
-        seen.freq = _freq(event.get("freq"))
+        seen.freq = read_freq(event.get("freq"))
         seen.last_seen = received
-        stamp = _timestamp(event.get("timestamp"))
+        stamp = read_timestamp(event.get("timestamp"))
         if kind == "worker-offline":
             seen.offline_at = received
         elif stamp is not None:  # as Celery, a heartbeat without a timestamp proves nothing
@@ -387,16 +279,16 @@ class WorkerWatch:
                 seen.last_heartbeat = stamp
             if kind == "worker-online":
                 seen.birth = stamp
-        seen.active = _count(event.get("active"))
-        seen.processed = _count(event.get("processed"))
-        seen.pid = _count(event.get("pid"))
-        seen.sw_ident = _short_text(event.get("sw_ident"))
-        seen.sw_ver = _short_text(event.get("sw_ver"))
-        seen.loadavg = _loadavg(event.get("loadavg"))
+        seen.active = read_count(event.get("active"))
+        seen.processed = read_count(event.get("processed"))
+        seen.pid = read_count(event.get("pid"))
+        seen.sw_ident = read_text(event.get("sw_ident"))
+        seen.sw_ver = read_text(event.get("sw_ver"))
+        seen.loadavg = read_loadavg(event.get("loadavg"))
         if (new or not was_online) and seen.offline_since(received) is None:
             self._wake.set()
 
-    def _host(self, hostname: str, now: float) -> tuple[_Seen, bool]:
+    def _host(self, hostname: str, now: float) -> tuple[Seen, bool]:
         """The record of a host, made if needed (the host heard from least recently makes
         room when :data:`MAX_HOSTS` are tracked); and whether it is new."""
         name = cap(hostname, MAX_NAME_CHARS) or ""
@@ -406,13 +298,13 @@ class WorkerWatch:
             return seen, False
         if len(self._hosts) >= MAX_HOSTS:
             self._hosts.popitem(last=False)
-        seen = self._hosts[name] = _Seen(name=name, last_seen=now)
+        seen = self._hosts[name] = Seen(name=name, last_seen=now)
         self._gone.pop(name, None)
         return seen, True
 
     def _prune(self, now: float) -> None:
         for name in [n for n, s in self._hosts.items() if s.forgotten(now)]:
-            gone = _gone(self._hosts.pop(name), now)
+            gone = gone_of(self._hosts.pop(name), now)
             if gone is not None:
                 self._gone[name] = gone
                 self._gone.move_to_end(name)
@@ -427,7 +319,7 @@ class WorkerWatch:
         seen = self._hosts.get(name)
         if seen is None:
             return self._gone.get(name)
-        return _gone(seen, time.monotonic())
+        return gone_of(seen, time.monotonic())
 
     # ------------------------------------------------------------------ inspection
 
@@ -594,9 +486,9 @@ class WorkerWatch:
                 seen.offline_at = None  # a worker back, without the heartbeats that say so
             stats = replies["stats"].get(node)
             if stats is not None:
-                seen.pool, seen.concurrency = _pool(stats)
+                seen.pool, seen.concurrency = read_pool(stats)
             if node in replies["active_queues"]:
-                seen.queues = _queues(replies["active_queues"][node])
+                seen.queues = read_queues(replies["active_queues"][node])
             # Celery's ``reserved`` leaves out the tasks held for their eta (``scheduled``).
             reserved = replies["reserved"].get(node)
             scheduled = replies["scheduled"].get(node)
@@ -608,131 +500,7 @@ class WorkerWatch:
                 active = replies["active"].get(node)
                 seen.active = len(active) if isinstance(active, list) else None
                 if stats is not None:
-                    seen.pid, seen.birth = _pid_and_birth(stats, wall)
-
-
-# ------------------------------------------------------------------------------------------
-# Reading hostile values
-
-
-class Gone(NamedTuple):
-    """A worker offline: since when (this host's clock), and its pool when it was told."""
-
-    since: datetime
-    pool: str | None
-
-
-def _gone(seen: _Seen, now: float) -> Gone | None:
-    since = seen.offline_since(now)
-    if since is None:
-        return None
-    return Gone(datetime.now(UTC) - timedelta(seconds=max(0.0, now - since)), seen.pool)
-
-
-def _name(seen: _Seen) -> str:
-    return seen.name
-
-
-def _details(seen: _Seen, now: float) -> WorkerDetails:
-    state = "online" if seen.offline_since(now) is None else "offline"
-    _, _, host = seen.name.partition("@")
-    worker = Worker(
-        name=seen.name,
-        state=state,
-        queues=seen.queues,
-        birth=seen.birth,
-        last_heartbeat=seen.last_heartbeat,
-        hostname=host or seen.name,
-        pid=seen.pid,
-        pool=seen.pool,
-        concurrency=seen.concurrency,
-        active=seen.active,
-        reserved=seen.reserved,
-    )
-    return WorkerDetails(
-        worker=worker,
-        processed=seen.processed,
-        freq=seen.freq,
-        loadavg=seen.loadavg,
-        sw_ident=seen.sw_ident,
-        sw_ver=seen.sw_ver,
-        heartbeats=not seen.by_answers(),
-        last_answer=seen.answered_wall,
-    )
-
-
-def _count(value: object) -> int | None:
-    """A non-negative integer below 2**63, else None."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
-        return None
-    return value
-
-
-def _short_text(value: object) -> str | None:
-    return cap(value, MAX_NAME_CHARS) if isinstance(value, str) else None
-
-
-def _freq(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return DEFAULT_FREQ
-    freq = float(value)
-    return freq if MIN_FREQ <= freq <= MAX_FREQ else DEFAULT_FREQ
-
-
-def _timestamp(value: object) -> datetime | None:
-    """An event's ``timestamp`` (epoch seconds) as an aware UTC datetime."""
-    if not isinstance(value, int | float):
-        return None
-    return times.epoch_s(value)
-
-
-def _loadavg(value: object) -> tuple[float, ...] | None:
-    if not isinstance(value, list) or not 1 <= len(value) <= 3:
-        return None
-    numbers = []
-    for item in value:
-        if isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item):
-            return None
-        numbers.append(float(item))
-    return tuple(numbers)
-
-
-def _pool(answer: object) -> tuple[str | None, int | None]:
-    """The pool's name and its concurrency from a ``stats`` answer (``pool.implementation``
-    ``celery.concurrency.prefork:TaskPool`` -> ``prefork``; ``pool.max-concurrency``)."""
-    pool = answer.get("pool") if isinstance(answer, dict) else None
-    if not isinstance(pool, dict):
-        return None, None
-    implementation = pool.get("implementation")
-    name = None
-    if isinstance(implementation, str) and implementation:
-        module = implementation[:1000].partition(":")[0].rsplit(".", 1)[-1]
-        name = cap(_POOL_NAMES.get(module, module), MAX_NAME_CHARS) or None
-    return name, _count(pool.get("max-concurrency"))
-
-
-def _pid_and_birth(answer: object, now: datetime) -> tuple[int | None, datetime | None]:
-    """The pid of a ``stats`` answer, and when the worker started (``uptime``, whole
-    seconds, before ``now``)."""
-    if not isinstance(answer, dict):
-        return None, None
-    uptime = _count(answer.get("uptime"))
-    birth = None
-    if uptime is not None and uptime <= MAX_UPTIME_S:
-        birth = now.replace(microsecond=0) - timedelta(seconds=uptime)
-    return _count(answer.get("pid")), birth
-
-
-def _queues(answer: object) -> tuple[str, ...]:
-    """The queue names of an ``active_queues`` answer (a list of queue maps)."""
-    if not isinstance(answer, list):
-        return ()
-    names = []
-    for queue in answer[:MAX_QUEUES]:
-        name = queue.get("name") if isinstance(queue, dict) else None
-        if isinstance(name, str) and name:
-            names.append(cap(name, MAX_NAME_CHARS) or "")
-    return tuple(names)
+                    seen.pid, seen.birth = read_pid_and_birth(stats, wall)
 
 
 async def _quietly(awaitable: Any) -> None:
