@@ -45,13 +45,17 @@ class QueueDiscovery:
         pinned: Iterable[str] = (),
         pass_interval_s: float = 0.0,
     ) -> None:
-        """Args:
-        step: one bounded step of the walk.
-        default: the queue a system sends to unless told otherwise (shown first).
-        limit: names one pass keeps at most (None: no cap); the others are only counted.
-        keep_s: see the class; None replaces the names at the end of each pass.
-        pinned: names always shown (``keep_s`` only).
-        pass_interval_s: seconds ``refresh`` rests between the end of a pass and the next.
+        """Bind the walk to a system's step.
+
+        Args:
+            step: one bounded step of the walk.
+            default: the queue a system sends to unless told otherwise (shown first).
+            limit: names one pass keeps at most, None for no cap; the others are only
+                counted (``total``). ``keep_s`` None only.
+            keep_s: see the class; None replaces the names at the end of each pass.
+            pinned: names always shown (``keep_s`` only).
+            pass_interval_s: seconds ``refresh`` rests between the end of a pass and the
+                start of the next.
         """
         self._step = step
         self.default = default
