@@ -15,12 +15,13 @@ builds them, parses what the scripts wrote and words the "already handled" refus
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from jobbridge import safejson
+from jobbridge.adapters import times
 from jobbridge.adapters.fields import (
     MAX_NAME_CHARS,
     cap,
@@ -129,20 +130,42 @@ class OperatorLog:
     ) -> tuple[tuple[LifecycleEntry | None, ...], str | None]:
         """The lifecycle entries of a job, one per kind of entry acted on (``""`` the job
         itself; OperatorKeys.lifecycle), and why any could not be read."""
-        keys = [self.keys.lifecycle(job_id, kind) for kind in kinds]
         pipe = self.client.pipeline(transaction=False)
-        for key in keys:
-            pipe.getrange(key, 0, MAX_LIFECYCLE_BYTES - 1)
+        self.queue_entries(pipe, job_id, kinds)
         raws = [ok(r) for r in await pipe.execute(raise_on_error=False)]
+        return self.take_entries(job_id, kinds, raws)
+
+    def queue_entries(self, pipe: Any, job_id: str, kinds: Sequence[str]) -> None:
+        """Add the reads of :meth:`entries` to a pipeline of other reads (one GETRANGE per
+        kind); :meth:`take_entries` parses their replies."""
+        for kind in kinds:
+            pipe.getrange(self.keys.lifecycle(job_id, kind), 0, MAX_LIFECYCLE_BYTES - 1)
+
+    def take_entries(
+        self, job_id: str, kinds: Sequence[str], raws: Sequence[object]
+    ) -> tuple[tuple[LifecycleEntry | None, ...], str | None]:
+        """The entries of :meth:`queue_entries`'s replies (passed through ``values.ok``)."""
+        keys = [self.keys.lifecycle(job_id, kind) for kind in kinds]
         problems = [
             f"jobbridge's lifecycle key {key} {NOT_A_STRING}"
             for key, raw in zip(keys, raws, strict=True)
             if is_wrongtype(raw)
         ]
         found = tuple(
-            None if is_wrongtype(raw) else self.parse(raw or None, job_id) for raw in raws
+            None if is_wrongtype(raw) else self.parse(_raw(raw) or None, job_id) for raw in raws
         )
         return found, "; ".join(problems) or None
+
+    def with_problem(
+        self, job_id: str, detail: JobDetail | None, problem: str | None
+    ) -> JobDetail | None:
+        """A job's page with why its lifecycle entry could not be read: on its row, or a
+        flagged row of its own when nothing else names the job."""
+        if problem is None:
+            return detail
+        if detail is None:
+            return self.unreadable(job_id, problem)
+        return replace(detail, job=times.with_problem(detail.job, problem))
 
     def unreadable(self, job_id: str, problem: str) -> JobDetail:
         """The page of a job known only by a key that cannot be read: a flagged row."""
@@ -164,6 +187,10 @@ class OperatorLog:
     def already_handled(self, job_id: str, detail: str) -> str | None:
         """The sentence for a refusal whose detail is the job's lifecycle entry, if it is."""
         return already_handled(job_id, self.parse(detail or None, job_id))
+
+
+def _raw(reply: object) -> bytes | str | None:
+    return reply if isinstance(reply, bytes | str) else None
 
 
 def parse_audit(raw: bytes | str) -> AuditEntry | None:

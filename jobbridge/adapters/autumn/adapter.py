@@ -4,7 +4,8 @@ Reads follow Autumn's own admin backend within fixed bounds: counters and the hi
 in one pipeline, one range read per list page, and one pipelined, size-capped read of the
 page's records. The completed and dead lists (bounded by Autumn to 1,000 entries) are followed
 incrementally (jobbridge.adapters.autumn.history): a poll reads what changed, not what is
-kept. Actions are one Lua script each (``autumn/lua/*.lua``).
+kept. Actions live in :mod:`jobbridge.adapters.autumn.actions`, the job page in
+:mod:`jobbridge.adapters.autumn.job_page`.
 
 Identity: a job is where Redis holds it — a queue member, a sorted-set member, the key of its
 record — never what its record says; a record whose inner id names another job is flagged.
@@ -12,50 +13,38 @@ record — never what its record says; a record whose inner id names another job
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from jobbridge import offload
-from jobbridge.adapters import times
-from jobbridge.adapters.autumn import records
+from jobbridge.adapters.autumn import actions, job_page, records
 from jobbridge.adapters.autumn.history import (
     HISTORY_LIMIT,
     AutumnHistories,
-    as_identity,
 )
-from jobbridge.adapters.autumn.history import STATUS as HISTORY_STATUS
 from jobbridge.adapters.autumn.keys import (
     DEFAULT_KEY_PREFIX,
     DEFAULT_QUEUE,
     AutumnKeys,
-    entry_digest,
 )
+from jobbridge.adapters.discovery import QueueDiscovery
 from jobbridge.adapters.fields import (
     MAX_NAME_CHARS,
     key_text,
     ms_to_datetime,
     now_ms,
     score_ms,
-    text,
 )
-from jobbridge.adapters.keyguard import Refusal, forged, refuse, text_problem, unknown
 from jobbridge.adapters.operator_log import (
-    MAX_LIFECYCLE_BYTES,
     OperatorKeys,
     OperatorLog,
     RecordReader,
 )
-from jobbridge.adapters.outcomes import changed_too_often, result, run_script
 from jobbridge.adapters.paging import spans
-from jobbridge.adapters.payloads import DETAIL_CHARS
-from jobbridge.adapters.scripts import bind
+from jobbridge.adapters.scripts import BoundScripts, bind
 from jobbridge.adapters.values import (
-    MAX_VALUE_BYTES,
-    NOT_A_STRING,
     Unread,
     Value,
     is_wrongtype,
@@ -72,7 +61,6 @@ from jobbridge.model import (
     JobStatus,
     LifecycleEntry,
     ListName,
-    Outcome,
     Page,
     QueueCounters,
     Snapshot,
@@ -98,11 +86,6 @@ CANDIDATES_PER_STEP = 100
 #: A discovered queue whose key was not seen for a whole discovery pass and this long is
 #: forgotten (an empty queue's key does not exist, so it may come back).
 QUEUE_FORGET_S = 600.0
-#: Tries of an action whose re-check found the record changed under it.
-ACTION_TRIES = 3
-#: the lifecycle entry kind of retry and discard: they act on a dead entry carrying the id,
-#: not on a live job of that id (operator.OperatorKeys.lifecycle)
-DEAD = "dead"
 #: Bytes of a record read for a row in the first round trip; bigger records take a second.
 ROW_BYTES = 64 * 1024
 #: Bytes of big records one page reads whole at most; rows past it say so and link to the job.
@@ -152,16 +135,15 @@ class AutumnAdapter:
         self.source = source
         self.keys = AutumnKeys(key_prefix)
         self.configured_queues = tuple(q.strip() or DEFAULT_QUEUE for q in queues or ())
-        #: discovered queue -> when its key was last seen holding a list (monotonic seconds)
-        self._discovered: dict[str, float] = {}
-        if not self.configured_queues:
-            self._discovered[DEFAULT_QUEUE] = float("inf")
         #: queue names read from records, checked by the next discovery step
         self._candidates: dict[str, None] = {}
-        self._scan_cursor = 0
-        self._pass_started = time.monotonic()
-        #: completed discovery passes over the keyspace
-        self.discovery_passes = 0
+        self.discovery = QueueDiscovery(
+            self._discovery_step,
+            default=DEFAULT_QUEUE,
+            limit=None,
+            keep_s=QUEUE_FORGET_S,
+            pinned=() if self.configured_queues else (DEFAULT_QUEUE,),
+        )
         #: oldest waiting id of each queue and its enqueued time, so counters re-read a
         #: record only when the oldest job changes
         self._oldest: dict[str, tuple[str, int | None]] = {}
@@ -180,64 +162,53 @@ class AutumnAdapter:
     @property
     def queues(self) -> tuple[str, ...]:
         """Configured queues in their order, then discovered ones ("default" first)."""
-        return self._all_queues()[:MAX_QUEUES]
+        return self.all_queues()[:MAX_QUEUES]
 
-    def _all_queues(self) -> tuple[str, ...]:
-        extra = sorted(
-            (q for q in self._discovered if q not in self.configured_queues),
-            key=lambda q: (q != DEFAULT_QUEUE, q),
-        )
+    def all_queues(self) -> tuple[str, ...]:
+        """Every queue of the source, shown or not."""
+        extra = (q for q in self.discovery.names if q not in self.configured_queues)
         return (*self.configured_queues, *extra)
+
+    @property
+    def discovery_passes(self) -> int:
+        """Completed discovery passes over the keyspace."""
+        return self.discovery.passes
 
     def _note_candidates(self, names: Iterable[str]) -> None:
         """Queue names read from records: learned only once discovery finds their list."""
         for name in names:
             if len(self._candidates) >= MAX_CANDIDATES:
                 return
-            if name and len(name) <= MAX_NAME_CHARS and name not in self._discovered:
+            if name and len(name) <= MAX_NAME_CHARS and name not in self.discovery:
                 self._candidates.setdefault(name, None)
 
     async def refresh_queues(self) -> None:
         """One step of a resumable ``SCAN MATCH <prefix>:queue*``, plus a check of queue
         names read from records; never run per request."""
+        await self.discovery.step()
+
+    async def _discovery_step(self, cursor: int) -> tuple[int, list[str]]:
+        """The queues among one SCAN step's keys and some candidates: the lists."""
         cursor, found = await self.client.scan(
-            self._scan_cursor, match=self.keys.queue_pattern, count=DISCOVERY_SCAN_COUNT
+            cursor, match=self.keys.queue_pattern, count=DISCOVERY_SCAN_COUNT
         )
         names = [self.keys.queue_name_of_key(key_text(key)) for key in found]
         checks = dict.fromkeys(n for n in names if n is not None and len(n) <= MAX_NAME_CHARS)
         for name in list(self._candidates)[:CANDIDATES_PER_STEP]:
             del self._candidates[name]
             checks.setdefault(name, None)
-        if checks:
-            # Only lists are queues; anything else under the pattern would make LLEN fail.
-            pipe = self.client.pipeline(transaction=False)
-            for name in checks:
-                pipe.type(self.keys.queue(name))
-            kinds = await pipe.execute()
-            now = time.monotonic()
-            for name, kind in zip(checks, kinds, strict=True):
-                if kind == b"list":
-                    self._discovered[name] = now
-        self._scan_cursor = int(cursor)
-        if self._scan_cursor == 0:
-            self._end_pass()
-
-    def _end_pass(self) -> None:
-        """Forget discovered queues whose key this whole pass did not see, after a while."""
-        now = time.monotonic()
-        for name, seen in list(self._discovered.items()):
-            if seen < self._pass_started and now - seen > QUEUE_FORGET_S:
-                del self._discovered[name]
-        self._pass_started = now
-        self.discovery_passes += 1
+        if not checks:
+            return int(cursor), []
+        # Only lists are queues; anything else under the pattern would make LLEN fail.
+        pipe = self.client.pipeline(transaction=False)
+        for name in checks:
+            pipe.type(self.keys.queue(name))
+        kinds = await pipe.execute()
+        return int(cursor), [n for n, kind in zip(checks, kinds, strict=True) if kind == b"list"]
 
     async def discover_queues(self, max_steps: int = 10_000) -> None:
         """Run discovery steps until one full pass completes (or ``max_steps``)."""
-        passes = self.discovery_passes
-        for _ in range(max_steps):
-            await self.refresh_queues()
-            if self.discovery_passes > passes:
-                return
+        await self.discovery.run(max_steps)
 
     # ---------------------------------------------------------------- reads
 
@@ -261,7 +232,7 @@ class AutumnAdapter:
             *(i for _, i in enqueued_ids),
         ]
         oldest = await self._oldest_enqueued(base)
-        bodies = await self._read_values([self.keys.record(i) for i in page_ids], ROW_BYTES)
+        bodies = await self.read_values([self.keys.record(i) for i in page_ids], ROW_BYTES)
         by_id = dict(zip(page_ids, bodies, strict=True))
         lists = {
             ListName.ENQUEUED: await self._enqueued_page(base, query, enqueued_ids, by_id),
@@ -307,7 +278,7 @@ class AutumnAdapter:
             start = query.offset(ListName.RUNNING)
             pipe.zrevrange(keys.processing, start, start + running - 1, withscores=True)
         replies = [ok(r) for r in await pipe.execute(raise_on_error=False)]
-        base = _Base(now_ms=now, queues=queues, hidden_queues=len(self._all_queues()) - len(queues))
+        base = _Base(now_ms=now, queues=queues, hidden_queues=len(self.all_queues()) - len(queues))
         broken: dict[str, str] = {}
 
         def take(reply: object, key: str, kind: str, default: Any) -> Any:
@@ -346,12 +317,12 @@ class AutumnAdapter:
         """Name each key that is not the type Autumn gives it, and forget such queues."""
         for key in broken:
             name = self.keys.queue_name_of_key(key)
-            if name is not None and self._discovered.get(name) != float("inf"):
-                self._discovered.pop(name, None)
+            if name is not None:
+                self.discovery.forget(name)
         return tuple(await type_problems(self.client, broken))
 
-    async def _read_values(
-        self, keys: Sequence[str], first: int, budget: int | None = None
+    async def read_values(
+        self, keys: Sequence[str], first: int = ROW_BYTES, budget: int | None = None
     ) -> list[Value]:
         """``values.read_strings`` with this page's budget unless another is given."""
         return await read_strings(
@@ -364,7 +335,7 @@ class AutumnAdapter:
             q: i for q, i in base.oldest_ids.items() if self._oldest.get(q, ("", None))[0] != i
         }
         if fresh:
-            values = await self._read_values(
+            values = await self.read_values(
                 [self.keys.record(i) for i in fresh.values()], ROW_BYTES
             )
             pacer = Pacer()
@@ -442,7 +413,7 @@ class AutumnAdapter:
         pacer = Pacer()
         for job_id, value, status, raw_status, score in items:
             if isinstance(value, Unread):
-                rows.append(self._unread_row(job_id, status, raw_status, value))
+                rows.append(self.unread_row(job_id, status, raw_status, value))
             elif value is None:
                 rows.append(self._row(None, job_id, status, raw_status, score))
             else:
@@ -464,7 +435,7 @@ class AutumnAdapter:
     ) -> JobRecord:
         return records.live_row(body, self.source, job_id, status, raw_status, due)
 
-    def _unread_row(
+    def unread_row(
         self, job_id: str, status: JobStatus, raw_status: str, value: Unread
     ) -> JobRecord:
         # A record too large to read can still be canceled; one of another type cannot
@@ -505,7 +476,7 @@ class AutumnAdapter:
             ]
         )
         rows = [
-            _with_score_problem(row, due, "delayed")
+            job_page.with_score_problem(row, due, "delayed")
             for row, (_, due) in zip(rows, base.delayed_page, strict=True)
         ]
         return _page(tuple(rows), base.delayed, query, ListName.SCHEDULED)
@@ -520,7 +491,7 @@ class AutumnAdapter:
             ]
         )
         items = [
-            _with_deadline(row, deadline, base.now_ms)
+            job_page.with_deadline(row, deadline, base.now_ms)
             for row, (_, deadline) in zip(rows, base.processing_page, strict=True)
         ]
         # Autumn re-sorts the page by started_at, newest first.
@@ -540,104 +511,7 @@ class AutumnAdapter:
     # ---------------------------------------------------------------- job detail
 
     async def job(self, job_id: str) -> JobDetail | None:
-        if entry_digest(job_id) is None:
-            found = await self._live_job(job_id)
-            if found is not None:
-                return found
-        return await self._history_job(job_id)
-
-    async def _live_job(self, job_id: str) -> JobDetail | None:
-        """A job by the keys its id names: its dead-record, its record, its lifecycle entry
-        (one of another type is a problem on the page, not an unavailable Redis)."""
-        detail, problem = await self._live_parts(job_id)
-        if problem is None:
-            return detail
-        if detail is None:
-            return self.operator.unreadable(job_id, problem)
-        return replace(detail, job=times.with_problem(detail.job, problem))
-
-    async def _live_parts(self, job_id: str) -> tuple[JobDetail | None, str | None]:
-        keys = self.keys
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zscore(keys.processing, job_id)
-        pipe.zscore(keys.delayed, job_id)
-        pipe.zscore(keys.blocked, job_id)
-        pipe.getrange(self.operator.keys.lifecycle(job_id), 0, MAX_LIFECYCLE_BYTES - 1)
-        pipe.getrange(self.operator.keys.lifecycle(job_id, DEAD), 0, MAX_LIFECYCLE_BYTES - 1)
-        replies = [ok(r) for r in await pipe.execute(raise_on_error=False)]
-        processing, delayed, blocked, job_raw, dead_raw = (
-            None if is_wrongtype(r) else r for r in replies
-        )
-        problems = [
-            f"jobbridge's lifecycle key {key} {NOT_A_STRING}"
-            for key, reply in (
-                (self.operator.keys.lifecycle(job_id), replies[3]),
-                (self.operator.keys.lifecycle(job_id, DEAD), replies[4]),
-            )
-            if is_wrongtype(reply)
-        ]
-        problem = "; ".join(problems) or None
-        dead, body = await self._read_values(
-            [keys.dead_record(job_id), keys.record(job_id)], ROW_BYTES, budget=MAX_VALUE_BYTES
-        )
-        # What was done to the live job (cancel) and to a dead entry of its id (retry,
-        # discard) are kept apart: a dead entry naming a live job's id never relabels it.
-        of_job = self.operator.parse(job_raw or None, job_id)
-        of_dead = self.operator.parse(dead_raw or None, job_id)
-        if dead is not None:
-            failed = (JobStatus.FAILED, records.RAW_DEAD, None)
-            return await self._live_detail(job_id, dead, failed, of_dead), problem
-        if body is not None:
-            place = _live_place(processing, delayed, blocked)
-            return await self._live_detail(job_id, body, place, of_job), problem
-        for lifecycle in (of_job, of_dead):
-            if lifecycle is not None and lifecycle.record is not None:
-                preview = lifecycle.record.payload_preview
-                return (
-                    _detail(lifecycle.record, None, lifecycle, preview, "json (preview)"),
-                    problem,
-                )
-        return None, problem
-
-    async def _live_detail(
-        self,
-        job_id: str,
-        value: bytes | Unread,
-        place: tuple[JobStatus, str, float | None],
-        lifecycle: LifecycleEntry | None,
-    ) -> JobDetail:
-        status, raw_status, score = place
-        if isinstance(value, Unread):
-            job = self._unread_row(job_id, status, raw_status, value)
-            return JobDetail(
-                job=job,
-                payload="",
-                payload_kind="not read",
-                lifecycle=(lifecycle,) if lifecycle is not None else (),
-            )
-        at = None if score is None else score_ms(score)
-        due = None if status is JobStatus.RUNNING else at
-        job, payload, kind = await offload.decode(
-            records.detail, value, self.source, job_id, status, raw_status, due
-        )
-        if status is JobStatus.RUNNING:
-            job = _with_deadline(job, at, now_ms())
-        elif score is not None:
-            job = _with_score_problem(job, at, raw_status)
-        return _detail(job, value, lifecycle, payload, kind)
-
-    async def _history_job(self, job_id: str) -> JobDetail | None:
-        """A completed or failed entry by its entry id or the id it records."""
-        found = await self.histories.find(job_id)
-        if found is None:
-            return None
-        entry, identity, problem = found
-        status, raw_status = HISTORY_STATUS[entry.which]
-        row, payload, kind = await offload.decode(
-            records.detail, entry.raw, self.source, "", status, raw_status, None, False
-        )
-        job = as_identity(row, identity, problem, entry.which is ListName.FAILED)
-        return _detail(job, entry.raw, None, payload, kind)
+        return await job_page.job(self, job_id)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -647,142 +521,19 @@ class AutumnAdapter:
 
     # ---------------------------------------------------------------- actions
 
+    @property
+    def scripts(self) -> BoundScripts:
+        """The ``autumn/lua/*.lua`` action scripts, bound to this client."""
+        return self._scripts
+
     async def retry(self, job_id: str, actor: str) -> ActionResult:
-        keys = self.keys
-        for _ in range(ACTION_TRIES):
-            stored = await self._action_value(keys.dead_record(job_id))
-            if isinstance(stored, Unread):
-                if not await self._other_type(keys.dead_record(job_id)):
-                    return _too_large(Action.RETRY, job_id, stored)
-            mode, expected = "retry", b""
-            plan = records.RetryPlan("corrupt", "", DEFAULT_QUEUE, None)
-            new_id = str(uuid.uuid4())
-            now = now_ms()
-            if isinstance(stored, Unread):
-                pass  # a key of another type: the script refuses it, naming the key
-            elif stored is None:
-                count, found = await self.histories.failed_entry(job_id)
-                if count > 1:
-                    return _ambiguous(Action.RETRY, job_id, count)
-                if found is not None:
-                    mode, expected = "malformed", found.raw
-            else:
-                expected = stored
-                plan = await offload.decode(records.retry_plan, stored, new_id, now)
-                mode = plan.mode
-                refusal = await self._queue_refusal(plan.queue) if mode == "retry" else None
-                if refusal is not None:
-                    return await refuse(
-                        self._scripts, self.operator, Action.RETRY, job_id, actor, refusal
-                    )
-            result = await run_script(
-                self._scripts["retry"],
-                action=Action.RETRY,
-                job_id=job_id,
-                actor=actor,
-                now=now,
-                keys=[
-                    keys.dead_record(job_id),
-                    keys.dead,
-                    keys.record(new_id),
-                    keys.queue(plan.queue),
-                    keys.unique(plan.lock),
-                ],
-                args=[
-                    expected,
-                    mode,
-                    new_id,
-                    plan.record,
-                    "1" if plan.lock else "0",
-                ],
-                operator=self.operator,
-                words=_WORDS,
-                entry=DEAD,
-            )
-            if result is not None:
-                return result
-        return changed_too_often(Action.RETRY, job_id)
-
-    async def _queue_refusal(self, queue: str) -> Refusal | None:
-        """Why a retry may not push onto the queue a dead-record names; None for one of the
-        source's queues: configured, discovered, or a list now (a queue with jobs waiting).
-        A list no worker's schedule names is never drained (docs/autumn.md §5.8)."""
-        problem = text_problem(queue)
-        if problem is not None:
-            return forged("queue", queue, problem)
-        if queue in self._all_queues():
-            return None
-        if await self.client.type(self.keys.queue(queue)) == b"list":
-            return None
-        return unknown("queue", queue, "queues (configured, or found holding jobs)")
-
-    async def _action_value(self, key: str) -> bytes | Unread | None:
-        (value,) = await self._read_values([key], ROW_BYTES, budget=MAX_VALUE_BYTES)
-        return value
-
-    async def _other_type(self, key: str) -> bool:
-        """Whether a key holds another type than a string (its script refuses it)."""
-        return key_text(await self.client.type(key)) not in ("string", "none")
+        return await actions.retry(self, job_id, actor)
 
     async def discard(self, job_id: str, actor: str) -> ActionResult:
-        keys = self.keys
-        entry = b""
-        recorded = job_id
-        stored = await self._action_value(keys.dead_record(job_id))
-        if isinstance(stored, Unread) and not await self._other_type(keys.dead_record(job_id)):
-            return _too_large(Action.DISCARD, job_id, stored)
-        if stored is None:
-            count, found = await self.histories.failed_entry(job_id)
-            if count > 1:
-                return _ambiguous(Action.DISCARD, job_id, count)
-            if found is not None:
-                entry = found.raw
-                recorded = found.entry.summary.recorded_id or job_id
-        result = await run_script(
-            self._scripts["discard"],
-            action=Action.DISCARD,
-            job_id=job_id,
-            actor=actor,
-            keys=[keys.dead_record(recorded), keys.dead],
-            args=[entry],
-            operator=self.operator,
-            words=_WORDS,
-            entry=DEAD,
-        )
-        return result or changed_too_often(Action.DISCARD, job_id)
+        return await actions.discard(self, job_id, actor)
 
     async def cancel(self, job_id: str, actor: str) -> ActionResult:
-        keys = self.keys
-        # As Autumn: a non-atomic read to learn the queue and lock; the script's removals
-        # are the re-check (a claimed job is in no waiting list any more).
-        stored = await self._action_value(keys.record(job_id))
-        queue, lock = DEFAULT_QUEUE, None
-        if isinstance(stored, bytes):
-            queue, lock = await offload.decode(records.cancel_plan, stored)
-        # P:queue:<name> is Autumn's own shape and the script only takes this id out of it,
-        # so any queue the record names will do, as long as it is a name at all.
-        problem = text_problem(queue)
-        if problem is not None:
-            refusal = forged("queue", queue, problem)
-            return await refuse(self._scripts, self.operator, Action.CANCEL, job_id, actor, refusal)
-        result = await run_script(
-            self._scripts["cancel"],
-            action=Action.CANCEL,
-            job_id=job_id,
-            actor=actor,
-            keys=[
-                keys.record(job_id),
-                keys.queue(queue),
-                keys.blocked,
-                keys.delayed,
-                keys.processing,
-                keys.unique(lock),
-            ],
-            args=["1" if lock else "0"],
-            operator=self.operator,
-            words=_WORDS,
-        )
-        return result or changed_too_often(Action.CANCEL, job_id)
+        return await actions.cancel(self, job_id, actor)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -799,20 +550,6 @@ def _scored(members: Iterable[tuple[bytes, float]]) -> list[tuple[str, int | Non
     return [(key_text(member), score_ms(score)) for member, score in members]
 
 
-def _live_place(
-    processing: float | None, delayed: float | None, blocked: float | None
-) -> tuple[JobStatus, str, float | None]:
-    """Where a live record's id sits: status, raw status and its score there."""
-    if processing is not None:
-        return JobStatus.RUNNING, records.RAW_PROCESSING, processing
-    if delayed is not None:
-        return JobStatus.SCHEDULED, records.RAW_DELAYED, delayed
-    if blocked is not None:
-        return JobStatus.BLOCKED, records.RAW_BLOCKED, blocked
-    # Not in any zset: a queue list holds it (finding where would cost O(queue depth)).
-    return JobStatus.ENQUEUED, records.RAW_QUEUE, None
-
-
 def _where_found(row: JobRecord, queue: str) -> JobRecord:
     """An enqueued row keeps the queue whose list holds it; a record naming another is flagged."""
     if row.queue == queue or (row.problem is not None and not row.queue):
@@ -824,39 +561,6 @@ def _where_found(row: JobRecord, queue: str) -> JobRecord:
         row,
         queue=queue,
         problem=f"{row.problem}; {problem}" if row.problem else problem,
-    )
-
-
-def _with_deadline(job: JobRecord, deadline: int | None, now: int) -> JobRecord:
-    """Mark a running job whose claim deadline (its processing score) has passed."""
-    if deadline is None or ms_to_datetime(deadline) is None:
-        return _with_score_problem(job, None, "processing")
-    if deadline > now:
-        return job
-    return replace(job, overdue_since=ms_to_datetime(deadline))
-
-
-def _with_score_problem(job: JobRecord, score: int | None, where: str) -> JobRecord:
-    """Flag a row whose sorted-set score is not a time (±inf, NaN, beyond year 9999)."""
-    if score is not None and ms_to_datetime(score) is not None:
-        return job
-    problem = f"its score in {where} is not a time"
-    return replace(job, problem=f"{job.problem}; {problem}" if job.problem else problem)
-
-
-def _detail(
-    job: JobRecord,
-    stored: bytes | None,
-    lifecycle: LifecycleEntry | None,
-    payload: str,
-    kind: str,
-) -> JobDetail:
-    return JobDetail(
-        job=job,
-        payload=payload,
-        payload_kind=kind,
-        lifecycle=(lifecycle,) if lifecycle is not None else (),
-        raw=(text(stored[:DETAIL_CHARS]) or "") if stored is not None else "",
     )
 
 
@@ -894,29 +598,3 @@ class _Base:
     failed_kept: int = 0
     #: keys that could not be read, in words
     problems: tuple[str, ...] = ()
-
-
-#: Autumn's own sentences for script replies (jobbridge.adapters.outcomes has the shared ones)
-_WORDS: dict[str | Outcome, str] = {
-    "not waiting": "Job {id} is not waiting in a queue, the delayed set or the blocked set.",
-    Outcome.CORRUPT: "Job {id}'s stored record is invalid or is not its own failed record; it "
-    "cannot be retried (discard it instead).",
-    Outcome.CONFLICT: "An equivalent unique job ({detail}) is already pending or running; "
-    "job {id} was not retried.",
-}
-
-
-def _too_large(action: Action, job_id: str, value: Unread) -> ActionResult:
-    return result(
-        action, Outcome.CORRUPT, job_id, f"Job {job_id}'s record was not read: {value.reason}."
-    )
-
-
-def _ambiguous(action: Action, job_id: str, count: int) -> ActionResult:
-    return result(
-        action,
-        Outcome.CONFLICT,
-        job_id,
-        f"{count} failed entries name job {job_id}; {action.value} each by its entry id "
-        "(shown on its row) instead. Nothing was changed.",
-    )

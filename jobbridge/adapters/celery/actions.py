@@ -11,50 +11,42 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import socket
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import redis.exceptions
 
 from jobbridge import offload, safejson
+from jobbridge.adapters.action_loop import Plan, ScriptCall, act
 from jobbridge.adapters.celery import control, records
 from jobbridge.adapters.celery.index_summary import Bucket, IndexedTask
+from jobbridge.adapters.celery.lookup import (
+    STATUS_FIELD,
+    decode_held,
+    find_waiting,
+    read_meta,
+)
 from jobbridge.adapters.celery.messages import (
     CeleryMessage,
-    UnackedEntry,
     decode_message,
-    decode_unacked,
-    parse_datetime,
 )
-from jobbridge.adapters.celery.result_meta import READY_STATES, ResultMeta, decode_result_meta
+from jobbridge.adapters.celery.result_meta import READY_STATES, ResultMeta
 from jobbridge.adapters.fields import MAX_NAME_CHARS, cap
-from jobbridge.adapters.keyguard import Refusal, forged, refuse, text_problem, unknown
-from jobbridge.adapters.outcomes import changed_too_often, run_script
-from jobbridge.adapters.values import NOT_A_STRING, is_wrongtype, ok
+from jobbridge.adapters.keyguard import Refusal, forged, text_problem, unknown
+from jobbridge.adapters.outcomes import run_script
+from jobbridge.adapters.values import is_wrongtype
 from jobbridge.model import Action, ActionResult, JobRecord, JobStatus, Outcome
-from jobbridge.pacing import Pacer
 
 if TYPE_CHECKING:
     from jobbridge.adapters.celery.adapter import CeleryAdapter
 
 log = logging.getLogger(__name__)
 
-#: Tries of an action whose message moved under it.
-ACTION_TRIES = 3
-#: Messages read per LRANGE while searching a list for one.
-SEARCH_CHUNK = 1_000
-#: Messages a cancel looks through at most, over all lists.
-CANCEL_SEARCH = 5_000_000
 #: Celery's default result_expires (seconds): how long a REVOKED result jobbridge writes lasts.
 RESULT_EXPIRES_S = 86_400
-#: Bytes of a result meta an action or a job page decodes, and of its end read besides.
-META_BYTES = 1_048_576
-TAIL_BYTES = 4096
 
 #: Celery's sentences for script replies (jobbridge.adapters.outcomes has the shared ones)
 WORDS: dict[str | Outcome, str] = {
@@ -95,11 +87,6 @@ WORDS: dict[str | Outcome, str] = {
 RETRIED_AT_SEEN = (
     "Retried job {id} as {detail} at priority {priority} (as jobbridge saw it queued)."
 )
-
-
-def decode_held(raw: bytes) -> UnackedEntry:
-    """``decode_unacked`` for the decoding process."""
-    return decode_unacked(raw)
 
 
 def lifecycle_copy(row: JobRecord) -> str:
@@ -143,111 +130,6 @@ def lifecycle_record(source: str, stored: str, job_id: str, status: JobStatus) -
     )
 
 
-# ------------------------------------------------------------------------------------------
-# Finding a waiting message
-
-
-def _matches(raw: bytes, job_id: str, needle: bytes, entry: str | None) -> bool:
-    if job_id.startswith(records.MESSAGE_ID_PREFIX):
-        return records.message_id(raw) == job_id
-    if needle not in raw:
-        return False
-    if entry is not None and records.message_id(raw) != entry:
-        return False
-    return decode_message(raw).task_id == job_id
-
-
-async def find_waiting(
-    adapter: CeleryAdapter,
-    job_id: str,
-    *,
-    limit: int = CANCEL_SEARCH,
-    entry: str | None = None,
-) -> tuple[str, int, bytes] | None:
-    """(queue, priority step, exact bytes) of the message waiting for a task (with
-    ``entry``: that message only, by its digest); None when no list of a shown queue holds
-    it within ``limit`` messages. Reads each list by chunks from its head (the next to run)
-    and its tail (the newest) in turn: O(depth), for actions and bounded by ``limit`` on a
-    job page."""
-    needle = job_id.encode("utf-8", "surrogateescape")
-    client = adapter.client
-    lists = [(q, s) for q in adapter.queues for s in adapter.keys.priority_steps]
-    pipe = client.pipeline(transaction=False)
-    for queue, step in lists:
-        pipe.llen(adapter.keys.step_list(queue, step))
-    lengths = [r if isinstance(r, int) else 0 for r in await pipe.execute(raise_on_error=False)]
-    budget = limit
-    pacer = Pacer()
-    for (queue, step), length in zip(lists, lengths, strict=True):
-        key = adapter.keys.step_list(queue, step)
-        head, tail = 0, 0  # chunks read from the right (head) and left (tail) ends
-        while head + tail < length and budget > 0:
-            take = min(SEARCH_CHUNK, budget, length - head - tail)
-            if head <= tail:
-                chunk = cast("list[bytes]", await client.lrange(key, -(head + take), -(head + 1)))
-                head += take
-            else:
-                chunk = cast("list[bytes]", await client.lrange(key, tail, tail + take - 1))
-                tail += take
-            budget -= take
-            for raw in chunk:
-                if _matches(raw, job_id, needle, entry):
-                    return queue, step, raw
-                await pacer.tick()
-    return None
-
-
-# ------------------------------------------------------------------------------------------
-# Reading a task's result
-
-
-@dataclass(frozen=True, slots=True)
-class ReadMeta:
-    """A task's result as an action or a job page reads it."""
-
-    meta: ResultMeta
-    #: its first bytes as stored (at most ``META_BYTES``)
-    head: bytes
-    #: whether it was read whole; a bigger one gives only its status and date
-    whole: bool
-
-
-_STATUS = re.compile(rb'"status":\s*"([A-Z]{1,20})"')
-_DATE_DONE = re.compile(rb'"date_done":\s*"([^"]{1,64})"')
-
-
-async def read_meta(adapter: CeleryAdapter, job_id: str) -> ReadMeta | None:
-    """A task's result meta; one over ``META_BYTES`` is not decoded: its status and date are
-    taken from its first bytes and its last 4 KiB (Celery writes ``status`` first and
-    ``date_done`` after the result)."""
-    key = adapter.keys.task_meta(job_id)
-    pipe = adapter.results.pipeline(transaction=False)
-    pipe.strlen(key)
-    pipe.getrange(key, 0, META_BYTES - 1)
-    pipe.getrange(key, -TAIL_BYTES, -1)
-    size, head, tail = [ok(r) for r in await pipe.execute(raise_on_error=False)]
-    if is_wrongtype(size):
-        # A key of another type is a flagged row, not an unavailable Redis.
-        problem = f"its result key {key} {NOT_A_STRING}"
-        return ReadMeta(ResultMeta(task_id=job_id, problem=problem), b"", False)
-    if not head:
-        return None
-    if int(size) <= META_BYTES:
-        meta = await offload.decode(decode_result_meta, head, inline_bytes=64 * 1024)
-        return ReadMeta(meta, head, True)
-    status = _STATUS.search(head) or _STATUS.search(tail)
-    date = _DATE_DONE.search(tail) or _DATE_DONE.search(head)
-    done, _ = parse_datetime(date.group(1).decode("ascii", "replace") if date else None)
-    meta = ResultMeta(
-        task_id=job_id,
-        status=status.group(1).decode("ascii") if status else None,
-        date_done=done,
-        problem=f"the result is {int(size):,} bytes: only its status and date are read "
-        f"(results over {META_BYTES:,} bytes are not decoded)",
-    )
-    return ReadMeta(meta, head, False)
-
-
 #: the states a worker's revoke overwrites with REVOKED (Celery 5.7 ``control._revoke``): a
 #: task no worker started and that has no final result yet
 REVOCABLE_STATES = frozenset({"PENDING", "RECEIVED", "RETRY", "REJECTED"})
@@ -289,23 +171,6 @@ def revoked_meta_of(
         return control.revoked_meta(task_id, args=args, kwargs=kwargs, **common)
     except ValueError:
         return control.revoked_meta(task_id, args=None, kwargs=None, **common)
-
-
-async def revoked_ids(adapter: CeleryAdapter, task_ids: Sequence[str]) -> set[str]:
-    """Which of a page's held tasks have a REVOKED result: the first bytes of each meta
-    (Celery writes ``status`` first), one pipelined GETRANGE per row."""
-    if not task_ids:
-        return set()
-    pipe = adapter.results.pipeline(transaction=False)
-    for task_id in task_ids:
-        pipe.getrange(adapter.keys.task_meta(task_id), 0, 255)
-    heads = await pipe.execute(raise_on_error=False)
-    revoked = set()
-    for task_id, head in zip(task_ids, heads, strict=True):
-        found = _STATUS.search(head) if isinstance(head, bytes) else None
-        if found is not None and found.group(1) == b"REVOKED":
-            revoked.add(task_id)
-    return revoked
 
 
 def _same_database(adapter: CeleryAdapter) -> bool:
@@ -358,7 +223,10 @@ async def cancel(
     """Remove the exact waiting message (with ``entry``: that message only, whatever other
     messages carry the id); a REVOKED result and the revoke broadcast follow."""
     seen = False
-    for _ in range(ACTION_TRIES):
+    write_here, meta_bytes = True, b""
+
+    async def plan() -> Plan:
+        nonlocal seen, write_here, meta_bytes
         found = await find_waiting(adapter, job_id, entry=entry)
         verdict, list_key, raw, row = "", adapter.keys.step_list(adapter.queues[0], 0), b"", None
         message: CeleryMessage | None = None
@@ -385,13 +253,9 @@ async def cancel(
         has_id = not job_id.startswith(records.MESSAGE_ID_PREFIX)
         if row is not None and has_id:
             meta_bytes = revoked_meta_of(job_id, message=message, queue=row.queue)
-        result = await _run(
-            adapter,
-            Action.CANCEL,
-            job_id,
-            actor,
-            [list_key, adapter.keys.task_meta(job_id)],
-            [
+        return ScriptCall(
+            keys=[list_key, adapter.keys.task_meta(job_id)],
+            args=[
                 verdict,
                 raw,
                 "1" if write_here and meta_bytes else "0",
@@ -403,18 +267,18 @@ async def cancel(
                 else b"",
                 lifecycle_copy(row) if row is not None else "",
             ],
+            words=WORDS,
             entry=WAITING,
         )
-        if result is None:
-            continue
-        if result.ok and not write_here and meta_bytes:
-            meta_key = adapter.keys.task_meta(job_id)
-            pipe = adapter.results.pipeline(transaction=True)
-            pipe.set(meta_key, meta_bytes, ex=RESULT_EXPIRES_S)
-            pipe.publish(meta_key, meta_bytes)
-            await pipe.execute()
-        return result
-    return changed_too_often(Action.CANCEL, job_id)
+
+    result = await act(adapter.scripts, adapter.operator, Action.CANCEL, job_id, actor, plan)
+    if result.ok and not write_here and meta_bytes:
+        meta_key = adapter.keys.task_meta(job_id)
+        pipe = adapter.results.pipeline(transaction=True)
+        pipe.set(meta_key, meta_bytes, ex=RESULT_EXPIRES_S)
+        pipe.publish(meta_key, meta_bytes)
+        await pipe.execute()
+    return result
 
 
 async def _taken(adapter: CeleryAdapter, job_id: str) -> bool:
@@ -492,6 +356,15 @@ async def queue_refusal(adapter: CeleryAdapter, queue: str) -> Refusal | None:
 async def retry(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult:
     """Send a failed task again under a new id, from the arguments its extended result kept,
     at the priority jobbridge saw it held at (:func:`seen_priority`), else at 0."""
+
+    async def plan() -> Plan:
+        return await _retry_plan(adapter, job_id)
+
+    # One try: the script's check of the failed index is the re-check.
+    return await act(adapter.scripts, adapter.operator, Action.RETRY, job_id, actor, plan, tries=1)
+
+
+async def _retry_plan(adapter: CeleryAdapter, job_id: str) -> Plan:
     indexed = await _indexed(adapter, job_id)
     read = await read_meta(adapter, job_id)
     meta = read.meta if read is not None else None
@@ -513,9 +386,7 @@ async def retry(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult
         queue = meta.queue or (row.queue if row else "") or "celery"
         refusal = await queue_refusal(adapter, queue)
         if refusal is not None:
-            return await refuse(
-                adapter.scripts, adapter.operator, Action.RETRY, job_id, actor, refusal
-            )
+            return refusal
         priority = await seen_priority(adapter, job_id)
         try:
             message = control.build_task_message(
@@ -538,30 +409,26 @@ async def retry(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult
     words = WORDS
     if priority is not None:
         words = {**WORDS, "done:retry": RETRIED_AT_SEEN.replace("{priority}", str(priority))}
-    result = await _run(
-        adapter,
-        Action.RETRY,
-        job_id,
-        actor,
-        [adapter.index.key(Bucket.FAILED), adapter.index.rows, target],
-        [verdict, message, new_id, lifecycle_copy(row) if row is not None else ""],
-        words,
+    return ScriptCall(
+        keys=[adapter.index.key(Bucket.FAILED), adapter.index.rows, target],
+        args=[verdict, message, new_id, lifecycle_copy(row) if row is not None else ""],
+        words=words,
     )
-    return result or changed_too_often(Action.RETRY, job_id)
 
 
 async def discard(adapter: CeleryAdapter, job_id: str, actor: str) -> ActionResult:
-    indexed = await _indexed(adapter, job_id)
-    row = records.indexed_row(adapter.source, indexed) if indexed else None
-    result = await _run(
-        adapter,
-        Action.DISCARD,
-        job_id,
-        actor,
-        [adapter.index.key(Bucket.FAILED), adapter.index.rows],
-        [lifecycle_copy(row) if row is not None else ""],
+    async def plan() -> Plan:
+        indexed = await _indexed(adapter, job_id)
+        row = records.indexed_row(adapter.source, indexed) if indexed else None
+        return ScriptCall(
+            keys=[adapter.index.key(Bucket.FAILED), adapter.index.rows],
+            args=[lifecycle_copy(row) if row is not None else ""],
+            words=WORDS,
+        )
+
+    return await act(
+        adapter.scripts, adapter.operator, Action.DISCARD, job_id, actor, plan, tries=1
     )
-    return result or changed_too_often(Action.DISCARD, job_id)
 
 
 async def revoke(
@@ -569,44 +436,48 @@ async def revoke(
 ) -> ActionResult:
     """Celery's revoke broadcast (``terminate`` for a running task: the STOP action)."""
     action = Action.STOP if terminate else Action.REVOKE
-    read = await read_meta(adapter, job_id)
-    meta = read.meta if read is not None else None
-    held = job_id in adapter.unacked.sorted.task_ids
-    verdict = ""
-    waiting: tuple[str, int, bytes] | None = None
-    if meta is not None and meta.status == "REVOKED" and not terminate:
-        verdict = "revoked"
-    elif meta is not None and meta.status in READY_STATES:
-        verdict = "finished"
-    elif terminate and not (held or (meta is not None and meta.status == "STARTED")):
-        verdict = "not running"
-    elif not terminate and meta is None and not held:
-        waiting = await find_waiting(adapter, job_id, limit=20_000)
-        verdict = "" if waiting else "gone"
-    revoked = b""
-    if verdict == "" and (meta is None or meta.status in REVOCABLE_STATES):
-        revoked = await _revoked_for(adapter, job_id, meta, waiting)
-    envelope = control.revoke_envelope(job_id, terminate=terminate, ticket=str(uuid.uuid4()))
-    write_here = _same_database(adapter)
+    write_here, revoked = True, b""
     meta_key = adapter.keys.task_meta(job_id)
-    result = await _run(
-        adapter,
-        action,
-        job_id,
-        actor,
-        [meta_key],
-        [
-            verdict,
-            control.pidbox_channel(adapter.keys.global_keyprefix, adapter.db),
-            envelope,
-            action.value,
-            revoked if write_here else b"",
-            RESULT_EXPIRES_S,
-        ],
-    )
-    if result is not None and result.ok and revoked and not write_here:
+
+    async def plan() -> Plan:
+        nonlocal write_here, revoked
+        read = await read_meta(adapter, job_id)
+        meta = read.meta if read is not None else None
+        held = job_id in adapter.unacked.sorted.task_ids
+        verdict = ""
+        waiting: tuple[str, int, bytes] | None = None
+        if meta is not None and meta.status == "REVOKED" and not terminate:
+            verdict = "revoked"
+        elif meta is not None and meta.status in READY_STATES:
+            verdict = "finished"
+        elif terminate and not (held or (meta is not None and meta.status == "STARTED")):
+            verdict = "not running"
+        elif not terminate and meta is None and not held:
+            waiting = await find_waiting(adapter, job_id, limit=20_000)
+            verdict = "" if waiting else "gone"
+        if verdict == "" and (meta is None or meta.status in REVOCABLE_STATES):
+            revoked = await _revoked_for(adapter, job_id, meta, waiting)
+        envelope = control.revoke_envelope(job_id, terminate=terminate, ticket=str(uuid.uuid4()))
+        write_here = _same_database(adapter)
+        return ScriptCall(
+            keys=[meta_key],
+            args=[
+                verdict,
+                control.pidbox_channel(adapter.keys.global_keyprefix, adapter.db),
+                envelope,
+                action.value,
+                revoked if write_here else b"",
+                RESULT_EXPIRES_S,
+            ],
+            words=WORDS,
+            script="revoke",
+        )
+
+    # One try: the script re-checks the stored state; a changed one is reported.
+    result = await act(adapter.scripts, adapter.operator, action, job_id, actor, plan, tries=1)
+    if result.ok and revoked and not write_here:
         await _store_revoked_elsewhere(adapter, meta_key, revoked)
-    return result or changed_too_often(action, job_id)
+    return result
 
 
 async def _revoked_for(
@@ -638,7 +509,7 @@ async def _store_revoked_elsewhere(adapter: CeleryAdapter, key: str, revoked: by
         try:
             await pipe.watch(key)
             head = cast("bytes", await pipe.getrange(key, 0, 255))
-            found = _STATUS.search(head or b"")
+            found = STATUS_FIELD.search(head or b"")
             if found and found.group(1).decode("ascii") not in REVOCABLE_STATES:
                 return
             pipe.multi()  # type: ignore[no-untyped-call]

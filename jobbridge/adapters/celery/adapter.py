@@ -19,7 +19,8 @@ ZREVRANGE + HMGET in the index. What needs a scan runs in the background: queue 
 (SCAN of the binding keys), sorting ``unacked`` (:mod:`jobbridge.adapters.celery.unacked`),
 the index's backfill, and the worker watch.
 
-Actions live in :mod:`jobbridge.adapters.celery.actions`.
+Actions live in :mod:`jobbridge.adapters.celery.actions`, a task's page in
+:mod:`jobbridge.adapters.celery.job_page`.
 """
 
 from __future__ import annotations
@@ -34,14 +35,16 @@ import redis.exceptions
 
 from jobbridge import offload
 from jobbridge.adapters import times
-from jobbridge.adapters.celery import actions, records
+from jobbridge.adapters.celery import actions, job_page, records
 from jobbridge.adapters.celery.index import ResultIndex
 from jobbridge.adapters.celery.index_summary import Bucket
 from jobbridge.adapters.celery.keys import DEFAULT_SEP, PRIORITY_STEPS, CeleryKeys, JobbridgeKeys
+from jobbridge.adapters.celery.lookup import decode_held, revoked_ids
 from jobbridge.adapters.celery.subscription import Subscription
 from jobbridge.adapters.celery.task_events import TaskEventFeed
 from jobbridge.adapters.celery.unacked import UnackedView
 from jobbridge.adapters.celery.workers import WorkerWatch
+from jobbridge.adapters.discovery import QueueDiscovery
 from jobbridge.adapters.fields import glob_escape, key_text
 from jobbridge.adapters.keyguard import text_problem
 from jobbridge.adapters.operator_log import OperatorKeys, OperatorLog
@@ -55,7 +58,6 @@ from jobbridge.model import (
     JobDetail,
     JobRecord,
     JobStatus,
-    LifecycleEntry,
     ListName,
     Page,
     QueueCounters,
@@ -75,8 +77,6 @@ DEFAULT_QUEUE = "celery"
 PLUMBING_EXCHANGES = frozenset({"celeryev", "celery.pidbox", "reply.celery.pidbox"})
 #: Queues shown at most per source.
 MAX_QUEUES = 100
-#: Queue names one discovery pass keeps at most.
-MAX_DISCOVERED = 10_000
 #: Keys one discovery SCAN step asks for, and binding members read per exchange.
 DISCOVERY_SCAN_COUNT = 5_000
 MAX_BINDINGS_READ = 1_000
@@ -92,8 +92,6 @@ DISCOVERY_PASS_INTERVAL_S = 30.0
 INLINE_BYTES = 64 * 1024
 #: Bytes of a result meta the job page reads.
 META_BYTES = MAX_INPUT_BYTES
-#: Waiting messages a job page looks through for an id (from both ends of each queue).
-DETAIL_SEARCH = 20_000
 #: Pools whose workers go silent (no heartbeats, no answers) while they run a task: their
 #: being offline says nothing of the task.
 SILENT_POOLS = frozenset({"solo"})
@@ -208,12 +206,11 @@ class CeleryAdapter:
         self._unacked_at = float("-inf")
         #: how many reserved task ids the index also has as STARTED (background)
         self._started_held = 0
-        self._discovered: tuple[str, ...] = (DEFAULT_QUEUE,)
-        self._discovered_total = 1
-        self._pass: set[str] = set()
-        self._cursor = 0
-        self.discovery_passes = 0
-        self._pass_ended = float("-inf")
+        self.discovery = QueueDiscovery(
+            self._discovery_step,
+            default=DEFAULT_QUEUE,
+            pass_interval_s=DISCOVERY_PASS_INTERVAL_S,
+        )
         self._background = False
         self._inspected = False
 
@@ -248,13 +245,18 @@ class CeleryAdapter:
 
     @property
     def queues(self) -> tuple[str, ...]:
-        return (self.configured_queues or self._discovered)[:MAX_QUEUES]
+        return (self.configured_queues or self.discovery.names)[:MAX_QUEUES]
 
     @property
     def known_queues(self) -> tuple[str, ...]:
         """Every queue an action may write to: the configured ones, else every one a kombu
         binding names (as of the last discovery pass), shown or not."""
-        return self.configured_queues or self._discovered
+        return self.configured_queues or self.discovery.names
+
+    @property
+    def discovery_passes(self) -> int:
+        """Completed discovery passes over the binding keys."""
+        return self.discovery.passes
 
     async def refresh_queues(self) -> None:
         """One background step: a SCAN step over the binding keys, and (once a second) a
@@ -265,11 +267,8 @@ class CeleryAdapter:
         if now - self._unacked_at >= interval:
             self._unacked_at = now
             await self._refresh_unacked()
-        if self.configured_queues:
-            return
-        if self._cursor == 0 and now - self._pass_ended < DISCOVERY_PASS_INTERVAL_S:
-            return
-        await self._discovery_step()
+        if not self.configured_queues:
+            await self.discovery.refresh()
 
     async def _refresh_unacked(self) -> None:
         await self.unacked.refresh()
@@ -281,16 +280,16 @@ class CeleryAdapter:
             held += sum(1 for s in scores if s is not None)
         self._started_held = held
 
-    async def _discovery_step(self) -> None:
+    async def _discovery_step(self, cursor: int) -> tuple[int, list[str]]:
+        """The queues the bindings of one SCAN step's exchanges name."""
         pattern = glob_escape(self.keys.binding("")) + "*"
-        cursor, found = await self.client.scan(
-            self._cursor, match=pattern, count=DISCOVERY_SCAN_COUNT
-        )
+        cursor, found = await self.client.scan(cursor, match=pattern, count=DISCOVERY_SCAN_COUNT)
         exchanges = [
             e
             for e in (self.keys.exchange_of_binding_key(key_text(k)) for k in found)
             if e is not None and e not in PLUMBING_EXCHANGES
         ]
+        queues: list[str] = []
         if exchanges:
             pipe = self.client.pipeline(transaction=False)
             for exchange in exchanges:
@@ -298,37 +297,27 @@ class CeleryAdapter:
             for reply in await pipe.execute(raise_on_error=False):
                 reply = ok(reply)
                 if isinstance(reply, list | tuple) and len(reply) == 2:
-                    self._take(reply[1])
-        self._cursor = int(cursor)
-        if self._cursor == 0:
-            names = sorted(self._pass, key=lambda q: (q != DEFAULT_QUEUE, q))
-            self._discovered = tuple(names) or (DEFAULT_QUEUE,)
-            self._discovered_total = len(self._discovered)
-            self._pass = set()
-            self.discovery_passes += 1
-            self._pass_ended = time.monotonic()
+                    queues += self._queues_bound(reply[1])
+        return int(cursor), queues
 
-    def _take(self, members: Iterable[bytes | str]) -> None:
+    def _queues_bound(self, members: Iterable[bytes | str]) -> list[str]:
+        queues = []
         for member in members:
             queue = self.keys.queue_of_binding(member)
-            if queue is None or len(self._pass) >= MAX_DISCOVERED:
+            if queue is None:
                 continue
             # A binding is stored data too: one naming kombu's bookkeeping is no queue.
             jobbridge_prefix = self.operator.keys.jobbridge_prefix
             if text_problem(queue) or self.keys.queue_name_problem(queue, jobbridge_prefix):
                 continue
-            self._pass.add(queue)
+            queues.append(queue)
+        return queues
 
     async def discover_queues(self, max_steps: int = 10_000) -> None:
         """Steps until one full pass completes (the CLI, before a one-shot read)."""
         await self._refresh_unacked()
-        if self.configured_queues:
-            return
-        passes = self.discovery_passes
-        for _ in range(max_steps):
-            await self._discovery_step()
-            if self.discovery_passes > passes:
-                return
+        if not self.configured_queues:
+            await self.discovery.run(max_steps)
 
     # ---------------------------------------------------------------- counters
 
@@ -369,7 +358,7 @@ class CeleryAdapter:
                 f"{held.left_out} messages held by workers past the first "
                 f"{len(held.scheduled) + len(held.reserved)} are not sorted into the lists"
             )
-        hidden = (len(self.configured_queues) or self._discovered_total) - len(queues)
+        hidden = (len(self.configured_queues) or len(self.discovery.names)) - len(queues)
         if hidden > 0:
             base.problems.append(f"{hidden} more queues are not shown (at most {MAX_QUEUES})")
         return base
@@ -441,7 +430,7 @@ class CeleryAdapter:
             return await self._waiting(base, offset, need)
         if which is ListName.SCHEDULED:
             tags = self.unacked.sorted.scheduled[offset : offset + need]
-            return await self._held(tags, JobStatus.SCHEDULED)
+            return await self.held_rows(tags, JobStatus.SCHEDULED)
         if which is ListName.RUNNING:
             return await self._running(base, offset, need)
         tasks = await self.index.page(_INDEXED[which], offset, need)
@@ -484,7 +473,7 @@ class CeleryAdapter:
                 await pacer.tick()
         return rows
 
-    async def _held(self, tags: Sequence[str], status: JobStatus) -> list[JobRecord]:
+    async def held_rows(self, tags: Sequence[str], status: JobStatus) -> list[JobRecord]:
         """Rows of held messages by delivery tag (one HMGET and one ZMSCORE)."""
         if not tags:
             return []
@@ -501,7 +490,7 @@ class CeleryAdapter:
         for tag, raw, score in zip(tags, values, scores, strict=True):
             if raw is None:
                 continue  # acknowledged since the last sort
-            entry = await offload.decode(actions.decode_held, raw, inline_bytes=INLINE_BYTES)
+            entry = await offload.decode(decode_held, raw, inline_bytes=INLINE_BYTES)
             held.append((tag, raw, score, entry))
             await pacer.tick()
         started: set[str] = set()
@@ -511,7 +500,7 @@ class CeleryAdapter:
             )
         revoked: set[str] = set()
         if status is JobStatus.SCHEDULED:
-            revoked = await actions.revoked_ids(
+            revoked = await revoked_ids(
                 self, [e.message.task_id for *_, e in held if e.message.task_id]
             )
         rows = []
@@ -551,7 +540,7 @@ class CeleryAdapter:
 
     async def _running(self, base: _Base, offset: int, need: int) -> list[JobRecord]:
         reserved = self.unacked.sorted.reserved
-        rows = await self._held(reserved[offset : offset + need], JobStatus.RUNNING)
+        rows = await self.held_rows(reserved[offset : offset + need], JobStatus.RUNNING)
         need -= len(reserved[offset : offset + need])
         if need <= 0:
             return rows
@@ -577,117 +566,11 @@ class CeleryAdapter:
 
     async def job_entry(self, job_id: str, entry: str) -> JobDetail | None:
         """One waiting message of a task, by its digest; once it is gone, the task's page."""
-        found = await self._find_message(job_id, search_waiting=True, entry=entry)
-        if found is None:
-            return await self.job(job_id)
-        row, payload, kind, raw = found
-        found_entries, _ = await self.operator.entries(job_id, "", actions.WAITING)
-        lifecycles = tuple(e for e in found_entries if e is not None)
-        return JobDetail(job=row, payload=payload, payload_kind=kind, lifecycle=lifecycles, raw=raw)
+        return await job_page.job_entry(self, job_id, entry)
 
     async def job(self, job_id: str) -> JobDetail | None:
-        """One task: its result meta and index row, the message holding it (``unacked``, or a
-        bounded search of the waiting lists), and its lifecycle entries: of its result
-        (retried, discarded) and of a waiting message of it (canceled)."""
-        (ended, waiting), problem = await self.operator.entries(job_id, "", actions.WAITING)
-        detail = await self._job(job_id, ended, waiting)
-        if problem is None:
-            return detail
-        if detail is None:
-            return self.operator.unreadable(job_id, problem)
-        return replace(detail, job=times.with_problem(detail.job, problem))
-
-    async def _job(
-        self, job_id: str, ended: LifecycleEntry | None, waiting: LifecycleEntry | None
-    ) -> JobDetail | None:
-        # The task's own entry (retried, discarded) before one of a canceled message of it.
-        lifecycle = ended or waiting
-        indexed = await self.index.get(job_id)
-        meta = None
-        if not job_id.startswith(records.MESSAGE_ID_PREFIX):
-            meta = await actions.read_meta(self, job_id)
-        base_row = records.indexed_row(self.source, indexed) if indexed else None
-        if base_row is None and lifecycle is not None:
-            base_row = lifecycle.record
-        # A task with a result is past the waiting lists: only one without is looked for there.
-        message = await self._find_message(job_id, search_waiting=meta is None)
-        lifecycles = tuple(e for e in (ended, waiting) if e is not None)
-        if message is not None:
-            row, payload, kind, raw = message
-            return JobDetail(
-                job=row, payload=payload, payload_kind=kind, lifecycle=lifecycles, raw=raw
-            )
-        if meta is not None:
-            raw_meta = meta.head
-            row = records.meta_row(self.source, job_id, meta.meta, base_row)
-            if row.status is JobStatus.RUNNING and job_id not in self.unacked.sorted.task_ids:
-                row = self._mark_lost(replace(row, raw_status="STARTED (acknowledged)"))
-            payload, kind = records.meta_payload(meta.meta)
-            return JobDetail(
-                job=row,
-                payload=payload,
-                payload_kind=kind,
-                lifecycle=lifecycles,
-                raw=key_text(raw_meta[:16384]),
-            )
-        if base_row is not None:
-            note = (
-                "Celery stored no result (ignore_result, or not yet); this summary comes "
-                "from the task's events"
-                if indexed is not None and indexed.from_events
-                else "Celery's result has expired; jobbridge's index keeps this summary"
-            )
-            row = replace(base_row, extra={**base_row.extra, "result": note})
-            return JobDetail(
-                job=row,
-                payload=base_row.payload_preview,
-                payload_kind="index summary",
-                lifecycle=lifecycles,
-            )
-        if lifecycle is not None and lifecycle.record is not None:
-            return JobDetail(
-                job=lifecycle.record,
-                payload=lifecycle.record.payload_preview,
-                payload_kind="copy kept when the action ran",
-                lifecycle=lifecycles,
-            )
-        return None
-
-    async def _find_message(
-        self, job_id: str, *, search_waiting: bool, entry: str | None = None
-    ) -> tuple[JobRecord, str, str, str] | None:
-        """The message of a task a worker holds, else one waiting (a bounded search, when
-        ``search_waiting``); with ``entry``, only the waiting message of that digest."""
-        tag = self.unacked.tag_of(job_id) if entry is None else None
-        if tag is not None:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hmget(self.keys.unacked, [tag])
-            (reply,) = [ok(r) for r in await pipe.execute(raise_on_error=False)]
-            raw = None if is_wrongtype(reply) else reply[0]
-            if raw is not None:
-                held = await offload.decode(actions.decode_held, raw, inline_bytes=0)
-                status = JobStatus.SCHEDULED if held.message.eta else JobStatus.RUNNING
-                rows = await self._held([tag], status)
-                if rows:
-                    payload, kind = records.message_payload(held.message)
-                    return rows[0], payload, kind, key_text(raw[:16384])
-        if not search_waiting:
-            return None
-        found = await actions.find_waiting(self, job_id, limit=DETAIL_SEARCH, entry=entry)
-        if found is None:
-            return None
-        queue, step, raw = found
-        message = await offload.decode(records.decode_row, raw, inline_bytes=0)
-        row = records.message_row(
-            self.source,
-            message,
-            raw=raw,
-            queue=queue,
-            status=JobStatus.ENQUEUED,
-            raw_status=f"waiting (priority step {step})",
-        )
-        payload, kind = records.message_payload(message)
-        return row, payload, kind, key_text(raw[:16384])
+        """One task (:mod:`jobbridge.adapters.celery.job_page`)."""
+        return await job_page.job(self, job_id)
 
     # ---------------------------------------------------------------- workers
 

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobbridge import safejson
-from jobbridge.adapters import payloads
+from jobbridge.adapters import payloads, unpickle
 from jobbridge.adapters.fields import MAX_NAME_CHARS, cap, correlation_of, principal_of
 from jobbridge.adapters.payloads import DETAIL_CHARS, PREVIEW_CHARS
 
@@ -298,7 +298,7 @@ def _deserialize(data: bytes | str, content_type: Any) -> tuple[Any, str]:
         return value, "json"
     if content_type == CONTENT_PICKLE:
         try:
-            return payloads.restricted_loads(raw), "pickle"
+            return unpickle.restricted_loads(raw), "pickle"
         except ValueError as exc:  # UnsafePickle is one: nothing of it ran
             raise ValueError(f"is a pickle that was not loaded: it {exc}") from None
     if content_type is None:

@@ -4,24 +4,25 @@ Python reads what the script needs to name its keys (the job's origin queue, its
 and refuses a value that is not one of the source's queues or live workers
 (:mod:`jobbridge.adapters.keyguard`); each script re-checks the value against the hash
 before it changes anything and answers "read again" (-4) when it moved, so the action is
-atomic with respect to RQ's workers whatever happened between the read and the script.
+atomic with respect to RQ's workers whatever happened between the read and the script
+(:mod:`jobbridge.adapters.action_loop`).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import redis.exceptions
 
+from jobbridge.adapters.action_loop import Plan, ScriptCall, act
 from jobbridge.adapters.fields import MAX_NAME_CHARS, cap, key_text, now_ms
-from jobbridge.adapters.keyguard import Refusal, forged, refuse, text_problem, unknown
+from jobbridge.adapters.keyguard import Refusal, forged, text_problem, unknown
 from jobbridge.adapters.outcomes import WORDS as WORDS_SHARED
-from jobbridge.adapters.outcomes import changed_too_often, run_script
 from jobbridge.adapters.rq import hashes
 from jobbridge.adapters.values import is_wrongtype, ok
 from jobbridge.model import Action, ActionResult, Outcome
@@ -29,8 +30,6 @@ from jobbridge.model import Action, ActionResult, Outcome
 if TYPE_CHECKING:
     from jobbridge.adapters.rq.adapter import RqAdapter
 
-#: Tries of an action whose re-check found the job moved under it.
-ACTION_TRIES = 3
 #: The job hash fields a lifecycle entry keeps a copy of (never `data`, `meta` or results:
 #: they are binary and may be large).
 COPIED_FIELDS = (
@@ -206,43 +205,19 @@ async def _worker_refusal(adapter: RqAdapter, worker: str) -> Refusal | None:
     return unknown("worker", worker, f"live workers (listed in {adapter.keys.workers})")
 
 
-#: what an action sends its script, planned from the job's fields: (KEYS, ARGV) after the
-#: shared ones, the result when it is refused before any script runs, or the refusal to
-#: audit when a stored value would name a key that is not the source's
-Plan = tuple[list[str], list[str | int | bytes]] | ActionResult | Refusal
+#: an action's plan from the job's fields (``action_loop.Plan``)
 Planner = Callable[[dict[str, bytes] | None], Awaitable[Plan]]
 
 
 async def _act(
-    adapter: RqAdapter,
-    action: Action,
-    job_id: str,
-    actor: str,
-    plan: Planner,
-    words: Callable[[], Mapping[str | Outcome, str]] = lambda: WORDS,
+    adapter: RqAdapter, action: Action, job_id: str, actor: str, plan: Planner
 ) -> ActionResult:
-    """Read the job, plan the script call, run it; again when it found the job moved.
-    ``words`` gives the sentences for the reply, once the plan is made."""
-    for _ in range(ACTION_TRIES):
-        planned = await plan(await _read(adapter, job_id))
-        if isinstance(planned, ActionResult):
-            return planned
-        if isinstance(planned, Refusal):
-            return await refuse(adapter.scripts, adapter.operator, action, job_id, actor, planned)
-        keys, args = planned
-        outcome = await run_script(
-            adapter.scripts[action.value],
-            action=action,
-            job_id=job_id,
-            actor=actor,
-            keys=keys,
-            args=args,
-            operator=adapter.operator,
-            words=words(),
-        )
-        if outcome is not None:
-            return outcome
-    return changed_too_often(action, job_id)
+    """Read the job and plan the script call from its fields (``action_loop.act``)."""
+
+    async def attempt() -> Plan:
+        return await plan(await _read(adapter, job_id))
+
+    return await act(adapter.scripts, adapter.operator, action, job_id, actor, attempt)
 
 
 def _origin(fields: dict[str, bytes] | None) -> str:
@@ -258,15 +233,16 @@ async def cancel(adapter: RqAdapter, job_id: str, actor: str) -> ActionResult:
             return _no_origin(job_id)
         if fields is not None and (refusal := await _origin_refusal(adapter, origin)):
             return refusal
-        return (
-            [
+        return ScriptCall(
+            keys=[
                 keys.job(job_id),
                 keys.queue(origin),
                 keys.scheduled(origin),
                 keys.deferred(origin),
                 keys.canceled(origin),
             ],
-            [origin, now_ms() // 1000, _copy(job_id, fields)],
+            args=[origin, now_ms() // 1000, _copy(job_id, fields)],
+            words=WORDS,
         )
 
     return await _act(adapter, Action.CANCEL, job_id, actor, plan)
@@ -304,15 +280,15 @@ async def retry(adapter: RqAdapter, job_id: str, actor: str) -> ActionResult:
         if origin and (refusal := await _origin_refusal(adapter, origin)):
             return refusal
         new_id = str(uuid.uuid4())
-        return (
-            [
+        return ScriptCall(
+            keys=[
                 keys.job(job_id),
                 keys.failed(origin),
                 keys.job(new_id),
                 keys.queue(origin),
                 keys.queues,
             ],
-            [
+            args=[
                 origin,
                 new_id,
                 rq_timestamp(datetime.now(tz=UTC)),
@@ -322,12 +298,10 @@ async def retry(adapter: RqAdapter, job_id: str, actor: str) -> ActionResult:
                 policy.at_front,
                 cap(f"retried; {policy.words}", 300) or "retried",
             ],
+            words={**WORDS, "done:retry": "Retried job {id} as {detail}; " + policy.words + "."},
         )
 
-    def words() -> Mapping[str | Outcome, str]:
-        return {**WORDS, "done:retry": "Retried job {id} as {detail}; " + policy.words + "."}
-
-    return await _act(adapter, Action.RETRY, job_id, actor, plan, words)
+    return await _act(adapter, Action.RETRY, job_id, actor, plan)
 
 
 async def discard(adapter: RqAdapter, job_id: str, actor: str) -> ActionResult:
@@ -340,7 +314,11 @@ async def discard(adapter: RqAdapter, job_id: str, actor: str) -> ActionResult:
             origin = await _failed_origin(adapter, job_id) or ""
         if origin and (refusal := await _origin_refusal(adapter, origin)):
             return refusal
-        return [keys.job(job_id), keys.failed(origin)], [expected, _copy(job_id, fields)]
+        return ScriptCall(
+            keys=[keys.job(job_id), keys.failed(origin)],
+            args=[expected, _copy(job_id, fields)],
+            words=WORDS,
+        )
 
     return await _act(adapter, Action.DISCARD, job_id, actor, plan)
 
@@ -359,6 +337,8 @@ async def stop(adapter: RqAdapter, job_id: str, actor: str) -> ActionResult:
         elif refusal := await _worker_refusal(adapter, worker):
             return refusal
         command = json.dumps({"command": "stop-job", "job_id": job_id})
-        return [keys.job(job_id)], [worker, keys.pubsub(worker), command]
+        return ScriptCall(
+            keys=[keys.job(job_id)], args=[worker, keys.pubsub(worker), command], words=WORDS
+        )
 
     return await _act(adapter, Action.STOP, job_id, actor, plan)
