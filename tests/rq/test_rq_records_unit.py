@@ -24,7 +24,8 @@ from rq.serializers import JSONSerializer
 from rq.utils import utcformat, utcparse
 
 from jobbridge.adapters.fields import MAX_ERROR_CHARS, MAX_NAME_CHARS
-from jobbridge.adapters.rq import calls, hashes, records, workers
+from jobbridge.adapters.rq import calls, hashes, records
+from jobbridge.adapters.rq import worker_hashes as workers
 from jobbridge.adapters.rq.hashes import Found, JobHash, Where
 from jobbridge.adapters.rq.keys import RqKeys
 from jobbridge.model import Action, JobStatus
