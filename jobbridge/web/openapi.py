@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import jobbridge
+from jobbridge.adapters import names
+from jobbridge.adapters.registry import action_notes
 from jobbridge.model import DONE_WORDS, Action, ListName
 from jobbridge.web import actuator
 
@@ -79,7 +81,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "source": {"type": "string"},
-            "system": {"type": "string", "enum": ["autumn", "rq", "celery"]},
+            "system": {"type": "string", "enum": []},  # the registered systems: build_openapi
             "id": {"type": "string"},
             "name": {"type": "string"},
             "queue": {"type": "string"},
@@ -318,6 +320,26 @@ def _page_params() -> list[dict[str, Any]]:
     return params
 
 
+def _action_summaries() -> list[tuple[str, str]]:
+    """Each action's summary: what it does, then what each system that offers it says."""
+    notes = {action: action_notes(action, "api") for action in Action}
+    stop = "; ".join(notes[Action.STOP])
+    return [
+        ("retry", "Re-enqueue a failed job under a new id."),
+        (
+            "discard",
+            " ".join(["Remove a failed job from the failed list.", *notes[Action.DISCARD]]),
+        ),
+        ("cancel", "Remove a job no worker has taken yet."),
+        (
+            "stop",
+            f"Ask the worker running a job to stop it{f' ({stop})' if stop else ''}. "
+            "Sources whose system has no such command answer wrong_state.",
+        ),
+        ("revoke", " ".join([*notes[Action.REVOKE], "Other systems answer wrong_state."])),
+    ]
+
+
 def _paths(prefix: str) -> dict[str, Any]:
     api = f"{prefix}/api"
     action_responses = {
@@ -400,29 +422,7 @@ def _paths(prefix: str) -> dict[str, Any]:
                     "responses": action_responses,
                 }
             }
-            for action, summary in (
-                ("retry", "Re-enqueue a failed job under a new id."),
-                (
-                    "discard",
-                    "Remove a failed job from the failed list. For a Celery source this only "
-                    "hides the task from jobbridge's index: Celery's result backend keeps its "
-                    "FAILURE result (clients still read it) until result_expires.",
-                ),
-                ("cancel", "Remove a job no worker has taken yet."),
-                (
-                    "stop",
-                    "Ask the worker running a job to stop it (RQ's stop-job command: the "
-                    "job then ends as stopped; Celery's revoke with terminate, the task then "
-                    "ends REVOKED). Sources whose system has no such command answer "
-                    "wrong_state.",
-                ),
-                (
-                    "revoke",
-                    "Broadcast Celery's revoke for a task a worker holds (prefetched, waiting "
-                    "for its eta): workers online now discard it. Other systems answer "
-                    "wrong_state.",
-                ),
-            )
+            for action, summary in _action_summaries()
         },
         f"{api}/counters": {
             "get": {
@@ -519,6 +519,13 @@ def _paths(prefix: str) -> dict[str, Any]:
     }
 
 
+def _job_schema() -> dict[str, Any]:
+    """The Job schema, whose ``system`` enum names the systems registered now."""
+    job = SCHEMAS["Job"]
+    system = {"type": "string", "enum": list(names())}
+    return {**job, "properties": {**job["properties"], "system": system}}
+
+
 def build_openapi(prefix: str) -> dict[str, Any]:
     """The document, with every path under the configured prefix."""
     return {
@@ -532,7 +539,7 @@ def build_openapi(prefix: str) -> dict[str, Any]:
         },
         "paths": _paths(prefix),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, "Job": _job_schema()},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "jobbridge_session"},
