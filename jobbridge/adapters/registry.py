@@ -60,7 +60,10 @@ class ConfigKey:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConfirmStep:
-    """The second, explicit step an action asks for on a page (no JavaScript needed)."""
+    """The second, explicit step an action asks for on a page (no JavaScript needed).
+
+    Each text is trusted HTML written in the system's package: pages put it in as it is.
+    """
 
     #: the button that opens the step ("Stop…")
     summary: str
