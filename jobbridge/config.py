@@ -261,7 +261,7 @@ def _system_only_keys() -> dict[str, list[str]]:
     return owners
 
 
-def _source_keys() -> list[str]:
+def source_keys() -> list[str]:
     """Every key a source table may hold, for the unknown-key check and its suggestion."""
     declared = [f.name for f in fields(SourceConfig) if f.name != "options"]
     extra = [k for k in _system_only_keys() if k not in declared]
@@ -287,7 +287,7 @@ def _parse_sources(raw: object) -> tuple[SourceConfig, ...]:
 
 
 def _parse_source(table: Mapping[str, object], path: str) -> SourceConfig:
-    _check_keys(table, _source_keys(), path)
+    _check_keys(table, source_keys(), path)
     name = parse_source_name(_required(table, "name", path), f"{path}.name")
     system_name = parse_system(_required(table, "system", path), f"{path}.system")
     spec = system(system_name)
