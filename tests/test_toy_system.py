@@ -118,8 +118,24 @@ def test_snapshot_and_retry_from_the_cli(toy: None, toy_jobs: redis.Redis, confi
     again = run("retry", "--config", str(config), "f1")
     assert again.exit_code == 1
     assert "already retried" in again.output, again.output
+    refused = run("cancel", "--config", str(config), "--json", "f1x", "w1")
+    replies = [json.loads(line) for line in refused.output.splitlines()]
+    assert [r.get("error") or r["outcome"] for r in replies] == ["not_found", "canceled"]
+    assert toy_jobs.llen("toy:queue:default") == 2
     audit = run("audit", "--config", str(config)).output
     assert "play  ann  retry f1 -> " in audit and ": done" in audit, audit
+
+
+def test_a_forged_queue_never_names_the_key_a_retry_writes(
+    toy: None, toy_jobs: redis.Redis, config: Path
+) -> None:
+    toy_jobs.rpush("toy:failed", job("f2", "x", queue="a\x00b", error="e"))
+    result = run("retry", "--config", str(config), "f2")
+    assert result.exit_code == 1
+    assert result.output.startswith("corrupt: The stored queue 'a\\x00b' cannot name a queue")
+    wrong = run("discard", "--config", str(config), "w1")
+    assert wrong.output.startswith("wrong_state: Job w1 is not in the failed list"), wrong.output
+    assert [k for k in toy_jobs.keys("toy:queue:*")] == [b"toy:queue:default"]
 
 
 def test_doctor_and_acl(toy: None, toy_jobs: redis.Redis, redis_url: str, config: Path) -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from jobbridge.adapters.fields import key_text, now_ms
+from jobbridge.adapters.keyguard import Refusal, refuse, shown, text_problem
 from jobbridge.adapters.operator_log import OperatorKeys, OperatorLog
 from jobbridge.adapters.outcomes import run_script
 from jobbridge.adapters.scripts import bind
@@ -19,6 +20,7 @@ from jobbridge.model import (
     JobRecord,
     JobStatus,
     ListName,
+    Outcome,
     Page,
     QueueCounters,
     Snapshot,
@@ -207,9 +209,22 @@ class ToyAdapter:
 
     async def retry(self, job_id: str, actor: str) -> ActionResult:
         found = await self._find(job_id)
+        if found is not None and found[2] != self.failed_key:
+            return await self._refuse(Action.RETRY, job_id, actor, "is not in the failed list")
         entry, queue = b"", "default"
-        if found is not None and found[2] == self.failed_key:
+        if found is not None:
             entry, queue = found[1], found[0].queue
+            # The queue names the key the script writes: a forged one must not choose it.
+            problem = text_problem(queue)
+            if problem is not None:
+                refusal = Refusal(
+                    Outcome.CORRUPT,
+                    f"The stored queue {shown(queue)} cannot name a queue ({problem}): "
+                    "nothing was changed.",
+                )
+                return await refuse(
+                    self.scripts, self.operator, Action.RETRY, job_id, actor, refusal
+                )
         new_id = uuid.uuid4().hex
         job = json.loads(entry) if entry else {}
         job.update(id=new_id, enqueued_at=now_ms() / 1000)
@@ -225,18 +240,26 @@ class ToyAdapter:
 
     async def discard(self, job_id: str, actor: str) -> ActionResult:
         found = await self._find(job_id)
-        entry = found[1] if found is not None and found[2] == self.failed_key else b""
+        if found is not None and found[2] != self.failed_key:
+            return await self._refuse(Action.DISCARD, job_id, actor, "is not in the failed list")
+        entry = found[1] if found is not None else b""
         return await self._run(
             Action.DISCARD, job_id, actor, [self.failed_key], [entry, "discard"], "remove"
         )
 
     async def cancel(self, job_id: str, actor: str) -> ActionResult:
         found = await self._find(job_id)
-        if found is not None and found[2] != self.failed_key:
-            key, entry = found[2], found[1]
-        else:
-            key, entry = self.queue_key("default"), b""
+        if found is not None and found[2] == self.failed_key:
+            return await self._refuse(
+                Action.CANCEL, job_id, actor, "has failed; only waiting jobs can be canceled"
+            )
+        key, entry = (found[2], found[1]) if found is not None else (self.failed_key, b"")
         return await self._run(Action.CANCEL, job_id, actor, [key], [entry, "cancel"], "remove")
+
+    async def _refuse(self, action: Action, job_id: str, actor: str, why: str) -> ActionResult:
+        """A refusal Python decides (the job is in the other list), audited like the rest."""
+        refusal = Refusal(Outcome.WRONG_STATE, f"Job {job_id} {why}; nothing was changed.")
+        return await refuse(self.scripts, self.operator, action, job_id, actor, refusal)
 
     async def _run(
         self,
