@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,20 +20,14 @@ from jobbridge.config import load_settings
 from jobbridge.errors import ConfigError
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from jobbridge.web.app import create_app
-
-TOY_DIR = Path(__file__).parent / "toy_system"
+from tests.toy_system.install import installed
 
 
 @pytest.fixture
-def toy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def toy() -> Iterator[None]:
     """The toy distribution on sys.path, as an installed one would be; gone afterwards."""
-    monkeypatch.syspath_prepend(str(TOY_DIR))
-    registry.reload()
-    yield
-    monkeypatch.undo()
-    for name in [m for m in sys.modules if m == "toy_jobbridge" or m.startswith("toy_jobbridge.")]:
-        del sys.modules[name]
-    registry.reload()
+    with installed():
+        yield
 
 
 def job(job_id: str, name: str, **extra: Any) -> str:

@@ -67,6 +67,10 @@ class ToyAdapter:
     def failed_key(self) -> str:
         return f"{self.prefix}:failed"
 
+    @property
+    def running_key(self) -> str:
+        return f"{self.prefix}:running"
+
     def queue_key(self, queue: str) -> str:
         return f"{self.prefix}:queue:{queue}"
 
@@ -104,6 +108,11 @@ class ToyAdapter:
                 problem="not a toy job (a JSON object with a string id)",
             )
         failed = status is JobStatus.FAILED
+        running = status is JobStatus.RUNNING
+        actions = {
+            JobStatus.FAILED: (Action.RETRY, Action.DISCARD),
+            JobStatus.ENQUEUED: (Action.CANCEL,),
+        }
         return JobRecord(
             source=self.source,
             system="toy",
@@ -111,12 +120,14 @@ class ToyAdapter:
             name=str(data.get("name", "")),
             queue=str(data.get("queue", queue)),
             status=status,
-            raw_status="failed" if failed else "queued",
+            raw_status=status.value,
             enqueued_at=_time(data.get("enqueued_at")),
+            started_at=_time(data.get("started_at")) if running else None,
+            worker=str(data["worker"]) if running and "worker" in data else None,
             finished_at=_time(data.get("failed_at")) if failed else None,
             last_error=str(data["error"]) if failed and "error" in data else None,
             payload_preview=json.dumps(data.get("args", []))[:200],
-            actions=(Action.RETRY, Action.DISCARD) if failed else (Action.CANCEL,),
+            actions=actions.get(status, ()),
         )
 
     def _read_record(self, stored: str, job_id: str, status: JobStatus) -> JobRecord:
@@ -124,7 +135,8 @@ class ToyAdapter:
         row = self._row(stored, status, "", 0)
         return JobRecord(**{**_fields(row), "id": job_id, "raw_status": status.value})
 
-    async def _lists(self) -> tuple[list[JobRecord], list[JobRecord], dict[str, int]]:
+    async def _lists(self) -> tuple[dict[ListName, list[JobRecord]], dict[str, int]]:
+        """Every list's rows (bounded), and the length of each queue."""
         enqueued: list[JobRecord] = []
         sizes: dict[str, int] = {}
         for queue in await self.queues():
@@ -133,31 +145,37 @@ class ToyAdapter:
             # Oldest first: new jobs are pushed on the left.
             for index, raw in enumerate(reversed(raws)):
                 enqueued.append(self._row(raw, JobStatus.ENQUEUED, queue, index))
-        failed = [
-            self._row(raw, JobStatus.FAILED, "", index)
-            for index, raw in enumerate(await self._entries(self.failed_key))
-        ]
-        return enqueued, failed, sizes
+        rows = {ListName.ENQUEUED: enqueued}
+        for name, key, status in self._others:
+            raws = await self._entries(key)
+            rows[name] = [self._row(raw, status, "", i) for i, raw in enumerate(raws)]
+        return rows, sizes
+
+    @property
+    def _others(self) -> tuple[tuple[ListName, str, JobStatus], ...]:
+        return (
+            (ListName.RUNNING, self.running_key, JobStatus.RUNNING),
+            (ListName.FAILED, self.failed_key, JobStatus.FAILED),
+        )
 
     async def counters(self) -> Counters:
-        _, failed, sizes = await self._lists()
-        return self._counters(sizes, len(failed))
+        rows, sizes = await self._lists()
+        return self._counters(rows, sizes)
 
-    def _counters(self, sizes: dict[str, int], failed: int) -> Counters:
+    def _counters(self, rows: dict[ListName, list[JobRecord]], sizes: dict[str, int]) -> Counters:
         return Counters(
             enqueued=sum(sizes.values()),
             scheduled=0,
-            running=0,
+            running=len(rows[ListName.RUNNING]),
             completed_24h=None,
             failed_7d=None,
             queues=tuple(QueueCounters(name=q, enqueued=n) for q, n in sizes.items()),
             completed_kept=0,
-            failed_kept=failed,
+            failed_kept=len(rows[ListName.FAILED]),
         )
 
     async def snapshot(self, query: SnapshotQuery) -> Snapshot:
-        enqueued, failed, sizes = await self._lists()
-        rows = {ListName.ENQUEUED: enqueued, ListName.FAILED: failed}
+        rows, sizes = await self._lists()
         lists = {
             name: _page(rows.get(name, []), query, name)
             for name in ListName
@@ -167,7 +185,7 @@ class ToyAdapter:
             source=self.source,
             system="toy",
             taken_at=datetime.now(UTC),
-            counters=self._counters(sizes, len(failed)),
+            counters=self._counters(rows, sizes),
             lists=lists,
         )
 
@@ -194,15 +212,13 @@ class ToyAdapter:
 
     async def _find(self, job_id: str) -> tuple[JobRecord, bytes, str] | None:
         """The job's row, its entry exactly as stored, and the list holding it."""
-        for raw in await self._entries(self.failed_key):
-            row = self._row(raw, JobStatus.FAILED, "", 0)
-            if row.id == job_id and row.problem is None:
-                return row, raw, self.failed_key
-        for queue in await self.queues():
-            for raw in await self._entries(self.queue_key(queue)):
-                row = self._row(raw, JobStatus.ENQUEUED, queue, 0)
+        places = [(key, status, "") for _, key, status in self._others]
+        places += [(self.queue_key(q), JobStatus.ENQUEUED, q) for q in await self.queues()]
+        for key, status, queue in places:
+            for raw in await self._entries(key):
+                row = self._row(raw, status, queue, 0)
                 if row.id == job_id and row.problem is None:
-                    return row, raw, self.queue_key(queue)
+                    return row, raw, key
         return None
 
     # ---------------------------------------------------------------- actions
@@ -249,10 +265,9 @@ class ToyAdapter:
 
     async def cancel(self, job_id: str, actor: str) -> ActionResult:
         found = await self._find(job_id)
-        if found is not None and found[2] == self.failed_key:
-            return await self._refuse(
-                Action.CANCEL, job_id, actor, "has failed; only waiting jobs can be canceled"
-            )
+        if found is not None and found[0].status is not JobStatus.ENQUEUED:
+            why = f"is {found[0].status.value}; only waiting jobs can be canceled"
+            return await self._refuse(Action.CANCEL, job_id, actor, why)
         key, entry = (found[2], found[1]) if found is not None else (self.failed_key, b"")
         return await self._run(Action.CANCEL, job_id, actor, [key], [entry, "cancel"], "remove")
 
