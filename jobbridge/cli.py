@@ -31,10 +31,9 @@ from jobbridge.acl import (
     state_acl_setuser,
     viewer_notes,
 )
-from jobbridge.adapters import systems, title
+from jobbridge.adapters import action_notes, systems, title
 from jobbridge.adapters.contract import DiscoversQueues
 from jobbridge.adapters.redis_errors import redis_errors
-from jobbridge.adapters.registry import action_notes
 from jobbridge.config import load_settings
 from jobbridge.errors import ConfigError, JobbridgeError, SourceUnavailable, UnknownSource
 from jobbridge.model import Action, ListName, Outcome, SnapshotQuery

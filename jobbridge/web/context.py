@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from jobbridge.adapters.registry import ConfirmStep, confirm_step
+from jobbridge.adapters import ConfirmStep, confirm_step
 from jobbridge.model import reachable_id
 from jobbridge.web import keys
 from jobbridge.web.auth import Principal

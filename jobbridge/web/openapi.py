@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import jobbridge
-from jobbridge.adapters import names
-from jobbridge.adapters.registry import action_notes
+from jobbridge.adapters import action_notes, names
 from jobbridge.model import DONE_WORDS, Action, ListName
 from jobbridge.web import actuator
 
