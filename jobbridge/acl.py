@@ -6,11 +6,8 @@ those scripts run (Redis checks a script's commands against the user running it,
 be granted as commands too; keys stay limited to the same patterns). A viewer cannot act even
 through a script, whatever jobbridge's own ``read_only`` setting says.
 
-A Celery source has no key prefix, and its background work writes jobbridge's own keys
-whatever the role. On Redis 7 a viewer of it reads every key (``%R~*``) and writes only
-jobbridge's keys of the source, through one key selector; Redis 6.2 has no selectors, so its
-viewer line grants those writes on every key, and :func:`viewer_notes` says so. No viewer may
-publish Celery's remote control (so it does not inspect workers).
+Each system adds its own grants (jobbridge.adapters.registry.AclGrants): commands, channels,
+and for a system whose keys have no common prefix (Celery), a viewer line of its own.
 """
 
 from __future__ import annotations
@@ -18,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from jobbridge.adapters import SystemSpec, systems
 from jobbridge.adapters.fields import glob_escape
 from jobbridge.redis_urls import is_sentinel_url, parse_sentinel_url, redact_url
 from jobbridge.settings import Role, SourceConfig
@@ -79,33 +77,6 @@ SCRIPT_WRITES = (
 )
 
 
-#: what a Celery source reads besides READ_COMMANDS, whatever the role (the unacked sort, the
-#: result index's pages and windows, the result and event subscriptions)
-CELERY_READS = ("hlen", "zmscore", "zrangebyscore", "psubscribe", "punsubscribe")
-#: what a Celery source's background work writes on jobbridge's own keys of the source, even
-#: as a viewer: the result index (its script, backfill lock and progress) and the recorded
-#: priorities. A Redis 7 viewer gets them through a key selector on those keys only.
-CELERY_OWN_WRITES = (
-    "evalsha",
-    "script|load",
-    "zadd",
-    "zrem",
-    "hset",
-    "hdel",
-    "set",
-    "del",
-    "pexpire",
-    "watch",
-    "unwatch",
-    "multi",
-    "exec",
-)
-
-#: Celery sources, whatever the role: the reads of kombu's keys, and what jobbridge's own
-#: background work runs (jobbridge/adapters/celery_index.py keeps the result index in
-#: jobbridge's keys; jobbridge/adapters/celery_workers.py asks workers for their stats as
-#: Celery's own inspect does, through a reply binding, the pidbox channel and a reply list)
-CELERY_COMMANDS = (*CELERY_READS, *CELERY_OWN_WRITES, "sadd", "srem", "blpop", "publish")
 #: the first Redis with ACL key selectors and read-only key patterns (``%R~``)
 SELECTORS_SINCE = (7, 0)
 
@@ -161,19 +132,22 @@ def acl_rules(sources: Sequence[SourceConfig], role: Role, *, selectors: bool = 
     Args:
         sources: the sources one Redis server holds.
         role: viewer (the dashboard's reads) or operator (also the action scripts).
-        selectors: the server has key selectors (Redis 7+): a viewer of a Celery source
-            then reads every key and writes only jobbridge's own keys of the source.
+        selectors: the server has key selectors (Redis 7+): a system whose viewer needs its
+            own line (Celery: reads every key, writes only jobbridge's own keys of the
+            source) may use them.
 
     Returns:
-        Key patterns, then ``-@all``, then each granted command (then, for a Celery viewer
-        on Redis 7, one selector, ``(...)``, a single argument).
+        Key patterns, then ``-@all``, then each granted command (then, for a system's own
+        viewer line on Redis 7, one selector, ``(...)``, a single argument).
     """
-    celery = [s for s in sources if s.system == "celery"]
-    if role == "viewer" and celery:
-        return _celery_viewer_rules(sources, celery, selectors)
+    grouped = _by_system(sources)
+    for spec, own in grouped:
+        if role == "viewer" and spec.acl.viewer_rules is not None:
+            channels = channel_patterns(sources, "viewer")
+            return spec.acl.viewer_rules(own, READ_COMMANDS, channels, selectors)
     commands = list(READ_COMMANDS)
-    if any(source.system == "celery" for source in sources):
-        commands += [c for c in CELERY_COMMANDS if c not in commands]
+    for spec, _ in grouped:
+        commands += [c for c in spec.acl.commands if c not in commands]
     if role == "operator":
         commands += [c for c in (*SCRIPT_COMMANDS, *SCRIPT_WRITES) if c not in commands]
     channels = channel_patterns(sources, role)
@@ -185,122 +159,40 @@ def acl_rules(sources: Sequence[SourceConfig], role: Role, *, selectors: bool = 
     ]
 
 
-def own_celery_patterns(celery: Sequence[SourceConfig]) -> list[str]:
-    """``~pattern`` rules of jobbridge's own keys of these Celery sources (index, recorded
-    priorities, lifecycle: ``<jobbridge_prefix>celery:<global_keyprefix>:*``)."""
-    from jobbridge.adapters.celery.keys import JobbridgeKeys
-
-    patterns: list[str] = []
-    for source in celery:
-        base = JobbridgeKeys(source.effective_key_prefix, source.jobbridge_prefix).base
-        pattern = f"~{glob_escape(base)}*"
-        if pattern not in patterns:
-            patterns.append(pattern)
-    return patterns
-
-
-def _celery_viewer_rules(
-    sources: Sequence[SourceConfig], celery: Sequence[SourceConfig], selectors: bool
-) -> list[str]:
-    """A viewer of a server with a Celery source. Celery's keys have no common prefix, so
-    the reads cover every key; its background work writes jobbridge's own keys. On Redis 7
-    the root permissions read (``%R~*``) and one selector holds the writes, on those keys
-    only; Redis 6.2 cannot tell them apart (see :func:`viewer_notes`). Neither gets the
-    worker inspection's writes or PUBLISH on Celery's remote-control channel: a publisher
-    there can revoke tasks or shut workers down."""
-    commands = [*READ_COMMANDS, *(c for c in CELERY_READS if c not in READ_COMMANDS)]
-    channels = channel_patterns(sources, "viewer")
-    if not selectors:
-        writes = [c for c in CELERY_OWN_WRITES if c not in commands]
-        return ["~*", *channels, "-@all", *(f"+{c}" for c in (*commands, *writes))]
-    selector = [
-        *own_celery_patterns(celery),
-        "resetchannels",
-        "-@all",
-        *(f"+{c}" for c in CELERY_OWN_WRITES),
-    ]
+def _by_system(sources: Sequence[SourceConfig]) -> list[tuple[SystemSpec, list[SourceConfig]]]:
+    """The registered systems of these sources (in the registry's order), with their sources."""
     return [
-        "%R~*",
-        *channels,
-        "-@all",
-        *(f"+{c}" for c in commands),
-        "(" + " ".join(selector) + ")",
+        (spec, [s for s in sources if s.system == spec.name])
+        for spec in systems().values()
+        if any(s.system == spec.name for s in sources)
     ]
 
 
 def viewer_notes(sources: Sequence[SourceConfig], role: Role, *, selectors: bool) -> list[str]:
     """Comment lines saying plainly what a viewer line allows (none for other lines)."""
-    celery = [s for s in sources if s.system == "celery"]
-    if role != "viewer" or not celery:
+    if role != "viewer":
         return []
-    own = " ".join(p[1:] for p in own_celery_patterns(celery))
-    tail = (
-        "It cannot publish Celery remote-control commands, so it does not inspect workers: "
-        "the workers panel comes from worker events (celery worker -E)."
-    )
-    if selectors:
-        return [
-            f"# Redis 7 key selectors: this viewer reads every key and writes only {own} "
-            "(jobbridge's result index and recorded priorities), through the selector in "
-            f"parentheses; SET, LPUSH, DEL... on Celery's keys answer NOPERM. {tail}"
-        ]
-    plumbing = ("evalsha", "script|load", "watch", "unwatch", "multi", "exec")
-    writes = ", ".join(c.upper() for c in CELERY_OWN_WRITES if c not in plumbing)
-    return [
-        "# Redis 6.2 has no key selectors: this viewer line allows "
-        f"{writes} and scripts (EVALSHA) on EVERY key (~*), Celery's included, because "
-        f"jobbridge's result index writes {own} and Celery's keys have no prefix to tell "
-        "them apart. jobbridge itself writes only its own keys as a viewer, but the user "
-        "could do more: use Redis 7 for a viewer that cannot write Celery's keys. " + tail
-    ]
+    for spec, own in _by_system(sources):
+        if spec.acl.viewer_rules is not None:
+            notes = spec.acl.viewer_notes
+            return notes(own, selectors) if notes is not None else []
+    return []
 
 
 def channel_patterns(sources: Sequence[SourceConfig], role: Role = "operator") -> list[str]:
-    """ACL channel rules: RQ's worker command channels (an operator's stop action); Celery's
-    result channels, event channels and remote-control channel (any role: the result index
-    and the worker watch follow them).
+    """ACL channel rules each source's system asks for (RQ's worker command channels for an
+    operator's stop action; Celery's result, event and remote-control channels, which its
+    background work follows whatever the role).
 
     They start with ``resetchannels``: Redis 6.2 gives a new user every channel by default
     and refuses a pattern after that, and the user should publish nowhere else anyway.
     """
     patterns: list[str] = []
     for source in sources:
-        wanted: list[str] = []
-        if source.system == "rq" and role == "operator":
-            wanted = [f"{glob_escape(source.effective_key_prefix)}:pubsub:*"]
-        elif source.system == "celery":
-            wanted = _celery_channels(source, inspect=role == "operator")
+        spec = systems().get(source.system)
+        wanted = spec.acl.channels(source, role) if spec and spec.acl.channels else []
         patterns += [f"&{p}" for p in wanted if f"&{p}" not in patterns]
     return ["resetchannels", *patterns] if patterns else []
-
-
-def _celery_channels(source: SourceConfig, *, inspect: bool = True) -> list[str]:
-    from jobbridge.adapters.celery.control import events_pattern, pidbox_channel
-    from jobbridge.adapters.celery.keys import CeleryKeys
-
-    prefix = source.effective_key_prefix
-    db = _db_of(source.redis_url)
-    keys = CeleryKeys(prefix, source.sep, source.priority_steps, source.result_key_prefix)
-    return [
-        glob_escape(keys.task_meta_prefix) + "*",
-        events_pattern(prefix, db),
-        # Redis matches a PSUBSCRIBE pattern against the grants as it is written: the worker
-        # watch's and the task event feed's own patterns must be granted themselves
-        events_pattern(prefix, db, "worker"),
-        events_pattern(prefix, db, "task"),
-        # Celery's remote control (the worker inspection, revoke): operators only
-        *([glob_escape(pidbox_channel(prefix, db))] if inspect else []),
-    ]
-
-
-def _db_of(url: str) -> int:
-    """The database number a Redis URL selects (pub/sub channels of kombu name it)."""
-    parts = urlsplit(url)
-    path = parts.path.strip("/")
-    for item in parts.query.split("&"):
-        if item.startswith("db="):
-            path = item[3:]
-    return int(path) if path.isdigit() else 0
 
 
 def acl_setuser(

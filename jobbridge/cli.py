@@ -31,6 +31,7 @@ from jobbridge.acl import (
     state_acl_setuser,
     viewer_notes,
 )
+from jobbridge.adapters import action_notes, systems, title
 from jobbridge.config import load_settings
 from jobbridge.errors import ConfigError, JobbridgeError, SourceUnavailable, UnknownSource
 from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
@@ -322,19 +323,26 @@ def _action_command(action: Action) -> click.Command:
             raise _fail(exc) from exc
         sys.exit(code)
 
-    command.__doc__ = {
-        Action.RETRY: "Retry terminally failed jobs: each is enqueued again under a new id.",
-        Action.CANCEL: "Cancel jobs no worker has taken yet (enqueued or scheduled).",
-        Action.DISCARD: "Discard terminally failed jobs from the failed list. For Celery this "
-        "only hides the task from jobbridge's index: Celery's result backend keeps its FAILURE "
-        "result (clients still read it) until result_expires.",
-        Action.STOP: "Ask the worker running each job to stop it (RQ's stop-job command: "
-        "the job ends as stopped, among the failed jobs; Celery's revoke with terminate: the "
-        "task ends REVOKED).",
-        Action.REVOKE: "Broadcast Celery's revoke for tasks a worker holds (prefetched, or "
-        "waiting for an eta): workers online now discard them.",
-    }[action]
+    command.__doc__ = _action_help(action)
     return click.command(action.value)(command)
+
+
+#: What each action's help says before the notes of the systems that offer it
+_ACTION_LEADS = {
+    Action.RETRY: "Retry terminally failed jobs: each is enqueued again under a new id.",
+    Action.CANCEL: "Cancel jobs no worker has taken yet (enqueued or scheduled).",
+    Action.DISCARD: "Discard terminally failed jobs from the failed list.",
+    Action.STOP: "Ask the worker running each job to stop it",
+    Action.REVOKE: "",
+}
+
+
+def _action_help(action: Action) -> str:
+    """An action command's help: what it does, then what each system says of it."""
+    notes = action_notes(action, "cli")
+    if action is Action.STOP:
+        return _ACTION_LEADS[action] + (f" ({'; '.join(notes)})" if notes else "") + "."
+    return " ".join(part for part in (_ACTION_LEADS[action], *notes) if part)
 
 
 for _action in Action:
@@ -471,6 +479,12 @@ async def _server_selectors(source: SourceConfig) -> tuple[bool, str]:
         await client.aclose()
 
 
+def _titles() -> str:
+    """Every registered system's title: "Autumn, RQ or Celery"."""
+    shown = [spec.title for spec in systems().values()]
+    return " or ".join([", ".join(shown[:-1]), shown[-1]] if len(shown) > 1 else shown)
+
+
 @main.command()
 @_config_option
 @_redis_option
@@ -502,19 +516,20 @@ def doctor(config_path: Path | None, redis_url: str | None) -> None:
                 continue
             _echo(f"✓ {shown}: reachable")
             if not found:
-                _echo("    no Autumn, RQ or Celery keys found")
+                _echo(f"    no {_titles()} keys found")
             for item in found:
                 support = "supported" if item.supported else "not supported yet"
                 _echo(
                     f"    {item.system} (prefix {quoted(item.key_prefix, 120)}, "
                     f"{clean(item.evidence, 200)}): {support}"
                 )
-            autumn = sum(item.system == "autumn" for item in found)
-            if autumn > DETECT_SOURCE_LIMIT and not settings.sources:
-                _echo(
-                    f"    {autumn} Autumn prefixes: --redis watches the first "
-                    f"{DETECT_SOURCE_LIMIT}; name the others in a config file"
-                )
+            for name in systems():
+                count = sum(item.system == name for item in found)
+                if count > DETECT_SOURCE_LIMIT and not settings.sources:
+                    _echo(
+                        f"    {count} {title(name)} prefixes: --redis watches the first "
+                        f"{DETECT_SOURCE_LIMIT}; name the others in a config file"
+                    )
         for source in settings.sources:
             _echo(
                 f"source {clean(source.name)}: {source.system} at prefix "

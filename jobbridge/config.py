@@ -16,6 +16,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import TypeVar
 
+from jobbridge.adapters import system, systems
 from jobbridge.config_values import (
     got,
     non_empty_str,
@@ -41,7 +42,6 @@ from jobbridge.config_values import (
     positive_number,
 )
 from jobbridge.errors import ConfigError
-from jobbridge.model import System
 from jobbridge.redis_urls import (
     is_sentinel_url,
     parse_master_name,
@@ -239,15 +239,33 @@ def _parse_url_or_off(value: object, origin: str) -> str:
     return url
 
 
-_SOURCE_KEYS = (*(f.name for f in fields(SourceConfig)), "broker_url")
-#: keys that only mean something for one system
-_SYSTEM_ONLY_KEYS: Mapping[str, System] = {
-    "broker_url": "celery",
-    "result_backend_url": "celery",
-    "result_key_prefix": "celery",
-    "sep": "celery",
-    "priority_steps": "celery",
-}
+#: keys of every source, whatever its system (SourceConfig's fields that no system declares)
+_COMMON_SOURCE_KEYS = (
+    "name",
+    "system",
+    "redis_url",
+    "key_prefix",
+    "queues",
+    "jobbridge_prefix",
+    "sentinel_master",
+    "sentinel_password",
+)
+
+
+def _system_only_keys() -> dict[str, list[str]]:
+    """Keys that only mean something for some systems, and those systems (the registry's)."""
+    owners: dict[str, list[str]] = {}
+    for spec in systems().values():
+        for key in (*(k.name for k in spec.config_keys), *spec.url_aliases):
+            owners.setdefault(key, []).append(spec.name)
+    return owners
+
+
+def source_keys() -> list[str]:
+    """Every key a source table may hold, for the unknown-key check and its suggestion."""
+    declared = [f.name for f in fields(SourceConfig) if f.name != "options"]
+    extra = [k for k in _system_only_keys() if k not in declared]
+    return [*declared, *extra]
 
 
 def _parse_sources(raw: object) -> tuple[SourceConfig, ...]:
@@ -268,68 +286,56 @@ def _parse_sources(raw: object) -> tuple[SourceConfig, ...]:
     return tuple(sources)
 
 
-def _parse_result_prefix(value: object, origin: str) -> str:
-    if not isinstance(value, str) or len(value) > 200:
-        raise ConfigError(f"{origin}: must be a string of at most 200 characters")
-    return value
-
-
-def _parse_sep(value: object, origin: str) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= 16:
-        raise ConfigError(f"{origin}: must be a string of 1 to 16 characters (kombu's sep)")
-    return value
-
-
-def _parse_steps(value: object, origin: str) -> tuple[int, ...]:
-    steps = value if isinstance(value, list) else None
-    if (
-        not steps
-        or len(steps) > 10
-        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 9 for v in steps)
-        or steps != sorted(set(steps))
-    ):
-        raise ConfigError(
-            f"{origin}: must be an ascending list of distinct integers 0..9 (kombu's "
-            "priority_steps, default [0, 3, 6, 9])"
-        )
-    return tuple(steps)
-
-
 def _parse_source(table: Mapping[str, object], path: str) -> SourceConfig:
-    _check_keys(table, _SOURCE_KEYS, path)
+    _check_keys(table, source_keys(), path)
     name = parse_source_name(_required(table, "name", path), f"{path}.name")
-    system = parse_system(_required(table, "system", path), f"{path}.system")
-    for key, only in _SYSTEM_ONLY_KEYS.items():
-        if key in table and system != only:
-            raise ConfigError(f"{path}.{key}: only applies to {only} sources (this is {system})")
-    if "redis_url" in table and "broker_url" in table:
-        raise ConfigError(f"{path}.broker_url: give redis_url or broker_url, not both")
-    url_key = "broker_url" if "broker_url" in table else "redis_url"
+    system_name = parse_system(_required(table, "system", path), f"{path}.system")
+    spec = system(system_name)
+    for key, owners in _system_only_keys().items():
+        if key in table and system_name not in owners:
+            only = " or ".join(owners)
+            raise ConfigError(
+                f"{path}.{key}: only applies to {only} sources (this is {system_name})"
+            )
+    aliases = [k for k in spec.url_aliases if k in table]
+    if "redis_url" in table and aliases:
+        raise ConfigError(f"{path}.{aliases[0]}: give redis_url or {aliases[0]}, not both")
+    url_key = aliases[0] if aliases else "redis_url"
     redis_url = parse_redis_url(_required(table, url_key, path), f"{path}.{url_key}")
     sentinel_master, sentinel_password = _parse_sentinel_keys(table, path, url_key, redis_url)
     key_prefix = None
     if "key_prefix" in table:
-        key_prefix = parse_key_prefix(table["key_prefix"], f"{path}.key_prefix", system)
+        key_prefix = parse_key_prefix(table["key_prefix"], f"{path}.key_prefix", system_name)
+    queues = _optional(table, "queues", path, parse_queues)
+    own: dict[str, object] = {}
+    options: list[tuple[str, object]] = []
+    for declared in spec.config_keys:
+        if declared.name in table:
+            value = declared.parse(table[declared.name], _join(path, declared.name))
+            if declared.field is None:
+                options.append((declared.name, value))
+            else:
+                own[declared.field] = value
     source = SourceConfig(
         name=name,
-        system=system,
+        system=system_name,
         redis_url=redis_url,
         key_prefix=key_prefix,
-        queues=_optional(table, "queues", path, parse_queues),
-        result_backend_url=_optional(table, "result_backend_url", path, parse_redis_url),
-        result_key_prefix=_optional(table, "result_key_prefix", path, _parse_result_prefix) or "",
-        sep=_optional(table, "sep", path, _parse_sep) or "\x06\x16",
-        priority_steps=_optional(table, "priority_steps", path, _parse_steps) or (0, 3, 6, 9),
+        queues=queues,
         jobbridge_prefix=_pick(
             [_file_layer(table, path)], "jobbridge_prefix", non_empty_str, "jobbridge:"
         ),
         sentinel_master=sentinel_master,
         sentinel_password=sentinel_password,
+        options=tuple(options),
     )
-    own = source.effective_key_prefix
-    if own and source.jobbridge_prefix.startswith(own + ":"):
+    if own:
+        source = replace(source, **own)  # type: ignore[arg-type]
+    prefix = source.effective_key_prefix
+    if prefix and source.jobbridge_prefix.startswith(prefix + ":"):
         raise ConfigError(
-            f"{path}.jobbridge_prefix: must not lie inside the {system} keyspace {own + ':'!r}"
+            f"{path}.jobbridge_prefix: must not lie inside the {system_name} keyspace "
+            f"{prefix + ':'!r}"
         )
     return source
 

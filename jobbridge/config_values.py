@@ -11,8 +11,9 @@ import ipaddress
 import math
 import re
 
+from jobbridge.adapters import names, system
 from jobbridge.errors import ConfigError
-from jobbridge.model import SYSTEMS, System
+from jobbridge.model import System
 from jobbridge.settings import ROLES, Role
 
 MIN_SESSION_SECRET_LEN = 16
@@ -165,10 +166,10 @@ def parse_host_names(value: object, origin: str) -> tuple[str, ...]:
 
 
 def parse_system(value: object, origin: str) -> System:
-    for system in SYSTEMS:
-        if value == system:
-            return system
-    raise ConfigError(f"{origin}: must be one of {', '.join(SYSTEMS)} (got {got(value)})")
+    for name in names():
+        if value == name:
+            return name
+    raise ConfigError(f"{origin}: must be one of {', '.join(names())} (got {got(value)})")
 
 
 def parse_role(value: object, origin: str) -> Role:
@@ -178,14 +179,15 @@ def parse_role(value: object, origin: str) -> Role:
     raise ConfigError(f"{origin}: must be viewer or operator (got {got(value)})")
 
 
-def parse_key_prefix(value: object, origin: str, system: System) -> str:
+def parse_key_prefix(value: object, origin: str, system_name: System) -> str:
     """A source's key prefix, checked as a config file's is (detection checks found ones too).
 
     Raises:
-        ConfigError: empty, with whitespace or a trailing ':' (Autumn and RQ prefixes).
+        ConfigError: empty, with whitespace or a trailing ':' (unless the system takes any
+            prefix: ``free_key_prefix``).
     """
     prefix = parse_str(value, origin)
-    if system == "celery":
+    if system(system_name).free_key_prefix:
         return prefix
     if not prefix or prefix.endswith(":") or any(ch.isspace() for ch in prefix):
         raise ConfigError(

@@ -10,10 +10,10 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
-System = Literal["autumn", "rq", "celery"]
-SYSTEMS: tuple[System, ...] = ("autumn", "rq", "celery")
+#: A system's name, as its entry in the registry of systems (jobbridge.adapters) gives it.
+System = str
 
 #: ``per_page`` bounds, as Autumn's admin clamps them.
 DEFAULT_PER_PAGE = 25

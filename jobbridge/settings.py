@@ -9,11 +9,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from jobbridge.adapters.autumn.keys import DEFAULT_KEY_PREFIX as AUTUMN_DEFAULT_KEY_PREFIX
+from jobbridge.adapters import system
 from jobbridge.addresses import parse_ip
 from jobbridge.errors import UnknownSource
 from jobbridge.model import System
@@ -21,13 +20,6 @@ from jobbridge.read_limits import DEFAULT_READ_TIMEOUT_S
 
 Role = Literal["viewer", "operator"]
 ROLES: tuple[Role, ...] = ("viewer", "operator")
-
-#: Key prefix each system uses when a source does not set ``key_prefix``.
-DEFAULT_KEY_PREFIXES: Mapping[System, str | None] = {
-    "autumn": AUTUMN_DEFAULT_KEY_PREFIX,
-    "rq": "rq",
-    "celery": None,
-}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,13 +150,20 @@ class SourceConfig:
     #: for a sentinel:// ``redis_url``: the password of the sentinels themselves, when they
     #: require one (the URL's password is the master's)
     sentinel_password: str | None = field(default=None, repr=False)
+    #: the values of the keys the system declares for itself without a field here
+    #: (``ConfigKey.field`` None), by key
+    options: tuple[tuple[str, object], ...] = ()
 
     @property
     def effective_key_prefix(self) -> str:
-        """``key_prefix``, or the system's default (see DEFAULT_KEY_PREFIXES; "" for celery)."""
+        """``key_prefix``, or the system's default (its registry entry's; "" for none)."""
         if self.key_prefix is not None:
             return self.key_prefix
-        return DEFAULT_KEY_PREFIXES[self.system] or ""
+        return system(self.system).default_key_prefix or ""
+
+    def option(self, key: str, default: object = None) -> object:
+        """The value of a key the system declares for itself, or ``default``."""
+        return dict(self.options).get(key, default)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

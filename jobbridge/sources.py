@@ -1,4 +1,4 @@
-"""Builds the adapters for the configured sources; the one place that knows every system.
+"""Builds the adapters for the configured sources, each by its system's registry entry.
 
 Also detects which systems keep keys in a Redis (``serve --redis URL`` and ``doctor``), with a
 handful of EXISTS checks plus one bounded SCAN, run once at start-up, never per request.
@@ -14,7 +14,7 @@ import itertools
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio
@@ -23,32 +23,22 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 
-from jobbridge.adapters.autumn.adapter import AutumnAdapter
-from jobbridge.adapters.autumn.keys import DEFAULT_KEY_PREFIX as AUTUMN_DEFAULT_PREFIX
-from jobbridge.adapters.celery.adapter import CeleryAdapter
+from jobbridge.adapters import Detected, registry
 from jobbridge.adapters.contract import JobAdapter
-from jobbridge.adapters.fields import text
 from jobbridge.adapters.redis_errors import redis_errors
-from jobbridge.adapters.rq.adapter import RqAdapter
 from jobbridge.config_values import RESERVED_SOURCE_NAMES, parse_key_prefix
 from jobbridge.errors import ConfigError, SourceUnavailable
 from jobbridge.model import System
 from jobbridge.redis_urls import is_sentinel_url, parse_sentinel_url, redact_url
-from jobbridge.settings import DEFAULT_KEY_PREFIXES, Settings, SourceConfig
+from jobbridge.settings import Settings, SourceConfig
 from jobbridge.text import clean, quoted
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-#: Systems jobbridge can read and act on today.
-SUPPORTED: tuple[System, ...] = ("autumn", "rq", "celery")
-#: Keys looked at by detection's SCAN at the most.
-DETECT_SCAN_LIMIT = 20_000
 #: Sources of one system detection makes at the most (prefixes in sorted order); name any
 #: others in a config file. Anyone who can write a key can make a prefix look like Autumn's.
 DETECT_SOURCE_LIMIT = 20
-#: TYPE checks per round trip when detection confirms prefixes found by name.
-_TYPE_BATCH = 1000
 #: Characters a source name may not hold (config_values.py allows ``[A-Za-z0-9_.-]{1,64}``).
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 #: Prefixes whose name copies them but for ':' -> '-' (how detection has always named them).
@@ -57,17 +47,6 @@ _DASHES = re.compile(r"-{2,}")
 _NAME_MAX = 64
 #: Hex digits of the prefix's SHA-256 that end a name which had to be cut or changed.
 _NAME_DIGEST = 8
-_TITLES: dict[System, str] = {"autumn": "Autumn", "rq": "RQ", "celery": "Celery"}
-#: kombu binding sets of a Celery broker: the default queue's, and its workers' remote
-#: control and events exchanges'.
-CELERY_MARKERS = (
-    "_kombu.binding.celery",
-    "_kombu.binding.celery.pidbox",
-    "_kombu.binding.celeryev",
-)
-#: Autumn zsets every runtime creates under its prefix.
-AUTUMN_MARKERS = ("processing", "delayed", "completed", "dead", "queue")
-
 
 #: Options of every client: timeouts, so a dead Redis fails fast instead of hanging a page.
 _CLIENT_OPTIONS: dict[str, Any] = {
@@ -215,38 +194,13 @@ class _MasterPool(SentinelConnectionPool):
 def build_adapter(config: SourceConfig, client: Redis, results: Redis | None = None) -> JobAdapter:
     """The adapter of one configured source (``results``: a Celery source's result backend
     client, when it is not the broker's)."""
-    if config.system == "autumn":
-        return AutumnAdapter(
-            client,
-            source=config.name,
-            key_prefix=config.effective_key_prefix,
-            queues=config.queues,
-            jobbridge_prefix=config.jobbridge_prefix,
+    spec = registry.systems().get(config.system)
+    if spec is None:
+        raise ConfigError(
+            f"sources: system {config.system!r} of source {config.name!r} is not supported yet "
+            f"(supported: {', '.join(registry.names())})"
         )
-    if config.system == "rq":
-        return RqAdapter(
-            client,
-            source=config.name,
-            key_prefix=config.effective_key_prefix,
-            queues=config.queues,
-            jobbridge_prefix=config.jobbridge_prefix,
-        )
-    if config.system == "celery":
-        return CeleryAdapter(
-            client,
-            source=config.name,
-            results=results,
-            global_keyprefix=config.effective_key_prefix,
-            result_keyprefix=config.result_key_prefix,
-            queues=config.queues,
-            jobbridge_prefix=config.jobbridge_prefix,
-            sep=config.sep,
-            priority_steps=config.priority_steps,
-        )
-    raise ConfigError(
-        f"sources: system {config.system!r} of source {config.name!r} is not supported yet "
-        f"(supported: {', '.join(SUPPORTED)})"
-    )
+    return spec.build(config, client, results)
 
 
 def build_adapters(configs: Sequence[SourceConfig]) -> dict[str, JobAdapter]:
@@ -269,20 +223,6 @@ def build_adapters(configs: Sequence[SourceConfig]) -> dict[str, JobAdapter]:
             results = client_of(config.result_backend_url, None, None)
         adapters[config.name] = build_adapter(config, client, results)
     return adapters
-
-
-@dataclass(frozen=True, slots=True)
-class Detected:
-    """A system found in a Redis, with the key prefix it uses."""
-
-    system: System
-    key_prefix: str
-    #: why we think so, for doctor's report
-    evidence: str
-
-    @property
-    def supported(self) -> bool:
-        return self.system in SUPPORTED
 
 
 async def detect(
@@ -314,88 +254,10 @@ async def detect(
 
 async def _detect(client: Redis) -> list[Detected]:
     found: list[Detected] = []
-    autumn_prefixes: dict[str, str] = {}
-    pipe = client.pipeline(transaction=False)
-    for marker in AUTUMN_MARKERS:
-        pipe.exists(f"{AUTUMN_DEFAULT_PREFIX}:{marker}")
-    pipe.exists("rq:queues")
-    # Celery's default queue's binding, or, when every task goes to a named queue, the
-    # bindings its workers always declare (remote control and events)
-    pipe.exists(*CELERY_MARKERS)
-    # A least-privilege user (jobbridge acl) may not read every probed key: NOPERM there
-    # means "not ours to look at", not "Redis is unusable".
-    replies = [_unless_refused(r) for r in await pipe.execute(raise_on_error=False)]
-    hits = [m for m, r in zip(AUTUMN_MARKERS, replies, strict=False) if r]
-    if hits:
-        autumn_prefixes[AUTUMN_DEFAULT_PREFIX] = f"keys {AUTUMN_DEFAULT_PREFIX}:{hits[0]}"
-    rq_found, celery_found = bool(replies[-2]), bool(replies[-1])
-    if not celery_found:
-        celery_found = await _any_key(client, "_kombu.binding.*")
-
-    # Other Autumn prefixes: "<p>:processing" / "<p>:delayed" zsets beside "<p>:record:*".
-    scanned = 0
-    cursor = 0
-    while True:
-        cursor, keys = await client.scan(cursor, match="*:delayed", count=1000)
-        scanned += 1000
-        for raw in keys:
-            key = text(raw) or ""
-            prefix = key.removesuffix(":delayed")
-            if prefix and prefix not in autumn_prefixes and not prefix.startswith("rq:"):
-                autumn_prefixes[prefix] = f"key {key}"
-        if cursor == 0 or scanned >= DETECT_SCAN_LIMIT:
-            break
-    # Sorted, so that the same keys give the same sources (and names, and URLs) every time.
-    prefixes = sorted(autumn_prefixes, key=lambda p: (p != AUTUMN_DEFAULT_PREFIX, p))
-    # Prefixes found by name alone must hold a real zset (and be readable by us).
-    unproven = [p for p in prefixes if not (p == AUTUMN_DEFAULT_PREFIX and hits)]
-    zsets = await _zsets(client, [f"{p}:delayed" for p in unproven])
-    for prefix in prefixes:
-        if zsets.get(f"{prefix}:delayed", True):
-            found.append(Detected("autumn", prefix, autumn_prefixes[prefix]))
-    if rq_found:
-        found.append(Detected("rq", "rq", "key rq:queues"))
-    if celery_found:
-        results = await _any_key(client, "celery-task-meta-*")
-        where = "results in the same database" if results else "no results seen in this database"
-        found.append(Detected("celery", "", f"kombu bindings (_kombu.binding.*); {where}"))
+    for spec in registry.systems().values():
+        if spec.detect is not None:
+            found += await spec.detect(client)
     return found
-
-
-async def _any_key(client: Redis, pattern: str) -> bool:
-    """Whether a key matches (a bounded SCAN: Celery's result keys beside its broker keys,
-    or the bindings of named queues when the default queue was never declared)."""
-    cursor, scanned = 0, 0
-    while True:
-        cursor, keys = await client.scan(cursor, match=pattern, count=1000)
-        scanned += 1000
-        if keys:
-            return True
-        if cursor == 0 or scanned >= DETECT_SCAN_LIMIT:
-            return False
-
-
-def _unless_refused(reply: object) -> object:
-    """A probe's reply; None where ACLs refused it; any other error is raised."""
-    if isinstance(reply, redis.exceptions.NoPermissionError):
-        return None
-    if isinstance(reply, Exception):
-        raise reply
-    return reply
-
-
-async def _zsets(client: Redis, keys: Sequence[str]) -> dict[str, bool]:
-    """Whether each key holds a zset (a key we may not read does not), a batch per round trip."""
-    result: dict[str, bool] = {}
-    for start in range(0, len(keys), _TYPE_BATCH):
-        batch = keys[start : start + _TYPE_BATCH]
-        pipe = client.pipeline(transaction=False)
-        for key in batch:
-            pipe.type(key)
-        replies = await pipe.execute(raise_on_error=False)
-        for key, reply in zip(batch, replies, strict=True):
-            result[key] = _unless_refused(reply) in (b"zset", "zset")
-    return result
 
 
 def detected_sources(
@@ -414,7 +276,7 @@ def detected_sources(
     configs: list[SourceConfig] = []
     notes: list[str] = []
     for system, found in by_system.items():
-        title = _TITLES[system]
+        shown = registry.title(system)
         prefixes: list[str] = []
         left_out: list[str] = []
         for prefix in found:
@@ -422,12 +284,12 @@ def detected_sources(
         if left_out:
             examples = ", ".join(quoted(p, 120) for p in left_out[:3])
             notes.append(
-                f"left out {len(left_out)} {title} prefixes a config file could not name either "
+                f"left out {len(left_out)} {shown} prefixes a config file could not name either "
                 f"(spaces or a trailing ':'): {examples}{', …' if len(left_out) > 3 else ''}"
             )
         if len(prefixes) > DETECT_SOURCE_LIMIT:
             notes.append(
-                f"found {len(prefixes)} {title} prefixes; watching the first "
+                f"found {len(prefixes)} {shown} prefixes; watching the first "
                 f"{DETECT_SOURCE_LIMIT} in sorted order; name the others in a config file "
                 "([[sources]])"
             )
@@ -459,7 +321,7 @@ def _source_names(system: System, prefixes: Sequence[str]) -> dict[str, str]:
     characters or lost other characters, or whose name another prefix holds (the one it copies
     exactly, without ':', keeps it), ends in a digest of its exact prefix instead.
     """
-    default = DEFAULT_KEY_PREFIXES[system]
+    default = registry.system(system).default_key_prefix
     plain = {
         p: system if p == (default or "") else f"{system}-{_NAME_UNSAFE.sub('-', p)}"
         for p in prefixes
@@ -505,13 +367,16 @@ async def resolve_sources(settings: Settings) -> tuple[Settings, list[str]]:
     if settings.sources or not url:
         return settings, []
     notes: list[str] = []
+    # What --redis watches when nothing is found (the first system: Autumn).
+    usual = registry.fallback()
+    usual_prefix = usual.default_key_prefix or ""
     try:
         found = await detect(url)
     except SourceUnavailable as exc:
         found = []
         notes.append(
-            f"{clean(redact_url(url))} is unreachable ({clean(exc.detail)}); watching Autumn's "
-            f"default prefix {AUTUMN_DEFAULT_PREFIX!r} until it answers"
+            f"{clean(redact_url(url))} is unreachable ({clean(exc.detail)}); watching "
+            f"{usual.title}'s default prefix {usual_prefix!r} until it answers"
         )
     for item in found:
         if not item.supported:
@@ -524,9 +389,9 @@ async def resolve_sources(settings: Settings) -> tuple[Settings, list[str]]:
     if not configs:
         if found or not notes:
             notes.append(
-                f"no Autumn keys found; watching the default prefix {AUTUMN_DEFAULT_PREFIX!r}"
+                f"no {usual.title} keys found; watching the default prefix {usual_prefix!r}"
             )
-        configs = [SourceConfig(name="autumn", system="autumn", redis_url=url)]
+        configs = [SourceConfig(name=usual.name, system=usual.name, redis_url=url)]
     for config in configs:
         notes.append(
             f"source {config.name}: {config.system} at prefix "

@@ -39,7 +39,7 @@ def real_config_keys() -> Mapping[str, frozenset[str]]:
     """
     return {
         "server": frozenset(f.name for f in fields(ServerConfig)),
-        "sources": frozenset(config._SOURCE_KEYS),
+        "sources": frozenset(config.source_keys()),
         "auth": frozenset(
             ("tokens", "proxy", "session_secret", "session_max_age_s", "max_failed_sign_ins")
         ),

@@ -59,15 +59,16 @@ _DONE: Mapping[Action, str] = {
     Action.DISCARD: "Discarded job {id}.",
     Action.STOP: "Asked worker {detail} to stop job {id}; it ends as stopped once the worker "
     "acts on the request.",
-    Action.REVOKE: "Sent Celery's revoke for task {id} to {detail}; a worker that holds it "
-    "discards it (REVOKED) instead of running it.",
+    # a system's own words name its broadcast (Celery's: jobbridge.adapters.celery.actions)
+    Action.REVOKE: "Sent a revoke for job {id} to {detail}; a worker that holds it discards "
+    "it instead of running it.",
 }
 _NOT_FOUND: Mapping[Action, str] = {
     Action.CANCEL: "Job {id} not found.",
     Action.RETRY: "Job {id} is not in the failed list.",
     Action.DISCARD: "Job {id} is not in the failed list.",
     Action.STOP: "Job {id} not found.",
-    Action.REVOKE: "Task {id} not found.",
+    Action.REVOKE: "Job {id} not found.",
 }
 #: wrong_state details every system's scripts use
 WORDS: Mapping[str, str] = {

@@ -13,6 +13,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
+from jobbridge.adapters import ConfirmStep, confirm_step
 from jobbridge.model import reachable_id
 from jobbridge.web import keys
 from jobbridge.web.auth import Principal
@@ -30,6 +31,10 @@ class Ui:
         self.read_only = settings.server.read_only
         self.auth_enabled = settings.auth.enabled
         self.poll = f"{settings.server.poll_interval_s:g}s"
+
+    def confirm_step(self, system: str, action: str) -> ConfirmStep | None:
+        """How the job's system words the second step an action asks for (None: one click)."""
+        return confirm_step(system, action)
 
     @property
     def principal(self) -> Principal | None:

@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any
 
 import jobbridge
+from jobbridge.adapters import action_notes, names
 from jobbridge.model import (
     DONE_WORDS,
-    SYSTEMS,
     Action,
     AuditEntry,
     Counters,
@@ -35,8 +35,8 @@ from jobbridge.web import actuator
 
 
 def system_names() -> list[str]:
-    """The document's ``system`` enum: every system jobbridge knows."""
-    return list(SYSTEMS)
+    """The document's ``system`` enum: every system registered now (jobbridge.adapters)."""
+    return list(names())
 
 
 _TIME_TEXT = "RFC 3339, UTC, whole seconds, Z suffix"
@@ -307,6 +307,26 @@ def _page_params() -> list[dict[str, Any]]:
     return params
 
 
+def _action_summaries() -> list[tuple[str, str]]:
+    """Each action's summary: what it does, then what each system that offers it says."""
+    notes = {action: action_notes(action, "api") for action in Action}
+    stop = "; ".join(notes[Action.STOP])
+    return [
+        ("retry", "Re-enqueue a failed job under a new id."),
+        (
+            "discard",
+            " ".join(["Remove a failed job from the failed list.", *notes[Action.DISCARD]]),
+        ),
+        ("cancel", "Remove a job no worker has taken yet."),
+        (
+            "stop",
+            f"Ask the worker running a job to stop it{f' ({stop})' if stop else ''}. "
+            "Sources whose system has no such command answer wrong_state.",
+        ),
+        ("revoke", " ".join([*notes[Action.REVOKE], "Other systems answer wrong_state."])),
+    ]
+
+
 def _paths(prefix: str) -> dict[str, Any]:
     api = f"{prefix}/api"
     action_responses = {
@@ -387,29 +407,7 @@ def _paths(prefix: str) -> dict[str, Any]:
                     "responses": action_responses,
                 }
             }
-            for action, summary in (
-                ("retry", "Re-enqueue a failed job under a new id."),
-                (
-                    "discard",
-                    "Remove a failed job from the failed list. For a Celery source this only "
-                    "hides the task from jobbridge's index: Celery's result backend keeps its "
-                    "FAILURE result (clients still read it) until result_expires.",
-                ),
-                ("cancel", "Remove a job no worker has taken yet."),
-                (
-                    "stop",
-                    "Ask the worker running a job to stop it (RQ's stop-job command: the "
-                    "job then ends as stopped; Celery's revoke with terminate, the task then "
-                    "ends REVOKED). Sources whose system has no such command answer "
-                    "wrong_state.",
-                ),
-                (
-                    "revoke",
-                    "Broadcast Celery's revoke for a task a worker holds (prefetched, waiting "
-                    "for its eta): workers online now discard it. Other systems answer "
-                    "wrong_state.",
-                ),
-            )
+            for action, summary in _action_summaries()
         },
         f"{api}/counters": {
             "get": {

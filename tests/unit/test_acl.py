@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 
 from jobbridge.acl import (
-    CELERY_OWN_WRITES,
-    CELERY_READS,
     READ_COMMANDS,
     SCRIPT_WRITES,
     acl_rules,
@@ -15,6 +13,7 @@ from jobbridge.acl import (
     selectors_supported,
     viewer_notes,
 )
+from jobbridge.adapters.celery.grants import CELERY_OWN_WRITES, CELERY_READS
 from jobbridge.settings import SourceConfig
 from tests.lua_files import FILES
 

@@ -71,6 +71,9 @@ WORDS: dict[str | Outcome, str] = {
     "Revoke it if a worker holds it.",
     "no listener": "No Celery worker listens for remote control, so nobody would hear the "
     "revoke of task {id}; nothing was sent.",
+    "done:revoke": "Sent Celery's revoke for task {id} to {detail}; a worker that holds it "
+    "discards it (REVOKED) instead of running it.",
+    "not_found:revoke": "Task {id} not found.",
     "done:stop": "Sent Celery's revoke with terminate for task {id} to {detail}; the worker "
     "running it kills it and stores REVOKED.",
     "done:discard": "Hid task {id} from jobbridge's failed list. Only jobbridge's index forgets "

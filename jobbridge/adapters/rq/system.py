@@ -1,0 +1,79 @@
+"""RQ's entry in the registry of systems (jobbridge.adapters.registry)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from jobbridge.adapters.detection import probe
+from jobbridge.adapters.fields import glob_escape
+from jobbridge.adapters.registry import AclGrants, ActionSpec, ConfirmStep, Detected, SystemSpec
+from jobbridge.adapters.rq.keys import DEFAULT_KEY_PREFIX
+from jobbridge.model import Action
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from jobbridge.adapters.contract import JobAdapter
+    from jobbridge.settings import Role, SourceConfig
+
+
+def build(config: SourceConfig, client: Redis, results: Redis | None) -> JobAdapter:
+    from jobbridge.adapters.rq.adapter import RqAdapter
+
+    return RqAdapter(
+        client,
+        source=config.name,
+        key_prefix=config.effective_key_prefix,
+        queues=config.queues,
+        jobbridge_prefix=config.jobbridge_prefix,
+    )
+
+
+async def detect(client: Redis) -> list[Detected]:
+    """RQ's set of queues under its default prefix."""
+    (found,) = await probe(client, f"{DEFAULT_KEY_PREFIX}:queues")
+    return [Detected("rq", DEFAULT_KEY_PREFIX, "key rq:queues")] if found else []
+
+
+def channels(source: SourceConfig, role: Role) -> list[str]:
+    """The workers' command channels: an operator's stop action publishes there."""
+    if role != "operator":
+        return []
+    return [f"{glob_escape(source.effective_key_prefix)}:pubsub:*"]
+
+
+SYSTEM = SystemSpec(
+    name="rq",
+    title="RQ",
+    default_key_prefix=DEFAULT_KEY_PREFIX,
+    build=build,
+    detect=detect,
+    acl=AclGrants(channels=channels),
+    actions=(
+        ActionSpec(
+            action=Action.STOP,
+            confirm=ConfirmStep(
+                summary="Stop…",
+                html="Ask worker <code>{worker}</code> to kill this running job? It ends as "
+                "<em>stopped</em> among the failed jobs.",
+                button="Stop job",
+            ),
+            cli_note="RQ's stop-job command: the job ends as stopped, among the failed jobs",
+            api_note="RQ's stop-job command: the job then ends as stopped",
+        ),
+    ),
+    columns=(
+        "id",
+        "name",
+        "queue",
+        "status",
+        "raw_status",
+        "enqueued_at",
+        "scheduled_for",
+        "started_at",
+        "finished_at",
+        "worker",
+        "last_error",
+        "payload_preview",
+    ),
+)
