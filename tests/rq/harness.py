@@ -1,5 +1,6 @@
 """RQ's contract harness (tests/contract/harness.py): jobs made through RQ's own API, run by
-RQ's in-process ``SimpleWorker`` where a worker's hand is needed."""
+RQ's in-process ``SimpleWorker`` where a worker's hand is needed (its own steps, without its
+loop: a job is dequeued, then run or left running)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import timedelta
 
 import redis
 from rq import Queue, SimpleWorker
+from rq.job import Job
 
 from jobbridge.settings import SourceConfig
 from tests.contract.harness import State
@@ -31,21 +33,25 @@ class RqHarness:
     def source(self, name: str) -> SourceConfig:
         return SourceConfig(name=name, system="rq", redis_url=self.redis_url, queues=QUEUES)
 
-    def _worker(self) -> SimpleWorker:
-        return SimpleWorker([self.work], connection=self.conn)
-
-    def _run(self, func: Callable[..., object], n: int) -> str:
+    def _dequeue(self, func: Callable[..., object], n: int) -> tuple[SimpleWorker, Job]:
+        """A job enqueued and dequeued by a worker, as ``rq worker`` takes one."""
         job = self.work.enqueue(func, n)
-        self._worker().work(burst=True, logging_level="WARNING")
-        return job.id
-
-    def _take(self, n: int) -> str:
-        """What a worker does before it runs a job: dequeue it and record its execution."""
-        job = self.work.enqueue(tasks.add, n)
-        worker = self._worker()
+        worker = SimpleWorker([self.work], connection=self.conn)
         worker.register_birth()  # type: ignore[no-untyped-call]
         taken = worker.dequeue_job_and_maintain_ttl(timeout=1)
         assert taken is not None and taken[0].id == job.id, taken
+        return worker, job
+
+    def _run(self, func: Callable[..., object], n: int) -> str:
+        """A job run to its end (finished or failed) by RQ's in-process worker."""
+        worker, job = self._dequeue(func, n)
+        worker.execute_job(job, self.work)
+        worker.register_death()  # type: ignore[no-untyped-call]
+        return job.id
+
+    def _take(self, n: int) -> str:
+        """A job a worker took and is running: dequeued, its execution recorded."""
+        worker, job = self._dequeue(tasks.add, n)
         worker.prepare_execution(job)
         worker.prepare_job_execution(job, remove_from_intermediate_queue=True)
         return job.id
