@@ -127,7 +127,7 @@ def test_a_forged_queue_never_names_the_key_a_retry_writes(
     assert result.exit_code == 1
     assert result.output.startswith("corrupt: The stored queue 'a\\x00b' cannot name a queue")
     wrong = run("discard", "--config", str(config), "w1")
-    assert wrong.output.startswith("wrong_state: Job w1 is not in the failed list"), wrong.output
+    assert wrong.output.startswith("not_found: Job w1 is not in the failed list"), wrong.output
     assert [k for k in toy_jobs.keys("toy:queue:*")] == [b"toy:queue:default"]
 
 

@@ -223,10 +223,14 @@ class ToyAdapter:
 
     # ---------------------------------------------------------------- actions
 
-    async def retry(self, job_id: str, actor: str) -> ActionResult:
+    async def _failed(self, job_id: str) -> tuple[JobRecord, bytes, str] | None:
+        """The job in the failed list: retry and discard look nowhere else, so a job that
+        waits or runs is not found there (the outcome every system gives)."""
         found = await self._find(job_id)
-        if found is not None and found[2] != self.failed_key:
-            return await self._refuse(Action.RETRY, job_id, actor, "is not in the failed list")
+        return found if found is not None and found[2] == self.failed_key else None
+
+    async def retry(self, job_id: str, actor: str) -> ActionResult:
+        found = await self._failed(job_id)
         entry, queue = b"", "default"
         if found is not None:
             entry, queue = found[1], found[0].queue
@@ -255,9 +259,7 @@ class ToyAdapter:
         )
 
     async def discard(self, job_id: str, actor: str) -> ActionResult:
-        found = await self._find(job_id)
-        if found is not None and found[2] != self.failed_key:
-            return await self._refuse(Action.DISCARD, job_id, actor, "is not in the failed list")
+        found = await self._failed(job_id)
         entry = found[1] if found is not None else b""
         return await self._run(
             Action.DISCARD, job_id, actor, [self.failed_key], [entry, "discard"], "remove"
