@@ -239,19 +239,6 @@ def _parse_url_or_off(value: object, origin: str) -> str:
     return url
 
 
-#: keys of every source, whatever its system (SourceConfig's fields that no system declares)
-_COMMON_SOURCE_KEYS = (
-    "name",
-    "system",
-    "redis_url",
-    "key_prefix",
-    "queues",
-    "jobbridge_prefix",
-    "sentinel_master",
-    "sentinel_password",
-)
-
-
 def _system_only_keys() -> dict[str, list[str]]:
     """Keys that only mean something for some systems, and those systems (the registry's)."""
     owners: dict[str, list[str]] = {}

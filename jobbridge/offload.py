@@ -102,7 +102,7 @@ class _Worker:
     def __init__(self) -> None:
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
-        #: calls that ran in the worker (for tests and benchmarks)
+        #: calls that ran in the worker (the tests read it)
         self.calls = 0
 
     def call(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
@@ -172,11 +172,6 @@ async def decode(
         return fn(raw, *args)
 
 
-def worker_calls() -> int:
-    """How many calls the worker process has run."""
-    return _worker.calls
-
-
 def digest_now(raw: bytes) -> bytes:
     """The digest that identifies a stored value (its exact bytes)."""
     return hashlib.blake2b(raw, digest_size=DIGEST_BYTES).digest()
@@ -187,11 +182,6 @@ async def digest(raw: bytes) -> bytes:
     if len(raw) <= INLINE_HASH_BYTES:
         return digest_now(raw)
     return await asyncio.to_thread(digest_now, raw)
-
-
-def shutdown() -> None:
-    """Stop the worker process (it starts again on the next big value)."""
-    _worker.stop()
 
 
 def _serve(incoming: IO[bytes], outgoing: IO[bytes]) -> None:

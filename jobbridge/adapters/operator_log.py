@@ -87,11 +87,6 @@ def script_argv(now_ms: int, actor: str, source: str, job_id: str) -> list[str |
     return [now_ms, actor, source, LIFECYCLE_TTL_S, LIFECYCLE_LIMIT, AUDIT_LIMIT, job_id]
 
 
-#: how many KEYS and ARGV the prelude takes; a script's own start after them
-SHARED_KEYS = 3
-SHARED_ARGV = 7
-
-
 class OperatorLog:
     """Reads of one source's audit and lifecycle keys."""
 

@@ -79,8 +79,6 @@ class ActionSpec:
     """One action a system's sources offer, with its wording."""
 
     action: Action
-    #: the role that may run it
-    role: Role = "operator"
     #: None: one click; else the confirmation a page shows first
     confirm: ConfirmStep | None = None
     #: what the CLI's help and the API document add for this system (see jobbridge.cli)

@@ -15,8 +15,6 @@ from jobbridge.text import age, clean, clean_block, show_time
 
 #: Autumn's table cut: 79 characters and an ellipsis
 ERROR_CUT = 80
-#: characters of a full error shown inside a table row's <details>
-TABLE_ERROR_CHARS = 4000
 #: longest id a data attribute carries whole: a registry member may be a megabyte, and a
 #: table repeats it per row (the text shows 200 characters; the job page shows it all)
 ATTR_ID_CHARS = 1000

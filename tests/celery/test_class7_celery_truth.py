@@ -238,6 +238,7 @@ async def test_class7_revoke_script_writes_only_over_a_state_a_worker_would(
     from jobbridge.adapters.celery import actions as celery_actions
     from jobbridge.adapters.celery import control
     from jobbridge.adapters.celery.adapter import CeleryAdapter
+    from jobbridge.adapters.outcomes import run_script
     from jobbridge.model import Action
 
     listener = sync_redis.pubsub()
@@ -261,13 +262,15 @@ async def test_class7_revoke_script_writes_only_over_a_state_a_worker_would(
             stored = json.dumps({"status": state, "result": None}).encode()
             if state is not None:
                 sync_redis.set(meta_key(task_id), stored)
-            result = await celery_actions._run(
-                adapter,
-                Action.REVOKE,
-                task_id,
-                "ops",
-                [adapter.keys.task_meta(task_id)],
-                ["", channel, b"{}", "revoke", revoked, 60],
+            result = await run_script(
+                adapter.scripts["revoke"],
+                action=Action.REVOKE,
+                job_id=task_id,
+                actor="ops",
+                keys=[adapter.keys.task_meta(task_id)],
+                args=["", channel, b"{}", "revoke", revoked, 60],
+                operator=adapter.operator,
+                words=celery_actions.WORDS,
             )
             assert result is not None and result.ok, result
             expected = revoked if written else stored

@@ -36,7 +36,6 @@ from jobbridge.adapters.celery.messages import (
 from jobbridge.adapters.celery.result_meta import READY_STATES, ResultMeta
 from jobbridge.adapters.fields import MAX_NAME_CHARS, cap
 from jobbridge.adapters.keyguard import Refusal, forged, text_problem, unknown
-from jobbridge.adapters.outcomes import run_script
 from jobbridge.adapters.values import is_wrongtype
 from jobbridge.model import Action, ActionResult, JobRecord, JobStatus, Outcome
 
@@ -187,29 +186,6 @@ def _same_database(adapter: CeleryAdapter) -> bool:
 
 def _origin() -> str:
     return cap(f"jobbridge@{socket.gethostname()}", 200) or "jobbridge"
-
-
-async def _run(
-    adapter: CeleryAdapter,
-    action: Action,
-    job_id: str,
-    actor: str,
-    keys: list[str],
-    args: list[str | int | bytes],
-    words: Mapping[str | Outcome, str] = WORDS,
-    entry: str = "",
-) -> ActionResult | None:
-    return await run_script(
-        adapter.scripts[action.value if action is not Action.STOP else "revoke"],
-        action=action,
-        job_id=job_id,
-        actor=actor,
-        keys=keys,
-        args=args,
-        operator=adapter.operator,
-        words=words,
-        entry=entry,
-    )
 
 
 # ------------------------------------------------------------------------------------------

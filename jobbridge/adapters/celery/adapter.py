@@ -49,7 +49,6 @@ from jobbridge.adapters.fields import glob_escape, key_text
 from jobbridge.adapters.keyguard import text_problem
 from jobbridge.adapters.operator_log import OperatorKeys, OperatorLog
 from jobbridge.adapters.paging import spans
-from jobbridge.adapters.payloads import MAX_INPUT_BYTES
 from jobbridge.adapters.scripts import BoundScripts, bind
 from jobbridge.adapters.values import is_wrongtype, ok
 from jobbridge.model import (
@@ -90,8 +89,6 @@ UNACKED_REFRESH_MAX_S = 10.0
 DISCOVERY_PASS_INTERVAL_S = 30.0
 #: Bytes of a waiting message decoded on the event loop; bigger ones in the decoding process.
 INLINE_BYTES = 64 * 1024
-#: Bytes of a result meta the job page reads.
-META_BYTES = MAX_INPUT_BYTES
 #: Pools whose workers go silent (no heartbeats, no answers) while they run a task: their
 #: being offline says nothing of the task.
 SILENT_POOLS = frozenset({"solo"})

@@ -9,9 +9,6 @@ from dataclasses import dataclass
 DEFAULT_KEY_PREFIX = "rq"
 DEFAULT_QUEUE = "default"
 
-#: the registries RQ keeps per queue (``<prefix>:<name>:<queue>``), as rq/registry.py names them
-REGISTRIES = ("wip", "finished", "failed", "deferred", "scheduled", "canceled", "ready")
-
 
 @dataclass(frozen=True, slots=True)
 class RqKeys:
@@ -62,7 +59,8 @@ class RqKeys:
     # ------------------------------------------------------------ registries
 
     def registry(self, kind: str, name: str) -> str:
-        """``<prefix>:<kind>:<queue>`` for one of :data:`REGISTRIES`."""
+        """``<prefix>:<kind>:<queue>`` for one of the registries RQ keeps per queue, as
+        rq/registry.py names them: wip, finished, failed, deferred, scheduled, canceled, ready."""
         return f"{self.prefix}:{kind}:{name}"
 
     def wip(self, name: str) -> str:
@@ -151,11 +149,6 @@ class RqKeys:
     def scheduler(self, name: str) -> str:
         return f"{self.prefix}:scheduler:{name}"
 
-    @property
-    def cron_jobs(self) -> str:
-        """Zset of cron job names, scored by their last enqueue time."""
-        return f"{self.prefix}:cron_jobs"
-
     def cron_job_history(self, name: str) -> str:
         """Zset of the ids of jobs one cron job enqueued, scored by enqueue time."""
         return f"{self.prefix}:cron_job:{name}:jobs"
@@ -168,13 +161,3 @@ class RqKeys:
     def cron_scheduler(self, name: str) -> str:
         """A cron scheduler's hash; its ``cron_jobs`` field is a JSON list of its jobs."""
         return f"{self.prefix}:cron_scheduler:{name}"
-
-    # ------------------------------------------------------------ misc
-
-    @property
-    def suspended(self) -> str:
-        """While this key exists, workers do not dequeue."""
-        return f"{self.prefix}:suspended"
-
-    def clean_registries(self, name: str) -> str:
-        return f"{self.prefix}:clean_registries:{name}"
