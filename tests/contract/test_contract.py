@@ -17,6 +17,9 @@ from typing import Any, TypeVar
 
 import pytest
 
+from jobbridge.adapters import systems
+from jobbridge.model import JobRecord
+from jobbridge.serialize import json_fields
 from tests.contract.conftest import VIEWER_TOKEN, Api
 from tests.contract.harness import REQUIRED_STATES, State, SystemHarness
 from tests.contract.harnesses import HARNESSES, registered_systems
@@ -256,3 +259,26 @@ async def test_a_viewer_reads_but_cannot_act(harness: SystemHarness, api: Api) -
     assert harness.counts() == before
     body = await api.snapshot()
     assert waiting in ids(body, State.ENQUEUED) and failed in ids(body, State.FAILED)
+
+
+#: row fields jobbridge fills whatever the system: where the row came from, what may be done
+#: with it, why it could not be read, the job a retry made (lifecycle rows)
+JOBBRIDGE_FIELDS = frozenset({"source", "system", "actions", "problem", "new_id"})
+#: a field's JSON value when the row does not fill it
+EMPTY: tuple[object, ...] = (None, "", [], {})
+
+
+async def test_the_columns_a_system_declares_cover_what_its_rows_fill(
+    system: str, harness: SystemHarness, api: Api
+) -> None:
+    """``SystemSpec.columns`` (the JobRecord fields its rows fill) holds every field one of its
+    rows has, so a reader of the registry may trust it."""
+    made = harness.seed({state: 2 for state in harness.states})
+    body = await listed(api, made)
+    fields = {f.key: f.attr for f in json_fields(JobRecord)}
+    filled: set[str] = set()
+    for state in State:
+        for item in body["lists"][state.value]["items"]:
+            filled |= {fields[key] for key, value in item.items() if value not in EMPTY}
+    declared = set(systems()[system].columns)
+    assert filled - JOBBRIDGE_FIELDS <= declared, sorted(filled - JOBBRIDGE_FIELDS - declared)

@@ -80,5 +80,7 @@ SYSTEM = SystemSpec(
         "finished_at",
         "worker",
         "last_error",
+        "payload_preview",
+        "extra",
     ),
 )

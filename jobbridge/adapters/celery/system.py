@@ -166,6 +166,8 @@ SYSTEM = SystemSpec(
         "attempt",
         "worker",
         "last_error",
+        "payload_preview",
+        "extra",
         "entry",
     ),
 )

@@ -75,5 +75,6 @@ SYSTEM = SystemSpec(
         "worker",
         "last_error",
         "payload_preview",
+        "extra",
     ),
 )

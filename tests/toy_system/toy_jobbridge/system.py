@@ -52,5 +52,17 @@ SYSTEM = SystemSpec(
     build=build,
     detect=detect,
     config_keys=(ConfigKey(name="colour", parse=parse_colour),),
-    columns=("id", "name", "queue", "status", "enqueued_at", "finished_at", "last_error"),
+    columns=(
+        "id",
+        "name",
+        "queue",
+        "status",
+        "raw_status",
+        "enqueued_at",
+        "started_at",
+        "finished_at",
+        "last_error",
+        "worker",
+        "payload_preview",
+    ),
 )
