@@ -1,13 +1,6 @@
-"""Redis ACL users that give jobbridge exactly what it needs: least privilege in Redis itself.
-
-A viewer user can run only the reads a dashboard makes, on the source's keys and jobbridge's
-own. An operator user can also run jobbridge's action scripts, and is granted the commands
-those scripts run (Redis checks a script's commands against the user running it, so they must
-be granted as commands too; keys stay limited to the same patterns). A viewer cannot act even
-through a script, whatever jobbridge's own ``read_only`` setting says.
-
-Each system adds its own grants (jobbridge.adapters.registry.AclGrants): commands, channels,
-and for a system whose keys have no common prefix (Celery), a viewer line of its own.
+"""Redis ACL users that give jobbridge exactly what it needs (docs/operations.md, Least privilege
+in Redis): a viewer runs only the dashboard's reads, an operator also the action scripts and
+their commands. Each system adds its own grants (:class:`jobbridge.adapters.registry.AclGrants`).
 """
 
 from __future__ import annotations

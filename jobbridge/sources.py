@@ -1,10 +1,7 @@
-"""Builds the adapters for the configured sources, each by its system's registry entry.
-
-Also detects which systems keep keys in a Redis (``serve --redis URL`` and ``doctor``), with a
-handful of EXISTS checks plus one bounded SCAN, run once at start-up, never per request.
-
-A Redis behind Sentinel (a sentinel:// URL) gets a client whose connections go to the master
-the sentinels name, asked again as connections are handed out (see :class:`_MasterPool`).
+"""Builds the adapters for the configured sources, each by its system's registry entry, and
+detects which systems keep keys in a Redis (``serve --redis URL``, ``doctor``) with bounded
+work once at start-up. A sentinel:// URL gets a client that asks the sentinels for the master
+(:class:`_MasterPool`; docs/operations.md, Redis Sentinel).
 """
 
 from __future__ import annotations
@@ -54,7 +51,7 @@ _CLIENT_OPTIONS: dict[str, Any] = {
     "socket_timeout": 5,
     "health_check_interval": 30,
     "retry_on_timeout": False,
-    # Job ids and key names that are not UTF-8 round-trip (jobbridge.adapters.contract.key_text).
+    # Job ids and key names that are not UTF-8 round-trip (jobbridge.adapters.fields.key_text).
     "encoding_errors": "surrogateescape",
 }
 #: Seconds a master address the sentinels gave is trusted before a pooled connection is

@@ -1,15 +1,7 @@
-"""What jobbridge itself keeps beside every system's keys: the audit log and lifecycle entries.
-
-Both live under ``jobbridge_prefix``, never inside a system's namespace:
-
-- ``<jb>audit``: one bounded, newest-first list per Redis. Entries name their source, so every
-  source in one Redis (whatever its system) shares it and the service reads it once.
-- ``<jb><system>:<namespace>:lifecycle``: a bounded newest-first list of what operators did to
-  the jobs of one source, and ``…:lifecycle:<id>``: one expiring entry per job, holding a copy
-  of the job's record (when small) for its detail page.
-
-Every action script takes the same first KEYS and ARGV (``lua/_prelude.lua``): this module
-builds them, parses what the scripts wrote and words the "already handled" refusals.
+"""What jobbridge itself keeps beside every system's keys, under ``jobbridge_prefix``: the audit
+log (one per Redis) and the lifecycle entries of each source (docs/configuration.md). Every
+action script takes the same first KEYS and ARGV (lua/_prelude.lua): this module builds them,
+parses what the scripts wrote and words the "already handled" refusals.
 """
 
 from __future__ import annotations

@@ -1,20 +1,5 @@
-"""Action replies: one table from a script's reply code to an outcome, one set of messages,
-one runner for a script call.
-
-Every action script returns ``{code, detail}`` (lua/_prelude.lua):
-
-==== =============== ==========================================================
-code outcome         detail
-==== =============== ==========================================================
- 1   done            the new id (retry), the worker asked (stop), else ""
- 0   not_found       ""
--1   wrong_state     a word ("running", "not failed", ...) or the lifecycle entry
--2   corrupt         ""
--3   conflict        what stands in the way (e.g. the holder of a unique lock)
--4   (changed)       the state changed since Python read it: read again and retry
--5   corrupt         a key holds another type than the action needs: the reply is
-                     ``{-5, key, its type, the type expected}`` and nothing changed
-==== =============== ==========================================================
+"""Action replies: one table from a script's reply code to an outcome (lua/_prelude.lua states
+the codes), one set of messages, one runner for a script call.
 """
 
 from __future__ import annotations
@@ -31,6 +16,15 @@ if TYPE_CHECKING:
 
     from jobbridge.adapters.operator_log import OperatorLog
 
+# Every action script returns {code, detail}:
+#   1  done         the new id (retry), the worker asked (stop), else ""
+#   0  not_found    ""
+#  -1  wrong_state  a word ("running", "not failed", ...) or the lifecycle entry
+#  -2  corrupt      ""
+#  -3  conflict     what stands in the way (e.g. the holder of a unique lock)
+#  -4  (changed)    the state changed since Python read it: read again and retry
+#  -5  corrupt      a key holds another type than the action needs: the reply is
+#                   {-5, key, its type, the type expected} and nothing changed
 CODES: Mapping[int, Outcome] = {
     1: Outcome.DONE,
     0: Outcome.NOT_FOUND,

@@ -1,10 +1,6 @@
-"""The Lua scripts of every action, read once from package files.
-
-Each system's package holds ``lua/<action>.lua``: one operation with a ``-- KEYS[n]:``,
-``-- ARGV[n]:`` and ``-- Returns:`` header. The shared ``jobbridge/adapters/lua/`` holds the
-prelude every script starts with and the ``any_*.lua`` scripts every system binds. Adapters bind
-them to their client once, in their constructor; redis-py's ``Script`` then runs EVALSHA and
-reloads the script itself after a NOSCRIPT.
+"""The Lua scripts of every action, read once from package files (``<system>/lua/<action>.lua``
+and the shared prelude and ``any_*.lua`` in ``adapters/lua/``; docs/plugins.md §4), bound to
+each adapter's client; redis-py's ``Script`` reloads one after a NOSCRIPT.
 """
 
 from __future__ import annotations

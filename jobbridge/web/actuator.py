@@ -1,4 +1,15 @@
-"""``/actuator/jobs``: Autumn's per-job-name counters, across sources, from bounded reads.
+"""``/actuator/jobs``: Autumn's per-job-name counters across sources, from bounded reads
+(docs/api.md); :data:`DESCRIPTION` is what the OpenAPI document says of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobbridge.service import JobService
+
+#: the endpoint's description in the OpenAPI document
+DESCRIPTION = """\
+``/actuator/jobs``: Autumn's per-job-name counters, across sources, from bounded reads.
 
 Autumn's own actuator keeps per-process counters in memory; a sidecar has none, so these are
 computed from what one snapshot per source returns: the first 100 rows of the enqueued,
@@ -21,14 +32,8 @@ every job name seen in it, is marked ``"approximate": true`` with ``"sample_size
 read.
 """
 
-from __future__ import annotations
-
-from typing import Any
-
-from jobbridge.service import JobService
-
 
 async def actuator_jobs(service: JobService) -> dict[str, Any]:
-    """The ``/actuator/jobs`` document (shape described in the module docstring); the service
+    """The ``/actuator/jobs`` document (shape: :data:`DESCRIPTION`); the service
     reads every source and tallies (``jobbridge.tally``)."""
     return await service.job_name_counts()

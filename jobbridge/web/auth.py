@@ -1,17 +1,5 @@
-"""Authentication and roles: API tokens, trusted proxy headers, principals.
-
-Who a request comes from is decided here, in this order:
-
-1. ``Authorization: Bearer <token>``: a configured API token (a wrong one is a 401, never a
-   fall-back to the cookie);
-2. identity headers from a trusted reverse proxy (only when the TCP peer is one of
-   ``auth.proxy.trusted_addresses``);
-3. the signed session cookie a token login created;
-4. with no authentication configured, everyone is an anonymous operator (the CLI refuses to
-   listen on a non-loopback address in that mode, see
-   :func:`~jobbridge.web.request_checks.check_bind_allowed`).
-
-Every comparison of a secret uses :func:`hmac.compare_digest`.
+"""Authentication and roles: API tokens, trusted proxy headers, session cookies, principals
+(docs/security.md, Roles and sign-in). Secrets are compared with :func:`hmac.compare_digest`.
 """
 
 from __future__ import annotations

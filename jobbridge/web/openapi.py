@@ -463,7 +463,7 @@ def _paths(prefix: str) -> dict[str, Any]:
         "/actuator/jobs": {
             "get": {
                 "summary": "Per-job-name counters across sources, as Autumn's actuator.",
-                "description": (actuator.__doc__ or "").strip(),
+                "description": actuator.DESCRIPTION.strip(),
                 "responses": {"200": _ok(_ref("Actuator")), **_AUTH_ERRORS},
             }
         },

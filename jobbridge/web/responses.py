@@ -81,7 +81,7 @@ FIND_FIELD = "find"
 
 def _raw_query(request: web.Request) -> list[tuple[str, str]]:
     """The query's pairs, read with ``surrogateescape``: a value that is not UTF-8
-    (jobbridge.adapters.contract.key_text) arrives as the bytes it was listed with."""
+    (jobbridge.adapters.fields.key_text) arrives as the bytes it was listed with."""
     return parse_qsl(
         request.rel_url.raw_query_string,
         keep_blank_values=True,

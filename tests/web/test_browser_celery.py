@@ -27,7 +27,7 @@ from tests.web.conftest import base_url
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
 #: how long the Workers panel may take to show the pool: the worker watch inspects a new
-#: worker at once, then every 10 s (jobbridge/adapters/celery_workers.py)
+#: worker at once, then every 10 s (jobbridge/adapters/celery/workers.py)
 INSPECTED_WITHIN_S = 35.0
 
 

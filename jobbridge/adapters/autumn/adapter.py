@@ -1,14 +1,7 @@
-"""The Autumn adapter: Autumn's Redis job keys, read and acted on.
-
-Reads follow Autumn's own admin backend within fixed bounds: counters and the history probes
-in one pipeline, one range read per list page, and one pipelined, size-capped read of the
-page's records. The completed and dead lists (bounded by Autumn to 1,000 entries) are followed
-incrementally (jobbridge.adapters.autumn.history): a poll reads what changed, not what is
-kept. Actions live in :mod:`jobbridge.adapters.autumn.actions`, the job page in
-:mod:`jobbridge.adapters.autumn.job_page`.
-
-Identity: a job is where Redis holds it — a queue member, a sorted-set member, the key of its
-record — never what its record says; a record whose inner id names another job is flagged.
+"""The Autumn adapter: Autumn's Redis job keys, read within the admin backend's bounds
+(docs/autumn.md §4); the completed and dead lists followed incrementally (:mod:`.history`). A
+job is where Redis holds it, never what its record says. Actions live in :mod:`.actions`, the
+job page in :mod:`.job_page`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
 """Celery's actions: cancel, retry, discard, and revoke / terminate, one Lua script each
-(``celery/lua/*.lua``).
-
-Python finds what the script acts on (the exact bytes of a waiting message, the arguments
-of a failed task) and decides what it can from Celery's result; each script re-checks what
-lives in the broker (the message still in its list, the id still in the failed index, no
-operator there first) and audits the outcome, refusals included.
+(``celery/lua/*.lua``, docs/celery.md §4.4). Python finds what a script acts on; the script
+re-checks what lives in the broker and audits the outcome, refusals included.
 """
 
 from __future__ import annotations

@@ -1,26 +1,7 @@
-"""The Celery adapter: kombu's broker lists and ``unacked`` hash, and jobbridge's own index
-of Celery's results (docs/celery.md), read and acted on.
-
-Lists, newest first:
-
-- enqueued: the messages waiting in each queue's lists, every priority step (kombu LPUSHes,
-  workers pop the right end, so index 0 is the newest), each queue's lists from the step that
-  runs last to the one that runs first; rows say their place in line within their queue;
-- scheduled: messages a worker holds until their eta (``unacked``), soonest due first;
-- running: messages a worker holds without an eta (prefetched, or running when the task
-  acknowledges late), newest delivered first, then tasks whose result says STARTED and that
-  no worker holds in ``unacked`` (acknowledged early, the default), newest first;
-- completed / failed / canceled: SUCCESS / FAILURE / REVOKED results from jobbridge's index
-  (:mod:`jobbridge.adapters.celery.index`), newest first.
-
-Reads are bounded: counters are one pipeline of LLENs (every list of every queue) plus the
-index's ZCARD/ZCOUNTs; pages are LRANGEs over the spans they cover, HMGETs of held tags, or
-ZREVRANGE + HMGET in the index. What needs a scan runs in the background: queue discovery
-(SCAN of the binding keys), sorting ``unacked`` (:mod:`jobbridge.adapters.celery.unacked`),
-the index's backfill, and the worker watch.
-
-Actions live in :mod:`jobbridge.adapters.celery.actions`, a task's page in
-:mod:`jobbridge.adapters.celery.job_page`.
+"""The Celery adapter: kombu's broker lists and ``unacked`` hash, and jobbridge's own index of
+Celery's results, read with bounded work; what needs a scan runs in the background. What each
+list holds and how it is read: docs/celery.md §4.2. Actions live in :mod:`.actions`, a task's
+page in :mod:`.job_page`.
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
-"""Celery's remote control, result metas and task messages on Redis, built without Celery.
-
-Pure functions (docs/celery.md §1.7, §2, §3): the channel names kombu's Redis transport
-publishes on, the pidbox broadcast a worker obeys (a ``revoke``, an ``inspect``), the meta of
-a REVOKED task, and a complete protocol 2 task message with its check against §2.6/§2.7.
-Each is kombu's JSON envelope (:mod:`.envelope`, which also decodes what workers publish and
-answer). Celery and kombu are never imported.
-
-Channels assume kombu's default ``fanout_prefix`` and ``fanout_patterns`` transport options
-(``/<db>.`` before the exchange name); kombu's ``global_keyprefix`` goes in front of every
-channel and key, as it is.
+"""Celery's remote control, result metas and task messages, built without Celery (docs/celery.md
+§1.7, §2, §3): channel names, the pidbox broadcasts a worker obeys, a REVOKED meta and a
+protocol 2 message checked against §2.6/§2.7, each in kombu's envelope (:mod:`.envelope`).
+Channels assume kombu's default ``fanout_prefix`` and ``fanout_patterns`` transport options.
 """
 
 from __future__ import annotations

@@ -1,14 +1,6 @@
-"""jobbridge's own index of Celery's result metas, kept in Redis (docs/celery.md §3).
-
-Celery's Redis result backend keeps one ``celery-task-meta-<id>`` string per task and no index
-of them, so finding the failed tasks of the last week would take a ``SCAN`` of the whole
-keyspace. A page must never do that. Instead every jobbridge replica feeds one shared index,
-durable across restarts and bounded (:mod:`.index_store`), from two places:
-
-* a subscriber: the backend ``PUBLISH``es every meta it writes on a channel named like its
-  key, so a pattern subscription (the source's :class:`.subscription.Subscription`) sees each
-  state change as it happens;
-* a backfill (:mod:`.index_backfill`) for whatever the subscriber missed.
+"""jobbridge's own index of Celery's result metas, kept in Redis (docs/celery.md §4.3): fed by
+the source's subscription to the metas the backend publishes, and by a backfill
+(:mod:`.index_backfill`) for what it missed; stored by :mod:`.index_store`.
 """
 
 from __future__ import annotations

@@ -1,15 +1,6 @@
-"""The Celery result index in Redis: its keys, its reads and the script that writes it.
-
-* ``<base>running`` / ``retrying`` / ``completed`` / ``failed`` / ``canceled``: one sorted set
-  of task ids per :class:`Bucket`, scored in Unix ms (date_done for a finished task, when it
-  was first seen for an unfinished one);
-* ``<base>rows``: a hash of task id -> a small summary JSON (:mod:`.index_summary`);
-* ``<base>backfill``: a hash of the backfill's progress, and ``<base>backfill:lock``.
-
-One Lua script (``celery/lua/index/results.lua``) writes every entry and applies Celery's
-precedence, so any number of replicas may write the same metas in any order and end with the
-same index. Reads only run ``ZREVRANGE``, ``ZCARD``, ``ZCOUNT``, ``ZSCORE``, ``HGET`` and
-``HMGET``.
+"""The Celery result index in Redis: its keys (one sorted set per :class:`Bucket`, the ``rows``
+summaries of :mod:`.index_summary`, the backfill's progress), its reads and the one script
+that writes it (``celery/lua/index/results.lua``), as docs/celery.md §4.3 states them.
 """
 
 from __future__ import annotations

@@ -1,14 +1,6 @@
-"""Key names of Celery's Redis layout: kombu's broker keys and the result backend's keys
-(docs/celery.md §1, §3).
-
-Broker keys are kombu's (``kombu/transport/redis.py``): a queue is a list named after the
-queue, one more list per non-zero priority step, the ``unacked`` hash and its index, and the
-binding sets. kombu's ``global_keyprefix`` goes in front of every one of them as it is, with no
-separator added. The result backend (``celery/backends/base.py``) is configured apart: its
-own ``global_keyprefix`` gets a ``_`` appended unless it already ends in ``: _ - .``.
-
-jobbridge's own keys of a Celery source (:class:`JobbridgeKeys`) live in the broker's database
-too, under ``<jobbridge_prefix>celery:<global_keyprefix>:``, outside Celery's namespace.
+"""Key names of Celery's Redis layout, kombu's broker keys and the result backend's, and
+jobbridge's own keys of a Celery source (:class:`JobbridgeKeys`), as docs/celery.md §1, §3 and
+§4 state them.
 """
 
 from __future__ import annotations

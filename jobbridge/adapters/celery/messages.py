@@ -1,21 +1,7 @@
-"""Celery's task messages, decoded from the bytes Redis holds (result metas:
-:mod:`.result_meta`, with the small readers here).
-
-Pure functions, no Redis (docs/celery.md §2). Everything read here is hostile: a broker
-list element may be any bytes, and each way it is malformed becomes words in ``problem``,
-never an exception. Arguments are decoded by :mod:`jobbridge.adapters.payloads`: JSON through
-safejson, pickles only through its refusing unpickler, compressed bodies through its capped
-inflater. Celery and kombu are never imported.
-
-A protocol 2 message is kombu's JSON envelope::
-
-    {"body": "<base64>", "content-type": "application/json", "content-encoding": "utf-8",
-     "headers": {"task", "id", "eta", "expires", "retries", "root_id", "parent_id", ...},
-     "properties": {"delivery_tag", "delivery_info": {"exchange", "routing_key"},
-                    "priority", "body_encoding": "base64", ...}}
-
-whose body decodes to ``[args, kwargs, embed]``. Protocol 1 kept ``task``/``id``/``args``
-in a body dict.
+"""Celery's task messages, decoded from the bytes Redis holds (result metas: :mod:`.result_meta`).
+Pure functions, no Redis, no Celery (docs/celery.md §2, §4.1): each way a message is malformed
+becomes words in ``problem``, never an exception; arguments go through
+:mod:`jobbridge.adapters.payloads`.
 """
 
 from __future__ import annotations

@@ -1,26 +1,7 @@
-"""Celery's task events, fed into jobbridge's result index (docs/celery.md §4).
-
-A worker started with ``-E`` (or told to by ``enable_events``) publishes ``task-received``,
-``task-started``, ``task-succeeded``, ``task-failed``, ``task-retried`` and ``task-revoked`` on
-the event channels (``/<db>.celeryev/task.*``; a prefork worker buffers them into lists on
-``…/task.multi``). Nothing of them is stored in Redis. The result backend covers most of the
-same ground, but not all of it: a task with ``ignore_result`` stores nothing, and a running
-task without ``task_track_started`` has no STARTED meta, while both send events.
-
-:class:`TaskEventFeed` follows them on the source's subscription and writes what they say
-through the index's script, marked as coming from events. The script lets a meta outrank an
-event (celery/lua/index/results.lua): an event adds a task the results do not hold, moves
-one from running to finished, and never replaces a stored result. Events name the task
-only when it is received, so the names, argument reprs and links of recently received tasks
-are remembered for the events that follow: at most ``REMEMBERED`` tasks in at most
-``REMEMBERED_BYTES``, each field cut (``describe``), the least recently described forgotten
-first.
-
-Events missed while jobbridge was not subscribed are gone (Celery keeps none): a task known
-only from its events and finished then stays in the running list for the running window.
-
-Everything read is hostile: a message is decoded only under the envelope cap, text is cut,
-timestamps that are no time are replaced by the time of arrival.
+"""Celery's task events (workers started with ``-E``), followed on the source's subscription and
+written into jobbridge's result index, where a meta outranks an event (docs/celery.md §4.3).
+Events name a task only when it is received, so what they say of recent tasks is remembered
+(at most :data:`REMEMBERED`); everything read is hostile and capped.
 """
 
 from __future__ import annotations

@@ -1,23 +1,7 @@
-"""What Celery's workers hold: the ``unacked`` hash, sorted into eta-held and reserved.
-
-kombu writes every message a worker takes into ``unacked`` (delivery tag -> the message) and
-``unacked_index`` (tag scored by when it was delivered) before Celery sees it, and removes it
-on the acknowledgement (docs/celery.md §1.5). Nothing there says which worker holds a message
-or why: a message with an ``eta`` is held until it is due (the scheduled list); any other is
-prefetched, or running when the task acknowledges late (the running list).
-
-Telling them apart takes decoding each message, so it is done here, in the background, once
-per delivery tag: each :meth:`UnackedView.refresh` reads the tags by rank in chunks, decodes
-only tags it has not seen, forgets tags that left, and merges the change into the sorted
-lists a pair at a time (yielding to the loop: one sort of 100,000 tags takes a quarter of a
-second). Requests only slice what the last refresh sorted and read the page's values by tag
-(``HMGET``).
-
-A message's priority is visible only while the message exists: Celery's result does not keep
-it. So a refresh also records, for each newly held message whose ``properties.priority`` is
-not on the default step, that priority under jobbridge's keys (``SET … EX``, eight days: longer
-than the failed index keeps a task), for a later retry to send the task again at it. Those
-writes wait for the next background refresh: a refresh run for a request does not make them.
+"""What Celery's workers hold: the ``unacked`` hash (docs/celery.md §1.5), sorted in the
+background into eta-held (scheduled) and reserved (running) messages, each delivery tag decoded
+once (docs/celery.md §4.2). A refresh also records the priority of newly held messages for a
+later retry (docs/celery.md §4.4, Retry priority); one run for a request does not.
 """
 
 from __future__ import annotations

@@ -1,41 +1,9 @@
-"""Celery's workers as an operator sees them, followed through their events and the pidbox.
+"""Celery's workers as an operator sees them: worker events on the source's subscription, and
+pidbox broadcasts for what the events do not tell (or for a worker that sends none).
 
-Celery keeps no worker registry in Redis. A worker publishes ``worker-online``, a
-``worker-heartbeat`` every ``freq`` seconds (2 by default) and ``worker-offline`` on the
-event channels (docs/celery.md §1.7), even without ``-E``, which adds only task events.
-:class:`WorkerWatch` follows them (on the source's subscription) and, as Celery's own
-``events.state`` does, counts a worker online while its last heartbeat, timed when it
-arrived, is at most twice ``freq`` old.
-
-What the events do not tell (the pool, its concurrency, the queues, the reserved tasks) is
-asked over the pidbox: ``stats``, ``active_queues``, ``reserved``, ``scheduled`` and
-``active`` broadcasts, with replies collected for up to one second from lists of the
-watch's own. The watch broadcasts at start, soon after a new worker appears, and then at a
-pace set by what it knows: every :data:`INSPECT_EVERY_S` while every online worker sends
-heartbeats, every :data:`INSPECT_NO_HEARTBEAT_S` while one does not, and every
-:data:`INSPECT_DISCOVER_S` while none is online, so that a worker that sends no heartbeats
-is found at all.
-
-A worker that sends no heartbeats (``celery worker --without-heartbeat``, or one whose
-events do not reach this Redis) is known only by its answers. It is online while its last
-answer is younger than :data:`ANSWER_TTL_S` (three rounds), timed from when the broadcast it
-answered was sent; then it goes offline and is forgotten like any other. The same rule
-takes over for a heartbeat worker that answers a broadcast sent after its heartbeats
-expired (its events stopped arriving, the worker did not stop), and heartbeats take over
-again as soon as one arrives. Such a worker's ``last_heartbeat`` stays None (or the time
-of the last heartbeat it did send): no heartbeat came, and :class:`WorkerDetails` tells
-when it last answered (``last_answer``) and that answers, not heartbeats, keep it online
-(``heartbeats`` False). Its active count is the length of its ``active`` answer (asked
-with ``safe``, so each task comes with Celery's short reprs of its arguments); its pid and
-birth come from ``stats``. For heartbeat workers the heartbeats' own ``active`` count is
-kept, as it is fresher.
-
-Everything read is hostile: names and values are capped, wrong types read as unknown, at
-most :data:`MAX_HOSTS` hosts are tracked (the one heard from least recently makes room),
-and each message costs bounded work, so the event loop is never held long.
-
-Redis commands used: PSUBSCRIBE (the source's subscription), PUBLISH, SADD/SREM and
-``ZADD XX GT`` on kombu's reply binding keys, BLPOP and DEL on its reply lists.
+docs/celery.md §4.2 (Workers) says when a worker counts online, how often the watch asks and
+what it reads. Everything read is hostile: values are capped, at most :data:`MAX_HOSTS` hosts
+are tracked, and each message costs bounded work.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 -- Shared by every jobbridge action script: prepended by jobbridge/adapters/scripts.py, so each
 -- action stays one atomic EVAL. Every script takes the same first KEYS and ARGV, built by
--- jobbridge/adapters/operator.py (OperatorKeys.script_keys, script_argv):
+-- jobbridge/adapters/operator_log.py (OperatorKeys.script_keys, script_argv):
 --
 -- KEYS[1]: jobbridge audit list (one per Redis)
 -- KEYS[2]: jobbridge lifecycle list of this source
 -- KEYS[3]: jobbridge lifecycle key of what is acted on: KEYS[2] .. ':' .. id for the job
 --          itself, KEYS[2] .. '#' .. entry .. ':' .. id for one kind of entry carrying the id
---          (jobbridge/adapters/operator.py, OperatorKeys.lifecycle); audit entries name it
+--          (jobbridge/adapters/operator_log.py, OperatorKeys.lifecycle); audit entries name it
 -- ARGV[1]: now, Unix ms
 -- ARGV[2]: actor
 -- ARGV[3]: source name
@@ -63,8 +63,9 @@ local function jb_gone(not_found_message)
   return jb_refuse(0, '', 'not_found', not_found_message)
 end
 
--- Copies of job records larger than this are not kept (jobbridge.adapters.base.RECORD_COPY_CAP):
--- lifecycle keys must stay small whatever size the payloads are.
+-- Copies of job records larger than this are not kept (RECORD_COPY_CAP in
+-- jobbridge/adapters/operator_log.py): lifecycle keys must stay small whatever size the
+-- payloads are.
 local JB_RECORD_COPY_CAP = 16384
 
 -- Record what an operator did to the job: the expiring per-job key, holding a copy of the

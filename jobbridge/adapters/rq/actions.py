@@ -1,11 +1,7 @@
-"""RQ's actions: cancel, retry, discard and stop, one Lua script each (``rq/lua/*.lua``).
-
-Python reads what the script needs to name its keys (the job's origin queue, its worker)
-and refuses a value that is not one of the source's queues or live workers
-(:mod:`jobbridge.adapters.keyguard`); each script re-checks the value against the hash
-before it changes anything and answers "read again" (-4) when it moved, so the action is
-atomic with respect to RQ's workers whatever happened between the read and the script
-(:mod:`jobbridge.adapters.action_loop`).
+"""RQ's actions: cancel, retry, discard and stop, one Lua script each (``rq/lua/*.lua``,
+docs/rq.md §5). Python reads what names the script's keys and checks it
+(:mod:`jobbridge.adapters.keyguard`); the script re-checks it and answers "read again" when it
+moved (:mod:`jobbridge.adapters.action_loop`).
 """
 
 from __future__ import annotations

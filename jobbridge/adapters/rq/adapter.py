@@ -1,21 +1,7 @@
-"""The RQ adapter: RQ's queues, registries and job hashes (docs/rq.md), read and acted on.
-
-Reads are bounded whatever the depth of a queue or registry: counters are LLEN / ZCARD /
-ZCOUNT per queue; a page is one LRANGE or ZRANGE per key it spans (keys of all queues joined
-end to end, :mod:`jobbridge.adapters.paging`), then a size-capped, pipelined read of that
-page's job hashes. Pipelines hold a bounded number of commands (``RqAdapter._batched``), so
-no read holds the event loop for long. Nothing is written, nothing is cleaned up: RQ's
-own ``registry.count()`` runs ``cleanup()`` first, which fails abandoned jobs and runs their
-callbacks, so jobbridge only ever uses plain ZCARDs and ranges (spec §2 "Counts", §5.7).
-
-Identity: a job is where Redis holds it. Registry members whose hash expired are shown as
-flagged rows, never dropped, and every field of a hash may be garbage
-(:mod:`jobbridge.adapters.rq.records` turns each into words on the row).
-
-Actions live in :mod:`jobbridge.adapters.rq.actions` (one Lua script each, ``rq/lua/*.lua``),
-the job page in :mod:`jobbridge.adapters.rq.job_page`, workers and cron schedulers in
-:mod:`jobbridge.adapters.rq.workers`.
-Redis errors propagate: the service turns them into ``SourceUnavailable``.
+"""The RQ adapter: RQ's queues, registries and job hashes, read with bounded work and never
+written by a read (docs/rq.md §4, §6.3). A job is where Redis holds it; a member whose hash
+is gone or garbage is a flagged row. Actions live in :mod:`.actions`, the job page in
+:mod:`.job_page`, workers and cron schedulers in :mod:`.workers`.
 """
 
 from __future__ import annotations

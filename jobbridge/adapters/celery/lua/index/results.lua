@@ -3,11 +3,12 @@
 -- action: no prelude, no audit. Every replica, its subscriber and its backfill call it with
 -- whatever they read, in any order and at once, so the outcome must not depend on the order.
 --
--- Each task carries a version that orders its metas (built in jobbridge/adapters/celery_index.py):
+-- Each task carries a version that orders its metas (built in
+-- jobbridge/adapters/celery/index_summary.py):
 --   "1:<date_done ms, 15 digits>:<rank>"  finished: SUCCESS 3, FAILURE 2, REVOKED 1
 --   "0:<retries (or ms seen), 15 digits>:<rank>"  unfinished: RETRY 2, STARTED 1, RECEIVED 0
 --   either with ":e" appended: the entry comes from one of Celery's task events
---   (jobbridge/adapters/celery_task_events.py); its number is the event's timestamp, ms
+--   (jobbridge/adapters/celery/task_events.py); its number is the event's timestamp, ms
 -- The version wins that sorts highest, except that a finished task never goes back to an
 -- unfinished bucket, and that a meta outranks an event: an event replaces a meta's entry only
 -- to finish an unfinished one, and any meta replaces an event's entry (unless it would take a
