@@ -28,12 +28,10 @@ from jobbridge.cli.common import (
     echo_json,
     echo_notes,
     entry_option,
-    fail,
     redis_option,
-    run,
-    with_service,
+    run_with_service,
 )
-from jobbridge.errors import ConfigError, SourceUnavailable, UnknownSource
+from jobbridge.errors import ConfigError
 from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
 from jobbridge.render import render_detail, render_snapshot
 from jobbridge.serialize import action_json, audit_json, detail_json, snapshot_json
@@ -110,10 +108,7 @@ def snapshot(
         else:
             echo("\n\n".join(render_snapshot(s) for s in shots))
 
-    try:
-        run(with_service(settings, use))
-    except (UnknownSource, SourceUnavailable, ConfigError) as exc:
-        raise fail(exc) from exc
+    run_with_service(settings, use)
 
 
 def _parse_pages(values: tuple[str, ...]) -> dict[ListName, int | None]:
@@ -163,10 +158,7 @@ def show(
         else:
             echo(render_detail(detail))
 
-    try:
-        run(with_service(settings, use))
-    except (UnknownSource, SourceUnavailable, ConfigError) as exc:
-        raise fail(exc) from exc
+    run_with_service(settings, use)
 
 
 def _one_source(service: JobService, name: str | None) -> str:
@@ -222,10 +214,7 @@ def _action_command(action: Action) -> click.Command:
                     worst = EXIT_REFUSED
             return worst
 
-        try:
-            code = run(with_service(settings, use))
-        except (UnknownSource, SourceUnavailable, ConfigError) as exc:
-            raise fail(exc) from exc
+        code = run_with_service(settings, use)
         sys.exit(code)
 
     command.__doc__ = _action_help(action)
@@ -286,10 +275,7 @@ def audit(
                 f"{clean(e.action)} {clean(e.job_id)}{new}: {clean(e.outcome)}"
             )
 
-    try:
-        run(with_service(settings, use))
-    except (UnknownSource, SourceUnavailable, ConfigError) as exc:
-        raise fail(exc) from exc
+    run_with_service(settings, use)
 
 
 @main.command()

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from jobbridge.config import load_settings
-from jobbridge.errors import ConfigError, JobbridgeError, SourceUnavailable
+from jobbridge.errors import ConfigError, JobbridgeError, SourceUnavailable, UnknownSource
 from jobbridge.service import JobService
 from jobbridge.settings import Settings
 from jobbridge.sources import build_adapters, resolve_sources
@@ -89,7 +89,16 @@ def run(coro: Awaitable[T]) -> T:
     return asyncio.run(wrapped())
 
 
-async def with_service(settings: Settings, use: Callable[[JobService], Awaitable[T]]) -> T:
+def run_with_service(settings: Settings, use: Callable[[JobService], Awaitable[T]]) -> T:
+    """``use`` a service over the settings' sources; an unknown or unreachable source, or a bad
+    configuration, ends the command with its error and exit code."""
+    try:
+        return run(_with_service(settings, use))
+    except (UnknownSource, SourceUnavailable, ConfigError) as exc:
+        raise _fail(exc) from exc
+
+
+async def _with_service(settings: Settings, use: Callable[[JobService], Awaitable[T]]) -> T:
     settings, notes = await resolve_sources(settings)
     echo_notes(notes)
     service = JobService(
@@ -104,7 +113,7 @@ async def with_service(settings: Settings, use: Callable[[JobService], Awaitable
         await service.close()
 
 
-def fail(exc: JobbridgeError) -> click.ClickException:
+def _fail(exc: JobbridgeError) -> click.ClickException:
     if isinstance(exc, SourceUnavailable):
         return UnavailableError(clean(exc))
     return UsageError(clean(exc))
