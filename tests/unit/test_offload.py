@@ -30,7 +30,6 @@ def big_record() -> bytes:
     return raw
 
 
-@pytest.mark.slow
 async def test_a_big_value_is_decoded_in_the_worker_as_it_would_be_here() -> None:
     raw = big_record()
     before = offload.worker_calls()
