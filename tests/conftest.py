@@ -6,7 +6,11 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
+from types import CodeType
+from typing import Any
 
+import aiohttp_jinja2
+import jinja2
 import pytest
 import redis
 import redis.asyncio
@@ -63,6 +67,77 @@ def generous_read_timeout(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
             defaults = function.__kwdefaults__
             assert defaults is not None and "read_timeout_s" in defaults
             monkeypatch.setitem(defaults, "read_timeout_s", TEST_READ_TIMEOUT_S)
+
+
+class SharedTemplateCode(jinja2.BytecodeCache):
+    """The apps' compiled templates, kept for the session: hundreds of tests each build an app,
+    and compiling its templates anew was most of a web test's set-up (0.1 s). Each app still
+    makes its own templates from the code; the key holds the source's checksum and every
+    environment option the compiler reads, so an app configured otherwise compiles afresh."""
+
+    def __init__(self) -> None:
+        self.code: dict[tuple[str, str], CodeType] = {}
+
+    def get_bucket(
+        self, environment: jinja2.Environment, name: str, filename: str | None, source: str
+    ) -> jinja2.bccache.Bucket:
+        key = f"{self.get_cache_key(name, filename)} {compiler_options(environment)}"
+        bucket = jinja2.bccache.Bucket(environment, key, self.get_source_checksum(source))
+        self.load_bytecode(bucket)
+        return bucket
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        bucket.code = self.code.get((bucket.key, bucket.checksum))
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        assert bucket.code is not None
+        self.code[bucket.key, bucket.checksum] = bucket.code
+
+
+def compiler_options(env: jinja2.Environment) -> str:
+    """What the code Jinja generates depends on, besides the source (callables by name)."""
+
+    def named(value: Any) -> str:
+        return str(getattr(value, "__qualname__", None) or repr(value))
+
+    return repr(
+        (
+            env.block_start_string,
+            env.block_end_string,
+            env.variable_start_string,
+            env.variable_end_string,
+            env.comment_start_string,
+            env.comment_end_string,
+            env.line_statement_prefix,
+            env.line_comment_prefix,
+            env.trim_blocks,
+            env.lstrip_blocks,
+            env.newline_sequence,
+            env.keep_trailing_newline,
+            env.optimized,
+            env.is_async,
+            named(env.undefined),
+            named(env.finalize),
+            named(env.autoescape),
+            sorted(env.extensions),
+            sorted((k, named(v)) for k, v in env.filters.items()),
+            sorted((k, named(v)) for k, v in env.tests.items()),
+        )
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_template_code() -> Iterator[None]:
+    """Every app of the session compiles its templates into one SharedTemplateCode."""
+    cache, real = SharedTemplateCode(), aiohttp_jinja2.setup
+
+    def setup(*args: Any, **kwargs: Any) -> jinja2.Environment:
+        kwargs.setdefault("bytecode_cache", cache)
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(aiohttp_jinja2, "setup", setup)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -352,6 +352,7 @@ def test_show_of_a_canceled_celery_task_still_names_it(redis_url) -> None:
     assert re.search(r"^ +queue: celery$", out, re.M), out
 
 
+@pytest.mark.slow
 def test_snapshot_detects_celery_whose_tasks_all_go_to_named_queues(redis_url) -> None:
     """A Celery app that routes every task to a queue of its own never declares the default
     ``celery`` queue, so ``_kombu.binding.celery`` never exists; its ``_kombu.binding.<q>``

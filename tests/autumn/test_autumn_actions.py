@@ -57,6 +57,7 @@ async def test_cancel_enqueued_job_never_runs(autumn_emulator, adapter) -> None:
     assert entry.source == "orders" and entry.actor == "alice"
 
 
+@pytest.mark.slow
 async def test_cancel_scheduled_job_never_runs(autumn_emulator, adapter) -> None:
     due = autumn_emulator.enqueue("noop", {}, delay_ms=50)
     assert (await adapter.cancel(due, "ops")).outcome is Outcome.DONE

@@ -204,6 +204,7 @@ async def test_broken_records_become_flagged_rows(autumn_emulator, adapter) -> N
     assert page.skipped == 3
 
 
+@pytest.mark.slow
 async def test_queues_are_discovered_with_a_bounded_scan(autumn_emulator, redis_client) -> None:
     for name in ("alpha", "default", "zeta"):
         autumn_emulator.enqueue("noop", {}, queue=name)

@@ -39,6 +39,7 @@ async def full(client: redis.asyncio.Redis) -> list[bytes]:
     return [digest_now(raw) for raw in await client.lrange(KEY, 0, LIMIT - 1)]
 
 
+@pytest.mark.slow
 async def test_incremental_reads_match_a_full_read_after_every_step(redis_client) -> None:
     rng = random.Random(20261201)
     history: ListHistory[Size] = ListHistory(KEY, LIMIT, summary, Size._make)
@@ -101,6 +102,7 @@ async def test_a_poll_that_finds_nothing_new_reads_no_entries(redis_client) -> N
     assert [e.digest for e in history.entries] == await full(redis_client)
 
 
+@pytest.mark.slow
 async def test_counts_of_a_followed_source_equal_a_fresh_one(autumn_emulator, redis_url) -> None:
     rng = random.Random(5)
     now = autumn_emulator.now_ms()

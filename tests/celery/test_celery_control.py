@@ -232,6 +232,7 @@ def test_built_message_runs_to_success(
 # ------------------------------------------------------------------ result metas
 
 
+@pytest.mark.slow
 def test_revoked_meta_unblocks_a_waiting_get(celery_app, sync_redis):
     task_id = str(uuid.uuid4())
     key = meta_key(task_id)
@@ -510,6 +511,7 @@ async def test_a_prefixed_worker_obeys_and_answers(
     assert_no_reply_keys(sync_redis, prefix)
 
 
+@pytest.mark.slow
 async def test_worker_watch_survives_forged_replies(sync_redis, redis_url, redis_client):
     """Anyone who can subscribe to the pidbox channel learns the watch's reply lists and
     tickets: replies pushed there are hostile input like any other."""
@@ -595,6 +597,7 @@ class LagProbe:
         self._task.cancel()
 
 
+@pytest.mark.slow
 async def test_worker_watch_keeps_the_loop_free_under_a_flood(sync_redis, redis_url, redis_client):
     db = db_of(redis_url)
     watch = WorkerWatch(redis_client, global_keyprefix="", db=db, source="t")

@@ -330,6 +330,7 @@ def hostile_metas(marker: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow
 async def test_hostile_result_metas_are_flagged_or_skipped_never_a_500(
     celery_app, redis_url, sync_redis, tmp_path
 ) -> None:
@@ -399,6 +400,7 @@ def cli(*args: str) -> tuple[int, str]:
     return result.exit_code, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_hostile_messages_and_metas_never_break_the_cli(
     celery_app, redis_url, sync_redis, tmp_path
 ) -> None:

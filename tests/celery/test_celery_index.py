@@ -171,6 +171,7 @@ def _events(rng: random.Random) -> list[tuple[bytes, bytes, int]]:
     return events
 
 
+@pytest.mark.slow
 async def test_any_order_and_any_number_of_writers_end_the_same(make_index, sync_redis):
     events = _events(random.Random(7))
     reference = make_index(base="ref:", clock=fixed())
@@ -433,6 +434,7 @@ async def test_a_closed_index_leaves_its_pass_for_the_next(make_index, sync_redi
     assert sync_redis.zcard(second.key(Bucket.COMPLETED)) == 280
 
 
+@pytest.mark.slow
 async def test_one_replica_backfills_at_a_time(make_index, sync_redis):
     seed_metas(sync_redis, 300)
     settings = IndexSettings(step_sleep_s=0.02, scan_count=20, lock_retry_s=0.05)
@@ -460,6 +462,7 @@ async def test_one_replica_backfills_at_a_time(make_index, sync_redis):
     assert int(sync_redis.hget(one.backfill_key, "passes") or 0) in (1, 2)
 
 
+@pytest.mark.slow
 async def test_a_lost_subscription_is_followed_by_a_pass(make_index, sync_redis):
     index = make_index(settings=IndexSettings(step_sleep_s=0, pass_interval_s=3600))
     await index.start()
@@ -477,6 +480,7 @@ async def test_a_lost_subscription_is_followed_by_a_pass(make_index, sync_redis)
     await async_wait_for(passes, "the pass after the reconnection to end", timeout=5)
 
 
+@pytest.mark.slow
 async def test_backfill_of_seeded_metas_is_quick(make_index, sync_redis):
     seed_metas(sync_redis, 5000)
     index = make_index(settings=IndexSettings(step_sleep_s=0))

@@ -63,6 +63,7 @@ async def all_three_heard(
     await async_wait_for(heard, f"every listener's message of round {round_}", every=0.2)
 
 
+@pytest.mark.slow
 async def test_one_connection_feeds_the_watch_the_index_and_the_events(
     redis_url: str, sync_redis: redis.Redis
 ) -> None:
@@ -94,6 +95,7 @@ async def test_one_connection_feeds_the_watch_the_index_and_the_events(
     await async_wait_for(lambda: not pubsub_clients(sync_redis, db), "the connection to close")
 
 
+@pytest.mark.slow
 async def test_a_pattern_the_acl_refuses_leaves_the_others_followed(
     redis_url: str, redis_server: Any, redis_client: redis.asyncio.Redis, sync_redis: redis.Redis
 ) -> None:

@@ -21,6 +21,7 @@ def expected(made: dict) -> tuple[list[str], list[str]]:
     return [t for _, t in scheduled], [t for _, t in reserved]
 
 
+@pytest.mark.slow
 async def test_sorts_decodes_each_tag_once_and_merges_changes(
     sync_redis: redis.Redis, redis_client: redis.asyncio.Redis
 ) -> None:

@@ -326,6 +326,7 @@ async def test_each_setup_is_one_the_action_applies_to(
     assert everything(sync_redis) != before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "n"), CASES)
 async def test_key_of_another_type_between_read_and_script(
     name, n, redis_url, sync_redis, client, published
@@ -358,6 +359,7 @@ async def test_key_of_another_type_between_read_and_script(
 NOT_FOUND_FIRST = {("celery_cancel", 4)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "n"), CASES)
 async def test_key_of_another_type_before_the_action(
     name, n, redis_url, sync_redis, client, published

@@ -307,6 +307,7 @@ async def test_lookups_of_unknown_ids_read_no_history(
     assert history.transferred == read
 
 
+@pytest.mark.slow
 async def test_a_huge_payload_is_decoded_away_from_the_loop(autumn_emulator, adapter) -> None:
     payload = {"items": [{"n": n, "text": "y" * 20} for n in range(60_000)]}
     job_id = failing_job(autumn_emulator, payload=payload)

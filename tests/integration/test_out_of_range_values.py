@@ -272,6 +272,11 @@ async def web(redis_url: str) -> AsyncIterator[TestClient]:
         await client.close()
 
 
+def systems(names: dict[str, Any]) -> list[Any]:
+    """Parameters: Celery's cases wait seconds for its held messages to be read (``slow``)."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n == "celery" else n for n in sorted(names)]
+
+
 def job_path(source: str, job_id: str) -> str:
     return f"/admin/jobs/{source}/job?{urlencode({'id': job_id})}"
 
@@ -331,7 +336,7 @@ async def assert_flagged_everywhere(
 
 
 @pytest.mark.parametrize("value", VALUES)
-@pytest.mark.parametrize("system", sorted(SEEDS))
+@pytest.mark.parametrize("system", systems(SEEDS))
 async def test_a_value_out_of_range_is_a_flagged_row(
     web: TestClient,
     sync_redis: redis.Redis,
@@ -391,7 +396,7 @@ def seed_wrong_celery(conn: redis.Redis) -> list[Target]:
 WRONG = {"autumn": seed_wrong_autumn, "rq": seed_wrong_rq, "celery": seed_wrong_celery}
 
 
-@pytest.mark.parametrize("system", sorted(WRONG))
+@pytest.mark.parametrize("system", systems(WRONG))
 async def test_a_key_of_the_wrong_type_is_a_flagged_row(
     web: TestClient, sync_redis: redis.Redis, redis_url: str, tmp_path: Path, system: str
 ) -> None:

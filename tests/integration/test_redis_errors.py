@@ -123,6 +123,7 @@ async def test_overview_and_ready_report_only_the_broken_sources(autumn_emulator
     assert "not a Redis server" in (ready["http"] or "")
 
 
+@pytest.mark.slow
 async def test_discovery_logs_once_per_outage_not_per_retry(
     service, redis_client, monkeypatch, caplog
 ) -> None:

@@ -47,6 +47,7 @@ async def test_a_big_value_is_decoded_in_the_worker_as_it_would_be_here() -> Non
     assert worker_calls() == before + 1
 
 
+@pytest.mark.slow
 async def test_what_the_worker_cannot_run_is_decoded_here_and_the_worker_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

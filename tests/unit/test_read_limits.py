@@ -23,6 +23,7 @@ class Source:
         self.source, self.client = name, Client(port)
 
 
+@pytest.mark.slow
 async def test_a_full_server_holds_up_no_other_and_its_queue_times_out() -> None:
     limits = ReadLimits(timeout_s=0.3)
     slow, other = Source("slow", 1), Source("other", 2)

@@ -191,6 +191,7 @@ async def test_repeated_failures_from_one_address_are_throttled(authed) -> None:
     assert (await authed.get("/admin/api/sources")).status == 200
 
 
+@pytest.mark.slow
 async def test_failed_logins_count_towards_the_throttle(make_client) -> None:
     client = await make_client(auth=auth_config())
     for _ in range(MAX_FAILURES):
@@ -368,6 +369,7 @@ async def test_a_copy_of_the_cookie_is_dead_after_logout(authed) -> None:
     assert replay.status == 401
 
 
+@pytest.mark.slow
 def test_revoked_sessions_are_bounded() -> None:
     security = Security(make_settings("redis://127.0.0.1:1/0", auth=auth_config()))
     first = security.new_session(TOKENS[0])

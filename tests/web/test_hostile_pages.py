@@ -121,6 +121,7 @@ async def test_distinct_queries_do_not_grow_the_read_cache(
     assert len(service.cache) <= service.cache.max_entries
 
 
+@pytest.mark.slow
 async def test_expired_reads_are_dropped_while_idle(make_client, autumn_emulator) -> None:
     client = await make_client(cache_ttl_s=0.1)
     service = client.server.app[keys.SERVICE]
