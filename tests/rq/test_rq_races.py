@@ -77,7 +77,9 @@ async def test_cancels_racing_two_workers_lose_nothing_and_run_nothing_twice(
                 await asyncio.sleep(rng.random() / 50)
 
         started = time.monotonic()
-        workers = [rq_workers.start(burst=True, extra=["-q"]) for _ in range(WORKERS)]
+        # Not quiet (-q): the harness must read "done, quitting" to stop a worker whose
+        # teardown hangs in RQ's pub/sub thread (tests/rq/rq_support.py, wait_exit).
+        workers = [rq_workers.start(burst=True) for _ in range(WORKERS)]
         await asyncio.gather(fire(targets[0::2], first), fire(targets[1::2], second), snipe(second))
         cancel_seconds = time.monotonic() - started
         for worker in workers:
