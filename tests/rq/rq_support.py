@@ -145,12 +145,18 @@ class RqWorker(WorkerProcess):
         return super().describe() + note
 
     def wait_registered(self, conn: redis.Redis, timeout: float = 15.0) -> None:
-        """Wait until RQ lists this worker (its key in ``rq:workers``)."""
+        """Wait until RQ lists this worker (its key in ``rq:workers``) and it has left its
+        start-up: RQ registers a worker, then installs its signal handlers, then sets it idle
+        (or busy). A SIGTERM before the handlers kills it without its shutdown, so a test that
+        stops the worker must not begin while its state still says "started"."""
 
         def registered() -> bool:
             if not self.alive:
                 raise AssertionError(f"worker exited before registering: {self.describe()}")
-            return any(w.name == self.name for w in Worker.all(connection=conn))
+            return any(
+                w.name == self.name and w.get_state() not in ("started", "?")
+                for w in Worker.all(connection=conn)
+            )
 
         wait_for(registered, f"worker {self.name} to register", timeout)
 
