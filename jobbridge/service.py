@@ -46,6 +46,7 @@ from jobbridge.model import (
     reachable_id,
 )
 from jobbridge.read_limits import DEFAULT_READ_TIMEOUT_S, ReadLimits
+from jobbridge.series.model import POINTS, STEP_S, Series, SeriesPoint, Window
 from jobbridge.tally import TALLY_QUERY, SourceSample, tally_document
 
 # ``X as X`` above re-exports: web's shared state words the failures of its own Redis as a
@@ -362,6 +363,21 @@ class JobService:
             sources=tuple(rows),
             recent_failures=tuple(failures[:OVERVIEW_FAILURES]),
         )
+
+    async def series(self, source: str, window: Window, queue: str | None = None) -> Series:
+        """A chart series of one source (or of one of its queues).
+
+        PLACEHOLDER (issue 17): zero points until the series followers land; replaced by the
+        series helper's implementation before this issue is resolved.
+        """
+        self.adapter(source)
+        step = STEP_S[window]
+        now = int(datetime.now(tz=UTC).timestamp()) // step * step
+        points = tuple(
+            SeriesPoint(at=datetime.fromtimestamp(now - i * step, tz=UTC), completed=0, failed=0)
+            for i in reversed(range(POINTS[window]))
+        )
+        return Series(source=source, window=window, step_s=step, points=points, queue=queue)
 
     async def job_name_counts(self) -> dict[str, Any]:
         """Per-job-name counters across sources (``/actuator/jobs``; see ``jobbridge.tally``)."""
