@@ -43,6 +43,7 @@ from jobbridge.model import (
     Snapshot,
     SnapshotQuery,
     System,
+    Worker,
     reachable_id,
 )
 from jobbridge.read_limits import DEFAULT_READ_TIMEOUT_S, ReadLimits
@@ -307,6 +308,18 @@ class JobService:
         return await self.cache.get(
             (source, "counters"),
             lambda: self.limits.run(adapter, lambda: read(adapter, adapter.counters)),
+        )
+
+    async def workers(self, source: str) -> tuple[Worker, ...] | None:
+        """A source's registered workers (one coalesced read); None when its system registers
+        none."""
+        adapter = self.adapter(source)
+        if not isinstance(adapter, ListsWorkers):
+            return None
+        lister = adapter
+        return await self.cache.get(
+            (source, "workers"),
+            lambda: self.limits.run(adapter, lambda: read(adapter, lister.workers)),
         )
 
     async def read_every_source(

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from jobbridge.adapters.contract import JobAdapter
-    from jobbridge.model import Action
+    from jobbridge.model import Action, Worker
     from jobbridge.settings import Role, SourceConfig
 
 #: the entry-point group an installed distribution declares its systems under
@@ -128,6 +128,10 @@ class SystemSpec:
     actions: tuple[ActionSpec, ...] = ()
     #: the columns its rows fill (``JobRecord`` fields), for readers of the model
     columns: tuple[str, ...] = ()
+    #: whether one of its workers is busy (True), idle (False) or neither (None: dead,
+    #: offline, suspended), in the system's own words; None: the comparison's default rule
+    #: (a current job or "busy" is busy, "idle" is idle; see jobbridge.compare)
+    worker_busy: Callable[[Worker], bool | None] | None = None
 
     def action(self, action: Action) -> ActionSpec | None:
         for spec in self.actions:

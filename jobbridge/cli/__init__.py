@@ -1,7 +1,8 @@
 """The ``jobbridge`` command: serve, demo, snapshot, show, the actions, audit; acl and doctor in
-:mod:`jobbridge.cli.admin`. Settings: ``--config`` file < ``JOBBRIDGE_*`` environment < flags
-(docs/configuration.md). Values from Redis are anyone's: each goes through
-:func:`jobbridge.text.clean`, and every non-JSON line through :func:`jobbridge.cli.common.echo`.
+:mod:`jobbridge.cli.admin`, compare in :mod:`jobbridge.cli.compare`. Settings: ``--config`` file
+< ``JOBBRIDGE_*`` environment < flags (docs/configuration.md). Values from Redis are anyone's:
+each goes through :func:`jobbridge.text.clean`, and every non-JSON line through
+:func:`jobbridge.cli.common.echo`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from jobbridge.cli.common import (
     redis_option,
     run_with_service,
 )
+from jobbridge.cli.compare import compare
 from jobbridge.errors import ConfigError
 from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
 from jobbridge.render import render_detail, render_snapshot
@@ -242,6 +244,7 @@ def _action_help(action: Action) -> str:
 for _action in Action:
     main.add_command(_action_command(_action))
 main.add_command(acl)
+main.add_command(compare)
 main.add_command(doctor)
 
 

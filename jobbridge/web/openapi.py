@@ -15,6 +15,7 @@ from typing import Any
 
 import jobbridge
 from jobbridge.adapters import action_notes, names
+from jobbridge.compare import WORST_FIRST, CompareRow, Direction, Rates, SortKey
 from jobbridge.model import (
     DONE_WORDS,
     Action,
@@ -55,6 +56,8 @@ RECORDS: dict[str, type] = {
     "Schedule": Schedule,
     "Worker": Worker,
     "AuditEntry": AuditEntry,
+    "CompareRow": CompareRow,
+    "Rates": Rates,
 }
 _SCHEMA_NAMES = {cls: name for name, cls in RECORDS.items()}
 _SCALARS: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
@@ -436,6 +439,41 @@ def _paths(prefix: str) -> dict[str, Any]:
                         )
                     ),
                     **_AUTH_ERRORS,
+                },
+            }
+        },
+        f"{api}/compare": {
+            "get": {
+                "summary": "Every source and each of its queues compared: depth, oldest "
+                "waiting age, throughput and failure rate over 5 and 60 minutes, workers, "
+                "overdue running jobs.",
+                "description": f"{WORST_FIRST} Each source row is followed by its queue rows, "
+                "sorted the same way; a value that is not known sorts last either way.",
+                "parameters": [
+                    {
+                        "name": "sort",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": [k.value for k in SortKey]},
+                    },
+                    {
+                        "name": "dir",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": [d.value for d in Direction]},
+                    },
+                ],
+                "responses": {
+                    "200": _ok(
+                        _object(
+                            {
+                                "taken_at": _TIME,
+                                "sort": {"type": "string", "enum": [k.value for k in SortKey]},
+                                "dir": {"type": "string", "enum": [d.value for d in Direction]},
+                                "rows": {"type": "array", "items": _ref("CompareRow")},
+                            }
+                        )
+                    ),
+                    **_AUTH_ERRORS,
+                    "400": _error("sort or dir names nothing."),
                 },
             }
         },

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from jobbridge.web import api, views
+from jobbridge.web import api, compare_views, views
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: the action segment of action URLs
@@ -38,6 +38,7 @@ def setup_routes(app: web.Application, prefix: str) -> None:
     router.add_get(f"{p}/api/sources/{{source}}/jobs/{{id}}", api.job, name="api_job")
     router.add_post(f"{p}/api/sources/{{source}}/jobs/{{id}}/{ACTIONS}", api.act, name="api_action")
     router.add_get(f"{p}/api/counters", api.counters, name="api_counters")
+    router.add_get(f"{p}/api/compare", compare_views.api_compare, name="api_compare")
     router.add_get(f"{p}/api/audit", api.audit, name="api_audit")
     # Root machine endpoints.
     router.add_get("/healthz", api.healthz, name="healthz")

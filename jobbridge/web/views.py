@@ -20,7 +20,7 @@ from jobbridge.model import (
     list_title,
 )
 from jobbridge.service import SourceStatus
-from jobbridge.web import keys
+from jobbridge.web import compare_views, keys
 from jobbridge.web.api import audit_limit, audit_source, snapshot_query
 from jobbridge.web.auth import too_many_attempts
 from jobbridge.web.context import Ui
@@ -79,14 +79,16 @@ async def index(request: web.Request) -> web.StreamResponse:
 @paced_template("overview.html")
 async def overview(request: web.Request) -> dict[str, Any]:
     result = await request.app[keys.SERVICE].overview()
-    return {"ui": Ui(request), "overview": result, "rows": result.sources, "initial": True}
+    table = await compare_views.table_context(request)
+    return {"ui": Ui(request), "overview": result, "rows": result.sources, "initial": True, **table}
 
 
 @paced_template("_overview_counters.html")
 async def overview_counters(request: web.Request) -> dict[str, Any]:
     reads = await request.app[keys.SERVICE].every_counters()
     rows = [SourceStatus.of(r, r.value) for r in reads]
-    return {"ui": Ui(request), "rows": rows, "initial": False}
+    table = await compare_views.table_context(request, reads)
+    return {"ui": Ui(request), "rows": rows, "initial": False, **table}
 
 
 @paced_template("source.html")

@@ -15,7 +15,7 @@ from jobbridge.adapters.registry import (
     SystemSpec,
 )
 from jobbridge.errors import ConfigError
-from jobbridge.model import Action
+from jobbridge.model import Action, Worker
 from jobbridge.redis_urls import parse_redis_url
 
 if TYPE_CHECKING:
@@ -95,6 +95,15 @@ _REVOKE_TEXT = (
     "terminated."
 )
 
+
+def worker_busy(worker: Worker) -> bool | None:
+    """Celery's workers are "online" or "offline": an online one executing a task (its
+    heartbeat's ``active``) is busy, else idle; an offline one is neither."""
+    if worker.state != "online":
+        return None
+    return (worker.active or 0) > 0
+
+
 SYSTEM = SystemSpec(
     name="celery",
     title="Celery",
@@ -170,4 +179,5 @@ SYSTEM = SystemSpec(
         "extra",
         "entry",
     ),
+    worker_busy=worker_busy,
 )

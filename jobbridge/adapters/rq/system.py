@@ -8,7 +8,7 @@ from jobbridge.adapters.detection import probe
 from jobbridge.adapters.fields import glob_escape
 from jobbridge.adapters.registry import AclGrants, ActionSpec, ConfirmStep, Detected, SystemSpec
 from jobbridge.adapters.rq.keys import DEFAULT_KEY_PREFIX
-from jobbridge.model import Action
+from jobbridge.model import Action, Worker
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -40,6 +40,14 @@ def channels(source: SourceConfig, role: Role) -> list[str]:
     if role != "operator":
         return []
     return [f"{glob_escape(source.effective_key_prefix)}:pubsub:*"]
+
+
+def worker_busy(worker: Worker) -> bool | None:
+    """RQ's worker states: "busy" (or a current job) is busy; "idle", and "started" (set
+    before its first wait for work), are idle; "suspended" and "dead" are neither."""
+    if worker.current_job is not None or worker.state == "busy":
+        return True
+    return False if worker.state in ("idle", "started") else None
 
 
 SYSTEM = SystemSpec(
@@ -77,4 +85,5 @@ SYSTEM = SystemSpec(
         "payload_preview",
         "extra",
     ),
+    worker_busy=worker_busy,
 )
