@@ -132,6 +132,9 @@ class Checker:
         status, _ = await self.job("no-such-job")
         assert status == 404
         await self.call("get", f"{api}/counters", f"{api}/counters")
+        await self.call("get", f"{api}/compare", f"{api}/compare")
+        status, _ = await self.call("get", f"{api}/compare", f"{api}/compare", {"sort": "x"})
+        assert status == 400
         await self.call("get", f"{api}/audit", f"{api}/audit", {"source": self.source})
         status, _ = await self.call("get", f"{api}/audit", f"{api}/audit", {"source": "nope"})
         assert status == 404
