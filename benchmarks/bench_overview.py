@@ -16,6 +16,17 @@ loop lag while: 1,000 new entries land in every history at once; a job page show
 with a 5 MB payload.
 
     .venv/bin/python -m benchmarks.bench_overview --sources 1 10 30 100 --servers 1
+
+``--refresh N`` measures instead what one refresh of the overview costs with N sources, a third
+each of Autumn, RQ and Celery (each RQ and Celery source in a database of its own, three queues
+with a few waiting jobs each): the polled fragment (the Sources table and the comparison),
+``/api/counters`` and ``/api/compare``, in time per refresh and Redis commands per refresh
+(INFO's ``total_commands_processed`` around the refreshes, less what the background work of the
+same app sent in an equal idle time). Run it against main's code for the "before"
+(``PYTHONPATH=/path/to/main python benchmarks/bench_overview.py --refresh 30``): a path main does
+not serve is left out.
+
+    .venv/bin/python -m benchmarks.bench_overview --refresh 30
 """
 
 from __future__ import annotations
@@ -301,13 +312,143 @@ async def changed_and_huge(
         gc.unfreeze()
 
 
+# ---------------------------------------------------------------------------- --refresh
+
+#: what one refresh of the overview reads: the polled fragment, and the JSON reads beside it
+REFRESH_PATHS = ("/admin/jobs/counters", "/admin/api/counters", "/admin/api/compare")
+#: HOOK for the charts: the per-source series reads a refresh of the overview's charts makes
+#: (measured once the route answers; the charts drawn inside the fragment are in its figure)
+SERIES_PATH = "/admin/api/sources/{source}/series?window=1h"
+
+
+def refresh_sources(server: RedisServer, count: int) -> list[SourceConfig]:
+    """``count`` sources, a third of each system, each holding a few waiting jobs."""
+    import celery  # type: ignore[import-untyped]
+    import rq
+
+    made: list[SourceConfig] = []
+    for n in range(count):
+        kind = ("autumn", "rq", "celery")[n % 3]
+        name = f"{kind}{n:03d}"
+        if kind == "autumn":
+            prefix = f"{name}:jobs"
+            fill(redis.Redis(port=server.port), prefix, new=100)
+            made.append(
+                SourceConfig(
+                    name=name,
+                    system="autumn",
+                    redis_url=server.url(0),
+                    key_prefix=prefix,
+                    queues=QUEUES,
+                )
+            )
+            continue
+        url = server.url(1 + n)
+        if kind == "rq":
+            conn = redis.Redis.from_url(url)
+            for queue in QUEUES:
+                for _ in range(3):
+                    rq.Queue(queue, connection=conn).enqueue("os.getcwd")
+            made.append(SourceConfig(name=name, system="rq", redis_url=url, queues=QUEUES))
+        else:
+            app = celery.Celery(broker=url, backend=url)
+            for queue in QUEUES:
+                for _ in range(3):
+                    app.send_task("bench.noop", args=(1,), queue=queue)
+            app.close()
+            made.append(SourceConfig(name=name, system="celery", redis_url=url, queues=QUEUES))
+    return made
+
+
+def commands_processed(client: redis.Redis) -> int:
+    return int(client.info("stats")["total_commands_processed"])
+
+
+async def refresh_cost(count: int, polls: int) -> None:
+    server = start_redis_server()
+    runner: web.AppRunner | None = None
+    try:
+        sources = refresh_sources(server, count)
+        settings = Settings(
+            server=ServerConfig(port=free_port(), cache_ttl_s=0.0), sources=tuple(sources)
+        )
+        runner = web.AppRunner(create_app(settings), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", settings.server.port).start()
+        base = f"http://127.0.0.1:{settings.server.port}"
+        probe = redis.Redis(port=server.port)
+        await get_all([base + "/admin/jobs"] * 3)  # warm: discovery, the first reads
+        await asyncio.sleep(1.0)
+        print(
+            f"{count} sources ({count - 2 * (count // 3)} Autumn, {count // 3} RQ, "
+            f"{count // 3} Celery) on one redis-server; read cache off; {polls} refreshes each"
+        )
+        paths = list(REFRESH_PATHS)
+        series = SERIES_PATH.format(source=sources[0].name)
+        if await _answers(base + series):
+            paths.append("<series of every source>")
+        for path in paths:
+            if path.startswith("<"):
+                urls = [base + SERIES_PATH.format(source=s.name) for s in sources]
+            else:
+                if not await _answers(base + path):
+                    print(f"  {path}: not served by this code (before the change)")
+                    continue
+                urls = [base + path]
+            # the background work's own commands over the same time, taken off
+            before = commands_processed(probe)
+            start = time.perf_counter()
+            took = await get_all(urls * polls)
+            elapsed = time.perf_counter() - start
+            during = commands_processed(probe) - before - 1
+            before = commands_processed(probe)
+            await asyncio.sleep(elapsed)
+            idle = commands_processed(probe) - before - 1
+            per_refresh = (during - idle) / polls
+            per_request = statistics.median(took)
+            print(
+                f"  {path}: median {per_request * len(urls):7.1f} ms per refresh "
+                f"({per_request:.1f} ms a request), {per_refresh:7.1f} Redis commands per "
+                f"refresh ({per_refresh / count:.1f} per source; background {idle / elapsed:.0f}"
+                "/s taken off)"
+            )
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        server.stop()
+
+
+async def _answers(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    def status() -> int:
+        try:
+            with urllib.request.urlopen(url) as reply:
+                return int(reply.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    return await asyncio.to_thread(status) == 200
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sources", type=int, nargs="+", default=[1, 10, 30, 100])
     parser.add_argument("--servers", type=int, default=1)
     parser.add_argument("--polls", type=int, default=40)
+    parser.add_argument(
+        "--refresh",
+        type=int,
+        default=None,
+        metavar="N",
+        help="measure one overview refresh with N sources of all three systems instead",
+    )
     args = parser.parse_args()
-    asyncio.run(run(sorted(args.sources), args.servers, args.polls))
+    if args.refresh:
+        asyncio.run(refresh_cost(args.refresh, args.polls))
+    else:
+        asyncio.run(run(sorted(args.sources), args.servers, args.polls))
 
 
 if __name__ == "__main__":

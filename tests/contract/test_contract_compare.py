@@ -37,9 +37,7 @@ async def test_compare_rows_match_the_sources_counters(harness: SystemHarness, a
         if workers is None:
             assert row["workers_busy"] is row["workers_idle"] is row["workers_away"] is None
         else:
-            assert row["workers_busy"] + row["workers_idle"] + row["workers_away"] == len(
-                workers
-            )
+            assert row["workers_busy"] + row["workers_idle"] + row["workers_away"] == len(workers)
         for each in rows:
             assert each["last_5m"]["minutes"] == 5 and each["last_60m"]["minutes"] == 60
 
