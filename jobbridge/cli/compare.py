@@ -45,7 +45,8 @@ HEADERS = (
 def _row(row: CompareRow) -> list[str]:
     name = clean(row.source, 40) if row.kind is RowKind.SOURCE else "  " + clean(row.queue, 38)
     if row.error is not None:
-        return [name, row.system, clean(row.error, 120), "", "", "", "", "", "", ""]
+        # the reason goes under the table, so it does not widen a column
+        return [name, row.system, "slow" if row.slow else "down", *["—"] * 7]
     overdue = "—" if row.running_overdue is None else str(row.running_overdue)
     return [
         name,
@@ -67,6 +68,8 @@ def render_comparison(result: Comparison) -> str:
     lines = [f"== Compared at {when(result.taken_at)}Z, {order}"]
     lines.append(table(HEADERS, [_row(r) for r in result.rows]) if result.rows else "(none)")
     for row in result.rows:
+        if row.error is not None:
+            lines.append(f"{clean(row.source, 40)}: {clean(row.error, 300)}")
         for problem in row.problems:
             lines.append(f"problem: {clean(row.source, 40)}: {clean(problem, 300)}")
     if result.sort is SortKey.WORST:

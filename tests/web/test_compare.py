@@ -222,7 +222,7 @@ async def test_compare_agrees_with_each_sources_counters(
 
 
 async def test_sorting_and_an_unreadable_source(
-    make_client, redis_url: str, dead_url: str, autumn_emulator: Autumn
+    make_client, redis_url: str, dead_url: str, autumn_emulator: Autumn, tmp_path: Path
 ) -> None:
     for n in range(3):
         seed.enqueue(autumn_emulator, queue="default", payload={"n": n})
@@ -291,3 +291,32 @@ async def test_sorting_and_an_unreadable_source(
     assert page.status == 200
     text = await page.text()
     assert "<script>alert" not in text and 'hx-get="/admin/jobs/counters"' in text
+
+    # The CLI: the same order, the unreadable source's row says so and why.
+    config = tmp_path / "jobbridge.toml"
+    config.write_text(
+        f'[[sources]]\nname = "orders"\nsystem = "autumn"\nredis_url = "{redis_url}"\n'
+        'queues = ["default"]\n\n'
+        f'[[sources]]\nname = "billing"\nsystem = "autumn"\nredis_url = "{redis_url}"\n'
+        'key_prefix = "billing:jobs"\nqueues = ["default"]\n\n'
+        f'[[sources]]\nname = "gone"\nsystem = "autumn"\nredis_url = "{dead_url}"\n'
+    )
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["compare", "--json", "--config", str(config)]
+    )
+    assert result.exit_code == 0, result.output
+    cli = json.loads(result.stdout)
+    assert [(r["source"], r["queue"]) for r in cli["rows"]] == order
+    text = await asyncio.to_thread(
+        CliRunner().invoke, main, ["compare", "--config", str(config), "--sort", "depth"]
+    )
+    assert text.exit_code == 0, text.output
+    shown = [line.split() for line in text.stdout.splitlines()[2:7]]
+    assert [(cells[0], cells[2]) for cells in shown] == [
+        ("orders", "3"),
+        ("default", "3"),
+        ("billing", "0"),
+        ("default", "0"),
+        ("gone", "down"),
+    ]
+    assert "gone: Redis unavailable" in text.stdout
