@@ -444,24 +444,25 @@ def parse_sort(sort: str | None, direction: str | None) -> tuple[SortKey, Direct
 
 
 def throughput_text(value: Rates | None) -> str:
-    """ "2.4/min" (jobs that finished per minute), or "—" when not read."""
+    """ "2.4/min (12)": jobs that finished per minute, and how many; "—" when not read."""
     if value is None:
         return "—"
-    return f"{value.per_minute:.1f}/min"
+    return f"{value.per_minute:.1f}/min ({value.completed + value.failed})"
 
 
 def counts_text(value: Rates | None) -> str:
-    """ "12 ok · 3 failed" over the window, or "" when not read."""
+    """ "12 completed, 3 failed in 5 min", or "" when not read."""
     if value is None:
         return ""
-    return f"{value.completed} ok · {value.failed} failed"
+    return f"{value.completed} completed, {value.failed} failed in {value.minutes} min"
 
 
 def failure_text(value: Rates | None) -> str:
-    """ "20%" of the jobs that finished; "—" when none finished or not read."""
+    """ "20% (3)": the share of finished jobs that failed, and how many; "—" when none
+    finished or not read."""
     if value is None or value.failure_rate is None:
         return "—"
-    return f"{value.failure_rate * 100:.0f}%"
+    return f"{value.failure_rate * 100:.0f}% ({value.failed})"
 
 
 def workers_text(row: CompareRow) -> str:

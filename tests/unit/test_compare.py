@@ -51,7 +51,9 @@ def test_rates_sum_the_last_minutes_only() -> None:
 def test_rates_of_nothing_finished_have_no_failure_rate() -> None:
     quiet = rates(points([(0, 0)] * 60), 5)
     assert quiet == Rates(minutes=5, completed=0, failed=0, per_minute=0.0, failure_rate=None)
-    assert failure_text(quiet) == "—" and throughput_text(quiet) == "0.0/min"
+    assert failure_text(quiet) == "—" and throughput_text(quiet) == "0.0/min (0)"
+    busy = rates(points([(9, 3)]), 5)
+    assert (throughput_text(busy), failure_text(busy)) == ("2.4/min (12)", "25% (3)")
 
 
 def test_rates_all_failed_is_a_rate_of_one() -> None:
