@@ -241,9 +241,7 @@ def test_demo_shows_three_live_systems_and_leaves_nothing_behind(demo: Demo) -> 
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_demo_on_a_given_redis_writes_only_under_its_prefix(
-    tmp_path: Path, redis_url: str
-) -> None:
+def test_demo_on_a_given_redis_writes_only_under_its_prefix(tmp_path: Path, redis_url: str) -> None:
     demo = _start(tmp_path, "--redis", redis_url)
     try:
         _wait_for_url(demo)

@@ -23,7 +23,7 @@ import redis
 
 import jobbridge
 from jobbridge.cli.common import echo
-from jobbridge.demo.children import Child, Watcher, spawn, stop_all
+from jobbridge.demo.children import GRACE_S, Child, Watcher, spawn, stop_all
 from jobbridge.demo.ports import (
     is_address_in_use,
     is_free,
@@ -43,6 +43,8 @@ from jobbridge.settings import ServerConfig, Settings, SourceConfig
 
 #: exit code of a taken port or a refused option (click's usage-error code)
 EXIT_USAGE = 2
+#: seconds the workers get to finish their jobs when the demo's own Redis is about to go
+PRIVATE_GRACE_S = 3.0
 #: the package the workloads live in
 WORKLOADS = "jobbridge.dev.demo_workloads"
 
@@ -57,25 +59,32 @@ class DemoError(Exception):
 
 def sources(layout: DemoLayout) -> tuple[SourceConfig, ...]:
     """The demo's three sources, one per system, on the layout's Redis."""
-    common = {"redis_url": layout.redis_url, "jobbridge_prefix": layout.jobbridge_prefix}
+    url, own = layout.redis_url, layout.jobbridge_prefix
     return (
         SourceConfig(
             name="orders",
             system="autumn",
+            redis_url=url,
             key_prefix=layout.autumn_prefix,
             queues=AUTUMN_QUEUES,
-            **common,
+            jobbridge_prefix=own,
         ),
         SourceConfig(
-            name="reports", system="rq", key_prefix=layout.rq_prefix, queues=RQ_QUEUES, **common
+            name="reports",
+            system="rq",
+            redis_url=url,
+            key_prefix=layout.rq_prefix,
+            queues=RQ_QUEUES,
+            jobbridge_prefix=own,
         ),
         SourceConfig(
             name="emails",
             system="celery",
+            redis_url=url,
             key_prefix=layout.celery_prefix,
             result_key_prefix=layout.celery_prefix,
             queues=CELERY_QUEUES,
-            **common,
+            jobbridge_prefix=own,
         ),
     )
 
@@ -185,12 +194,12 @@ def _stop_redis(server: RedisServer) -> None:
     shutil.rmtree(server.workdir, ignore_errors=True)
 
 
-def _stop_children(children: list[Child], watcher: Watcher) -> None:
+def _stop_children(children: list[Child], watcher: Watcher, grace_s: float) -> None:
     watcher.stopping.set()
     if not children:
         return
     echo("jobbridge demo: stopping the workers and the producer...", err=True)
-    killed = stop_all(children)
+    killed = stop_all(children, grace_s)
     if killed:
         echo(f"jobbridge demo: killed after the grace period: {', '.join(killed)}", err=True)
 
@@ -217,6 +226,8 @@ def run_demo(
     try:
         _check_ports(server_config.host, dashboard_port, redis_port)
         with ExitStack() as stack:
+            # A Redis of its own goes away with the demo: no running job there is worth a wait.
+            grace_s = PRIVATE_GRACE_S if redis_url is None else GRACE_S
             if redis_url is None:
                 server = _start_redis(redis_port)
                 stack.callback(_stop_redis, server)
@@ -230,7 +241,7 @@ def run_demo(
             stack.callback(shutil.rmtree, workdir, True)
             children: list[Child] = []
             watcher = Watcher(children, lambda line: echo(line, err=True))
-            stack.callback(_stop_children, children, watcher)
+            stack.callback(_stop_children, children, watcher, grace_s)
             # Runs first: a second Ctrl-C (or a SIGTERM) does not cut the cleanup short.
             stack.callback(_ignore_interrupts)
             env = _child_env(layout)

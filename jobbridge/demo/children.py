@@ -124,4 +124,3 @@ class Watcher(threading.Thread):
                 if code is not None and child.name not in reported:
                     reported.add(child.name)
                     self.report(f"the demo's {child.name} exited ({code}): {child.tail()}")
-

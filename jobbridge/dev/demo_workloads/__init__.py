@@ -77,11 +77,12 @@ class DemoLayout:
         url = env.get(ENV_REDIS_URL)
         if not url:
             raise SystemExit(f"{ENV_REDIS_URL} is not set: run this through `jobbridge demo`")
+        default = cls(url)
         return cls(
             url,
-            autumn_prefix=env.get(ENV_AUTUMN_PREFIX, cls.autumn_prefix),
-            rq_prefix=env.get(ENV_RQ_PREFIX, cls.rq_prefix),
-            celery_prefix=env.get(ENV_CELERY_PREFIX, cls.celery_prefix),
+            autumn_prefix=env.get(ENV_AUTUMN_PREFIX, default.autumn_prefix),
+            rq_prefix=env.get(ENV_RQ_PREFIX, default.rq_prefix),
+            celery_prefix=env.get(ENV_CELERY_PREFIX, default.celery_prefix),
         )
 
     def key_patterns(self) -> dict[str, tuple[str, ...]]:

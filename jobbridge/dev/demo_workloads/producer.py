@@ -130,15 +130,17 @@ class Producer:
 
     def celery_task(self, kind: str, ident: Ident) -> None:
         send = self.celery.send_task
+        kwargs: dict[str, Any]
         if kind == "ok":
-            send(PREFIX + "send_welcome_email", kwargs={"to": f"u{self.n}@example.com", **ident})
+            kwargs = {"to": f"u{self.n}@example.com", **ident}
+            send(PREFIX + "send_welcome_email", kwargs=kwargs)
         elif kind == "fail":
             kwargs = {"template": "receipt_v2", "message": "missing variable 'total'", **ident}
             send(PREFIX + "render_template", kwargs=kwargs)
         elif kind == "retry":
             fails = self.rng.choice((1, 2, 9))
-            url = f"https://hooks.example.com/{self.n}"
-            send(PREFIX + "deliver_webhook", kwargs={"url": url, "fail_attempts": fails, **ident})
+            kwargs = {"url": f"https://hooks.example.com/{self.n}", "fail_attempts": fails, **ident}
+            send(PREFIX + "deliver_webhook", kwargs=kwargs)
         elif kind == "delayed":
             kwargs = {"to": f"u{self.n}@example.com", **ident}
             send(PREFIX + "send_welcome_email", kwargs=kwargs, countdown=self.rng.randint(5, 60))
@@ -146,7 +148,8 @@ class Producer:
             kwargs = {"issue": f"{self.n}", "recipients": 5000, "seconds": 6.0, **ident}
             send(PREFIX + "send_newsletter", kwargs=kwargs)
         else:
-            send(PREFIX + "send_welcome_email", kwargs={"to": f"u{self.n}@example.com", **ident})
+            kwargs = {"to": f"u{self.n}@example.com", **ident}
+            send(PREFIX + "send_welcome_email", kwargs=kwargs)
 
     def checkout(self) -> None:
         """One request fanning out to all three systems under one correlation id."""
@@ -154,7 +157,7 @@ class Producer:
         order = f"ord-{self.n:05d}"
         self.autumn.enqueue("charge_invoice", {**ident, "order": order}, queue="critical")
         self.rq["high"].enqueue(rq_tasks.build_invoice_pdf, order=order, **ident)
-        kwargs: dict[str, Any] = {"order": order, "to": f"buyer{self.n}@example.com", **ident}
+        kwargs = {"order": order, "to": f"buyer{self.n}@example.com", **ident}
         self.celery.send_task(PREFIX + "send_receipt", kwargs=kwargs)
 
     def one_of_each(self, kind: str) -> None:
