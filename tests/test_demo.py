@@ -310,3 +310,35 @@ def test_a_taken_redis_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert f"port {port} " in lines[0] and "--redis-port" in lines[0]
     assert stdout == ""
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_a_port_taken_after_the_check_ends_the_same_way(tmp_path: Path) -> None:
+    """Taken between the check and the bind: the children it started are stopped, and the
+    last line says what the check would have said."""
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        # The check passes (a stand-in for a port taken just after it).
+        code = (
+            "import jobbridge.demo as demo; demo.is_free = lambda *args: True; "
+            "from jobbridge.cli import main; main(prog_name='jobbridge')"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JOBBRIDGE_")}
+        env["TMPDIR"] = str(tmp_path)
+        done = subprocess.run(
+            [sys.executable, "-c", code, "demo", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert f"port {port} " in last and "--port" in last and "make demo PORT=" in last
+    assert "Traceback" not in done.stderr
+    assert "started autumn-worker" in done.stdout
+    assert os.listdir(tmp_path) == []
