@@ -11,6 +11,7 @@ This module only starts processes: it imports neither RQ nor Celery.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -45,6 +46,8 @@ from jobbridge.settings import ServerConfig, Settings, SourceConfig
 EXIT_USAGE = 2
 #: seconds the workers get to finish their jobs when the demo's own Redis is about to go
 PRIVATE_GRACE_S = 3.0
+#: the packages the children run
+WORKER_PACKAGES = ("rq", "celery")
 #: the package the workloads live in
 WORKLOADS = "jobbridge.dev.demo_workloads"
 
@@ -153,6 +156,16 @@ def _announce_shared(layout: DemoLayout) -> None:
     )
 
 
+def _check_packages() -> None:
+    """The workers' packages are there (looked up, not imported: jobbridge never imports them)."""
+    missing = [name for name in WORKER_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise DemoError(
+            f"jobbridge demo: {' and '.join(missing)} not installed; run `make demo`, or "
+            "pip install 'jobbridge[demo]'"
+        )
+
+
 def _check_ports(host: str, port: int, redis_port: int | None) -> None:
     if not is_free(host, port):
         raise DemoError(taken_dashboard_port(host, port), EXIT_USAGE)
@@ -225,6 +238,7 @@ def run_demo(
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         _check_ports(server_config.host, dashboard_port, redis_port)
+        _check_packages()
         with ExitStack() as stack:
             # A Redis of its own goes away with the demo: no running job there is worth a wait.
             grace_s = PRIVATE_GRACE_S if redis_url is None else GRACE_S

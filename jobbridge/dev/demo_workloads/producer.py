@@ -89,10 +89,10 @@ class Producer:
                     unique="running",
                     unique_by=["tenant"],
                 )
-        else:  # limited: one at a time per account
+        else:  # limited: one at a time per account (the seed's running job holds acct-1's slot)
             enqueue(
                 "sync_crm_contact",
-                {**ident, "account_id": f"acct-{self.rng.randint(1, 3)}"},
+                {**ident, "account_id": f"acct-{self.rng.randint(2, 4)}"},
                 concurrency_limit=1,
                 concurrency_scope_field="account_id",
             )
