@@ -152,7 +152,7 @@ def _announce_shared(layout: DemoLayout) -> None:
         echo(f"  {system:9} {' '.join(keys)}")
     echo(
         f"  (they stay after the demo stops: delete the keys matching '{SHARED_PREFIX}*' "
-        "to remove them; RQ and Celery workers also appear in those systems' worker lists)"
+        "to remove them)"
     )
 
 

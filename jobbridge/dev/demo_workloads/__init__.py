@@ -86,16 +86,14 @@ class DemoLayout:
         )
 
     def key_patterns(self) -> dict[str, tuple[str, ...]]:
-        """What each system writes, as key patterns (for the ``--redis`` announcement)."""
+        """What each system writes, as key patterns (for the ``--redis`` announcement; in the
+        private layout Celery's pattern would be everything)."""
         celery = self.celery_prefix
         return {
             "autumn": (f"{self.autumn_prefix}:*",),
             "rq": (f"{self.rq_prefix}:*",),
-            "celery": (
-                *(f"{celery}{q}*" for q in CELERY_QUEUES),
-                f"{celery}_kombu.*",
-                f"{celery}unacked*",
-                f"{celery}celery-task-meta-*",
-            ),
+            # kombu puts the prefix before every broker key and channel, and Celery's result
+            # backend before every meta: all of them, so one pattern
+            "celery": (f"{celery}*",),
             "jobbridge": (f"{self.jobbridge_prefix}*",),
         }
