@@ -1,4 +1,5 @@
-"""A small real Celery app on Redis, for jobbridge's Celery tests and demo.
+"""A small real Celery app on Redis, for jobbridge's Celery tests (the demo has its own:
+jobbridge/dev/demo_workloads/celery_app.py).
 
 The broker and the result backend come from the environment (never a shared Redis on 6379)::
 

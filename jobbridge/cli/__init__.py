@@ -372,8 +372,19 @@ def run_server(settings: Settings) -> None:
     type=int,
     help="Port of the demo's own redis-server (default: a free one; never 6379).",
 )
-def demo(port: int, redis_port: int | None) -> None:
-    """Start a private Redis, fill it with Autumn jobs, keep a worker busy, serve the dashboard."""
+@click.option(
+    "--redis",
+    "redis_url",
+    default=None,
+    metavar="URL",
+    help="Use this Redis instead of starting one; the demo's keys go under 'jobbridge-demo:'.",
+)
+def demo(port: int, redis_port: int | None, redis_url: str | None) -> None:
+    """Run live Autumn, RQ and Celery workers and a producer on one Redis, and the dashboard."""
     from jobbridge.demo import run_demo
 
-    run_demo(dashboard_port=port, redis_port=redis_port)
+    if redis_url is not None and redis_port is not None:
+        raise click.UsageError("--redis and --redis-port do not go together")
+    code = run_demo(dashboard_port=port, redis_port=redis_port, redis_url=redis_url)
+    if code:
+        sys.exit(code)

@@ -92,7 +92,12 @@ class RedisServer:
 
 
 def _spawn(
-    port: int, workdir: Path, binary: str, extra_args: Sequence[str] = ()
+    port: int,
+    workdir: Path,
+    binary: str,
+    extra_args: Sequence[str] = (),
+    *,
+    own_session: bool = False,
 ) -> subprocess.Popen[bytes]:
     if port == 6379:
         raise RuntimeError("refusing to run a test Redis on the shared port 6379")
@@ -119,6 +124,7 @@ def _spawn(
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=own_session,
     )
 
 
@@ -146,12 +152,18 @@ def _wait_ready(
 
 
 def start_redis_server(
-    port: int | None = None, binary: str | None = None, *, extra_args: Sequence[str] = ()
+    port: int | None = None,
+    binary: str | None = None,
+    *,
+    extra_args: Sequence[str] = (),
+    own_session: bool = False,
 ) -> RedisServer:
     """Start a redis-server on 127.0.0.1 (a free port unless one is given) that keeps nothing.
 
     ``binary`` is as for :func:`redis_server_binary`; ``extra_args`` go after the usual
-    arguments (and again on :meth:`RedisServer.restart`).
+    arguments (and again on :meth:`RedisServer.restart`). ``own_session``: in a session of its
+    own, so that a Ctrl-C at the terminal reaches only its owner, which stops it last (the
+    demo: its workers still need it while they shut down).
     """
     executable = redis_server_binary(binary)
     workdir = Path(tempfile.mkdtemp(prefix="jobbridge-redis-"))
@@ -159,7 +171,7 @@ def start_redis_server(
     last_error: Exception | None = None
     for _ in range(1 if port else 5):
         chosen = port or free_port()
-        process = _spawn(chosen, workdir, executable, extra_args)
+        process = _spawn(chosen, workdir, executable, extra_args, own_session=own_session)
         try:
             _wait_ready(chosen, process, workdir)
         except RuntimeError as exc:
@@ -174,6 +186,7 @@ def start_redis_server(
             binary=executable,
             extra_args=tuple(extra_args),
         )
+    shutil.rmtree(workdir, ignore_errors=True)
     raise RuntimeError(f"could not start redis-server: {last_error}")
 
 
