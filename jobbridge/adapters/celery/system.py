@@ -12,6 +12,7 @@ from jobbridge.adapters.registry import (
     ConfigKey,
     ConfirmStep,
     Detected,
+    SearchSpec,
     SystemSpec,
 )
 from jobbridge.errors import ConfigError
@@ -169,5 +170,12 @@ SYSTEM = SystemSpec(
         "payload_preview",
         "extra",
         "entry",
+    ),
+    search=SearchSpec(
+        # a workflow's tasks share its root, a chord's members their parent and group
+        extras=("root_id", "parent_id", "group"),
+        covers="the first 100 messages of its broker queues, 100 held or running, the newest "
+        "1,000 succeeded and failed tasks of jobbridge's result index (the index holds only "
+        "what it has seen), and the id's own result",
     ),
 )
