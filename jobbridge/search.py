@@ -284,3 +284,13 @@ def match_json(found: Match, url: str) -> dict[str, Any]:
     if job.entry is not None:
         item["entry"] = job.entry
     return item
+
+
+async def find_id(
+    service: JobService, job_id: str, *, entry: str | None = None
+) -> list[SourceRead[JobDetail | None]]:
+    """The job ``job_id`` looked up in every source side by side (one record each): where it
+    is, where it is not (``value`` None), and which sources could not be read."""
+    return await service.read_every_source(
+        lambda name: service.job(name, job_id, entry=entry), "job look-up"
+    )
