@@ -29,7 +29,9 @@ class AutumnHarness:
     def source(self, name: str) -> SourceConfig:
         return SourceConfig(name=name, system="autumn", redis_url=self.redis_url, queues=QUEUES)
 
-    def _through_worker(self, name: str, *, run: bool, payload: dict[str, object] | None = None) -> str:
+    def _through_worker(
+        self, name: str, *, run: bool, payload: dict[str, object] | None = None
+    ) -> str:
         job_id = self.autumn.enqueue(name, payload or {"n": 1}, queue=WORK, max_attempts=1)
         assert job_id is not None
         record = self.worker.claim()

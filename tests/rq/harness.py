@@ -35,9 +35,7 @@ class RqHarness:
     def source(self, name: str) -> SourceConfig:
         return SourceConfig(name=name, system="rq", redis_url=self.redis_url, queues=QUEUES)
 
-    def _dequeue(
-        self, func: Callable[..., object], n: int, tags: Tags
-    ) -> tuple[SimpleWorker, Job]:
+    def _dequeue(self, func: Callable[..., object], n: int, tags: Tags) -> tuple[SimpleWorker, Job]:
         """A job enqueued and dequeued by a worker, as ``rq worker`` takes one."""
         job = self.work.enqueue(func, args=(n,), kwargs=tags)
         worker = SimpleWorker([self.work], connection=self.conn)
