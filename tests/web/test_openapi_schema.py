@@ -132,6 +132,12 @@ class Checker:
         status, _ = await self.job("no-such-job")
         assert status == 404
         await self.call("get", f"{api}/counters", f"{api}/counters")
+        found = [item for page in body["lists"].values() for item in page["items"]]
+        for query in [item["id"] for item in found[:3]] + ["no-such-job"]:
+            status, reply = await self.call("get", f"{api}/search", f"{api}/search", {"q": query})
+            assert status == 200 and (reply["items"] or query == "no-such-job"), reply
+        status, _ = await self.call("get", f"{api}/search", f"{api}/search", {"q": " "})
+        assert status == 400
         await self.call("get", f"{api}/audit", f"{api}/audit", {"source": self.source})
         status, _ = await self.call("get", f"{api}/audit", f"{api}/audit", {"source": "nope"})
         assert status == 404
