@@ -28,6 +28,7 @@ from jobbridge.model import (
     System,
     reachable_id,
 )
+from jobbridge.pacing import Pacer
 from jobbridge.service import JobService, SourceRead
 
 #: longest query taken (longer ones are refused: no id, name or correlation id is longer)
@@ -167,30 +168,33 @@ async def _read_source(service: JobService, source: str, query: str) -> _SourceF
 
 
 def _rows(found: _SourceFound) -> Iterable[JobRecord]:
-    if found.detail is not None:
-        yield found.detail.job
     for name in ListName:
         page = found.snapshot.lists.get(name)
         if page is not None:
             yield from page.items
 
 
-def _source_matches(found: _SourceFound, query: str, spec: SearchSpec) -> list[Match]:
+async def _source_matches(found: _SourceFound, query: str, spec: SearchSpec) -> list[Match]:
+    """The matching rows of one source, each once; paced, since thousands of rows of many
+    sources add up to more than the event loop may be kept. The looked-up job is added when
+    no row of the pages already has its id (a row names its entry; the look-up may not)."""
     seen: set[tuple[str, str | None]] = set()
     out: list[Match] = []
+    pacer = Pacer()
     for job in _rows(found):
+        await pacer.tick()
         key = (job.id, job.entry)
         if key in seen:
             continue
-        field = "id" if job is _looked_up(found) else match(job, query, spec)
+        field = match(job, query, spec)
         if field is not None:
             seen.add(key)
             out.append(Match(job=job, matched=field))
+    if found.detail is not None:
+        job = found.detail.job
+        if job.id not in {m.job.id for m in out}:
+            out.insert(0, Match(job=job, matched="id"))
     return out
-
-
-def _looked_up(found: _SourceFound) -> JobRecord | None:
-    return found.detail.job if found.detail is not None else None
 
 
 def _covered(read: SourceRead[_SourceFound], spec: SearchSpec) -> SourceCovered:
@@ -232,7 +236,7 @@ async def search(service: JobService, raw_query: str | None) -> SearchResult:
         spec = spec_of(read.system)
         covered.append(_covered(read, spec))
         if read.value is not None:
-            matches.extend(_source_matches(read.value, query, spec))
+            matches.extend(await _source_matches(read.value, query, spec))
     return SearchResult(
         query=query,
         matches=tuple(matches[:MAX_RESULTS]),

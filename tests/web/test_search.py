@@ -16,7 +16,7 @@ from urllib.parse import quote
 import pytest
 import redis
 
-from jobbridge.search import SEARCH_PER_PAGE, search
+from jobbridge.search import MAX_RESULTS, SEARCH_PER_PAGE, search
 from jobbridge.service import JobService
 from jobbridge.settings import ServerConfig, Settings, SourceConfig
 from jobbridge.sources import build_adapters
@@ -206,3 +206,24 @@ async def test_an_unknown_id_costs_the_same_however_deep_the_queues(
     assert deep <= shallow + len(harnesses), (shallow, deep)
     # One page of records per list and source, not one command per waiting job.
     assert shallow < 4 * (SEARCH_PER_PAGE + 100)
+
+
+async def test_more_matches_than_the_cap_are_cut_and_said_so(
+    make_client: ClientFactory, harnesses: dict[str, SystemHarness]
+) -> None:
+    correlation = f"req-{uuid.uuid4().hex}"
+    per_source = MAX_RESULTS // len(harnesses) + 10
+    for harness in harnesses.values():
+        harness.seed_tagged(
+            State.ENQUEUED, per_source, correlation_id=correlation, principal_id="u"
+        )
+    client = await make_client(settings_of(harnesses))
+    body = await (await client.get(f"/admin/api/search?q={correlation}")).json()
+    assert len(body["items"]) == MAX_RESULTS
+    assert body["covered"]["capped"] is True
+    # Every source was read in full (only the reply is cut).
+    for covered in body["covered"]["sources"]:
+        enqueued = next(r for r in covered["lists"] if r["list"] == "enqueued")
+        assert enqueued["read"] == enqueued["total"] == per_source
+    page = await (await client.get(f"/admin/search?q={correlation}")).text()
+    assert f"the first {MAX_RESULTS}; more matched" in page
