@@ -59,7 +59,7 @@ async def search_page(request: web.Request) -> dict[str, Any]:
         problem = str(exc) if raw.strip() else None
     return {
         "ui": Ui(request),
-        "query": raw[:MAX_QUERY_CHARS],
+        "search_query": raw[:MAX_QUERY_CHARS],
         "result": result,
         "problem": problem,
     }

@@ -116,6 +116,8 @@ async def test_hostile_queries_and_names_are_escaped(
     assert "<script>alert" not in text and "<img src=x" not in text
     # In the heading (the query) and in the row (the job's name), as text.
     assert text.count("&lt;script&gt;alert(2)&lt;/script&gt;") >= 2
+    # The header's box keeps the query, as an attribute's text.
+    assert 'value="&lt;img src=x onerror=&#34;alert(1)&#34;&gt;&lt;script&gt;' in text
     # Raw in the JSON: the API returns what the system stored.
     body = await (await client.get(f"/admin/api/search?q={quote(HOSTILE)}")).json()
     assert [(i["id"], i["name"]) for i in body["items"]] == [(job_id, HOSTILE)]
