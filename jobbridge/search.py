@@ -208,7 +208,7 @@ def _covered(read: SourceRead[_SourceFound], spec: SearchSpec) -> SourceCovered:
             error=read.error,
         )
     lists = tuple(
-        ListRead(name=name, read=len(page.items) + page.skipped, total=page.total)
+        ListRead(name=name, read=len(page.items), total=page.total)
         for name, page in found.snapshot.lists.items()
     )
     return SourceCovered(
