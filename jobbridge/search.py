@@ -158,12 +158,17 @@ async def _read_source(service: JobService, source: str, query: str) -> _SourceF
     """The id look-up and the bounded pages of one source, side by side (both coalesced by the
     service with identical reads of other viewers)."""
     looked_up = reachable_id(query)
-    if looked_up:
-        detail, snapshot = await asyncio.gather(
-            service.job(source, query), service.snapshot(source, SEARCH_QUERY)
-        )
-    else:
-        detail, snapshot = None, await service.snapshot(source, SEARCH_QUERY)
+    if not looked_up:
+        return _SourceFound(None, await service.snapshot(source, SEARCH_QUERY), looked_up)
+    # Both to their end, so a failure of one leaves no task behind; the first failure is the
+    # source's.
+    detail, snapshot = await asyncio.gather(
+        service.job(source, query), service.snapshot(source, SEARCH_QUERY), return_exceptions=True
+    )
+    for outcome in (detail, snapshot):
+        if isinstance(outcome, BaseException):
+            raise outcome
+    assert not isinstance(detail, BaseException) and not isinstance(snapshot, BaseException)
     return _SourceFound(detail, snapshot, looked_up)
 
 

@@ -121,3 +121,6 @@ async def test_a_query_must_be_given_and_short(api: Api) -> None:
         assert status == 400 and body["error"] == "bad_query", body
     status, body = await api.get("/api/search", VIEWER_TOKEN)
     assert status == 400
+    # A read like any other: signed in, any role.
+    status, body = await api.get("/api/search?q=x", "not-a-token")
+    assert status == 401, body
