@@ -104,6 +104,17 @@ class AclGrants:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SearchSpec:
+    """How the shared search (jobbridge.search) matches this system's jobs, and its words."""
+
+    #: keys of ``JobRecord.extra`` that match a query exactly (Celery's ``root_id``), beside
+    #: the id, correlation id and principal id every system's rows match
+    extras: tuple[str, ...] = ()
+    #: what a search of one source reads, in the system's words (pages show it with the counts)
+    covers: str = "the first page of each list the dashboard shows, and a look-up of the id"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SystemSpec:
     """Everything jobbridge outside the system's package knows of the system."""
 
@@ -132,6 +143,8 @@ class SystemSpec:
     #: offline, suspended), in the system's own words; None: the comparison's default rule
     #: (a current job or "busy" is busy, "idle" is idle; see jobbridge.compare)
     worker_busy: Callable[[Worker], bool | None] | None = None
+    #: how a search matches its jobs and what it covers
+    search: SearchSpec = field(default_factory=SearchSpec)
 
     def action(self, action: Action) -> ActionSpec | None:
         for spec in self.actions:

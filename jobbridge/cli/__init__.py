@@ -33,6 +33,7 @@ from jobbridge.cli.common import (
     run_with_service,
 )
 from jobbridge.cli.compare import compare
+from jobbridge.cli.search import search_command, where_is
 from jobbridge.errors import ConfigError
 from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
 from jobbridge.render import render_detail, render_snapshot
@@ -132,7 +133,7 @@ def _parse_pages(values: tuple[str, ...]) -> dict[ListName, int | None]:
 @config_option
 @redis_option
 @click.option(
-    "--source", "source_name", default=None, help="Source of the job (default: the only source)."
+    "--source", "source_name", default=None, help="Source of the job (default: any that has it)."
 )
 @entry_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -145,11 +146,15 @@ def show(
     as_json: bool,
     job_id: str,
 ) -> None:
-    """Show one job: every field, its payload and its lifecycle."""
+    """Show one job: every field, its payload and its lifecycle. Without --source, the id is
+    looked up in every source; when several have it, they are named."""
     settings = cli_settings(config_path, redis_url)
 
     async def use(service: JobService) -> None:
-        name = _one_source(service, source_name)
+        if source_name is None and len(service.adapters) > 1:
+            name = await where_is(service, job_id, entry)
+        else:
+            name = _one_source(service, source_name)
         detail = await service.job(name, job_id, entry=entry)
         if detail is None:
             raise click.ClickException(
@@ -246,6 +251,7 @@ for _action in Action:
 main.add_command(acl)
 main.add_command(compare)
 main.add_command(doctor)
+main.add_command(search_command)
 
 
 @main.command()

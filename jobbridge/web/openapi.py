@@ -259,7 +259,8 @@ def schemas() -> dict[str, Any]:
                 "error": {
                     "type": "string",
                     "description": "not_found, wrong_state, conflict, corrupt, unavailable, "
-                    "forbidden, unauthorized, too_many_attempts, csrf, cross_origin, internal",
+                    "forbidden, unauthorized, too_many_attempts, csrf, cross_origin, internal, "
+                    "bad_query",
                 },
                 "message": {"type": "string"},
                 "id": {"type": "string", "description": "refused actions: the job id"},
@@ -331,6 +332,8 @@ def _action_summaries() -> list[tuple[str, str]]:
 
 
 def _paths(prefix: str) -> dict[str, Any]:
+    from jobbridge.web.search_openapi import search_path  # it builds on this module's pieces
+
     api = f"{prefix}/api"
     action_responses = {
         "200": _ok(_ref("ActionDone"), "The action happened."),
@@ -477,6 +480,7 @@ def _paths(prefix: str) -> dict[str, Any]:
                 },
             }
         },
+        f"{api}/search": search_path(),
         f"{api}/audit": {
             "get": {
                 "summary": "Operator actions, newest first.",

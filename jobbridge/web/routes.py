@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from jobbridge.web import api, compare_views, views
+from jobbridge.web import api, compare_views, search_views, views
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: the action segment of action URLs
@@ -27,6 +27,7 @@ def setup_routes(app: web.Application, prefix: str) -> None:
     router.add_get(f"{p}/jobs/{{source}}/{{id}}", views.job_page, name="job")
     router.add_post(f"{p}/jobs/{{source}}/{{id}}/{ACTIONS}", views.act, name="action")
     router.add_get(f"{p}/audit", views.audit_page, name="audit")
+    router.add_get(f"{p}/search", search_views.search_page, name="search")
     router.add_get(f"{p}/login", views.login_form, name="login")
     router.add_post(f"{p}/login", views.login, name="login_post")
     router.add_post(f"{p}/logout", views.logout, name="logout")
@@ -40,6 +41,7 @@ def setup_routes(app: web.Application, prefix: str) -> None:
     router.add_get(f"{p}/api/counters", api.counters, name="api_counters")
     router.add_get(f"{p}/api/compare", compare_views.api_compare, name="api_compare")
     router.add_get(f"{p}/api/audit", api.audit, name="api_audit")
+    router.add_get(f"{p}/api/search", search_views.api_search, name="api_search")
     # Root machine endpoints.
     router.add_get("/healthz", api.healthz, name="healthz")
     router.add_get("/readyz", api.readyz, name="readyz")

@@ -29,8 +29,10 @@ class AutumnHarness:
     def source(self, name: str) -> SourceConfig:
         return SourceConfig(name=name, system="autumn", redis_url=self.redis_url, queues=QUEUES)
 
-    def _through_worker(self, name: str, *, run: bool) -> str:
-        job_id = self.autumn.enqueue(name, {"n": 1}, queue=WORK, max_attempts=1)
+    def _through_worker(
+        self, name: str, *, run: bool, payload: dict[str, object] | None = None
+    ) -> str:
+        job_id = self.autumn.enqueue(name, payload or {"n": 1}, queue=WORK, max_attempts=1)
         assert job_id is not None
         record = self.worker.claim()
         assert record is not None and record["id"] == job_id, record
@@ -41,20 +43,29 @@ class AutumnHarness:
     def seed(self, wanted: Mapping[State, int]) -> dict[State, list[str]]:
         made: dict[State, list[str]] = {state: [] for state in wanted}
         for state, count in wanted.items():
-            for n in range(count):
-                if state is State.ENQUEUED:
-                    job_id = self.autumn.enqueue("noop", {"n": n})
-                elif state is State.SCHEDULED:
-                    job_id = self.autumn.enqueue("noop", {"n": n}, delay_ms=3_600_000)
-                elif state is State.RUNNING:
-                    job_id = self._through_worker("noop", run=False)
-                elif state is State.COMPLETED:
-                    job_id = self._through_worker("noop", run=True)
-                else:
-                    job_id = self._through_worker("always_fail", run=True)
-                assert job_id is not None
-                made[state].append(job_id)
+            made[state] = [self._one(state, {"n": n}) for n in range(count)]
         return made
+
+    def seed_tagged(
+        self, state: State, count: int, *, correlation_id: str, principal_id: str
+    ) -> list[str]:
+        # Autumn's producers put both ids at the top of the payload.
+        tags = {"correlation_id": correlation_id, "principal_id": principal_id}
+        return [self._one(state, {"n": n, **tags}) for n in range(count)]
+
+    def _one(self, state: State, payload: dict[str, object]) -> str:
+        if state is State.ENQUEUED:
+            job_id = self.autumn.enqueue("noop", payload)
+        elif state is State.SCHEDULED:
+            job_id = self.autumn.enqueue("noop", payload, delay_ms=3_600_000)
+        elif state is State.RUNNING:
+            job_id = self._through_worker("noop", run=False, payload=payload)
+        elif state is State.COMPLETED:
+            job_id = self._through_worker("noop", run=True, payload=payload)
+        else:
+            job_id = self._through_worker("always_fail", run=True, payload=payload)
+        assert job_id is not None
+        return job_id
 
     def counts(self) -> dict[State, int]:
         a, c = self.autumn, self.client

@@ -39,21 +39,21 @@ class CeleryHarness:
     def source(self, name: str) -> SourceConfig:
         return SourceConfig(name=name, system="celery", redis_url=self.redis_url, queues=QUEUES)
 
-    def _request(self, task_id: str, n: int) -> Context:
+    def _request(self, task_id: str, n: int, tags: dict[str, str]) -> Context:
         """The request a worker stores results with (result_extended keeps its fields)."""
         return Context(
             id=task_id,
             task=task_name("add"),
             args=[n, 2],
-            kwargs={},
+            kwargs=tags,
             hostname=HOSTNAME,
             retries=0,
             delivery_info={"routing_key": "celery"},
         )
 
-    def _stored(self, state: State, n: int) -> str:
+    def _stored(self, state: State, n: int, tags: dict[str, str]) -> str:
         task_id = str(uuid.uuid4())
-        backend, request = self.app.backend, self._request(task_id, n)
+        backend, request = self.app.backend, self._request(task_id, n, tags)
         if state is State.RUNNING:
             backend.store_result(
                 task_id, {"pid": 4242, "hostname": HOSTNAME}, states.STARTED, request=request
@@ -69,12 +69,21 @@ class CeleryHarness:
         made: dict[State, list[str]] = {state: [] for state in wanted}
         for state, count in wanted.items():
             assert state in self.states, state
-            for n in range(count):
-                if state is State.ENQUEUED:
-                    made[state].append(send(self.app, "add", n, 2).id)
-                else:
-                    made[state].append(self._stored(state, n))
+            made[state] = [self._one(state, n, {}) for n in range(count)]
         return made
+
+    def seed_tagged(
+        self, state: State, count: int, *, correlation_id: str, principal_id: str
+    ) -> list[str]:
+        # Celery's producers pass them as keyword arguments of the task.
+        assert state in self.states, state
+        tags = {"correlation_id": correlation_id, "principal_id": principal_id}
+        return [self._one(state, n, tags) for n in range(count)]
+
+    def _one(self, state: State, n: int, tags: dict[str, str]) -> str:
+        if state is State.ENQUEUED:
+            return str(send(self.app, "add", n, 2, kwargs=tags).id)
+        return self._stored(state, n, tags)
 
     def counts(self) -> dict[State, int]:
         by_status: dict[str, int] = {}

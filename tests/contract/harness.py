@@ -63,6 +63,15 @@ class SystemHarness(Protocol):
         Failed jobs must be retryable (the system keeps what a retry needs)."""
         ...
 
+    def seed_tagged(
+        self, state: State, count: int, *, correlation_id: str, principal_id: str
+    ) -> list[str]:
+        """Like :meth:`seed` for one state, with jobs whose payload carries these ids where
+        the system's producers put them (top-level payload fields, keyword arguments), so
+        jobbridge reads them as the job's ``correlation_id`` and ``principal_id``; their ids.
+        """
+        ...
+
     def counts(self) -> dict[State, int]:
         """The system's own count of the jobs in each state (every :class:`State`), read with
         its own API or keys and independently of jobbridge: what the counters must equal."""

@@ -18,6 +18,8 @@ from tests.rq import tasks
 #: waiting jobs wait here; jobs a worker takes go through WORK, so a burst never runs them
 QUEUES = ("default", "work")
 WORK = "work"
+#: keyword arguments a seeded call carries (a correlation id, a principal id)
+Tags = dict[str, object]
 
 
 class RqHarness:
@@ -33,25 +35,25 @@ class RqHarness:
     def source(self, name: str) -> SourceConfig:
         return SourceConfig(name=name, system="rq", redis_url=self.redis_url, queues=QUEUES)
 
-    def _dequeue(self, func: Callable[..., object], n: int) -> tuple[SimpleWorker, Job]:
+    def _dequeue(self, func: Callable[..., object], n: int, tags: Tags) -> tuple[SimpleWorker, Job]:
         """A job enqueued and dequeued by a worker, as ``rq worker`` takes one."""
-        job = self.work.enqueue(func, n)
+        job = self.work.enqueue(func, args=(n,), kwargs=tags)
         worker = SimpleWorker([self.work], connection=self.conn)
         worker.register_birth()  # type: ignore[no-untyped-call]
         taken = worker.dequeue_job_and_maintain_ttl(timeout=1)
         assert taken is not None and taken[0].id == job.id, taken
         return worker, job
 
-    def _run(self, func: Callable[..., object], n: int) -> str:
+    def _run(self, func: Callable[..., object], n: int, tags: Tags) -> str:
         """A job run to its end (finished or failed) by RQ's in-process worker."""
-        worker, job = self._dequeue(func, n)
+        worker, job = self._dequeue(func, n, tags)
         worker.execute_job(job, self.work)
         worker.register_death()  # type: ignore[no-untyped-call]
         return job.id
 
-    def _take(self, n: int) -> str:
+    def _take(self, n: int, tags: Tags) -> str:
         """A job a worker took and is running: dequeued, its execution recorded."""
-        worker, job = self._dequeue(tasks.add, n)
+        worker, job = self._dequeue(tasks.add, n, tags)
         worker.prepare_execution(job)
         worker.prepare_job_execution(job, remove_from_intermediate_queue=True)
         return job.id
@@ -59,19 +61,27 @@ class RqHarness:
     def seed(self, wanted: Mapping[State, int]) -> dict[State, list[str]]:
         made: dict[State, list[str]] = {state: [] for state in wanted}
         for state, count in wanted.items():
-            for n in range(count):
-                if state is State.ENQUEUED:
-                    job_id = self.waiting.enqueue(tasks.add, n).id
-                elif state is State.SCHEDULED:
-                    job_id = self.waiting.enqueue_in(timedelta(hours=1), tasks.add, n).id
-                elif state is State.RUNNING:
-                    job_id = self._take(n)
-                elif state is State.COMPLETED:
-                    job_id = self._run(tasks.add, n)
-                else:
-                    job_id = self._run(tasks.fail, n)
-                made[state].append(job_id)
+            made[state] = [self._one(state, n, {}) for n in range(count)]
         return made
+
+    def seed_tagged(
+        self, state: State, count: int, *, correlation_id: str, principal_id: str
+    ) -> list[str]:
+        # RQ's producers pass them as keyword arguments of the call.
+        tags = {"correlation_id": correlation_id, "principal_id": principal_id}
+        return [self._one(state, n, tags) for n in range(count)]
+
+    def _one(self, state: State, n: int, tags: Tags) -> str:
+        if state is State.ENQUEUED:
+            return self.waiting.enqueue(tasks.add, args=(n,), kwargs=tags).id
+        if state is State.SCHEDULED:
+            later = timedelta(hours=1)
+            return self.waiting.enqueue_in(later, tasks.add, args=(n,), kwargs=tags).id
+        if state is State.RUNNING:
+            return self._take(n, tags)
+        if state is State.COMPLETED:
+            return self._run(tasks.add, n, tags)
+        return self._run(tasks.fail, n, tags)
 
     def counts(self) -> dict[State, int]:
         counted = dict.fromkeys(State, 0)

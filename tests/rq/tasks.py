@@ -32,8 +32,9 @@ def add(a: int, b: int = 0, **kwargs: object) -> int:
     return a + b
 
 
-def fail(message: str = "boom") -> None:
-    """Always fails, with a recognisable message in its traceback."""
+def fail(message: str = "boom", **kwargs: object) -> None:
+    """Always fails, with a recognisable message in its traceback (extra keyword arguments,
+    like a correlation id, are ignored)."""
     _record_run()
     raise ValueError(message)
 

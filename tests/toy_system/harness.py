@@ -35,18 +35,25 @@ class ToyHarness:
     def seed(self, wanted: Mapping[State, int]) -> dict[State, list[str]]:
         made: dict[State, list[str]] = {state: [] for state in wanted}
         for state, count in wanted.items():
-            for n in range(count):
-                if state is State.ENQUEUED:
-                    # Waiting jobs wait in "default", which no worker here takes from.
-                    job_id = self.toy.enqueue(self.conn, "add", n)
-                else:
-                    # A worker of "work" takes each job at once: the oldest there is this one.
-                    job_id = self.toy.enqueue(self.conn, "add", n, queue="work")
-                    assert self.toy.take(self.conn, "worker-1", queue="work") == job_id
-                    if state is State.FAILED:
-                        self.toy.fail(self.conn, job_id, f"ValueError: {n}")
-                made[state].append(job_id)
+            made[state] = [self._one(state, n, {}) for n in range(count)]
         return made
+
+    def seed_tagged(
+        self, state: State, count: int, *, correlation_id: str, principal_id: str
+    ) -> list[str]:
+        tags = {"correlation_id": correlation_id, "principal_id": principal_id}
+        return [self._one(state, n, tags) for n in range(count)]
+
+    def _one(self, state: State, n: int, tags: dict[str, str]) -> str:
+        if state is State.ENQUEUED:
+            # Waiting jobs wait in "default", which no worker here takes from.
+            return str(self.toy.enqueue(self.conn, "add", n, **tags))
+        # A worker of "work" takes each job at once: the oldest there is this one.
+        job_id = str(self.toy.enqueue(self.conn, "add", n, queue="work", **tags))
+        assert self.toy.take(self.conn, "worker-1", queue="work") == job_id
+        if state is State.FAILED:
+            self.toy.fail(self.conn, job_id, f"ValueError: {n}")
+        return job_id
 
     def counts(self) -> dict[State, int]:
         counted = dict.fromkeys(State, 0)

@@ -135,6 +135,12 @@ class Checker:
         await self.call("get", f"{api}/compare", f"{api}/compare")
         status, _ = await self.call("get", f"{api}/compare", f"{api}/compare", {"sort": "x"})
         assert status == 400
+        found = [item for page in body["lists"].values() for item in page["items"]]
+        for query in [item["id"] for item in found[:3]] + ["no-such-job"]:
+            status, reply = await self.call("get", f"{api}/search", f"{api}/search", {"q": query})
+            assert status == 200 and (reply["items"] or query == "no-such-job"), reply
+        status, _ = await self.call("get", f"{api}/search", f"{api}/search", {"q": " "})
+        assert status == 400
         await self.call("get", f"{api}/audit", f"{api}/audit", {"source": self.source})
         status, _ = await self.call("get", f"{api}/audit", f"{api}/audit", {"source": "nope"})
         assert status == 404

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from jobbridge.adapters.autumn.keys import DEFAULT_KEY_PREFIX
 from jobbridge.adapters.detection import DETECT_SCAN_LIMIT, probe, zsets
 from jobbridge.adapters.fields import text
-from jobbridge.adapters.registry import Detected, SystemSpec
+from jobbridge.adapters.registry import Detected, SearchSpec, SystemSpec
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -82,5 +82,12 @@ SYSTEM = SystemSpec(
         "last_error",
         "payload_preview",
         "extra",
+    ),
+    search=SearchSpec(
+        # unique_key and concurrency_key name a group of jobs, as a correlation id does
+        extras=("unique_key", "concurrency_key"),
+        covers="the first 100 waiting jobs across its queues, 100 delayed and 100 "
+        "processing, the completed jobs of the last 24 h and the dead of the last 7 days "
+        "(Autumn keeps at most 1,000 of each list), and the id's own record",
     ),
 )

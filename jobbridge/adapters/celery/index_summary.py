@@ -104,6 +104,10 @@ class IndexedTask:
     problem: str | None
     #: the entry comes from Celery's task events, not from a stored result
     from_events: bool = False
+    #: the call's correlation and principal ids (result_extended's kwargs), so a search by
+    #: them finds finished tasks too; None when unknown
+    correlation_id: str | None = None
+    principal_id: str | None = None
 
 
 # ------------------------------------------------------------------------------------------
@@ -220,6 +224,8 @@ def _summarize(task_id: bytes, raw: bytes, seen_ms: int, size: int, tail: bytes)
             "error": _cut(meta.error, ERROR_CHARS),
             "retries": meta.retries,
             "parent": _cut(meta.parent_id, ID_CHARS),
+            "corr": _cut(meta.correlation, ID_CHARS),
+            "who": _cut(meta.principal, ID_CHARS),
             "ext": extended,
             "problem": _cut("; ".join(problems), PROBLEM_CHARS) or None,
         }
@@ -273,6 +279,8 @@ def read_row(
     stored_problem = _field(fields, "problem", PROBLEM_CHARS, problems)
     if stored_problem:
         problems.insert(0, stored_problem)
+    correlation = _field(fields, "corr", ID_CHARS + 1, problems)
+    principal = _field(fields, "who", ID_CHARS + 1, problems)
     at_ms = score_ms(score) if score is not None else None
     at = ms_to_datetime(at_ms)
     if score is not None and at is None:
@@ -293,4 +301,6 @@ def read_row(
         extended=extended,
         problem=_cut("; ".join(problems), PROBLEM_CHARS) or None,
         from_events=fields.get("src") == "events",
+        correlation_id=correlation,
+        principal_id=principal,
     )

@@ -149,6 +149,8 @@ def indexed_row(source: str, task: IndexedTask) -> JobRecord:
         actions=ACTIONS.get(status, ()),
         problem=problem,
         extra=extra,
+        correlation_id=task.correlation_id,
+        principal_id=task.principal_id,
     )
 
 

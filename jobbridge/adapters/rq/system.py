@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING
 
 from jobbridge.adapters.detection import probe
 from jobbridge.adapters.fields import glob_escape
-from jobbridge.adapters.registry import AclGrants, ActionSpec, ConfirmStep, Detected, SystemSpec
+from jobbridge.adapters.registry import (
+    AclGrants,
+    ActionSpec,
+    ConfirmStep,
+    Detected,
+    SearchSpec,
+    SystemSpec,
+)
 from jobbridge.adapters.rq.keys import DEFAULT_KEY_PREFIX
 from jobbridge.model import Action, Worker
 
@@ -86,4 +93,11 @@ SYSTEM = SystemSpec(
         "extra",
     ),
     worker_busy=worker_busy,
+    search=SearchSpec(
+        # a job group's id names its jobs together, as a correlation id does
+        extras=("group",),
+        covers="the first 100 jobs of its queues and of the scheduled, started and canceled "
+        "registries, the newest 1,000 of the finished and failed registries (RQ keeps them "
+        "until their TTL, so a busy queue holds more), and the id's own hash",
+    ),
 )

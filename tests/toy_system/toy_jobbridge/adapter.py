@@ -128,6 +128,8 @@ class ToyAdapter:
             last_error=str(data["error"]) if failed and "error" in data else None,
             payload_preview=json.dumps(data.get("args", []))[:200],
             actions=actions.get(status, ()),
+            correlation_id=_text(data.get("correlation_id")),
+            principal_id=_text(data.get("principal_id")),
         )
 
     def _read_record(self, stored: str, job_id: str, status: JobStatus) -> JobRecord:
@@ -301,6 +303,10 @@ class ToyAdapter:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _text(value: object) -> str | None:
+    return value[:200] if isinstance(value, str) else None
 
 
 def _time(value: object) -> datetime | None:

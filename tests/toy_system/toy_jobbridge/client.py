@@ -14,8 +14,11 @@ import redis
 PREFIX = "toy"
 
 
-def enqueue(conn: redis.Redis, name: str, *args: object, queue: str = "default") -> str:
-    """A new waiting job; its id."""
+def enqueue(
+    conn: redis.Redis, name: str, *args: object, queue: str = "default", **tags: str
+) -> str:
+    """A new waiting job; its id. ``tags`` (``correlation_id``, ``principal_id``) are kept
+    beside its arguments."""
     job_id = uuid.uuid4().hex
     job = {
         "id": job_id,
@@ -23,6 +26,7 @@ def enqueue(conn: redis.Redis, name: str, *args: object, queue: str = "default")
         "queue": queue,
         "args": list(args),
         "enqueued_at": time.time(),
+        **tags,
     }
     conn.lpush(f"{PREFIX}:queue:{queue}", json.dumps(job))
     return job_id
