@@ -353,3 +353,37 @@ def test_a_queue_is_a_lower_bound_when_any_list_is_one_or_untimed() -> None:
     assert [remembered(v) for v in (b"", b"x1", b"f", b"f-1", b"f\xd9\xa1", "s" + "9" * 30)] == [
         None
     ] * 6
+
+
+async def test_a_viewer_acl_user_samples_prunes_and_reads(
+    redis_client: redis.asyncio.Redis,
+    redis_server: Any,
+    redis_url: str,
+    celery_app: Celery,
+    sync_redis: redis.Redis,
+) -> None:
+    """The grants `jobbridge acl` prints for a viewer let the sampler's script run, its
+    pruning included (departed tags left by a replica that died)."""
+    from jobbridge.acl import acl_rules, selectors_supported
+    from jobbridge.settings import SourceConfig
+    from jobbridge.sources import connect
+    from tests.integration.test_redis_errors import acl_user, db_of
+
+    celery_app.conf.task_send_sent_event = False
+    sent_at(celery_app, "add", 1, 2)
+    source = SourceConfig(name="celery", system="celery", redis_url=redis_url)
+    version = str((await redis_client.info("server"))["redis_version"])
+    viewer = acl_rules([source], "viewer", selectors=selectors_supported(version))
+    async with acl_user(redis_client, redis_server, db_of(redis_url), *viewer) as url:
+        adapter = CeleryAdapter(connect(url), source="celery", queues=QUEUES)
+        try:
+            await adapter.tail_ages.step()
+            sync_redis.hset(SEEN_KEY, mapping={f"gone-{i}": "f1" for i in range(1_100)})
+            await adapter.tail_ages.step()
+            counters = await adapter.counters()
+        finally:
+            await adapter.close()
+    assert sync_redis.hlen(SEEN_KEY) == 1
+    q = queue(counters, "celery")
+    assert q.oldest_enqueued_age_s is not None and q.oldest_enqueued_age_at_least
+    assert not counters.problems
