@@ -23,7 +23,7 @@ from jobbridge.adapters.celery.index_summary import Bucket
 from jobbridge.adapters.celery.keys import DEFAULT_SEP, PRIORITY_STEPS, CeleryKeys, JobbridgeKeys
 from jobbridge.adapters.celery.lookup import decode_held, revoked_ids
 from jobbridge.adapters.celery.subscription import Subscription
-from jobbridge.adapters.celery.tail_ages import ListAge, SentTimes, TailAges
+from jobbridge.adapters.celery.tail_ages import ListAge, ReadPlan, SentTimes, TailAges
 from jobbridge.adapters.celery.task_events import TaskEventFeed
 from jobbridge.adapters.celery.unacked import UnackedView
 from jobbridge.adapters.celery.workers import WorkerWatch
@@ -367,17 +367,7 @@ class CeleryAdapter:
         base.totals = dict(counts.totals)
         base.completed_24h = counts.completed_24h
         base.failed_7d = counts.failed_7d
-        ages = await self.tail_ages.take_reads(plan, tail_replies, base.now_ms)
-        for part in parts:
-            age = ages.get(self.keys.step_list(*part))
-            if age is None:
-                continue
-            base.ages[part] = age
-            if age.problem:
-                name = key_text(self.keys.step_list(*part))
-                base.problems.append(f"the oldest message of {name!r} {age.problem}")
-        if self.tail_ages.problem:
-            base.problems.append(self.tail_ages.problem)
+        await self._read_ages(base, parts, plan, tail_replies)
         held = self.unacked.sorted
         if held.problem:
             base.problems.append(held.problem)
@@ -390,6 +380,24 @@ class CeleryAdapter:
         if hidden > 0:
             base.problems.append(f"{hidden} more queues are not shown (at most {MAX_QUEUES})")
         return base
+
+    async def _read_ages(
+        self, base: _Base, parts: Sequence[_Part], plan: ReadPlan, replies: Sequence[object]
+    ) -> None:
+        """The age of each non-empty list's oldest message, into ``base`` (tail_ages.py)."""
+        ages = await self.tail_ages.take_reads(plan, replies, base.now_ms)
+        for part in parts:
+            age = ages.get(self.keys.step_list(*part))
+            if age is None:
+                if not base.lengths.get(part):
+                    continue
+                age = self.tail_ages.not_seen()
+            base.ages[part] = age
+            if age.problem:
+                name = key_text(self.keys.step_list(*part))
+                base.problems.append(f"the oldest message of {name!r} {age.problem}")
+        if self.tail_ages.problem:
+            base.problems.append(self.tail_ages.problem)
 
     def _started_free(self, base: _Base) -> int:
         """STARTED tasks of the index that no worker holds in ``unacked``."""

@@ -31,6 +31,7 @@ from jobbridge.adapters.fields import key_text
 from jobbridge.adapters.redis_errors import UNAVAILABLE_ERRORS
 from jobbridge.adapters.stopping import cancel_until_done
 from jobbridge.adapters.values import is_wrongtype, ok
+from jobbridge.pacing import Pacer
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -124,6 +125,11 @@ def remembered(value: object) -> tuple[int, bool] | None:
     return int(digits), value[0] == "s"
 
 
+#: a tail the background step has not seen yet (it runs every STEP_S, and a request never
+#: writes): its wait is at least nothing, which keeps the column sortable instead of blank
+NOT_SEEN_YET = ListAge(0.0, at_least=True)
+
+
 @dataclass(slots=True)
 class ReadPlan:
     """What a counters pipeline was given: the lists read, then the tags asked for."""
@@ -215,10 +221,12 @@ class TailAges:
             pipe.lindex(name, -1)
         replies = await pipe.execute(raise_on_error=False) if lists else []
         tails: dict[str, Tail] = {}
+        pacer = Pacer()
         for name, reply in zip(lists, replies, strict=True):
             tail = await self._tail(self.tails.get(name), ok(reply))
             if tail is not None:
                 tails[name] = tail
+            await pacer.tick()
         now_ms = int(self.clock() * 1000)
         current: dict[str, str] = {}
         for tail in tails.values():
@@ -256,8 +264,11 @@ class TailAges:
     # ------------------------------------------------------------ counters reads
 
     def queue_reads(self, pipe: Pipeline, lists: Sequence[str]) -> ReadPlan:
-        """Queue ``LINDEX -1`` of each list, then one ``HMGET`` of the tags the last step
-        saw at those tails, on a caller's pipeline."""
+        """Queue ``LINDEX -1`` of each list the last step found a message in, then one
+        ``HMGET`` of the tags it saw at those tails, on a caller's pipeline. A list the step
+        found empty is not read: a message there now is one the step has not seen (see
+        :data:`NOT_SEEN_YET`), and most deployments leave most priority lists empty."""
+        lists = [name for name in lists if name in self.tails]
         for name in lists:
             pipe.lindex(name, -1)
         tags = tuple(
@@ -284,7 +295,9 @@ class TailAges:
                     if got is not None:
                         found[tag] = got
         ages: dict[str, ListAge] = {}
+        pacer = Pacer()
         for name, reply in zip(plan.lists, replies, strict=False):
+            await pacer.tick()
             raw = ok(reply)
             if is_wrongtype(raw) or not isinstance(raw, bytes):
                 continue  # empty, or not a list (the counters say so)
@@ -294,6 +307,10 @@ class TailAges:
             ages[name] = self._age(tail, found, now_ms)
         return ages
 
+    def not_seen(self) -> ListAge:
+        """The age of a list's oldest message the background step has not seen yet."""
+        return NOT_SEEN_YET
+
     def _age(self, tail: Tail, found: dict[str, tuple[int, bool]], now_ms: int) -> ListAge:
         if tail.problem is not None or not tail.delivery_tag:
             return ListAge(None, problem=tail.problem or "has no delivery tag")
@@ -302,9 +319,6 @@ class TailAges:
             return ListAge(max(0, now_ms - sent) / 1000)
         held = found.get(tail.delivery_tag)
         if held is None:
-            # A tail the background step has not seen yet (it runs every STEP_S): it is at
-            # the end from now on, and no write happens in a request; its wait is at
-            # least nothing, which keeps the column sortable instead of blank.
-            return ListAge(0.0, at_least=True)
+            return NOT_SEEN_YET
         at_ms, exact = held
         return ListAge(max(0, now_ms - at_ms) / 1000, at_least=not exact)
