@@ -389,3 +389,19 @@ async def test_a_viewer_acl_user_samples_prunes_and_reads(
     q = queue(counters, "celery")
     assert q.oldest_enqueued_age_s is not None and q.oldest_enqueued_age_at_least
     assert not counters.problems
+
+
+async def test_a_big_tail_is_timed_from_the_step_without_reading_it_again(
+    redis_url: str, celery_app: Celery, sync_redis: redis.Redis
+) -> None:
+    async with adapter_on(redis_url) as adapter:
+        _, at = sent_at(celery_app, "add", "x" * 300_000, 2)
+        await counters_when(adapter, lambda c: exact_age(queue(c, "celery"), at), "exact")
+        await adapter.tail_ages.close()  # no step from here: only the reads below count
+        before = sync_redis.info("commandstats").get("cmdstat_lindex", {}).get("calls", 0)
+        counters = await adapter.counters()
+        after = sync_redis.info("commandstats").get("cmdstat_lindex", {}).get("calls", 0)
+        assert after == before
+        assert exact_age(queue(counters, "celery"), at), counters
+        sync_redis.delete("celery")  # taken: the counters' LLEN says so at once
+        assert queue(await adapter.counters(), "celery").oldest_enqueued_age_s is None

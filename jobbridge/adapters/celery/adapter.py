@@ -387,11 +387,9 @@ class CeleryAdapter:
         """The age of each non-empty list's oldest message, into ``base`` (tail_ages.py)."""
         ages = await self.tail_ages.take_reads(plan, replies, base.now_ms)
         for part in parts:
-            age = ages.get(self.keys.step_list(*part))
-            if age is None:
-                if not base.lengths.get(part):
-                    continue
-                age = self.tail_ages.not_seen()
+            if not base.lengths.get(part):
+                continue  # empty (a big tail is not read again: the step's view of it)
+            age = ages.get(self.keys.step_list(*part)) or self.tail_ages.not_seen()
             base.ages[part] = age
             if age.problem:
                 name = key_text(self.keys.step_list(*part))

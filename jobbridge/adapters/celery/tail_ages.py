@@ -49,6 +49,9 @@ PRUNE_SLACK = 1_000
 SENT_REMEMBERED = 50_000
 #: bytes of a tail decoded on the event loop; bigger ones in the decoding process
 INLINE_BYTES = 64 * 1024
+#: a tail bigger than this is not read again by a counters read (every read of every viewer
+#: would move it): the step's view of it, at most STEP_S old, stands
+REREAD_BYTES = 256 * 1024
 #: characters of a decoding problem repeated in the counters' problems
 PROBLEM_CHARS = 200
 #: longest ``close`` waits for the step loop to stop
@@ -90,6 +93,8 @@ class Tail:
     task_id: str | None
     #: why its wait cannot be timed; None when it can
     problem: str | None = None
+    #: bytes of the message
+    size: int = 0
 
 
 def read_tail(raw: bytes, digest: bytes) -> Tail:
@@ -99,7 +104,7 @@ def read_tail(raw: bytes, digest: bytes) -> Tail:
     if not message.delivery_tag:
         why = (message.problem or "it has no delivery tag")[:PROBLEM_CHARS]
         problem = f"cannot be timed ({why})"
-    return Tail(digest, message.delivery_tag, message.task_id, problem)
+    return Tail(digest, message.delivery_tag, message.task_id, problem, len(raw))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +141,8 @@ class ReadPlan:
 
     lists: tuple[str, ...]
     tags: tuple[str, ...]
+    #: lists whose big tail is taken as the step saw it (not read again)
+    kept: tuple[str, ...] = ()
 
     @property
     def replies(self) -> int:
@@ -270,7 +277,9 @@ class TailAges:
         :data:`NOT_SEEN_YET`), and most deployments leave most priority lists empty."""
         lists = [name for name in lists if name in self.tails]
         for name in lists:
-            pipe.lindex(name, -1)
+            if self.tails[name].size <= REREAD_BYTES:
+                pipe.lindex(name, -1)
+        reread = tuple(name for name in lists if self.tails[name].size <= REREAD_BYTES)
         tags = tuple(
             dict.fromkeys(
                 t.delivery_tag
@@ -280,7 +289,7 @@ class TailAges:
         )
         if tags:
             pipe.hmget(self.key, list(tags))
-        return ReadPlan(tuple(lists), tags)
+        return ReadPlan(reread, tags, tuple(name for name in lists if name not in reread))
 
     async def take_reads(
         self, plan: ReadPlan, replies: Sequence[object], now_ms: int
@@ -305,6 +314,8 @@ class TailAges:
             if tail is None:
                 continue
             ages[name] = self._age(tail, found, now_ms)
+        for name in plan.kept:
+            ages[name] = self._age(self.tails[name], found, now_ms)
         return ages
 
     def not_seen(self) -> ListAge:
