@@ -11,7 +11,8 @@ A kombu message carries no time it was sent, so the age comes from, best first:
 
 A background step reads each list's tail (one ``LINDEX -1`` per list) and writes what it saw
 with one script (``lua/ages/tail_seen.lua``); a counters read adds one ``LINDEX -1`` per list
-and one ``HMGET`` of the step's tags to its pipeline, and never writes.
+the step found a message in and one ``HMGET`` of the step's tags to its pipeline, and never
+writes.
 """
 
 from __future__ import annotations
