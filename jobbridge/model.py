@@ -273,6 +273,13 @@ class Page:
         return max(1, -(-self.total // self.per_page))
 
 
+#: what ``oldest_enqueued_age_at_least`` means, in the API's words
+AT_LEAST = (
+    "true when oldest_enqueued_age_s is only a lower bound: the system stores no enqueue "
+    'time, so the age counts from when jobbridge first saw the job (show it as "at least")'
+)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueueCounters:
     name: str
@@ -282,6 +289,10 @@ class QueueCounters:
         metadata=api(
             "age of the oldest waiting job of this queue, seconds (null when empty or unknown)"
         ),
+    )
+    oldest_enqueued_age_at_least: bool = field(
+        default=False,
+        metadata=api(AT_LEAST),
     )
 
 
@@ -305,6 +316,10 @@ class Counters:
     oldest_enqueued_age_s: float | None = field(
         default=None,
         metadata=api("age of the oldest waiting job across queues, seconds: the queue latency"),
+    )
+    oldest_enqueued_age_at_least: bool = field(
+        default=False,
+        metadata=api(AT_LEAST + " (true when any queue's is)"),
     )
     blocked: int = field(
         default=0,

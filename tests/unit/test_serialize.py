@@ -134,24 +134,24 @@ PINNED = [
     (
         snapshot_json,
         SNAPSHOT,
-        '{"source":"orders","system":"autumn","taken_at":"2026-03-04T05:06:07Z","coun'
-        'ters":{"enqueued":3,"scheduled":1,"running":2,"completed_24h":10,"failed_7d"'
-        ':null,"oldest_enqueued_age_s":12.25,"blocked":1,"running_overdue":1,"complet'
-        'ed_kept":11,"failed_kept":null,"canceled":2,"problems":["key x is a set"],"q'
-        'ueues":[{"name":"default","enqueued":3,"oldest_enqueued_age_s":null}]},"list'
-        's":{"failed":{"items":[{"source":"orders","system":"autumn","id":"j1","name"'
-        ':"","queue":"default","status":"unknown","raw_status":"?","enqueued_at":null'
-        ',"scheduled_for":null,"started_at":null,"finished_at":null,"attempt":null,"m'
-        'ax_attempts":null,"last_error":null,"principal_id":null,"correlation_id":nul'
-        'l,"worker":null,"payload_preview":"","actions":[],"problem":null,"new_id":nu'
-        'll,"extra":{},"overdue_since":null,"entry":null}],"total":3,"page":2,"per_pa'
-        'ge":1,"flagged":2},"enqueued":{"items":[],"total":0,"page":1,"per_page":25,"'
-        'flagged":0}},"schedules":[{"name":"nightly","schedule":"0 3 * * *","next_run'
-        '_at":"2026-03-04T05:07:09Z","last_status":null}],"history_limit":1000,"worke'
-        'rs":[{"name":"w1","state":"busy","queues":["a"],"current_job":null,"birth":"'
-        '2026-03-04T05:06:07Z","last_heartbeat":null,"successful":null,"failed":null,'
-        '"hostname":null,"pid":42,"problem":null,"pool":null,"concurrency":null,"acti'
-        've":1,"reserved":null}]}',
+        '{"source":"orders","system":"autumn","taken_at":"2026-03-04T05:06:07Z","counte'
+        'rs":{"enqueued":3,"scheduled":1,"running":2,"completed_24h":10,"failed_7d":nul'
+        'l,"oldest_enqueued_age_s":12.25,"oldest_enqueued_age_at_least":false,"blocked"'
+        ':1,"running_overdue":1,"completed_kept":11,"failed_kept":null,"canceled":2,"pr'
+        'oblems":["key x is a set"],"queues":[{"name":"default","enqueued":3,"oldest_en'
+        'queued_age_s":null,"oldest_enqueued_age_at_least":false}]},"lists":{"failed":{'
+        '"items":[{"source":"orders","system":"autumn","id":"j1","name":"","queue":"def'
+        'ault","status":"unknown","raw_status":"?","enqueued_at":null,"scheduled_for":n'
+        'ull,"started_at":null,"finished_at":null,"attempt":null,"max_attempts":null,"l'
+        'ast_error":null,"principal_id":null,"correlation_id":null,"worker":null,"paylo'
+        'ad_preview":"","actions":[],"problem":null,"new_id":null,"extra":{},"overdue_s'
+        'ince":null,"entry":null}],"total":3,"page":2,"per_page":1,"flagged":2},"enqueu'
+        'ed":{"items":[],"total":0,"page":1,"per_page":25,"flagged":0}},"schedules":[{"'
+        'name":"nightly","schedule":"0 3 * * *","next_run_at":"2026-03-04T05:07:09Z","l'
+        'ast_status":null}],"history_limit":1000,"workers":[{"name":"w1","state":"busy"'
+        ',"queues":["a"],"current_job":null,"birth":"2026-03-04T05:06:07Z","last_heartb'
+        'eat":null,"successful":null,"failed":null,"hostname":null,"pid":42,"problem":n'
+        'ull,"pool":null,"concurrency":null,"active":1,"reserved":null}]}',
     ),
     (
         audit_json,

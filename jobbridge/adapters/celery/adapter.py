@@ -18,10 +18,12 @@ from jobbridge import offload
 from jobbridge.adapters import times
 from jobbridge.adapters.celery import actions, job_page, records
 from jobbridge.adapters.celery.index import ResultIndex
+from jobbridge.adapters.celery.index_store import COUNT_REPLIES
 from jobbridge.adapters.celery.index_summary import Bucket
 from jobbridge.adapters.celery.keys import DEFAULT_SEP, PRIORITY_STEPS, CeleryKeys, JobbridgeKeys
 from jobbridge.adapters.celery.lookup import decode_held, revoked_ids
 from jobbridge.adapters.celery.subscription import Subscription
+from jobbridge.adapters.celery.tail_ages import ListAge, ReadPlan, SentTimes, TailAges
 from jobbridge.adapters.celery.task_events import TaskEventFeed
 from jobbridge.adapters.celery.unacked import UnackedView
 from jobbridge.adapters.celery.workers import WorkerWatch
@@ -100,6 +102,8 @@ class _Base:
     totals: dict[Bucket, int] = field(default_factory=dict)
     completed_24h: int = 0
     failed_7d: int = 0
+    #: the wait of each non-empty list's oldest message (tail_ages.py)
+    ages: dict[_Part, ListAge] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     def parts(self, steps: Sequence[int]) -> list[tuple[_Part, int]]:
@@ -109,6 +113,17 @@ class _Base:
     def ahead(self, queue: str, step: int) -> int:
         """Messages of the queue in lists that run before this step's."""
         return sum(n for (q, s), n in self.lengths.items() if q == queue and s < step)
+
+
+def _oldest(ages: Sequence[ListAge | None]) -> tuple[float | None, bool]:
+    """A queue's oldest waiting age from its lists' (None: an empty list): the greatest, and
+    whether it is only a lower bound, which it is when any list's age is one or is unknown
+    (that list's oldest message may have waited longer)."""
+    timed = [a.age_s for a in ages if a is not None and a.age_s is not None]
+    if not timed:
+        return None, False
+    at_least = any(a is not None and (a.at_least or a.age_s is None) for a in ages)
+    return max(timed), at_least
 
 
 class CeleryAdapter:
@@ -172,6 +187,7 @@ class CeleryAdapter:
             source=source,
             subscription=self.subscription,
         )
+        self.sent_times = SentTimes()
         self.task_events = TaskEventFeed(
             client,
             self.index,
@@ -179,6 +195,14 @@ class CeleryAdapter:
             db=self.db,
             source=source,
             subscription=self.subscription,
+            sent_times=self.sent_times,
+        )
+        self.tail_ages = TailAges(
+            client,
+            key=JobbridgeKeys(global_keyprefix, jobbridge_prefix).tail_seen,
+            lists=lambda: [self.keys.step_list(q, s) for q, s in self._parts()],
+            sent=self.sent_times,
+            source=source,
         )
         self.unacked = UnackedView(client, self.keys, jobbridge_prefix=jobbridge_prefix)
         self._unacked_at = float("-inf")
@@ -203,16 +227,18 @@ class CeleryAdapter:
     # ---------------------------------------------------------------- background
 
     async def start(self) -> None:
-        """Start the result index (subscription and backfill), the task event feed and the
-        worker watch."""
+        """Start the result index (subscription and backfill), the task event feed, the
+        worker watch and the sampler of the lists' oldest messages."""
         if not self._background:
             self._background = True
             await self.index.start()
             await self.task_events.start()
             await self.watch.start()
             await self.subscription.start()
+            await self.tail_ages.start()
 
     async def close(self) -> None:
+        await self.tail_ages.close()
         await self.subscription.close()
         await self.watch.close()
         await self.task_events.close()
@@ -296,6 +322,15 @@ class CeleryAdapter:
         await self._refresh_unacked()
         if not self.configured_queues:
             await self.discovery.run(max_steps)
+        try:
+            # one sighting of the tails, so a one-shot read finds what replicas remembered
+            await self.tail_ages.step()
+        except redis.exceptions.NoPermissionError:
+            pass  # a viewer's ACL user may not run scripts: ages read as lower bounds of 0
+
+    def _parts(self) -> list[_Part]:
+        """Every (queue, priority step) list of the queues shown."""
+        return [(q, s) for q in self.queues for s in self.keys.priority_steps]
 
     # ---------------------------------------------------------------- counters
 
@@ -309,7 +344,11 @@ class CeleryAdapter:
                 pipe.llen(self.keys.step_list(queue, step))
         pipe.hlen(self.keys.unacked)
         self.index.queue_counts(pipe, base.now_ms)
+        parts = [(q, s) for q in queues for s in steps]
+        plan = self.tail_ages.queue_reads(pipe, [self.keys.step_list(q, s) for q, s in parts])
         replies = [ok(r) for r in await pipe.execute(raise_on_error=False)]
+        tail_replies = replies[len(replies) - plan.replies :]
+        replies = replies[: len(replies) - plan.replies]
         n = len(queues) * len(steps)
         for index, reply in enumerate(replies[:n]):
             queue, step = queues[index // len(steps)], steps[index % len(steps)]
@@ -324,10 +363,11 @@ class CeleryAdapter:
                 f"{key_text(self.keys.unacked)!r} is not a hash: the messages workers hold "
                 "cannot be read"
             )
-        counts = self.index.take_counts(replies[n + 1 :])
+        counts = self.index.take_counts(replies[n + 1 : n + 1 + COUNT_REPLIES])
         base.totals = dict(counts.totals)
         base.completed_24h = counts.completed_24h
         base.failed_7d = counts.failed_7d
+        await self._read_ages(base, parts, plan, tail_replies)
         held = self.unacked.sorted
         if held.problem:
             base.problems.append(held.problem)
@@ -341,6 +381,22 @@ class CeleryAdapter:
             base.problems.append(f"{hidden} more queues are not shown (at most {MAX_QUEUES})")
         return base
 
+    async def _read_ages(
+        self, base: _Base, parts: Sequence[_Part], plan: ReadPlan, replies: Sequence[object]
+    ) -> None:
+        """The age of each non-empty list's oldest message, into ``base`` (tail_ages.py)."""
+        ages = await self.tail_ages.take_reads(plan, replies, base.now_ms)
+        for part in parts:
+            if not base.lengths.get(part):
+                continue  # empty (a big tail is not read again: the step's view of it)
+            age = ages.get(self.keys.step_list(*part)) or self.tail_ages.not_seen()
+            base.ages[part] = age
+            if age.problem:
+                name = key_text(self.keys.step_list(*part))
+                base.problems.append(f"the oldest message of {name!r} {age.problem}")
+        if self.tail_ages.problem:
+            base.problems.append(self.tail_ages.problem)
+
     def _started_free(self, base: _Base) -> int:
         """STARTED tasks of the index that no worker holds in ``unacked``."""
         return max(0, base.totals.get(Bucket.RUNNING, 0) - self._started_held)
@@ -350,9 +406,26 @@ class CeleryAdapter:
         per_queue = []
         for queue in base.queues:
             waiting = sum(base.lengths.get((queue, s), 0) for s in self.keys.priority_steps)
-            per_queue.append(QueueCounters(name=queue, enqueued=waiting))
+            age, at_least = _oldest([base.ages.get((queue, s)) for s in self.keys.priority_steps])
+            per_queue.append(
+                QueueCounters(
+                    name=queue,
+                    enqueued=waiting,
+                    oldest_enqueued_age_s=age if waiting else None,
+                    oldest_enqueued_age_at_least=at_least and waiting > 0,
+                )
+            )
+        oldest, at_least = _oldest(
+            [
+                ListAge(q.oldest_enqueued_age_s, q.oldest_enqueued_age_at_least)
+                for q in per_queue
+                if q.enqueued
+            ]
+        )
         return Counters(
             enqueued=sum(base.lengths.values()),
+            oldest_enqueued_age_s=oldest,
+            oldest_enqueued_age_at_least=at_least,
             scheduled=len(held.scheduled),
             running=len(held.reserved) + self._started_free(base),
             completed_24h=base.completed_24h,

@@ -19,18 +19,22 @@ if TYPE_CHECKING:
     from jobbridge.settings import Role, SourceConfig
 
 #: what a Celery source reads besides the shared reads, whatever the role (the unacked sort,
-#: the result index's pages and windows, the result and event subscriptions)
-CELERY_READS = ("hlen", "zmscore", "zrangebyscore", "psubscribe", "punsubscribe")
+#: the result index's pages and windows, the result and event subscriptions, the tail
+#: sampler's pruning of its first-seen times)
+CELERY_READS = ("hlen", "zmscore", "zrangebyscore", "psubscribe", "punsubscribe", "hkeys")
 #: what a Celery source's background work writes on jobbridge's own keys of the source, even
-#: as a viewer: the result index (its script, backfill lock and progress) and the recorded
-#: priorities. A Redis 7 viewer gets them through a key selector on those keys only.
+#: as a viewer: the result index (its script, backfill lock and progress), the recorded
+#: priorities and the first-seen times of the lists' oldest messages (tail_ages.py). A
+#: Redis 7 viewer gets them through a key selector on those keys only.
 CELERY_OWN_WRITES = (
     "evalsha",
     "script|load",
     "zadd",
     "zrem",
     "hset",
+    "hsetnx",
     "hdel",
+    "expire",
     "set",
     "del",
     "pexpire",
@@ -101,7 +105,8 @@ def viewer_notes(celery: Sequence[SourceConfig], selectors: bool) -> list[str]:
     if selectors:
         return [
             f"# Redis 7 key selectors: this viewer reads every key and writes only {own} "
-            "(jobbridge's result index and recorded priorities), through the selector in "
+            "(jobbridge's result index, recorded priorities and first-seen times), through "
+            "the selector in "
             f"parentheses; SET, LPUSH, DEL... on Celery's keys answer NOPERM. {tail}"
         ]
     plumbing = ("evalsha", "script|load", "watch", "unwatch", "multi", "exec")

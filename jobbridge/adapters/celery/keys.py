@@ -33,6 +33,7 @@ GROUP_META_PREFIX = "celery-taskset-meta-"
 JOBBRIDGE_PREFIX = "jobbridge:"
 INDEX = "index:"
 PRIORITY_SEEN = "priority:"
+TAIL_SEEN = "tail_seen"
 
 #: the characters a result backend prefix may end in without Celery adding ``_``
 _RESULT_PREFIX_ENDS = ":_-."
@@ -233,6 +234,12 @@ class JobbridgeKeys:
     def index(self) -> str:
         """The result index's key prefix (``index.ResultIndex``'s ``base``)."""
         return self.base + INDEX
+
+    @property
+    def tail_seen(self) -> str:
+        """Hash, with a TTL: delivery tag -> when the message at a broker list's oldest end
+        was first seen there, or sent (``celery/tail_ages.py``, ``lua/ages/tail_seen.lua``)."""
+        return self.base + TAIL_SEEN
 
     def priority_seen(self, task_id: str) -> str:
         """String, with a TTL: a task's ``properties.priority`` (clamped, 0..9) as jobbridge

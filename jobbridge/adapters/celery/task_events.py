@@ -28,6 +28,7 @@ from jobbridge.adapters.celery.index_summary import (
 )
 from jobbridge.adapters.celery.result_meta import READY_STATES
 from jobbridge.adapters.celery.subscription import Inbox, Subscription
+from jobbridge.adapters.celery.tail_ages import SentTimes
 from jobbridge.adapters.fields import MAX_NAME_CHARS
 from jobbridge.adapters.redis_errors import UNAVAILABLE_ERRORS
 from jobbridge.adapters.stopping import cancel_until_done
@@ -212,6 +213,7 @@ class TaskEventFeed:
         source: the source's name, for logs.
         clock: Unix seconds (tests move it).
         subscription: the source's shared subscription (None: one of its own on ``client``).
+        sent_times: where ``task-sent`` times are noted (None: a map of its own).
     """
 
     def __init__(
@@ -224,8 +226,11 @@ class TaskEventFeed:
         source: str,
         clock: Any = time.time,
         subscription: Subscription | None = None,
+        sent_times: SentTimes | None = None,
     ) -> None:
         self.client = client
+        #: ``task-sent`` times by task id, for the oldest waiting ages (tail_ages.py)
+        self.sent_times = sent_times if sent_times is not None else SentTimes()
         self.index = index
         self.source = source
         self.clock = clock
@@ -283,6 +288,8 @@ class TaskEventFeed:
         kind = str(event["type"])[:40]
         task_id = event.get("uuid")
         if kind in DESCRIBING and isinstance(task_id, str) and 0 < len(task_id) <= ID_CHARS:
+            if kind == "task-sent":
+                self.sent_times.note(task_id, event_ms(event.get("timestamp"), arrived_ms))
             earlier = self._forget(task_id)
             self._remember(task_id, describe(event, earlier))
             return None
