@@ -130,6 +130,13 @@ class CompareRow:
     oldest_enqueued_age_s: float | None = field(
         default=None, metadata=api("age of the oldest waiting job, seconds (null: none/unknown)")
     )
+    oldest_enqueued_age_at_least: bool = field(
+        default=False,
+        metadata=api(
+            "the age is a lower bound: the system does not record when the job was enqueued, "
+            "and jobbridge counts from when it first saw it"
+        ),
+    )
     last_5m: Rates | None = field(
         default=None, metadata=api("finished jobs over the last 5 minutes (null: not read)")
     )
@@ -301,6 +308,7 @@ async def _source_rows(service: JobService, read: SourceRead[Counters]) -> list[
                 system=read.system,
                 depth=counters.enqueued,
                 oldest_enqueued_age_s=counters.oldest_enqueued_age_s,
+                oldest_enqueued_age_at_least=counters.oldest_enqueued_age_at_least,
                 running_overdue=counters.running_overdue,
                 problems=tuple(problems),
             ),
@@ -317,6 +325,7 @@ async def _source_rows(service: JobService, read: SourceRead[Counters]) -> list[
                     queue=queue.name,
                     depth=queue.enqueued,
                     oldest_enqueued_age_s=queue.oldest_enqueued_age_s,
+                    oldest_enqueued_age_at_least=queue.oldest_enqueued_age_at_least,
                 ),
                 points,
             )

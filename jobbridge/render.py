@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from jobbridge.model import JobDetail, JobRecord, Snapshot, Worker, list_title
-from jobbridge.text import age, clean, clean_block
+from jobbridge.model import JobDetail, JobRecord, QueueCounters, Snapshot, Worker, list_title
+from jobbridge.text import clean, clean_block, oldest_age
 
 
 def when(value: datetime | None) -> str:
@@ -64,6 +64,10 @@ JOB_HEADERS = (
 )
 
 
+def _oldest(queue: QueueCounters) -> str:
+    return oldest_age(queue.oldest_enqueued_age_s, queue.oldest_enqueued_age_at_least)
+
+
 def render_snapshot(snapshot: Snapshot) -> str:
     c = snapshot.counters
     out = [
@@ -73,17 +77,14 @@ def render_snapshot(snapshot: Snapshot) -> str:
         + "  "
         f"completed 24h {_window(c.completed_24h, c.completed_kept)}  "
         f"failed 7d {_window(c.failed_7d, c.failed_kept)}  blocked {c.blocked}  "
-        f"oldest enqueued {age(c.oldest_enqueued_age_s)}",
+        f"oldest enqueued {oldest_age(c.oldest_enqueued_age_s, c.oldest_enqueued_age_at_least)}",
     ]
     for problem in c.problems:
         out.append(f"problem: {clean(problem, 400)}")
     if c.queues:
         out.append(
             "queues: "
-            + ", ".join(
-                f"{clean(q.name, 40)}={q.enqueued} (oldest {age(q.oldest_enqueued_age_s)})"
-                for q in c.queues
-            )
+            + ", ".join(f"{clean(q.name, 40)}={q.enqueued} (oldest {_oldest(q)})" for q in c.queues)
         )
     for name, page in snapshot.lists.items():
         out.append("")

@@ -34,6 +34,12 @@ def show_time(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+def oldest_age(seconds: float | None, at_least: bool) -> str:
+    """An oldest-waiting age, "≥ 5m 3s" when it is a lower bound (the system records no
+    enqueue time: jobbridge counts from when it first saw the job)."""
+    return ("≥ " if at_least and seconds is not None else "") + age(seconds)
+
+
 def age(seconds: float | None) -> str:
     """A short duration in at most two units: "12s", "5m 3s", "2h 5m", "3d 4h"; "—" if None."""
     if seconds is None or not math.isfinite(seconds):

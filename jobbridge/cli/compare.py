@@ -26,7 +26,7 @@ from jobbridge.compare import (
 )
 from jobbridge.render import table, when
 from jobbridge.service import JobService
-from jobbridge.text import age, clean
+from jobbridge.text import clean, oldest_age
 
 HEADERS = (
     "SOURCE / QUEUE",
@@ -52,7 +52,7 @@ def _row(row: CompareRow) -> list[str]:
         name,
         row.system,
         str(row.depth),
-        age(row.oldest_enqueued_age_s),
+        oldest_age(row.oldest_enqueued_age_s, row.oldest_enqueued_age_at_least),
         comparing.throughput_text(row.last_5m),
         comparing.failure_text(row.last_5m),
         comparing.throughput_text(row.last_60m),
