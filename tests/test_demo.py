@@ -7,6 +7,7 @@ behind; a taken port is one line and exit code 2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -102,10 +103,9 @@ def _demo_processes(redis_url: str) -> list[psutil.Process]:
     return [process for process in found if _alive(process)]
 
 
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[Demo]:
-    """The demo without ``--redis``; killed (with every descendant) if a test leaves it up."""
-    running = _start(tmp_path)
+@contextlib.contextmanager
+def demo_cleanup(running: Demo) -> Iterator[Demo]:
+    """Kill the demo and every descendant if the test leaves it up."""
     try:
         yield running
     finally:
@@ -116,6 +116,13 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
         for process in leftovers:
             if _alive(process):
                 process.kill()
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    """The demo without ``--redis``; killed (with every descendant) if a test leaves it up."""
+    with demo_cleanup(_start(tmp_path)) as running:
+        yield running
 
 
 def _wait_for_url(demo: Demo) -> str:
