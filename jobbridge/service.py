@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from jobbridge.adapters.contract import (
     DiscoversQueues,
+    FollowsFinished,
     JobAdapter,
     ListsWorkers,
     NamesEntries,
@@ -74,6 +75,7 @@ def capabilities(adapter: JobAdapter) -> tuple[str, ...]:
         ("stop", isinstance(adapter, StopsJobs)),
         ("revoke", isinstance(adapter, RevokesTasks)),
         ("queue_discovery", isinstance(adapter, DiscoversQueues)),
+        ("finished_series", isinstance(adapter, FollowsFinished)),
     )
     return BASE_CAPABILITIES + tuple(name for name, has in extra if has)
 
