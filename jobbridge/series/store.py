@@ -84,7 +84,7 @@ class SeriesStore:
 
     async def release(self, token: str) -> None:
         """Let the lease go at once (a closing replica), when this token holds it."""
-        await self._lease(keys=[self.lease_key], args=[token, 1])
+        await self._lease(keys=[self.lease_key], args=[token, 0])
 
     async def cursor(self) -> str | None:
         raw = await self.client.get(self.cursor_key)
