@@ -84,8 +84,15 @@ for i = 1, n do
   sample(4 + 2 * i, ARGV[7 + i])
 end
 
+-- Increments are summed per hash and field first: one HINCRBY per step touched, not per job.
 local counted = 0
 local keep_from = now - ttl
+local sums = {}
+local function add(k, w, field)
+  touch(KEYS[k], w)
+  sums[k] = sums[k] or {}
+  sums[k][field] = (sums[k][field] or 0) + 1
+end
 local i = 8 + n
 while i + 3 <= #ARGV do
   local at = tonumber(ARGV[i + 1])
@@ -96,16 +103,19 @@ while i + 3 <= #ARGV do
     for w = 1, 2 do
       if at >= oldest(w) then
         local field = kind .. ':' .. bucket(w, at)
-        touch(KEYS[3 + w], w)
-        redis.call('HINCRBY', KEYS[3 + w], field, 1)
+        add(3 + w, w, field)
         if q > 0 then
-          touch(KEYS[3 + 2 * q + w], w)
-          redis.call('HINCRBY', KEYS[3 + 2 * q + w], field, 1)
+          add(3 + 2 * q + w, w, field)
         end
       end
     end
   end
   i = i + 4
+end
+for k, fields in pairs(sums) do
+  for field, by in pairs(fields) do
+    redis.call('HINCRBY', KEYS[k], field, by)
+  end
 end
 
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. keep_from)
