@@ -37,10 +37,8 @@ async def test_backfilled_old_results_count_at_their_finish_time(
         assert point["at"] == datetime.fromtimestamp(step, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         assert (point["completed"], point["failed"]) == (2, 1)
         # Two hours ago is outside the last hour.
-        status, hour = await api.get(f"/api/sources/{api.source}/series?window=1h")
+        _status, hour = await api.get(f"/api/sources/{api.source}/series?window=1h")
         assert sum(p["completed"] + p["failed"] for p in hour["points"]) == 0
         # The queue's own series has them too (the meta names its queue).
-        status, queue = await api.get(
-            f"/api/sources/{api.source}/series?window=24h&queue=celery"
-        )
+        _status, queue = await api.get(f"/api/sources/{api.source}/series?window=24h&queue=celery")
         assert sum(p["completed"] for p in queue["points"]) == 2

@@ -28,7 +28,10 @@ async def seed_series(url: str, source: str, queue: str) -> None:
         await client.delete(store.lease_key)
         await store.hold_lease("test", 60_000)
         now = int(time.time())
-        jobs = [FinishedJob("a", now * 1000, False, queue), FinishedJob("b", now * 1000, True, queue)]
+        jobs = [
+            FinishedJob("a", now * 1000, False, queue),
+            FinishedJob("b", now * 1000, True, queue),
+        ]
         cursor = await store.cursor()
         counted = await store.write(
             token="test",

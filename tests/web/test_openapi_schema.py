@@ -134,7 +134,9 @@ class Checker:
         await self.call("get", f"{api}/counters", f"{api}/counters")
         series = f"{api}/sources/{{source}}/series"
         for params in ({}, {"window": "24h"}, {"window": "1h", "queue": "default"}):
-            status, _ = await self.call("get", f"{api}/sources/{self.source}/series", series, params)
+            status, _ = await self.call(
+                "get", f"{api}/sources/{self.source}/series", series, params
+            )
             assert status == 200
         status, _ = await self.call(
             "get", f"{api}/sources/{self.source}/series", series, {"window": "7d"}
