@@ -46,18 +46,20 @@ async def _new_entries(
     """The entries before ``head`` (by digest), newest first, and whether ``head`` was met."""
     entries: list[tuple[bytes, str]] = []
     pacer = Pacer()
-    start = 0
+    start, size = 0, 1
     while start < HISTORY_LIMIT + PAGE:
-        page = cast("list[bytes]", await client.lrange(key, start, start + PAGE - 1))
+        # The head alone first: an idle step reads one entry, not a page.
+        page = cast("list[bytes]", await client.lrange(key, start, start + size - 1))
         for raw in page:
             digest = (await offload.digest(raw)).hex()
             if digest == head:
                 return entries, True
             entries.append((raw, digest))
             await pacer.tick()
-        if len(page) < PAGE:
+        if len(page) < size:
             break
-        start += PAGE
+        start += size
+        size = PAGE
     return entries, False
 
 
