@@ -192,10 +192,7 @@ class JobService:
         #: sources whose last discovery step failed (each outage is logged once)
         self._discovery_failing: set[str] = set()
         #: each source's chart series keys (jobbridge.series), and their followers once started
-        self.series_stores = {
-            name: SeriesStore(a.client, a.operator.keys.jobbridge_prefix, name)
-            for name, a in self.adapters.items()
-        }
+        self._series_stores: dict[str, SeriesStore] = {}
         self._series: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------ lifecycle
@@ -217,8 +214,8 @@ class JobService:
             ]
         if not self._series:
             self._series = [
-                asyncio.create_task(SeriesFollower(self.adapters[name], store).run())
-                for name, store in self.series_stores.items()
+                asyncio.create_task(SeriesFollower(adapter, self.series_store(name)).run())
+                for name, adapter in self.adapters.items()
             ]
 
     async def _discover_forever(self, adapters: list[JobAdapter]) -> None:
@@ -381,12 +378,21 @@ class JobService:
             recent_failures=tuple(failures[:OVERVIEW_FAILURES]),
         )
 
+    def series_store(self, source: str) -> SeriesStore:
+        """The chart series keys of a source, in its Redis under its jobbridge prefix."""
+        store = self._series_stores.get(source)
+        if store is None:
+            adapter = self.adapter(source)
+            prefix = adapter.operator.keys.jobbridge_prefix
+            store = self._series_stores[source] = SeriesStore(adapter.client, prefix, source)
+        return store
+
     async def series(self, source: str, window: Window, queue: str | None = None) -> Series:
         """A chart series of one source (or of one of its queues, for the first
         ``series.store.MAX_QUEUES`` queues): one HMGET of a bounded hash, shared by the
         readers of the same series within the TTL. Written by the background followers."""
         adapter = self.adapter(source)
-        store = self.series_stores[source]
+        store = self.series_store(source)
         return await self.cache.get(
             (source, "series", window.value, queue),
             lambda: self.limits.run(

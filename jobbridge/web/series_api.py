@@ -3,6 +3,7 @@ chart fragments of the overview and the source page (``templates/_charts.html``)
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from jobbridge.web.charts import STEP_WORDS, WINDOW_WORDS, Chart, chart
 from jobbridge.web.context import Ui
 from jobbridge.web.rendering import render
 from jobbridge.web.responses import HttpError, json_response, route_param
+
+log = logging.getLogger(__name__)
 
 #: longest queue name a series request takes
 MAX_QUEUE_CHARS = 200
@@ -83,6 +86,9 @@ async def _item(request: web.Request, source: str, window: Window) -> ChartItem:
         result = await request.app[keys.SERVICE].series(source, window)
     except SourceUnavailable as exc:
         return ChartItem(source, None, error=f"Redis unavailable ({exc.detail})")
+    except Exception:  # one source's bug must not blank the other sources' charts
+        log.exception("chart series of source %s failed", source)
+        return ChartItem(source, None, error="internal error reading this source")
     caption = f"{WINDOW_WORDS[window]}, {STEP_WORDS[window]}"
     return ChartItem(source, chart(result), caption)
 
