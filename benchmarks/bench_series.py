@@ -7,7 +7,9 @@ pushed as Autumn's settle script does; RQ: 1,000 job hashes with ``ended_at``, 7
 finished registry and 300 in the failed one, scored by expiry as RQ does; Celery: 1,000
 result metas, 700 SUCCESS and 300 FAILURE, fed to jobbridge's result index as its
 subscription does), then runs ``SeriesFollower.step`` until the feed has nothing new. Commands
-are Redis's own count (``INFO stats`` total_commands_processed, the INFO calls subtracted).
+are Redis's own count (``INFO stats`` total_commands_processed, the INFO calls subtracted), so
+the commands a script runs count one each. "stall ms" is the longest the event loop was held
+while the follower caught up (a 1 ms ticker's lateness).
 
 Run: ``python -m benchmarks.bench_series [--jobs 1000] [--reads 200]``.
 """
@@ -144,7 +146,18 @@ async def bench_system(url: str, system: str, jobs: int, reads: int) -> dict[str
             if not report.more and report.read == 0:
                 return counted, steps
 
+    stalls: list[float] = []
+
+    async def watch_loop() -> None:
+        # The longest the event loop went without running this task: a step's stall.
+        while True:
+            start = time.perf_counter()
+            await asyncio.sleep(0.001)
+            stalls.append((time.perf_counter() - start) * 1000 - 1)
+
+    watcher = asyncio.create_task(watch_loop())
     (counted, steps), cmds, ms = await measure(client, catch_up)
+    watcher.cancel()
     _, idle_cmds, idle_ms = await measure(client, follower.step)
     read_cmds = read_ms = 0.0
     for window in (Window.HOUR, Window.DAY):
@@ -167,6 +180,7 @@ async def bench_system(url: str, system: str, jobs: int, reads: int) -> dict[str
         "idle_step_ms": idle_ms,
         "read_commands": read_cmds,
         "read_ms": read_ms,
+        "max_stall_ms": max(stalls, default=0.0),
     }
 
 
@@ -178,14 +192,14 @@ async def main(jobs: int, reads: int) -> None:
             rows.append(await bench_system(server.url(db), system, jobs, reads))
         print(
             f"{'system':8} {'counted':>7} {'steps':>5} {'cmds/1000':>9} {'ms/1000':>8} "
-            f"{'idle cmds':>9} {'idle ms':>7} {'read cmds':>9} {'read ms':>7}"
+            f"{'idle cmds':>9} {'idle ms':>7} {'read cmds':>9} {'read ms':>7} {'stall ms':>8}"
         )
         for r in rows:
             print(
                 f"{r['system']:8} {r['counted']:>7} {r['steps']:>5} "
                 f"{r['commands_per_1000']:>9.0f} {r['ms_per_1000']:>8.1f} "
                 f"{r['idle_step_commands']:>9} {r['idle_step_ms']:>7.1f} "
-                f"{r['read_commands']:>9.1f} {r['read_ms']:>7.2f}"
+                f"{r['read_commands']:>9.1f} {r['read_ms']:>7.2f} {r['max_stall_ms']:>8.1f}"
             )
     finally:
         server.stop()
