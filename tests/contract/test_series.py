@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import redis.asyncio
@@ -113,6 +114,27 @@ async def test_series_count_finished_jobs_in_their_minutes(harness: SystemHarnes
         assert totals(day) == (COMPLETED, FAILED)
         # Depth is sampled each step: the newest steps hold a number.
         assert any(p["enqueued"] is not None for p in hour["points"][-2:])
+        # Per queue (what the comparison reads): the queues' series add up to the source's.
+        await assert_queues_add_up(client)
+
+
+async def assert_queues_add_up(client: TestClient) -> None:  # type: ignore[type-arg]
+    status, body = await get(client, f"/api/sources/{SOURCE}/snapshot?per_page=1")
+    assert status == 200
+    queues = [q["name"] for q in body["counters"]["queues"]]
+    status, finished = await get(client, f"/api/sources/{SOURCE}/snapshot?per_page=100")
+    for state in ("completed", "failed"):
+        queues += [j["queue"] for j in finished["lists"][state]["items"] if j["queue"]]
+    summed = [0, 0]
+    for queue in sorted(set(queues)):
+        status, one = await get(
+            client, f"/api/sources/{SOURCE}/series?window=1h&queue={quote(queue, safe='')}"
+        )
+        assert status == 200 and one["queue"] == queue
+        c, f = totals(one)
+        summed[0] += c
+        summed[1] += f
+    assert tuple(summed) == (COMPLETED, FAILED), queues
 
 
 async def assert_depth_only(client: TestClient, harness: SystemHarness) -> None:  # type: ignore[type-arg]
