@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 
     from jobbridge.adapters.rq.keys import RqKeys
 
-#: queues whose registries are followed, at most (the first ones the adapter shows)
-MAX_QUEUES = 50
+#: queues whose registries are followed, at most: every queue the adapter shows (its own
+#: cap, 100), so a source's totals miss no queue the dashboard lists
+MAX_QUEUES = 100
 #: members one registry gives a step at least, however many registries share the batch
 MIN_PER_KEY = 20
 
