@@ -12,7 +12,7 @@
 -- ARGV[2]: the cursor the step read from ("" when there was none)
 -- ARGV[3]: the cursor to store
 -- ARGV[4]: now, Unix seconds
--- ARGV[5]: seconds every key lives after a write (EXPIRE)
+-- ARGV[5]: seconds every key lives after a write (EXPIRE; hashes: after their last trim)
 -- ARGV[6]: the enqueued sample of the source ("" when not sampled)
 -- ARGV[7]: the number of queues n
 -- ARGV[8 .. 7+n]: the enqueued sample of each queue ("" when not sampled)
@@ -46,18 +46,24 @@ local function bucket(w, at)
   return math.floor(at / STEP[w]) * STEP[w]
 end
 
--- hashes written by this step, each trimmed and given its TTL once
+-- Hashes written by this step. A hash is trimmed (and given its TTL) when its window has
+-- moved on since its last trim: once a minute for an hour, once per 15 minutes for a day.
+-- Invariant: every step field of a hash lies in [trim, trim + one window), since each write
+-- trims first to the cut of its own now and writes no step after its own now; so a trim
+-- deletes at most one window of steps, however long the gap since the last one.
 local touched = {}
 local function touch(key, w)
   if touched[key] then
     return
   end
   touched[key] = w
-  redis.call('HSETNX', key, 'since', now)
   local cut = oldest(w)
-  -- Fields only exist in [trim, trim + one window): the last write kept steps from its own
-  -- cut up to its own now. So at most one window of steps is deleted, however long the gap.
-  local from = tonumber(redis.call('HGET', key, 'trim')) or cut
+  local trim = tonumber(redis.call('HGET', key, 'trim'))
+  if trim == cut then
+    return
+  end
+  redis.call('HSETNX', key, 'since', now)
+  local from = trim or cut
   local stop = math.min(cut, from + POINTS[w] * STEP[w])
   local b = from
   while b < stop do
