@@ -134,3 +134,60 @@ async def follow_zsets(
             last_member, last_score = page[-1]
             positions[key] = (last_score, last_member.hex())
     return found, more
+
+
+#: the cursor entry that says when a sweep last ran (see :func:`sweep_zsets`)
+SWEPT_AT = "~swept_at"
+
+
+def sweep_key(key: str) -> str:
+    """The cursor entry of a key's sweep position."""
+    return "~sweep:" + key
+
+
+async def sweep_zsets(
+    client: Redis,
+    keys: Sequence[str],
+    positions: dict[str, ZPos],
+    start_score: float,
+    limit: int,
+    *,
+    every_s: float,
+    now_s: float,
+) -> dict[str, list[tuple[bytes, float]]]:
+    """A slow second pass over what sorts *before* each key's head position (members added
+    late with an old score), ``limit`` members per key at most once every ``every_s``: it
+    walks from ``start_score`` to the head and starts over. What it returns was mostly
+    counted already; the series writer's seen set counts each job once. One pipeline."""
+    swept_at = positions.get(SWEPT_AT)
+    if not keys or swept_at is None or now_s - swept_at[0] < every_s:
+        # A cursor's first step only starts the clock: the head has just read everything.
+        if swept_at is None:
+            positions[SWEPT_AT] = (now_s, "")
+        return {}
+    positions[SWEPT_AT] = (now_s, "")
+    walking = [k for k in keys if k in positions]
+    pipe = client.pipeline(transaction=False)
+    for key in walking:
+        low = positions.get(sweep_key(key), (start_score, ""))[0]
+        pipe.zrangebyscore(
+            key, max(low, start_score), positions[key][0], start=0, num=limit + 1, withscores=True
+        )
+    replies = await pipe.execute(raise_on_error=False)
+    found: dict[str, list[tuple[bytes, float]]] = {}
+    for key, reply in zip(walking, replies, strict=True):
+        if isinstance(reply, Exception):
+            continue
+        page = cast("list[tuple[bytes, float]]", reply)
+        pos = positions.get(sweep_key(key))
+        head = positions[key]
+        new = [
+            item for item in page if (pos is None or _after(item, pos)) and not _after(item, head)
+        ][:limit]
+        found[key] = new
+        if len(new) < limit:
+            positions.pop(sweep_key(key), None)  # reached the head: start over next time
+        else:
+            member, score = new[-1]
+            positions[sweep_key(key)] = (score, member.hex())
+    return found
