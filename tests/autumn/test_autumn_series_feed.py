@@ -100,3 +100,15 @@ async def test_new_entries_only_and_a_trimmed_cursor_counts_once(
     hour = await store.read(Window.HOUR, None, time.time())
     assert sum(p.completed for p in hour.points) == 1_300
     assert sum(p.failed for p in hour.points) == 7
+
+
+async def test_a_history_key_of_another_type_is_skipped(
+    sync_redis: redis.Redis, redis_client: redis.asyncio.Redis
+) -> None:
+    now_ms = int(time.time() * 1000)
+    sync_redis.set(f"{P}:completed", "not a list")
+    settle(sync_redis, f"{P}:dead", range(3), now_ms)
+    adapter = AutumnAdapter(redis_client, source="s")
+    batch = await adapter.finished_since(None, limit=100)
+    assert sorted(j.job_id for j in batch.jobs) == ["job-00000", "job-00001", "job-00002"]
+    assert all(j.failed for j in batch.jobs)

@@ -14,10 +14,13 @@ import json
 import time
 from typing import TYPE_CHECKING, cast
 
+import redis.exceptions
+
 from jobbridge import offload
 from jobbridge.adapters.autumn import records
 from jobbridge.adapters.autumn.history import HISTORY_LIMIT
 from jobbridge.adapters.finished import BACKFILL_MS, FinishedBatch, FinishedJob
+from jobbridge.adapters.values import is_wrongtype
 from jobbridge.pacing import Pacer
 
 if TYPE_CHECKING:
@@ -49,7 +52,12 @@ async def _new_entries(
     start, size = 0, 1
     while start < HISTORY_LIMIT + PAGE:
         # The head alone first: an idle step reads one entry, not a page.
-        page = cast("list[bytes]", await client.lrange(key, start, start + size - 1))
+        try:
+            page = cast("list[bytes]", await client.lrange(key, start, start + size - 1))
+        except redis.exceptions.ResponseError as exc:
+            if is_wrongtype(exc):  # not a list (someone broke it): nothing to follow there
+                return entries, False
+            raise
         for raw in page:
             digest = (await offload.digest(raw)).hex()
             if digest == head:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
+import redis.exceptions
+
 from jobbridge.adapters.celery.index_summary import Bucket, read_row
 from jobbridge.adapters.fields import key_text
 from jobbridge.adapters.finished import (
@@ -28,6 +30,7 @@ from jobbridge.adapters.finished import (
     sweep_key,
     sweep_zsets,
 )
+from jobbridge.adapters.values import is_wrongtype
 from jobbridge.pacing import Pacer
 
 if TYPE_CHECKING:
@@ -63,9 +66,15 @@ async def finished_since(store: IndexStore, cursor: str | None, limit: int) -> F
     scored += [(m, s, buckets[key]) for key, page in swept.items() for m, s in page]
     if not scored:
         return FinishedBatch((), dump_positions(positions), more)
-    rows = cast(
-        "list[bytes | None]", await store.broker.hmget(store.rows, [m for m, _, _ in scored])
-    )
+    try:
+        rows = cast(
+            "list[bytes | None]",
+            await store.broker.hmget(store.rows, [m for m, _, _ in scored]),
+        )
+    except redis.exceptions.ResponseError as exc:
+        if not is_wrongtype(exc):
+            raise
+        rows = [None] * len(scored)  # no summaries to read: counted without their queues
     pacer = Pacer()
     jobs: list[FinishedJob] = []
     for (member, score, failed), raw in zip(scored, rows, strict=True):
