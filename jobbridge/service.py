@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from jobbridge.adapters.contract import (
     DiscoversQueues,
+    FollowsFinished,
     JobAdapter,
     ListsWorkers,
     NamesEntries,
@@ -47,7 +49,9 @@ from jobbridge.model import (
     reachable_id,
 )
 from jobbridge.read_limits import DEFAULT_READ_TIMEOUT_S, ReadLimits
-from jobbridge.series.model import POINTS, STEP_S, Series, SeriesPoint, Window
+from jobbridge.series.follower import SeriesFollower
+from jobbridge.series.model import Series, Window
+from jobbridge.series.store import SeriesStore
 from jobbridge.tally import TALLY_QUERY, SourceSample, tally_document
 
 # ``X as X`` above re-exports: web's shared state words the failures of its own Redis as a
@@ -72,6 +76,7 @@ def capabilities(adapter: JobAdapter) -> tuple[str, ...]:
         ("stop", isinstance(adapter, StopsJobs)),
         ("revoke", isinstance(adapter, RevokesTasks)),
         ("queue_discovery", isinstance(adapter, DiscoversQueues)),
+        ("finished_series", isinstance(adapter, FollowsFinished)),
     )
     return BASE_CAPABILITIES + tuple(name for name, has in extra if has)
 
@@ -187,6 +192,9 @@ class JobService:
         self._discovery: list[asyncio.Task[None]] = []
         #: sources whose last discovery step failed (each outage is logged once)
         self._discovery_failing: set[str] = set()
+        #: each source's chart series keys (jobbridge.series), and their followers once started
+        self._series_stores: dict[str, SeriesStore] = {}
+        self._series: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------ lifecycle
 
@@ -204,6 +212,11 @@ class JobService:
                     by_server.setdefault(self.limits.servers(adapter), []).append(adapter)
             self._discovery = [
                 asyncio.create_task(self._discover_forever(group)) for group in by_server.values()
+            ]
+        if not self._series:
+            self._series = [
+                asyncio.create_task(SeriesFollower(adapter, self.series_store(name)).run())
+                for name, adapter in self.adapters.items()
             ]
 
     async def _discover_forever(self, adapters: list[JobAdapter]) -> None:
@@ -258,7 +271,8 @@ class JobService:
                     pass
 
     async def close(self) -> None:
-        tasks, self._discovery = self._discovery, []
+        tasks, self._discovery = self._discovery + self._series, []
+        self._series = []
         await cancel_until_done(tasks, CLOSE_S)
         for adapter in self.adapters.values():
             await adapter.close()
@@ -377,20 +391,27 @@ class JobService:
             recent_failures=tuple(failures[:OVERVIEW_FAILURES]),
         )
 
-    async def series(self, source: str, window: Window, queue: str | None = None) -> Series:
-        """A chart series of one source (or of one of its queues).
+    def series_store(self, source: str) -> SeriesStore:
+        """The chart series keys of a source, in its Redis under its jobbridge prefix."""
+        store = self._series_stores.get(source)
+        if store is None:
+            adapter = self.adapter(source)
+            prefix = adapter.operator.keys.jobbridge_prefix
+            store = self._series_stores[source] = SeriesStore(adapter.client, prefix, source)
+        return store
 
-        PLACEHOLDER (issue 17): zero points until the series followers land; replaced by the
-        series helper's implementation before this issue is resolved.
-        """
-        self.adapter(source)
-        step = STEP_S[window]
-        now = int(datetime.now(tz=UTC).timestamp()) // step * step
-        points = tuple(
-            SeriesPoint(at=datetime.fromtimestamp(now - i * step, tz=UTC), completed=0, failed=0)
-            for i in reversed(range(POINTS[window]))
+    async def series(self, source: str, window: Window, queue: str | None = None) -> Series:
+        """A chart series of one source (or of one of its queues, for the first
+        ``series.store.MAX_QUEUES`` queues): one HMGET of a bounded hash, shared by the
+        readers of the same series within the TTL. Written by the background followers."""
+        adapter = self.adapter(source)
+        store = self.series_store(source)
+        return await self.cache.get(
+            (source, "series", window.value, queue),
+            lambda: self.limits.run(
+                adapter, lambda: read(adapter, lambda: store.read(window, queue, time.time()))
+            ),
         )
-        return Series(source=source, window=window, step_s=step, points=points, queue=queue)
 
     async def job_name_counts(self) -> dict[str, Any]:
         """Per-job-name counters across sources (``/actuator/jobs``; see ``jobbridge.tally``)."""

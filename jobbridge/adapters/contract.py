@@ -17,6 +17,7 @@ from jobbridge.model import (
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from jobbridge.adapters.finished import FinishedBatch
     from jobbridge.adapters.operator_log import OperatorLog
 
 
@@ -125,4 +126,15 @@ class RunsInBackground(Protocol):
 
     async def start(self) -> None:
         """Start the background work (idempotent); ``close`` stops it."""
+        ...
+
+
+@runtime_checkable
+class FollowsFinished(Protocol):
+    """A system whose finished jobs can be followed by their stored finish times, for the
+    chart series (jobbridge.series); read in the background, never per request."""
+
+    async def finished_since(self, cursor: str | None, *, limit: int) -> FinishedBatch:
+        """The jobs that finished after ``cursor`` (None: everything the system still keeps
+        from the last 24 h), at most ``limit``, and the cursor to read on from."""
         ...

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from jobbridge.web import api, compare_views, search_views, views
+from jobbridge.web import api, compare_views, search_views, series_api, views
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: the action segment of action URLs
@@ -28,6 +28,8 @@ def setup_routes(app: web.Application, prefix: str) -> None:
     router.add_post(f"{p}/jobs/{{source}}/{{id}}/{ACTIONS}", views.act, name="action")
     router.add_get(f"{p}/audit", views.audit_page, name="audit")
     router.add_get(f"{p}/search", search_views.search_page, name="search")
+    router.add_get(f"{p}/charts", series_api.overview_charts, name="charts")
+    router.add_get(f"{p}/charts/{{source}}", series_api.source_charts, name="charts_source")
     router.add_get(f"{p}/login", views.login_form, name="login")
     router.add_post(f"{p}/login", views.login, name="login_post")
     router.add_post(f"{p}/logout", views.logout, name="logout")
@@ -38,6 +40,7 @@ def setup_routes(app: web.Application, prefix: str) -> None:
     router.add_get(f"{p}/api/sources/{{source}}/snapshot", api.snapshot, name="api_snapshot")
     router.add_get(f"{p}/api/sources/{{source}}/jobs/{{id}}", api.job, name="api_job")
     router.add_post(f"{p}/api/sources/{{source}}/jobs/{{id}}/{ACTIONS}", api.act, name="api_action")
+    router.add_get(f"{p}/api/sources/{{source}}/series", series_api.series, name="api_series")
     router.add_get(f"{p}/api/counters", api.counters, name="api_counters")
     router.add_get(f"{p}/api/compare", compare_views.api_compare, name="api_compare")
     router.add_get(f"{p}/api/audit", api.audit, name="api_audit")

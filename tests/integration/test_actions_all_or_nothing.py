@@ -109,8 +109,9 @@ def test_every_script_and_key_is_covered() -> None:
 
 def everything(conn: redis.Redis) -> dict[bytes, bytes | None]:
     """Every key of the (small, private) test database -> its DUMP; but the app's own
-    bookkeeping of its replicas, which a running app keeps writing."""
-    keys = sorted(k for k in conn.scan_iter(count=1000) if not k.startswith(b"jobbridge:state:"))
+    bookkeeping of its replicas and its chart series, which a running app keeps writing."""
+    own = (b"jobbridge:state:", b"jobbridge:series:")
+    keys = sorted(k for k in conn.scan_iter(count=1000) if not k.startswith(own))
     return dict(zip(keys, [conn.dump(k) for k in keys], strict=True))
 
 

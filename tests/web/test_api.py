@@ -63,6 +63,7 @@ async def test_sources(client) -> None:
                     "audit",
                     "lifecycle",
                     "queue_discovery",
+                    "finished_series",
                 ],
             }
         ]

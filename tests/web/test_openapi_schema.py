@@ -141,6 +141,18 @@ class Checker:
             assert status == 200 and (reply["items"] or query == "no-such-job"), reply
         status, _ = await self.call("get", f"{api}/search", f"{api}/search", {"q": " "})
         assert status == 400
+        series = f"{api}/sources/{{source}}/series"
+        for params in ({}, {"window": "24h"}, {"window": "1h", "queue": "default"}):
+            status, _ = await self.call(
+                "get", f"{api}/sources/{self.source}/series", series, params
+            )
+            assert status == 200
+        status, _ = await self.call(
+            "get", f"{api}/sources/{self.source}/series", series, {"window": "7d"}
+        )
+        assert status == 400
+        status, _ = await self.call("get", f"{api}/sources/nope/series", series)
+        assert status == 404
         await self.call("get", f"{api}/audit", f"{api}/audit", {"source": self.source})
         status, _ = await self.call("get", f"{api}/audit", f"{api}/audit", {"source": "nope"})
         assert status == 404

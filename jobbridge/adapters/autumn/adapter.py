@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from jobbridge import offload
-from jobbridge.adapters.autumn import actions, job_page, records
+from jobbridge.adapters.autumn import actions, finished_feed, job_page, records
 from jobbridge.adapters.autumn.history import (
     HISTORY_LIMIT,
     AutumnHistories,
@@ -64,6 +64,8 @@ from jobbridge.pacing import Pacer
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+    from jobbridge.adapters.finished import FinishedBatch
 
 __all__ = ["DEFAULT_KEY_PREFIX", "AutumnAdapter", "AutumnKeys"]
 
@@ -527,6 +529,10 @@ class AutumnAdapter:
 
     async def cancel(self, job_id: str, actor: str) -> ActionResult:
         return await actions.cancel(self, job_id, actor)
+
+    async def finished_since(self, cursor: str | None, *, limit: int) -> FinishedBatch:
+        """Entries newly pushed to completed and dead (chart series; see finished_feed)."""
+        return await finished_feed.finished_since(self.client, self.keys, cursor, limit)
 
     async def close(self) -> None:
         await self.client.aclose()

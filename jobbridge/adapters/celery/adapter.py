@@ -16,7 +16,7 @@ import redis.exceptions
 
 from jobbridge import offload
 from jobbridge.adapters import times
-from jobbridge.adapters.celery import actions, job_page, records
+from jobbridge.adapters.celery import actions, finished_feed, job_page, records
 from jobbridge.adapters.celery.index import ResultIndex
 from jobbridge.adapters.celery.index_store import COUNT_REPLIES
 from jobbridge.adapters.celery.index_summary import Bucket
@@ -52,6 +52,8 @@ from jobbridge.pacing import Pacer
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+    from jobbridge.adapters.finished import FinishedBatch
 
 #: the queue Celery sends to unless routed elsewhere (``task_default_queue``)
 DEFAULT_QUEUE = "celery"
@@ -236,6 +238,10 @@ class CeleryAdapter:
             await self.watch.start()
             await self.subscription.start()
             await self.tail_ages.start()
+
+    async def finished_since(self, cursor: str | None, *, limit: int) -> FinishedBatch:
+        """Index entries newly finished (chart series; see finished_feed)."""
+        return await finished_feed.finished_since(self.index, cursor, limit)
 
     async def close(self) -> None:
         await self.tail_ages.close()

@@ -19,7 +19,7 @@ from jobbridge.adapters.discovery import DiscoveryProblem, QueueDiscovery
 from jobbridge.adapters.fields import MAX_NAME_CHARS, key_text
 from jobbridge.adapters.operator_log import OperatorKeys, OperatorLog
 from jobbridge.adapters.paging import Span, spans
-from jobbridge.adapters.rq import actions, calls, hashes, job_page, records
+from jobbridge.adapters.rq import actions, calls, finished_feed, hashes, job_page, records
 from jobbridge.adapters.rq import workers as rq_workers
 from jobbridge.adapters.rq.hashes import Found, JobHash, Where
 from jobbridge.adapters.rq.keys import DEFAULT_KEY_PREFIX, DEFAULT_QUEUE, RqKeys
@@ -45,6 +45,8 @@ from jobbridge.pacing import Pacer
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+    from jobbridge.adapters.finished import FinishedBatch
 
 __all__ = ["DEFAULT_KEY_PREFIX", "RqAdapter", "RqKeys"]
 
@@ -469,6 +471,12 @@ class RqAdapter:
 
     async def stop(self, job_id: str, actor: str) -> ActionResult:
         return await actions.stop(self, job_id, actor)
+
+    async def finished_since(self, cursor: str | None, *, limit: int) -> FinishedBatch:
+        """Members newly added to finished and failed registries (chart series)."""
+        return await finished_feed.finished_since(
+            self.client, self.keys, self.queues, cursor, limit
+        )
 
     async def close(self) -> None:
         await self.client.aclose()
