@@ -108,6 +108,13 @@ def job_param(request: web.Request) -> str:
     return found
 
 
+def pasted_id(request: web.Request) -> bool:
+    """Whether the job URL came from the "find a job" form (``?find=``), not from a link."""
+    return route_param(request, "id") == JOB_BY_QUERY and any(
+        k == FIND_FIELD for k, _ in _raw_query(request)
+    )
+
+
 def entry_param(request: web.Request) -> str | None:
     """``?entry=``: which of the entries sharing an id a job URL names (``JobRecord.entry``);
     None when absent."""

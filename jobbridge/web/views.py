@@ -19,6 +19,7 @@ from jobbridge.model import (
     Page,
     list_title,
 )
+from jobbridge.search import find_id
 from jobbridge.service import SourceStatus
 from jobbridge.web import compare_views, keys
 from jobbridge.web.api import audit_limit, audit_source, snapshot_query
@@ -26,7 +27,14 @@ from jobbridge.web.auth import too_many_attempts
 from jobbridge.web.context import Ui
 from jobbridge.web.rendering import paced_template, render
 from jobbridge.web.request_checks import safe_next
-from jobbridge.web.responses import HttpError, entry_param, job_param, redirect, route_param
+from jobbridge.web.responses import (
+    HttpError,
+    entry_param,
+    job_param,
+    pasted_id,
+    redirect,
+    route_param,
+)
 from jobbridge.web.sessions import MAX_CREDENTIAL_CHARS
 
 #: audit entries shown on a job's detail page
@@ -138,23 +146,39 @@ async def source_counters_fragment(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@paced_template("job.html")
-async def job_page(request: web.Request) -> dict[str, Any]:
+async def job_page(request: web.Request) -> web.StreamResponse:
     source = route_param(request, "source")
     job_id = job_param(request)
     entry = entry_param(request)
     service = request.app[keys.SERVICE]
     detail = await service.job(source, job_id, entry=entry)
     if detail is None:
+        if entry is None and pasted_id(request):
+            return await _found_elsewhere(request, job_id)
         raise HttpError(404, "not_found", f"Job {job_id!r} not found in source {source!r}.")
     related = await service.audit(source, JOB_AUDIT_ROWS, job_id=job_id)
-    return {
+    context = {
         "ui": Ui(request),
         "source": source,
         "detail": detail,
         "job": detail.job,
         "audit": related,
     }
+    return await render("job.html", request, context)
+
+
+async def _found_elsewhere(request: web.Request, job_id: str) -> web.StreamResponse:
+    """A pasted id that this source does not have: its page in the one source that has it,
+    else the search page, which says where it is or what was looked at."""
+    ui = Ui(request)
+    reads = await find_id(request.app[keys.SERVICE], job_id)
+    having = [r.name for r in reads if r.value is not None]
+    if len(having) == 1 and ui.job_url(having[0], job_id):
+        return redirect(ui.job_url(having[0], job_id), status=302)
+    try:
+        return redirect(ui.url("search", {"q": job_id}), status=302)
+    except UnicodeEncodeError:  # bytes that are not UTF-8 cannot be a search query
+        raise HttpError(404, "not_found", f"Job {job_id!r} not found in any source.") from None
 
 
 async def act(request: web.Request) -> web.StreamResponse:

@@ -229,3 +229,37 @@ async def test_more_matches_than_the_cap_are_cut_and_said_so(
         assert enqueued["read"] == enqueued["total"] == per_source
     page = await (await client.get(f"/admin/search?q={correlation}")).text()
     assert f"the first {MAX_RESULTS}; more matched" in page
+
+
+async def test_the_find_box_looks_in_every_source_when_its_own_lacks_the_id(
+    make_client: ClientFactory, harnesses: dict[str, SystemHarness]
+) -> None:
+    """The source page's "find a job" box: an id of another source opens that job's page; an
+    id no source has (or several have) opens the search, which says so; a link (``?id=``)
+    still answers 404 in its own source."""
+    (rq_job,) = harnesses["rq-src"].seed({State.ENQUEUED: 1})[State.ENQUEUED]
+    (autumn_job,) = harnesses["autumn-src"].seed({State.ENQUEUED: 1})[State.ENQUEUED]
+    client = await make_client(settings_of(harnesses))
+
+    response = await client.get(
+        f"/admin/jobs/autumn-src/job?find={quote(' ' + rq_job + ' ')}", allow_redirects=False
+    )
+    assert response.status == 302
+    assert response.headers["Location"] == f"/admin/jobs/rq-src/{rq_job}"
+    page = await client.get(response.headers["Location"])
+    assert page.status == 200 and rq_job in await page.text()
+
+    # its own source still opens at once
+    response = await client.get(f"/admin/jobs/autumn-src/job?find={autumn_job}")
+    assert response.status == 200 and autumn_job in await response.text()
+
+    missing = f"nowhere-{uuid.uuid4().hex}"
+    response = await client.get(f"/admin/jobs/rq-src/job?find={missing}", allow_redirects=False)
+    assert response.status == 302
+    assert response.headers["Location"] == f"/admin/search?q={missing}"
+    found = await client.get(response.headers["Location"])
+    assert found.status == 200 and "No job matches" in await found.text()
+
+    # a link names its source: no look-up elsewhere
+    response = await client.get(f"/admin/jobs/autumn-src/job?id={rq_job}", allow_redirects=False)
+    assert response.status == 404
