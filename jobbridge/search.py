@@ -2,7 +2,7 @@
 
 Each source is read through the service, side by side, and within bounds: a look-up of the
 query as a job id (one record, O(1)) plus the bounded pages its dashboard already reads (the
-first ``SEARCH_PER_PAGE`` rows of each live list, the newest ``MAX_HISTORY_PER_PAGE`` of the
+first ``SEARCH_PER_PAGE`` rows of each live list, the newest ``SEARCH_HISTORY_ROWS`` of the
 histories), filtered in memory. Nothing is scanned, so a job beyond those pages is found by
 its id only; ``Covered`` says exactly what was read, source by source, so a page or a script
 can tell "not there" from "not looked at". How a system's rows match (which extras) and the
@@ -18,7 +18,6 @@ from typing import Any
 
 from jobbridge.adapters.registry import SearchSpec, systems
 from jobbridge.model import (
-    MAX_HISTORY_PER_PAGE,
     MAX_PER_PAGE,
     JobDetail,
     JobRecord,
@@ -37,11 +36,15 @@ MAX_QUERY_CHARS = 200
 MAX_RESULTS = 200
 #: rows of each live list (waiting, scheduled, running, canceled) read per source
 SEARCH_PER_PAGE = MAX_PER_PAGE
+#: rows of each history (completed, failed) read per source: the newest ones. A whole Autumn
+#: history (1,000 entries and their dead records) held the event loop ~100 ms per source
+#: (benchmarks/bench_search.py); this many keep a source's read in steps of a few ms
+SEARCH_HISTORY_ROWS = 250
 #: what one source's search reads besides the id look-up: the dashboard's first pages, the
 #: histories as far as the dashboard's history bound; every list, no workers
 SEARCH_QUERY = SnapshotQuery.build(
     per_page=SEARCH_PER_PAGE,
-    history_per_page=MAX_HISTORY_PER_PAGE,
+    history_per_page=SEARCH_HISTORY_ROWS,
     only=frozenset(ListName),
 )
 #: the job record's own fields every system's rows match exactly, in the order a match names

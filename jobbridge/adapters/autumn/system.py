@@ -87,7 +87,7 @@ SYSTEM = SystemSpec(
         # unique_key and concurrency_key name a group of jobs, as a correlation id does
         extras=("unique_key", "concurrency_key"),
         covers="the first 100 waiting jobs across its queues, 100 delayed and 100 "
-        "processing, the completed jobs of the last 24 h and the dead of the last 7 days "
-        "(Autumn keeps at most 1,000 of each list), and the id's own record",
+        "processing, the newest 250 completed jobs of the last 24 h and 250 dead of the last "
+        "7 days (Autumn keeps at most 1,000 of each list), and the id's own record",
     ),
 )

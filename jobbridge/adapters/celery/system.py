@@ -185,7 +185,7 @@ SYSTEM = SystemSpec(
         # a workflow's tasks share its root, a chord's members their parent and group
         extras=("root_id", "parent_id", "group"),
         covers="the first 100 messages of its broker queues, 100 tasks held for later and 100 "
-        "running, the newest 1,000 succeeded and failed tasks of jobbridge's result index "
+        "running, the newest 250 succeeded and failed tasks of jobbridge's result index "
         "(it holds what it has seen in the last 7 days), and the id's own result",
     ),
 )

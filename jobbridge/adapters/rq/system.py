@@ -97,7 +97,7 @@ SYSTEM = SystemSpec(
         # a job group's id names its jobs together, as a correlation id does
         extras=("group",),
         covers="the first 100 jobs of its queues and of the scheduled, started and canceled "
-        "registries, the newest 1,000 of the finished and failed registries (RQ keeps them "
+        "registries, the newest 250 of the finished and failed registries (RQ keeps them "
         "until their TTL, so a busy queue holds more), and the id's own hash",
     ),
 )
