@@ -291,6 +291,7 @@ def run_probe(command: list[str], port: int) -> subprocess.CompletedProcess[str]
     )
 
 
+@pytest.mark.redis
 @pytest.mark.slow
 def test_the_probes_answer_on_a_server_of_the_sample_config_without_the_extras(
     redis_url, tmp_path
