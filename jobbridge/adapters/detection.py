@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import redis.exceptions
 
+from jobbridge.adapters.fields import key_text
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -38,7 +40,7 @@ async def any_key(client: Redis, pattern: str) -> bool:
         except redis.exceptions.NoPermissionError:
             return False
         scanned += 1000
-        if keys and any(await probe(client, *keys[:_TYPE_BATCH])):
+        if keys and any(await probe(client, *map(key_text, keys[:_TYPE_BATCH]))):
             return True
         if cursor == 0 or scanned >= DETECT_SCAN_LIMIT:
             return False
