@@ -64,12 +64,14 @@ async def detect(client: Redis) -> list[Detected]:
 
 
 async def doctor(config: SourceConfig, client: Redis, results: Redis | None) -> list[str]:
-    """What doctor says of a Celery source: priority lists its steps do not name."""
-    from jobbridge.adapters.celery import priority_lists
+    """What doctor says of a Celery source: priority lists its steps do not name, results
+    not where it looks, results without ``result_extended``."""
+    from jobbridge.adapters.celery import priority_lists, result_checks
     from jobbridge.adapters.celery.keys import CeleryKeys
 
     keys = CeleryKeys(config.effective_key_prefix, config.sep, config.priority_steps)
-    return await priority_lists.check(client, keys)
+    lines = await priority_lists.check(client, keys)
+    return lines + await result_checks.check(config, client, results)
 
 
 def _parse_result_prefix(value: object, origin: str) -> str:
