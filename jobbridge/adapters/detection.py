@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import redis.exceptions
 
+from jobbridge.adapters.fields import key_text
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -29,12 +31,16 @@ async def probe(client: Redis, *keys: str) -> list[bool]:
 
 
 async def any_key(client: Redis, pattern: str) -> bool:
-    """Whether a key matches (a bounded SCAN)."""
+    """Whether a key we may read matches (a bounded SCAN). SCAN lists names whatever the
+    user's key patterns, so a key found is probed too; a user refused SCAN sees none."""
     cursor, scanned = 0, 0
     while True:
-        cursor, keys = await client.scan(cursor, match=pattern, count=1000)
+        try:
+            cursor, keys = await client.scan(cursor, match=pattern, count=1000)
+        except redis.exceptions.NoPermissionError:
+            return False
         scanned += 1000
-        if keys:
+        if keys and any(await probe(client, *map(key_text, keys[:_TYPE_BATCH]))):
             return True
         if cursor == 0 or scanned >= DETECT_SCAN_LIMIT:
             return False

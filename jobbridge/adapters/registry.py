@@ -128,6 +128,9 @@ class SystemSpec:
     build: Callable[[SourceConfig, Redis, Redis | None], JobAdapter]
     #: what of the system a Redis holds (bounded work; NOPERM probes count as absent)
     detect: Callable[[Redis], Awaitable[list[Detected]]] | None = None
+    #: ``doctor``'s checks of one source: (config, broker client, results client or None)
+    #: -> lines saying what is wrong and what to change (bounded work; never per request)
+    doctor: Callable[[SourceConfig, Redis, Redis | None], Awaitable[list[str]]] | None = None
     #: keys only this system's sources take
     config_keys: tuple[ConfigKey, ...] = ()
     #: other names of ``redis_url`` in a source table (Celery's ``broker_url``)

@@ -15,7 +15,7 @@ from jobbridge.acl import (
     state_acl_setuser,
     viewer_notes,
 )
-from jobbridge.adapters import systems, title
+from jobbridge.adapters import Detected, systems, title
 from jobbridge.cli.common import (
     EXIT_UNAVAILABLE,
     UsageError,
@@ -26,6 +26,7 @@ from jobbridge.cli.common import (
     redis_option,
     run,
 )
+from jobbridge.cli.source_checks import echo_advice
 from jobbridge.errors import ConfigError, SourceUnavailable
 from jobbridge.redis_urls import redact_url
 from jobbridge.settings import Role, SourceConfig
@@ -150,6 +151,7 @@ def doctor(config_path: Path | None, redis_url: str | None) -> None:
 
     async def check() -> bool:
         healthy = True
+        found_at: dict[str, list[Detected]] = {}
         for (url, master), password in sorted(targets.items(), key=lambda t: t[0][0]):
             shown = clean(redact_url(url))
             try:
@@ -163,6 +165,7 @@ def doctor(config_path: Path | None, redis_url: str | None) -> None:
                 healthy = False
                 continue
             echo(f"✓ {shown}: reachable")
+            found_at[url] = found
             if not found:
                 echo(f"    no {_titles()} keys found")
             for item in found:
@@ -183,6 +186,7 @@ def doctor(config_path: Path | None, redis_url: str | None) -> None:
                 f"source {clean(source.name)}: {source.system} at prefix "
                 f"{quoted(source.effective_key_prefix, 120)}"
             )
+        await echo_advice(settings, found_at)
         return healthy
 
     if not run(check()):

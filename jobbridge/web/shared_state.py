@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from jobbridge.service import UNAVAILABLE_ERRORS, unavailable_detail
 from jobbridge.settings import Settings
+from jobbridge.web.config_identity import config_identity
 from jobbridge.web.throttle import WINDOW_S
 
 if TYPE_CHECKING:
@@ -48,16 +49,20 @@ class SharedState:
         *,
         key_fingerprint: str,
         window_s: float,
+        config: str = "",
     ) -> None:
         """Args:
         client: the shared Redis, or None to keep everything in this process.
         prefix: jobbridge's key prefix there ("jobbridge:").
         key_fingerprint: names the key this process signs sessions with (not the key).
         window_s: the sign-in throttle's window.
+        config: the identity of the sources served (``config_identity``): only processes
+            with the same one count as replicas of this one.
         """
         self.client = client
         self.prefix = f"{prefix}state:"
         self.key_fingerprint = key_fingerprint
+        self.config = config
         self.window_s = window_s
         #: whether requests use the shared Redis now
         self.up = client is not None
@@ -89,7 +94,13 @@ class SharedState:
             )
         elif url:
             client = connect(url)
-        return cls(client, prefix, key_fingerprint=key_fingerprint, window_s=WINDOW_S)
+        return cls(
+            client,
+            prefix,
+            key_fingerprint=key_fingerprint,
+            window_s=WINDOW_S,
+            config=config_identity(settings),
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -142,6 +153,7 @@ class SharedState:
             "started": self._started,
             "seen": int(now),
             "key": self.key_fingerprint,
+            "config": self.config,
         }
         pipe.hset(self.prefix + "replicas", self.replica_id, json.dumps(me))
         pipe.hgetall(self.prefix + "replicas")
@@ -151,14 +163,18 @@ class SharedState:
         live, stale, other_keys = 0, [], 0
         for field, raw in replies[-1].items():
             try:
-                seen = float(json.loads(raw)["seen"])
-                key = json.loads(raw)["key"]
-            except (ValueError, KeyError, TypeError):
+                record = json.loads(raw)
+                seen, key = float(record["seen"]), record["key"]
+                # Before config identities, every process on the Redis was a replica.
+                config = record.get("config", self.config)
+            except (ValueError, KeyError, TypeError, AttributeError):
                 stale.append(field)
                 continue
             if now - seen > REPLICA_TTL_S:
                 stale.append(field)
                 continue
+            if config != self.config:
+                continue  # another deployment's process, serving other sources
             live += 1
             other_keys += key != self.key_fingerprint
         if stale:

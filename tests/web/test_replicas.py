@@ -13,8 +13,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import redis
 
 from jobbridge.dev.private_redis import RedisServer, free_port, start_redis_server
+from jobbridge.web.shared_state import HEARTBEAT_S
 from tests.web.conftest import OPERATOR_TOKEN, SECRET, TOKENS
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -219,3 +221,53 @@ async def test_serve_without_a_session_secret_explains_what_replicas_need(
     finally:
         err = replica.stop()
     assert "session_secret is not set" in err and "replicas" in err
+
+
+async def test_processes_serving_other_sources_on_one_redis_are_not_replicas(
+    tmp_path, redis_url, state_server
+) -> None:
+    """Two deployments on one Redis, each with its own sources and its own session key: no
+    warning, nothing disagreeing, one replica each; a real replica of the first counts."""
+    one = Replica(write_config(tmp_path / "a.toml", redis_url, state_server.url(0), SECRET))
+    other = tmp_path / "b.toml"
+    write_config(other, redis_url, state_server.url(0), "y" * 32)
+    other.write_text(other.read_text().replace('name = "orders"', 'name = "billing"'))
+    two = Replica(other)
+    three: Replica | None = None
+    try:
+        async with aiohttp.ClientSession() as session:
+            await one.ready(session)
+            await two.ready(session)
+            # Both have announced themselves (a heartbeat at start) and read the hash since.
+            admin = redis.Redis.from_url(state_server.url(0))
+            deadline = time.monotonic() + 20
+            while admin.hlen("jobbridge:state:replicas") < 2:
+                assert time.monotonic() < deadline, "the processes never announced themselves"
+                await asyncio.sleep(0.2)
+            three = Replica(
+                write_config(tmp_path / "c.toml", redis_url, state_server.url(0), SECRET)
+            )
+            await three.ready(session)
+            text = await metrics_when(session, one, "jobbridge_replicas 2.0")
+            assert "jobbridge_replicas_disagreeing 0.0" in text
+            # One counted three and not two; two's next heartbeat has seen both others.
+            await asyncio.sleep(HEARTBEAT_S + 1)
+            text = await metrics_when(session, two, "jobbridge_replicas 1.0")
+            assert "jobbridge_replicas_disagreeing 0.0" in text
+    finally:
+        errors = one.stop() + two.stop() + (three.stop() if three else "")
+    assert "sign sessions with another key" not in errors
+
+
+async def metrics_when(session: aiohttp.ClientSession, replica: Replica, wanted: str) -> str:
+    """``/metrics`` of a replica once it holds ``wanted`` (the heartbeat is periodic)."""
+    deadline = time.monotonic() + 20
+    while True:
+        async with session.get(
+            replica.base + "/metrics", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        ) as reply:
+            text = await reply.text()
+        if wanted in text:
+            return text
+        assert time.monotonic() < deadline, text[-2000:]
+        await asyncio.sleep(0.5)

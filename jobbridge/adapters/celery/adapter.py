@@ -22,6 +22,7 @@ from jobbridge.adapters.celery.index_store import COUNT_REPLIES
 from jobbridge.adapters.celery.index_summary import Bucket
 from jobbridge.adapters.celery.keys import DEFAULT_SEP, PRIORITY_STEPS, CeleryKeys, JobbridgeKeys
 from jobbridge.adapters.celery.lookup import decode_held, revoked_ids
+from jobbridge.adapters.celery.priority_lists import PriorityListWatch
 from jobbridge.adapters.celery.subscription import Subscription
 from jobbridge.adapters.celery.tail_ages import ListAge, ReadPlan, SentTimes, TailAges
 from jobbridge.adapters.celery.task_events import TaskEventFeed
@@ -215,6 +216,8 @@ class CeleryAdapter:
             default=DEFAULT_QUEUE,
             pass_interval_s=DISCOVERY_PASS_INTERVAL_S,
         )
+        #: every ``<queue><sep><n>`` list the broker holds, against priority_steps
+        self.priority_lists = PriorityListWatch(client, self.keys, source=source)
         self._background = False
         self._inspected = False
 
@@ -279,6 +282,7 @@ class CeleryAdapter:
             await self._refresh_unacked()
         if not self.configured_queues:
             await self.discovery.refresh()
+        await self.priority_lists.refresh()
 
     async def _refresh_unacked(self) -> None:
         await self.unacked.refresh()
@@ -328,6 +332,7 @@ class CeleryAdapter:
         await self._refresh_unacked()
         if not self.configured_queues:
             await self.discovery.run(max_steps)
+        await self.priority_lists.run()
         try:
             # one sighting of the tails, so a one-shot read finds what replicas remembered
             await self.tail_ages.step()
@@ -385,6 +390,8 @@ class CeleryAdapter:
         hidden = (len(self.configured_queues) or len(self.discovery.names)) - len(queues)
         if hidden > 0:
             base.problems.append(f"{hidden} more queues are not shown (at most {MAX_QUEUES})")
+        if self.priority_lists.problem:
+            base.problems.append(self.priority_lists.problem)
         return base
 
     async def _read_ages(

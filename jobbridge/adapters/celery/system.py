@@ -63,6 +63,17 @@ async def detect(client: Redis) -> list[Detected]:
     return [Detected("celery", "", f"kombu bindings (_kombu.binding.*); {where}")]
 
 
+async def doctor(config: SourceConfig, client: Redis, results: Redis | None) -> list[str]:
+    """What doctor says of a Celery source: priority lists its steps do not name, results
+    not where it looks, results without ``result_extended``."""
+    from jobbridge.adapters.celery import priority_lists, result_checks
+    from jobbridge.adapters.celery.keys import CeleryKeys
+
+    keys = CeleryKeys(config.effective_key_prefix, config.sep, config.priority_steps)
+    lines = await priority_lists.check(client, keys)
+    return lines + await result_checks.check(config, client, results)
+
+
 def _parse_result_prefix(value: object, origin: str) -> str:
     if not isinstance(value, str) or len(value) > 200:
         raise ConfigError(f"{origin}: must be a string of at most 200 characters")
@@ -111,6 +122,7 @@ SYSTEM = SystemSpec(
     default_key_prefix=None,
     build=build,
     detect=detect,
+    doctor=doctor,
     config_keys=(
         ConfigKey(name="result_backend_url", parse=parse_redis_url, field="result_backend_url"),
         ConfigKey(name="result_key_prefix", parse=_parse_result_prefix, field="result_key_prefix"),

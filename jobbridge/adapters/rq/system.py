@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from jobbridge.adapters.detection import probe
+from jobbridge.adapters.detection import any_key, probe
 from jobbridge.adapters.fields import glob_escape
 from jobbridge.adapters.registry import (
     AclGrants,
@@ -36,10 +36,21 @@ def build(config: SourceConfig, client: Redis, results: Redis | None) -> JobAdap
     )
 
 
+#: Keys RQ writes before anything is enqueued too: its queues, and its registered workers.
+_MARKERS = ("queues", "workers")
+
+
 async def detect(client: Redis) -> list[Detected]:
-    """RQ's set of queues under its default prefix."""
-    (found,) = await probe(client, f"{DEFAULT_KEY_PREFIX}:queues")
-    return [Detected("rq", DEFAULT_KEY_PREFIX, "key rq:queues")] if found else []
+    """RQ under its default prefix: its set of queues, its set of workers (a worker registers
+    before the first job is enqueued), else any key under the prefix (one bounded SCAN)."""
+    keys = [f"{DEFAULT_KEY_PREFIX}:{marker}" for marker in _MARKERS]
+    for key, found in zip(keys, await probe(client, *keys), strict=True):
+        if found:
+            return [Detected("rq", DEFAULT_KEY_PREFIX, f"key {key}")]
+    pattern = f"{glob_escape(DEFAULT_KEY_PREFIX)}:*"
+    if await any_key(client, pattern):
+        return [Detected("rq", DEFAULT_KEY_PREFIX, f"keys {pattern}")]
+    return []
 
 
 def channels(source: SourceConfig, role: Role) -> list[str]:
