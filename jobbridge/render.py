@@ -162,7 +162,7 @@ def render_detail(detail: JobDetail) -> str:
 
 
 def _attempt(job: JobRecord) -> str:
-    """"2/5", with "?" for what the system does not record (as the pages show it)."""
+    """ "2/5", with "?" for what the system does not record (as the pages show it)."""
     attempt = "?" if job.attempt is None else str(job.attempt)
     most = "?" if job.max_attempts is None else str(job.max_attempts)
     return f"{attempt}/{most}"

@@ -117,7 +117,6 @@ def quoted(value: object, limit: int | None = None) -> str:
     return clean(repr(value), limit)
 
 
-
 #: how much of an error text ``error_summary`` reads at either end: the exception line of a
 #: traceback is at its end, a message's first line at its start; a megabyte is never split
 _SUMMARY_READ = 8192

@@ -45,8 +45,9 @@ AUDIT_MAX_LIMIT = 1000
 
 def snapshot_query(request: web.Request, *, partial: bool = False) -> SnapshotQuery:
     """``<list>_page`` and ``per_page`` from the query string, clamped; with ``partial`` (the
-    API), a ``per_page`` above ``MAX_PER_PAGE`` is a 400 ``bad_per_page``, and ``only=enqueued,failed``: read those lists' pages and leave
-    the others empty (their totals still come back); unknown names are ignored."""
+    API), a ``per_page`` above ``MAX_PER_PAGE`` is a 400 ``bad_per_page``, and
+    ``only=enqueued,failed`` reads those lists' pages and leaves the others empty (their
+    totals still come back); unknown names are ignored."""
     pages = {name: int_query(request, f"{name.value}_page") for name in ListName}
     only = only_query(request) if partial else None
     per_page = int_query(request, "per_page")

@@ -31,10 +31,10 @@ from jobbridge.web.request_checks import safe_next
 from jobbridge.web.responses import (
     HttpError,
     entry_param,
+    int_query,
     job_param,
     pasted_id,
     redirect,
-    int_query,
     route_param,
 )
 from jobbridge.web.sessions import MAX_CREDENTIAL_CHARS
