@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from jobbridge.model import JobDetail, JobRecord, QueueCounters, Snapshot, Worker, list_title
-from jobbridge.text import clean, clean_block, oldest_age
+from jobbridge.text import clean, clean_block, error_summary, oldest_age
 
 
 def when(value: datetime | None) -> str:
@@ -47,7 +47,7 @@ def _job_row(job: JobRecord) -> list[str]:
         when(job.enqueued_at),
         when(moment),
         when(job.finished_at),
-        clean(note + (job.last_error or ""), 50),
+        clean(note + error_summary(job.last_error), 50),
     ]
 
 
@@ -132,8 +132,8 @@ def render_detail(detail: JobDetail) -> str:
         ("enqueued at", when(job.enqueued_at)),
         ("scheduled for", when(job.scheduled_for)),
         ("started at", when(job.started_at)),
-        ("finished at", when(job.finished_at)),
-        ("attempt", f"{job.attempt}/{job.max_attempts}"),
+        ("finished at", when(job.finished_at) if job.finished_at else "not finished"),
+        ("attempt", _attempt(job)),
         ("worker", job.worker or "-"),
         ("principal", job.principal_id or "-"),
         ("correlation", job.correlation_id or "-"),
@@ -150,7 +150,7 @@ def render_detail(detail: JobDetail) -> str:
         lines += ["", "last error:", clean_block(job.last_error)]
     lines += [
         "",
-        f"payload ({detail.payload_kind}):",
+        f"payload ({_kind(detail.payload_kind)}):",
         clean_block(detail.payload.replace("\t", "    ")) or "(empty)",
     ]
     for entry in detail.lifecycle:
@@ -159,6 +159,22 @@ def render_detail(detail: JobDetail) -> str:
             f"lifecycle: {entry.status.value}{new} by {clean(entry.actor, 80)} at {when(entry.at)}Z"
         )
     return "\n".join(lines)
+
+
+def _attempt(job: JobRecord) -> str:
+    """ "2/5", with "?" for what the system does not record (as the pages show it)."""
+    attempt = "?" if job.attempt is None else str(job.attempt)
+    most = "?" if job.max_attempts is None else str(job.max_attempts)
+    return f"{attempt}/{most}"
+
+
+def _kind(kind: str) -> str:
+    """A payload kind said once: "json (json)" (a serializer and the format it decoded as,
+    the same word) is "json"."""
+    head, sep, inner = kind.partition(" (")
+    if sep and inner.endswith(")") and inner[:-1] == head:
+        return head
+    return kind
 
 
 def _window(count: int | None, kept: int | None) -> str:

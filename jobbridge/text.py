@@ -115,3 +115,33 @@ def quoted(value: object, limit: int | None = None) -> str:
     """Untrusted text as a one-line Python literal: quoted, with its control and invisible
     characters as escapes (``'a\\x1bb'``), so the exact value can be read back."""
     return clean(repr(value), limit)
+
+
+#: how much of an error text ``error_summary`` reads at either end: the exception line of a
+#: traceback is at its end, a message's first line at its start; a megabyte is never split
+_SUMMARY_READ = 8192
+#: what starts a Python traceback (RQ's ``exc_info``, Celery's ``traceback``)
+_TRACEBACK = "Traceback (most recent call last)"
+#: lines at a traceback's end that are not the exception: caret markers (Python 3.11+)
+_MARKER = re.compile(r"^[\^~]+$")
+
+
+def _lines(text: str) -> list[str]:
+    stripped = (line.strip() for line in text.replace("\r", "\n").split("\n"))
+    return [line for line in stripped if line and not _MARKER.match(line)]
+
+
+def error_summary(value: object, limit: int | None = None) -> str:
+    """The line of an error text an operator reads first, cleaned as :func:`clean` and cut
+    to ``limit``: for a traceback, its exception line (``ValueError: no such tenant``, the
+    last line that is not a caret marker); for any other text, its first non-blank line.
+    Pages and the CLI both summarise errors with it."""
+    if value is None:
+        return ""
+    text = str(value)
+    if _TRACEBACK in text[:_SUMMARY_READ]:
+        lines = _lines(text[-_SUMMARY_READ:])
+        if lines:
+            return clean(lines[-1], limit)
+    lines = _lines(text[:_SUMMARY_READ])
+    return clean(lines[0] if lines else text.strip(), limit)

@@ -367,3 +367,25 @@ def test_snapshot_detects_celery_whose_tasks_all_go_to_named_queues(redis_url) -
     gc.collect()
     assert code == 0, out
     assert "== celery (celery)" in out and mail in out, out
+
+
+def test_show_of_a_failed_rq_job_reads_plainly(sync_redis, rq_workers, redis_url) -> None:
+    from rq import Queue
+
+    from tests.rq import tasks as rq_tasks
+    from tests.rq.rq_support import make_failed
+
+    (failed,) = make_failed(sync_redis, rq_workers)
+    waiting = Queue("default", connection=sync_redis).enqueue(rq_tasks.add, 1, 2)
+    code, out = run("show", "--redis", redis_url, failed)
+    assert code == 0, out
+    assert "None" not in out and "(json (json))" not in out
+    assert out.count("Traceback (most recent call last)") == 1, out
+    assert "ValueError: boom 0" in out
+    worker = Queue("default", connection=sync_redis).fetch_job(failed).worker_name  # type: ignore[union-attr]
+    assert re.search(rf"^\s+worker: {re.escape(worker)}$", out, re.M), out
+    code, out = run("show", "--redis", redis_url, waiting.id)
+    assert code == 0, out
+    assert "finished at: not finished" in out and "None" not in out
+    code, out = run("snapshot", "--redis", redis_url)
+    assert code == 0 and "ValueError: boom 0" in out and "Traceback" not in out, out

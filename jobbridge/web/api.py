@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
+from jobbridge.model import MAX_PER_PAGE, Action, ListName, Outcome, SnapshotQuery
 from jobbridge.serialize import (
     action_json,
     audit_json,
@@ -44,12 +44,19 @@ AUDIT_MAX_LIMIT = 1000
 
 
 def snapshot_query(request: web.Request, *, partial: bool = False) -> SnapshotQuery:
-    """``<list>_page`` and ``per_page`` from the query string, clamped (never an error); with
-    ``partial`` (the API), also ``only=enqueued,failed``: read those lists' pages and leave
-    the others empty (their totals still come back); unknown names are ignored."""
+    """``<list>_page`` and ``per_page`` from the query string, clamped; with ``partial`` (the
+    API), a ``per_page`` above ``MAX_PER_PAGE`` is a 400 ``bad_per_page``, and
+    ``only=enqueued,failed`` reads those lists' pages and leaves the others empty (their
+    totals still come back); unknown names are ignored."""
     pages = {name: int_query(request, f"{name.value}_page") for name in ListName}
     only = only_query(request) if partial else None
-    return SnapshotQuery.build(pages, int_query(request, "per_page"), only=only)
+    per_page = int_query(request, "per_page")
+    if partial and per_page is not None and per_page > MAX_PER_PAGE:
+        # a script asking for more rows than it gets would page wrongly: say so, not clamp
+        raise HttpError(
+            400, "bad_per_page", f"per_page is at most {MAX_PER_PAGE} (asked for {per_page})."
+        )
+    return SnapshotQuery.build(pages, per_page, only=only)
 
 
 def only_query(request: web.Request) -> frozenset[ListName] | None:

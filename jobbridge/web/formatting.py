@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from jobbridge.text import age, clean, clean_block, show_time
+from jobbridge.text import age, clean, clean_block, error_summary, show_time
 
 #: Autumn's table cut: 79 characters and an ellipsis
 ERROR_CUT = 80
@@ -32,6 +32,12 @@ def iso_seconds(value: datetime | None) -> str:
 def cut(value: object, limit: int = ERROR_CUT) -> str:
     """Autumn's error cut: at most ``limit`` characters, ``limit - 1`` plus "…" when longer."""
     return clean(value, limit)
+
+
+def error_cut(value: object, limit: int = ERROR_CUT) -> str:
+    """An error's summary line (:func:`jobbridge.text.error_summary`: a traceback's exception
+    line), cut as Autumn's table cuts."""
+    return error_summary(value, limit)
 
 
 def attr_id(value: object) -> str:
@@ -56,6 +62,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "clean": clean,
     "clean_block": clean_block,
     "cut": cut,
+    "error_cut": error_cut,
     "is_cut": is_cut,
     "attr_id": attr_id,
     "linkable": linkable,

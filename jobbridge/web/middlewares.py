@@ -222,14 +222,26 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         value = (await request.post()).get(CSRF_FIELD)
         token = value if isinstance(value, str) else None
     security = request.app[keys.SECURITY]
-    if not security.csrf_valid(session_of(request), token):
-        raise HttpError(
-            403,
-            "csrf",
-            "The form's security token is missing or wrong (reload the page and try again); "
-            "nothing was changed.",
-        )
+    session = session_of(request)
+    if not security.csrf_valid(session, token):
+        raise HttpError(403, "csrf", _csrf_refusal(request, session, token))
     return await handler(request)
+
+
+def _csrf_refusal(request: web.Request, session: Session | None, token: str | None) -> str:
+    """Why a state-changing request was refused, worded for who sent it: a script's API call
+    with neither a session nor a CSRF token is told to use a token, a form what forms need.
+    The check itself is the same for both."""
+    if is_api(request) and session is None and token is None:
+        return (
+            "An API request without a browser session needs an API token: send "
+            "Authorization: Bearer <token> (tokens are configured under [auth]; see "
+            "docs/api.md). Nothing was changed."
+        )
+    return (
+        "The form's security token is missing or wrong (reload the page and try again); "
+        "nothing was changed."
+    )
 
 
 # ------------------------------------------------------------------------ responses

@@ -297,7 +297,7 @@ def _page_params() -> list[dict[str, Any]]:
             "name": "per_page",
             "in": "query",
             "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 25},
-            "description": "rows per page, clamped to 1..100",
+            "description": "rows per page, 1..100; above 100 is a 400 (bad_per_page)",
         }
     )
     params.append(
@@ -385,6 +385,7 @@ def _paths(prefix: str) -> dict[str, Any]:
                 "parameters": [_SOURCE, *_page_params()],
                 "responses": {
                     "200": _ok(_ref("Snapshot")),
+                    "400": _error("per_page above 100 (bad_per_page)."),
                     **_AUTH_ERRORS,
                     "404": _error("No such source."),
                     "503": _error("The source's Redis is unavailable."),

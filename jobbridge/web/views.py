@@ -13,6 +13,7 @@ from jobbridge.errors import SourceTimedOut, SourceUnavailable
 from jobbridge.model import (
     DEFAULT_PER_PAGE,
     DONE_WORDS,
+    MAX_PER_PAGE,
     Action,
     ListName,
     Outcome,
@@ -30,6 +31,7 @@ from jobbridge.web.request_checks import safe_next
 from jobbridge.web.responses import (
     HttpError,
     entry_param,
+    int_query,
     job_param,
     pasted_id,
     redirect,
@@ -116,6 +118,9 @@ async def source_page(request: web.Request) -> dict[str, Any]:
         "error": None,
         "lists": lists,
         "initial": True,
+        # pages clamp a per_page above the cap (the API refuses it), and say so
+        "per_page_capped": (int_query(request, "per_page") or 0) > MAX_PER_PAGE,
+        "max_per_page": MAX_PER_PAGE,
     }
 
 

@@ -168,7 +168,7 @@ async def test_snapshot_clamps_bad_values(client, autumn_emulator: Autumn) -> No
     seed.enqueue(autumn_emulator)
     cases = {
         "per_page=0": (1, 1),
-        "per_page=10000": (100, 1),
+        "per_page=100": (100, 1),
         "per_page=-3": (1, 1),
         "per_page=abc": (25, 1),
         "per_page=2.5": (25, 1),
@@ -182,6 +182,18 @@ async def test_snapshot_clamps_bad_values(client, autumn_emulator: Autumn) -> No
         assert response.status == 200, query
         got = (await response.json())["lists"]["enqueued"]
         assert (got["per_page"], got["page"]) == (per_page, page), query
+
+
+async def test_snapshot_per_page_above_the_cap_is_a_400_naming_it(
+    client, autumn_emulator: Autumn
+) -> None:
+    seed.enqueue(autumn_emulator)
+    for asked in ("101", "500", "10000"):
+        response = await client.get(f"/admin/api/sources/orders/snapshot?per_page={asked}")
+        assert response.status == 400, asked
+        body = await response.json()
+        assert body["error"] == "bad_per_page", body
+        assert "at most 100" in body["message"] and asked in body["message"], body
 
 
 async def test_job_detail_json(client, autumn_emulator: Autumn) -> None:

@@ -53,6 +53,27 @@ async def test_missing_session_is_refused(client, autumn_emulator, jobs) -> None
     _unchanged(autumn_emulator, *jobs)
 
 
+async def test_sessionless_api_post_is_told_to_use_a_token(client, autumn_emulator, jobs) -> None:
+    """A script's POST (no session cookie, no CSRF token, no bearer) is refused exactly as
+    before, and told how a script authenticates; a form's refusal keeps the form's words."""
+    failed, waiting = jobs
+    for path in _targets(failed, waiting):
+        if "/api/" in path:
+            client.session.cookie_jar.clear()  # a refused form's page may have set one
+            response = await client.post(path, json={})
+            assert response.status == 403, path
+            body = await response.json()
+            assert body["error"] == "csrf", body
+            assert "Authorization: Bearer" in body["message"], body
+            assert "security token" not in body["message"], body
+        else:
+            response = await client.post(path, data={"next": "/admin/jobs"})
+            assert response.status == 403, path
+            text = await response.text()
+            assert "security token" in text and "Bearer" not in text, path
+    _unchanged(autumn_emulator, failed, waiting)
+
+
 async def test_wrong_token_is_refused(client, make_client, autumn_emulator, jobs) -> None:
     other = await make_client()
     foreign = await csrf_token(other)  # valid, but for another session

@@ -444,3 +444,11 @@ async def test_requests_outside_the_cookie_path_never_set_the_session(client) ->
     for path in ("/favicon.ico", "/healthz", "/metrics"):
         response = await client.get(path)
         assert "Set-Cookie" not in response.headers, path
+
+
+async def test_per_page_above_the_cap_is_clamped_and_said(client, autumn_emulator) -> None:
+    seed.enqueue(autumn_emulator)
+    capped = await (await client.get("/admin/jobs/orders?per_page=500")).text()
+    assert "Showing 100 per page, the most." in capped
+    within = await (await client.get("/admin/jobs/orders?per_page=100")).text()
+    assert "per page, the most" not in within

@@ -59,7 +59,8 @@ def _extra(message: CeleryMessage, **more: str | None) -> dict[str, str]:
     fields: dict[str, str | None] = {
         "priority": None if message.priority is None else str(message.priority),
         "root_id": message.root_id,
-        "parent_id": message.parent_id,
+        # a parent_id equal to the task's own id tells nothing (seen on retried tasks)
+        "parent_id": message.parent_id if message.parent_id != message.task_id else None,
         "group": message.group,
         "origin": message.origin,
         "expires": message.expires.isoformat() if message.expires else None,
@@ -124,7 +125,7 @@ def indexed_row(source: str, task: IndexedTask) -> JobRecord:
     extra: dict[str, str] = {}
     if task.root_id:
         extra["root_id"] = task.root_id
-    if task.parent_id:
+    if task.parent_id and task.parent_id != task.task_id:
         extra["parent_id"] = task.parent_id
     if task.from_events:
         extra["known from"] = "Celery's task events (no result was stored when indexed)"
@@ -158,7 +159,9 @@ def message_payload(message: CeleryMessage) -> tuple[str, str]:
     """The job page's payload text of a message: its decoded arguments, or Celery's reprs."""
     if message.args is not None and message.kwargs is not None:
         text, kind = payloads.json_detail({"args": message.args, "kwargs": message.kwargs})
-        return text, f"{message.serializer or 'unknown'} ({kind})"
+        serializer = message.serializer or "unknown"
+        # "json (json)" says one thing twice: the kind once when the two agree
+        return text, serializer if serializer == kind else f"{serializer} ({kind})"
     shown = "\n".join(
         f"{label}: {value}"
         for label, value in (("argsrepr", message.argsrepr), ("kwargsrepr", message.kwargsrepr))
@@ -168,16 +171,14 @@ def message_payload(message: CeleryMessage) -> tuple[str, str]:
 
 
 def meta_payload(meta: ResultMeta) -> tuple[str, str]:
-    """The job page's payload text of a result meta: arguments when kept, the result, the
-    traceback."""
+    """The job page's payload text of a result meta: arguments when kept, and the result.
+    The traceback is the row's ``last_error`` (:func:`meta_row`), shown once, not here."""
     parts: list[str] = []
     if meta.args is not None or meta.kwargs is not None:
         text, _ = payloads.json_detail({"args": meta.args, "kwargs": meta.kwargs})
         parts.append(f"arguments:\n{text}")
     if meta.result is not None:
         parts.append(f"result:\n{meta.result}")
-    if meta.traceback:
-        parts.append(f"traceback:\n{meta.traceback}")
     kind = meta.serializer or "unknown"
     return "\n\n".join(parts), kind
 
@@ -201,7 +202,9 @@ def meta_row(source: str, task_id: str, meta: ResultMeta, base: JobRecord | None
         "finished_at": finished or (base.finished_at if base else None),
         "started_at": base.started_at if base else None,
         "attempt": None if meta.retries is None else meta.retries + 1,
-        "last_error": meta.error,
+        # the whole traceback (capped when read) under "Last error"; its last line is the
+        # exception, which the lists show as the summary
+        "last_error": meta.traceback or meta.error,
         "worker": meta.worker or (base.worker if base else None),
         "principal_id": meta.principal,
         "correlation_id": meta.correlation,

@@ -187,8 +187,8 @@ def describe_result(
     entry_id: bytes | None, entry: Mapping[bytes, bytes] | None, value_text: str = ""
 ) -> str:
     """The latest results-stream entry as text for the job page: its type, time, worker,
-    and the return value (``value_text``: :func:`describe_stream_value` of it) or the
-    exception text."""
+    and the return value (``value_text``: :func:`describe_stream_value` of it); an exception
+    is only pointed to (it is the row's ``last_error``)."""
     if not entry:
         return ""
     kind = RESULT_TYPES.get(text(entry.get(b"type")) or "", "of unknown type")
@@ -203,7 +203,8 @@ def describe_result(
         lines.append("return value: " + value_text)
     error, problem = result_error(entry)
     if error:
-        lines.append(error)
+        # the row's last_error is this same text: the page shows it once, under "Last error"
+        lines.append("exception: shown under Last error")
     if problem:
         lines.append(f"[{problem}]")
     return "\n".join(lines)

@@ -157,7 +157,9 @@ def _extra(fields: Fields, found: Found, status: JobStatus) -> dict[str, str]:
     if found.execution_id:
         extra["execution"] = cap(found.execution_id, MAX_NAME_CHARS) or ""
     worker = fields.text("worker_name")
-    if worker and status is not JobStatus.RUNNING:
+    if worker and status in WAITING_STATUSES:
+        # waiting again (a retry): the worker of its last run, not one it is on now; a
+        # running or finished job names its worker in the row's own field, once
         extra["last worker"] = worker
     heartbeat = fields.time("last_heartbeat")
     if heartbeat is not None and status is JobStatus.RUNNING:
@@ -299,7 +301,8 @@ def _record(
         last_error=last_error,
         principal_id=call.principal_id if call is not None else None,
         correlation_id=call.correlation_id if call is not None else None,
-        worker=worker if status is JobStatus.RUNNING else None,
+        # the worker running it, or the one that ran it (RQ keeps ``worker_name``)
+        worker=None if status in WAITING_STATUSES else worker,
         payload_preview=preview,
         actions=actions,
         problem="; ".join(fields.problems) if fields.problems else None,
