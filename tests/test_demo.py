@@ -178,7 +178,7 @@ def _snapshot_ids(demo: Demo, source: str) -> tuple[int, int, set[str]]:
     A checkout's correlation id comes from its row, or from its job page when the list does
     not carry it (Celery's result index keeps no arguments).
     """
-    snapshot = demo.get(f"/api/sources/{source}/snapshot?per_page=200")
+    snapshot = demo.get(f"/api/sources/{source}/snapshot?per_page=100")
     lists = snapshot["lists"]
     legs = [
         item
