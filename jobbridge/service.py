@@ -166,6 +166,8 @@ class Overview:
     sources: tuple[SourceStatus, ...]
     #: the newest terminal failures across all sources, newest first
     recent_failures: tuple[JobRecord, ...]
+    #: every source's counters as read for the rows, for the comparison (not read again)
+    counter_reads: tuple[SourceRead[Counters], ...] = ()
 
 
 class JobService:
@@ -389,6 +391,17 @@ class JobService:
             taken_at=datetime.now(tz=UTC),
             sources=tuple(rows),
             recent_failures=tuple(failures[:OVERVIEW_FAILURES]),
+            counter_reads=tuple(
+                SourceRead(
+                    name=r.name,
+                    system=r.system,
+                    value=r.value.counters if r.value else None,
+                    detail=r.detail,
+                    slow=r.slow,
+                    internal=r.internal,
+                )
+                for r in reads
+            ),
         )
 
     def series_store(self, source: str) -> SeriesStore:

@@ -89,7 +89,7 @@ async def index(request: web.Request) -> web.StreamResponse:
 @paced_template("overview.html")
 async def overview(request: web.Request) -> dict[str, Any]:
     result = await request.app[keys.SERVICE].overview()
-    table = await compare_views.table_context(request)
+    table = await compare_views.table_context(request, result.counter_reads)
     return {"ui": Ui(request), "overview": result, "rows": result.sources, "initial": True, **table}
 
 
