@@ -389,3 +389,22 @@ def test_show_of_a_failed_rq_job_reads_plainly(sync_redis, rq_workers, redis_url
     assert "finished at: not finished" in out and "None" not in out
     code, out = run("snapshot", "--redis", redis_url)
     assert code == 0 and "ValueError: boom 0" in out and "Traceback" not in out, out
+
+
+def test_compare_exits_3_when_a_source_is_down(autumn_emulator, redis_url, tmp_path) -> None:
+    from jobbridge.dev.private_redis import free_port
+
+    autumn_emulator.enqueue("noop", {})
+    path = tmp_path / "jb.toml"
+    path.write_text(
+        '[[sources]]\nname = "up"\nsystem = "autumn"\n'
+        f'redis_url = "{redis_url}"\n'
+        '[[sources]]\nname = "gone"\nsystem = "autumn"\n'
+        f'redis_url = "redis://127.0.0.1:{free_port()}/0"\n'
+    )
+    code, out = run("compare", "--config", str(path))
+    assert code == 3, out
+    assert re.search(r"^gone\s+autumn\s+down", out, re.M), out
+    assert re.search(r"^up\s+autumn\s+1\s", out, re.M), out
+    code, out = run("compare", "--redis", redis_url)
+    assert code == 0, out

@@ -8,6 +8,8 @@ import click
 
 from jobbridge import compare as comparing
 from jobbridge.cli.common import (
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
     cli_settings,
     config_option,
     echo,
@@ -103,16 +105,20 @@ def compare(
     as_json: bool,
 ) -> None:
     """Compare every source and queue: depth, oldest waiting age, throughput and failure rate
-    over 5 and 60 minutes, workers busy / idle, overdue running jobs."""
+    over 5 and 60 minutes, workers busy / idle, overdue running jobs. Exit 3 when a source
+    could not be read (its row says down or slow; the others are still shown)."""
     settings = cli_settings(config_path, redis_url)
     key = SortKey(sort)
     chosen = Direction(direction) if direction else None
 
-    async def use(service: JobService) -> None:
+    async def use(service: JobService) -> int:
         result = await comparing.compare(service, key, chosen)
         if as_json:
             echo_json(comparison_json(result), indent=2)
         else:
             echo(render_comparison(result))
+        # a script watching for trouble must not read a down source as all clear
+        down = any(row.error is not None for row in result.rows)
+        return EXIT_UNAVAILABLE if down else EXIT_OK
 
-    run_with_service(settings, use)
+    raise SystemExit(run_with_service(settings, use))
