@@ -139,9 +139,10 @@ class SourceConfig:
     result_backend_url: str | None = None
     #: celery: the result backend's ``global_keyprefix`` (``result_backend_transport_options``)
     result_key_prefix: str = ""
-    #: celery: kombu's ``sep`` and ``priority_steps`` broker transport options
+    #: celery: kombu's ``sep`` and ``priority_steps`` broker transport options; None (not
+    #: configured): kombu's default steps plus every step whose list the broker is found to hold
     sep: str = "\x06\x16"
-    priority_steps: tuple[int, ...] = (0, 3, 6, 9)
+    priority_steps: tuple[int, ...] | None = None
     #: prefix of jobbridge's own keys (audit, lifecycle) in this Redis
     jobbridge_prefix: str = "jobbridge:"
     #: for a sentinel:// ``redis_url``: the name the sentinels know the master by (a

@@ -6,6 +6,7 @@ page in :mod:`.job_page`.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from jobbridge.adapters.finished import FinishedBatch
+
+log = logging.getLogger(__name__)
 
 #: the queue Celery sends to unless routed elsewhere (``task_default_queue``)
 DEFAULT_QUEUE = "celery"
@@ -145,7 +148,7 @@ class CeleryAdapter:
         queues: Sequence[str] | None = None,
         jobbridge_prefix: str = "jobbridge:",
         sep: str = DEFAULT_SEP,
-        priority_steps: Sequence[int] = PRIORITY_STEPS,
+        priority_steps: Sequence[int] | None = None,
     ) -> None:
         """Bind an adapter to its clients.
 
@@ -158,13 +161,17 @@ class CeleryAdapter:
             result_keyprefix: the result backend's ``global_keyprefix``.
             queues: the queues to show, in order; None discovers them from the bindings.
             jobbridge_prefix: where jobbridge keeps its keys.
-            sep, priority_steps: kombu's transport options of the same names.
+            sep, priority_steps: kombu's transport options of the same names; None (not
+                configured): kombu's default steps, and every step a list is found for.
         """
         self.client = client
         self.results = results if results is not None else client
         self.source = source
         self.keys = CeleryKeys(
-            global_keyprefix, sep, tuple(priority_steps), result_global_keyprefix=result_keyprefix
+            global_keyprefix,
+            sep,
+            tuple(priority_steps or PRIORITY_STEPS),
+            result_global_keyprefix=result_keyprefix,
         )
         self.configured_queues = tuple(q for q in queues or () if q)
         operator_keys = OperatorKeys(jobbridge_prefix, "celery", global_keyprefix)
@@ -217,7 +224,12 @@ class CeleryAdapter:
             pass_interval_s=DISCOVERY_PASS_INTERVAL_S,
         )
         #: every ``<queue><sep><n>`` list the broker holds, against priority_steps
-        self.priority_lists = PriorityListWatch(client, self.keys, source=source)
+        self.priority_lists = PriorityListWatch(
+            client,
+            self.keys,
+            source=source,
+            on_found=self._read_found_steps if priority_steps is None else None,
+        )
         self._background = False
         self._inspected = False
 
@@ -225,6 +237,21 @@ class CeleryAdapter:
     def scripts(self) -> BoundScripts:
         """The ``celery/lua/*.lua`` action scripts bound to the broker's client."""
         return self._scripts
+
+    def _read_found_steps(self, found: frozenset[int]) -> None:
+        """Read the steps whose lists a pass found too (``priority_steps`` not configured).
+
+        Steps once read stay read: kombu deletes an emptied list, and a message pushed to it
+        later must not go uncounted until the next pass.
+        """
+        steps = tuple(sorted(set(self.keys.priority_steps) | found))
+        if steps != self.keys.priority_steps:
+            log.info(
+                "source %s: reading the priority steps %s found in the broker",
+                self.source,
+                list(steps),
+            )
+            self.keys = replace(self.keys, priority_steps=steps)
 
     def _read_record(self, stored: str, job_id: str, status: JobStatus) -> JobRecord:
         return actions.lifecycle_record(self.source, stored, job_id, status)

@@ -124,11 +124,12 @@ def channels(source: SourceConfig, role: Role) -> list[str]:
     """Celery's result channels, event channels and (operators) remote-control channel: the
     result index and the worker watch follow them, whatever the role."""
     from jobbridge.adapters.celery.control import events_pattern, pidbox_channel
-    from jobbridge.adapters.celery.keys import CeleryKeys
+    from jobbridge.adapters.celery.keys import PRIORITY_STEPS, CeleryKeys
 
     prefix = source.effective_key_prefix
     db = _db_of(source.redis_url)
-    keys = CeleryKeys(prefix, source.sep, source.priority_steps, source.result_key_prefix)
+    steps = source.priority_steps or PRIORITY_STEPS
+    keys = CeleryKeys(prefix, source.sep, steps, source.result_key_prefix)
     return [
         glob_escape(keys.task_meta_prefix) + "*",
         events_pattern(prefix, db),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import redis.exceptions
@@ -35,6 +35,8 @@ DOCTOR_SCAN_LIMIT = 200_000
 PASS_INTERVAL_S = 30.0
 #: Digits of a step kombu writes (its steps are small numbers; longer is not a step).
 _MAX_STEP_DIGITS = 3
+#: kombu's highest step (it clamps a priority into 0..9); a higher number is not its list
+MAX_STEP = 9
 #: Queues and steps one pass keeps at most (crafted keys cannot grow it without bound).
 _MAX_FOUND = 1_000
 
@@ -139,12 +141,24 @@ async def check(client: Redis, keys: CeleryKeys) -> list[str]:
 
 class PriorityListWatch:
     """The background walk of one source (``CeleryAdapter.refresh_queues``), one SCAN step
-    per call, a pass every ``PASS_INTERVAL_S``; ``problem`` says what the last pass found."""
+    per call, a pass every ``PASS_INTERVAL_S``; ``problem`` says what the last pass found.
 
-    def __init__(self, client: Redis, keys: CeleryKeys, *, source: str) -> None:
+    With ``on_found`` (the source's steps are not configured) each pass hands it the steps
+    found (kombu's 0..9), which the source then reads: nothing is missing, nothing to say.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        keys: CeleryKeys,
+        *,
+        source: str,
+        on_found: Callable[[frozenset[int]], None] | None = None,
+    ) -> None:
         self.client = client
         self.keys = keys
         self.source = source
+        self.on_found = on_found
         self.cursor = 0
         self.passes = 0
         #: what the last complete pass found that the configured steps do not name
@@ -186,7 +200,11 @@ class PriorityListWatch:
         if self.cursor == 0:
             self.passes += 1
             self._pass_ended = time.monotonic()
-            self.missing = unconfigured(self._found, self.keys.priority_steps)
+            if self.on_found is not None:
+                steps = {s for found in self._found.values() for s in found if s <= MAX_STEP}
+                self.on_found(frozenset(steps))
+            else:
+                self.missing = unconfigured(self._found, self.keys.priority_steps)
             self._found = {}
             self._log_new()
 

@@ -67,10 +67,12 @@ async def doctor(config: SourceConfig, client: Redis, results: Redis | None) -> 
     """What doctor says of a Celery source: priority lists its steps do not name, results
     not where it looks, results without ``result_extended``."""
     from jobbridge.adapters.celery import priority_lists, result_checks
-    from jobbridge.adapters.celery.keys import CeleryKeys
+    from jobbridge.adapters.celery.keys import PRIORITY_STEPS, CeleryKeys
 
-    keys = CeleryKeys(config.effective_key_prefix, config.sep, config.priority_steps)
-    lines = await priority_lists.check(client, keys)
+    steps = config.priority_steps
+    keys = CeleryKeys(config.effective_key_prefix, config.sep, steps or PRIORITY_STEPS)
+    # unconfigured steps are read as found: only configured ones can disagree with the broker
+    lines = await priority_lists.check(client, keys) if steps is not None else []
     return lines + await result_checks.check(config, client, results)
 
 
