@@ -65,13 +65,15 @@ async def detect(client: Redis) -> list[Detected]:
 
 async def doctor(config: SourceConfig, client: Redis, results: Redis | None) -> list[str]:
     """What doctor says of a Celery source: priority lists its steps do not name, results
-    not where it looks, results without ``result_extended``."""
-    from jobbridge.adapters.celery import priority_lists, result_checks
+    not where it looks, results without ``result_extended``, workers that send no task
+    events."""
+    from jobbridge.adapters.celery import event_checks, priority_lists, result_checks
     from jobbridge.adapters.celery.keys import CeleryKeys
 
     keys = CeleryKeys(config.effective_key_prefix, config.sep, config.priority_steps)
     lines = await priority_lists.check(client, keys)
-    return lines + await result_checks.check(config, client, results)
+    lines += await result_checks.check(config, client, results)
+    return lines + await event_checks.check(config, client)
 
 
 def _parse_result_prefix(value: object, origin: str) -> str:
