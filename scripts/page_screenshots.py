@@ -56,7 +56,8 @@ def wait_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise SystemExit(f"the demo did not answer in {START_S} s:\n{log.read_text()}")
+                message = f"the demo did not answer in {START_S} s:\n{log.read_text()}"
+                raise SystemExit(message) from None
             time.sleep(0.5)
 
 
