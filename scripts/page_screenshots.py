@@ -26,7 +26,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from playwright.async_api import async_playwright
+from playwright.async_api import FloatRect, async_playwright
 
 #: the pages shot: file name stem -> path under the dashboard's prefix
 PAGES = {"overview": "/jobs", "rq": "/jobs/reports", "celery": "/jobs/emails"}
@@ -94,11 +94,12 @@ async def shoot(base: str, out: Path) -> list[Path]:
                     # one refresh of the counters and lists, and the charts drawn
                     await page.wait_for_timeout(2500)
                     full = await page.evaluate("document.documentElement.scrollHeight")
-                    clip = {"x": 0, "y": 0, "width": width, "height": min(full, MAX_HEIGHT)}
+                    tall = min(int(full), MAX_HEIGHT)
+                    clip: FloatRect = {"x": 0, "y": 0, "width": width, "height": tall}
                     target = out / f"{page_name}-{width_name}.png"
                     await page.screenshot(path=str(target), full_page=True, clip=clip)
                     saved.append(target)
-                    print(f"{target} ({width}x{clip['height']}, page {full} px tall)")
+                    print(f"{target} ({width}x{tall}, page {full} px tall)")
                 await context.close()
         finally:
             await browser.close()
