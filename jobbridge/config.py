@@ -66,6 +66,7 @@ ENV_SERVER: Mapping[str, str] = {
     "JOBBRIDGE_PREFIX": "prefix",
     "JOBBRIDGE_READ_ONLY": "read_only",
     "JOBBRIDGE_READ_TIMEOUT_S": "read_timeout_s",
+    "JOBBRIDGE_DETECT_INTERVAL_S": "detect_interval_s",
 }
 ENV_SESSION_SECRET = "JOBBRIDGE_SESSION_SECRET"
 ENV_REDIS_URL = "JOBBRIDGE_REDIS_URL"
@@ -226,6 +227,9 @@ def _parse_server(table: Mapping[str, object], env: _Layer, cli: _Layer) -> Serv
         read_timeout_s=_pick(layers, "read_timeout_s", positive_number, d.read_timeout_s),
         allowed_hosts=_pick(layers, "allowed_hosts", parse_host_names, d.allowed_hosts),
         shared_state_url=_pick(layers, "shared_state_url", _parse_url_or_off, None),
+        detect_interval_s=_pick(
+            layers, "detect_interval_s", non_negative_number, d.detect_interval_s
+        ),
     )
 
 

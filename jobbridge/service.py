@@ -52,6 +52,8 @@ from jobbridge.read_limits import DEFAULT_READ_TIMEOUT_S, ReadLimits
 from jobbridge.series.follower import SeriesFollower
 from jobbridge.series.model import Series, Window
 from jobbridge.series.store import SeriesStore
+from jobbridge.settings import SourceConfig
+from jobbridge.sources import Redetection, build_adapters
 from jobbridge.tally import TALLY_QUERY, SourceSample, tally_document
 
 # ``X as X`` above re-exports: web's shared state words the failures of its own Redis as a
@@ -197,6 +199,10 @@ class JobService:
         #: each source's chart series keys (jobbridge.series), and their followers once started
         self._series_stores: dict[str, SeriesStore] = {}
         self._series: list[asyncio.Task[None]] = []
+        #: ``serve --redis``'s background detection, once started (``redetect``)
+        self._redetecting: asyncio.Task[None] | None = None
+        #: whether ``start`` ran (a source added later starts its background work at once)
+        self._started = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -204,6 +210,7 @@ class JobService:
         """Start background queue discovery (bounded SCAN steps, never per request) and the
         background work of the adapters that have some (Celery's result index and worker
         watch)."""
+        self._started = True
         if not self._discovery:
             for adapter in self.adapters.values():
                 if isinstance(adapter, RunsInBackground):
@@ -220,6 +227,38 @@ class JobService:
                 asyncio.create_task(SeriesFollower(adapter, self.series_store(name)).run())
                 for name, adapter in self.adapters.items()
             ]
+
+    async def add_source(self, name: str, adapter: JobAdapter) -> None:
+        """Serve one more source from now on (``serve --redis`` found its system after
+        start-up), last in the order; once started, its background work (discovery, the
+        adapter's own, its chart series) starts as the others' did.
+
+        Raises:
+            ValueError: a source of that name is served already.
+        """
+        if name in self.adapters:
+            raise ValueError(f"source {name!r} is served already")
+        if self._started and isinstance(adapter, RunsInBackground):
+            await adapter.start()
+        # A new dict, not a change of the one a read of every source may be going through.
+        self.adapters = {**self.adapters, name: adapter}
+        if not self._started:
+            return
+        if isinstance(adapter, DiscoversQueues):
+            self._discovery.append(asyncio.create_task(self._discover_forever([adapter])))
+        self._series.append(
+            asyncio.create_task(SeriesFollower(adapter, self.series_store(name)).run())
+        )
+
+    def redetect(self, detection: Redetection) -> None:
+        """Run ``detection`` in the background until ``close``: each system it finds at a
+        prefix no source watches becomes a source (``add_source``)."""
+
+        async def add(config: SourceConfig) -> None:
+            await self.add_source(config.name, build_adapters([config])[config.name])
+
+        if self._redetecting is None:
+            self._redetecting = asyncio.create_task(detection.run(add))
 
     async def _discover_forever(self, adapters: list[JobAdapter]) -> None:
         while True:
@@ -273,6 +312,10 @@ class JobService:
                     pass
 
     async def close(self) -> None:
+        # No source is added once closing has begun.
+        redetecting, self._redetecting = self._redetecting, None
+        if redetecting is not None:
+            await cancel_until_done([redetecting], CLOSE_S)
         tasks, self._discovery = self._discovery + self._series, []
         self._series = []
         await cancel_until_done(tasks, CLOSE_S)

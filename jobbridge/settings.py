@@ -120,6 +120,9 @@ class ServerConfig:
     #: the Redis where replicas share sign-outs and failed sign-ins: None means the first
     #: source's, "" keeps them in this process only
     shared_state_url: str | None = None
+    #: ``serve --redis``: seconds between background detections that add the systems which
+    #: appeared since start-up (0: detect at start-up only)
+    detect_interval_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

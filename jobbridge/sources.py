@@ -1,16 +1,19 @@
 """Builds the adapters for the configured sources, each by its system's registry entry, and
 detects which systems keep keys in a Redis (``serve --redis URL``, ``doctor``) with bounded
-work once at start-up. A sentinel:// URL gets a client that asks the sentinels for the master
+work at start-up, and for ``serve --redis`` again in the background (:class:`Redetection`),
+never in a request. A sentinel:// URL gets a client that asks the sentinels for the master
 (:class:`_MasterPool`; docs/operations.md, Redis Sentinel).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
+import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -32,6 +35,8 @@ from jobbridge.text import clean, quoted
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
 
 #: Sources of one system detection makes at the most (prefixes in sorted order); name any
 #: others in a config file. Anyone who can write a key can make a prefix look like Autumn's.
@@ -395,3 +400,133 @@ async def resolve_sources(settings: Settings) -> tuple[Settings, list[str]]:
             f"{quoted(config.effective_key_prefix, 120)}"
         )
     return replace(settings, sources=tuple(configs)), notes
+
+
+class Redetection:
+    """``serve --redis URL``'s detection, repeated in the background: each round is one
+    bounded detection (the probes and SCANs of start-up, each SCAN at most
+    ``detection.DETECT_SCAN_LIMIT`` keys), and a system found at a prefix no source watches yet
+    becomes a new source, named as start-up would have named it, logged once.
+
+    Sources are only added, never dropped (a queue that empties keeps its source); a system
+    already at ``DETECT_SOURCE_LIMIT`` sources gets no more, and a prefix whose name another
+    source holds is left for a config file. Configured sources (``[[sources]]``) never come
+    here: only ``--redis`` detects.
+    """
+
+    def __init__(self, url: str, serving: Sequence[SourceConfig], *, interval_s: float) -> None:
+        """Args:
+        url: the Redis ``--redis`` named.
+        serving: the sources served already (start-up's detection, or its fallback).
+        interval_s: seconds between two rounds.
+        """
+        self.url = url
+        self.interval_s = interval_s
+        self._watched = {(s.system, s.effective_key_prefix) for s in serving}
+        self._names = {s.name for s in serving}
+        self._per_system: dict[str, int] = {}
+        for source in serving:
+            self._per_system[source.system] = self._per_system.get(source.system, 0) + 1
+        #: notes logged already (each once)
+        self._said: set[str] = set()
+        self._client: Redis | None = None
+        #: whether the last round failed (an outage is logged once)
+        self.failing = False
+        #: rounds completed
+        self.rounds = 0
+
+    async def new_sources(self) -> list[tuple[SourceConfig, str]]:
+        """One round: the sources to add, each with the evidence detection gave.
+
+        Raises:
+            SourceUnavailable: the Redis did not answer.
+        """
+        if self._client is None:
+            try:
+                self._client = connect(self.url)
+            except ConfigError as exc:
+                raise SourceUnavailable("detect", str(exc)) from exc
+        async with redis_errors("detect"):
+            found = await _detect(self._client)
+        evidence = {(d.system, d.key_prefix): d.evidence for d in found if d.supported}
+        # Start-up said already what jobbridge does not read and which prefixes it left out
+        # (doctor says it too); a round says only what it adds, or why it does not.
+        configs, _ = detected_sources(self.url, found)
+        new: list[tuple[SourceConfig, str]] = []
+        for config in configs:
+            where = (config.system, config.effective_key_prefix)
+            if where in self._watched:
+                continue
+            shown = quoted(config.effective_key_prefix, 120)
+            if self._per_system.get(config.system, 0) >= DETECT_SOURCE_LIMIT:
+                self._say(
+                    f"found {config.system} at prefix {shown} but already watching "
+                    f"{DETECT_SOURCE_LIMIT} {config.system} sources; name it in a config file"
+                )
+                continue
+            if config.name in self._names:
+                self._say(
+                    f"found {config.system} at prefix {shown}, whose source name "
+                    f"{config.name} another source holds; name it in a config file"
+                )
+                continue
+            new.append((config, evidence.get(where, "")))
+        return new
+
+    def watching(self, config: SourceConfig, evidence: str) -> None:
+        """Record that ``config`` is served from now on, and say so in the log (once)."""
+        self._watched.add((config.system, config.effective_key_prefix))
+        self._names.add(config.name)
+        self._per_system[config.system] = self._per_system.get(config.system, 0) + 1
+        log.warning(
+            "detected %s at prefix %s (%s): now watching source %s",
+            config.system,
+            quoted(config.effective_key_prefix, 120),
+            clean(evidence, 200),
+            config.name,
+        )
+
+    async def run(self, add: Callable[[SourceConfig], Awaitable[None]]) -> None:
+        """Detect every ``interval_s`` until cancelled; ``add`` serves each new source. A
+        failed round is logged once, then quietly retried until a round succeeds."""
+        try:
+            while True:
+                await asyncio.sleep(self.interval_s)
+                await self.round(add)
+        finally:
+            await self.close()
+
+    async def round(self, add: Callable[[SourceConfig], Awaitable[None]]) -> None:
+        """One detection, and ``add`` of each new source; never raises but for a cancel."""
+        try:
+            for config, evidence in await self.new_sources():
+                await add(config)
+                self.watching(config, evidence)
+        except SourceUnavailable as exc:
+            if not self.failing:
+                log.warning(
+                    "background detection in %s failed: Redis unavailable (%s); retrying "
+                    "quietly until it recovers",
+                    clean(redact_url(self.url)),
+                    clean(exc.detail),
+                )
+            self.failing = True
+        except Exception:  # a bug here must not end the server's detection for good
+            if not self.failing:
+                log.exception("background detection in %s failed", clean(redact_url(self.url)))
+            self.failing = True
+        else:
+            if self.failing:
+                log.warning("background detection in %s recovered", clean(redact_url(self.url)))
+            self.failing = False
+            self.rounds += 1
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    def _say(self, note: str) -> None:
+        if note not in self._said:
+            self._said.add(note)
+            log.warning("background detection: %s", note)

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from jobbridge.service import JobService
 from jobbridge.settings import Settings
-from jobbridge.sources import build_adapters
+from jobbridge.sources import Redetection, build_adapters
 from jobbridge.text import no_surrogates
 from jobbridge.web import keys
 from jobbridge.web.auth import Security
@@ -132,6 +132,10 @@ async def _service_context(app: web.Application) -> AsyncIterator[None]:
     )
     await service.start()
     app[keys.SERVICE] = service
+    interval = settings.server.detect_interval_s
+    if settings.detect_url is not None and interval > 0:
+        # serve --redis URL: sources detected, not configured; detect again in the background
+        service.redetect(Redetection(settings.detect_url, settings.sources, interval_s=interval))
     try:
         yield
     finally:

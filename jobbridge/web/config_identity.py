@@ -19,7 +19,16 @@ _DIGEST_LENGTH = 16
 
 def config_identity(settings: Settings) -> str:
     """A digest of each source's name, system, URLs without their credentials and key
-    prefixes: equal for processes serving the same sources, however their secrets differ."""
+    prefixes: equal for processes serving the same sources, however their secrets differ.
+
+    For ``serve --redis URL`` it is a digest of that URL (without credentials) instead: the
+    sources are what detection found, at start-up and later in the background, so two
+    processes started before and after a system appeared serve the same once both detected
+    it, and stay replicas of each other meanwhile.
+    """
+    if settings.detect_url is not None:
+        text = json.dumps(["detect", redact_url(settings.detect_url)], separators=(",", ":"))
+        return hashlib.sha256(text.encode("ascii")).hexdigest()[:_DIGEST_LENGTH]
     described = [
         [
             source.name,

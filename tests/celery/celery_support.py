@@ -232,6 +232,7 @@ class CeleryWorkerPool(ProcessPool[CeleryWorker]):
         extra: Iterable[str] = (),
         wait: bool = True,
         config: tuple[str, Path] | None = None,
+        app: tuple[str, Path] | None = None,
     ) -> CeleryWorker:
         """Start ``celery -A examples.celery_app worker`` on ``queues``.
 
@@ -246,6 +247,8 @@ class CeleryWorkerPool(ProcessPool[CeleryWorker]):
             wait: wait for its "ready." line before returning.
             config: a configuration module (Celery's ``--config``) and the folder it is in,
                 put on the worker's ``PYTHONPATH``.
+            app: another app than the example's (``module:attribute`` for ``-A``) and the
+                folder its module is in, put on the worker's ``PYTHONPATH``.
         """
         queues = tuple(queues)
         name = name or f"w{len(self.workers)}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
@@ -254,7 +257,7 @@ class CeleryWorkerPool(ProcessPool[CeleryWorker]):
             str(CELERY_COMMAND),
             *(("--config", config[0]) if config else ()),
             "-A",
-            APP_MODULE,
+            app[0] if app else APP_MODULE,
             "worker",
             "--loglevel",
             "INFO",
@@ -274,8 +277,9 @@ class CeleryWorkerPool(ProcessPool[CeleryWorker]):
         command += list(extra)
         log_path = self.log_dir / f"{name}.log"
         env = _worker_env(self.redis_url)
-        if config:
-            env["PYTHONPATH"] = os.pathsep.join((str(ROOT), str(config[1])))
+        folders = [str(extra_path[1]) for extra_path in (config, app) if extra_path]
+        if folders:
+            env["PYTHONPATH"] = os.pathsep.join((str(ROOT), *folders))
         process = spawn(command, env, log_path)
         worker = CeleryWorker(
             hostname,

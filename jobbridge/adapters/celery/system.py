@@ -64,16 +64,18 @@ async def detect(client: Redis) -> list[Detected]:
 
 
 async def doctor(config: SourceConfig, client: Redis, results: Redis | None) -> list[str]:
-    """What doctor says of a Celery source: priority lists its steps do not name, results
-    not where it looks, results without ``result_extended``."""
-    from jobbridge.adapters.celery import priority_lists, result_checks
+    """What doctor says of a Celery source: priority lists its configured steps do not name,
+    results not where it looks, results without ``result_extended``, workers that send no
+    task events."""
+    from jobbridge.adapters.celery import event_checks, priority_lists, result_checks
     from jobbridge.adapters.celery.keys import PRIORITY_STEPS, CeleryKeys
 
     steps = config.priority_steps
     keys = CeleryKeys(config.effective_key_prefix, config.sep, steps or PRIORITY_STEPS)
     # unconfigured steps are read as found: only configured ones can disagree with the broker
     lines = await priority_lists.check(client, keys) if steps is not None else []
-    return lines + await result_checks.check(config, client, results)
+    lines += await result_checks.check(config, client, results)
+    return lines + await event_checks.check(config, client)
 
 
 def _parse_result_prefix(value: object, origin: str) -> str:
