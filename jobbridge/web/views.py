@@ -308,7 +308,7 @@ async def job_list_fragment(request: web.Request) -> web.StreamResponse:
     Bounded like the page: it reads that one list's page and the totals (``only``), not the
     other lists nor the workers. The rows' forms return to the source page with this tab
     selected, not to this fragment. The answer also carries every tab's count as an htmx
-    out-of-band swap.
+    out-of-band swap. A source whose Redis is unavailable answers 204: nothing to swap.
     """
     source = route_param(request, "source")
     raw = request.match_info["list"]
@@ -317,7 +317,12 @@ async def job_list_fragment(request: web.Request) -> web.StreamResponse:
     name = ListName(raw)
     page_no, per_page = int_query(request, "page"), int_query(request, "per_page")
     query = SnapshotQuery.build({name: page_no}, per_page, only=frozenset({name}))
-    snapshot = await request.app[keys.SERVICE].snapshot(source, query)
+    try:
+        snapshot = await request.app[keys.SERVICE].snapshot(source, query)
+    except SourceUnavailable:
+        # as for the counters, Redis down is a normal state: the list keeps its rows (htmx
+        # swaps nothing on a 204) while the counters beside it say "unavailable"
+        return web.Response(status=204)
     page = snapshot.lists.get(name)
     if page is None:
         raise HttpError(404, "not_found", f"Source {source!r} keeps no {name.value} list.")

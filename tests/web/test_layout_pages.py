@@ -7,8 +7,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from jobbridge.dev.autumn_emulator import Autumn
+from jobbridge.settings import SourceConfig
 from jobbridge.web.formatting import relative_time
 from tests.web import seed
+from tests.web.conftest import make_settings
 
 
 def test_relative_time_words() -> None:
@@ -99,3 +101,14 @@ async def test_list_fragment_refuses_unknown_lists_and_sources(client) -> None:
         assert "<script>" not in await response.text()
     # Autumn keeps no canceled list: nothing to show
     assert (await client.get("/admin/jobs/orders/lists/canceled")).status == 404
+
+
+async def test_list_fragment_of_an_unavailable_source_swaps_nothing(
+    make_client, redis_url: str, dead_url: str
+) -> None:
+    gone = SourceConfig(name="gone", system="autumn", redis_url=dead_url)
+    client = await make_client(make_settings(redis_url, extra_sources=(gone,)))
+    response = await client.get("/admin/jobs/gone/lists/failed")
+    # as the counters beside it: a normal state, and htmx keeps the rows it has on a 204
+    assert response.status == 204
+    assert await response.text() == ""
