@@ -16,11 +16,14 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from jobbridge.adapters import ConfirmStep, confirm_step
-from jobbridge.model import reachable_id
+from jobbridge.model import ListName, reachable_id
 from jobbridge.web import keys
 from jobbridge.web.auth import Principal
 from jobbridge.web.responses import JOB_BY_QUERY, entry_query, id_query, path_unsafe
 from jobbridge.web.sessions import FlashKind
+
+#: the query parameters that page a source page's lists
+_LIST_PAGES = frozenset(f"{name.value}_page" for name in ListName)
 
 
 class Ui:
@@ -133,7 +136,7 @@ class Ui:
         return {
             key: value[:20]
             for key, value in self.request.query.items()
-            if key == "per_page" or key.endswith("_page")
+            if key == "per_page" or key in _LIST_PAGES
         }
 
     def tab_url(self, source: str, name: str) -> str:
