@@ -356,6 +356,9 @@ async def test_rq_and_celery_source_pages_at_desktop_and_phone_width(
                 )
                 width = await page.evaluate("document.documentElement.scrollWidth")
                 assert width <= viewport["width"], (source, suffix, width)
+                name = page.locator("h1 .source-name")
+                await expect(name).to_have_text(source)
+                assert await name.evaluate("n => n.getClientRects().length") == 1
                 for region in await page.evaluate(SCROLLERS_JS):
                     assert region["role"] == "region" and region["hint"], (source, region)
                 await shot(page, f"layout-{source}-{suffix}.png")
