@@ -7,6 +7,8 @@ that show a form.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -14,18 +16,24 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from jobbridge.adapters import ConfirmStep, confirm_step
-from jobbridge.model import reachable_id
+from jobbridge.model import ListName, reachable_id
 from jobbridge.web import keys
 from jobbridge.web.auth import Principal
 from jobbridge.web.responses import JOB_BY_QUERY, entry_query, id_query, path_unsafe
 from jobbridge.web.sessions import FlashKind
 
+#: the query parameters that page a source page's lists
+_LIST_PAGES = frozenset(f"{name.value}_page" for name in ListName)
+
 
 class Ui:
     """Per-request template helpers: who is looking, CSRF token, flash, URLs."""
 
-    def __init__(self, request: web.Request) -> None:
+    def __init__(self, request: web.Request, *, here: str | None = None) -> None:
         self.request = request
+        #: the page a form returns to, when it is not this request's URL (a fragment's rows
+        #: return to the page that shows them)
+        self._here = here
         settings = request.app[keys.SETTINGS]
         self.prefix = settings.server.prefix
         self.read_only = settings.server.read_only
@@ -63,7 +71,7 @@ class Ui:
 
     @property
     def here(self) -> str:
-        return self.request.path_qs
+        return self._here if self._here is not None else self.request.path_qs
 
     def url(self, name: str, query: dict[str, Any] | None = None, **parts: str) -> str:
         url = str(self.request.app.router[name].url_for(**parts))
@@ -104,3 +112,47 @@ class Ui:
     def counters_url(self, source: str, reload: bool = False) -> str:
         url = f"{self.prefix}/jobs/{quote(source, safe='')}/counters"
         return url + "?reload=1" if reload else url
+
+    # ---------------------------------------------------------------- a source page's tabs
+
+    def selected_list(self, lists: Sequence[Any]) -> str:
+        """The list a source page shows (its tab selected, the others hidden): ``?tab=``,
+        else the list a pager link names (``<list>_page``), else the first that has jobs,
+        else the first. ``lists`` are the page's list views (``.name``, ``.page.total``)."""
+        names = [str(item.name) for item in lists]
+        if not names:
+            return ""
+        query = self.request.query
+        wanted = query.get("tab", "")
+        if wanted in names:
+            return wanted
+        for name in names:
+            if f"{name}_page" in query:
+                return name
+        return next((str(i.name) for i in lists if i.page.total), names[0])
+
+    def _list_query(self) -> dict[str, str]:
+        """The page's own list parameters (``<list>_page``, ``per_page``), nothing else."""
+        return {
+            key: value[:20]
+            for key, value in self.request.query.items()
+            if key == "per_page" or key in _LIST_PAGES
+        }
+
+    def tab_url(self, source: str, name: str) -> str:
+        """The source page with this list's tab selected, keeping the page's paging."""
+        return self.source_url(source, **{**self._list_query(), "tab": name})
+
+    def list_url(self, source: str, name: str) -> str:
+        """The fragment of one list's current page (the live refresh of its tab)."""
+        query = self._list_query()
+        wanted = {"page": query.get(f"{name}_page"), "per_page": query.get("per_page")}
+        url = f"{self.prefix}/jobs/{quote(source, safe='')}/lists/{quote(name, safe='')}"
+        shown = {k: v for k, v in wanted.items() if v is not None}
+        return url + ("?" + urlencode(shown) if shown else "")
+
+    @cached_property
+    def rendered_at(self) -> str:
+        """When this page was rendered (UTC, whole seconds): app.js counts relative times
+        from it, so a browser's wrong clock does not shift them."""
+        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -21,6 +21,8 @@ ATTR_ID_CHARS = 1000
 #: longest link a page renders: aiohttp reads request lines up to 8190 bytes, so a longer
 #: URL could not be followed, and a megabyte id would make every row a megabyte
 LINK_CHARS = 8000
+#: the units of a relative time, largest first (app.js words them the same way)
+_UNITS = ((86400, "d"), (3600, "h"), (60, "min"), (1, "s"))
 
 
 def iso_seconds(value: datetime | None) -> str:
@@ -55,7 +57,25 @@ def is_cut(value: object, limit: int = ERROR_CUT) -> bool:
     return value is not None and len(str(value)) > limit
 
 
+def relative_time(value: datetime | None, now: datetime | None = None) -> str:
+    """How long ago (or how soon) ``value`` is from ``now`` (default: the time of rendering),
+    in the largest whole unit: "just now", "42 s ago", "3 min ago", "2 h ago", "5 d ago",
+    "in 3 min"; past 60 days the UTC date. The exact time goes beside it (``show_time``)."""
+    if value is None:
+        return "—"
+    seconds = ((now or datetime.now(UTC)) - value).total_seconds()
+    whole = int(abs(seconds))
+    if whole < 5:
+        return "just now"
+    if whole >= 60 * 86400:
+        return value.astimezone(UTC).strftime("%Y-%m-%d")
+    size, unit = next((size, unit) for size, unit in _UNITS if whole >= size)
+    amount = f"{whole // size} {unit}"
+    return f"{amount} ago" if seconds > 0 else f"in {amount}"
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
+    "relative_time": relative_time,
     "show_time": show_time,
     "iso_seconds": iso_seconds,
     "age": age,

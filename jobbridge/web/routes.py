@@ -33,6 +33,10 @@ def setup_routes(app: web.Application, prefix: str) -> None:
     router.add_get(f"{p}/login", views.login_form, name="login")
     router.add_post(f"{p}/login", views.login, name="login_post")
     router.add_post(f"{p}/logout", views.logout, name="logout")
+    # one list's page of a source page, for its live tab (three segments: no job route)
+    router.add_get(
+        f"{p}/jobs/{{source}}/lists/{{list}}", views.job_list_fragment, name="source_list"
+    )
     router.add_static(f"{p}/static", STATIC_DIR, name="static")
     # JSON API.
     router.add_get(f"{p}/api/openapi.json", api.openapi, name="api_openapi")

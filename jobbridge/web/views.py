@@ -18,6 +18,7 @@ from jobbridge.model import (
     ListName,
     Outcome,
     Page,
+    SnapshotQuery,
     list_title,
 )
 from jobbridge.search import find_id
@@ -299,3 +300,35 @@ async def logout(request: web.Request) -> web.StreamResponse:
         await request.app[keys.SECURITY].sign_out(state.session)
     state.delete()
     return redirect(str(request.app.router["login"].url_for()))
+
+
+async def job_list_fragment(request: web.Request) -> web.StreamResponse:
+    """One list's current page (``page``, ``per_page``), for a source page's live tab.
+
+    Bounded like the page: it reads that one list's page and the totals (``only``), not the
+    other lists nor the workers. The rows' forms return to the source page with this tab
+    selected, not to this fragment. The answer also carries every tab's count as an htmx
+    out-of-band swap. A source whose Redis is unavailable answers 204: nothing to swap.
+    """
+    source = route_param(request, "source")
+    raw = request.match_info["list"]
+    if raw not in ListName.__members__.values():
+        raise HttpError(404, "not_found", f"No list {raw[:40]!r}.")
+    name = ListName(raw)
+    page_no, per_page = int_query(request, "page"), int_query(request, "per_page")
+    query = SnapshotQuery.build({name: page_no}, per_page, only=frozenset({name}))
+    try:
+        snapshot = await request.app[keys.SERVICE].snapshot(source, query)
+    except SourceUnavailable:
+        # as for the counters, Redis down is a normal state: the list keeps its rows (htmx
+        # swaps nothing on a 204) while the counters beside it say "unavailable"
+        return web.Response(status=204)
+    page = snapshot.lists.get(name)
+    if page is None:
+        raise HttpError(404, "not_found", f"Source {source!r} keeps no {name.value} list.")
+    ui = Ui(request)
+    back = {f"{name.value}_page": page_no, "per_page": per_page, "tab": name.value}
+    ui = Ui(request, here=ui.source_url(source, **back))
+    view = ListView(name, list_title(name, snapshot.counters), page, _pager(ui, source, name, page))
+    context = {"ui": ui, "source": source, "snapshot": snapshot, "list": view}
+    return await render("_live_list.html", request, context)

@@ -35,6 +35,7 @@ async def test_dashboard_loads_and_counters_update_without_reload(
     await expect(page.locator("h1")).to_contain_text("orders")
     enqueued = page.locator('#jobs-counters [data-counter="enqueued"]')
     await expect(enqueued).to_have_text("1")
+    await page.locator("#tab-running").click()  # each list is a tab
     await expect(page.locator('[data-list="running"] .badge-overdue')).to_be_visible()
     await expect(page.locator('[data-counter="running_overdue"]')).to_have_text("1 overdue")
     await page.evaluate("window.__marker = 'same page'")

@@ -93,6 +93,7 @@ async def test_celery_source_page_shows_rows_workers_and_cancels(
 
     await reload_until(page, finished_rows, "the completed and failed tasks")
     await expect(failed_row).to_contain_text("browser boom")
+    await page.locator("#tab-failed").click()  # each list is a tab
     await expect(failed_row.locator('button[data-action="retry"]')).to_be_visible()
     # Celery's discard only hides the task from jobbridge: a confirmation step says so.
     await expect(failed_row.locator('summary[data-action="discard"]')).to_have_text(
@@ -113,6 +114,7 @@ async def test_celery_source_page_shows_rows_workers_and_cancels(
 
     # Cancel the middle mail through the page's own form.
     target = mails[1]
+    await page.locator("#tab-enqueued").click()
     row = page.locator(f'#list-enqueued tr[data-job-id="{target}"]')
     await row.locator('button[data-action="cancel"]').click()
     await expect(page.locator(".flash")).to_contain_text(f"Canceled job {target}")
