@@ -203,8 +203,17 @@ class JobRecord:
     scheduled_for: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    attempt: int | None = None
-    max_attempts: int | None = None
+    attempt: int | None = field(
+        default=None,
+        metadata=api(
+            "the attempt the job is on, from 1 (Autumn's attempt; Celery's retries + 1; RQ: "
+            "the runs of a job that returned Retry); null where the system does not count"
+        ),
+    )
+    max_attempts: int | None = field(
+        default=None,
+        metadata=api("the most attempts it may make, where the system stores it (Autumn)"),
+    )
     last_error: str | None = None
     principal_id: str | None = None
     correlation_id: str | None = None
