@@ -14,12 +14,14 @@ import re
 from datetime import timedelta
 
 import pytest
+from click.testing import CliRunner
 from markupsafe import escape
 from rq import Queue, Retry
 
+from jobbridge.cli import main
 from jobbridge.model import JobStatus, ListName
 from tests.rq import tasks as rq_tasks
-from tests.rq.rq_support import SOURCE, enqueue, find_row, rq_api
+from tests.rq.rq_support import SOURCE, enqueue, find_row, rq_api, write_config
 from tests.web.html_tables import list_table
 
 pytestmark = pytest.mark.redis
@@ -159,3 +161,36 @@ async def _page(api, path: str) -> str:
     status, html = await api.get(path)
     assert status == 200, html
     return html
+
+
+def test_cli_uses_the_same_words(sync_redis, rq_workers, redis_url, tmp_path) -> None:
+    parent = enqueue(sync_redis, rq_tasks.add, 1, queue="slow")
+    child = enqueue(sync_redis, rq_tasks.add, 2, depends_on=parent)
+    retried = enqueue(sync_redis, rq_tasks.fail, "again", retry=Retry(max=3, interval=600))
+    done = enqueue(sync_redis, rq_tasks.add, 4, b=5)
+    rq_workers.run_burst(["default"])
+    config = write_config(tmp_path / "jobbridge.toml", redis_url, ("default", "slow"))
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(main, [*args, "--config", str(config)])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    shown = cli("show", child.id)
+    assert "status: blocked (deferred)" in shown
+    assert f"waits for: {parent.id}" in shown
+    assert "call: tests.rq.tasks.add(2)" in shown
+    assert "None" not in shown and "?/?" not in shown
+
+    shown = cli("show", retried.id)
+    assert "status: retrying (scheduled)" in shown
+    assert "retries: 2 retries left" in shown
+
+    shown = cli("show", done.id)
+    assert "call: tests.rq.tasks.add(4, b=5)" in shown
+    assert "runtime: " in shown and "wait: " in shown
+
+    listed = cli("snapshot")
+    assert "blocked 1" in listed and "blocked (deferred)" in listed
+    assert f"[waits for {parent.id}]" in listed
+    assert "2 retries left" in listed and "?/?" not in listed
