@@ -288,8 +288,9 @@ class JobRecord:
 
     def runtime(self, now: datetime) -> timedelta | None:
         """How long it ran: finished - started, or ``now`` - started while it runs; None
-        where the system recorded neither (or the times go backwards)."""
-        if self.started_at is None:
+        where the system recorded neither (or the times go backwards), and for a job waiting
+        for its next run (its times are the previous run's)."""
+        if self.started_at is None or self.status in WAITING:
             return None
         end = self.finished_at
         if end is None and self.status is JobStatus.RUNNING:

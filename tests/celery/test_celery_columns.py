@@ -5,7 +5,9 @@ none."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 
 import pytest
 
@@ -43,11 +45,17 @@ async def test_finished_rows_show_call_runtime_worker_and_attempt(
 
         # a running task: its runtime so far (Celery's index keeps no start time of a
         # finished task, so finished rows have none)
-        slow = send(celery_app, "sleep", 3)
+        slow = send(celery_app, "sleep", 5)
         wait_for_state(celery_app, slow.id, "STARTED", workers=celery_workers)
-        await wait_row(api, "running", slow.id)
+        # until jobbridge has its STARTED time (the held message may show first)
+        row = await wait_row(api, "running", slow.id)
+        deadline = time.monotonic() + 15
+        while row["started_at"] is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            row = await wait_row(api, "running", slow.id)
+        assert row["started_at"], row
         status, html = await api.get(f"/jobs/{SOURCE}?per_page=100")
         running = list_table(html, ListName.RUNNING)
         runtime = running.cell(slow.id, "Runtime")
         assert re.fullmatch(r"(\d+ ms|\d+\.\d s) so far", runtime), runtime
-        assert "sleep(3)" in running.cell(slow.id, "Job")
+        assert "sleep(5)" in running.cell(slow.id, "Job")
