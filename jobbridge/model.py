@@ -63,6 +63,11 @@ class JobStatus(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+#: Statuses of a job waiting for its (next) run.
+WAITING = frozenset(
+    {JobStatus.ENQUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING, JobStatus.BLOCKED}
+)
+
 #: Statuses of operator lifecycle entries (kept by jobbridge, not by the system).
 LIFECYCLE_STATUSES = frozenset({JobStatus.CANCELED, JobStatus.RETRIED, JobStatus.DISCARDED})
 
@@ -198,8 +203,17 @@ class JobRecord:
     scheduled_for: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    attempt: int | None = None
-    max_attempts: int | None = None
+    attempt: int | None = field(
+        default=None,
+        metadata=api(
+            "the attempt the job is on, from 1 (Autumn's attempt; Celery's retries + 1; RQ: "
+            "the runs of a job that returned Retry); null where the system does not count"
+        ),
+    )
+    max_attempts: int | None = field(
+        default=None,
+        metadata=api("the most attempts it may make, where the system stores it (Autumn)"),
+    )
     last_error: str | None = None
     principal_id: str | None = None
     correlation_id: str | None = None
@@ -241,6 +255,28 @@ class JobRecord:
         ),
     )
 
+    retries_left: int | None = field(
+        default=None,
+        metadata=api(
+            "retries the job has left under its system's retry policy, where the system counts "
+            "them down (RQ's Retry: retries_left); null where it does not"
+        ),
+    )
+    retries_max: int | None = field(
+        default=None,
+        metadata=api(
+            "the retry policy's maximum, where it can be known (RQ stores only retries_left: "
+            "its maximum is known while the job has not run yet); null otherwise"
+        ),
+    )
+    waits_for: tuple[str, ...] = field(
+        default=(),
+        metadata=api(
+            "ids of the jobs this one waits for before it can run (RQ's dependencies of a "
+            "deferred job, at most 10 shown); empty when it waits for none"
+        ),
+    )
+
     def __post_init__(self) -> None:
         for name in ("enqueued_at", "scheduled_for", "started_at", "finished_at", "overdue_since"):
             check_aware(getattr(self, name), name)
@@ -249,6 +285,48 @@ class JobRecord:
     def sort_time(self) -> datetime | None:
         """finished ?? started ?? enqueued: the time Autumn sorts histories by."""
         return self.finished_at or self.started_at or self.enqueued_at
+
+    def runtime(self, now: datetime) -> timedelta | None:
+        """How long it ran: finished - started, or ``now`` - started while it runs; None
+        where the system recorded neither (or the times go backwards), and for a job waiting
+        for its next run (its times are the previous run's)."""
+        if self.started_at is None or self.status in WAITING:
+            return None
+        end = self.finished_at
+        if end is None and self.status is JobStatus.RUNNING:
+            end = now
+        if end is None or end < self.started_at:
+            return None
+        return end - self.started_at
+
+    @property
+    def wait(self) -> timedelta | None:
+        """How long it waited for a worker: started - (scheduled_for, else enqueued_at), for
+        a job that has started its current run; None where a time is missing."""
+        if self.started_at is None or self.status in WAITING:
+            return None
+        since = self.scheduled_for or self.enqueued_at
+        if since is None or self.started_at < since:
+            return None
+        return self.started_at - since
+
+    @property
+    def attempts_text(self) -> str:
+        """Its attempts in words, "" where the system records none: "2/5" (attempt of
+        max_attempts), "attempt 3" (no maximum), "2 retries left", "3 retries left of 3"
+        (a count-down retry policy, with its maximum where known)."""
+        if self.retries_left is not None:
+            left = self.retries_left
+            plural = "retry" if left == 1 else "retries"
+            words = "no retries left" if left == 0 else f"{left} {plural} left"
+            if self.retries_max is not None:
+                words += f" of {self.retries_max}"
+            return words if self.attempt is None else f"attempt {self.attempt}, {words}"
+        if self.attempt is None:
+            return "" if self.max_attempts is None else f"max {self.max_attempts}"
+        if self.max_attempts is None:
+            return f"attempt {self.attempt}"
+        return f"{self.attempt}/{self.max_attempts}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -323,7 +401,11 @@ class Counters:
     )
     blocked: int = field(
         default=0,
-        metadata=api("jobs parked by a full concurrency group (Autumn), not part of any list"),
+        metadata=api(
+            "jobs that cannot run yet whatever the time: parked by a full concurrency group "
+            "(Autumn; not part of any list) or waiting on the jobs they depend on (RQ's "
+            "deferred jobs, listed with the scheduled ones)"
+        ),
     )
     running_overdue: int = field(
         default=0,

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from jobbridge.model import JobDetail, JobRecord, QueueCounters, Snapshot, Worker, list_title
 from jobbridge.text import clean, clean_block, error_summary, oldest_age
+from jobbridge.web.job_columns import attempts_label, duration
 
 
 def when(value: datetime | None) -> str:
@@ -30,19 +31,18 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _job_row(job: JobRecord) -> list[str]:
-    attempts = (
-        f"{job.attempt if job.attempt is not None else '?'}/"
-        f"{job.max_attempts if job.max_attempts is not None else '?'}"
-    )
+    attempts = job.attempts_text or "-"
     moment = job.scheduled_for if job.scheduled_for else job.started_at
     note = f"[{job.problem}] " if job.problem else ""
+    if job.waits_for:
+        note = f"[waits for {', '.join(job.waits_for)}] " + note
     if job.overdue_since:
         note = f"[overdue since {when(job.overdue_since)}Z] " + note
     return [
         clean(job.id, 36),
         clean(job.name or "?", 28),
         clean(job.queue, 14),
-        job.status.value,
+        _status(job),
         attempts,
         when(job.enqueued_at),
         when(moment),
@@ -62,6 +62,14 @@ JOB_HEADERS = (
     "FINISHED",
     "ERROR",
 )
+
+
+def _status(job: JobRecord) -> str:
+    """The shared status, with the system's own word where it differs: "blocked (deferred)"."""
+    raw = job.raw_status
+    if raw and raw.lower() != job.status.value:
+        return f"{job.status.value} ({clean(raw, 30)})"
+    return job.status.value
 
 
 def _oldest(queue: QueueCounters) -> str:
@@ -128,16 +136,20 @@ def render_detail(detail: JobDetail) -> str:
         *((("entry", job.entry),) if job.entry else ()),
         ("name", job.name),
         ("queue", job.queue),
-        ("status", f"{job.status.value} ({job.raw_status})"),
+        ("status", _status(job)),
         ("enqueued at", when(job.enqueued_at)),
         ("scheduled for", when(job.scheduled_for)),
         ("started at", when(job.started_at)),
         ("finished at", when(job.finished_at) if job.finished_at else "not finished"),
-        ("attempt", _attempt(job)),
+        (attempts_label(job.system).lower(), job.attempts_text or "-"),
+        *((("runtime", duration(job.runtime(job.finished_at))),) if job.finished_at else ()),
+        *((("wait", duration(job.wait)),) if job.wait is not None else ()),
+        *((("waits for", ", ".join(job.waits_for)),) if job.waits_for else ()),
         ("worker", job.worker or "-"),
         ("principal", job.principal_id or "-"),
         ("correlation", job.correlation_id or "-"),
         ("actions", ", ".join(a.value for a in job.actions) or "-"),
+        *((("call", job.payload_preview),) if job.payload_preview else ()),
     ]
     if job.problem:
         fields.append(("problem", job.problem))
@@ -159,13 +171,6 @@ def render_detail(detail: JobDetail) -> str:
             f"lifecycle: {entry.status.value}{new} by {clean(entry.actor, 80)} at {when(entry.at)}Z"
         )
     return "\n".join(lines)
-
-
-def _attempt(job: JobRecord) -> str:
-    """ "2/5", with "?" for what the system does not record (as the pages show it)."""
-    attempt = "?" if job.attempt is None else str(job.attempt)
-    most = "?" if job.max_attempts is None else str(job.max_attempts)
-    return f"{attempt}/{most}"
 
 
 def _kind(kind: str) -> str:

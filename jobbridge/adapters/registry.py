@@ -114,6 +114,32 @@ class SearchSpec:
     covers: str = "the first page of each list the dashboard shows, and a look-up of the id"
 
 
+#: the columns a job list may have between its Job and Actions columns, in display order
+#: (jobbridge.web.job_columns says what fills each)
+LIST_COLUMNS = (
+    "enqueued",
+    "started",
+    "finished",
+    "runtime",
+    "wait",
+    "attempts",
+    "worker",
+    "principal",
+    "correlation",
+    "error",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptsSpec:
+    """What a system's "attempts" are, in its own words (the Attempts column and ``show``)."""
+
+    #: the column's heading
+    label: str = "Attempts"
+    #: what the numbers mean, for the heading's hover text and the docs
+    means: str = "the attempt a job is on, of the most it may make"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SystemSpec:
     """Everything jobbridge outside the system's package knows of the system."""
@@ -142,12 +168,25 @@ class SystemSpec:
     actions: tuple[ActionSpec, ...] = ()
     #: the columns its rows fill (``JobRecord`` fields), for readers of the model
     columns: tuple[str, ...] = ()
+    #: the list columns its sources' pages may have (of ``LIST_COLUMNS``); a page shows
+    #: those a row of it fills. Empty: every one of ``LIST_COLUMNS``
+    list_columns: tuple[str, ...] = ()
+    #: what its attempts are
+    attempts: AttemptsSpec = field(default_factory=AttemptsSpec)
+    #: its own status words, each with the shared status jobbridge shows for it; rows show
+    #: the system's word beside the shared one where they differ
+    status_words: tuple[tuple[str, str], ...] = ()
     #: whether one of its workers is busy (True), idle (False) or neither (None: dead,
     #: offline, suspended), in the system's own words; None: the comparison's default rule
     #: (a current job or "busy" is busy, "idle" is idle; see jobbridge.compare)
     worker_busy: Callable[[Worker], bool | None] | None = None
     #: how a search matches its jobs and what it covers
     search: SearchSpec = field(default_factory=SearchSpec)
+
+    def shown_columns(self) -> tuple[str, ...]:
+        """The list columns its pages may have, in display order."""
+        declared = set(self.list_columns or LIST_COLUMNS)
+        return tuple(c for c in LIST_COLUMNS if c in declared)
 
     def action(self, action: Action) -> ActionSpec | None:
         for spec in self.actions:

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from jobbridge.model import Page
 from jobbridge.text import age, clean, clean_block, error_summary, show_time
+from jobbridge.web.job_columns import Column, attempts_label, columns_for, duration
 
 #: Autumn's table cut: 79 characters and an ellipsis
 ERROR_CUT = 80
@@ -74,6 +76,20 @@ def relative_time(value: datetime | None, now: datetime | None = None) -> str:
     return f"{amount} ago" if seconds > 0 else f"in {amount}"
 
 
+def list_columns(page: Page, system: str, now: datetime) -> tuple[Column, ...]:
+    """A list page's columns (jobbridge.web.job_columns): ``page|list_columns(system, now)``."""
+    return columns_for(system, page.items, now)
+
+
+#: a row's call (its payload preview) is cut to this many characters; its title has it whole
+CALL_CUT = 120
+
+
+def call_cut(value: object, limit: int = CALL_CUT) -> str:
+    """A call with its arguments on one line, cut (the full preview goes in its title)."""
+    return clean(value, limit)
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "relative_time": relative_time,
     "show_time": show_time,
@@ -86,4 +102,8 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "is_cut": is_cut,
     "attr_id": attr_id,
     "linkable": linkable,
+    "list_columns": list_columns,
+    "duration": duration,
+    "call_cut": call_cut,
+    "attempts_label": attempts_label,
 }

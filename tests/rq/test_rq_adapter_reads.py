@@ -93,12 +93,14 @@ def adapter(client: redis.asyncio.Redis) -> RqAdapter:
 
 def rq_totals(conn: redis.Redis, names: Sequence[str]) -> dict[str, int]:
     """RQ's own counts, summed over queues, without its cleanup side effects."""
-    totals = dict.fromkeys(("queued", "scheduled", "started", "finished", "failed", "canceled"), 0)
+    totals = dict.fromkeys(
+        ("queued", "scheduled", "deferred", "started", "finished", "failed", "canceled"), 0
+    )
     for name in names:
         queue = Queue(name, connection=conn)
         totals["queued"] += queue.count
         totals["scheduled"] += queue.scheduled_job_registry.get_job_count(cleanup=False)
-        totals["scheduled"] += queue.deferred_job_registry.get_job_count(cleanup=False)
+        totals["deferred"] += queue.deferred_job_registry.get_job_count(cleanup=False)
         totals["started"] += queue.started_job_registry.get_job_count(cleanup=False)
         totals["finished"] += queue.finished_job_registry.get_job_count(cleanup=False)
         totals["failed"] += queue.failed_job_registry.get_job_count(cleanup=False)
@@ -110,7 +112,9 @@ def assert_matches_rq(snap: Snapshot, conn: redis.Redis, names: Sequence[str]) -
     totals = rq_totals(conn, names)
     lists, counters = snap.lists, snap.counters
     assert lists[ListName.ENQUEUED].total == counters.enqueued == totals["queued"]
-    assert lists[ListName.SCHEDULED].total == counters.scheduled == totals["scheduled"]
+    # the scheduled list shows the deferred (blocked) jobs after the scheduled ones
+    assert counters.scheduled == totals["scheduled"] and counters.blocked == totals["deferred"]
+    assert lists[ListName.SCHEDULED].total == totals["scheduled"] + totals["deferred"]
     assert lists[ListName.RUNNING].total == counters.running == totals["started"]
     assert lists[ListName.COMPLETED].total == counters.completed_kept == totals["finished"]
     assert lists[ListName.FAILED].total == counters.failed_kept == totals["failed"]
@@ -177,13 +181,14 @@ async def test_snapshot_matches_rq(
     registry = default.scheduled_job_registry
     assert scheduled[retrying.id].status is JobStatus.RETRYING
     assert scheduled[retrying.id].scheduled_for == registry.get_scheduled_time(retrying.id)
-    assert scheduled[retrying.id].extra["retries left"] == "1"
+    assert scheduled[retrying.id].retries_left == 1
     assert scheduled[later.id].status is JobStatus.SCHEDULED
     assert scheduled[later.id].scheduled_for == high.scheduled_job_registry.get_scheduled_time(
         later.id
     )
     assert scheduled[waiting_on.id].raw_status == "deferred"
-    assert scheduled[waiting_on.id].extra["waits on"] == later.id
+    assert scheduled[waiting_on.id].status is JobStatus.BLOCKED
+    assert scheduled[waiting_on.id].waits_for == (later.id,)
     assert all(j.actions == (Action.CANCEL,) for j in scheduled.values())
 
     enqueued = snap.lists[ListName.ENQUEUED].items
@@ -427,7 +432,7 @@ async def test_job_page_finds_each_place(
         bad.id: (JobStatus.FAILED, (Action.RETRY, Action.DISCARD)),
         queued.id: (JobStatus.ENQUEUED, (Action.CANCEL,)),
         later.id: (JobStatus.SCHEDULED, (Action.CANCEL,)),
-        deferred.id: (JobStatus.SCHEDULED, (Action.CANCEL,)),
+        deferred.id: (JobStatus.BLOCKED, (Action.CANCEL,)),
         canceled.id: (JobStatus.CANCELED, ()),
     }
     for job_id, (status, actions) in expected.items():

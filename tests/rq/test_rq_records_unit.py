@@ -130,7 +130,7 @@ def test_every_rq_status_is_mapped() -> None:
         ("created", JobStatus.ENQUEUED),
         ("queued", JobStatus.ENQUEUED),
         ("ready_to_enqueue", JobStatus.ENQUEUED),
-        ("deferred", JobStatus.SCHEDULED),
+        ("deferred", JobStatus.SCHEDULED),  # hashes.STATUSES; the row says blocked
         ("scheduled", JobStatus.SCHEDULED),
         ("started", JobStatus.RUNNING),
         ("finished", JobStatus.COMPLETED),
@@ -200,7 +200,8 @@ def test_retry_waiting_for_its_interval_is_retrying() -> None:
     assert job.status is JobStatus.RETRYING and job.raw_status == "scheduled"
     assert job.scheduled_for == due
     assert job.actions == (Action.CANCEL,)
-    assert job.extra["retries left"] == "1" and job.extra["last worker"] == "w1"
+    assert job.retries_left == 1 and job.extra["last worker"] == "w1"
+    assert job.retries_max is None  # it has run: RQ keeps no maximum
     assert job.finished_at is None and job.worker is None
 
 
@@ -209,6 +210,8 @@ def test_first_time_scheduled_job_is_scheduled() -> None:
     job = row(fields, Found(Where.SCHEDULED, "default", 1_900_000_000.0))
     assert job.status is JobStatus.SCHEDULED
     assert job.scheduled_for == datetime.fromtimestamp(1_900_000_000, tz=UTC)
+    # no worker has taken it: retries_left is still the Retry's max
+    assert (job.retries_left, job.retries_max) == (3, 3)
 
 
 def test_deferred_job_names_its_dependencies() -> None:
@@ -216,8 +219,8 @@ def test_deferred_job_names_its_dependencies() -> None:
         fields={"status": "deferred", "dependency_id": "a", "dependency_ids": '["a", "b"]'}
     )
     job = row(fields, Found(Where.DEFERRED, "default", 1_700_000_000.0))
-    assert (job.status, job.raw_status) == (JobStatus.SCHEDULED, "deferred")
-    assert job.extra["waits on"] == "a, b"
+    assert (job.status, job.raw_status) == (JobStatus.BLOCKED, "deferred")
+    assert job.waits_for == ("a", "b")
     assert job.scheduled_for is None  # a deferred score is when it was registered
     assert job.actions == (Action.CANCEL,)
 
@@ -374,7 +377,7 @@ def test_garbage_in_every_field_becomes_words() -> None:
     assert job.problem is not None
     for word in ("status", "enqueued_at", "started_at", "ended_at", "timeout", "retries_left"):
         assert word in job.problem, word
-    assert job.status is JobStatus.SCHEDULED and job.raw_status == "deferred"
+    assert job.status is JobStatus.BLOCKED and job.raw_status == "deferred"
     assert len(job.name) <= MAX_NAME_CHARS and len(job.payload_preview) <= 200
     assert job.enqueued_at is None and job.started_at is None
 

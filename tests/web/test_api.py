@@ -35,6 +35,9 @@ JOB_KEYS = {
     "extra",
     "overdue_since",
     "entry",
+    "retries_left",
+    "retries_max",
+    "waits_for",
 }
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from jobbridge.adapters.autumn.keys import DEFAULT_KEY_PREFIX
 from jobbridge.adapters.detection import DETECT_SCAN_LIMIT, probe, zsets
 from jobbridge.adapters.fields import text
-from jobbridge.adapters.registry import Detected, SearchSpec, SystemSpec
+from jobbridge.adapters.registry import AttemptsSpec, Detected, SearchSpec, SystemSpec
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -82,6 +82,35 @@ SYSTEM = SystemSpec(
         "last_error",
         "payload_preview",
         "extra",
+        "principal_id",
+        "correlation_id",
+    ),
+    # Autumn's admin page has every one of them
+    list_columns=(
+        "enqueued",
+        "started",
+        "finished",
+        "runtime",
+        "wait",
+        "attempts",
+        "worker",
+        "principal",
+        "correlation",
+        "error",
+    ),
+    attempts=AttemptsSpec(
+        label="Attempts",
+        means="the attempt the job is on, of its max_attempts (Autumn's record keeps both)",
+    ),
+    # where Autumn holds the job (docs/autumn.md), beside jobbridge's status for it
+    status_words=(
+        ("queue", "enqueued"),
+        ("delayed", "scheduled"),
+        ("delayed", "retrying"),
+        ("blocked", "blocked"),
+        ("processing", "running"),
+        ("completed", "completed"),
+        ("dead", "failed"),
     ),
     search=SearchSpec(
         # unique_key and concurrency_key name a group of jobs, as a correlation id does

@@ -9,6 +9,7 @@ from jobbridge.adapters.detection import any_key, probe
 from jobbridge.adapters.registry import (
     AclGrants,
     ActionSpec,
+    AttemptsSpec,
     ConfigKey,
     ConfirmStep,
     Detected,
@@ -195,6 +196,35 @@ SYSTEM = SystemSpec(
         "payload_preview",
         "extra",
         "entry",
+        "principal_id",
+        "correlation_id",
+    ),
+    list_columns=(
+        "enqueued",
+        "started",
+        "finished",
+        "runtime",
+        "wait",
+        "attempts",
+        "worker",
+        "principal",
+        "correlation",
+        "error",
+    ),
+    attempts=AttemptsSpec(
+        label="Attempt",
+        means="the run a task is on: Celery's retries + 1 (its max_retries lives in the "
+        "task's code, not in Redis)",
+    ),
+    # Celery's task states, beside jobbridge's
+    status_words=(
+        ("PENDING", "enqueued"),
+        ("RECEIVED", "running"),
+        ("STARTED", "running"),
+        ("RETRY", "retrying"),
+        ("SUCCESS", "completed"),
+        ("FAILURE", "failed"),
+        ("REVOKED", "canceled"),
     ),
     worker_busy=worker_busy,
     search=SearchSpec(

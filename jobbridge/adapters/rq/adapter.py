@@ -278,8 +278,10 @@ class RqAdapter:
           the queue but not started yet; the enqueued list shows them last, as
           "intermediate"), so the count equals the enqueued list's total. RQ's
           ``Queue.count`` is the first part only.
-        - scheduled: the scheduled and the deferred registries (waiting on a time, or on
-          dependencies).
+        - scheduled: the scheduled registries (waiting on a time).
+        - blocked: the deferred registries' ZCARDs (waiting on the jobs they depend on, not
+          on a time); the scheduled list shows them after the scheduled ones, so its total
+          is scheduled + blocked.
         - running: the wip registries' ZCARDs. They count executions, not jobs (RQ 2+ keys
           members by ``<job_id>:<execution_id>``); one job has one execution at a time.
         - completed_24h / failed_7d: None. RQ scores finished and failed registries by their
@@ -305,7 +307,8 @@ class RqAdapter:
             )
         return Counters(
             enqueued=base.total(Where.QUEUE, Where.INTERMEDIATE),
-            scheduled=base.total(Where.SCHEDULED, Where.DEFERRED),
+            scheduled=base.total(Where.SCHEDULED),
+            blocked=base.total(Where.DEFERRED),
             running=base.total(Where.WIP),
             completed_24h=None,
             failed_7d=None,
@@ -327,8 +330,8 @@ class RqAdapter:
 
         - enqueued: the queue lists, then the intermediate lists (RQ RPUSHes and workers pop
           the left end, so the newest id is at the tail); rows say their place in line;
-        - scheduled: the scheduled registries, earliest due first, then the deferred ones,
-          earliest registered first;
+        - scheduled: the scheduled registries, earliest due first, then the deferred ones
+          (blocked on their dependencies), earliest registered first;
         - running: the wip registries, latest heartbeat deadline first;
         - completed / failed: the finished / failed registries, highest score (latest
           expiry, so latest ended for a queue's usual TTL) first;

@@ -53,7 +53,7 @@ def status_of(fields: Fields, found: Found) -> tuple[JobStatus, str]:
     hash still says ``queued``). A ``scheduled`` job whose hash records a previous attempt
     (``started_at`` / ``ended_at`` set) is a retry waiting for its interval: RQ schedules
     an exception-triggered retry that way (verified with rq 3.0 workers), and a first-time
-    scheduled job has neither.
+    scheduled job has neither. A ``deferred`` job waits on its dependencies: blocked.
     """
     raw = fields.raw("status")
     status, word = map_status(raw)
@@ -65,6 +65,10 @@ def status_of(fields: Fields, found: Found) -> tuple[JobStatus, str]:
             fields.problems.append("it has no status")
     if found.where is Where.INTERMEDIATE and word in ("queued", "created", ""):
         return JobStatus.RUNNING, "intermediate"
+    if word == "deferred":
+        # waiting on the jobs it depends on, not on a time: blocked, as RQ's deferred
+        # registry holds it until they finish
+        return JobStatus.BLOCKED, word
     if status is JobStatus.SCHEDULED and word == "scheduled" and _attempted(fields):
         return JobStatus.RETRYING, word
     return status, word
@@ -72,6 +76,12 @@ def status_of(fields: Fields, found: Found) -> tuple[JobStatus, str]:
 
 def _attempted(fields: Fields) -> bool:
     return fields.raw("started_at") is not None or fields.raw("ended_at") is not None
+
+
+def _ever_ran(fields: Fields) -> bool:
+    """Whether a worker has taken the job: RQ's requeue clears its times but keeps
+    ``worker_name``."""
+    return _attempted(fields) or fields.raw("worker_name") is not None
 
 
 def actions_for(
@@ -134,14 +144,16 @@ def _data_problem(job: JobHash, call: CallSummary | None) -> str | None:
 
 
 #: statuses of a job that has not run its current attempt yet
-WAITING_STATUSES = frozenset({JobStatus.ENQUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING})
+WAITING_STATUSES = frozenset(
+    {JobStatus.ENQUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING, JobStatus.BLOCKED}
+)
 
 
 def _extra(fields: Fields, found: Found, status: JobStatus) -> dict[str, str]:
     extra: dict[str, str] = {}
     retries_left = fields.int("retries_left")
     if retries_left is not None:
-        extra["retries left"] = str(retries_left)
+        # retries_left itself is the row's own field
         intervals = retry_intervals(fields.raw("retry_intervals"))
         if intervals is not None:
             extra["retry intervals"] = _seconds(intervals)
@@ -150,10 +162,6 @@ def _extra(fields: Fields, found: Found, status: JobStatus) -> dict[str, str]:
                 f"{retries_left + 1}: this run, then {retries_left} "
                 f"retr{'y' if retries_left == 1 else 'ies'} on failure (RQ's Retry)"
             )
-    if found.where is Where.DEFERRED or status is JobStatus.SCHEDULED:
-        dependencies = _dependencies(fields)
-        if dependencies:
-            extra["waits on"] = dependencies
     if found.execution_id:
         extra["execution"] = cap(found.execution_id, MAX_NAME_CHARS) or ""
     worker = fields.text("worker_name")
@@ -184,8 +192,9 @@ def _seconds(intervals: list[int]) -> str:
     return ", ".join(str(v) for v in intervals) + " s"
 
 
-def _dependencies(fields: Fields) -> str:
-    """The ids a deferred job waits on: ``dependency_ids`` (JSON), else ``dependency_id``."""
+def _dependencies(fields: Fields) -> tuple[str, ...]:
+    """The ids a deferred job waits on: ``dependency_ids`` (JSON), else ``dependency_id``;
+    the first ten, then "… N more"."""
     raw = fields.raw("dependency_ids")
     ids: list[str] = []
     if raw is not None:
@@ -203,7 +212,7 @@ def _dependencies(fields: Fields) -> str:
         single = fields.text("dependency_id")
         if single:
             ids = [single]
-    return ", ".join(ids)
+    return tuple(ids)
 
 
 def _attempt(fields: Fields) -> int | None:
@@ -212,6 +221,16 @@ def _attempt(fields: Fields) -> int | None:
     ``retries_left`` from a maximum RQ does not store."""
     retries = fields.int("number_of_retries")
     return None if retries is None or retries < 0 else retries + 1
+
+
+def _retries(fields: Fields) -> tuple[int | None, int | None]:
+    """(retries left, the Retry policy's maximum where it is known): RQ stores ``max`` as
+    the first ``retries_left`` and counts it down after each failed run, so the maximum is
+    known while no worker has taken the job."""
+    left = fields.int("retries_left")
+    if left is None or left < 0:
+        return None, None
+    return left, (None if _ever_ran(fields) else left)
 
 
 def to_job(
@@ -284,6 +303,8 @@ def _record(
     enqueued = fields.time("enqueued_at")
     fields.time("created_at")  # checked, so a bad one is named
     attempt = _attempt(fields)
+    retries_left, retries_max = _retries(fields)
+    waits_for = _dependencies(fields) if status is JobStatus.BLOCKED else ()
     actions = actions_for(status, word, found.where, has_data=_has_data(fields.job))
     return JobRecord(
         source=source,
@@ -298,6 +319,9 @@ def _record(
         started_at=started,
         finished_at=ended if status in (JobStatus.COMPLETED, JobStatus.FAILED) else None,
         attempt=attempt,
+        retries_left=retries_left,
+        retries_max=retries_max,
+        waits_for=waits_for,
         last_error=last_error,
         principal_id=call.principal_id if call is not None else None,
         correlation_id=call.correlation_id if call is not None else None,
@@ -317,6 +341,8 @@ def _has_data(job: JobHash) -> bool:
 def _flagged(found: Found, source: str, job_id: str, problem: str) -> JobRecord:
     """A row for an id whose hash cannot be read: what its place says, and why."""
     status, word = WHERE_STATUS[found.where]
+    if found.where is Where.DEFERRED:
+        status = JobStatus.BLOCKED
     return JobRecord(
         source=source,
         system="rq",

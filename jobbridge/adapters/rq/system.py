@@ -9,6 +9,7 @@ from jobbridge.adapters.fields import glob_escape
 from jobbridge.adapters.registry import (
     AclGrants,
     ActionSpec,
+    AttemptsSpec,
     ConfirmStep,
     Detected,
     SearchSpec,
@@ -102,6 +103,50 @@ SYSTEM = SystemSpec(
         "last_error",
         "payload_preview",
         "extra",
+        "attempt",
+        "max_attempts",
+        "retries_left",
+        "retries_max",
+        "waits_for",
+        "principal_id",
+        "correlation_id",
+    ),
+    # RQ keeps no finish time for a waiting job, no principal of its own (a keyword
+    # argument principal_id / correlation_id fills those columns where producers pass one)
+    list_columns=(
+        "enqueued",
+        "started",
+        "finished",
+        "runtime",
+        "wait",
+        "attempts",
+        "worker",
+        "principal",
+        "correlation",
+        "error",
+    ),
+    attempts=AttemptsSpec(
+        label="Retries",
+        means="retries left of the job's Retry policy (RQ counts retries_left down and keeps "
+        "no maximum: it is known while the job has not run); a job that returned Retry "
+        "counts its runs",
+    ),
+    # RQ's job statuses (rq/job.py), beside jobbridge's; "intermediate" is a job a worker
+    # took off its queue and has not started
+    status_words=(
+        ("created", "enqueued"),
+        ("queued", "enqueued"),
+        ("ready_to_enqueue", "enqueued"),
+        ("scheduled", "scheduled"),
+        ("scheduled", "retrying"),
+        ("deferred", "blocked"),
+        ("rate_limited", "blocked"),
+        ("intermediate", "running"),
+        ("started", "running"),
+        ("finished", "completed"),
+        ("failed", "failed"),
+        ("stopped", "failed"),
+        ("canceled", "canceled"),
     ),
     worker_busy=worker_busy,
     search=SearchSpec(
