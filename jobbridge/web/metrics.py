@@ -50,7 +50,7 @@ class SourceCollector(Collector):
             "completed_kept": "Completed jobs the system still keeps, whatever their age.",
             "failed_kept": "Failed jobs the system still keeps, whatever their age.",
             "canceled": "Jobs the system keeps as canceled (RQ's canceled registries).",
-            "blocked": "Jobs parked by a full concurrency group.",
+            "blocked": "Jobs parked by a full concurrency group, or waiting on a dependency.",
             "running_overdue": "Running jobs past their claim's deadline (worker likely gone).",
         }
         families = {
