@@ -11,6 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from jobbridge.compare import QueueWorkers, worker_busy_of, workers_by_queue
+from jobbridge.model import Worker
 from jobbridge.text import age, clean, clean_block, error_summary, show_time
 
 #: Autumn's table cut: 79 characters and an ellipsis
@@ -55,6 +57,24 @@ def is_cut(value: object, limit: int = ERROR_CUT) -> bool:
     return value is not None and len(str(value)) > limit
 
 
+def age_at(value: datetime | None, at: datetime | None) -> str:
+    """How long before ``at`` (a snapshot's time) ``value`` was: "12s"; "—" when either is
+    unknown (a clock ahead of ``at`` reads as 0s)."""
+    if value is None or at is None:
+        return "—"
+    return age((at - value).total_seconds())
+
+
+def worker_busy(worker: Worker, system: str) -> bool | None:
+    """Busy, idle or neither, by the worker's system's own rule (the comparison's)."""
+    return worker_busy_of(system)(worker)
+
+
+def queue_workers(workers: tuple[Worker, ...] | None, system: str) -> list[QueueWorkers]:
+    """Per queue, its consumers and how many of them are busy (the comparison's counts)."""
+    return workers_by_queue(workers or (), system)
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "show_time": show_time,
     "iso_seconds": iso_seconds,
@@ -66,4 +86,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "is_cut": is_cut,
     "attr_id": attr_id,
     "linkable": linkable,
+    "age_at": age_at,
+    "worker_busy": worker_busy,
+    "queue_workers": queue_workers,
 }
