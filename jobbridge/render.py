@@ -138,8 +138,15 @@ def _worker_row(worker: Worker, at: datetime) -> list[str]:
         count(worker.processed),
         count(worker.successful),
         failed,
-        "-" if worker.working_time_s is None else age(worker.working_time_s),
+        _working(worker.working_time_s),
     ]
+
+
+def _working(seconds: float | None) -> str:
+    """A working time: to the hundredth under a minute ("0.41s"), else as an age."""
+    if seconds is None:
+        return "-"
+    return f"{seconds:.2f}s" if seconds < 60 else age(seconds)
 
 
 def render_detail(detail: JobDetail) -> str:

@@ -104,11 +104,15 @@ async def test_the_panel_is_what_rq_says(redis_url: str, rq_workers: WorkerPool)
         # the page: one row per worker, busy or idle, and per queue its consumers
         status, page = await api.get(f"/jobs/{SOURCE}")
         assert status == 200
+        assert "2 registered · 1 busy" in page
         assert re.search(rf'data-worker="{both.name}" data-busy="busy"', page)
         assert re.search(rf'data-worker="{high.name}" data-busy="idle"', page)
         assert cell(page, f'data-worker="{both.name}"', "successful") == "1"
         assert cell(page, f'data-worker="{both.name}"', "failed") == "1"
         assert cell(page, f'data-worker="{both.name}"', "heartbeat").endswith(" ago")
+        assert cell(page, f'data-worker="{both.name}"', "working_time") == (
+            f"{ours.working_time_s:.2f}s"
+        )
         assert running.id in page
         # default: one consumer, busy; high: two consumers, one of them busy
         assert [cell(page, 'data-queue="default"', c) for c in ("workers", "busy", "idle")] == [

@@ -89,9 +89,10 @@ MAX_EARLY_ASKS = 3
 MAX_EVENT_MESSAGE_BYTES = 16 * 1024
 #: a reply is decoded up to this size (a ``reserved`` list of big tasks can exceed it)
 MAX_REPLY_BYTES = 512 * 1024
-#: the commands an inspection broadcasts (``scheduled``: tasks held for their eta, which
-#: ``reserved`` leaves out; ``active``: the tasks running, counted for workers that send no
-#: heartbeats, which carry the count)
+#: the commands an inspection broadcasts (``reserved``: prefetched tasks; ``scheduled``:
+#: tasks held for their eta, which ``reserved`` leaves out; ``active``: the tasks running,
+#: each worker's current tasks, and their count for workers that send no heartbeats, which
+#: carry it; ``stats``: the pool, pid, uptime and ``total`` tasks accepted by name)
 INSPECT_METHODS = ("stats", "active_queues", "reserved", "scheduled", "active")
 #: their arguments: ``active`` with ``safe`` lists each task's arguments as Celery's reprs,
 #: cut at 1024 characters, not as they are, which keeps the answer within MAX_REPLY_BYTES
