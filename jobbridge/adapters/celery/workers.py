@@ -512,8 +512,12 @@ class WorkerWatch:
                 pid, birth = read_pid_and_birth(stats, wall)
                 if seen.by_answers() or seen.birth is None:  # else its worker-online's
                     seen.pid, seen.birth = pid if seen.pid is None else seen.pid, birth
-            if seen.by_answers():  # else its heartbeats tell it, and more freshly
+            if seen.by_answers():
                 seen.active = len(active) if isinstance(active, list) else None
+            elif isinstance(active, list) and (seen.beat_at is None or seen.beat_at < sent):
+                # the newest word wins: the answer, unless a heartbeat came since the
+                # broadcast (the next heartbeat, within its freq, tells it again)
+                seen.active = len(active)
 
 
 async def _quietly(awaitable: Any) -> None:
