@@ -239,6 +239,31 @@ def count_workers(
     return WorkerCounts(busy, idle, away)
 
 
+@dataclass(frozen=True, slots=True)
+class QueueWorkers:
+    """The workers that consume one queue: how many, and how many of them are busy, idle
+    and neither (dead, offline, suspended)."""
+
+    queue: str
+    workers: int
+    busy: int
+    idle: int
+    away: int
+
+
+def workers_by_queue(workers: Sequence[Worker], system: System) -> list[QueueWorkers]:
+    """Per queue any of ``workers`` consumes (by name), its consumers counted by the
+    system's own busy rule (:func:`worker_busy_of`, :func:`count_workers`)."""
+    busy_of = worker_busy_of(system)
+    queues = sorted({q for w in workers for q in w.queues})
+    out = []
+    for queue in queues:
+        counts = count_workers(workers, busy_of, queue)
+        total = counts.busy + counts.idle + counts.away
+        out.append(QueueWorkers(queue, total, counts.busy, counts.idle, counts.away))
+    return out
+
+
 # ---------------------------------------------------------------------------- building
 
 

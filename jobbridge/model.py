@@ -485,12 +485,56 @@ class Worker:
     active: int | None = field(default=None, metadata=api("tasks it is executing"))
     reserved: int | None = field(
         default=None,
-        metadata=api("tasks it holds reserved (prefetched, or waiting for an eta)"),
+        metadata=api(
+            "tasks it holds prefetched, waiting for a free slot of its pool (Celery: the "
+            "length of inspect's reserved answer; tasks held for an eta are in scheduled)"
+        ),
+    )
+    scheduled: int | None = field(
+        default=None,
+        metadata=api(
+            "tasks it holds for their eta or countdown (Celery: the length of inspect's "
+            "scheduled answer)"
+        ),
+    )
+    current_jobs: tuple[str, ...] = field(
+        default=(),
+        metadata=api(
+            "every job it is running now; current_job is the first (Celery: the ids of "
+            "inspect's active answer, kept up to date by task events; RQ: current_job)"
+        ),
+    )
+    processed: int | None = field(
+        default=None,
+        metadata=api(
+            "jobs it has started since it started, whatever their outcome (Celery: stats' "
+            "total summed over task names, which its heartbeats' processed repeats)"
+        ),
+    )
+    failed_since: datetime | None = field(
+        default=None,
+        metadata=api(
+            "failed counts from this time on, not from birth (Celery: task-failed events "
+            "this jobbridge process has heard since it began following); null: since birth"
+        ),
+    )
+    working_time_s: float | None = field(
+        default=None,
+        metadata=api("seconds it has spent running jobs (RQ: total_working_time)"),
+    )
+    last_seen: datetime | None = field(
+        default=None,
+        metadata=api(
+            "when it last proved alive: its last heartbeat, or (Celery) its last answer to "
+            "an inspection, whichever is later; the page shows its age"
+        ),
     )
 
     def __post_init__(self) -> None:
         check_aware(self.birth, "birth")
         check_aware(self.last_heartbeat, "last_heartbeat")
+        check_aware(self.failed_since, "failed_since")
+        check_aware(self.last_seen, "last_seen")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from jobbridge.model import JobDetail, JobRecord, QueueCounters, Snapshot, Worker, list_title
-from jobbridge.text import clean, clean_block, error_summary, oldest_age
+from jobbridge.text import age, clean, clean_block, error_summary, oldest_age
 from jobbridge.web.job_columns import attempts_label, duration
 
 
@@ -104,27 +104,57 @@ def render_snapshot(snapshot: Snapshot) -> str:
     if snapshot.workers is not None:
         out.append("")
         out.append(f"-- Workers: {len(snapshot.workers)} registered")
-        rows = [_worker_row(w) for w in snapshot.workers]
+        rows = [_worker_row(w, snapshot.taken_at) for w in snapshot.workers]
         out.append(table(WORKER_HEADERS, rows) if rows else "(none)")
     return "\n".join(out)
 
 
-WORKER_HEADERS = ("worker", "state", "queues", "current job", "last heartbeat", "done", "failed")
+WORKER_HEADERS = (
+    "worker",
+    "state",
+    "queues",
+    "active/reserved/scheduled",
+    "current job",
+    "heartbeat",
+    "processed",
+    "done",
+    "failed",
+    "working",
+)
 
 
-def _worker_row(worker: Worker) -> list[str]:
+def _worker_row(worker: Worker, at: datetime) -> list[str]:
+    """One worker: its counts as its system reports them ("-" where it does not), its
+    current jobs, and its heartbeat's age at the snapshot's time (``at``)."""
+
     def count(value: int | None) -> str:
         return "-" if value is None else str(value)
 
+    held = "/".join(count(n) for n in (worker.active, worker.reserved, worker.scheduled))
+    current = worker.current_jobs or ((worker.current_job,) if worker.current_job else ())
+    beat = worker.last_seen or worker.last_heartbeat
+    failed = count(worker.failed)
+    if worker.failed is not None and worker.failed_since is not None:
+        failed += f" (since {when(worker.failed_since)}Z)"
     return [
         clean(worker.name, 60) + (" (!)" if worker.problem else ""),
         clean(worker.state, 20),
         clean(",".join(worker.queues), 60),
-        clean(worker.current_job or "-", 60),
-        when(worker.last_heartbeat),
+        "-" if held == "-/-/-" else held,
+        clean(",".join(current), 60) or "-",
+        "-" if beat is None else age((at - beat).total_seconds()) + " ago",
+        count(worker.processed),
         count(worker.successful),
-        count(worker.failed),
+        failed,
+        _working(worker.working_time_s),
     ]
+
+
+def _working(seconds: float | None) -> str:
+    """A working time: to the hundredth under a minute ("0.41s"), else as an age."""
+    if seconds is None:
+        return "-"
+    return f"{seconds:.2f}s" if seconds < 60 else age(seconds)
 
 
 def render_detail(detail: JobDetail) -> str:

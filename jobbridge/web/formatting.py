@@ -11,7 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from jobbridge.model import Page
+from jobbridge.compare import QueueWorkers, worker_busy_of, workers_by_queue
+from jobbridge.model import Page, Worker
 from jobbridge.text import age, clean, clean_block, error_summary, show_time
 from jobbridge.web.job_columns import Column, attempts_label, columns_for, duration
 
@@ -90,6 +91,24 @@ def call_cut(value: object, limit: int = CALL_CUT) -> str:
     return clean(value, limit)
 
 
+def age_at(value: datetime | None, at: datetime | None) -> str:
+    """How long before ``at`` (a snapshot's time) ``value`` was: "12s"; "—" when either is
+    unknown (a clock ahead of ``at`` reads as 0s)."""
+    if value is None or at is None:
+        return "—"
+    return age((at - value).total_seconds())
+
+
+def worker_busy(worker: Worker, system: str) -> bool | None:
+    """Busy, idle or neither, by the worker's system's own rule (the comparison's)."""
+    return worker_busy_of(system)(worker)
+
+
+def queue_workers(workers: tuple[Worker, ...] | None, system: str) -> list[QueueWorkers]:
+    """Per queue, its consumers and how many of them are busy (the comparison's counts)."""
+    return workers_by_queue(workers or (), system)
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "relative_time": relative_time,
     "show_time": show_time,
@@ -106,4 +125,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "duration": duration,
     "call_cut": call_cut,
     "attempts_label": attempts_label,
+    "age_at": age_at,
+    "worker_busy": worker_busy,
+    "queue_workers": queue_workers,
 }

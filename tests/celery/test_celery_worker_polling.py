@@ -151,10 +151,13 @@ def test_heartbeats_take_over_from_answers_and_back(idle_watch: WorkerWatch):
     idle_watch._apply_replies(answers("w1@host", **FULL), base, base + 0.1)
     seen = idle_watch._hosts["w1@host"]
     assert seen.by_answers() and seen.offline_since(base + 1) is None
-    # its heartbeat: Celery's rule from then on, and the heartbeat's active count is kept
+    # its heartbeat: Celery's rule from then on; the active count is the newest word, an
+    # answer to a broadcast sent after the heartbeat, else the heartbeat's
     idle_watch.on_message(event(active=1), base + 1)
-    idle_watch._apply_replies(answers("w1@host", **FULL), base + 1.5, base + 1.6)
+    idle_watch._apply_replies(answers("w1@host", **FULL), base + 0.9, base + 1.6)
     assert not seen.by_answers() and seen.active == 1
+    idle_watch._apply_replies(answers("w1@host", **FULL), base + 1.5, base + 1.6)
+    assert not seen.by_answers() and seen.active == 2
     assert seen.offline_since(base + 1 + expiry - 0.01) is None
     assert seen.offline_since(base + 1 + expiry + 0.01) is not None
     last_heartbeat = seen.last_heartbeat

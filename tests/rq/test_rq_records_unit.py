@@ -499,6 +499,7 @@ def test_worker_rows() -> None:
         b"host",
         b"4242",
         None,
+        b"12.5",
     ]
     worker = workers.to_worker("w1", values)
     assert (worker.state, worker.queues, worker.current_job) == (
@@ -507,18 +508,20 @@ def test_worker_rows() -> None:
         "job-1",
     )
     assert (worker.successful, worker.failed, worker.pid) == (3, 1, 4242)
-    assert worker.problem is None
-    dead = workers.to_worker("w1", [*values[:-1], b"2026-01-02T03:06:05.000000Z"])
+    assert worker.problem is None and worker.working_time_s == 12.5
+    assert worker.current_jobs == ("job-1",) and worker.last_seen == worker.last_heartbeat
+    dead = workers.to_worker("w1", [*values[:-2], b"2026-01-02T03:06:05.000000Z", None])
     assert dead.state == "dead"
     gone = workers.to_worker("w2", [None] * len(workers.WORKER_FIELDS))
     assert gone.state == "dead" and gone.problem is not None
     # RQ 3 keeps the current job in the worker's executions set, not in its hash
-    rq3 = workers.to_worker("w3", [b"busy", *[None] * 9], b"job-9:" + b"f" * 32)
+    rq3 = workers.to_worker("w3", [b"busy", *[None] * 10], b"job-9:" + b"f" * 32)
     assert rq3.current_job == "job-9"
     bad = workers.to_worker(
-        "w4", [b"\xff", b"\xff", None, b"x", b"y", b"-3", b"z", None, b"p", None]
+        "w4", [b"\xff", b"\xff", None, b"x", b"y", b"-3", b"z", None, b"p", None, b"nan"]
     )
     assert bad.problem is not None and bad.successful is None and bad.pid is None
+    assert bad.working_time_s is None and "total_working_time" in bad.problem
 
 
 # ------------------------------------------------------------------ cron

@@ -153,7 +153,9 @@ PINNED = [
         'ast_status":null}],"history_limit":1000,"workers":[{"name":"w1","state":"busy"'
         ',"queues":["a"],"current_job":null,"birth":"2026-03-04T05:06:07Z","last_heartb'
         'eat":null,"successful":null,"failed":null,"hostname":null,"pid":42,"problem":n'
-        'ull,"pool":null,"concurrency":null,"active":1,"reserved":null}]}',
+        'ull,"pool":null,"concurrency":null,"active":1,"reserved":null,"scheduled":nul'
+        'l,"current_jobs":[],"processed":null,"failed_since":null,"working_time_s":nul'
+        'l,"last_seen":null}]}',
     ),
     (
         audit_json,

@@ -206,6 +206,7 @@ class CeleryAdapter:
             source=source,
             subscription=self.subscription,
             sent_times=self.sent_times,
+            worker_tasks=self.watch,
         )
         self.tail_ages = TailAges(
             client,

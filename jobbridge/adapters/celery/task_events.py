@@ -13,7 +13,7 @@ import sys
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from jobbridge.adapters.celery.control import events_pattern
 from jobbridge.adapters.celery.envelope import decode_event
@@ -202,6 +202,17 @@ def entry_of(
     return Entry(task, state, event_version(state, at_ms), at_ms, body)
 
 
+class WorkerTasks(Protocol):
+    """Who else hears the task events the feed decodes: the worker watch (each worker's
+    current tasks and failures, :class:`~jobbridge.adapters.celery.workers.WorkerWatch`)."""
+
+    def follow_task_events(self) -> None: ...
+
+    def on_task_event(
+        self, kind: str, task_id: object, hostname: object, received: float
+    ) -> None: ...
+
+
 class TaskEventFeed:
     """Follows one Celery source's task events into its result index, in the background.
 
@@ -214,6 +225,7 @@ class TaskEventFeed:
         clock: Unix seconds (tests move it).
         subscription: the source's shared subscription (None: one of its own on ``client``).
         sent_times: where ``task-sent`` times are noted (None: a map of its own).
+        worker_tasks: told of every task event too (None: nobody).
     """
 
     def __init__(
@@ -227,8 +239,10 @@ class TaskEventFeed:
         clock: Any = time.time,
         subscription: Subscription | None = None,
         sent_times: SentTimes | None = None,
+        worker_tasks: WorkerTasks | None = None,
     ) -> None:
         self.client = client
+        self.worker_tasks = worker_tasks
         #: ``task-sent`` times by task id, for the oldest waiting ages (tail_ages.py)
         self.sent_times = sent_times if sent_times is not None else SentTimes()
         self.index = index
@@ -287,6 +301,8 @@ class TaskEventFeed:
     def _apply(self, event: Mapping[str, Any], arrived_ms: int) -> Entry | None:
         kind = str(event["type"])[:40]
         task_id = event.get("uuid")
+        if self.worker_tasks is not None:
+            self.worker_tasks.on_task_event(kind, task_id, event.get("hostname"), time.monotonic())
         if kind in DESCRIBING and isinstance(task_id, str) and 0 < len(task_id) <= ID_CHARS:
             if kind == "task-sent":
                 self.sent_times.note(task_id, event_ms(event.get("timestamp"), arrived_ms))
@@ -320,6 +336,8 @@ class TaskEventFeed:
 
     def subscribed(self) -> None:
         self.subscriptions += 1  # Redis confirmed it (an ACL refusal raises instead)
+        if self.worker_tasks is not None:
+            self.worker_tasks.follow_task_events()
         if self._outage:
             log.warning("%s: task events followed again", self.source)
         self._outage = False

@@ -5,7 +5,9 @@ and answers: names and values are capped, wrong types read as unknown."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
@@ -33,6 +35,8 @@ INSPECT_NO_HEARTBEAT_S = 5.0
 ANSWER_TTL_S = 3 * INSPECT_NO_HEARTBEAT_S
 #: uptimes (``stats``) over this many seconds (ten years) read as unknown
 MAX_UPTIME_S = 10 * 365 * 86_400
+#: task ids kept per worker (its current tasks, and those that ended lately)
+MAX_TASK_IDS = 256
 #: pool module names (``celery.concurrency.<module>:TaskPool``) and the names ``--pool`` takes
 _POOL_NAMES = {"thread": "threads"}
 
@@ -86,6 +90,15 @@ class Seen:
     concurrency: int | None = None
     queues: tuple[str, ...] = ()
     reserved: int | None = None
+    scheduled: int | None = None
+    #: the ids of the tasks it runs: its last ``active`` answer, then task events
+    current: tuple[str, ...] = ()
+    #: ids of tasks that ended lately (``time.monotonic`` of the event), so an answer
+    #: made before they ended does not bring them back
+    ended: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    #: ``task-failed`` events heard from it, and whether it sends task events at all
+    failed: int = 0
+    task_events: bool = False
     #: how many early inspections were asked for it before it first answered
     early_asks: int = 0
 
@@ -137,9 +150,17 @@ def name_of(seen: Seen) -> str:
     return seen.name
 
 
-def details_of(seen: Seen, now: float) -> WorkerDetails:
+def details_of(seen: Seen, now: float, counting_since: datetime | None = None) -> WorkerDetails:
+    """The worker as the model shows it. ``counting_since``: when task events began to be
+    followed (its failures are counted from then on, or from its birth if later); None
+    when they are not followed, and ``failed`` is then unknown."""
     state = "online" if seen.offline_since(now) is None else "offline"
     _, _, host = seen.name.partition("@")
+    failed_since = None
+    if counting_since is not None and (seen.birth is None or seen.birth < counting_since):
+        failed_since = counting_since
+    known = counting_since is not None and seen.task_events
+    seen_at = [t for t in (seen.last_heartbeat, seen.answered_wall) if t is not None]
     worker = Worker(
         name=seen.name,
         state=state,
@@ -152,6 +173,13 @@ def details_of(seen: Seen, now: float) -> WorkerDetails:
         concurrency=seen.concurrency,
         active=seen.active,
         reserved=seen.reserved,
+        scheduled=seen.scheduled,
+        current_job=seen.current[0] if seen.current else None,
+        current_jobs=seen.current,
+        processed=seen.processed,
+        failed=seen.failed if known else None,
+        failed_since=failed_since if known else None,
+        last_seen=max(seen_at) if seen_at else None,
     )
     return WorkerDetails(
         worker=worker,
@@ -225,6 +253,37 @@ def read_pid_and_birth(answer: object, now: datetime) -> tuple[int | None, datet
     if uptime is not None and uptime <= MAX_UPTIME_S:
         birth = now.replace(microsecond=0) - timedelta(seconds=uptime)
     return read_count(answer.get("pid")), birth
+
+
+def read_total(answer: object) -> int | None:
+    """The tasks a worker has accepted since it started: a ``stats`` answer's ``total``
+    (a map of task name -> count) summed; None when it is not such a map."""
+    total = answer.get("total") if isinstance(answer, dict) else None
+    if not isinstance(total, dict):
+        return None
+    counts = [read_count(v) for v in list(total.values())[:10_000]]
+    if any(c is None for c in counts):
+        return None
+    summed = sum(c for c in counts if c is not None)
+    return summed if summed < 2**63 else None
+
+
+def read_task_ids(answer: object) -> tuple[str, ...] | None:
+    """The task ids of an ``active`` answer (a list of task maps, ``id`` each), at most
+    :data:`MAX_TASK_IDS`; None when it is not a list."""
+    if not isinstance(answer, list):
+        return None
+    ids = (task.get("id") if isinstance(task, dict) else None for task in answer)
+    return tuple(cap(i, MAX_NAME_CHARS) or "" for i in ids if isinstance(i, str) and i)[
+        :MAX_TASK_IDS
+    ]
+
+
+def without_ended(
+    ids: Sequence[str], ended: OrderedDict[str, float], since: float
+) -> tuple[str, ...]:
+    """``ids`` less those that ended at ``since`` or later (an answer made before then)."""
+    return tuple(i for i in ids if ended.get(i, float("-inf")) < since)
 
 
 def read_queues(answer: object) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ from jobbridge.adapters.celery.keys import DEFAULT_SEP, CeleryKeys
 from jobbridge.adapters.celery.subscription import Subscription
 from jobbridge.adapters.celery.worker_state import (
     INSPECT_NO_HEARTBEAT_S,
+    MAX_TASK_IDS,
     Gone,
     Seen,
     WorkerDetails,
@@ -47,8 +48,11 @@ from jobbridge.adapters.celery.worker_state import (
     read_pid_and_birth,
     read_pool,
     read_queues,
+    read_task_ids,
     read_text,
     read_timestamp,
+    read_total,
+    without_ended,
 )
 from jobbridge.adapters.fields import MAX_NAME_CHARS, cap
 from jobbridge.adapters.stopping import cancel_until_done
@@ -85,9 +89,10 @@ MAX_EARLY_ASKS = 3
 MAX_EVENT_MESSAGE_BYTES = 16 * 1024
 #: a reply is decoded up to this size (a ``reserved`` list of big tasks can exceed it)
 MAX_REPLY_BYTES = 512 * 1024
-#: the commands an inspection broadcasts (``scheduled``: tasks held for their eta, which
-#: ``reserved`` leaves out; ``active``: the tasks running, counted for workers that send no
-#: heartbeats, which carry the count)
+#: the commands an inspection broadcasts (``reserved``: prefetched tasks; ``scheduled``:
+#: tasks held for their eta, which ``reserved`` leaves out; ``active``: the tasks running,
+#: each worker's current tasks, and their count for workers that send no heartbeats, which
+#: carry it; ``stats``: the pool, pid, uptime and ``total`` tasks accepted by name)
 INSPECT_METHODS = ("stats", "active_queues", "reserved", "scheduled", "active")
 #: their arguments: ``active`` with ``safe`` lists each task's arguments as Celery's reprs,
 #: cut at 1024 characters, not as they are, which keeps the answer within MAX_REPLY_BYTES
@@ -96,6 +101,8 @@ INSPECT_ARGUMENTS: Mapping[str, Mapping[str, Any]] = {"active": {"safe": True}}
 MAX_REPLIES = len(INSPECT_METHODS) * MAX_HOSTS
 #: the worker events followed
 WORKER_EVENTS = frozenset({"worker-online", "worker-heartbeat", "worker-offline"})
+#: the task events that end a task on its worker (it is no longer one of its current tasks)
+TASK_ENDS = frozenset({"task-succeeded", "task-failed", "task-retried", "task-revoked"})
 #: seconds ``close`` waits for a cancelled task or a cleanup command
 _CLOSE_WAIT_S = 1.0
 
@@ -161,6 +168,8 @@ class WorkerWatch:
         self._inspections = _Outage(f"worker inspection of {source}")
         #: inspections completed (tests and the status page read it)
         self.inspections = 0
+        #: when task events began to reach :meth:`on_task_event` (failures count from then)
+        self.counting_since: datetime | None = None
         self._owns_subscription = subscription is None
         self.subscription = subscription or Subscription(client, source=source)
         self.subscription.route(self.pattern, self)
@@ -195,7 +204,7 @@ class WorkerWatch:
         """:meth:`workers` with what else their events tell."""
         now = time.monotonic()
         shown = sorted((s for s in self._hosts.values() if not s.forgotten(now)), key=name_of)
-        return tuple(details_of(seen, now) for seen in shown[:MAX_SHOWN])
+        return tuple(details_of(seen, now, self.counting_since) for seen in shown[:MAX_SHOWN])
 
     def online(self) -> int:
         """How many workers are online now."""
@@ -248,6 +257,8 @@ class WorkerWatch:
             if kind == "worker-online":
                 seen.birth = stamp
         seen.active = read_count(event.get("active"))
+        if seen.active == 0:
+            seen.current = ()
         seen.processed = read_count(event.get("processed"))
         seen.pid = read_count(event.get("pid"))
         seen.sw_ident = read_text(event.get("sw_ident"))
@@ -255,6 +266,35 @@ class WorkerWatch:
         seen.loadavg = read_loadavg(event.get("loadavg"))
         if (new or not was_online) and seen.offline_since(received) is None:
             self._wake.set()
+
+    def follow_task_events(self) -> None:
+        """Task events reach :meth:`on_task_event` from now on (failures count from now)."""
+        if self.counting_since is None:
+            self.counting_since = datetime.now(UTC)
+
+    def on_task_event(self, kind: str, task_id: object, hostname: object, received: float) -> None:
+        """One task event the source's task event feed decoded (bounded work, never raises):
+        a task started or ended on a known worker, or failed there. Workers not heard of
+        otherwise are not made up from task events."""
+        if not isinstance(hostname, str) or not isinstance(task_id, str) or not task_id:
+            return
+        seen = self._hosts.get(cap(hostname, MAX_NAME_CHARS) or "")
+        if seen is None:
+            return
+        seen.task_events = True
+        task = cap(task_id, MAX_NAME_CHARS) or ""
+        if kind == "task-started":
+            seen.ended.pop(task, None)
+            if task not in seen.current:
+                seen.current = (*seen.current, task)[-MAX_TASK_IDS:]
+        elif kind in TASK_ENDS:
+            seen.current = tuple(t for t in seen.current if t != task)
+            seen.ended[task] = received
+            seen.ended.move_to_end(task)
+            while len(seen.ended) > MAX_TASK_IDS:
+                seen.ended.popitem(last=False)
+            if kind == "task-failed":
+                seen.failed += 1
 
     def _host(self, hostname: str, now: float) -> tuple[Seen, bool]:
         """The record of a host, made if needed (the host heard from least recently makes
@@ -457,18 +497,27 @@ class WorkerWatch:
                 seen.pool, seen.concurrency = read_pool(stats)
             if node in replies["active_queues"]:
                 seen.queues = read_queues(replies["active_queues"][node])
-            # Celery's ``reserved`` leaves out the tasks held for their eta (``scheduled``).
+            # As Celery's inspect: ``reserved`` leaves out the tasks held for their eta,
+            # which ``scheduled`` lists, and the running ones, which ``active`` lists.
             reserved = replies["reserved"].get(node)
+            seen.reserved = len(reserved) if isinstance(reserved, list) else None
             scheduled = replies["scheduled"].get(node)
-            if isinstance(reserved, list) and isinstance(scheduled, list):
-                seen.reserved = len(reserved) + len(scheduled)
-            else:
-                seen.reserved = None
-            if seen.by_answers():  # else its heartbeats tell these, and more freshly
-                active = replies["active"].get(node)
+            seen.scheduled = len(scheduled) if isinstance(scheduled, list) else None
+            active = replies["active"].get(node)
+            running = read_task_ids(active)
+            if running is not None:
+                seen.current = without_ended(running, seen.ended, sent)
+            if stats is not None:
+                seen.processed = read_total(stats)
+                pid, birth = read_pid_and_birth(stats, wall)
+                if seen.by_answers() or seen.birth is None:  # else its worker-online's
+                    seen.pid, seen.birth = pid if seen.pid is None else seen.pid, birth
+            if seen.by_answers():
                 seen.active = len(active) if isinstance(active, list) else None
-                if stats is not None:
-                    seen.pid, seen.birth = read_pid_and_birth(stats, wall)
+            elif isinstance(active, list) and (seen.beat_at is None or seen.beat_at < sent):
+                # the newest word wins: the answer, unless a heartbeat came since the
+                # broadcast (the next heartbeat, within its freq, tells it again)
+                seen.active = len(active)
 
 
 async def _quietly(awaitable: Any) -> None:

@@ -5,6 +5,7 @@ Pure functions, no Redis; every field is hostile input (docs/rq.md).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from jobbridge import safejson
@@ -17,6 +18,7 @@ from jobbridge.adapters.rq.hashes import (
     Fields,
     JobHash,
     parse_timestamp,
+    shown_bad,
 )
 from jobbridge.adapters.rq.records import split_wip_member
 from jobbridge.model import (
@@ -39,7 +41,10 @@ WORKER_FIELDS = (
     "hostname",
     "pid",
     "death",
+    "total_working_time",
 )
+#: the longest working time read as one (a century, seconds); longer is not RQ's
+MAX_WORKING_TIME_S = 100 * 365 * 86_400.0
 
 
 def to_worker(
@@ -67,15 +72,19 @@ def to_worker(
     queues = tuple(
         cap(q, MAX_NAME_CHARS) or "" for q in (fields.text("queues", 10_000) or "").split(",") if q
     )[:100]
+    last_heartbeat = fields.time("last_heartbeat")
     return Worker(
         name=shown_name,
         state=state,
         queues=queues,
         current_job=current,
+        current_jobs=(current,) if current else (),
         birth=fields.time("birth"),
-        last_heartbeat=fields.time("last_heartbeat"),
-        successful=_count(fields, "successful_job_count"),
-        failed=_count(fields, "failed_job_count"),
+        last_heartbeat=last_heartbeat,
+        last_seen=last_heartbeat,
+        working_time_s=_seconds(fields, "total_working_time"),
+        successful=_tally(fields, "successful_job_count"),
+        failed=_tally(fields, "failed_job_count"),
         hostname=fields.text("hostname"),
         pid=_count(fields, "pid"),
         problem="; ".join(fields.problems) if fields.problems else None,
@@ -86,6 +95,27 @@ def _count(fields: Fields, name: str) -> int | None:
     value = fields.int(name)
     if value is not None and value < 0:
         fields.problems.append(f"{name} is negative")
+        return None
+    return value
+
+
+def _tally(fields: Fields, name: str) -> int | None:
+    """A count RQ increments (``HINCRBY``): absent from a live hash is 0, as RQ reads it
+    (the field is made by the first job that counts)."""
+    return 0 if fields.raw(name) is None else _count(fields, name)
+
+
+def _seconds(fields: Fields, name: str) -> float | None:
+    """A float field RQ increments (``HINCRBYFLOAT``), seconds; absent is 0, as RQ reads it."""
+    raw = fields.raw(name)
+    if raw is None:
+        return 0.0
+    try:
+        value = float(raw[:64].decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        value = math.nan
+    if not 0 <= value <= MAX_WORKING_TIME_S:  # NaN too
+        fields.problems.append(f"{name} is not a number of seconds ({shown_bad(raw)})")
         return None
     return value
 
