@@ -7,7 +7,9 @@ import enum
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from jobbridge.serialize import rfc3339
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -117,3 +119,32 @@ class CensusUnsupported(Exception):
 
 class CensusBusy(Exception):
     """Too many censuses run in this process already."""
+
+
+def counted_json(items: tuple[Counted, ...] | None) -> list[dict[str, Any]] | None:
+    if items is None:
+        return None
+    return [{"name": c.name, "count": c.count} for c in items]
+
+
+def census_json(result: CensusResult) -> dict[str, Any]:
+    """A census as the API and ``jobbridge census --json`` give it."""
+    return {
+        "source": result.source,
+        "queue": result.queue,
+        "state": result.state.value,
+        "total_at_start": result.total_at_start,
+        "read": result.read,
+        "percent": result.percent,
+        "names": counted_json(result.names),
+        "other_names": result.other_names,
+        "distinct_names": result.distinct_names,
+        "principals": counted_json(result.principals),
+        "other_principals": result.other_principals,
+        "missing": result.missing,
+        "started_at": rfc3339(result.started_at),
+        "finished_at": rfc3339(result.finished_at),
+        "updated_at": rfc3339(result.updated_at),
+        "note": result.note,
+        "error": result.error,
+    }
