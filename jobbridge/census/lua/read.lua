@@ -1,6 +1,7 @@
--- Read the start of one field of many hashes (or of many strings) for a census page: one
+-- Read the start of some fields of many hashes (or of many strings) for a census page: one
 -- command for a page of a thousand records instead of one per record, with only a bounded
--- prefix of each value sent back. Writes nothing.
+-- prefix of each value sent back. Writes nothing. One HMGET per hash (GETRANGE and STRLEN per
+-- string); EXISTS only for a record none of whose fields is there.
 --
 -- KEYS[1..n]: the records of the page's ids (hashes; strings when no field is given)
 -- ARGV[1]: bytes kept of each value, at most
@@ -14,32 +15,52 @@ local fields = {}
 for i = 2, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
+local width = math.max(#fields, 1)
 local out = {}
+
+local function absent(exists)
+  out[#out + 1] = exists
+  for _ = 1, width do
+    out[#out + 1] = false
+    out[#out + 1] = 0
+  end
+end
+
 for _, key in ipairs(KEYS) do
-  local kind = redis.call('TYPE', key)['ok']
-  local wanted = (#fields == 0) and 'string' or 'hash'
-  local width = math.max(#fields, 1)
-  if kind == 'none' or kind ~= wanted then
-    out[#out + 1] = (kind == 'none') and 0 or -1
-    for _ = 1, width do
-      out[#out + 1] = false
-      out[#out + 1] = 0
+  if #fields == 0 then
+    local size = redis.pcall('STRLEN', key)
+    if type(size) == 'table' then
+      absent(-1)
+    elseif size == 0 and redis.call('EXISTS', key) == 0 then
+      absent(0)
+    else
+      out[#out + 1] = 1
+      out[#out + 1] = redis.call('GETRANGE', key, 0, keep - 1)
+      out[#out + 1] = size
     end
-  elseif #fields == 0 then
-    out[#out + 1] = 1
-    local size = redis.call('STRLEN', key)
-    out[#out + 1] = redis.call('GETRANGE', key, 0, keep - 1)
-    out[#out + 1] = size
   else
-    out[#out + 1] = 1
-    for _, field in ipairs(fields) do
-      local value = redis.call('HGET', key, field)
-      if value then
-        out[#out + 1] = string.sub(value, 1, keep)
-        out[#out + 1] = #value
+    local values = redis.pcall('HMGET', key, unpack(fields))
+    if values.err then
+      absent(-1)
+    else
+      local found = false
+      for i = 1, #fields do
+        found = found or (values[i] ~= false)
+      end
+      if not found and redis.call('EXISTS', key) == 0 then
+        absent(0)
       else
-        out[#out + 1] = false
-        out[#out + 1] = 0
+        out[#out + 1] = 1
+        for i = 1, #fields do
+          local value = values[i]
+          if value then
+            out[#out + 1] = string.sub(value, 1, keep)
+            out[#out + 1] = #value
+          else
+            out[#out + 1] = false
+            out[#out + 1] = 0
+          end
+        end
       end
     end
   end

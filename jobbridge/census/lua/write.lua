@@ -17,8 +17,8 @@ end
 if ARGV[4] == '1' then
   redis.call('DEL', KEYS[2])
 end
-for i = 6, #ARGV, 2 do
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+if #ARGV > 5 then
+  redis.call('HSET', KEYS[2], unpack(ARGV, 6))
 end
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 if ARGV[5] == '1' then
