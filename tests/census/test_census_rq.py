@@ -69,11 +69,14 @@ async def test_a_million_job_rq_queue_is_counted_exactly_with_the_loop_free(
     running = [read for state, read, total in seen if state == "running"]
     assert any(0 < read < MILLION for read in running), seen[:5]
     assert running == sorted(running)
-    # the event loop never waited long: its own work (CPU time) under 20 ms per turn, and
-    # in wall time too, stretched only by the machine's load (other processes preempt it)
+    # The event loop never waited on the census: its own work (the loop thread's CPU time)
+    # stayed under 20 ms per turn. Wall time also counts the loop being preempted: while the
+    # census runs, Redis works flat out on the same two cores as this process, the decoding
+    # process and whatever else the machine runs (with a loaded machine, 25-40 ms seen; 4 ms
+    # idle), so its bound is wider, and still catches a census that holds the loop.
     assert probe.ticks > 100
     assert probe.worst_cpu < 0.02
-    assert probe.worst < scaled(0.02)
+    assert probe.worst < scaled(0.05)
 
 
 async def test_jobs_enqueued_by_rq_are_named_as_rq_and_the_rows_name_them(
