@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from jobbridge.census.model import (
     CensusBusy,
@@ -47,7 +48,9 @@ def install(app: web.Application) -> None:
     async def close(app: web.Application) -> None:
         await app[CENSUS].close()
 
-    app.on_cleanup.append(close)
+    # On shutdown, before the clean-up closes the sources' clients: a census stopped here can
+    # still store that it was stopped.
+    app.on_shutdown.append(close)
 
 
 def _checked_queue(queue: str | None) -> str:
@@ -69,6 +72,17 @@ async def _known_queue(request: web.Request, source: str, queue: str) -> Any:
     return adapter
 
 
+def _unavailable(source: str, exc: RedisError) -> HttpError:
+    """A census's own Redis commands failed (the service's reads map theirs the same way)."""
+    return HttpError(
+        503,
+        "unavailable",
+        f"The Redis of source {source!r} is unavailable or refused the census "
+        f"({type(exc).__name__}: {str(exc)[:200]}).",
+        source=source,
+    )
+
+
 async def _start(request: web.Request, source: str, queue: str) -> CensusResult:
     adapter = await _known_queue(request, source, queue)
     try:
@@ -77,6 +91,8 @@ async def _start(request: web.Request, source: str, queue: str) -> CensusResult:
         raise HttpError(400, "census_unsupported", f"{exc}.") from None
     except CensusBusy as exc:
         raise HttpError(429, "census_busy", f"{exc}.") from None
+    except RedisError as exc:
+        raise _unavailable(source, exc) from None
 
 
 # ------------------------------------------------------------------------------ the API
@@ -99,6 +115,8 @@ async def api_result(request: web.Request) -> web.Response:
         result = await request.app[CENSUS].result(adapter, queue)
     except CensusUnsupported as exc:
         raise HttpError(400, "census_unsupported", f"{exc}.") from None
+    except RedisError as exc:
+        raise _unavailable(source, exc) from None
     if result is None:
         raise HttpError(
             404, "not_found", f"No census of queue {queue!r} is stored: POST here to start one."
@@ -153,6 +171,9 @@ async def _card(request: web.Request, source: str) -> dict[str, Any]:
         return context
     except SourceUnavailable as exc:
         context["error"] = f"Redis unavailable ({exc.detail})"
+        return context
+    except RedisError as exc:
+        context["error"] = _unavailable(source, exc).message
         return context
     context["rows"] = [
         QueueCensus(q.name, q.enqueued, r) for q, r in zip(queues, results, strict=True)

@@ -1,7 +1,7 @@
-"""The census tests use the web tests' app factory."""
+"""The census tests use the web tests' app factory and browser page."""
 
 from __future__ import annotations
 
-from tests.web.conftest import make_client
+from tests.web.conftest import browser, make_client, page, problems
 
-__all__ = ["make_client"]
+__all__ = ["browser", "make_client", "page", "problems"]

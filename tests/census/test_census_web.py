@@ -106,7 +106,7 @@ async def test_the_source_page_card_starts_a_census_and_shows_its_counts(
     html = await card.text()
     assert card.status == 200 and "Count by name" in html
     assert HOSTILE not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
-    assert "hx-trigger" not in html.split("<header", 1)[0]  # nothing runs: no polling
+    assert "hx-get" not in html.split("<header", 1)[0]  # nothing runs: no polling
     # without the form's token, nothing starts
     response = await client.post("/admin/census/rq", data={"queue": HOSTILE})
     assert response.status == 403
@@ -133,3 +133,29 @@ async def test_the_source_page_card_starts_a_census_and_shows_its_counts(
         headers={"HX-Request": "true", "X-CSRF-Token": token},
     )
     assert response.status == 200 and 'id="census"' in await response.text()
+
+
+async def test_a_viewer_redis_user_cannot_run_a_census_and_is_told_why(
+    make_client: ClientFactory, redis_url, sync_redis
+) -> None:
+    from jobbridge.acl import acl_rules
+
+    seed_rq_queue(sync_redis, 100)
+    source = SourceConfig(name="rq", system="rq", redis_url=redis_url)
+    user = "census-viewer"
+    sync_redis.execute_command(
+        "ACL", "SETUSER", user, "reset", "on", ">pw", *acl_rules([source], "viewer")
+    )
+    try:
+        url = redis_url.replace("redis://", f"redis://{user}:pw@")
+        client = await make_client(settings(url, auth=auth_config()))
+        response = await client.post(census_path("deep"), headers=bearer(OPERATOR_TOKEN))
+        body = await response.json()
+        await client.close()
+        assert response.status == 503, body
+        assert (
+            body["error"] == "unavailable" and "permissions to run the 'evalsha'" in body["message"]
+        )
+        assert sync_redis.keys("jobbridge:census:*") == []
+    finally:
+        sync_redis.execute_command("ACL", "DELUSER", user)
