@@ -159,3 +159,28 @@ async def test_a_viewer_redis_user_cannot_run_a_census_and_is_told_why(
         assert sync_redis.keys("jobbridge:census:*") == []
     finally:
         sync_redis.execute_command("ACL", "DELUSER", user)
+
+
+async def test_an_operator_redis_user_runs_a_census(
+    make_client: ClientFactory, redis_url, sync_redis
+) -> None:
+    from jobbridge.acl import acl_rules
+
+    seed_rq_queue(sync_redis, 2_500)
+    source = SourceConfig(name="rq", system="rq", redis_url=redis_url)
+    user = "census-operator"
+    sync_redis.execute_command(
+        "ACL", "SETUSER", user, "reset", "on", ">pw", *acl_rules([source], "operator")
+    )
+    try:
+        url = redis_url.replace("redis://", f"redis://{user}:pw@")
+        client = await make_client(settings(url, auth=auth_config()))
+        ops = bearer(OPERATOR_TOKEN)
+        response = await client.post(census_path("deep"), headers=ops)
+        assert response.status == 202, await response.text()
+        body = await wait_api_done(client, census_path("deep"), ops)
+        await client.close()
+        assert body["state"] == "done", body
+        assert {n["name"]: n["count"] for n in body["names"]} == truth(2_500)
+    finally:
+        sync_redis.execute_command("ACL", "DELUSER", user)

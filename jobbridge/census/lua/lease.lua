@@ -19,7 +19,8 @@ if holder == false then
   return 1
 end
 if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  -- SET rather than PEXPIRE: the commands of an operator's ACL user (jobbridge acl) suffice
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
 end
 return 0

@@ -24,6 +24,6 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 if ARGV[5] == '1' then
   redis.call('DEL', KEYS[1])
 else
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 end
 return 1
