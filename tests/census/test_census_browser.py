@@ -11,6 +11,7 @@ from playwright.async_api import Page, expect
 
 from jobbridge.settings import AuthConfig, ServerConfig, Settings, SourceConfig
 from tests.census.seed import seed_rq_queue
+from tests.census.test_census_web import wait_listed
 from tests.web.conftest import base_url
 
 pytestmark = pytest.mark.browser
@@ -28,6 +29,7 @@ async def test_count_by_name_from_the_source_page(
         auth=AuthConfig(),
     )
     client = await make_client(settings)
+    await wait_listed(client, HOSTILE, source="work")
     await page.goto(f"{base_url(client)}/admin/jobs/work")
     card = page.locator("#census")
     queue = card.locator(".census-queue")

@@ -39,6 +39,22 @@ def census_path(queue: str, source: str = "rq") -> str:
     return f"/admin/api/sources/{source}/queues/{quote(queue, safe='')}/census"
 
 
+async def wait_listed(
+    client, queue: str, headers: dict[str, str] | None = None, source: str = "rq"
+) -> None:
+    """Wait until the source's counters list the queue (RQ's queues are discovered in the
+    background after the app starts)."""
+    deadline = time.monotonic() + 30
+    while True:
+        path = f"/admin/api/sources/{source}/snapshot"
+        response = await client.get(path, headers=headers or {})
+        body = await response.json()
+        if queue in [q["name"] for q in body["counters"]["queues"]]:
+            return
+        assert time.monotonic() < deadline, body["counters"]
+        await asyncio.sleep(0.05)
+
+
 async def wait_api_done(client, path: str, headers: dict[str, str]) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while True:
@@ -57,6 +73,7 @@ async def test_the_api_starts_a_census_then_reports_progress_and_counts(
     seed_rq_queue(sync_redis, 5_000, queue="team/a b")
     client = await make_client(settings(redis_url, auth=auth_config()))
     ops = bearer(OPERATOR_TOKEN)
+    await wait_listed(client, "team/a b", ops)
     path = census_path("team/a b")
     response = await client.get(path, headers=ops)
     assert response.status == 404 and "POST here" in (await response.json())["message"]
@@ -85,6 +102,7 @@ async def test_a_viewer_may_start_a_census_in_read_only_mode(
     theirs = set(sync_redis.keys("*"))
     client = await make_client(settings(redis_url, auth=auth_config(), read_only=True))
     viewer = bearer(VIEWER_TOKEN)
+    await wait_listed(client, "deep", viewer)
     response = await client.post(census_path("deep"), headers=viewer)
     assert response.status == 202, await response.text()
     body = await wait_api_done(client, census_path("deep"), viewer)
@@ -100,6 +118,7 @@ async def test_the_source_page_card_starts_a_census_and_shows_its_counts(
 ) -> None:
     seed_rq_queue(sync_redis, 2_000, queue=HOSTILE)
     client = await make_client(settings(redis_url))
+    await wait_listed(client, HOSTILE)
     page = await (await client.get("/admin/jobs/rq")).text()
     assert 'id="census"' in page and 'hx-get="/admin/census/rq"' in page
     card = await client.get("/admin/census/rq")
@@ -149,6 +168,7 @@ async def test_a_viewer_redis_user_cannot_run_a_census_and_is_told_why(
     try:
         url = redis_url.replace("redis://", f"redis://{user}:pw@")
         client = await make_client(settings(url, auth=auth_config()))
+        await wait_listed(client, "deep", bearer(OPERATOR_TOKEN))
         response = await client.post(census_path("deep"), headers=bearer(OPERATOR_TOKEN))
         body = await response.json()
         await client.close()
@@ -176,6 +196,7 @@ async def test_an_operator_redis_user_runs_a_census(
         url = redis_url.replace("redis://", f"redis://{user}:pw@")
         client = await make_client(settings(url, auth=auth_config()))
         ops = bearer(OPERATOR_TOKEN)
+        await wait_listed(client, "deep", ops)
         response = await client.post(census_path("deep"), headers=ops)
         assert response.status == 202, await response.text()
         body = await wait_api_done(client, census_path("deep"), ops)
