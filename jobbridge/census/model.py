@@ -57,12 +57,16 @@ class CensusPlan:
     client: Redis
     #: the list keys of the queue, read one after the other (Celery: one per priority step)
     lists: tuple[str, ...]
-    #: the elements of one page (ids or messages, as stored) -> their counts
-    count: Callable[[Sequence[bytes]], Awaitable[PageCount]]
+    #: the elements of one page (ids or messages as stored, or what ``read`` gives one per
+    #: element) -> their counts
+    count: Callable[[Sequence[Any]], Awaitable[PageCount]]
     #: whether the system records a principal per job (Autumn's payload ``principal_id``…)
     principals: bool = False
     #: elements read per step
     page: int = PAGE
+    #: how a page is read: (list key, first index, last index) -> one item per element of
+    #: the range; None: LRANGE
+    read: Callable[[str, int, int], Awaitable[list[Any]]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

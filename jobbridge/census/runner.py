@@ -15,7 +15,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any
 
 from jobbridge.adapters import systems
 from jobbridge.adapters.values import is_wrongtype, ok
@@ -176,8 +176,12 @@ async def run_census(
         offset = 0
         while offset < length:
             stop = min(offset + plan.page, length) - 1
-            reply = ok(await plan.client.lrange(key, offset, stop))
-            elements = cast("list[bytes]", reply) if isinstance(reply, list) else []
+            elements: list[Any]
+            if plan.read is not None:
+                elements = await plan.read(key, offset, stop)
+            else:
+                reply = ok(await plan.client.lrange(key, offset, stop))
+                elements = reply if isinstance(reply, list) else []
             if elements:
                 tally.add(await plan.count(elements), len(elements))
             if progress is not None:

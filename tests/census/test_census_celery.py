@@ -3,6 +3,9 @@ the broker (no worker consumes them), over its priority lists, counted by task n
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 from jobbridge.census.model import UNKNOWN_NAME, CensusState
@@ -31,9 +34,15 @@ async def test_a_celery_queue_is_counted_exactly_by_task_name(celery_app, redis_
                 )
     # a message Celery would not read: it counts, as a name not readable
     sync_redis.lpush("celery", b"{not json")
+    # a message of 400 KB (its arguments): read without its body, named by its headers
+    big = json.loads(sync_redis.lindex("celery", -1))
+    big["headers"]["task"] = "uploads.store"
+    big["body"] = base64.b64encode(b"x" * 300_000).decode()
+    sync_redis.lpush("celery", json.dumps(big).encode())
+    assert len(json.dumps(big)) > 400_000
     lengths = {key: sync_redis.llen(key) for key in (b"celery", b"celery\x06\x166")}
     assert lengths[b"celery\x06\x166"] == SENT["mail.send"] // 2  # the priority list is used
-    total = sum(SENT.values()) + 1
+    total = sum(SENT.values()) + 2
     config = SourceConfig(name="tasks", system="celery", redis_url=redis_url)
     async with adapter_of(config) as adapter:
         manager = CensusManager()
@@ -45,7 +54,7 @@ async def test_a_celery_queue_is_counted_exactly_by_task_name(celery_app, redis_
         finally:
             await manager.close()
     assert result.state is CensusState.DONE, result
-    assert counts(result) == {**SENT, UNKNOWN_NAME: 1}
+    assert counts(result) == {**SENT, UNKNOWN_NAME: 1, "uploads.store": 1}
     assert result.read == total and result.note is None
     assert result.principals is None  # Celery records no principal of its own
     assert probe.worst_cpu < 0.02

@@ -123,3 +123,23 @@ async def test_the_read_script_marks_missing_and_wrong_type_keys(redis_client) -
     ]
     reply = await read_heads(redis_client, ["s", "h"], (), 4096)
     assert list(heads(reply, 1)) == [(1, ((b"y" * 4096, 5000),)), (-1, ((None, 0),))]
+
+
+@pytest.mark.redis
+async def test_the_envelope_script_cuts_out_a_long_body_and_drops_what_stays_long(
+    redis_client,
+) -> None:
+    from jobbridge.adapters.celery.census import count_page as celery_page
+    from jobbridge.census.store import script
+
+    head = {"content-type": "application/json", "headers": {"task": "t.big", "id": "1"}}
+    big = json.dumps({"body": "QUJD" * 50_000, **head}).encode()
+    huge_headers = json.dumps({"body": "", "headers": {"task": "t.x", "pad": "y" * 90_000}})
+    await redis_client.rpush("q", b"small", big, huge_headers.encode())
+    envelopes = redis_client.register_script(script("envelopes"))
+    flat = await envelopes(keys=["q"], args=[0, -1, 65_536])
+    assert flat[0:2] == [b"small", 5]
+    assert flat[3] == len(big) and len(flat[2]) < 200 and b'"body": ""' in flat[2]
+    assert flat[4:6] == [None, len(huge_headers)]
+    page = celery_page(b"", [(flat[i], flat[i + 1]) for i in range(0, 6, 2)])
+    assert page.names == {"t.big": 1, UNKNOWN_NAME: 2}
