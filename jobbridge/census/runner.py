@@ -42,6 +42,10 @@ WRITE_EVERY_S = 0.5
 MAX_RUNNING = 2
 #: characters of an error kept in a failed result
 MAX_ERROR_CHARS = 300
+#: after each step, a pause of this share of the step's time: a census is background work,
+#: and the Redis it keeps busy also serves the system's workers (and this process's requests
+#: share its cores), so it takes about two thirds of the time at most
+PAUSE_RATIO = 0.5
 
 Progress = Callable[[int, int], None]
 
@@ -175,6 +179,7 @@ async def run_census(
     for key, length in zip(plan.lists, lengths, strict=True):
         offset = 0
         while offset < length:
+            step_started = time.monotonic()
             stop = min(offset + plan.page, length) - 1
             elements: list[Any]
             if plan.read is not None:
@@ -195,7 +200,7 @@ async def run_census(
                 if not await store.write(token, fields):
                     raise LeaseLost
                 last_write = time.monotonic()
-            await asyncio.sleep(0)
+            await asyncio.sleep((time.monotonic() - step_started) * PAUSE_RATIO)
     end_lengths, _ = await _lengths(plan)
     note = coverage_note(total, sum(end_lengths), tally.read, short, tally.missing)
     if problems:

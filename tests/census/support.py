@@ -4,6 +4,7 @@ worst lag while a census runs, and waiting for a census to end."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,7 +36,16 @@ class LagProbe:
         self.worst = 0.0
         self.worst_cpu = 0.0
         self.ticks = 0
+        #: the longest garbage collection meanwhile, in any thread (it holds every thread)
+        self.worst_gc = 0.0
+        self._gc_started = 0.0
         self._task: asyncio.Task[None] | None = None
+
+    def _gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.worst_gc = max(self.worst_gc, time.perf_counter() - self._gc_started)
 
     async def _tick(self) -> None:
         while True:
@@ -46,10 +56,12 @@ class LagProbe:
             self.ticks += 1
 
     def __enter__(self) -> LagProbe:
+        gc.callbacks.append(self._gc)
         self._task = asyncio.create_task(self._tick())
         return self
 
     def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._gc)
         assert self._task is not None
         self._task.cancel()
 

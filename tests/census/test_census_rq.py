@@ -61,7 +61,8 @@ async def test_a_million_job_rq_queue_is_counted_exactly_with_the_loop_free(
         sync_redis.flushdb(asynchronous=True)
     print(
         f"\n1M census: worst loop lag {probe.worst * 1000:.1f} ms "
-        f"({probe.worst_cpu * 1000:.1f} ms of the loop's own CPU), "
+        f"({probe.worst_cpu * 1000:.1f} ms of the loop's own CPU, "
+        f"longest garbage collection {probe.worst_gc * 1000:.1f} ms), "
         f"{len(seen)} progress reads, took {(result.finished_at - result.started_at)}"  # type: ignore[operator]
     )
     assert result.state is CensusState.DONE, result
