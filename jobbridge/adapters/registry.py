@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from jobbridge.adapters.contract import JobAdapter
+    from jobbridge.census.model import CensusPlan
     from jobbridge.model import Action, Worker
     from jobbridge.settings import Role, SourceConfig
 
@@ -182,6 +183,9 @@ class SystemSpec:
     worker_busy: Callable[[Worker], bool | None] | None = None
     #: how a search matches its jobs and what it covers
     search: SearchSpec = field(default_factory=SearchSpec)
+    #: how a census reads one of its queues: (adapter, queue) -> the plan (jobbridge.census);
+    #: None: its sources have no queue census
+    census: Callable[[JobAdapter, str], CensusPlan] | None = None
 
     def shown_columns(self) -> tuple[str, ...]:
         """The list columns its pages may have, in display order."""

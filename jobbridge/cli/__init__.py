@@ -19,6 +19,7 @@ import click
 from jobbridge import __version__
 from jobbridge.adapters import action_notes
 from jobbridge.cli.admin import acl, doctor
+from jobbridge.cli.census import census
 from jobbridge.cli.common import (
     EXIT_OK,
     EXIT_REFUSED,
@@ -249,6 +250,7 @@ def _action_help(action: Action) -> str:
 for _action in Action:
     main.add_command(_action_command(_action))
 main.add_command(acl)
+main.add_command(census)
 main.add_command(compare)
 main.add_command(doctor)
 main.add_command(search_command)

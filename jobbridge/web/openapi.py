@@ -33,6 +33,7 @@ from jobbridge.model import (
 )
 from jobbridge.serialize import JsonField, json_fields, optional
 from jobbridge.web import actuator
+from jobbridge.web.census_views import census_paths
 from jobbridge.web.series_schema import series_paths
 
 
@@ -418,6 +419,7 @@ def _paths(prefix: str) -> dict[str, Any]:
             for action, summary in _action_summaries()
         },
         **series_paths(api, _SOURCE, _AUTH_ERRORS),
+        **census_paths(api, _SOURCE, _AUTH_ERRORS),
         f"{api}/counters": {
             "get": {
                 "summary": "Every source's counters (or why they could not be read).",

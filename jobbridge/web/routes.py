@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from jobbridge.web import api, compare_views, search_views, series_api, views
+from jobbridge.web import api, census_views, compare_views, search_views, series_api, views
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: the action segment of action URLs
@@ -37,6 +37,8 @@ def setup_routes(app: web.Application, prefix: str) -> None:
     router.add_get(
         f"{p}/jobs/{{source}}/lists/{{list}}", views.job_list_fragment, name="source_list"
     )
+    router.add_get(f"{p}/census/{{source}}", census_views.card, name="census")
+    router.add_post(f"{p}/census/{{source}}", census_views.start, name="census_start")
     router.add_static(f"{p}/static", STATIC_DIR, name="static")
     # JSON API.
     router.add_get(f"{p}/api/openapi.json", api.openapi, name="api_openapi")
@@ -49,6 +51,10 @@ def setup_routes(app: web.Application, prefix: str) -> None:
     router.add_get(f"{p}/api/compare", compare_views.api_compare, name="api_compare")
     router.add_get(f"{p}/api/audit", api.audit, name="api_audit")
     router.add_get(f"{p}/api/search", search_views.api_search, name="api_search")
+    census = f"{p}/api/sources/{{source}}/queues/{{queue:.+}}/census"
+    router.add_post(census, census_views.api_start, name="api_census_start")
+    router.add_get(census, census_views.api_result, name="api_census")
+    census_views.install(app)
     # Root machine endpoints.
     router.add_get("/healthz", api.healthz, name="healthz")
     router.add_get("/readyz", api.readyz, name="readyz")

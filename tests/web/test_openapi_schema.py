@@ -7,6 +7,7 @@ document does not list fails here. Autumn runs on the emulator, RQ and Celery on
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import re
 from collections.abc import Iterator
@@ -304,3 +305,29 @@ def test_every_record_is_a_component() -> None:
     assert set(RECORDS) <= set(schemas)
     for schema in schemas.values():
         Draft202012Validator.check_schema(schema)
+
+
+# ---------------------------------------------------------------------------- queue census
+
+
+async def test_census_responses_match_the_document(sync_redis, redis_url) -> None:
+    from tests.census.seed import seed_rq_queue
+
+    seed_rq_queue(sync_redis, 2_500, queue="default")
+    async with rq_api(redis_url) as api:
+        checker = Checker(api.client, api.headers, api.source)
+        await checker.load()
+        template = f"{PREFIX}/api/sources/{{source}}/queues/{{queue}}/census"
+        path = f"{PREFIX}/api/sources/{api.source}/queues/default/census"
+        status, _ = await checker.call("get", path, template)
+        assert status == 404
+        status, body = await checker.call("post", path, template)
+        assert status == 202 and body["state"] == "running", body
+        for _ in range(600):
+            status, body = await checker.call("get", path, template)
+            if body["state"] != "running":
+                break
+            await asyncio.sleep(0.05)
+        assert status == 200 and body["state"] == "done" and body["read"] == 2_500, body
+        status, _ = await checker.call("post", path.replace("default", "nope"), template)
+        assert status == 404

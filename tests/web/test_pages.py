@@ -78,7 +78,9 @@ async def test_source_page_has_autumn_layout(client, autumn_emulator: Autumn) ->
     titles = re.findall(r"<h2>([^<]+)</h2>", html)
     # The charts (issue 17) sit between the counters and Autumn's lists.
     assert titles[0] == "Throughput" and 'hx-get="/admin/charts/orders"' in html
-    assert titles[1:7] == [
+    # then the queue census card (issue 18), loaded by its own request
+    assert titles[1] == "What is waiting" and 'hx-get="/admin/census/orders"' in html
+    assert titles[2:8] == [
         "Enqueued",
         "Scheduled",
         "Running",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from jobbridge.adapters.autumn import census
 from jobbridge.adapters.autumn.keys import DEFAULT_KEY_PREFIX
 from jobbridge.adapters.detection import DETECT_SCAN_LIMIT, probe, zsets
 from jobbridge.adapters.fields import text
@@ -119,4 +120,5 @@ SYSTEM = SystemSpec(
         "processing, the newest 250 completed jobs of the last 24 h and 250 dead of the last "
         "7 days (Autumn keeps at most 1,000 of each list), and the id's own record",
     ),
+    census=census.plan,
 )

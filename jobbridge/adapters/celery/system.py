@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from jobbridge.adapters.celery import grants
+from jobbridge.adapters.celery import census, grants
 from jobbridge.adapters.detection import any_key, probe
 from jobbridge.adapters.registry import (
     AclGrants,
@@ -234,4 +234,5 @@ SYSTEM = SystemSpec(
         "running, the newest 250 succeeded and failed tasks of jobbridge's result index "
         "(it holds what it has seen in the last 7 days), and the id's own result",
     ),
+    census=census.plan,
 )

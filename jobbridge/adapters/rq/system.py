@@ -15,6 +15,7 @@ from jobbridge.adapters.registry import (
     SearchSpec,
     SystemSpec,
 )
+from jobbridge.adapters.rq import census
 from jobbridge.adapters.rq.keys import DEFAULT_KEY_PREFIX
 from jobbridge.model import Action, Worker
 
@@ -156,4 +157,5 @@ SYSTEM = SystemSpec(
         "registries, the newest 250 of the finished and failed registries (RQ keeps them "
         "until their TTL, so a busy queue holds more), and the id's own hash",
     ),
+    census=census.plan,
 )
