@@ -22,6 +22,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, cast
 
 from jobbridge.census.model import CensusResult, CensusState, Counted
+from jobbridge.leases import Lease
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -48,7 +49,7 @@ class CensusStore:
         self.source = source
         self.queue = queue
         self.base = f"{prefix}census:{source}:{queue}:"
-        self._lease = client.register_script(script("lease"))
+        self._lease = Lease(client, self.lease_key)
         self._write = client.register_script(script("write"))
 
     @property
@@ -61,10 +62,10 @@ class CensusStore:
 
     async def take_lease(self, token: str) -> bool:
         """Take the lease (or keep it); False: another process runs this census."""
-        return bool(await self._lease(keys=[self.lease_key], args=[token, LEASE_MS]))
+        return await self._lease.hold(token, LEASE_MS)
 
     async def release(self, token: str) -> None:
-        await self._lease(keys=[self.lease_key], args=[token, 0])
+        await self._lease.release(token)
 
     async def write(
         self, token: str, fields: dict[str, str | int], *, first: bool = False, last: bool = False

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, cast
 
+from jobbridge.leases import Lease
 from jobbridge.series.model import POINTS, STEP_S, Series, SeriesPoint, Window
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class SeriesStore:
         self.source = source
         self.base = f"{prefix}series:{source}:"
         self._write = client.register_script(script("write"))
-        self._lease = client.register_script(script("lease"))
+        self._lease = Lease(client, self.lease_key)
 
     # ------------------------------------------------------------------ keys
 
@@ -80,11 +81,11 @@ class SeriesStore:
 
     async def hold_lease(self, token: str, ttl_ms: int) -> bool:
         """Take the lease, or keep it when this token holds it; False: another does."""
-        return bool(await self._lease(keys=[self.lease_key], args=[token, ttl_ms]))
+        return await self._lease.hold(token, ttl_ms)
 
     async def release(self, token: str) -> None:
         """Let the lease go at once (a closing replica), when this token holds it."""
-        await self._lease(keys=[self.lease_key], args=[token, 0])
+        await self._lease.release(token)
 
     async def cursor(self) -> str | None:
         raw = await self.client.get(self.cursor_key)

@@ -86,19 +86,7 @@ SYSTEM = SystemSpec(
         "principal_id",
         "correlation_id",
     ),
-    # Autumn's admin page has every one of them
-    list_columns=(
-        "enqueued",
-        "started",
-        "finished",
-        "runtime",
-        "wait",
-        "attempts",
-        "worker",
-        "principal",
-        "correlation",
-        "error",
-    ),
+    # list_columns: every one (Autumn's admin page has them all)
     attempts=AttemptsSpec(
         label="Attempts",
         means="the attempt the job is on, of its max_attempts (Autumn's record keeps both)",

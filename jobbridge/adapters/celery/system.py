@@ -199,18 +199,6 @@ SYSTEM = SystemSpec(
         "principal_id",
         "correlation_id",
     ),
-    list_columns=(
-        "enqueued",
-        "started",
-        "finished",
-        "runtime",
-        "wait",
-        "attempts",
-        "worker",
-        "principal",
-        "correlation",
-        "error",
-    ),
     attempts=AttemptsSpec(
         label="Attempt",
         means="the run a task is on: Celery's retries + 1 (its max_retries lives in the "

@@ -112,20 +112,8 @@ SYSTEM = SystemSpec(
         "principal_id",
         "correlation_id",
     ),
-    # RQ keeps no finish time for a waiting job, no principal of its own (a keyword
-    # argument principal_id / correlation_id fills those columns where producers pass one)
-    list_columns=(
-        "enqueued",
-        "started",
-        "finished",
-        "runtime",
-        "wait",
-        "attempts",
-        "worker",
-        "principal",
-        "correlation",
-        "error",
-    ),
+    # list_columns: every one; RQ keeps no principal of its own, but a keyword argument
+    # principal_id / correlation_id fills those columns where producers pass one
     attempts=AttemptsSpec(
         label="Retries",
         means="retries left of the job's Retry policy (RQ counts retries_left down and keeps "

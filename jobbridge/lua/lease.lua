@@ -1,5 +1,6 @@
--- Take, keep or give up the lease that makes one replica the runner of a queue's census, so
--- that two replicas asked at once do not read the same queue twice.
+-- Take, keep or give up a lease: the key that makes one replica the one doing a piece of
+-- background work (writing a source's chart series, running a queue's census), so that
+-- replicas sharing a Redis do not do it twice. jobbridge/leases.py runs it.
 --
 -- KEYS[1]: the lease (string: the holder's token)
 -- ARGV[1]: the taker's token
@@ -14,12 +15,8 @@ if ARGV[2] == '0' then
   end
   return 0
 end
-if holder == false then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-if holder == ARGV[1] then
-  -- SET rather than PEXPIRE: the commands of an operator's ACL user (jobbridge acl) suffice
+if holder == false or holder == ARGV[1] then
+  -- SET PX renews too: an operator's ACL user (jobbridge acl) may SET but not PEXPIRE
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
 end
