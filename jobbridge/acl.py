@@ -49,7 +49,8 @@ READ_COMMANDS = (
 )
 #: how redis-py runs a registered script (EVALSHA, then SCRIPT LOAD on NOSCRIPT)
 SCRIPT_COMMANDS = ("evalsha", "script|load")
-#: what jobbridge's action scripts run (jobbridge/adapters/lua/*.lua)
+#: what jobbridge's scripts run: the actions (jobbridge/adapters/**/lua/*.lua), the lease and
+#: the chart series' and census's writes (jobbridge/lua, jobbridge/series/lua, census/lua)
 SCRIPT_WRITES = (
     "set",
     "del",
@@ -67,6 +68,10 @@ SCRIPT_WRITES = (
     "publish",
     # Celery: out of jobbridge's failed index
     "hdel",
+    # the chart series' writes (jobbridge/series/lua/write.lua) on jobbridge's own keys
+    "hincrby",
+    "hsetnx",
+    "zremrangebyscore",
 )
 
 

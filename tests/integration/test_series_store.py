@@ -111,3 +111,30 @@ async def test_hostile_names_stay_in_their_own_keys(redis_client: redis.asyncio.
     # A broken field reads as unknown, not as an error.
     await redis_client.hset(store.points_key(Window.HOUR, queue), f"c:{NOW // 60 * 60}", "x")
     assert (await store.read(Window.HOUR, queue, NOW)).points[-1].completed == 0
+
+
+@pytest.mark.parametrize("system", ["rq", "autumn"])
+async def test_an_operator_redis_user_keeps_the_lease_and_writes(
+    redis_url: str, sync_redis, system: str
+) -> None:
+    """The user `jobbridge acl --role operator` prints may renew the lease (SET PX, not
+    PEXPIRE) and run the series' write script, whatever the source's system."""
+    from jobbridge.acl import acl_rules
+    from jobbridge.settings import SourceConfig
+
+    source = SourceConfig(name="src", system=system, redis_url=redis_url)
+    user = f"series-operator-{system}"
+    rules = acl_rules([source], "operator")
+    sync_redis.execute_command("ACL", "SETUSER", user, "reset", "on", ">pw", *rules)
+    client = redis.asyncio.Redis.from_url(redis_url.replace("redis://", f"redis://{user}:pw@"))
+    try:
+        store = SeriesStore(client, source.jobbridge_prefix, "src")
+        assert await store.hold_lease("t1", 10_000)
+        assert await store.hold_lease("t1", 10_000)  # renewed
+        assert await write(store, "t1", jobs=[job("a", NOW), job("b", NOW, failed=True)]) == 2
+        series = await store.read(Window.HOUR, None, NOW)
+        assert sum(p.completed for p in series.points) == 1
+        assert sum(p.failed for p in series.points) == 1
+    finally:
+        await client.aclose()
+        sync_redis.execute_command("ACL", "DELUSER", user)
