@@ -405,3 +405,30 @@ async def test_a_big_tail_is_timed_from_the_step_without_reading_it_again(
         assert exact_age(queue(counters, "celery"), at), counters
         sync_redis.delete("celery")  # taken: the counters' LLEN says so at once
         assert queue(await adapter.counters(), "celery").oldest_enqueued_age_s is None
+
+
+async def test_a_waiting_row_is_enqueued_at_its_task_sent_time(
+    redis_url: str, celery_app: Celery
+) -> None:
+    from jobbridge.model import ListName, SnapshotQuery
+
+    async with adapter_on(redis_url) as adapter:
+        task_id, at = sent_at(celery_app, "add", 1, 2)
+        await async_wait_for(lambda: adapter.sent_times.get(task_id) is not None, "task-sent")
+        shot = await adapter.snapshot(SnapshotQuery.build())
+        row = next(r for r in shot.lists[ListName.ENQUEUED].items if r.id == task_id)
+        assert row.enqueued_at is not None
+        assert abs(row.enqueued_at.timestamp() - at) < 1.5, (row.enqueued_at, at)
+
+
+async def test_without_sent_events_a_waiting_row_has_no_enqueue_time(
+    redis_url: str, celery_app: Celery
+) -> None:
+    from jobbridge.model import ListName, SnapshotQuery
+
+    celery_app.conf.task_send_sent_event = False
+    async with adapter_on(redis_url) as adapter:
+        task_id, _ = sent_at(celery_app, "add", 1, 2)
+        shot = await adapter.snapshot(SnapshotQuery.build())
+        row = next(r for r in shot.lists[ListName.ENQUEUED].items if r.id == task_id)
+        assert row.enqueued_at is None

@@ -551,6 +551,9 @@ class CeleryAdapter:
                 step_words = (
                     "" if len(self.keys.priority_steps) == 1 else f" (priority step {step})"
                 )
+                # a message has no enqueue time of its own: its task-sent event, when the app
+                # sends them and this process heard it, is that time
+                sent_ms = self.sent_times.get(message.task_id)
                 rows.append(
                     records.message_row(
                         self.source,
@@ -559,6 +562,7 @@ class CeleryAdapter:
                         queue=queue,
                         status=JobStatus.ENQUEUED,
                         raw_status=f"waiting{step_words}",
+                        held_since=times.epoch_ms(sent_ms),
                         extra={"place in line": str(ahead + span.place(offset_in))},
                     )
                 )

@@ -84,7 +84,8 @@ def message_row(
 ) -> JobRecord:
     """A row for a message waiting in a queue list or held in ``unacked``. A waiting message
     of a task names its entry (its digest): two messages may carry one task id, and each
-    row's page and cancel must reach its own."""
+    row's page and cancel must reach its own. ``held_since``: when it was held, or for a
+    waiting one when its task was sent (its enqueue time)."""
     task_id = message.task_id or message_id(raw)
     entry = message_id(raw) if message.task_id and status is JobStatus.ENQUEUED else None
     retries = message.retries
