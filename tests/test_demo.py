@@ -231,7 +231,7 @@ def test_demo_shows_three_live_systems_and_leaves_nothing_behind(demo: Demo) -> 
     overview = demo.get("/jobs")
     for name, system in sources.items():
         assert f'href="/admin/jobs/{name}"' in overview
-        assert f"<td>{system}</td>" in overview
+        assert f'<td data-label="System">{system}</td>' in overview
 
     # Every descendant now (workers, prefork children, RQ's horse, redis-server), and any
     # process started with the demo's layout later, is gone once the demo has stopped.
