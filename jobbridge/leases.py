@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 
 @functools.cache
-def _text() -> str:
+def script_text() -> str:
+    """The lease script, as shipped."""
     return (resources.files("jobbridge") / "lua" / "lease.lua").read_text("utf-8")
 
 
@@ -23,7 +24,7 @@ class Lease:
 
     def __init__(self, client: Redis, key: str) -> None:
         self.key = key
-        self._script: AsyncScript = client.register_script(_text())
+        self._script: AsyncScript = client.register_script(script_text())
 
     async def hold(self, token: str, ttl_ms: int) -> bool:
         """Take the lease, or renew it when this token holds it; False: another does."""
