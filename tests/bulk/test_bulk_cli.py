@@ -64,17 +64,13 @@ def test_yes_runs_with_a_progress_bar_and_a_summary(
 ) -> None:
     seed(autumn_emulator)
     discard = ("discard", "--all", "--redis", redis_url, "--error-contains", "ValueError")
-    result = run(
-        "discard", "--all", "--redis", redis_url, "--error-contains", "ValueError", "--yes"
-    )
+    result = run(*discard, "--yes")
     assert result.exit_code == 0, result.output
     assert "discard 20 jobs" in result.output  # the progress bar's label
     assert "done: acted on 20 of 20 jobs: done 20" in result.output
     assert dead(autumn_emulator) == 30
     # Nothing left to discard: exit 0, nothing to do.
-    result = run(
-        "discard", "--all", "--redis", redis_url, "--error-contains", "ValueError", "--yes"
-    )
+    result = run(*discard, "--yes")
     assert result.exit_code == 0, result.output
     assert "0 jobs match" in result.output and "nothing to do" in result.output
 
