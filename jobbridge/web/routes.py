@@ -6,15 +6,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from jobbridge.web import (
-    api,
-    bulk_api,
-    census_views,
-    compare_views,
-    search_views,
-    series_api,
-    views,
-)
+import jobbridge.web.bulk_api as bulk_api
+from jobbridge.web import api, census_views, compare_views, search_views, series_api, views
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: the action segment of action URLs
