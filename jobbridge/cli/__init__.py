@@ -18,7 +18,9 @@ import click
 
 from jobbridge import __version__
 from jobbridge.adapters import action_notes
+from jobbridge.bulk.model import BULK_ACTIONS
 from jobbridge.cli.admin import acl, doctor
+from jobbridge.cli.bulk import FILTER_FLAGS, bulk_filter, bulk_options, run_bulk
 from jobbridge.cli.census import census
 from jobbridge.cli.common import (
     EXIT_OK,
@@ -36,6 +38,7 @@ from jobbridge.cli.common import (
 from jobbridge.cli.compare import compare
 from jobbridge.cli.search import search_command, where_is
 from jobbridge.errors import ConfigError
+from jobbridge.filters import JobFilter
 from jobbridge.model import Action, ListName, Outcome, SnapshotQuery
 from jobbridge.render import render_detail, render_snapshot
 from jobbridge.serialize import action_json, audit_json, detail_json, snapshot_json
@@ -181,6 +184,8 @@ def _one_source(service: JobService, name: str | None) -> str:
 
 
 def _action_command(action: Action) -> click.Command:
+    bulk = action in BULK_ACTIONS
+
     @config_option
     @redis_option
     @click.option(
@@ -194,7 +199,7 @@ def _action_command(action: Action) -> click.Command:
     )
     @entry_option
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    @click.argument("job_ids", nargs=-1, required=True)
+    @click.argument("job_ids", nargs=-1, required=not bulk)
     def command(
         config_path: Path | None,
         redis_url: str | None,
@@ -203,12 +208,28 @@ def _action_command(action: Action) -> click.Command:
         entry: str | None,
         as_json: bool,
         job_ids: tuple[str, ...],
+        **bulk_flags: Any,
     ) -> None:
+        bulk_all = bool(bulk_flags.pop("bulk_all", False))
+        if bulk:
+            job_filter = _bulk_arguments(bulk_all, job_ids, entry, bulk_flags)
         settings = cli_settings(config_path, redis_url)
         who = actor or f"cli:{getpass.getuser()}"
 
         async def use(service: JobService) -> int:
             name = _one_source(service, source_name)
+            if bulk_all:
+                return await run_bulk(
+                    service,
+                    name,
+                    action,
+                    ListName(bulk_flags["bulk_list"]),
+                    job_filter,
+                    who,
+                    dry_run=bulk_flags["dry_run"],
+                    yes=bulk_flags["yes"],
+                    as_json=as_json,
+                )
             worst = EXIT_OK
             for job_id in job_ids:
                 result = await service.act(name, job_id, action, who, entry=entry)
@@ -226,7 +247,29 @@ def _action_command(action: Action) -> click.Command:
         sys.exit(code)
 
     command.__doc__ = _action_help(action)
+    if bulk:
+        command = bulk_options(action)(command)
     return click.command(action.value)(command)
+
+
+def _bulk_arguments(
+    bulk_all: bool, job_ids: tuple[str, ...], entry: str | None, flags: dict[str, Any]
+) -> JobFilter:
+    """The filter of a bulk command's flags; a usage error when they do not fit together."""
+    values = {name: flags.get(f"filter_{name}") for name in FILTER_FLAGS}
+    given = [FILTER_FLAGS[name] for name, value in values.items() if value is not None]
+    if bulk_all:
+        if job_ids:
+            raise click.UsageError("give job ids or --all, not both")
+        if entry is not None:
+            raise click.UsageError("--entry names one job's entry: not with --all")
+        return bulk_filter(values)
+    extra = given + [f for f in ("--dry-run", "--yes") if flags.get(f[2:].replace("-", "_"))]
+    if extra:
+        raise click.UsageError(f"{', '.join(extra)} only with --all")
+    if not job_ids:
+        raise click.UsageError("give job ids, or --all with filter flags")
+    return JobFilter()
 
 
 #: What each action's help says before the notes of the systems that offer it

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+import jobbridge.web.bulk_api as bulk_api
 from jobbridge.web import api, census_views, compare_views, search_views, series_api, views
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -55,6 +56,11 @@ def setup_routes(app: web.Application, prefix: str) -> None:
     router.add_post(census, census_views.api_start, name="api_census_start")
     router.add_get(census, census_views.api_result, name="api_census")
     census_views.install(app)
+    bulk = f"{p}/api/sources/{{source}}/bulk"
+    router.add_post(bulk, bulk_api.start, name="api_bulk_start")
+    router.add_get(f"{bulk}/{{run}}", bulk_api.read, name="api_bulk")
+    router.add_post(f"{bulk}/{{run}}/confirm", bulk_api.confirm, name="api_bulk_confirm")
+    router.add_post(f"{bulk}/{{run}}/cancel", bulk_api.cancel, name="api_bulk_cancel")
     # Root machine endpoints.
     router.add_get("/healthz", api.healthz, name="healthz")
     router.add_get("/readyz", api.readyz, name="readyz")
