@@ -11,7 +11,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -30,8 +30,11 @@ from jobbridge.adapters.redis_errors import UNAVAILABLE_ERRORS as UNAVAILABLE_ER
 from jobbridge.adapters.redis_errors import read_again_after_drop, redis_errors
 from jobbridge.adapters.redis_errors import unavailable_detail as unavailable_detail
 from jobbridge.adapters.stopping import cancel_until_done
+from jobbridge.bulk.model import BulkRun
+from jobbridge.bulk.runner import BulkManager
 from jobbridge.coalescer import Coalescer as Coalescer
 from jobbridge.errors import SourceTimedOut, SourceUnavailable, UnknownSource
+from jobbridge.filters import JobFilter
 from jobbridge.model import (
     MAX_JOB_ID_CHARS,
     Action,
@@ -203,6 +206,7 @@ class JobService:
         self._redetecting: asyncio.Task[None] | None = None
         #: whether ``start`` ran (a source added later starts its background work at once)
         self._started = False
+        self._bulk: BulkManager | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -312,6 +316,8 @@ class JobService:
                     pass
 
     async def close(self) -> None:
+        if self._bulk is not None:
+            await self._bulk.close()
         # No source is added once closing has begun.
         redetecting, self._redetecting = self._redetecting, None
         if redetecting is not None:
@@ -636,6 +642,54 @@ class JobService:
             result.outcome.value,
         )
         return result
+
+    # ------------------------------------------------------------ bulk actions (issue 19)
+
+    @property
+    def bulk(self) -> BulkManager:
+        """The bulk runs (jobbridge/bulk/runner.py), made on first use."""
+        if self._bulk is None:
+            self._bulk = BulkManager(self)
+        return self._bulk
+
+    async def bulk_start(
+        self,
+        source: str,
+        action: Action,
+        which: ListName,
+        job_filter: JobFilter,
+        actor: str,
+        *,
+        ids: Sequence[str] = (),
+    ) -> BulkRun:
+        """Start a bulk run as a dry run: matching in the background (MATCHING -> MATCHED);
+        returns at once.
+
+        Raises:
+            UnknownSource; BulkError: a wrong action or list, too many ids; BulkBusy.
+        """
+        return await self.bulk.start(source, action, which, job_filter, actor, ids)
+
+    async def bulk_confirm(self, source: str, run_id: str, count: int, actor: str) -> BulkRun:
+        """Act on exactly the ids the dry run matched, in the background.
+
+        Raises:
+            BulkForbidden: read-only mode. BulkNotFound; BulkWrongState: not MATCHED;
+            BulkCountMismatch: ``count`` is not ``run.matched``; BulkBusy.
+        """
+        return await self.bulk.confirm(source, run_id, count, actor)
+
+    async def bulk_read(self, source: str, run_id: str) -> BulkRun | None:
+        """A bulk run as stored (by any replica); None: no such run, or it expired."""
+        return await self.bulk.read(source, run_id)
+
+    async def bulk_cancel(self, source: str, run_id: str, actor: str) -> BulkRun:
+        """Stop a bulk run between two batches (the rest untouched).
+
+        Raises:
+            BulkNotFound: no such run.
+        """
+        return await self.bulk.cancel(source, run_id, actor)
 
 
 #: a row whose id no route can name says so instead of offering actions that cannot be sent
