@@ -112,10 +112,11 @@ async def filtered_page(
     page_no: int | None,
     per_page: int | None,
     *,
-    look_back: int = LOOK_BACK,
+    look_back: int | None = None,
 ) -> FilteredPage:
     """Page ``page_no`` of the rows of list ``name`` that match, among its newest
     ``look_back`` rows. Raises what the snapshot raises (SourceUnavailable...)."""
+    look_back = LOOK_BACK if look_back is None else look_back
     size = MAX_HISTORY_PER_PAGE if name in HISTORY_LISTS else MAX_PER_PAGE
     size = min(size, look_back)
     matches: list[JobRecord] = []

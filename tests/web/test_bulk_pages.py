@@ -102,7 +102,6 @@ async def test_bounded_look_back_says_how_far_it_looked(
     client, autumn_emulator: Autumn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(filtered_lists, "LOOK_BACK", 4)
-    monkeypatch.setattr(filtered_lists.filtered_page, "__kwdefaults__", {"look_back": 4})
     for i in range(7):
         seed.fail(autumn_emulator, "Timeout" if i % 2 else "other")
     html = await (await client.get("/admin/jobs/orders?failed_error_contains=timeout")).text()
@@ -272,3 +271,27 @@ async def test_bulk_posts_need_the_csrf_token(client, autumn_emulator: Autumn) -
         response = await client.post(f"{run}/{tail}", data={"count": "1"})
         assert response.status == 403, tail
     assert len(autumn_emulator.dead_raw()) == 1
+
+
+async def test_an_operator_drops_a_dry_run_a_viewer_may_not(
+    make_client, autumn_emulator: Autumn
+) -> None:
+    seed.fail(autumn_emulator)
+    seed.fail(autumn_emulator)
+    client = await make_client(auth=auth_config())
+    viewer, operator = bearer(VIEWER_TOKEN), bearer(OPERATOR_TOKEN)
+    run = await _start(client, {"list": "failed", "bulk": "discard:matches"}, operator)
+    html = await _until(client, run, "matched", operator)
+    assert "data-bulk-drop" in html
+    refused = await client.post(f"{run}/cancel", headers=viewer)
+    assert refused.status == 403
+    dropped = await client.post(f"{run}/cancel", headers=operator, allow_redirects=False)
+    assert dropped.status == 303 and dropped.headers["Location"] == run
+    html = unescape(await _until(client, run, "canceled", operator))
+    assert "Canceled by token:ops-bot: 0 jobs were acted on, the other 2 untouched." in html, html[
+        html.index("<main") :
+    ]
+    assert "data-bulk-confirm" not in html
+    late = await client.post(f"{run}/confirm", data={"count": "2"}, headers=operator)
+    assert late.status == 409
+    assert len(autumn_emulator.dead_raw()) == 2
