@@ -295,3 +295,18 @@ async def test_an_operator_drops_a_dry_run_a_viewer_may_not(
     late = await client.post(f"{run}/confirm", data={"count": "2"}, headers=operator)
     assert late.status == 409
     assert len(autumn_emulator.dead_raw()) == 2
+
+
+async def test_hostile_filter_values_stay_text(client, autumn_emulator: Autumn) -> None:
+    seed.fail(autumn_emulator)
+    hostile = '"><script>alert(1)</script>'
+    response = await client.get(
+        "/admin/jobs/orders", params={"failed_name": hostile, "enqueued_queue": hostile}
+    )
+    assert response.status == 200
+    html = await response.text()
+    assert "<script>alert(1)" not in html
+    assert "&#34;&gt;&lt;script&gt;" in html or "&quot;&gt;&lt;script&gt;" in html
+    response = await client.get("/admin/jobs/orders", params={"failed_worker": "w" * 300})
+    section = _section(await response.text(), "failed")
+    assert "longer than 200 characters" in section
