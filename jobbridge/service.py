@@ -668,7 +668,8 @@ class JobService:
         Raises:
             UnknownSource; BulkError: a wrong action or list, too many ids; BulkBusy.
         """
-        return await self.bulk.start(source, action, which, job_filter, actor, ids)
+        async with redis_errors(source):
+            return await self.bulk.start(source, action, which, job_filter, actor, ids)
 
     async def bulk_confirm(self, source: str, run_id: str, count: int, actor: str) -> BulkRun:
         """Act on exactly the ids the dry run matched, in the background.
@@ -677,11 +678,13 @@ class JobService:
             BulkForbidden: read-only mode. BulkNotFound; BulkWrongState: not MATCHED;
             BulkCountMismatch: ``count`` is not ``run.matched``; BulkBusy.
         """
-        return await self.bulk.confirm(source, run_id, count, actor)
+        async with redis_errors(source):
+            return await self.bulk.confirm(source, run_id, count, actor)
 
     async def bulk_read(self, source: str, run_id: str) -> BulkRun | None:
         """A bulk run as stored (by any replica); None: no such run, or it expired."""
-        return await self.bulk.read(source, run_id)
+        async with redis_errors(source):
+            return await self.bulk.read(source, run_id)
 
     async def bulk_cancel(self, source: str, run_id: str, actor: str) -> BulkRun:
         """Stop a bulk run between two batches (the rest untouched).
@@ -689,7 +692,8 @@ class JobService:
         Raises:
             BulkNotFound: no such run.
         """
-        return await self.bulk.cancel(source, run_id, actor)
+        async with redis_errors(source):
+            return await self.bulk.cancel(source, run_id, actor)
 
 
 #: a row whose id no route can name says so instead of offering actions that cannot be sent

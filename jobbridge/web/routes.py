@@ -8,6 +8,7 @@ from aiohttp import web
 
 from jobbridge.web import (
     api,
+    bulk_api,
     bulk_views,
     census_views,
     compare_views,
@@ -49,12 +50,12 @@ def setup_routes(app: web.Application, prefix: str) -> None:
     router.add_post(f"{p}/census/{{source}}", census_views.start, name="census_start")
     router.add_static(f"{p}/static", STATIC_DIR, name="static")
     # bulk pages (issue 19): a dry run, its confirm, progress and summary
-    bulk = f"{p}/bulk/{{source}}"
-    router.add_post(bulk, bulk_views.start, name="bulk_start")
-    router.add_get(f"{bulk}/{{run}}", bulk_views.page, name="bulk_page")
-    router.add_get(f"{bulk}/{{run}}/progress", bulk_views.progress, name="bulk_progress")
-    router.add_post(f"{bulk}/{{run}}/confirm", bulk_views.confirm, name="bulk_confirm")
-    router.add_post(f"{bulk}/{{run}}/cancel", bulk_views.cancel, name="bulk_cancel")
+    bulk_page = f"{p}/bulk/{{source}}"
+    router.add_post(bulk_page, bulk_views.start, name="bulk_start")
+    router.add_get(f"{bulk_page}/{{run}}", bulk_views.page, name="bulk_page")
+    router.add_get(f"{bulk_page}/{{run}}/progress", bulk_views.progress, name="bulk_progress")
+    router.add_post(f"{bulk_page}/{{run}}/confirm", bulk_views.confirm, name="bulk_confirm")
+    router.add_post(f"{bulk_page}/{{run}}/cancel", bulk_views.cancel, name="bulk_cancel")
     # JSON API.
     router.add_get(f"{p}/api/openapi.json", api.openapi, name="api_openapi")
     router.add_get(f"{p}/api/sources", api.sources, name="api_sources")
@@ -70,6 +71,11 @@ def setup_routes(app: web.Application, prefix: str) -> None:
     router.add_post(census, census_views.api_start, name="api_census_start")
     router.add_get(census, census_views.api_result, name="api_census")
     census_views.install(app)
+    bulk = f"{p}/api/sources/{{source}}/bulk"
+    router.add_post(bulk, bulk_api.start, name="api_bulk_start")
+    router.add_get(f"{bulk}/{{run}}", bulk_api.read, name="api_bulk")
+    router.add_post(f"{bulk}/{{run}}/confirm", bulk_api.confirm, name="api_bulk_confirm")
+    router.add_post(f"{bulk}/{{run}}/cancel", bulk_api.cancel, name="api_bulk_cancel")
     # Root machine endpoints.
     router.add_get("/healthz", api.healthz, name="healthz")
     router.add_get("/readyz", api.readyz, name="readyz")
