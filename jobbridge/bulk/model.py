@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from jobbridge.errors import JobbridgeError
-from jobbridge.filters import JobFilter
+from jobbridge.filters import FILTERABLE, JobFilter
 from jobbridge.model import Action, JobRecord, ListName, Outcome, api
 
 #: the actions a bulk run takes
@@ -67,9 +67,7 @@ class BulkRun:
     id: str
     source: str
     action: Action = field(metadata=api("retry, discard or cancel", values=BULK_ACTIONS))
-    list: ListName = field(
-        metadata=api("the list it takes jobs from (failed, enqueued, scheduled)")
-    )
+    list: ListName = field(metadata=api("the list it takes jobs from", values=FILTERABLE))
     filter: JobFilter
     ids: tuple[str, ...] = field(
         metadata=api("the rows an operator ticked (the filter is then not used); empty: by filter")

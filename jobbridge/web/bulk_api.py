@@ -166,3 +166,171 @@ async def cancel(request: web.Request) -> web.Response:
     except BulkError as exc:
         raise _refusal(exc) from None
     return json_response(bulk_json(run))
+
+
+# -------------------------------------------------------------------- the OpenAPI part
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def bulk_run_schema(record: dict[str, Any]) -> dict[str, Any]:
+    """The BulkRun component: the record's own schema (``record``), plus ``progress``."""
+    progress = {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 1,
+        "description": "jobs acted on of those matched (0 while matching; 1 when done)",
+    }
+    return {
+        **record,
+        "required": [*record["required"], "progress"],
+        "properties": {**record["properties"], "progress": progress},
+    }
+
+
+def bulk_paths(api: str, source: dict[str, Any], auth_errors: dict[str, Any]) -> dict[str, Any]:
+    """The bulk endpoints' part of the OpenAPI document (jobbridge.web.openapi)."""
+    run = {
+        "name": "run",
+        "in": "path",
+        "required": True,
+        "description": "the bulk run's id (as its creation returned it)",
+        "schema": {"type": "string", "maxLength": 200},
+    }
+    reply = {"application/json": {"schema": {"$ref": "#/components/schemas/BulkRun"}}}
+    csrf = (
+        " Browser sessions must send the X-CSRF-Token header; every request must pass the "
+        "Origin / Sec-Fetch-Site check."
+    )
+    unavailable = {"503": _error("The source's Redis is unavailable.")}
+    filter_schema = {
+        "type": "object",
+        "description": "JobFilter fields as text (every field set must hold; times: 15m, 1h, "
+        "7d ago or ISO 8601)",
+        "properties": {name: {"type": ["string", "null"]} for name in FIELD_NAMES},
+        "additionalProperties": False,
+    }
+    body = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["action"],
+                    "properties": {
+                        "action": {"enum": [a.value for a in BULK_ACTIONS]},
+                        "list": {
+                            "enum": [n.value for n in FILTERABLE],
+                            "description": "default: enqueued for cancel, else failed",
+                        },
+                        "filter": filter_schema,
+                        "ids": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "maxItems": MAX_TICKED,
+                            "description": "the rows an operator ticked: then the filter is "
+                            "not used",
+                        },
+                    },
+                }
+            }
+        },
+    }
+    count = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["count"],
+                    "properties": {
+                        "count": {
+                            "type": "integer",
+                            "description": "the dry run's matched count, as the operator saw it",
+                        }
+                    },
+                }
+            }
+        },
+    }
+    base = f"{api}/sources/{{source}}/bulk"
+    return {
+        base: {
+            "post": {
+                "summary": "Start a bulk retry, discard or cancel as a dry run: the list is "
+                "walked in the background, matching ids kept; read it until it is matched.",
+                "description": "Any role may start one (a dry run changes nothing), in "
+                "read-only mode too." + csrf,
+                "parameters": [source],
+                "requestBody": body,
+                "responses": {
+                    "202": {"description": "Started (state matching).", "content": reply},
+                    "400": _error(
+                        "A wrong action, list, filter or ids (bad_action, bad_list, "
+                        "bad_filter, bad_ids, bad_request)."
+                    ),
+                    **auth_errors,
+                    "404": _error("No such source."),
+                    "413": _error("The body is too large (too_large)."),
+                    "429": _error(
+                        "This jobbridge runs its most bulk runs at once (busy), or too many "
+                        "failed sign-ins from this address."
+                    ),
+                    **unavailable,
+                },
+            }
+        },
+        f"{base}/{{run}}": {
+            "get": {
+                "summary": "A bulk run: its dry run's count and sample, then its progress, "
+                "counts per outcome and the jobs not acted on (kept for a day).",
+                "parameters": [source, run],
+                "responses": {
+                    "200": {"description": "OK", "content": reply},
+                    **auth_errors,
+                    "404": _error("No such source or run (or it expired)."),
+                    **unavailable,
+                },
+            }
+        },
+        f"{base}/{{run}}/confirm": {
+            "post": {
+                "summary": "Act on exactly the jobs the dry run matched, in small batches "
+                "through each job's own action script.",
+                "description": "Operator role required; refused in read-only mode (403)." + csrf,
+                "parameters": [source, run],
+                "requestBody": count,
+                "responses": {
+                    "202": {"description": "Running.", "content": reply},
+                    "400": _error("No count (bad_count)."),
+                    **auth_errors,
+                    "404": _error("No such source or run (or it expired)."),
+                    "409": _error(
+                        "The count is not the dry run's (count_mismatch), or the run is not "
+                        "a finished dry run (wrong_state)."
+                    ),
+                    "413": _error("The body is too large (too_large)."),
+                    **unavailable,
+                },
+            }
+        },
+        f"{base}/{{run}}/cancel": {
+            "post": {
+                "summary": "Stop a bulk run between two batches (the rest untouched), or end a "
+                "dry run so it cannot be confirmed.",
+                "description": "Operator role required." + csrf,
+                "parameters": [source, run],
+                "responses": {
+                    "200": {"description": "Stopped, or stopping.", "content": reply},
+                    **auth_errors,
+                    "404": _error("No such source or run (or it expired)."),
+                    **unavailable,
+                },
+            }
+        },
+    }

@@ -15,7 +15,9 @@ from typing import Any
 
 import jobbridge
 from jobbridge.adapters import action_notes, names
+from jobbridge.bulk.model import BulkRun, BulkSkip
 from jobbridge.compare import WORST_FIRST, CompareRow, Direction, Rates, SortKey
+from jobbridge.filters import JobFilter
 from jobbridge.model import (
     DONE_WORDS,
     Action,
@@ -33,6 +35,7 @@ from jobbridge.model import (
 )
 from jobbridge.serialize import JsonField, json_fields, optional
 from jobbridge.web import actuator
+from jobbridge.web.bulk_api import bulk_paths, bulk_run_schema
 from jobbridge.web.census_views import census_paths
 from jobbridge.web.series_schema import series_paths
 
@@ -60,6 +63,9 @@ RECORDS: dict[str, type] = {
     "AuditEntry": AuditEntry,
     "CompareRow": CompareRow,
     "Rates": Rates,
+    "BulkRun": BulkRun,
+    "BulkSkip": BulkSkip,
+    "JobFilter": JobFilter,
 }
 _SCHEMA_NAMES = {cls: name for name, cls in RECORDS.items()}
 _SCALARS: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
@@ -262,7 +268,8 @@ def schemas() -> dict[str, Any]:
                     "type": "string",
                     "description": "not_found, wrong_state, conflict, corrupt, unavailable, "
                     "forbidden, unauthorized, too_many_attempts, csrf, cross_origin, internal, "
-                    "bad_query",
+                    "bad_query; bulk runs: bad_action, bad_list, bad_filter, bad_ids, "
+                    "bad_count, bad_request, count_mismatch, busy, too_large",
                 },
                 "message": {"type": "string"},
                 "id": {"type": "string", "description": "refused actions: the job id"},
@@ -279,6 +286,7 @@ def schemas() -> dict[str, Any]:
             },
         },
         **{name: record_schema(cls) for name, cls in RECORDS.items()},
+        "BulkRun": bulk_run_schema(record_schema(BulkRun)),
         **_root_schemas(),
     }
 
@@ -420,6 +428,7 @@ def _paths(prefix: str) -> dict[str, Any]:
         },
         **series_paths(api, _SOURCE, _AUTH_ERRORS),
         **census_paths(api, _SOURCE, _AUTH_ERRORS),
+        **bulk_paths(api, _SOURCE, _AUTH_ERRORS),
         f"{api}/counters": {
             "get": {
                 "summary": "Every source's counters (or why they could not be read).",

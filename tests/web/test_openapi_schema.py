@@ -74,11 +74,17 @@ class Checker:
             Draft202012Validator.check_schema(schema)
 
     async def call(
-        self, method: str, path: str, template: str, params: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        template: str,
+        params: dict[str, str] | None = None,
+        body: Any = None,
     ) -> tuple[int, Any]:
-        """Send the request; check its status and body against ``template``'s operation."""
+        """Send the request (``body`` as JSON); check its status and body against
+        ``template``'s operation."""
         send = self.client.post if method == "post" else self.client.get
-        response = await send(path, headers=self.headers, params=params or {})
+        response = await send(path, headers=self.headers, params=params or {}, json=body)
         operation = self.document["paths"][template][method]
         status = str(response.status)
         assert status in operation["responses"], f"{method} {path}: {status} not documented"
@@ -330,4 +336,49 @@ async def test_census_responses_match_the_document(sync_redis, redis_url) -> Non
             await asyncio.sleep(0.05)
         assert status == 200 and body["state"] == "done" and body["read"] == 2_500, body
         status, _ = await checker.call("post", path.replace("default", "nope"), template)
+        assert status == 404
+
+
+# ---------------------------------------------------------------------------- bulk runs
+
+
+async def test_bulk_responses_match_the_document(sync_redis, redis_url) -> None:
+    queue = Queue("default", connection=sync_redis)
+    queue.enqueue_many([Queue.prepare_data(rq_tasks.record) for _ in range(3)])
+    async with rq_api(redis_url) as api:
+        checker = Checker(api.client, api.headers, api.source)
+        await checker.load()
+        base = f"{PREFIX}/api/sources/{{source}}/bulk"
+        path = f"{PREFIX}/api/sources/{api.source}/bulk"
+        status, run = await checker.call(
+            "post", path, base, body={"action": "cancel", "filter": {"queue": "default"}}
+        )
+        assert status == 202 and run["state"] == "matching", run
+        status, bad = await checker.call("post", path, base, body={"action": "stop"})
+        assert status == 400, bad
+        one = f"{path}/{run['id']}"
+        for _ in range(600):
+            status, run = await checker.call("get", one, f"{base}/{{run}}")
+            if run["state"] != "matching":
+                break
+            await asyncio.sleep(0.05)
+        assert (status, run["state"], run["matched"]) == (200, "matched", 3), run
+        assert len(run["sample"]) == 3
+        status, _ = await checker.call(
+            "post", f"{one}/confirm", f"{base}/{{run}}/confirm", body={"count": 2}
+        )
+        assert status == 409
+        status, run = await checker.call(
+            "post", f"{one}/confirm", f"{base}/{{run}}/confirm", body={"count": 3}
+        )
+        assert status == 202, run
+        for _ in range(600):
+            status, run = await checker.call("get", one, f"{base}/{{run}}")
+            if run["state"] == "done":
+                break
+            await asyncio.sleep(0.05)
+        assert run["outcomes"] == {"done": 3} and run["progress"] == 1, run
+        status, run = await checker.call("post", f"{one}/cancel", f"{base}/{{run}}/cancel")
+        assert (status, run["state"]) == (200, "done"), run
+        status, _ = await checker.call("get", f"{path}/0123abcd", f"{base}/{{run}}")
         assert status == 404
