@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from jobbridge.adapters import ConfirmStep, confirm_step
+from jobbridge.filters import FIELD_NAMES, FILTERABLE
 from jobbridge.model import ListName, reachable_id
 from jobbridge.web import keys
 from jobbridge.web.auth import Principal
@@ -24,6 +25,9 @@ from jobbridge.web.sessions import FlashKind
 
 #: the query parameters that page a source page's lists
 _LIST_PAGES = frozenset(f"{name.value}_page" for name in ListName)
+#: the query parameters that filter a source page's lists (``failed_name``...: see
+#: jobbridge.web.filtered_lists)
+_LIST_FILTERS = frozenset(f"{name.value}_{field}" for name in FILTERABLE for field in FIELD_NAMES)
 
 
 class Ui:
@@ -132,11 +136,23 @@ class Ui:
         return next((str(i.name) for i in lists if i.page.total), names[0])
 
     def _list_query(self) -> dict[str, str]:
-        """The page's own list parameters (``<list>_page``, ``per_page``), nothing else."""
-        return {
+        """The page's own list parameters (``<list>_page``, ``per_page``, the lists' filters),
+        nothing else."""
+        query = {
             key: value[:20]
             for key, value in self.request.query.items()
             if key == "per_page" or key in _LIST_PAGES
+        }
+        return {**query, **self.filter_query()}
+
+    def filter_query(self, name: str | None = None) -> dict[str, str]:
+        """The lists' filter parameters of this page (of list ``name`` only, when given)."""
+        return {
+            key: value[:400]
+            for key, value in self.request.query.items()
+            if key in _LIST_FILTERS
+            and value.strip()
+            and (name is None or key.startswith(f"{name}_"))
         }
 
     def tab_url(self, source: str, name: str) -> str:
@@ -149,6 +165,7 @@ class Ui:
         wanted = {"page": query.get(f"{name}_page"), "per_page": query.get("per_page")}
         url = f"{self.prefix}/jobs/{quote(source, safe='')}/lists/{quote(name, safe='')}"
         shown = {k: v for k, v in wanted.items() if v is not None}
+        shown.update(self.filter_query(name))
         return url + ("?" + urlencode(shown) if shown else "")
 
     @cached_property
@@ -156,3 +173,15 @@ class Ui:
         """When this page was rendered (UTC, whole seconds): app.js counts relative times
         from it, so a browser's wrong clock does not shift them."""
         return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    # ---------------------------------------------------------------- bulk actions
+
+    def bulk_url(self, source: str, run_id: str | None = None, tail: str = "") -> str:
+        """The bulk page of a source (POST: start a dry run), of one run, or a run's
+        ``confirm`` / ``cancel`` / ``progress`` URL."""
+        url = f"{self.prefix}/bulk/{quote(source, safe='')}"
+        if run_id is not None:
+            url += "/" + quote(run_id, safe="")
+            if tail:
+                url += "/" + quote(tail, safe="")
+        return url

@@ -6,8 +6,16 @@ from pathlib import Path
 
 from aiohttp import web
 
-import jobbridge.web.bulk_api as bulk_api
-from jobbridge.web import api, census_views, compare_views, search_views, series_api, views
+from jobbridge.web import (
+    api,
+    bulk_api,
+    bulk_views,
+    census_views,
+    compare_views,
+    search_views,
+    series_api,
+    views,
+)
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: the action segment of action URLs
@@ -41,6 +49,13 @@ def setup_routes(app: web.Application, prefix: str) -> None:
     router.add_get(f"{p}/census/{{source}}", census_views.card, name="census")
     router.add_post(f"{p}/census/{{source}}", census_views.start, name="census_start")
     router.add_static(f"{p}/static", STATIC_DIR, name="static")
+    # bulk pages (issue 19): a dry run, its confirm, progress and summary
+    bulk_page = f"{p}/bulk/{{source}}"
+    router.add_post(bulk_page, bulk_views.start, name="bulk_start")
+    router.add_get(f"{bulk_page}/{{run}}", bulk_views.page, name="bulk_page")
+    router.add_get(f"{bulk_page}/{{run}}/progress", bulk_views.progress, name="bulk_progress")
+    router.add_post(f"{bulk_page}/{{run}}/confirm", bulk_views.confirm, name="bulk_confirm")
+    router.add_post(f"{bulk_page}/{{run}}/cancel", bulk_views.cancel, name="bulk_cancel")
     # JSON API.
     router.add_get(f"{p}/api/openapi.json", api.openapi, name="api_openapi")
     router.add_get(f"{p}/api/sources", api.sources, name="api_sources")

@@ -18,12 +18,13 @@ from jobbridge.model import (
     ListName,
     Outcome,
     Page,
+    Snapshot,
     SnapshotQuery,
     list_title,
 )
 from jobbridge.search import find_id
 from jobbridge.service import SourceStatus
-from jobbridge.web import compare_views, keys
+from jobbridge.web import compare_views, filtered_lists, keys
 from jobbridge.web.api import audit_limit, audit_source, snapshot_query
 from jobbridge.web.auth import too_many_attempts
 from jobbridge.web.context import Ui
@@ -61,6 +62,10 @@ class ListView:
     title: str
     page: Page
     pager: tuple[PagerLink, ...]
+    #: the list's filter as the page got it (None: the list takes none)
+    filter: filtered_lists.ListFilter | None = None
+    #: how far a filter looked (None: no filter)
+    looked: filtered_lists.FilteredPage | None = None
 
 
 def _pager(ui: Ui, source: str, name: ListName, page: Page) -> tuple[PagerLink, ...]:
@@ -71,7 +76,8 @@ def _pager(ui: Ui, source: str, name: ListName, page: Page) -> tuple[PagerLink, 
     per_page = page.per_page if page.per_page != DEFAULT_PER_PAGE else None
 
     def link(number: int) -> str:
-        return ui.source_url(source, **{f"{name.value}_page": number, "per_page": per_page})
+        paging = {f"{name.value}_page": number, "per_page": per_page}
+        return ui.source_url(source, **ui.filter_query(), **paging)
 
     current = min(page.page, pages)
     return (
@@ -105,11 +111,13 @@ async def overview_counters(request: web.Request) -> dict[str, Any]:
 @paced_template("source.html")
 async def source_page(request: web.Request) -> dict[str, Any]:
     source = route_param(request, "source")
-    snapshot = await request.app[keys.SERVICE].snapshot(source, snapshot_query(request))
+    service = request.app[keys.SERVICE]
+    snapshot = await service.snapshot(source, snapshot_query(request))
     ui = Ui(request)
     lists = [
-        ListView(name, list_title(name, snapshot.counters), page, _pager(ui, source, name, page))
-        for name, page in ((n, snapshot.lists[n]) for n in ListName if n in snapshot.lists)
+        await _list_view(request, ui, source, snapshot, name, snapshot.lists[name])
+        for name in ListName
+        if name in snapshot.lists
     ]
     return {
         "ui": ui,
@@ -328,7 +336,32 @@ async def job_list_fragment(request: web.Request) -> web.StreamResponse:
         raise HttpError(404, "not_found", f"Source {source!r} keeps no {name.value} list.")
     ui = Ui(request)
     back = {f"{name.value}_page": page_no, "per_page": per_page, "tab": name.value}
+    back.update(filtered_lists.list_filter(request.query, name).query())
     ui = Ui(request, here=ui.source_url(source, **back))
-    view = ListView(name, list_title(name, snapshot.counters), page, _pager(ui, source, name, page))
+    try:
+        view = await _list_view(request, ui, source, snapshot, name, page, page_no, per_page)
+    except SourceUnavailable:
+        return web.Response(status=204)
     context = {"ui": ui, "source": source, "snapshot": snapshot, "list": view}
     return await render("_live_list.html", request, context)
+
+
+async def _list_view(
+    request: web.Request,
+    ui: Ui,
+    source: str,
+    snapshot: Snapshot,
+    name: ListName,
+    page: Page,
+    page_no: int | None = None,
+    per_page: int | None = None,
+) -> ListView:
+    """One list of a source page, narrowed by its filter when it has one."""
+    if page_no is None:
+        page_no = int_query(request, f"{name.value}_page")
+        per_page = int_query(request, "per_page")
+    shown, wanted, looked = await filtered_lists.narrow(
+        request.app[keys.SERVICE], source, request.query, name, page, page_no, per_page
+    )
+    title = list_title(name, snapshot.counters)
+    return ListView(name, title, shown, _pager(ui, source, name, shown), wanted, looked)

@@ -215,7 +215,9 @@ async def test_every_post_form_carries_the_token(client, autumn_emulator: Autumn
         for form in forms:
             assert f'<input type="hidden" name="_csrf" value="{token}">' in form, path
     page = await (await client.get("/admin/jobs/orders")).text()
-    assert len(re.findall(r'<form method="post"', page)) == 5  # retry, discard, 3 cancels
+    # retry, discard, 3 cancels, and a bulk form on each of the failed, enqueued and scheduled
+    # lists
+    assert len(re.findall(r'<form method="post"', page)) == 8
 
 
 async def test_csrf_token_is_stable_within_a_session(client) -> None:

@@ -133,6 +133,10 @@
     if (panel.querySelector("details[open]")) {
       return "open";
     }
+    // ticked rows (bulk actions): a refresh would untick them
+    if (panel.querySelector("input[data-bulk-tick]:checked")) {
+      return "open";
+    }
     return "";
   }
 
