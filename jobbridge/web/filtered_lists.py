@@ -7,7 +7,7 @@ the enqueued list (``<list>_<field>``, the fields of ``jobbridge.filters.JobFilt
 links, tab links and the live refresh keep them.
 
 A filtered list is read newest first in pages through the service's snapshot (``only`` that
-list; the failed list ``MAX_HISTORY_PER_PAGE`` rows a read, the others ``MAX_PER_PAGE``),
+list; the failed list ``HISTORY_READ`` rows a read, the others ``MAX_PER_PAGE``),
 matched in memory, and the walk stops after ``LOOK_BACK`` rows: a list longer than that says
 how far back the filter looked.
 """
@@ -27,7 +27,6 @@ from jobbridge.filters import (
 )
 from jobbridge.model import (
     HISTORY_LISTS,
-    MAX_HISTORY_PER_PAGE,
     MAX_PER_PAGE,
     JobRecord,
     ListName,
@@ -40,6 +39,10 @@ from jobbridge.service import JobService
 
 #: rows a filtered list looks at in one request, newest first
 LOOK_BACK = 2000
+#: rows of a history (the failed list) read at once: a read of a whole Autumn history (1,000
+#: entries and their records) held the event loop ~100 ms; this many keep each read to a few
+#: ms (as the search's reads, jobbridge/search.py)
+HISTORY_READ = 250
 
 
 def param(name: ListName | str, field: str) -> str:
@@ -117,7 +120,7 @@ async def filtered_page(
     """Page ``page_no`` of the rows of list ``name`` that match, among its newest
     ``look_back`` rows. Raises what the snapshot raises (SourceUnavailable...)."""
     look_back = LOOK_BACK if look_back is None else look_back
-    size = MAX_HISTORY_PER_PAGE if name in HISTORY_LISTS else MAX_PER_PAGE
+    size = HISTORY_READ if name in HISTORY_LISTS else MAX_PER_PAGE
     size = min(size, look_back)
     matches: list[JobRecord] = []
     looked_at = 0

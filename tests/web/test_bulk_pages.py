@@ -114,7 +114,13 @@ async def test_row_ticks_and_bulk_buttons_by_role(make_client, autumn_emulator: 
     job = seed.fail(autumn_emulator)
     seed.enqueue(autumn_emulator, queue="reports")
     client = await make_client(auth=auth_config())
-    html = await (await client.get("/admin/jobs/orders", headers=bearer(OPERATOR_TOKEN))).text()
+    # the queue select lists the queues the source's background discovery has found
+    for _ in range(100):
+        page = await client.get("/admin/jobs/orders", headers=bearer(OPERATOR_TOKEN))
+        html = await page.text()
+        if '<option value="reports"' in html:
+            break
+        await asyncio.sleep(0.05)
     failed = _section(html, "failed")
     assert f'name="ids" value="{job}" form="bulk-failed"' in failed
     assert 'value="retry:selected"' in failed and 'value="discard:matches"' in failed
