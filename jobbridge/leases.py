@@ -4,19 +4,18 @@ gives one up in one step."""
 
 from __future__ import annotations
 
-import functools
-from importlib import resources
 from typing import TYPE_CHECKING
+
+from jobbridge.lua_text import lua_text
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
 
-@functools.cache
 def script_text() -> str:
     """The lease script, as shipped."""
-    return (resources.files("jobbridge") / "lua" / "lease.lua").read_text("utf-8")
+    return lua_text("jobbridge", "lease")
 
 
 class Lease:

@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import functools
 import json
 import typing
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from importlib import resources
 from typing import TYPE_CHECKING, Any, cast
 
 from jobbridge.bulk.model import (
@@ -39,6 +37,7 @@ from jobbridge.bulk.model import (
 )
 from jobbridge.filters import FilterError, JobFilter, filter_query, parse_filter
 from jobbridge.leases import Lease
+from jobbridge.lua_text import lua_text
 from jobbridge.model import Action, JobRecord, ListName
 from jobbridge.serialize import json_fields, optional, to_json
 
@@ -57,10 +56,9 @@ class LeaseLost(Exception):
     """Another process holds the run's lease; this one stops writing."""
 
 
-@functools.cache
 def script(name: str) -> str:
     """The text of ``bulk/lua/<name>.lua``, as shipped."""
-    return (resources.files("jobbridge.bulk") / "lua" / f"{name}.lua").read_text("utf-8")
+    return lua_text("jobbridge.bulk", name)
 
 
 def now_ms() -> int:

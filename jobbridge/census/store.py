@@ -15,14 +15,13 @@ renewal, so a census whose process stopped reads as interrupted soon after.
 
 from __future__ import annotations
 
-import functools
 import json
 from datetime import UTC, datetime
-from importlib import resources
 from typing import TYPE_CHECKING, Any, cast
 
 from jobbridge.census.model import CensusResult, CensusState, Counted
 from jobbridge.leases import Lease
+from jobbridge.lua_text import lua_text
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -35,10 +34,9 @@ LEASE_MS = 15_000
 LEASE_LOST = -1
 
 
-@functools.cache
 def script(name: str) -> str:
     """The text of ``census/lua/<name>.lua``, as shipped."""
-    return (resources.files("jobbridge.census") / "lua" / f"{name}.lua").read_text("utf-8")
+    return lua_text("jobbridge.census", name)
 
 
 class CensusStore:

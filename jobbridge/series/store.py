@@ -16,13 +16,12 @@ a source no longer followed leaves nothing behind for long.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from importlib import resources
 from typing import TYPE_CHECKING, cast
 
 from jobbridge.leases import Lease
+from jobbridge.lua_text import lua_text
 from jobbridge.series.model import POINTS, STEP_S, Series, SeriesPoint, Window
 
 if TYPE_CHECKING:
@@ -38,10 +37,9 @@ MAX_QUEUES = 50
 WINDOWS = (Window.HOUR, Window.DAY)
 
 
-@functools.cache
 def script(name: str) -> str:
     """The text of ``series/lua/<name>.lua``, as shipped."""
-    return (resources.files("jobbridge.series") / "lua" / f"{name}.lua").read_text("utf-8")
+    return lua_text("jobbridge.series", name)
 
 
 #: the write script's refusals
