@@ -48,3 +48,17 @@ class BulkClient:
     async def confirm(self, run: dict[str, Any]) -> None:
         status, body = await self.post(f"/{run['id']}/confirm", {"count": run["matched"]})
         assert status == 202, body
+
+
+def retried_once(
+    done: dict[str, Any], audit: list[dict[str, Any]], outage: list[str], other: list[str]
+) -> list[str]:
+    """The new ids of a finished bulk retry of ``outage``, asserting it did exactly that: each
+    of those jobs retried once, every outcome done, none of ``other`` touched."""
+    count = len(outage)
+    assert (done["acted"], done["outcomes"], done["skipped"]) == (count, {"done": count}, [])
+    retries = [e for e in audit if e["action"] == "retry"]
+    assert sorted(e["job_id"] for e in retries) == sorted(outage), "each retried once"
+    new_ids = [e["new_id"] for e in retries]
+    assert len(set(new_ids)) == count and not set(new_ids) & set(outage + other)
+    return new_ids
